@@ -1,0 +1,73 @@
+# vireo build.  `make` builds build/vireo; `make check` builds and runs every
+# test; `make check-asan` does the same under ASan/UBSan.
+#
+# Sources are found by wildcard, one folder per subsystem, so adding a file
+# to a subsystem never needs a Makefile edit.  Every .c outside main.c goes
+# into build/libvireo.a, which the unit tests link against.
+
+BUILD    ?= build
+CC       ?= gcc
+PKGS     := glib-2.0 json-glib-1.0 liburing zlib libzstd
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+            -Wno-missing-field-initializers -fno-strict-aliasing \
+            -D_GNU_SOURCE -pthread -I. -Iinclude \
+            $(shell pkg-config --cflags $(PKGS))
+LDLIBS   := $(shell pkg-config --libs $(PKGS)) -laio -lpthread -lrt -lm
+ifdef SANITIZE
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+SUBDIRS  := util accel accel/kvm accel/tcg accel/xen vcpu hw virtio block \
+            migration monitor
+LIB_SRCS := $(foreach d,$(SUBDIRS),$(wildcard $(d)/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+UNIT_HELPERS := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
+UNIT_HELPER_OBJS := $(UNIT_HELPERS:%.c=$(BUILD)/%.o)
+
+all: $(BUILD)/vireo
+
+# --whole-archive: device types register themselves from constructors that
+# nothing else references.
+WHOLE = -Wl,--whole-archive $(BUILD)/libvireo.a -Wl,--no-whole-archive
+
+$(BUILD)/vireo: $(BUILD)/main.o $(BUILD)/libvireo.a
+	$(CC) $(LDFLAGS) -o $@ $< $(WHOLE) $(LDLIBS)
+
+$(BUILD)/libvireo.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $(UNIT_HELPER_OBJS) $(BUILD)/libvireo.a
+	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(WHOLE) $(LDLIBS)
+
+# Every public header must compile on its own.
+HEADERS := $(wildcard include/*.h accel/accel.h)
+$(BUILD)/hdrcheck/%.ok: %
+	@mkdir -p $(dir $@)
+	@echo '#include "$<"' | $(CC) $(CFLAGS) -x c -fsyntax-only - && touch $@
+hdrcheck: $(HEADERS:%=$(BUILD)/hdrcheck/%.ok)
+
+include tests/guests/guests.mk
+
+tests: $(BUILD)/vireo $(UNIT_BINS) guests hdrcheck
+
+check: tests
+	python3 tests/run.py --build $(BUILD)
+
+check-asan:
+	$(MAKE) BUILD=build-asan SANITIZE=1 check
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+.PHONY: all tests check check-asan clean hdrcheck guests
+.SECONDARY:
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,80 @@
+/*
+ * The block layer that devices use: one asynchronous backend API over a
+ * format (raw, qcow2) over an engine (io_uring, Linux AIO, thread pool).
+ *
+ * Threading: a device thread that submits requests owns a struct blk_queue;
+ * completions of the requests it submitted run on that thread, from
+ * blk_queue_poll(), when its fd (blk_queue_fd) becomes readable.  Callbacks
+ * never run inside the submitting call.
+ */
+#ifndef VIREO_BLOCK_H
+#define VIREO_BLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct blk;
+struct blk_queue;
+struct opts;
+
+enum blk_cache { BLK_CACHE_WRITEBACK, BLK_CACHE_NONE, BLK_CACHE_WRITETHROUGH,
+		 BLK_CACHE_DIRECTSYNC, BLK_CACHE_UNSAFE };
+enum blk_aio { BLK_AIO_IO_URING, BLK_AIO_NATIVE, BLK_AIO_THREADS };
+
+struct blk_config {
+	const char *file;
+	const char *format;		/* "raw", "qcow2", or NULL to probe */
+	enum blk_cache cache;
+	enum blk_aio aio;
+	bool readonly;
+	bool discard_unmap;		/* discard=unmap (default ignore) */
+};
+
+/* Per-operation statistics for query-blockstats. */
+enum blk_op { BLK_OP_READ, BLK_OP_WRITE, BLK_OP_FLUSH, BLK_OP_DISCARD, BLK_OP_NR };
+struct blk_stats {
+	uint64_t ops[BLK_OP_NR];
+	uint64_t bytes[BLK_OP_NR];
+	uint64_t total_ns[BLK_OP_NR];
+	uint64_t failed[BLK_OP_NR];
+};
+
+/* ret is the byte count (reads/writes) or 0 on success, -errno on failure. */
+typedef void blk_cb(void *opaque, int64_t ret);
+
+struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen);
+/* Flush and close. */
+int blk_close(struct blk *b);
+uint64_t blk_size(const struct blk *b);
+bool blk_is_readonly(const struct blk *b);
+void blk_get_stats(const struct blk *b, struct blk_stats *out);
+
+struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen);
+void blk_queue_free(struct blk_queue *q);
+int blk_queue_fd(struct blk_queue *q);
+/* Run the completions that are ready; returns how many ran. */
+int blk_queue_poll(struct blk_queue *q);
+
+/* Submission: 0, or -errno without calling cb. */
+int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
+	       blk_cb *cb, void *opaque);
+int blk_pwritev(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
+		blk_cb *cb, void *opaque);
+int blk_flush(struct blk_queue *q, blk_cb *cb, void *opaque);
+int blk_discard(struct blk_queue *q, uint64_t off, uint64_t len, blk_cb *cb, void *opaque);
+int blk_write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
+		     blk_cb *cb, void *opaque);
+
+/* -drive: the drives of one machine, by id. */
+struct drive {
+	char *id;
+	char *iface;			/* "virtio", "none" */
+	struct blk_config cfg;
+	struct blk *blk;
+	bool claimed;			/* a device uses it */
+	struct drive *next;
+};
+
+#endif

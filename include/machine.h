@@ -1,0 +1,161 @@
+/*
+ * The machine: owns guest memory, the buses, the vCPUs and the devices of
+ * one VM.  No device keeps global state, so a test can build several
+ * machines in one process.
+ *
+ * Threads: the main thread runs a GLib main loop (m->ctx) that serves the
+ * character devices, the monitor and the machine's own requests; each vCPU
+ * has its own thread (vcpu/); I/O threads belong to the devices.
+ */
+#ifndef VIREO_MACHINE_H
+#define VIREO_MACHINE_H
+
+#include <glib.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "cpu.h"
+#include "memory.h"
+#include "options.h"
+
+struct accel_ops;
+struct vcpu;
+struct pci_host;
+struct drive;
+struct acpi;
+struct machine;
+
+#define MACHINE_MAX_VCPUS 255	/* xAPIC IDs, no interrupt remapping */
+
+struct machine_config {
+	uint64_t ram_size;
+	unsigned smp;
+	const char *accel;		/* "kvm:tcg" */
+	const char *kernel, *initrd, *append;
+	const char *mem_path;
+	bool mem_prealloc;
+	bool no_reboot;
+	bool no_shutdown;
+	bool start_paused;		/* -S */
+	const char *name;
+};
+
+/* A device that wants to hear of reset and teardown embeds one of these. */
+struct device {
+	const char *type;		/* "isa-debug-exit" */
+	char *id;			/* id= or NULL */
+	void (*reset)(struct device *d);
+	void (*destroy)(struct device *d);
+	struct device *next;
+};
+
+/*
+ * A -device driver.  Types register themselves with DEVICE_TYPE() in their
+ * own file; the machine finds them by name.
+ */
+struct device_type {
+	const char *name;
+	const char *help;
+	int (*create)(struct machine *m, struct opts *o, char *err, size_t errlen);
+	struct device_type *next;
+};
+void device_type_register(struct device_type *t);
+#define DEVICE_TYPE(sym, ...)						\
+	static struct device_type sym = { __VA_ARGS__ };		\
+	static void __attribute__((constructor)) sym##_register(void)	\
+	{ device_type_register(&sym); }
+const struct device_type *device_type_find(const char *name);
+void device_types_print(void);
+
+enum machine_request {
+	MACHINE_REQ_NONE,
+	MACHINE_REQ_POWEROFF,		/* guest powered off: exit 0 */
+	MACHINE_REQ_RESET,		/* reboot, or exit with -no-reboot */
+	MACHINE_REQ_EXIT,		/* exit with m->exit_status */
+	MACHINE_REQ_ERROR,		/* VMM error: exit 1 */
+};
+
+enum machine_runstate { RUNSTATE_PRELAUNCH, RUNSTATE_RUNNING, RUNSTATE_PAUSED,
+			RUNSTATE_SHUTDOWN };
+
+/* One e820 entry, as the Linux boot protocol lays it out. */
+struct e820_entry {
+	uint64_t addr, size;
+	uint32_t type;
+} __attribute__((packed));
+#define E820_RAM 1
+#define E820_RESERVED 2
+#define E820_MAX 16
+
+/* Observers of machine events (the monitor turns them into QMP events). */
+struct machine_listener {
+	void (*runstate_changed)(void *opaque, enum machine_runstate s, const char *reason);
+	void (*reset)(void *opaque, bool guest);
+	void (*powerdown)(void *opaque);
+	void *opaque;
+	struct machine_listener *next;
+};
+
+struct machine {
+	struct machine_config cfg;
+	const struct accel_ops *accel;
+	void *accel_state;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct vcpu **vcpus;
+	unsigned nr_vcpus;
+	struct pci_host *pci;
+	struct acpi *acpi;
+	struct device *devices;
+	struct drive *drives;		/* -drive, see block.h */
+	struct machine_listener *listeners;
+	uint64_t rsdp_addr;		/* ACPI RSDP, for the boot loaders */
+	uint32_t nr_irq_pins;		/* GSIs wired to the IOAPIC */
+
+	GMainContext *ctx;
+	GMainLoop *loop;
+
+	pthread_mutex_t lock;		/* guards the fields below */
+	enum machine_request request;
+	enum machine_runstate runstate;
+	int exit_status;
+	char error[256];
+};
+
+/* Build a machine from its config: memory, accelerator, vCPUs, board. */
+int machine_init(struct machine *m, const struct machine_config *cfg, char *err, size_t errlen);
+/* Create one -device. */
+int machine_add_device(struct machine *m, const char *optstr, char *err, size_t errlen);
+/* Load the kernel, set the BSP and start the vCPUs (unless -S). */
+int machine_boot(struct machine *m, char *err, size_t errlen);
+/* Run the main loop until a request ends the VM; returns the exit status. */
+int machine_run(struct machine *m);
+void machine_destroy(struct machine *m);
+
+void machine_add_device_obj(struct machine *m, struct device *d);
+struct device *machine_find_device(struct machine *m, const char *id);
+void machine_add_listener(struct machine *m, struct machine_listener *l);
+
+/* Thread-safe; called from vCPU and device threads. */
+void machine_request_poweroff(struct machine *m);
+void machine_request_reset(struct machine *m);
+void machine_request_exit(struct machine *m, int status);
+void machine_request_error(struct machine *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Pause/resume every vCPU (QMP stop/cont, migration); main thread only. */
+void machine_pause(struct machine *m, const char *reason);
+void machine_resume(struct machine *m);
+/* Ask the guest to power off (ACPI power button). */
+void machine_powerdown(struct machine *m);
+
+/* Interrupts: a GSI line level, or an MSI message. */
+void machine_set_irq(struct machine *m, unsigned gsi, int level);
+void machine_send_msi(struct machine *m, uint64_t addr, uint32_t data);
+
+/* The guest's memory map, for the boot loaders.  Returns the entry count. */
+unsigned machine_e820(const struct machine *m, struct e820_entry *e, unsigned max);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * vCPU threads.  Each vCPU runs on its own host thread, named "CPU n/KVM"
+ * (suffix from the accelerator), with an explicit state machine that other
+ * threads drive:
+ *
+ *   CREATED --start--> RUNNING <--pause/resume--> PAUSED
+ *        \                 \                        /
+ *         +-------------- stop --> STOPPED <-------+
+ *
+ * vcpu_pause() returns only once the thread is outside the guest, so the
+ * caller may then read or write its state.
+ */
+#ifndef VIREO_VCPU_H
+#define VIREO_VCPU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cpu.h"
+
+struct machine;
+
+enum vcpu_state { VCPU_CREATED, VCPU_RUNNING, VCPU_PAUSED, VCPU_STOPPED };
+
+struct vcpu {
+	struct machine *m;
+	unsigned index;
+	uint32_t apic_id;
+	void *accel_state;		/* the accelerator's per-vCPU data */
+
+	pthread_t thread;
+	pid_t tid;			/* host thread id, for query-cpus-fast */
+	bool thread_started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum vcpu_state state;		/* what the thread is doing */
+	enum vcpu_state target;		/* what it was asked to do */
+
+	uint64_t exits;			/* exits handled, for statistics */
+};
+
+struct vcpu *vcpu_create(struct machine *m, unsigned index, char *err, size_t errlen);
+void vcpu_destroy(struct vcpu *v);
+/* Start the host thread; it runs the guest at once unless paused is set. */
+int vcpu_start(struct vcpu *v, bool paused);
+void vcpu_pause(struct vcpu *v);
+void vcpu_resume(struct vcpu *v);
+/* Stop and join the thread. */
+void vcpu_stop(struct vcpu *v);
+enum vcpu_state vcpu_get_state(struct vcpu *v);
+
+#endif

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Run every vireo test and print one summary line.
+
+Unit tests are GTest binaries in BUILD/tests/unit (run with --tap);
+integration tests are Python unittest modules in tests/integration.  The
+last line is "N passed, N failed, N skipped", as CI expects.
+
+    python3 tests/run.py [--build DIR] [-k SUBSTRING]
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_unit(path, counts, timeout):
+    name = os.path.relpath(path, ROOT)
+    try:
+        p = subprocess.run([path, "--tap"], capture_output=True, text=True,
+                           timeout=timeout, cwd=ROOT)
+        out = p.stdout + p.stderr
+        rc = p.returncode
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out += "\nTIMEOUT after %ds" % timeout
+        rc = -1
+    passed = failed = skipped = 0
+    for line in out.splitlines():
+        m = re.match(r"^(not ok|ok) \d+ (.*)", line)
+        if not m:
+            continue
+        if m.group(1) == "not ok":
+            failed += 1
+            print("FAIL %s: %s" % (name, m.group(2)))
+        elif "# SKIP" in m.group(2):
+            skipped += 1
+            print("SKIP %s: %s" % (name, m.group(2)))
+        else:
+            passed += 1
+    if rc != 0 and failed == 0:
+        failed += 1
+        print("FAIL %s: exit status %d" % (name, rc))
+    if failed:
+        print("---- output of %s ----\n%s\n----" % (name, out[-6000:]))
+    return passed, failed, skipped
+
+
+def run_integration(path, counts, timeout):
+    mod = os.path.splitext(os.path.relpath(path, ROOT))[0].replace("/", ".")
+    t0 = time.time()
+    try:
+        p = subprocess.run([sys.executable, "-m", "unittest", "-v", mod],
+                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        out = p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        print("FAIL %s: TIMEOUT after %ds\n%s" % (mod, timeout, err[-6000:]))
+        return 0, 1, 0
+    ran = re.search(r"^Ran (\d+) tests?", out, re.M)
+    total = int(ran.group(1)) if ran else 0
+    failed = skipped = 0
+    m = re.search(r"^FAILED \((.*)\)", out, re.M)
+    if m:
+        for kv in m.group(1).split(","):
+            k, v = kv.strip().split("=")
+            if k in ("failures", "errors", "unexpected successes"):
+                failed += int(v)
+            elif k == "skipped":
+                skipped += int(v)
+    m = re.search(r"^OK \((.*)\)", out, re.M)
+    if m:
+        s = re.search(r"skipped=(\d+)", m.group(1))
+        skipped = int(s.group(1)) if s else 0
+    if not ran:
+        failed = max(failed, 1)
+    for line in out.splitlines():
+        if re.search(r"\.\.\. (FAIL|ERROR)$", line):
+            print("FAIL %s: %s" % (mod, line))
+        elif re.search(r"\.\.\. skipped", line):
+            print("SKIP %s: %s" % (mod, line))
+    if failed:
+        print("---- output of %s ----\n%s\n----" % (mod, out[-8000:]))
+    passed = total - failed - skipped
+    print("     %s: %d tests in %.1fs" % (mod, total, time.time() - t0))
+    return passed, failed, skipped
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("-k", default="", help="only tests whose file name contains this")
+    ap.add_argument("--timeout", type=int, default=900)
+    a = ap.parse_args()
+    build = os.path.abspath(os.path.join(ROOT, a.build))
+    os.environ["VIREO_BUILD"] = build
+
+    total = [0, 0, 0]
+    unit_dir = os.path.join(build, "tests", "unit")
+    units = sorted(os.path.join(unit_dir, f) for f in os.listdir(unit_dir)
+                   if f.startswith("test_") and not f.endswith((".o", ".d"))) \
+        if os.path.isdir(unit_dir) else []
+    integ_dir = os.path.join(ROOT, "tests", "integration")
+    integs = sorted(os.path.join(integ_dir, f) for f in os.listdir(integ_dir)
+                    if f.startswith("test_") and f.endswith(".py"))
+    for path in units:
+        if a.k in os.path.basename(path):
+            r = run_unit(path, total, a.timeout)
+            total = [x + y for x, y in zip(total, r)]
+    for path in integs:
+        if a.k in os.path.basename(path):
+            r = run_integration(path, total, a.timeout)
+            total = [x + y for x, y in zip(total, r)]
+    print("%d passed, %d failed, %d skipped" % tuple(total))
+    return 1 if total[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
