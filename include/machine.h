@@ -40,6 +40,7 @@ struct machine_config {
 	bool no_shutdown;
 	bool start_paused;		/* -S */
 	const char *name;
+	const char *serial[4];		/* -serial per COM port; NULL: none */
 };
 
 /* A device that wants to hear of reset and teardown embeds one of these. */

@@ -42,6 +42,10 @@ struct vcpu {
 	uint64_t exits;			/* exits handled, for statistics */
 };
 
+/* The vCPU whose thread is running (NULL on other threads): lets a device
+ * with per-CPU registers, like a LAPIC, tell which vCPU accessed it. */
+extern __thread struct vcpu *current_vcpu;
+
 struct vcpu *vcpu_create(struct machine *m, unsigned index, char *err, size_t errlen);
 void vcpu_destroy(struct vcpu *v);
 /* Start the host thread; it runs the guest at once unless paused is set. */
