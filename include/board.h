@@ -1,0 +1,19 @@
+/*
+ * The legacy PC devices that every machine has, created by machine_init.
+ * (-device types register themselves with DEVICE_TYPE instead.)
+ */
+#ifndef VIREO_BOARD_H
+#define VIREO_BOARD_H
+
+#include <stddef.h>
+
+struct machine;
+
+/* 16550A UART number index (COM1..COM4) on a -serial backend spec ("none": not created). */
+int uart_create(struct machine *m, unsigned index, const char *spec, char *err, size_t errlen);
+/* MC146818 RTC and CMOS (time, memory size, RTC interrupt on IRQ 8). */
+int rtc_create(struct machine *m, char *err, size_t errlen);
+/* i8042 keyboard controller: its reset line reboots the machine. */
+int i8042_create(struct machine *m, char *err, size_t errlen);
+
+#endif
