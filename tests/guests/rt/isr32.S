@@ -1,0 +1,31 @@
+/*
+ * One stub per vector: push the vector number (a dummy error code first
+ * where the CPU pushes none, so the frame is always the same), then the
+ * common path saves the registers and calls isr_dispatch(vector).
+ */
+	.code32
+	.section .text
+	.balign 16
+	.globl isr_stubs
+isr_stubs:
+	vec = 0
+	.rept 256
+	.balign 16
+	.if (vec == 8) || (vec >= 10 && vec <= 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+	.else
+	pushl $0
+	.endif
+	pushl $vec
+	jmp isr_common
+	vec = vec + 1
+	.endr
+
+isr_common:
+	pushal
+	cld
+	pushl 32(%esp)			/* the vector */
+	call isr_dispatch
+	addl $4, %esp
+	popal
+	addl $8, %esp			/* vector and error code */
+	iretl
