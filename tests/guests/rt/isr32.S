@@ -28,4 +28,20 @@ isr_common:
 	addl $4, %esp
 	popal
 	addl $8, %esp			/* vector and error code */
-	iretl
+	/*
+	 * Return without IRET: where KVM runs 32-bit guest code through its
+	 * instruction emulator (nested KVM on PVM, as on the CI host), that
+	 * emulator only knows real-mode IRET and the VM dies with an
+	 * emulation failure.  At the same privilege level IRET is POPF plus
+	 * a far return, so rotate the frame from [EIP][CS][EFLAGS] to
+	 * [EFLAGS][EIP][CS] and do those.  An interrupt taken right after
+	 * POPF nests on top of [EIP][CS] and returns to the LRET.
+	 */
+	pushl %eax			/* [eax][EIP][CS][EFLAGS] */
+	movl 12(%esp), %eax
+	xchgl %eax, 4(%esp)		/* [eax][EFLAGS][CS][EFLAGS], eax = EIP */
+	xchgl %eax, 8(%esp)		/* [eax][EFLAGS][EIP][EFLAGS], eax = CS */
+	movl %eax, 12(%esp)		/* [eax][EFLAGS][EIP][CS] */
+	popl %eax
+	popfl
+	lret
