@@ -96,7 +96,7 @@ out:
 static gboolean on_signal(gpointer opaque)
 {
 	/* SIGINT/SIGTERM: stop the guest and exit 0; disks are flushed on the way out. */
-	machine_request_exit(opaque, 0);
+	machine_quit(opaque, 0, "host-signal");
 	return G_SOURCE_CONTINUE;
 }
 
