@@ -180,7 +180,7 @@ void chardev_write(struct chardev *c, const void *buf, size_t len)
 		goto out;
 	room = CHR_OUTBUF_MAX - c->outbuf->len;
 	if (len > room) {
-		log_once("%s: output dropped, the peer does not keep up", c->spec);
+		log_once("-serial %s: output dropped, the peer does not keep up", c->spec);
 		len = room;
 	}
 	g_byte_array_append(c->outbuf, p, len);
