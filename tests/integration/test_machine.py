@@ -65,6 +65,13 @@ class ExitAndSerial(unittest.TestCase):
         self.assertEqual(r.status, EXIT_FAIL, r)
         self.assertIn("FAIL: ticks=0", r.stdout, r)
 
+    def test_unused_port_writes(self):
+        # Writes to a port nobody claimed are dropped; the guest goes on.
+        r = run_vireo(machine_args(guest("ioloop.pvh.elf"), append="n=1000") +
+                      ["-serial", "stdio"])
+        self.assertEqual(r.status, EXIT_PASS, r)
+        self.assertRegex(r.stdout, r"(?m)^ioloop n=1000 port=0x3000 cycles=\d+$")
+
     def test_serial_file(self):
         with Vm(machine_args(guest("hello.pvh.elf")), serial="file") as vm:
             self.assertEqual(vm.wait(30), EXIT_PASS, vm.stderr())
