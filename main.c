@@ -368,6 +368,8 @@ int main(int argc, char **argv)
 	char err[512] = "";
 	int status = 1, ret;
 
+	/* A reader gone from a pipe or socket is an error to handle, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	c.devices = g_ptr_array_new();
 	c.drives = g_ptr_array_new();
 	c.qmp = g_ptr_array_new();
