@@ -337,11 +337,13 @@ static void lapic_eoi(struct irqchip *c, struct lapic *s)
 	if (v < 0)
 		return;
 	vec_clear(s->isr, v);
-	/* Level-triggered: broadcast the EOI so the IOAPIC clears remote IRR. */
-	if (vec_test(s->tmr, v)) {
-		vec_clear(s->tmr, v);
+	/*
+	 * Level-triggered: broadcast the EOI so the IOAPIC clears remote IRR.
+	 * The TMR bit stays (it changes on acceptance only): Linux reads it
+	 * around the EOI to detect a level interrupt delivered as edge.
+	 */
+	if (vec_test(s->tmr, v))
 		ioapic_eoi(c, v);
-	}
 	if (lapic_pending_vector(s) >= 0)
 		irqchip_defer_kick(c, s->index);
 }

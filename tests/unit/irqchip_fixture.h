@@ -24,6 +24,8 @@ struct fix {
 	/* Callbacks come from the timer thread too. */
 	unsigned kicks[FIX_CPUS], inits[FIX_CPUS], sipis[FIX_CPUS];
 	uint8_t sipi_vector[FIX_CPUS];
+	/* Kick handler asks the irqchip again, as a vCPU thread would. */
+	bool reenter;
 };
 
 static void fix_kick(void *opaque, unsigned cpu)
@@ -32,6 +34,8 @@ static void fix_kick(void *opaque, unsigned cpu)
 
 	g_assert_cmpuint(cpu, <, FIX_CPUS);
 	__atomic_add_fetch(&f->kicks[cpu], 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&f->reenter, __ATOMIC_SEQ_CST))
+		irqchip_has_interrupt(f->c, cpu);
 }
 
 static void fix_init(void *opaque, unsigned cpu)

@@ -318,6 +318,71 @@ static void test_msi(void)
 	fix_free(f);
 }
 
+struct stress {
+	struct fix *f;
+	unsigned cpu;
+	bool stop;
+	unsigned taken;
+};
+
+static void *stress_vcpu(void *opaque)
+{
+	struct stress *st = opaque;
+	struct fix *f = st->f;
+	unsigned n = 0;
+
+	current_vcpu = &f->v[st->cpu];
+	while (!__atomic_load_n(&st->stop, __ATOMIC_SEQ_CST)) {
+		if (irqchip_ack_interrupt(f->c, st->cpu) >= 0) {
+			__atomic_add_fetch(&st->taken, 1, __ATOMIC_SEQ_CST);
+			apic_eoi(f, st->cpu);
+		}
+		if (++n % 64 == 0)
+			send_ipi(f, st->cpu, !st->cpu, 0x50);
+	}
+	return NULL;
+}
+
+/*
+ * Devices, two vCPUs and kick handlers that call back into the irqchip,
+ * all at once: nothing deadlocks and everything ends acknowledged.
+ */
+static void test_concurrent(void)
+{
+	struct fix *f = fix_new(2);
+	struct stress st[2] = { { .f = f, .cpu = 0 }, { .f = f, .cpu = 1 } };
+	pthread_t t[2];
+
+	enable_all(f, 2);
+	ioapic_route(f, 10, (1ull << 15) | 0x3a);	/* level, CPU 0 */
+	__atomic_store_n(&f->reenter, true, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 2; i++)
+		g_assert_cmpint(pthread_create(&t[i], NULL, stress_vcpu, &st[i]), ==, 0);
+	for (int i = 0; i < 20000; i++) {
+		irqchip_send_msi(f->c, 0xfee00000 | (i & 1) << 12, 0x60 + (i & 15));
+		irqchip_set_irq(f->c, 10, i & 1);
+	}
+	irqchip_set_irq(f->c, 10, 0);
+	for (int i = 0; i < 2; i++) {
+		/* Whatever the scheduling, each vCPU gets to take something. */
+		for (int w = 0; w < 10000 && !__atomic_load_n(&st[i].taken, __ATOMIC_SEQ_CST); w++)
+			g_usleep(1000);
+		__atomic_store_n(&st[i].stop, true, __ATOMIC_SEQ_CST);
+		pthread_join(t[i], NULL);
+	}
+	for (unsigned cpu = 0; cpu < 2; cpu++) {
+		g_assert_cmpuint(st[cpu].taken, >, 0);
+		while (irqchip_ack_interrupt(f->c, cpu) >= 0)
+			apic_eoi(f, cpu);
+		for (unsigned r = 0; r < 8; r++) {
+			g_assert_cmphex(apic_rd(f, cpu, APIC_IRR + r * 0x10), ==, 0);
+			g_assert_cmphex(apic_rd(f, cpu, APIC_ISR + r * 0x10), ==, 0);
+		}
+	}
+	g_assert_false(ioapic_rd(f, 0x10 + 20) & (1u << 14));
+	fix_free(f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -335,5 +400,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/irqchip/lapic/timer-periodic", test_timer_periodic);
 	g_test_add_func("/irqchip/lapic/timer-tsc-deadline", test_timer_tsc_deadline);
 	g_test_add_func("/irqchip/lapic/msi", test_msi);
+	g_test_add_func("/irqchip/lapic/concurrent", test_concurrent);
 	return g_test_run();
 }
