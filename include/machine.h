@@ -117,6 +117,8 @@ struct machine {
 
 	GMainContext *ctx;
 	GMainLoop *loop;
+	/* Serves a posted request on ctx (the board's); NULL: only recorded. */
+	GSourceFunc on_request;
 
 	pthread_mutex_t lock;		/* guards the fields below */
 	enum machine_request request;
@@ -151,6 +153,16 @@ void machine_pause(struct machine *m, const char *reason);
 void machine_resume(struct machine *m);
 /* Ask the guest to power off (ACPI power button). */
 void machine_powerdown(struct machine *m);
+/* Reset the whole machine now (guest: the guest asked).  Main thread. */
+int machine_system_reset(struct machine *m, bool guest);
+/*
+ * End machine_run with this exit status; reason as in QMP's SHUTDOWN event
+ * ("guest-shutdown", "host-qmp-quit", "host-signal"...).  Main thread.
+ */
+void machine_quit(struct machine *m, int status, const char *reason);
+
+/* The runstate moved: tell the listeners.  Main thread. */
+void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason);
 
 /* Interrupts: a GSI line level, or an MSI message. */
 void machine_set_irq(struct machine *m, unsigned gsi, int level);
