@@ -128,8 +128,8 @@ struct virtio_dev_ops {
 	int (*start)(struct virtio_dev *vd);
 	/* Reset: stop serving, wait for every in-flight request to finish. */
 	void (*stop)(struct virtio_dev *vd);
-	/* Optional: the driver wrote len bytes of device config at off. */
-	void (*config_write)(struct virtio_dev *vd, unsigned off, unsigned len);
+	/* Optional: the driver wrote size bytes of device config at off. */
+	void (*config_write)(struct virtio_dev *vd, unsigned off, unsigned size, uint64_t val);
 };
 
 struct virtio_dev {
@@ -179,6 +179,9 @@ void virtq_disable_notify(struct virtq *vq);
 /* Ask for kicks again; true if chains arrived meanwhile (poll again). */
 bool virtq_enable_notify(struct virtq *vq);
 
+/* The device cannot use a popped chain: break the queue (NEEDS_RESET). */
+void virtq_fail(struct virtq *vq);
+
 /* Copy between a buffer and an iovec array, starting off bytes in. */
 size_t virtio_iov_to_buf(const struct iovec *iov, unsigned cnt, size_t off, void *buf,
 			 size_t len);
@@ -193,6 +196,67 @@ static inline bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit)
 /* Mark the device broken: NEEDS_RESET, config interrupt (first time only). */
 void virtio_dev_set_needs_reset(struct virtio_dev *vd);
 uint8_t virtio_dev_status(const struct virtio_dev *vd);
+
+/* virtio-blk (5.2). */
+#define VIRTIO_BLK_F_SIZE_MAX		1
+#define VIRTIO_BLK_F_SEG_MAX		2
+#define VIRTIO_BLK_F_RO			5
+#define VIRTIO_BLK_F_BLK_SIZE		6
+#define VIRTIO_BLK_F_FLUSH		9
+#define VIRTIO_BLK_F_TOPOLOGY		10
+#define VIRTIO_BLK_F_MQ			12
+#define VIRTIO_BLK_F_DISCARD		13
+#define VIRTIO_BLK_F_WRITE_ZEROES	14
+
+#define VIRTIO_BLK_T_IN			0
+#define VIRTIO_BLK_T_OUT		1
+#define VIRTIO_BLK_T_FLUSH		4
+#define VIRTIO_BLK_T_GET_ID		8
+#define VIRTIO_BLK_T_DISCARD		11
+#define VIRTIO_BLK_T_WRITE_ZEROES	13
+
+#define VIRTIO_BLK_S_OK			0
+#define VIRTIO_BLK_S_IOERR		1
+#define VIRTIO_BLK_S_UNSUPP		2
+
+#define VIRTIO_BLK_ID_BYTES		20
+#define VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP 1
+
+struct virtio_blk_req_hdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;		/* 512-byte units, whatever the block size */
+};
+
+struct virtio_blk_discard_write_zeroes {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+struct virtio_blk_config {
+	uint64_t capacity;		/* 512-byte sectors */
+	uint32_t size_max;
+	uint32_t seg_max;
+	uint16_t cylinders;
+	uint8_t heads;
+	uint8_t sectors;
+	uint32_t blk_size;
+	uint8_t physical_block_exp;
+	uint8_t alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback;
+	uint8_t unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+} __attribute__((packed));
 
 /*
  * Create a virtio-blk-pci device for each -drive if=virtio that no -device

@@ -58,6 +58,11 @@ static void virtq_break(struct virtq *vq)
 	virtio_dev_set_needs_reset(vq->vd);
 }
 
+void virtq_fail(struct virtq *vq)
+{
+	virtq_break(vq);
+}
+
 /* Host view of a ring area, or NULL if it is not all RAM or misaligned. */
 static void *virtq_map(const struct virtq *vq, uint64_t gpa, uint64_t len, uint64_t align)
 {
