@@ -518,8 +518,9 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 	b->lbs = p->lbs;
 	b->readonly = blk_is_readonly(drv->blk) || drv->cfg.readonly;
 	b->nr_queues = p->num_queues;
+	/* 20 bytes, NUL-padded but not terminated when all are used. */
 	if (p->serial)
-		strncpy(b->serial, p->serial, sizeof(b->serial));
+		memcpy(b->serial, p->serial, MIN(strlen(p->serial), sizeof(b->serial)));
 	b->dev.type = "virtio-blk-pci";
 	b->dev.id = p->id ? g_strdup(p->id) : NULL;
 	b->dev.reset = vblk_reset;
