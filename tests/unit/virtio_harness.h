@@ -56,4 +56,74 @@ uint16_t vh_get_avail_event(struct vh_ring *r);
 uint16_t vh_used_flags(struct vh_ring *r);
 void vh_set_avail_flags(struct vh_ring *r, uint16_t f);
 
+/* ---- a machine with a PCI host and a fake accelerator ---- */
+
+#include <pthread.h>
+
+#include "accel/accel.h"
+#include "machine.h"
+
+#define VH_RAM		(64ull << 20)
+#define VH_MSI_DATA	0x100		/* vector v is programmed as data 0x100 + v */
+#define VH_MAX_FDS	130
+
+struct vh_machine {
+	struct machine m;
+	struct accel_ops ops;
+	pthread_mutex_t lock;
+	unsigned msi[2048];		/* deliveries per vector */
+	int gsi_level[32];
+	unsigned gsi_raised[32];
+	struct { uint64_t addr; int fd; } ioev[VH_MAX_FDS];
+	struct { int fd; uint64_t addr; uint32_t data; } irqfd[VH_MAX_FDS];
+	unsigned nr_ioev, nr_irqfd;
+};
+
+/*
+ * with_fds: the fake accelerator offers ioeventfd and irqfd hooks, which
+ * the harness then plays the kernel for.  Returns 0 or skips the test.
+ */
+int vh_machine_init(struct vh_machine *h, unsigned smp, bool with_fds);
+void vh_machine_destroy(struct vh_machine *h);
+/* Deliveries of vector v so far (MSIs, plus irqfd signals). */
+unsigned vh_msi_count(struct vh_machine *h, unsigned v);
+unsigned vh_gsi_raised(struct vh_machine *h, unsigned gsi);
+
+/* A virtio-pci function, as the driver sees it. */
+struct vh_dev {
+	struct vh_machine *h;
+	uint8_t devfn;
+	uint64_t common, isr, devcfg, notify;
+	uint32_t notify_mult;
+	uint64_t msix_table;
+	uint8_t msix_cap;
+	unsigned nr_queues;		/* num_queues */
+	struct vh_ring ring[64];
+	uint64_t features;		/* offered */
+};
+
+uint32_t vh_pci_read(struct vh_machine *h, uint8_t devfn, unsigned off, unsigned size);
+void vh_pci_write(struct vh_machine *h, uint8_t devfn, unsigned off, unsigned size, uint32_t v);
+/* Find the nth function with virtio device type id; reads its capabilities. */
+bool vh_dev_find(struct vh_machine *h, uint16_t id, unsigned nth, struct vh_dev *d);
+uint64_t vh_common_read(struct vh_dev *d, unsigned off, unsigned size);
+void vh_common_write(struct vh_dev *d, unsigned off, unsigned size, uint64_t v);
+uint8_t vh_status(struct vh_dev *d);
+uint64_t vh_cfg_read(struct vh_dev *d, unsigned off, unsigned size);
+/* MSI-X on, vector v -> data VH_MSI_DATA + v, all unmasked. */
+void vh_msix_enable(struct vh_dev *d);
+void vh_msix_mask(struct vh_dev *d, unsigned v, bool masked);
+/*
+ * The driver's init sequence (3.1.1): reset, ACK, DRIVER, features
+ * (want & offered), FEATURES_OK, nq queues of qsize entries with vector
+ * q + 1 (config: 0), DRIVER_OK.  Returns the final status.
+ */
+uint8_t vh_dev_setup(struct vh_dev *d, uint64_t want, unsigned nq, uint16_t qsize);
+/* Write the notify register of queue q, as the guest would. */
+void vh_kick(struct vh_dev *d, unsigned q);
+/* Wait (up to 10 s) for the next used entry of queue q. */
+bool vh_wait_used(struct vh_dev *d, unsigned q, uint32_t *id, uint32_t *len);
+/* Wait (up to 10 s) until the device status has bits. */
+bool vh_wait_status(struct vh_dev *d, uint8_t bits);
+
 #endif
