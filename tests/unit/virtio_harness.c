@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "accel/accel.h"
+#include "block.h"
 #include "pci.h"
 #include "virtio/virtio-pci.h"
 #include "virtio_harness.h"
@@ -164,6 +165,7 @@ void vh_machine_destroy(struct vh_machine *h)
 			d->destroy(d);
 	}
 	m->devices = NULL;
+	drive_close_all(m);
 	pci_host_destroy(m);
 	guest_mem_destroy(&m->mem);
 	bus_destroy(&m->pio);
