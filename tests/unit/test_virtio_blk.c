@@ -143,7 +143,8 @@ static uint16_t submit(struct bt *t, unsigned q, uint32_t type, uint64_t sector,
 	h->ioprio = 0;
 	h->sector = sector;
 	b[0] = (struct vh_buf){ HDR(q) + 16 * head, 16, false };
-	memcpy(b + 1, data, n * sizeof(*data));
+	if (n)
+		memcpy(b + 1, data, n * sizeof(*data));
 	b[n + 1] = (struct vh_buf){ STATUS(q, head), 1, true };
 	*(uint8_t *)gp(t, b[n + 1].gpa, 1) = 0xff;
 	return vh_ring_add(&t->d.ring[q], b, n + 2, indirect ? TABLE(q) + 256 * head : 0);
