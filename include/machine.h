@@ -25,6 +25,7 @@ struct vcpu;
 struct pci_host;
 struct drive;
 struct acpi;
+struct monitor;
 struct machine;
 
 #define MACHINE_MAX_VCPUS 255	/* xAPIC IDs, no interrupt remapping */
@@ -40,6 +41,7 @@ struct machine_config {
 	bool no_shutdown;
 	bool start_paused;		/* -S */
 	const char *name;
+	const char *uuid;		/* -uuid, or NULL */
 	const char *serial[4];		/* -serial per COM port; NULL: none */
 };
 
@@ -109,6 +111,7 @@ struct machine {
 	unsigned nr_vcpus;
 	struct pci_host *pci;
 	struct acpi *acpi;
+	struct monitor *monitor;	/* QMP, see monitor.h */
 	struct device *devices;
 	struct drive *drives;		/* -drive, see block.h */
 	struct machine_listener *listeners;
