@@ -579,6 +579,7 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 {
 	struct vblk_params p = { .slot = -1 };
 	const char *drive_id, *bus;
+	uint64_t bootindex;
 	struct drive *drv;
 	int ret;
 
@@ -592,6 +593,10 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 	    (ret = opts_get_uint(o, "queue-size", VBLK_QUEUE_SIZE, &p.queue_size, err, errlen)) < 0 ||
 	    (ret = opts_get_size(o, "logical_block_size", 512, &p.lbs, err, errlen)) < 0 ||
 	    (ret = opts_get_size(o, "physical_block_size", 512, &p.pbs, err, errlen)) < 0)
+		return ret;
+	/* libvirt always passes one; vireo boots the kernel directly, so the
+	 * firmware boot order it sets has nothing to act on. */
+	if ((ret = opts_get_uint(o, "bootindex", 0, &bootindex, err, errlen)) < 0)
 		return ret;
 	if (opts_get(o, "addr")) {
 		const char *a = opts_get(o, "addr");

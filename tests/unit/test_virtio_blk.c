@@ -282,6 +282,24 @@ static void test_options(void)
 	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,bogus=1",
 					   err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "bogus"));
+	/* libvirt's spelling is accepted. */
+	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,bus=pci.0,addr=0x6,"
+					   "drive=virtio0,id=virtio-disk0,bootindex=1", err,
+					   sizeof(err)), ==, 0);
+	{
+		struct vh_dev d;
+
+		g_assert_true(vh_dev_find(&h, VIRTIO_ID_BLOCK, 0, &d));
+		g_assert_cmpuint(d.devfn, ==, 6 << 3);
+		g_assert_nonnull(machine_find_device(&h.m, "virtio-disk0"));
+	}
+	{
+		/* Unplug it again (it is the newest device) to free the drive. */
+		struct device *dev = h.m.devices;
+
+		h.m.devices = dev->next;
+		dev->destroy(dev);
+	}
 	/* -drive if=virtio gets its device from the machine, once. */
 	g_assert_cmpint(virtio_blk_create_for_drives(&h.m, err, sizeof(err)), ==, 0);
 	g_assert_cmpint(virtio_blk_create_for_drives(&h.m, err, sizeof(err)), ==, 0);
