@@ -736,7 +736,11 @@ int pci_host_init(struct machine *m, char *err, size_t errlen)
 	h->mmio_next = MEM_PCI_MMIO32_BASE;
 	h->io_next = PCI_IO_ALLOC_BASE;
 
-	ret = bus_register(&m->pio, PCI_CONFIG_ADDRESS, 4, &pci_cf8_ops, h, "pci-config-address");
+	/*
+	 * One byte wide on the bus: a dword access is dispatched by its first
+	 * port, and 0xCF9 on its own is the reset control register (acpi.c).
+	 */
+	ret = bus_register(&m->pio, PCI_CONFIG_ADDRESS, 1, &pci_cf8_ops, h, "pci-config-address");
 	if (ret)
 		goto fail;
 	ret = bus_register(&m->pio, PCI_CONFIG_DATA, 4, &pci_cfc_ops, h, "pci-config-data");
