@@ -154,7 +154,9 @@ static uint64_t pci_bar_target(struct pci_device *d, unsigned i, bool *bad)
 		uint32_t hi = cfg_get(&d->config[PCI_BASE_ADDRESS_0 + 4 * (i + 1)], 4);
 
 		addr = (uint64_t)hi << 32 | (lo & ~0xFu);
+		/* Either half holding its size mask means sizing is under way. */
 		if (!(cmd & PCI_COMMAND_MEMORY) || !addr || hi == 0xFFFFFFFF ||
+		    addr == (mask & ~0xFull) ||
 		    (b->size < MEM_4G && (lo & ~0xFu) == (uint32_t)mask))
 			return 0;
 		if (addr + b->size < addr)
@@ -261,8 +263,10 @@ static void pci_config_write(struct pci_device *d, unsigned off, unsigned size, 
 	/* INTX_DISABLE or the MSI-X enable bit may have changed. */
 	pci_intx_update(d);
 	pthread_mutex_unlock(&d->lock);
-	if (remap)
+	if (remap) {
+		pci_map_bars(d);
 		pci_remap_all(h);
+	}
 	pthread_mutex_unlock(&h->map_lock);
 	if (d->config_written)
 		d->config_written(d, off, size);
