@@ -740,7 +740,11 @@ int pci_host_init(struct machine *m, char *err, size_t errlen)
 	h->mmio_next = MEM_PCI_MMIO32_BASE;
 	h->io_next = PCI_IO_ALLOC_BASE;
 
-	ret = bus_register(&m->pio, PCI_CONFIG_ADDRESS, 4, &pci_cf8_ops, h, "pci-config-address");
+	/*
+	 * One port wide: the bus hands a dword access at 0xCF8 to the range
+	 * that starts there, while 0xCF9 stays free for the reset register.
+	 */
+	ret = bus_register(&m->pio, PCI_CONFIG_ADDRESS, 1, &pci_cf8_ops, h, "pci-config-address");
 	if (ret)
 		goto fail;
 	ret = bus_register(&m->pio, PCI_CONFIG_DATA, 4, &pci_cfc_ops, h, "pci-config-data");
