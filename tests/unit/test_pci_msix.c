@@ -306,6 +306,64 @@ static void test_intx_and_reset(void)
 	fx_free(f);
 }
 
+struct stress {
+	struct fx *f;
+	unsigned iterations;
+};
+
+/* The guest moves the BAR and flips MSI-X masks through ECAM and CF8/CFC. */
+static gpointer stress_guest(gpointer opaque)
+{
+	struct stress *st = opaque;
+	struct fx *f = st->f;
+
+	for (unsigned i = 0; i < st->iterations; i++) {
+		uint64_t to = f->bar + ((i & 1) ? 0x100000 : 0);
+
+		cfg_write(f, 0x10, 4, to);
+		bus_write(&f->m.pio, 0xCF8, 4, 0x80000000u | 3 << 11 | (f->cap & 0xFC));
+		bus_write(&f->m.pio, 0xCFC + 2, 2, PCI_MSIX_FLAGS_ENABLE_TEST | ((i & 2) ? 0x4000 : 0));
+		bus_write(&f->m.mmio, to + TABLE_OFF + 12, 4, i & 4 ? 1 : 0);
+		bus_read(&f->m.mmio, to + PBA_OFF, 8);
+	}
+	cfg_write(f, 0x10, 4, f->bar);
+	return NULL;
+}
+
+/* A device thread notifies while the guest does all that. */
+static gpointer stress_device(gpointer opaque)
+{
+	struct stress *st = opaque;
+
+	for (unsigned i = 0; i < st->iterations; i++)
+		pci_msix_notify(&st->f->d, 0);
+	return NULL;
+}
+
+static void test_concurrency(void)
+{
+	struct fx *f = fx_new();
+	struct stress st = { .f = f, .iterations = 20000 };
+	GThread *a, *b;
+	unsigned before;
+
+	program(f, 0, 0xFEE00000, 0x4030);
+	a = g_thread_new("guest", stress_guest, &st);
+	b = g_thread_new("device", stress_device, &st);
+	g_thread_join(a);
+	g_thread_join(b);
+	/* Back where it started, still decoding, and the state is consistent. */
+	g_assert_cmphex(f->d.bar[0].addr, ==, f->bar);
+	g_assert_cmphex(tbl(f, 0, 8, 4), ==, 0x4030);
+	msix_ctrl(f, PCI_MSIX_FLAGS_ENABLE_TEST);
+	tbl_set(f, 0, 12, 4, 0);
+	g_assert_cmphex(pba(f), ==, 0);
+	before = f->msis->len;
+	pci_msix_notify(&f->d, 0);
+	g_assert_cmpuint(f->msis->len, ==, before + 1);
+	fx_free(f);
+}
+
 static void test_init_errors(void)
 {
 	struct pci_device d = { 0 };
@@ -333,5 +391,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/pci_msix/vector_changed", test_vector_changed);
 	g_test_add_func("/pci_msix/intx_and_reset", test_intx_and_reset);
 	g_test_add_func("/pci_msix/init_errors", test_init_errors);
+	g_test_add_func("/pci_msix/concurrency", test_concurrency);
 	return g_test_run();
 }
