@@ -243,6 +243,8 @@ void pci_set_irq(struct pci_device *d, int level)
 void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, uint16_t device,
 		     uint32_t class_code, uint8_t revision)
 {
+	pthread_mutexattr_t attr;
+
 	/* Callbacks the caller may have set already are left alone. */
 	d->name = name;
 	d->m = NULL;
@@ -254,7 +256,14 @@ void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, ui
 	d->next_cap = PCI_CAP_START;
 	d->gsi = 0;
 	d->intx_level = false;
-	pthread_mutex_init(&d->lock, NULL);
+	/*
+	 * Recursive: vector_changed runs with the lock held and may well ask
+	 * pci_msix_message for the vector's new message.
+	 */
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&d->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 
 	pci_cfg_put(&d->config[PCI_VENDOR_ID], 2, vendor);
 	pci_cfg_put(&d->config[PCI_DEVICE_ID], 2, device);
@@ -519,5 +528,8 @@ void pci_host_destroy(struct machine *m)
 	bus_unregister(&m->pio, PCI_CONFIG_DATA, h);
 	bus_unregister(&m->pio, PCI_CONFIG_ADDRESS, h);
 	m->pci = NULL;
+	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->map_lock);
+	pthread_mutex_destroy(&h->irq_lock);
 	g_free(h);
 }

@@ -30,6 +30,7 @@ struct fx {
 	int level[32];
 	struct pci_device d;
 	unsigned changed[NR_VEC];
+	bool routable[NR_VEC];		/* pci_msix_message at the last change */
 	uint64_t bar;			/* BAR0 guest address */
 	unsigned cap;
 };
@@ -74,8 +75,13 @@ static void vector_changed(struct pci_device *d, unsigned v)
 {
 	struct fx *f = (struct fx *)((char *)d - offsetof(struct fx, d));
 
+	uint64_t addr;
+	uint32_t data;
+
 	g_assert_cmpuint(v, <, NR_VEC);
 	f->changed[v]++;
+	/* What a transport does here: fetch the new route (the lock is recursive). */
+	f->routable[v] = pci_msix_message(d, v, &addr, &data);
 }
 
 static struct fx *fx_new(void)
@@ -269,6 +275,11 @@ static void test_vector_changed(void)
 	msix_ctrl(f, PCI_MSIX_FLAGS_ENABLE_TEST);
 	for (unsigned v = 0; v < NR_VEC; v++)
 		g_assert_cmpuint(f->changed[v], >, before[v] + (v == 3));
+	g_assert_false(f->routable[3]);		/* still masked */
+	tbl_set(f, 3, 12, 4, 0);
+	g_assert_true(f->routable[3]);
+	tbl_set(f, 3, 12, 4, 1);
+	g_assert_false(f->routable[3]);
 	/* Rewriting the same control word is no change. */
 	memcpy(before, f->changed, sizeof(before));
 	msix_ctrl(f, PCI_MSIX_FLAGS_ENABLE_TEST);
