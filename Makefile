@@ -60,7 +60,18 @@ hdrcheck: $(HEADERS:%=$(BUILD)/hdrcheck/%.ok)
 
 include tests/guests/guests.mk
 
-tests: $(UNIT_BINS) guests hdrcheck $(BUILD)/vireo
+# The default guest: Debian's cloud kernel and a busybox initramfs, built
+# from Debian's packages and cached (a second run downloads nothing).
+linux-guest:
+	tests/guests/linux/build.sh $(BUILD)/guests/linux
+
+# Boot the default guest to a shell on the serial console (Ctrl-A x quits).
+run: $(BUILD)/vireo linux-guest
+	$(BUILD)/vireo -m 512M -smp 2 -nographic \
+		-kernel $(BUILD)/guests/linux/vmlinuz -initrd $(BUILD)/guests/linux/initrd.gz \
+		-append "console=ttyS0 vireo.shell=1"
+
+tests: $(UNIT_BINS) guests hdrcheck $(BUILD)/vireo linux-guest
 
 check: tests
 	python3 tests/run.py --build $(BUILD)
@@ -71,6 +82,6 @@ check-asan:
 clean:
 	rm -rf $(BUILD) build-asan
 
-.PHONY: all tests check check-asan clean hdrcheck guests
+.PHONY: all tests check check-asan clean hdrcheck guests linux-guest run
 .SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

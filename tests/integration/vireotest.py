@@ -79,13 +79,15 @@ class Result:
             self.status, self.stdout[-4000:], self.stderr[-4000:])
 
 
-def run_vireo(args, timeout=60, env=None, cwd=None):
-    """Run vireo to completion; the timeout kills it and fails the test."""
+def run_vireo(args, timeout=60, env=None, cwd=None, uid=None):
+    """Run vireo to completion; the timeout kills it and fails the test.
+    uid: run as that user (the caller must be root)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     p = subprocess.Popen([vireo_binary()] + list(args), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=full_env, cwd=cwd, start_new_session=True)
+                         env=full_env, cwd=cwd, start_new_session=True,
+                         user=uid)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
