@@ -108,9 +108,11 @@ class Vm:
     removes its temporary directory.
     """
 
-    def __init__(self, args, serial="pipe", env=None):
+    def __init__(self, args, serial="pipe", env=None, qmp=False):
         self.tmpdir = tempfile.mkdtemp(prefix="vireo-test-")
         self.qmp_path = os.path.join(self.tmpdir, "qmp.sock")
+        if qmp:
+            args = list(args) + ["-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
         self.serial_path = None
         self._buf = []
         self._lock = threading.Lock()
@@ -202,6 +204,11 @@ class Vm:
         if self._reader:
             self._reader.join(5)
         return status
+
+    def qmp(self, negotiate=True):
+        """A new QMP connection to this VM (started with qmp=True)."""
+        from tests.integration.qmp import QMP
+        return QMP(self.qmp_path, negotiate=negotiate)
 
     def thread_names(self):
         """comm of every thread of the vireo process."""
