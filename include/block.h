@@ -77,4 +77,8 @@ struct drive {
 	struct drive *next;
 };
 
+struct machine;
+/* Flush and close every drive of the machine (at exit). */
+void drive_close_all(struct machine *m);
+
 #endif

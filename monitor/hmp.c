@@ -1,0 +1,79 @@
+/*
+ * human-monitor-command: the few text commands management stacks still
+ * send through QMP ("info status", "info mtree", "info blockstats").
+ */
+#include <glib.h>
+#include <string.h>
+
+#include "block.h"
+#include "machine.h"
+#include "monitor/qmp_int.h"
+
+static void mtree_range(const struct bus_range *r, void *opaque)
+{
+	g_string_append_printf(opaque, "    %016llx-%016llx (prio 0, i/o): %s\r\n",
+			       (unsigned long long)r->base,
+			       (unsigned long long)(r->base + r->len - 1), r->name);
+}
+
+static void info_mtree(struct machine *m, GString *out)
+{
+	g_string_append(out, "address-space: memory\r\n");
+	g_string_append(out, "  0000000000000000-ffffffffffffffff (prio 0, i/o): system\r\n");
+	for (unsigned i = 0; i < m->mem.nr; i++)
+		g_string_append_printf(out, "    %016llx-%016llx (prio 0, ram): pc.ram\r\n",
+				       (unsigned long long)m->mem.r[i].gpa,
+				       (unsigned long long)(m->mem.r[i].gpa + m->mem.r[i].size - 1));
+	bus_for_each(&m->mmio, mtree_range, out);
+	g_string_append(out, "\r\naddress-space: I/O\r\n");
+	g_string_append(out, "  0000000000000000-000000000000ffff (prio 0, i/o): io\r\n");
+	bus_for_each(&m->pio, mtree_range, out);
+}
+
+static void info_blockstats(struct machine *m, GString *out)
+{
+	for (struct drive *d = m->drives; d; d = d->next) {
+		struct blk_stats s = { 0 };
+
+		if (d->blk)
+			blk_get_stats(d->blk, &s);
+		g_string_append_printf(out, "%s: rd_bytes=%llu wr_bytes=%llu rd_operations=%llu "
+				       "wr_operations=%llu flush_operations=%llu "
+				       "wr_total_time_ns=%llu rd_total_time_ns=%llu "
+				       "flush_total_time_ns=%llu\r\n", d->id,
+				       (unsigned long long)s.bytes[BLK_OP_READ],
+				       (unsigned long long)s.bytes[BLK_OP_WRITE],
+				       (unsigned long long)s.ops[BLK_OP_READ],
+				       (unsigned long long)s.ops[BLK_OP_WRITE],
+				       (unsigned long long)s.ops[BLK_OP_FLUSH],
+				       (unsigned long long)s.total_ns[BLK_OP_WRITE],
+				       (unsigned long long)s.total_ns[BLK_OP_READ],
+				       (unsigned long long)s.total_ns[BLK_OP_FLUSH]);
+	}
+}
+
+char *hmp_run(struct machine *m, const char *line)
+{
+	GString *out = g_string_new(NULL);
+	char **w = g_strsplit_set(line, " \t", -1);
+	int n = 0;
+
+	/* Drop the empty words that runs of blanks leave. */
+	for (int i = 0; w[i]; i++)
+		if (*w[i])
+			w[n++] = w[i];
+		else
+			g_free(w[i]);
+	w[n] = NULL;
+
+	if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "status"))
+		g_string_append_printf(out, "VM status: %s\r\n", qmp_runstate_name(m->runstate));
+	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "mtree"))
+		info_mtree(m, out);
+	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "blockstats"))
+		info_blockstats(m, out);
+	else if (n >= 1)
+		g_string_append_printf(out, "unknown command: '%s'\r\n", line);
+	g_strfreev(w);
+	return g_string_free(out, FALSE);
+}
