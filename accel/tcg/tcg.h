@@ -204,6 +204,7 @@ struct tcg_cpu {
 	uint64_t cur_phys, cur_end;	/* guest bytes of the running block */
 	bool shadow;			/* interrupt shadow (sti, mov ss) */
 	bool halted;
+	bool trace;			/* VIREO_TCG_TRACE: log each block */
 	bool wait_sipi;
 	int delivering;			/* vector being delivered, or -1 */
 	bool shutdown;			/* triple fault */
@@ -314,6 +315,9 @@ int tcg_wrmsr(struct tcg_cpu *c, uint32_t msr, uint64_t v);
 void tcg_cpuid(struct tcg_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4]);
 bool tcg_read_desc(struct tcg_cpu *c, uint16_t sel, uint32_t d[2]);
 void tcg_desc_to_seg(struct cpu_segment *s, uint16_t sel, const uint32_t d[2]);
+
+/* run.c: the vCPU loop behind vcpu_run. */
+int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex);
 
 /* tcg_accel.c: the irqchip, or NULL in a machine without one. */
 struct irqchip *tcg_irqchip(struct tcg_cpu *c);

@@ -12,6 +12,7 @@
 
 #include "accel/tcg/decode.h"
 #include "log.h"
+#include "machine.h"
 
 struct uop *tcg_emit(struct tctx *t, unsigned op, unsigned size, unsigned d,
 		     unsigned a, unsigned b, unsigned x, uint64_t imm)

@@ -168,7 +168,7 @@ static void helper_io(struct tcg_cpu *c, const struct uop *u)
 	uint16_t port = c->t[u->a];
 
 	if (u->x)
-		pio_out(c, port, bytes, c->gpr[R_RAX]);
+		pio_out(c, port, bytes, tcg_sized(c->gpr[R_RAX], u->size));
 	else
 		set_acc(c, u->size, pio_in(c, port, bytes));
 }
