@@ -178,8 +178,11 @@ static void vblk_discard_zeroes(struct vblk_req *r, uint32_t type)
 	uint32_t allowed = type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0;
 	uint64_t off, len;
 
-	/* We offer one segment per request, as max_discard_seg says. */
-	if (e->out_len - sizeof(struct virtio_blk_req_hdr) != sizeof(seg)) {
+	/* Only with the feature, and one segment per request, as
+	 * max_discard_seg and max_write_zeroes_seg say. */
+	if (!virtio_has_feature(&b->vd, type == VIRTIO_BLK_T_DISCARD ? VIRTIO_BLK_F_DISCARD :
+				VIRTIO_BLK_F_WRITE_ZEROES) ||
+	    e->out_len - sizeof(struct virtio_blk_req_hdr) != sizeof(seg)) {
 		vblk_complete(r, VIRTIO_BLK_S_UNSUPP);
 		return;
 	}
