@@ -740,6 +740,68 @@ static void test_bad_queue_size(void)
 	g_free(bt_finish(&t));
 }
 
+
+/*
+ * Random requests from a driver that gets the layout right but not the
+ * rest: random types, sectors, lengths, directions and segment contents.
+ * Each completes with some status, or the device asks for a reset (then
+ * the driver resets it); nothing else may happen.
+ */
+static void test_fuzz_requests(void)
+{
+	GRand *g = g_rand_new_with_seed(0xb10c);
+	static const uint32_t types[] = { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH,
+					  VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_DISCARD,
+					  VIRTIO_BLK_T_WRITE_ZEROES, 2, 10, 14, 0xffffffff };
+	unsigned resets = 0, done = 0;
+	struct bt t;
+
+	if (!bt_init(&t, "raw", "discard=unmap", "num-queues=1", 1, false))
+		return;
+	bt_up(&t, base_features | 1ull << VIRTIO_F_INDIRECT_DESC, 1);
+	for (unsigned i = 0; i < 400; i++) {
+		struct vh_buf b[3];
+		unsigned n = g_rand_int_range(g, 0, 4);
+		uint64_t sector = g_rand_boolean(g) ? (uint64_t)g_rand_int_range(g, 0, DISK / 512 + 8) :
+				  (uint64_t)g_rand_int(g) << 32 | g_rand_int(g);
+		uint32_t type = types[g_rand_int_range(g, 0, G_N_ELEMENTS(types))];
+		uint16_t head;
+		uint32_t id, len;
+		unsigned wait = 0;
+
+		for (unsigned k = 0; k < n; k++) {
+			b[k].gpa = DATA(0) + g_rand_int_range(g, 0, 0x80000);
+			b[k].len = g_rand_boolean(g) ? 512 * g_rand_int_range(g, 0, 16) :
+				   g_rand_int_range(g, 0, 0x8000);
+			b[k].write = g_rand_boolean(g);
+			fill(gp(&t, b[k].gpa, b[k].len), b[k].len, i);
+		}
+		/* Readable buffers first, as the ring requires. */
+		for (unsigned k = 1; k < n; k++)
+			if (!b[k].write && b[k - 1].write)
+				b[k].write = true;
+		head = submit(&t, 0, type, sector, b, n, g_rand_boolean(g));
+		vh_kick(&t.d, 0);
+		while (!vh_used_get(&t.d.ring[0], &id, &len) &&
+		       !(vh_status(&t.d) & VIRTIO_STATUS_NEEDS_RESET)) {
+			g_assert_cmpuint(++wait, <, 100000);
+			g_usleep(100);
+		}
+		if (vh_status(&t.d) & VIRTIO_STATUS_NEEDS_RESET) {
+			resets++;
+			bt_up(&t, base_features | 1ull << VIRTIO_F_INDIRECT_DESC, 1);
+			continue;
+		}
+		g_assert_cmpuint(id, ==, head);
+		g_assert_cmpuint(status_of(&t, 0, head), <=, VIRTIO_BLK_S_UNSUPP);
+		done++;
+	}
+	g_assert_cmpuint(done, >, 50);
+	g_assert_cmpuint(resets, >, 10);
+	g_free(bt_finish(&t));
+	g_rand_free(g);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -761,5 +823,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/bad/indirect-in-indirect", test_bad_indirect_in_indirect);
 	g_test_add_func("/virtio-blk/bad/indirect-empty", test_bad_indirect_empty);
 	g_test_add_func("/virtio-blk/bad/queue-size", test_bad_queue_size);
+	g_test_add_func("/virtio-blk/fuzz", test_fuzz_requests);
 	return g_test_run();
 }
