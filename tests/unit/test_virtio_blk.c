@@ -279,6 +279,9 @@ static void test_options(void)
 	g_assert_nonnull(strstr(err, "logical_block_size"));
 	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,serial="
 					   "0123456789abcdefghijk", err, sizeof(err)), <, 0);
+	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,"
+					   "iothread-per-queue=maybe", err, sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "iothread-per-queue"));
 	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,bogus=1",
 					   err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "bogus"));
@@ -422,16 +425,44 @@ static void test_requests_qcow2(void)
 	all_requests("qcow2");
 }
 
+/* Threads of this process named like the device's I/O threads. */
+static unsigned io_threads(void)
+{
+	GDir *d = g_dir_open("/proc/self/task", 0, NULL);
+	const char *tid;
+	unsigned n = 0;
+
+	g_assert_nonnull(d);
+	while ((tid = g_dir_read_name(d))) {
+		char *path = g_strdup_printf("/proc/self/task/%s/comm", tid), *comm = NULL;
+
+		if (g_file_get_contents(path, &comm, NULL, NULL) &&
+		    g_str_has_prefix(comm, "virtio-blk io"))
+			n++;
+		g_free(comm);
+		g_free(path);
+	}
+	g_dir_close(d);
+	return n;
+}
+
 /* 4 queues, each with a batch of writes in flight at once, then reads. */
-static void multiqueue(const char *fmt)
+static void multiqueue(const char *fmt, const char *extra)
 {
 	enum { NQ = 4, PER = 16, LEN = 8192 };
+	char *opts = g_strdup_printf("num-queues=4%s%s", extra ? "," : "", extra ? extra : "");
 	struct bt t;
 	guint8 *disk;
+	bool ok = bt_init(&t, fmt, NULL, opts, 4, true);
 
-	if (!bt_init(&t, fmt, NULL, "num-queues=4", 4, true))
+	g_free(opts);
+	if (!ok)
 		return;
 	bt_up(&t, base_features | 1ull << VIRTIO_F_INDIRECT_DESC, NQ);
+	/* pthread_setname_np runs right after pthread_create: wait for it. */
+	for (unsigned i = 0; i < 10000 && io_threads() != (extra ? 1 : NQ); i++)
+		g_usleep(1000);
+	g_assert_cmpuint(io_threads(), ==, extra ? 1 : NQ);
 	for (unsigned q = 0; q < NQ; q++) {
 		for (unsigned i = 0; i < PER; i++) {
 			uint64_t gpa = DATA(q) + i * LEN;
@@ -466,6 +497,7 @@ static void multiqueue(const char *fmt)
 		}
 	}
 	disk = bt_finish(&t);
+	g_assert_cmpuint(io_threads(), ==, 0);
 	for (unsigned n = 0; n < NQ * PER; n++) {
 		guint8 want[LEN];
 
@@ -477,12 +509,18 @@ static void multiqueue(const char *fmt)
 
 static void test_multiqueue_raw(void)
 {
-	multiqueue("raw");
+	multiqueue("raw", NULL);
 }
 
 static void test_multiqueue_qcow2(void)
 {
-	multiqueue("qcow2");
+	multiqueue("qcow2", NULL);
+}
+
+/* The same with one I/O thread for the whole device. */
+static void test_multiqueue_one_thread(void)
+{
+	multiqueue("raw", "iothread-per-queue=off");
 }
 
 /* VIRTIO_F_EVENT_IDX: interrupts only when used_event is crossed. */
@@ -811,6 +849,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/requests/qcow2", test_requests_qcow2);
 	g_test_add_func("/virtio-blk/multiqueue/raw", test_multiqueue_raw);
 	g_test_add_func("/virtio-blk/multiqueue/qcow2", test_multiqueue_qcow2);
+	g_test_add_func("/virtio-blk/multiqueue/one-thread", test_multiqueue_one_thread);
 	g_test_add_func("/virtio-blk/event-idx", test_event_idx);
 	g_test_add_func("/virtio-blk/reset-inflight", test_reset_inflight);
 	g_test_add_func("/virtio-blk/bad/loop", test_bad_loop);
