@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "board.h"
 #include "bus.h"
 #include "machine.h"
 #include "options.h"
@@ -46,7 +47,7 @@ static void debug_exit_destroy(struct device *dev)
 	free(d);
 }
 
-static int debug_exit_create(struct machine *m, struct opts *o, char *err, size_t errlen)
+int debug_exit_create(struct machine *m, struct opts *o, char *err, size_t errlen)
 {
 	uint64_t iobase, iosize;
 	const char *id;

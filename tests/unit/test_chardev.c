@@ -4,9 +4,11 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "chardev.h"
@@ -255,6 +257,47 @@ static void test_stdio_escape(void)
 	g_main_context_unref(ctx);
 }
 
+/* On a terminal, stdio goes raw while open and is restored at close. */
+static void test_stdio_tty(void)
+{
+	GMainContext *ctx = g_main_context_new();
+	struct termios before, during, after;
+	int master, slave, saved_in, saved_out;
+	char err[256] = "";
+	struct chardev *c;
+
+	master = posix_openpt(O_RDWR | O_NOCTTY);
+	if (master < 0 || grantpt(master) || unlockpt(master)) {
+		g_test_skip("no pseudo-terminals on this host");
+		return;
+	}
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+	g_assert_cmpint(slave, >=, 0);
+	saved_in = dup(0);
+	saved_out = dup(1);
+	dup2(slave, 0);
+	dup2(slave, 1);
+	g_assert_cmpint(tcgetattr(0, &before), ==, 0);
+	g_assert_true(before.c_lflag & ICANON);
+
+	c = chardev_open("stdio", ctx, err, sizeof(err));
+	g_assert_nonnull(c);
+	g_assert_cmpint(tcgetattr(0, &during), ==, 0);
+	g_assert_false(during.c_lflag & (ICANON | ECHO | ISIG));
+	chardev_close(c);
+	g_assert_cmpint(tcgetattr(0, &after), ==, 0);
+	g_assert_cmphex(after.c_lflag, ==, before.c_lflag);
+	g_assert_cmphex(after.c_iflag, ==, before.c_iflag);
+
+	dup2(saved_in, 0);
+	dup2(saved_out, 1);
+	close(saved_in);
+	close(saved_out);
+	close(slave);
+	close(master);
+	g_main_context_unref(ctx);
+}
+
 static void expect_error(const char *spec, const char *needle)
 {
 	GMainContext *ctx = g_main_context_new();
@@ -300,6 +343,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/chardev/unix", test_unix);
 	g_test_add_func("/chardev/unix-slow-peer", test_unix_slow_peer);
 	g_test_add_func("/chardev/stdio-escape", test_stdio_escape);
+	g_test_add_func("/chardev/stdio-tty", test_stdio_tty);
 	g_test_add_func("/chardev/bad-specs", test_bad_specs);
 	g_test_add_func("/chardev/null", test_null);
 	return g_test_run();

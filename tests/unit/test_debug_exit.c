@@ -2,6 +2,7 @@
 #include <glib.h>
 #include <string.h>
 
+#include "board.h"
 #include "bus.h"
 #include "machine.h"
 #include "options.h"
@@ -35,6 +36,8 @@ static int create(struct machine *m, const char *str, char *err, size_t errlen)
 	int ret;
 
 	g_assert_nonnull(t);
+	/* The registered type is this file's, and referencing it links it in. */
+	g_assert_true(t->create == debug_exit_create);
 	o = opts_parse("-device", str, "driver", err, errlen);
 	g_assert_nonnull(o);
 	ret = t->create(m, o, err, errlen);
