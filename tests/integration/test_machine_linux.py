@@ -2,10 +2,11 @@
 line it prints.
 
 On the CI host KVM is nested on PVM, which runs a non-PVM guest through an
-instruction emulator: the kernel takes minutes to decompress (about 200 s
-to its first line, 2 cores shared) and never finishes booting, so the test
-stops at "Command line:" and kills the VM.  It has a module of its own so
-that its long wait does not eat the other machine tests' time budget.
+instruction emulator: the kernel never finishes booting, so the test stops
+at "Command line:" and kills the VM.  vireo unpacks the kernel's payload
+itself and gets there in seconds; a kernel left to decompress itself takes
+minutes (about 200 s here), hence the long wait.  The test has a module of
+its own so that this wait cannot eat the other machine tests' budget.
 """
 import unittest
 
