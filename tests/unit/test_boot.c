@@ -472,9 +472,34 @@ static void test_pvh_bad(void)
 	MUTATE((put32(c + 0x208, 1), put32(ph + 56, 0)), "not a bzImage, PVH ELF or multiboot kernel");
 #undef MUTATE
 	expect_fail(&t, b, 40, "truncated ELF header");
+
+	/* No cmdline_size here: the buffer at BOOT_CMDLINE_ADDR is the limit. */
+	t.m.cfg.append = g_strnfill(BOOT_CMDLINE_MAX, 'a');
+	expect_fail(&t, b, PVH_SIZE, "longer than the limit");
+	g_free((char *)t.m.cfg.append);
+	t.m.cfg.append = NULL;
 	tm_destroy(&t);
 	g_free(b);
 	g_free(c);
+}
+
+/* An ELF with both a PVH note and a multiboot header boots as PVH. */
+static void test_pvh_over_multiboot(void)
+{
+	uint8_t *b = pvh_make(true);
+	struct tb t;
+
+	put32(b + 0x1800, 0x1BADB002);
+	put32(b + 0x1804, 0);
+	put32(b + 0x1808, -0x1BADB002u);
+	tm_init(&t, 16 * MiB);
+	tm_set_kernel(&t, b, PVH_SIZE);
+	g_assert_cmpint(tm_boot(&t), ==, 0);
+	g_assert_cmphex(t.s.rip, ==, PVH_ENTRY);
+	g_assert_cmphex(t.s.gpr[R_RAX], !=, 0x2BADB002);
+	g_assert_cmphex(get32(gpa(&t, BOOT_PARAMS_ADDR, 4)), ==, 0x336ec578);
+	tm_destroy(&t);
+	g_free(b);
 }
 
 /* ---- multiboot ---- */
@@ -792,6 +817,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/boot/bzimage_bad", test_bzimage_bad);
 	g_test_add_func("/boot/pvh", test_pvh);
 	g_test_add_func("/boot/pvh_bad", test_pvh_bad);
+	g_test_add_func("/boot/pvh_over_multiboot", test_pvh_over_multiboot);
 	g_test_add_func("/boot/multiboot_elf", test_multiboot_elf);
 	g_test_add_func("/boot/multiboot_kludge", test_multiboot_kludge);
 	g_test_add_func("/boot/multiboot_bad", test_multiboot_bad);
