@@ -103,6 +103,7 @@ static void expect_fail(struct tb *t, const void *img, size_t len, const char *w
 		g_error("%s: loaded, expected an error containing \"%s\"", t->kernel, what);
 	if (!strstr(t->err, t->kernel) || !strstr(t->err, what))
 		g_error("error \"%s\" does not name the file or \"%s\"", t->err, what);
+	g_test_message("%s", t->err);
 }
 
 static void assert_flat32(const struct cpu_state *s)
@@ -667,7 +668,7 @@ static void test_multiboot_bad(void)
 	MUTATE(mb_header(h, 0x10023), "requires features");
 	MUTATE(put32(h + 20, 0x101800), "truncated");
 	MUTATE(put32(h + 20, 0xFFFFF), "below load_addr");
-	MUTATE(put32(h + 16, 0x100080), "before the start of the file");
+	MUTATE(put32(h + 16, 0x100080), "above header_addr");
 	MUTATE(put32(h + 16, 0x0FFF00), "before the start of the file");
 	MUTATE((put32(h + 12, 0xA0040), put32(h + 16, 0xA0000), put32(h + 24, 0),
 		put32(h + 28, 0xA0080)), "outside guest RAM");
