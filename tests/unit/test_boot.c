@@ -103,7 +103,8 @@ static void expect_fail(struct tb *t, const void *img, size_t len, const char *w
 		g_error("%s: loaded, expected an error containing \"%s\"", t->kernel, what);
 	if (!strstr(t->err, t->kernel) || !strstr(t->err, what))
 		g_error("error \"%s\" does not name the file or \"%s\"", t->err, what);
-	g_test_message("%s", t->err);
+	if (g_test_verbose())
+		g_test_message("%s", t->err);
 }
 
 static void assert_flat32(const struct cpu_state *s)
