@@ -11,8 +11,11 @@
 #include <string.h>
 
 #include "block.h"
+#include "daemon.h"
 #include "log.h"
 #include "machine.h"
+#include "monitor.h"
+#include "virtio.h"
 
 #define VIREO_VERSION "0.1.0"
 
@@ -35,7 +38,15 @@ static void usage(void)
 	       "  -device TYPE[,opts]        add a device (-device help lists them)\n"
 	       "  -drive file=PATH[,opts]    add a disk (see docs/cmdline.md)\n"
 	       "  -no-reboot                 exit instead of rebooting\n"
-	       "  -name NAME                 VM name\n"
+	       "  -no-shutdown               stay (paused) when the guest powers off\n"
+	       "  -S                         start with the vCPUs paused (QMP cont starts them)\n"
+	       "  -qmp unix:PATH|tcp:HOST:PORT,server=on,wait=off  serve QMP (repeatable)\n"
+	       "  -chardev socket,id=ID,path=PATH|host=H,port=P,server=on,wait=off\n"
+	       "  -mon chardev=ID,mode=control  serve QMP on that chardev\n"
+	       "  -name NAME[,debug-threads=on]  VM name\n"
+	       "  -uuid UUID                 VM UUID\n"
+	       "  -pidfile PATH              write the process id to PATH\n"
+	       "  -daemonize                 detach once the VM is up\n"
 	       "  -version, -help\n"
 	       "See docs/cmdline.md for every option.\n");
 }
@@ -96,7 +107,7 @@ out:
 static gboolean on_signal(gpointer opaque)
 {
 	/* SIGINT/SIGTERM: stop the guest and exit 0; disks are flushed on the way out. */
-	machine_request_exit(opaque, 0);
+	machine_quit(opaque, 0, "host-signal");
 	return G_SOURCE_CONTINUE;
 }
 
@@ -115,10 +126,107 @@ static void watch_signals(struct machine *m)
 
 struct cmdline {
 	struct machine_config cfg;
-	GPtrArray *devices, *drives;
+	GPtrArray *devices, *drives, *qmp, *chardevs;
 	unsigned nr_serial;
-	bool nodefaults;
+	bool nodefaults, daemonize;
+	const char *pidfile;
 };
+
+/* -chardev socket,id=ID,... for -mon: remember it as a QMP socket spec. */
+static int add_chardev(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-chardev", arg, "backend", err, errlen);
+	const char *backend, *id, *path, *host, *port, *server, *wait;
+	int ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	backend = opts_get(o, "backend");
+	id = opts_get(o, "id");
+	path = opts_get(o, "path");
+	host = opts_get(o, "host");
+	port = opts_get(o, "port");
+	server = opts_get(o, "server");
+	wait = opts_get(o, "wait");
+	if (!backend || strcmp(backend, "socket")) {
+		snprintf(err, errlen, "-chardev %s: vireo supports only socket chardevs (for -mon)",
+			 arg);
+	} else if (!id) {
+		snprintf(err, errlen, "-chardev %s: id= is required", arg);
+	} else if (!path == !port) {
+		snprintf(err, errlen, "-chardev %s: give path= or host=,port=", arg);
+	} else if (!opts_check_all_used(o, err, errlen)) {
+		g_ptr_array_add(c->chardevs, g_strdup(id));
+		g_ptr_array_add(c->chardevs, path ?
+				g_strdup_printf("unix:%s,server=%s,wait=%s", path,
+						server ? server : "off", wait ? wait : "on") :
+				g_strdup_printf("tcp:%s:%s,server=%s,wait=%s", host ? host : "",
+						port, server ? server : "off", wait ? wait : "on"));
+		ret = 0;
+	}
+	opts_free(o);
+	return ret;
+}
+
+static int add_mon(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-mon", arg, "chardev", err, errlen);
+	const char *id, *mode;
+	int ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	id = opts_get(o, "chardev");
+	mode = opts_get(o, "mode");
+	opts_get(o, "pretty");
+	if (opts_check_all_used(o, err, errlen))
+		goto out;
+	if (mode && strcmp(mode, "control")) {
+		snprintf(err, errlen, "-mon %s: only mode=control (QMP) is supported", arg);
+		goto out;
+	}
+	for (unsigned i = 0; id && i < c->chardevs->len; i += 2) {
+		if (!strcmp(c->chardevs->pdata[i], id)) {
+			g_ptr_array_add(c->qmp, c->chardevs->pdata[i + 1]);
+			ret = 0;
+			goto out;
+		}
+	}
+	snprintf(err, errlen, "-mon %s: no -chardev with id '%s' (give -chardev first)", arg,
+		 id ? id : "");
+out:
+	opts_free(o);
+	return ret;
+}
+
+static int parse_name(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-name", arg, "guest", err, errlen);
+	bool debug_threads;
+	int ret;
+
+	if (!o)
+		return -EINVAL;
+	c->cfg.name = opts_get(o, "guest") ? g_strdup(opts_get(o, "guest")) : NULL;
+	/* vCPU threads are always named "CPU n/KVM"; the option is accepted as QEMU's. */
+	ret = opts_get_bool(o, "debug-threads", false, &debug_threads, err, errlen);
+	if (!ret)
+		ret = opts_check_all_used(o, err, errlen);
+	opts_free(o);
+	return ret;
+}
+
+static bool uuid_valid(const char *u)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(u) != strlen(shape))
+		return false;
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == '-' ? u[i] != '-' : !g_ascii_isxdigit(u[i]))
+			return false;
+	return true;
+}
 
 /* Returns 0 to go on, 1 to exit 0 (help/version), -1 on error (message in err). */
 static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_t errlen)
@@ -200,9 +308,37 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 			g_ptr_array_add(c->drives, (gpointer)arg);
 		} else if (!strcmp(opt, "-no-reboot")) {
 			c->cfg.no_reboot = true;
+		} else if (!strcmp(opt, "-no-shutdown")) {
+			c->cfg.no_shutdown = true;
+		} else if (!strcmp(opt, "-S")) {
+			c->cfg.start_paused = true;
+		} else if (!strcmp(opt, "-qmp")) {
+			TAKES_ARG();
+			g_ptr_array_add(c->qmp, (gpointer)arg);
+		} else if (!strcmp(opt, "-chardev")) {
+			TAKES_ARG();
+			if (add_chardev(c, arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-mon")) {
+			TAKES_ARG();
+			if (add_mon(c, arg, err, errlen))
+				return -1;
 		} else if (!strcmp(opt, "-name")) {
 			TAKES_ARG();
-			c->cfg.name = arg;
+			if (parse_name(c, arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-uuid")) {
+			TAKES_ARG();
+			if (!uuid_valid(arg)) {
+				snprintf(err, errlen, "-uuid %s: not a UUID", arg);
+				return -1;
+			}
+			c->cfg.uuid = arg;
+		} else if (!strcmp(opt, "-pidfile")) {
+			TAKES_ARG();
+			c->pidfile = arg;
+		} else if (!strcmp(opt, "-daemonize")) {
+			c->daemonize = true;
 		} else {
 			snprintf(err, errlen, "unknown option '%s' (vireo -help lists them)", argv[i]);
 			return -1;
@@ -213,8 +349,14 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 		snprintf(err, errlen, "no -kernel given: vireo boots a kernel directly, without firmware");
 		return -1;
 	}
-	if (!c->nr_serial && !c->nodefaults)
+	if (!c->nr_serial && !c->nodefaults && !c->daemonize)
 		c->cfg.serial[0] = "stdio";
+	for (unsigned i = 0; c->daemonize && i < 4; i++) {
+		if (c->cfg.serial[i] && !strcmp(c->cfg.serial[i], "stdio")) {
+			snprintf(err, errlen, "-daemonize: -serial stdio cannot be used with it");
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -227,8 +369,12 @@ int main(int argc, char **argv)
 	char err[512] = "";
 	int status = 1, ret;
 
+	/* A reader gone from a pipe or socket is an error to handle, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	c.devices = g_ptr_array_new();
 	c.drives = g_ptr_array_new();
+	c.qmp = g_ptr_array_new();
+	c.chardevs = g_ptr_array_new_with_free_func(g_free);
 	ret = parse_args(argc, argv, &c, err, sizeof(err));
 	if (ret) {
 		if (ret < 0)
@@ -236,25 +382,51 @@ int main(int argc, char **argv)
 		status = ret < 0 ? 1 : 0;
 		goto out_args;
 	}
+	if (c.daemonize && daemonize_start(err, sizeof(err))) {
+		log_error("%s", err);
+		goto out_args;
+	}
+	if (c.pidfile && pidfile_create(c.pidfile, err, sizeof(err))) {
+		log_error("%s", err);
+		daemonize_done(1);
+		goto out_args;
+	}
 
 	if (machine_init(&m, &c.cfg, err, sizeof(err)))
 		goto fail;
+	for (unsigned i = 0; i < c.drives->len; i++)
+		if (drive_add(&m, c.drives->pdata[i], err, sizeof(err)))
+			goto fail;
 	for (unsigned i = 0; i < c.devices->len; i++)
 		if (machine_add_device(&m, c.devices->pdata[i], err, sizeof(err)))
+			goto fail;
+	/* -drive if=virtio without a -device of its own gets one now. */
+	if (virtio_blk_create_for_drives(&m, err, sizeof(err)))
+		goto fail;
+	for (unsigned i = 0; i < c.qmp->len; i++)
+		if (monitor_add_qmp(&m, c.qmp->pdata[i], err, sizeof(err)))
 			goto fail;
 	if (machine_boot(&m, err, sizeof(err)))
 		goto fail;
 
 	watch_signals(&m);
+	daemonize_done(0);
 	status = machine_run(&m);
+	monitor_destroy(&m);
 	machine_destroy(&m);
-	goto out_args;
+	goto out;
 fail:
 	log_error("%s", err);
+	daemonize_done(1);
+	monitor_destroy(&m);
 	machine_destroy(&m);
 	status = 1;
+out:
+	pidfile_remove();
 out_args:
 	g_ptr_array_free(c.devices, TRUE);
 	g_ptr_array_free(c.drives, TRUE);
+	g_ptr_array_free(c.qmp, TRUE);
+	g_ptr_array_free(c.chardevs, TRUE);
 	return status;
 }

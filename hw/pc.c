@@ -70,9 +70,14 @@ static int machine_load(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
-/* Reboot: devices to power-on state, kernel loaded afresh, vCPUs reset. */
-static int machine_reboot(struct machine *m)
+/*
+ * System reset: devices to power-on state, kernel loaded afresh, vCPUs
+ * reset.  A VM that was running runs again; a paused or shut-down one is
+ * left paused.  Main thread.
+ */
+int machine_system_reset(struct machine *m, bool guest)
 {
+	bool run = m->runstate == RUNSTATE_RUNNING;
 	char err[256];
 	int ret;
 
@@ -88,44 +93,62 @@ static int machine_reboot(struct machine *m)
 	}
 	for (struct machine_listener *l = m->listeners; l; l = l->next)
 		if (l->reset)
-			l->reset(l->opaque, true);
-	for (unsigned i = 0; i < m->nr_vcpus; i++)
-		vcpu_resume(m->vcpus[i]);
+			l->reset(l->opaque, guest);
+	if (run) {
+		for (unsigned i = 0; i < m->nr_vcpus; i++)
+			vcpu_resume(m->vcpus[i]);
+	} else if (m->runstate == RUNSTATE_SHUTDOWN) {
+		machine_set_runstate(m, RUNSTATE_PAUSED, NULL);
+	}
 	return 0;
+}
+
+void machine_quit(struct machine *m, int status, const char *reason)
+{
+	m->exit_status = status;
+	machine_set_runstate(m, RUNSTATE_SHUTDOWN, reason);
+	g_main_loop_quit(m->loop);
 }
 
 static gboolean pc_handle_request(gpointer opaque)
 {
 	struct machine *m = opaque;
 	enum machine_request req;
+	int status;
 
 	pthread_mutex_lock(&m->lock);
 	req = m->request;
+	status = m->exit_status;
+	m->request = MACHINE_REQ_NONE;
 	pthread_mutex_unlock(&m->lock);
 
 	switch (req) {
 	case MACHINE_REQ_NONE:
-		return G_SOURCE_REMOVE;
+		break;
 	case MACHINE_REQ_RESET:
-		if (!m->cfg.no_reboot) {
-			pthread_mutex_lock(&m->lock);
-			m->request = MACHINE_REQ_NONE;
-			pthread_mutex_unlock(&m->lock);
-			if (machine_reboot(m) == 0)
-				return G_SOURCE_REMOVE;
-			m->exit_status = 1;
+		if (m->cfg.no_reboot)
+			machine_quit(m, 0, "guest-reset");
+		else if (machine_system_reset(m, true))
+			machine_quit(m, 1, "guest-reset");
+		break;
+	case MACHINE_REQ_POWEROFF:
+		if (!m->cfg.no_shutdown) {
+			machine_quit(m, 0, "guest-shutdown");
+			break;
 		}
+		/* -no-shutdown: stay, paused, for the management stack to decide. */
+		for (unsigned i = 0; i < m->nr_vcpus; i++)
+			vcpu_pause(m->vcpus[i]);
+		machine_set_runstate(m, RUNSTATE_SHUTDOWN, "guest-shutdown");
+		break;
+	case MACHINE_REQ_EXIT:
+		machine_quit(m, status, "guest-shutdown");
 		break;
 	case MACHINE_REQ_ERROR:
 		log_error("%s", m->error);
-		break;
-	case MACHINE_REQ_POWEROFF:
-	case MACHINE_REQ_EXIT:
+		machine_quit(m, 1, "host-error");
 		break;
 	}
-	machine_set_runstate(m, RUNSTATE_SHUTDOWN,
-			     req == MACHINE_REQ_RESET ? "guest-reset" : "guest-shutdown");
-	g_main_loop_quit(m->loop);
 	return G_SOURCE_REMOVE;
 }
 
