@@ -129,48 +129,6 @@ static void assert_boot_gdt(struct tb *t, uint64_t code)
 	g_assert_cmphex(get64(gpa(t, BOOT_GDT_ADDR + 0x18, 8)), ==, 0x00CF93000000FFFFull);
 }
 
-/* ---- CPU states ---- */
-
-static void test_cpu_states(void)
-{
-	struct cpu_state s;
-
-	cpu_state_reset(&s);
-	g_assert_cmphex(s.cs.selector, ==, 0xF000);
-	g_assert_cmphex(s.cs.base, ==, 0xFFFF0000);
-	g_assert_cmphex(s.cs.limit, ==, 0xFFFF);
-	g_assert_cmpuint(s.cs.type, ==, 0xB);
-	g_assert_cmpuint(s.cs.present && s.cs.s, ==, 1);
-	g_assert_cmphex(s.rip, ==, 0xFFF0);
-	g_assert_cmphex(s.rflags, ==, 2);
-	g_assert_cmphex(s.cr0, ==, 0x60000010);
-	g_assert_cmphex(s.cr4 | s.cr3 | s.efer, ==, 0);
-	g_assert_cmphex(s.ds.limit, ==, 0xFFFF);
-	g_assert_cmpuint(s.ds.type, ==, 3);
-	g_assert_cmphex(s.gdt.limit, ==, 0xFFFF);
-	g_assert_cmphex(s.idt.limit, ==, 0xFFFF);
-	g_assert_cmpuint(s.tr.type, ==, 0xB);
-	g_assert_cmpuint(s.tr.s, ==, 0);
-	g_assert_cmpuint(s.ldt.type, ==, 2);
-	g_assert_cmphex(s.gpr[R_RDX], ==, 0x600);
-	g_assert_cmphex(s.apic_base, ==, 0xFEE00800);
-
-	cpu_state_flat32(&s);
-	assert_flat32(&s);
-	g_assert_cmpuint(s.cs.g, ==, 1);
-	g_assert_cmphex(s.tr.limit, ==, 0x67);
-
-	cpu_state_long64(&s, 0x9000, 0x500);
-	g_assert_cmphex(s.cr0 & (CR0_PE | CR0_PG), ==, CR0_PE | CR0_PG);
-	g_assert_cmphex(s.cr4 & CR4_PAE, ==, CR4_PAE);
-	g_assert_cmphex(s.efer & (EFER_LME | EFER_LMA), ==, EFER_LME | EFER_LMA);
-	g_assert_cmphex(s.cr3, ==, 0x9000);
-	g_assert_cmpuint(s.cs.l, ==, 1);
-	g_assert_cmpuint(s.cs.db, ==, 0);
-	g_assert_cmphex(s.gdt.base, ==, 0x500);
-	g_assert_cmphex(s.gdt.limit, ==, 0x1F);
-}
-
 /* ---- bzImage ---- */
 
 #define BZ_SETUP	(5 * 512)	/* setup_sects 4 */
@@ -814,7 +772,6 @@ static void test_real_linux(void)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add_func("/boot/cpu_states", test_cpu_states);
 	g_test_add_func("/boot/bzimage", test_bzimage);
 	g_test_add_func("/boot/bzimage_bad", test_bzimage_bad);
 	g_test_add_func("/boot/pvh", test_pvh);
