@@ -158,6 +158,15 @@ struct tb {
 	char err[256], *kernel;
 };
 
+static void tb_destroy(struct tb *t)
+{
+	kvm_close(&t->k);
+	unlink(t->kernel);
+	g_free(t->kernel);
+	guest_mem_destroy(&t->m.mem);
+}
+
+/* Load img with boot_load() and hand the BSP state to a KVM vCPU. */
 static bool tb_boot(struct tb *t, const void *img, size_t len)
 {
 	char *path = g_build_filename(g_get_tmp_dir(), "vireo-bootkvm-XXXXXX", NULL);
@@ -176,18 +185,11 @@ static bool tb_boot(struct tb *t, const void *img, size_t len)
 		g_error("%s", t->err);
 	if (!kvm_open(&t->k, &t->m.mem)) {
 		g_test_skip("no usable /dev/kvm");
+		tb_destroy(t);
 		return false;
 	}
 	g_assert_cmpint(kvm_set_state(&t->k, &t->s), ==, 0);
 	return true;
-}
-
-static void tb_destroy(struct tb *t)
-{
-	kvm_close(&t->k);
-	unlink(t->kernel);
-	g_free(t->kernel);
-	guest_mem_destroy(&t->m.mem);
 }
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
