@@ -91,10 +91,16 @@ static uint8_t *payload_make(enum fmt f, const uint8_t *src, size_t len, size_t 
 		deflateEnd(&z);
 		*plen = n;
 		return out;
-	case ZSTD:
-		n = ZSTD_compress(out, cap, src, len, 19);
+	case ZSTD: {
+		/* With a checksum, as the zstd tool (and so the kernel build) writes it. */
+		ZSTD_CCtx *cc = ZSTD_createCCtx();
+
+		ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+		n = ZSTD_compress2(cc, out, cap, src, len);
+		ZSTD_freeCCtx(cc);
 		g_assert_false(ZSTD_isError(n));
 		break;
+	}
 	case LZ4:
 		put32(out, 0x184C2102);
 		blk = LZ4_compress_default((const char *)src, (char *)out + 8, len, cap - 12);
@@ -229,7 +235,9 @@ static void test_fallbacks(void)
 	pl = payload_make(XZ, vm, VM_SIZE, &plen);
 	bz = bz_wrap(pl, plen, &size);
 	g_assert_cmpint(tb_boot(&t, 64 * MiB, bz, size, false), ==, 0);
-	g_assert_cmphex(t.s.rip, ==, 0x1000000 + 0x200);	/* at pref_address */
+	/* Loaded as is at pref_address, entered at the 64-bit entry. */
+	g_assert_cmphex(t.s.rip, ==, 0x1000000 + 0x200);
+	g_assert_cmpmem(gpa_to_hva(&t.m.mem, 0x1000000 + STUB, 6), 6, pl, 6);
 	tb_destroy(&t);
 	g_free(bz);
 	g_free(pl);
@@ -277,6 +285,14 @@ static void test_bad_payloads(void)
 	g_free(bz);
 	/* A size that does not match what the stream holds. */
 	put32(pl + plen - 4, VM_SIZE + 1);
+	bz = bz_wrap(pl, plen, &size);
+	expect_fail(bz, size, "corrupt");
+	g_free(bz);
+	g_free(pl);
+
+	/* zstd's content checksum catches damage the format does not. */
+	pl = payload_make(ZSTD, vm, VM_SIZE, &plen);
+	pl[plen / 2] ^= 0x55;
 	bz = bz_wrap(pl, plen, &size);
 	expect_fail(bz, size, "corrupt");
 	g_free(bz);
