@@ -81,13 +81,18 @@ class Result:
 
 def run_vireo(args, timeout=60, env=None, cwd=None, uid=None):
     """Run vireo to completion; the timeout kills it and fails the test.
-    uid: run as that user (the caller must be root)."""
+
+    uid: run as that user, with the same gid and no supplementary groups
+    (so membership of the kvm group does not come along); needs root.
+    """
     full_env = dict(os.environ)
     full_env.update(env or {})
+    creds = {}
+    if uid is not None:
+        creds = dict(user=uid, group=uid, extra_groups=[])
     p = subprocess.Popen([vireo_binary()] + list(args), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=full_env, cwd=cwd, start_new_session=True,
-                         user=uid)
+                         env=full_env, cwd=cwd, start_new_session=True, **creds)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
