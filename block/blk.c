@@ -57,6 +57,7 @@ struct blk_queue {
 	void *es;
 	struct eio *sync_done, *sync_tail;
 	struct breq *done, *done_tail;
+	bool in_poll;		/* submissions from callbacks: kick once at the end */
 };
 
 static uint64_t now_ns(void)
@@ -238,7 +239,8 @@ static void req_submitted(struct breq *r)
 {
 	struct blk_queue *q = r->q;
 
-	q->eng->kick(q->es);
+	if (!q->in_poll)
+		q->eng->kick(q->es);
 	if (--r->refs == 0) {
 		r->next = NULL;
 		if (q->done_tail)
@@ -615,6 +617,7 @@ int blk_queue_poll(struct blk_queue *q)
 	if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
 		/* EAGAIN: nothing signalled, poll anyway */
 	}
+	q->in_poll = true;
 	n += q->eng->reap(q->es);
 	while (q->sync_done) {
 		struct eio *io = q->sync_done;
@@ -634,5 +637,7 @@ int blk_queue_poll(struct blk_queue *q)
 		req_complete(r);
 		n++;
 	}
+	q->in_poll = false;
+	q->eng->kick(q->es);
 	return n;
 }
