@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 struct machine;
+struct opts;
 
 /* 16550A UART number index (COM1..COM4) on a -serial backend spec ("none": not created). */
 int uart_create(struct machine *m, unsigned index, const char *spec, char *err, size_t errlen);
@@ -15,5 +16,10 @@ int uart_create(struct machine *m, unsigned index, const char *spec, char *err, 
 int rtc_create(struct machine *m, char *err, size_t errlen);
 /* i8042 keyboard controller: its reset line reboots the machine. */
 int i8042_create(struct machine *m, char *err, size_t errlen);
+/*
+ * -device isa-debug-exit (registered with DEVICE_TYPE; exported so that a
+ * unit test linking the archive pulls in the file and its registration).
+ */
+int debug_exit_create(struct machine *m, struct opts *o, char *err, size_t errlen);
 
 #endif

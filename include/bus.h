@@ -6,7 +6,8 @@
  * ones and writes are dropped, as on real hardware.
  *
  * Callbacks run on the vCPU thread that made the access, concurrently with
- * other vCPUs: devices lock their own state.
+ * other vCPUs, and without the bus lock held (so a callback may move
+ * ranges): devices lock their own state.
  */
 #ifndef VIREO_BUS_H
 #define VIREO_BUS_H

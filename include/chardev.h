@@ -16,6 +16,11 @@ struct chardev;
 struct chardev_frontend {
 	/* Bytes from the outside world. */
 	void (*receive)(void *opaque, const uint8_t *buf, size_t len);
+	/*
+	 * Optional (may be NULL): the user typed the quit escape (Ctrl-A x on
+	 * a stdio backend) and wants the VM to end.  Called on the main loop.
+	 */
+	void (*quit)(void *opaque);
 	void *opaque;
 };
 

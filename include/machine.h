@@ -25,6 +25,7 @@ struct vcpu;
 struct pci_host;
 struct drive;
 struct acpi;
+struct monitor;
 struct machine;
 
 #define MACHINE_MAX_VCPUS 255	/* xAPIC IDs, no interrupt remapping */
@@ -40,6 +41,7 @@ struct machine_config {
 	bool no_shutdown;
 	bool start_paused;		/* -S */
 	const char *name;
+	const char *uuid;		/* -uuid, or NULL */
 	const char *serial[4];		/* -serial per COM port; NULL: none */
 };
 
@@ -109,6 +111,7 @@ struct machine {
 	unsigned nr_vcpus;
 	struct pci_host *pci;
 	struct acpi *acpi;
+	struct monitor *monitor;	/* QMP, see monitor.h */
 	struct device *devices;
 	struct drive *drives;		/* -drive, see block.h */
 	struct machine_listener *listeners;
@@ -117,6 +120,8 @@ struct machine {
 
 	GMainContext *ctx;
 	GMainLoop *loop;
+	/* Serves a posted request on ctx (the board's); NULL: only recorded. */
+	GSourceFunc on_request;
 
 	pthread_mutex_t lock;		/* guards the fields below */
 	enum machine_request request;
@@ -151,6 +156,16 @@ void machine_pause(struct machine *m, const char *reason);
 void machine_resume(struct machine *m);
 /* Ask the guest to power off (ACPI power button). */
 void machine_powerdown(struct machine *m);
+/* Reset the whole machine now (guest: the guest asked).  Main thread. */
+int machine_system_reset(struct machine *m, bool guest);
+/*
+ * End machine_run with this exit status; reason as in QMP's SHUTDOWN event
+ * ("guest-shutdown", "host-qmp-quit", "host-signal"...).  Main thread.
+ */
+void machine_quit(struct machine *m, int status, const char *reason);
+
+/* The runstate moved: tell the listeners.  Main thread. */
+void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason);
 
 /* Interrupts: a GSI line level, or an MSI message. */
 void machine_set_irq(struct machine *m, unsigned gsi, int level);

@@ -137,8 +137,8 @@ int parse_size(const char *s, char default_suffix, uint64_t *out)
 	if (errno)
 		return -EINVAL;
 	suffix = *end ? *end : default_suffix;
-	if (*end && end[1] && !(end[2] == 0 && (end[1] == 'B' || end[1] == 'b' ||
-						 end[1] == 'i')))
+	/* The unit letter may be followed by "B" or "iB" (2G, 2GB, 2GiB). */
+	if (*end && end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB"))
 		return -EINVAL;
 	switch (toupper((unsigned char)suffix)) {
 	case 0: case 'B': shift = 0; break;

@@ -1,0 +1,51 @@
+/* KVM accelerator: private state shared by kvm.c (VM) and kvm_vcpu.c. */
+#ifndef VIREO_KVM_INT_H
+#define VIREO_KVM_INT_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "accel/accel.h"
+
+#define KVM_DEVICE "/dev/kvm"
+/* GSI routes: 0-23 are the irqchip pins; MSI routes for irqfds follow. */
+#define KVM_MAX_ROUTES 1024
+#define KVM_FIRST_MSI_GSI 24
+
+struct kvm_vm {
+	int sys_fd;			/* /dev/kvm */
+	int vm_fd;
+	int run_size;			/* mmap size of struct kvm_run */
+	int max_vcpus;
+	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
+	bool dirty_logging;
+
+	pthread_mutex_t route_lock;
+	struct kvm_irq_routing *routes;	/* header + KVM_MAX_ROUTES entries */
+	bool msi_gsi_used[KVM_MAX_ROUTES];
+
+	/* Power-on state of the in-kernel irqchips, restored at reset. */
+	struct kvm_irqchip chip0[3];
+	struct kvm_pit_state2 pit0;
+};
+
+struct kvm_vcpu {
+	int fd;
+	struct kvm_run *run;
+	struct kvm_lapic_state lapic0;	/* power-on LAPIC state, restored at reset */
+};
+
+/* kvm_vcpu.c */
+int kvm_vcpu_init(struct vcpu *v, char *err, size_t errlen);
+void kvm_vcpu_destroy(struct vcpu *v);
+int kvm_vcpu_reset(struct vcpu *v, const struct cpu_state *s);
+int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e);
+void kvm_vcpu_kick(struct vcpu *v);
+int kvm_vcpu_get_state(struct vcpu *v, struct cpu_state *s);
+int kvm_vcpu_set_state(struct vcpu *v, const struct cpu_state *s);
+
+/* kvm.c */
+int kvm_vm_reset_irqchip(struct machine *m);
+
+#endif

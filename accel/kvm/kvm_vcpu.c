@@ -1,0 +1,395 @@
+/*
+ * KVM accelerator, vCPU side: creation with CPUID and MSRs, reset, the
+ * run loop's exits, kicks, and the translation between struct cpu_state
+ * and KVM's register structures.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "accel/kvm/kvm_int.h"
+#include "log.h"
+#include "machine.h"
+#include "vcpu.h"
+
+#define KVM_KICK_SIGNAL SIGUSR1
+
+#define MSR_IA32_MISC_ENABLE	0x1a0
+#define  MISC_ENABLE_FAST_STRING 0x1
+#define MSR_MTRR_DEF_TYPE	0x2ff
+#define  MTRR_ENABLE_WB		((1u << 11) | 6)
+
+static struct kvm_vm *vm_of(struct vcpu *v)
+{
+	return v->m->accel_state;
+}
+
+static struct kvm_vcpu *kv(struct vcpu *v)
+{
+	return v->accel_state;
+}
+
+static void kvm_kick_handler(int sig)
+{
+	/* Only there so that KVM_RUN returns EINTR. */
+	(void)sig;
+}
+
+static unsigned bits_for(unsigned n)
+{
+	unsigned b = 0;
+
+	while ((1u << b) < n)
+		b++;
+	return b;
+}
+
+/*
+ * KVM's supported CPUID with this vCPU's identity and the -smp topology:
+ * one socket of N cores, one thread each, APIC ID = vCPU index.
+ */
+static int kvm_set_cpuid(struct vcpu *v)
+{
+	struct kvm_vm *k = vm_of(v);
+	unsigned n = v->m->cfg.smp;
+	unsigned core_bits = bits_for(n);
+	size_t size = sizeof(*k->cpuid) + k->cpuid->nent * sizeof(k->cpuid->entries[0]);
+	struct kvm_cpuid2 *c = malloc(size);
+	int ret;
+
+	memcpy(c, k->cpuid, size);
+	for (unsigned i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			e->ebx = (e->ebx & 0x0000ffff) | (v->apic_id << 24) |
+				 ((n > 255 ? 255 : (1u << core_bits)) << 16);
+			e->ecx |= 1u << 31;		/* hypervisor present */
+			if (n > 1)
+				e->edx |= 1u << 28;	/* HTT: more than one logical CPU */
+			break;
+		case 4:
+			/* Cores per package - 1 in EAX[31:26]; one thread shares L1/L2. */
+			e->eax = (e->eax & 0x03ffffff) | ((((1u << core_bits) - 1) & 0x3f) << 26);
+			if (((e->eax >> 5) & 7) == 3)	/* L3 is shared by all cores */
+				e->eax = (e->eax & ~(0xfffu << 14)) | (((1u << core_bits) - 1) << 14);
+			else
+				e->eax &= ~(0xfffu << 14);
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = v->apic_id;
+			if (e->index == 0) {		/* SMT level: 1 thread */
+				e->eax = 0;
+				e->ebx = 1;
+				e->ecx = (1u << 8) | 0;
+			} else if (e->index == 1) {	/* core level */
+				e->eax = core_bits;
+				e->ebx = n;
+				e->ecx = (2u << 8) | 1;
+			} else {
+				e->eax = e->ebx = 0;
+				e->ecx = e->index;
+			}
+			break;
+		}
+	}
+	ret = ioctl(kv(v)->fd, KVM_SET_CPUID2, c) ? -errno : 0;
+	free(c);
+	return ret;
+}
+
+/* MSRs a firmware would set: fast strings, and write-back as the default memory type. */
+static int kvm_set_boot_msrs(struct vcpu *v)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[2];
+	} msrs = {
+		.hdr.nmsrs = 2,
+		.e = {
+			{ .index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STRING },
+			{ .index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE_WB },
+		},
+	};
+	int n = ioctl(kv(v)->fd, KVM_SET_MSRS, &msrs);
+
+	return n < 0 ? -errno : 0;
+}
+
+int kvm_vcpu_init(struct vcpu *v, char *err, size_t errlen)
+{
+	struct kvm_vm *k = vm_of(v);
+	struct kvm_vcpu *c = calloc(1, sizeof(*c));
+	struct sigaction sa = { .sa_handler = kvm_kick_handler };
+	int ret;
+
+	v->accel_state = c;
+	c->fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
+	if (c->fd < 0) {
+		snprintf(err, errlen, "kvm: cannot create vCPU %u: %s", v->index, strerror(errno));
+		ret = -errno;
+		goto fail;
+	}
+	c->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+	if (c->run == MAP_FAILED) {
+		snprintf(err, errlen, "kvm: cannot map vCPU %u: %s", v->index, strerror(errno));
+		ret = -errno;
+		c->run = NULL;
+		goto fail;
+	}
+	ret = kvm_set_cpuid(v);
+	if (ret) {
+		snprintf(err, errlen, "kvm: vCPU %u: KVM_SET_CPUID2: %s", v->index, strerror(-ret));
+		goto fail;
+	}
+	if (ioctl(c->fd, KVM_GET_LAPIC, &c->lapic0)) {
+		snprintf(err, errlen, "kvm: vCPU %u: KVM_GET_LAPIC: %s", v->index, strerror(errno));
+		ret = -errno;
+		goto fail;
+	}
+	/* No SA_RESTART: the kick must interrupt KVM_RUN. */
+	sigaction(KVM_KICK_SIGNAL, &sa, NULL);
+	return 0;
+fail:
+	kvm_vcpu_destroy(v);
+	return ret;
+}
+
+void kvm_vcpu_destroy(struct vcpu *v)
+{
+	struct kvm_vcpu *c = kv(v);
+
+	if (!c)
+		return;
+	if (c->run)
+		munmap(c->run, vm_of(v)->run_size);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	v->accel_state = NULL;
+}
+
+static void seg_to_kvm(const struct cpu_segment *s, struct kvm_segment *k)
+{
+	*k = (struct kvm_segment){
+		.base = s->base, .limit = s->limit, .selector = s->selector, .type = s->type,
+		.present = s->present, .dpl = s->dpl, .db = s->db, .s = s->s, .l = s->l,
+		.g = s->g, .avl = s->avl, .unusable = s->unusable,
+	};
+}
+
+static void seg_from_kvm(const struct kvm_segment *k, struct cpu_segment *s)
+{
+	*s = (struct cpu_segment){
+		.base = k->base, .limit = k->limit, .selector = k->selector, .type = k->type,
+		.present = k->present, .dpl = k->dpl, .db = k->db, .s = k->s, .l = k->l,
+		.g = k->g, .avl = k->avl, .unusable = k->unusable,
+	};
+}
+
+int kvm_vcpu_set_state(struct vcpu *v, const struct cpu_state *s)
+{
+	struct kvm_vcpu *c = kv(v);
+	struct kvm_regs regs = {
+		.rax = s->gpr[R_RAX], .rbx = s->gpr[R_RBX], .rcx = s->gpr[R_RCX],
+		.rdx = s->gpr[R_RDX], .rsi = s->gpr[R_RSI], .rdi = s->gpr[R_RDI],
+		.rsp = s->gpr[R_RSP], .rbp = s->gpr[R_RBP], .r8 = s->gpr[R_R8],
+		.r9 = s->gpr[R_R9], .r10 = s->gpr[R_R10], .r11 = s->gpr[R_R11],
+		.r12 = s->gpr[R_R12], .r13 = s->gpr[R_R13], .r14 = s->gpr[R_R14],
+		.r15 = s->gpr[R_R15], .rip = s->rip, .rflags = s->rflags,
+	};
+	struct kvm_sregs sregs;
+
+	if (ioctl(c->fd, KVM_GET_SREGS, &sregs))
+		return -errno;
+	seg_to_kvm(&s->cs, &sregs.cs);
+	seg_to_kvm(&s->ds, &sregs.ds);
+	seg_to_kvm(&s->es, &sregs.es);
+	seg_to_kvm(&s->fs, &sregs.fs);
+	seg_to_kvm(&s->gs, &sregs.gs);
+	seg_to_kvm(&s->ss, &sregs.ss);
+	seg_to_kvm(&s->tr, &sregs.tr);
+	seg_to_kvm(&s->ldt, &sregs.ldt);
+	sregs.gdt.base = s->gdt.base;
+	sregs.gdt.limit = s->gdt.limit;
+	sregs.idt.base = s->idt.base;
+	sregs.idt.limit = s->idt.limit;
+	sregs.cr0 = s->cr0;
+	sregs.cr2 = s->cr2;
+	sregs.cr3 = s->cr3;
+	sregs.cr4 = s->cr4;
+	sregs.cr8 = s->cr8;
+	sregs.efer = s->efer;
+	if (s->apic_base)
+		sregs.apic_base = s->apic_base;
+	if (ioctl(c->fd, KVM_SET_SREGS, &sregs) || ioctl(c->fd, KVM_SET_REGS, &regs))
+		return -errno;
+	return 0;
+}
+
+int kvm_vcpu_get_state(struct vcpu *v, struct cpu_state *s)
+{
+	struct kvm_vcpu *c = kv(v);
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+
+	if (ioctl(c->fd, KVM_GET_REGS, &r) || ioctl(c->fd, KVM_GET_SREGS, &sr))
+		return -errno;
+	memset(s, 0, sizeof(*s));
+	s->gpr[R_RAX] = r.rax; s->gpr[R_RBX] = r.rbx; s->gpr[R_RCX] = r.rcx;
+	s->gpr[R_RDX] = r.rdx; s->gpr[R_RSI] = r.rsi; s->gpr[R_RDI] = r.rdi;
+	s->gpr[R_RSP] = r.rsp; s->gpr[R_RBP] = r.rbp; s->gpr[R_R8] = r.r8;
+	s->gpr[R_R9] = r.r9; s->gpr[R_R10] = r.r10; s->gpr[R_R11] = r.r11;
+	s->gpr[R_R12] = r.r12; s->gpr[R_R13] = r.r13; s->gpr[R_R14] = r.r14;
+	s->gpr[R_R15] = r.r15;
+	s->rip = r.rip;
+	s->rflags = r.rflags;
+	seg_from_kvm(&sr.cs, &s->cs);
+	seg_from_kvm(&sr.ds, &s->ds);
+	seg_from_kvm(&sr.es, &s->es);
+	seg_from_kvm(&sr.fs, &s->fs);
+	seg_from_kvm(&sr.gs, &s->gs);
+	seg_from_kvm(&sr.ss, &s->ss);
+	seg_from_kvm(&sr.tr, &s->tr);
+	seg_from_kvm(&sr.ldt, &s->ldt);
+	s->gdt.base = sr.gdt.base;
+	s->gdt.limit = sr.gdt.limit;
+	s->idt.base = sr.idt.base;
+	s->idt.limit = sr.idt.limit;
+	s->cr0 = sr.cr0;
+	s->cr2 = sr.cr2;
+	s->cr3 = sr.cr3;
+	s->cr4 = sr.cr4;
+	s->cr8 = sr.cr8;
+	s->efer = sr.efer;
+	s->apic_base = sr.apic_base;
+	return 0;
+}
+
+/*
+ * Power-on state.  The BSP gets the boot loader's entry state; an AP gets
+ * the architectural reset state and waits in the in-kernel LAPIC for
+ * INIT/SIPI from the guest.
+ */
+int kvm_vcpu_reset(struct vcpu *v, const struct cpu_state *s)
+{
+	struct kvm_vcpu *c = kv(v);
+	struct kvm_mp_state mp = { .mp_state = s ? KVM_MP_STATE_RUNNABLE :
+					       KVM_MP_STATE_UNINITIALIZED };
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+	struct cpu_state reset;
+	int ret;
+
+	if (v->index == 0 && (ret = kvm_vm_reset_irqchip(v->m)))
+		return ret;
+	if (ioctl(c->fd, KVM_SET_LAPIC, &c->lapic0) || ioctl(c->fd, KVM_SET_FPU, &fpu))
+		return -errno;
+	if (!s) {
+		cpu_state_reset(&reset);
+		s = &reset;
+	}
+	ret = kvm_vcpu_set_state(v, s);
+	if (ret)
+		return ret;
+	ret = kvm_set_boot_msrs(v);
+	if (ret)
+		return ret;
+	return ioctl(c->fd, KVM_SET_MP_STATE, &mp) ? -errno : 0;
+}
+
+void kvm_vcpu_kick(struct vcpu *v)
+{
+	struct kvm_vcpu *c = kv(v);
+
+	/*
+	 * immediate_exit covers a vCPU thread that is about to enter KVM_RUN;
+	 * the signal covers one already inside.
+	 */
+	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (v->thread_started)
+		pthread_kill(v->thread, KVM_KICK_SIGNAL);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+kvm_exit_error(struct accel_exit *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->reason = ACCEL_EXIT_ERROR;
+	va_start(ap, fmt);
+	vsnprintf(e->error.msg, sizeof(e->error.msg), fmt, ap);
+	va_end(ap);
+}
+
+int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e)
+{
+	struct kvm_vcpu *c = kv(v);
+	struct kvm_run *run = c->run;
+
+	if (ioctl(c->fd, KVM_RUN, 0) < 0) {
+		if (errno == EINTR || errno == EAGAIN) {
+			__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+			e->reason = ACCEL_EXIT_KICK;
+			return 0;
+		}
+		return -errno;
+	}
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		e->reason = ACCEL_EXIT_PIO;
+		e->pio.port = run->io.port;
+		e->pio.size = run->io.size;
+		e->pio.write = run->io.direction == KVM_EXIT_IO_OUT;
+		e->pio.count = run->io.count;
+		e->pio.data = (uint8_t *)run + run->io.data_offset;
+		break;
+	case KVM_EXIT_MMIO:
+		e->reason = ACCEL_EXIT_MMIO;
+		e->mmio.addr = run->mmio.phys_addr;
+		e->mmio.size = run->mmio.len;
+		e->mmio.write = run->mmio.is_write;
+		e->mmio.data = run->mmio.data;
+		break;
+	case KVM_EXIT_HLT:
+		e->reason = ACCEL_EXIT_HALT;
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		e->reason = ACCEL_EXIT_SHUTDOWN;
+		break;
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+	case KVM_EXIT_INTR:
+		e->reason = ACCEL_EXIT_KICK;
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+			e->reason = ACCEL_EXIT_RESET;
+		else if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+			e->reason = ACCEL_EXIT_POWEROFF;
+		else
+			kvm_exit_error(e, "KVM system event %u", run->system_event.type);
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION)
+			kvm_exit_error(e, "KVM emulation failure");
+		else
+			kvm_exit_error(e, "KVM internal error, suberror %u",
+				       run->internal.suberror);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		kvm_exit_error(e, "KVM entry failed, hardware reason 0x%llx",
+			       (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		break;
+	default:
+		kvm_exit_error(e, "unexpected KVM exit reason %u", run->exit_reason);
+		break;
+	}
+	return 0;
+}

@@ -1,0 +1,172 @@
+/*
+ * The machine's generic parts: the -device registry, interrupts, and the
+ * requests (power-off, reset, exit, error) that vCPU and device threads
+ * make.  Requests are recorded under m->lock and handled on the main
+ * thread (machine_handle_request in pc.c), which owns the main loop, so
+ * that tearing down or rebooting never races with a device callback.
+ *
+ * The PC board itself -- what a machine is made of and how it boots -- is
+ * in pc.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accel/accel.h"
+#include "log.h"
+#include "machine.h"
+#include "vcpu.h"
+
+/* ---- -device types ---- */
+
+static struct device_type *device_types;
+
+void device_type_register(struct device_type *t)
+{
+	t->next = device_types;
+	device_types = t;
+}
+
+const struct device_type *device_type_find(const char *name)
+{
+	for (struct device_type *t = device_types; t; t = t->next)
+		if (!strcmp(t->name, name))
+			return t;
+	return NULL;
+}
+
+void device_types_print(void)
+{
+	for (struct device_type *t = device_types; t; t = t->next)
+		printf("  %-24s %s\n", t->name, t->help ? t->help : "");
+}
+
+int machine_add_device(struct machine *m, const char *optstr, char *err, size_t errlen)
+{
+	const struct device_type *t;
+	struct opts *o = opts_parse("-device", optstr, "driver", err, errlen);
+	const char *driver;
+	int ret;
+
+	if (!o)
+		return -EINVAL;
+	driver = opts_get(o, "driver");
+	t = driver ? device_type_find(driver) : NULL;
+	if (!t) {
+		snprintf(err, errlen, "-device: unknown device type '%s' (-device help lists them)",
+			 driver ? driver : "");
+		opts_free(o);
+		return -ENOENT;
+	}
+	ret = t->create(m, o, err, errlen);
+	if (!ret)
+		ret = opts_check_all_used(o, err, errlen);
+	opts_free(o);
+	return ret;
+}
+
+void machine_add_device_obj(struct machine *m, struct device *d)
+{
+	d->next = m->devices;
+	m->devices = d;
+}
+
+struct device *machine_find_device(struct machine *m, const char *id)
+{
+	for (struct device *d = m->devices; d; d = d->next)
+		if (d->id && !strcmp(d->id, id))
+			return d;
+	return NULL;
+}
+
+void machine_add_listener(struct machine *m, struct machine_listener *l)
+{
+	l->next = m->listeners;
+	m->listeners = l;
+}
+
+/* ---- interrupts ---- */
+
+void machine_set_irq(struct machine *m, unsigned gsi, int level)
+{
+	m->accel->set_irq(m, gsi, level);
+}
+
+void machine_send_msi(struct machine *m, uint64_t addr, uint32_t data)
+{
+	m->accel->send_msi(m, addr, data);
+}
+
+/* ---- requests from any thread ---- */
+
+static void machine_post(struct machine *m, enum machine_request req, int status)
+{
+	bool first;
+
+	pthread_mutex_lock(&m->lock);
+	/* An error always wins; otherwise the first request is the one served. */
+	first = m->request == MACHINE_REQ_NONE || req == MACHINE_REQ_ERROR;
+	if (first) {
+		m->request = req;
+		m->exit_status = status;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (first && m->on_request)
+		g_main_context_invoke(m->ctx, m->on_request, m);
+}
+
+void machine_request_poweroff(struct machine *m)
+{
+	machine_post(m, MACHINE_REQ_POWEROFF, 0);
+}
+
+void machine_request_reset(struct machine *m)
+{
+	machine_post(m, MACHINE_REQ_RESET, 0);
+}
+
+void machine_request_exit(struct machine *m, int status)
+{
+	machine_post(m, MACHINE_REQ_EXIT, status);
+}
+
+void machine_request_error(struct machine *m, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&m->lock);
+	va_start(ap, fmt);
+	vsnprintf(m->error, sizeof(m->error), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&m->lock);
+	machine_post(m, MACHINE_REQ_ERROR, 1);
+}
+
+void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason)
+{
+	m->runstate = s;
+	for (struct machine_listener *l = m->listeners; l; l = l->next)
+		if (l->runstate_changed)
+			l->runstate_changed(l->opaque, s, reason);
+}
+
+void machine_pause(struct machine *m, const char *reason)
+{
+	if (m->runstate != RUNSTATE_RUNNING)
+		return;
+	for (unsigned i = 0; i < m->nr_vcpus; i++)
+		vcpu_pause(m->vcpus[i]);
+	machine_set_runstate(m, RUNSTATE_PAUSED, reason);
+}
+
+void machine_resume(struct machine *m)
+{
+	if (m->runstate != RUNSTATE_PAUSED && m->runstate != RUNSTATE_PRELAUNCH)
+		return;
+	for (unsigned i = 0; i < m->nr_vcpus; i++)
+		vcpu_resume(m->vcpus[i]);
+	machine_set_runstate(m, RUNSTATE_RUNNING, NULL);
+}
+

@@ -1,0 +1,432 @@
+/*
+ * vireo: command line (a QEMU subset, same spelling and meaning) and the
+ * process lifecycle.  Exit status: 0 on guest power-off, (v << 1) | 1 for
+ * isa-debug-exit, 1 on any VMM error, with a message naming the cause.
+ */
+#include <errno.h>
+#include <glib-unix.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block.h"
+#include "daemon.h"
+#include "log.h"
+#include "machine.h"
+#include "monitor.h"
+#include "virtio.h"
+
+#define VIREO_VERSION "0.1.0"
+
+static void usage(void)
+{
+	printf("usage: vireo [options]\n"
+	       "  -accel kvm|tcg|xen[:...]   accelerators to try, in order (default kvm:tcg)\n"
+	       "  -enable-kvm                same as -accel kvm\n"
+	       "  -m SIZE                    guest RAM (default 128M; suffixes K M G T)\n"
+	       "  -smp N[,cpus=N,sockets=S,cores=C,threads=T]  vCPUs (default 1)\n"
+	       "  -kernel FILE               bzImage, PVH ELF or multiboot kernel\n"
+	       "  -initrd FILE               initial ramdisk\n"
+	       "  -append STRING             kernel command line\n"
+	       "  -mem-path DIR              back RAM with a file in DIR (hugetlbfs)\n"
+	       "  -mem-prealloc              allocate all RAM at start\n"
+	       "  -serial stdio|file:PATH|unix:PATH,server=on,wait=off|none  (repeatable: COM1..COM4)\n"
+	       "  -nographic                 no display; serial on stdio (the default)\n"
+	       "  -display none              accepted for compatibility\n"
+	       "  -nodefaults                no default serial port\n"
+	       "  -device TYPE[,opts]        add a device (-device help lists them)\n"
+	       "  -drive file=PATH[,opts]    add a disk (see docs/cmdline.md)\n"
+	       "  -no-reboot                 exit instead of rebooting\n"
+	       "  -no-shutdown               stay (paused) when the guest powers off\n"
+	       "  -S                         start with the vCPUs paused (QMP cont starts them)\n"
+	       "  -qmp unix:PATH|tcp:HOST:PORT,server=on,wait=off  serve QMP (repeatable)\n"
+	       "  -chardev socket,id=ID,path=PATH|host=H,port=P,server=on,wait=off\n"
+	       "  -mon chardev=ID,mode=control  serve QMP on that chardev\n"
+	       "  -name NAME[,debug-threads=on]  VM name\n"
+	       "  -uuid UUID                 VM UUID\n"
+	       "  -pidfile PATH              write the process id to PATH\n"
+	       "  -daemonize                 detach once the VM is up\n"
+	       "  -version, -help\n"
+	       "See docs/cmdline.md for every option.\n");
+}
+
+static int parse_smp(const char *arg, unsigned *out, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-smp", arg, "cpus", err, errlen);
+	uint64_t cpus, sockets, cores, threads, maxcpus;
+	int ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	if (opts_get_uint(o, "cpus", 0, &cpus, err, errlen) ||
+	    opts_get_uint(o, "sockets", 1, &sockets, err, errlen) ||
+	    opts_get_uint(o, "cores", 1, &cores, err, errlen) ||
+	    opts_get_uint(o, "threads", 1, &threads, err, errlen) ||
+	    opts_get_uint(o, "maxcpus", 0, &maxcpus, err, errlen) ||
+	    opts_check_all_used(o, err, errlen))
+		goto out;
+	if (!cpus)
+		cpus = sockets * cores * threads;
+	if (cpus < 1 || cpus > MACHINE_MAX_VCPUS || (maxcpus && maxcpus < cpus)) {
+		snprintf(err, errlen, "-smp %s: vireo supports 1 to %u vCPUs", arg,
+			 MACHINE_MAX_VCPUS);
+		goto out;
+	}
+	*out = cpus;
+	ret = 0;
+out:
+	opts_free(o);
+	return ret;
+}
+
+static int parse_mem(const char *arg, uint64_t *out, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-m", arg, "size", err, errlen);
+	const char *size;
+	int ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	size = opts_get(o, "size");
+	if (!size || parse_size(size, 'M', out) || *out == 0) {
+		snprintf(err, errlen, "-m %s: not a memory size (examples: 512M, 4G)", arg);
+		goto out;
+	}
+	if (*out < (2 << 20) || *out % 4096) {
+		snprintf(err, errlen, "-m %s: guest RAM must be a multiple of 4 KiB of at least 2 MiB",
+			 arg);
+		goto out;
+	}
+	ret = opts_check_all_used(o, err, errlen);
+out:
+	opts_free(o);
+	return ret;
+}
+
+static gboolean on_signal(gpointer opaque)
+{
+	/* SIGINT/SIGTERM: stop the guest and exit 0; disks are flushed on the way out. */
+	machine_quit(opaque, 0, "host-signal");
+	return G_SOURCE_CONTINUE;
+}
+
+static void watch_signals(struct machine *m)
+{
+	static const int sigs[] = { SIGINT, SIGTERM };
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		GSource *s = g_unix_signal_source_new(sigs[i]);
+
+		g_source_set_callback(s, on_signal, m, NULL);
+		g_source_attach(s, m->ctx);
+		g_source_unref(s);
+	}
+}
+
+struct cmdline {
+	struct machine_config cfg;
+	GPtrArray *devices, *drives, *qmp, *chardevs;
+	unsigned nr_serial;
+	bool nodefaults, daemonize;
+	const char *pidfile;
+};
+
+/* -chardev socket,id=ID,... for -mon: remember it as a QMP socket spec. */
+static int add_chardev(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-chardev", arg, "backend", err, errlen);
+	const char *backend, *id, *path, *host, *port, *server, *wait;
+	int ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	backend = opts_get(o, "backend");
+	id = opts_get(o, "id");
+	path = opts_get(o, "path");
+	host = opts_get(o, "host");
+	port = opts_get(o, "port");
+	server = opts_get(o, "server");
+	wait = opts_get(o, "wait");
+	if (!backend || strcmp(backend, "socket")) {
+		snprintf(err, errlen, "-chardev %s: vireo supports only socket chardevs (for -mon)",
+			 arg);
+	} else if (!id) {
+		snprintf(err, errlen, "-chardev %s: id= is required", arg);
+	} else if (!path == !port) {
+		snprintf(err, errlen, "-chardev %s: give path= or host=,port=", arg);
+	} else if (!opts_check_all_used(o, err, errlen)) {
+		g_ptr_array_add(c->chardevs, g_strdup(id));
+		g_ptr_array_add(c->chardevs, path ?
+				g_strdup_printf("unix:%s,server=%s,wait=%s", path,
+						server ? server : "off", wait ? wait : "on") :
+				g_strdup_printf("tcp:%s:%s,server=%s,wait=%s", host ? host : "",
+						port, server ? server : "off", wait ? wait : "on"));
+		ret = 0;
+	}
+	opts_free(o);
+	return ret;
+}
+
+static int add_mon(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-mon", arg, "chardev", err, errlen);
+	const char *id, *mode;
+	int ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	id = opts_get(o, "chardev");
+	mode = opts_get(o, "mode");
+	opts_get(o, "pretty");
+	if (opts_check_all_used(o, err, errlen))
+		goto out;
+	if (mode && strcmp(mode, "control")) {
+		snprintf(err, errlen, "-mon %s: only mode=control (QMP) is supported", arg);
+		goto out;
+	}
+	for (unsigned i = 0; id && i < c->chardevs->len; i += 2) {
+		if (!strcmp(c->chardevs->pdata[i], id)) {
+			g_ptr_array_add(c->qmp, c->chardevs->pdata[i + 1]);
+			ret = 0;
+			goto out;
+		}
+	}
+	snprintf(err, errlen, "-mon %s: no -chardev with id '%s' (give -chardev first)", arg,
+		 id ? id : "");
+out:
+	opts_free(o);
+	return ret;
+}
+
+static int parse_name(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-name", arg, "guest", err, errlen);
+	bool debug_threads;
+	int ret;
+
+	if (!o)
+		return -EINVAL;
+	c->cfg.name = opts_get(o, "guest") ? g_strdup(opts_get(o, "guest")) : NULL;
+	/* vCPU threads are always named "CPU n/KVM"; the option is accepted as QEMU's. */
+	ret = opts_get_bool(o, "debug-threads", false, &debug_threads, err, errlen);
+	if (!ret)
+		ret = opts_check_all_used(o, err, errlen);
+	opts_free(o);
+	return ret;
+}
+
+static bool uuid_valid(const char *u)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(u) != strlen(shape))
+		return false;
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == '-' ? u[i] != '-' : !g_ascii_isxdigit(u[i]))
+			return false;
+	return true;
+}
+
+/* Returns 0 to go on, 1 to exit 0 (help/version), -1 on error (message in err). */
+static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_t errlen)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		const char *arg = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (opt[0] == '-' && opt[1] == '-')
+			opt++;
+#define TAKES_ARG() do {						\
+		if (!arg) {						\
+			snprintf(err, errlen, "option %s needs an argument", argv[i]); \
+			return -1;					\
+		}							\
+		i++;							\
+	} while (0)
+		if (!strcmp(opt, "-help") || !strcmp(opt, "-h")) {
+			usage();
+			return 1;
+		} else if (!strcmp(opt, "-version")) {
+			printf("vireo version %s\n", VIREO_VERSION);
+			return 1;
+		} else if (!strcmp(opt, "-accel")) {
+			TAKES_ARG();
+			c->cfg.accel = arg;
+		} else if (!strcmp(opt, "-enable-kvm")) {
+			c->cfg.accel = "kvm";
+		} else if (!strcmp(opt, "-m")) {
+			TAKES_ARG();
+			if (parse_mem(arg, &c->cfg.ram_size, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-smp")) {
+			TAKES_ARG();
+			if (parse_smp(arg, &c->cfg.smp, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-kernel")) {
+			TAKES_ARG();
+			c->cfg.kernel = arg;
+		} else if (!strcmp(opt, "-initrd")) {
+			TAKES_ARG();
+			c->cfg.initrd = arg;
+		} else if (!strcmp(opt, "-append")) {
+			TAKES_ARG();
+			c->cfg.append = arg;
+		} else if (!strcmp(opt, "-mem-path")) {
+			TAKES_ARG();
+			c->cfg.mem_path = arg;
+		} else if (!strcmp(opt, "-mem-prealloc")) {
+			c->cfg.mem_prealloc = true;
+		} else if (!strcmp(opt, "-serial")) {
+			TAKES_ARG();
+			if (c->nr_serial == 4) {
+				snprintf(err, errlen, "-serial %s: at most 4 serial ports", arg);
+				return -1;
+			}
+			c->cfg.serial[c->nr_serial++] = strcmp(arg, "none") ? arg : NULL;
+		} else if (!strcmp(opt, "-nographic")) {
+			/* Serial on stdio is already the default. */
+		} else if (!strcmp(opt, "-display")) {
+			TAKES_ARG();
+			if (strcmp(arg, "none")) {
+				snprintf(err, errlen, "-display %s: vireo has no display; use -display none",
+					 arg);
+				return -1;
+			}
+		} else if (!strcmp(opt, "-nodefaults")) {
+			c->nodefaults = true;
+		} else if (!strcmp(opt, "-device")) {
+			TAKES_ARG();
+			if (!strcmp(arg, "help")) {
+				printf("Devices:\n");
+				device_types_print();
+				return 1;
+			}
+			g_ptr_array_add(c->devices, (gpointer)arg);
+		} else if (!strcmp(opt, "-drive")) {
+			TAKES_ARG();
+			g_ptr_array_add(c->drives, (gpointer)arg);
+		} else if (!strcmp(opt, "-no-reboot")) {
+			c->cfg.no_reboot = true;
+		} else if (!strcmp(opt, "-no-shutdown")) {
+			c->cfg.no_shutdown = true;
+		} else if (!strcmp(opt, "-S")) {
+			c->cfg.start_paused = true;
+		} else if (!strcmp(opt, "-qmp")) {
+			TAKES_ARG();
+			g_ptr_array_add(c->qmp, (gpointer)arg);
+		} else if (!strcmp(opt, "-chardev")) {
+			TAKES_ARG();
+			if (add_chardev(c, arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-mon")) {
+			TAKES_ARG();
+			if (add_mon(c, arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-name")) {
+			TAKES_ARG();
+			if (parse_name(c, arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-uuid")) {
+			TAKES_ARG();
+			if (!uuid_valid(arg)) {
+				snprintf(err, errlen, "-uuid %s: not a UUID", arg);
+				return -1;
+			}
+			c->cfg.uuid = arg;
+		} else if (!strcmp(opt, "-pidfile")) {
+			TAKES_ARG();
+			c->pidfile = arg;
+		} else if (!strcmp(opt, "-daemonize")) {
+			c->daemonize = true;
+		} else {
+			snprintf(err, errlen, "unknown option '%s' (vireo -help lists them)", argv[i]);
+			return -1;
+		}
+#undef TAKES_ARG
+	}
+	if (!c->cfg.kernel) {
+		snprintf(err, errlen, "no -kernel given: vireo boots a kernel directly, without firmware");
+		return -1;
+	}
+	if (!c->nr_serial && !c->nodefaults && !c->daemonize)
+		c->cfg.serial[0] = "stdio";
+	for (unsigned i = 0; c->daemonize && i < 4; i++) {
+		if (c->cfg.serial[i] && !strcmp(c->cfg.serial[i], "stdio")) {
+			snprintf(err, errlen, "-daemonize: -serial stdio cannot be used with it");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cmdline c = {
+		.cfg = { .ram_size = 128 << 20, .smp = 1, .accel = "kvm:tcg" },
+	};
+	struct machine m;
+	char err[512] = "";
+	int status = 1, ret;
+
+	/* A reader gone from a pipe or socket is an error to handle, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
+	c.devices = g_ptr_array_new();
+	c.drives = g_ptr_array_new();
+	c.qmp = g_ptr_array_new();
+	c.chardevs = g_ptr_array_new_with_free_func(g_free);
+	ret = parse_args(argc, argv, &c, err, sizeof(err));
+	if (ret) {
+		if (ret < 0)
+			log_error("%s", err);
+		status = ret < 0 ? 1 : 0;
+		goto out_args;
+	}
+	if (c.daemonize && daemonize_start(err, sizeof(err))) {
+		log_error("%s", err);
+		goto out_args;
+	}
+	if (c.pidfile && pidfile_create(c.pidfile, err, sizeof(err))) {
+		log_error("%s", err);
+		daemonize_done(1);
+		goto out_args;
+	}
+
+	if (machine_init(&m, &c.cfg, err, sizeof(err)))
+		goto fail;
+	for (unsigned i = 0; i < c.drives->len; i++)
+		if (drive_add(&m, c.drives->pdata[i], err, sizeof(err)))
+			goto fail;
+	for (unsigned i = 0; i < c.devices->len; i++)
+		if (machine_add_device(&m, c.devices->pdata[i], err, sizeof(err)))
+			goto fail;
+	/* -drive if=virtio without a -device of its own gets one now. */
+	if (virtio_blk_create_for_drives(&m, err, sizeof(err)))
+		goto fail;
+	for (unsigned i = 0; i < c.qmp->len; i++)
+		if (monitor_add_qmp(&m, c.qmp->pdata[i], err, sizeof(err)))
+			goto fail;
+	if (machine_boot(&m, err, sizeof(err)))
+		goto fail;
+
+	watch_signals(&m);
+	daemonize_done(0);
+	status = machine_run(&m);
+	monitor_destroy(&m);
+	machine_destroy(&m);
+	goto out;
+fail:
+	log_error("%s", err);
+	daemonize_done(1);
+	monitor_destroy(&m);
+	machine_destroy(&m);
+	status = 1;
+out:
+	pidfile_remove();
+out_args:
+	g_ptr_array_free(c.devices, TRUE);
+	g_ptr_array_free(c.drives, TRUE);
+	g_ptr_array_free(c.qmp, TRUE);
+	g_ptr_array_free(c.chardevs, TRUE);
+	return status;
+}

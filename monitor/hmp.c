@@ -1,0 +1,122 @@
+/*
+ * human-monitor-command: the few text commands management stacks still
+ * send through QMP ("info status", "info mtree", "info blockstats",
+ * "info registers").
+ */
+#include <glib.h>
+#include <string.h>
+
+#include "accel/accel.h"
+#include "block.h"
+#include "machine.h"
+#include "monitor/qmp_int.h"
+#include "vcpu.h"
+
+static void mtree_range(const struct bus_range *r, void *opaque)
+{
+	g_string_append_printf(opaque, "    %016llx-%016llx (prio 0, i/o): %s\r\n",
+			       (unsigned long long)r->base,
+			       (unsigned long long)(r->base + r->len - 1), r->name);
+}
+
+static void info_mtree(struct machine *m, GString *out)
+{
+	g_string_append(out, "address-space: memory\r\n");
+	g_string_append(out, "  0000000000000000-ffffffffffffffff (prio 0, i/o): system\r\n");
+	for (unsigned i = 0; i < m->mem.nr; i++)
+		g_string_append_printf(out, "    %016llx-%016llx (prio 0, ram): pc.ram\r\n",
+				       (unsigned long long)m->mem.r[i].gpa,
+				       (unsigned long long)(m->mem.r[i].gpa + m->mem.r[i].size - 1));
+	bus_for_each(&m->mmio, mtree_range, out);
+	g_string_append(out, "\r\naddress-space: I/O\r\n");
+	g_string_append(out, "  0000000000000000-000000000000ffff (prio 0, i/o): io\r\n");
+	bus_for_each(&m->pio, mtree_range, out);
+}
+
+static void info_blockstats(struct machine *m, GString *out)
+{
+	for (struct drive *d = m->drives; d; d = d->next) {
+		struct blk_stats s = { 0 };
+
+		if (d->blk)
+			blk_get_stats(d->blk, &s);
+		g_string_append_printf(out, "%s: rd_bytes=%llu wr_bytes=%llu rd_operations=%llu "
+				       "wr_operations=%llu flush_operations=%llu "
+				       "wr_total_time_ns=%llu rd_total_time_ns=%llu "
+				       "flush_total_time_ns=%llu\r\n", d->id,
+				       (unsigned long long)s.bytes[BLK_OP_READ],
+				       (unsigned long long)s.bytes[BLK_OP_WRITE],
+				       (unsigned long long)s.ops[BLK_OP_READ],
+				       (unsigned long long)s.ops[BLK_OP_WRITE],
+				       (unsigned long long)s.ops[BLK_OP_FLUSH],
+				       (unsigned long long)s.total_ns[BLK_OP_WRITE],
+				       (unsigned long long)s.total_ns[BLK_OP_READ],
+				       (unsigned long long)s.total_ns[BLK_OP_FLUSH]);
+	}
+}
+
+/* The vCPU is paused for the read if it runs, so the state is consistent. */
+static void info_registers(struct machine *m, unsigned idx, GString *out)
+{
+	static const char *const names[] = { "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI",
+					      "RDI", "R8", "R9", "R10", "R11", "R12", "R13",
+					      "R14", "R15" };
+	struct vcpu *v = m->vcpus[idx];
+	bool was_running = vcpu_get_state(v) == VCPU_RUNNING;
+	struct cpu_state s;
+	int ret;
+
+	if (was_running)
+		vcpu_pause(v);
+	ret = m->accel->vcpu_get_state(v, &s);
+	if (was_running)
+		vcpu_resume(v);
+	if (ret) {
+		g_string_append_printf(out, "CPU#%u: cannot read the registers\r\n", idx);
+		return;
+	}
+	g_string_append_printf(out, "CPU#%u\r\n", idx);
+	for (int i = 0; i < CPU_NR_GPRS; i++)
+		g_string_append_printf(out, "%-3s=%016llx%s", names[i],
+				       (unsigned long long)s.gpr[i], i % 4 == 3 ? "\r\n" : " ");
+	g_string_append_printf(out, "RIP=%016llx RFL=%08llx\r\n", (unsigned long long)s.rip,
+			       (unsigned long long)s.rflags);
+	g_string_append_printf(out, "CS =%04x %016llx %08x\r\nSS =%04x %016llx %08x\r\n",
+			       s.cs.selector, (unsigned long long)s.cs.base, s.cs.limit,
+			       s.ss.selector, (unsigned long long)s.ss.base, s.ss.limit);
+	g_string_append_printf(out, "GDT=     %016llx %08x\r\nIDT=     %016llx %08x\r\n",
+			       (unsigned long long)s.gdt.base, s.gdt.limit,
+			       (unsigned long long)s.idt.base, s.idt.limit);
+	g_string_append_printf(out, "CR0=%08llx CR2=%016llx CR3=%016llx CR4=%08llx\r\n"
+			       "EFER=%016llx\r\n", (unsigned long long)s.cr0,
+			       (unsigned long long)s.cr2, (unsigned long long)s.cr3,
+			       (unsigned long long)s.cr4, (unsigned long long)s.efer);
+}
+
+char *hmp_run(struct machine *m, const char *line, int cpu)
+{
+	GString *out = g_string_new(NULL);
+	char **w = g_strsplit_set(line, " \t", -1);
+	int n = 0;
+
+	/* Drop the empty words that runs of blanks leave. */
+	for (int i = 0; w[i]; i++)
+		if (*w[i])
+			w[n++] = w[i];
+		else
+			g_free(w[i]);
+	w[n] = NULL;
+
+	if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "status"))
+		g_string_append_printf(out, "VM status: %s\r\n", qmp_runstate_name(m->runstate));
+	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "mtree"))
+		info_mtree(m, out);
+	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "blockstats"))
+		info_blockstats(m, out);
+	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "registers"))
+		info_registers(m, cpu >= 0 && (unsigned)cpu < m->nr_vcpus ? cpu : 0, out);
+	else if (n >= 1)
+		g_string_append_printf(out, "unknown command: '%s'\r\n", line);
+	g_strfreev(w);
+	return g_string_free(out, FALSE);
+}

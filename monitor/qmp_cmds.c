@@ -1,0 +1,365 @@
+/*
+ * The QMP commands vireo serves, their argument declarations (checked by
+ * the dispatcher before a handler runs) and the introspection schema
+ * generated from those declarations.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "accel/accel.h"
+#include "block.h"
+#include "machine.h"
+#include "monitor.h"
+#include "monitor/qmp_int.h"
+#include "vcpu.h"
+
+const char *qmp_runstate_name(enum machine_runstate s)
+{
+	switch (s) {
+	case RUNSTATE_PRELAUNCH: return "prelaunch";
+	case RUNSTATE_RUNNING: return "running";
+	case RUNSTATE_PAUSED: return "paused";
+	case RUNSTATE_SHUTDOWN: return "shutdown";
+	}
+	return "internal-error";
+}
+
+static JsonNode *empty_return(void)
+{
+	return qmp_new_object(NULL);
+}
+
+static JsonNode *cmd_qmp_capabilities(struct machine *m, struct qmp_client *c, JsonObject *args,
+				      struct qmp_error *err)
+{
+	return empty_return();
+}
+
+static JsonNode *cmd_query_version(struct machine *m, struct qmp_client *c, JsonObject *args,
+				   struct qmp_error *err)
+{
+	JsonObject *o, *q = json_object_new();
+	JsonNode *n = qmp_new_object(&o);
+
+	json_object_set_int_member(q, "major", 7);
+	json_object_set_int_member(q, "minor", 2);
+	json_object_set_int_member(q, "micro", 0);
+	json_object_set_object_member(o, "qemu", q);
+	json_object_set_string_member(o, "package", "vireo");
+	return n;
+}
+
+static JsonNode *cmd_query_status(struct machine *m, struct qmp_client *c, JsonObject *args,
+				  struct qmp_error *err)
+{
+	JsonObject *o;
+	JsonNode *n = qmp_new_object(&o);
+
+	json_object_set_boolean_member(o, "running", m->runstate == RUNSTATE_RUNNING);
+	json_object_set_boolean_member(o, "singlestep", FALSE);
+	json_object_set_string_member(o, "status", qmp_runstate_name(m->runstate));
+	return n;
+}
+
+static JsonNode *cmd_query_name(struct machine *m, struct qmp_client *c, JsonObject *args,
+				struct qmp_error *err)
+{
+	JsonObject *o;
+	JsonNode *n = qmp_new_object(&o);
+
+	if (m->cfg.name)
+		json_object_set_string_member(o, "name", m->cfg.name);
+	return n;
+}
+
+static JsonNode *cmd_query_uuid(struct machine *m, struct qmp_client *c, JsonObject *args,
+				struct qmp_error *err)
+{
+	JsonObject *o;
+	JsonNode *n = qmp_new_object(&o);
+
+	json_object_set_string_member(o, "UUID", m->cfg.uuid ? m->cfg.uuid :
+				      "00000000-0000-0000-0000-000000000000");
+	return n;
+}
+
+static JsonNode *cmd_query_kvm(struct machine *m, struct qmp_client *c, JsonObject *args,
+			       struct qmp_error *err)
+{
+	JsonObject *o;
+	JsonNode *n = qmp_new_object(&o);
+	char why[256];
+
+	json_object_set_boolean_member(o, "enabled", m->accel == &kvm_accel_ops);
+	json_object_set_boolean_member(o, "present", kvm_accel_ops.probe(why, sizeof(why)) == 0);
+	return n;
+}
+
+static JsonNode *cmd_query_commands(struct machine *m, struct qmp_client *c, JsonObject *args,
+				    struct qmp_error *err)
+{
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+	JsonArray *a = json_array_new();
+	size_t nr;
+	const struct qmp_command *cmds = qmp_commands(&nr);
+
+	for (size_t i = 0; i < nr; i++) {
+		JsonObject *o = json_object_new();
+
+		json_object_set_string_member(o, "name", cmds[i].name);
+		json_array_add_object_element(a, o);
+	}
+	json_node_take_array(n, a);
+	return n;
+}
+
+static JsonNode *cmd_query_cpus_fast(struct machine *m, struct qmp_client *c, JsonObject *args,
+				     struct qmp_error *err)
+{
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+	JsonArray *a = json_array_new();
+
+	for (unsigned i = 0; i < m->nr_vcpus; i++) {
+		JsonObject *o = json_object_new(), *props = json_object_new();
+		char path[64];
+
+		snprintf(path, sizeof(path), "/machine/unattached/device[%u]", i);
+		json_object_set_int_member(o, "cpu-index", i);
+		json_object_set_string_member(o, "qom-path", path);
+		json_object_set_int_member(o, "thread-id", m->vcpus[i]->tid);
+		json_object_set_string_member(o, "target", "x86_64");
+		json_object_set_int_member(props, "socket-id", 0);
+		json_object_set_int_member(props, "core-id", i);
+		json_object_set_int_member(props, "thread-id", 0);
+		json_object_set_object_member(o, "props", props);
+		json_array_add_object_element(a, o);
+	}
+	json_node_take_array(n, a);
+	return n;
+}
+
+static JsonNode *cmd_stop(struct machine *m, struct qmp_client *c, JsonObject *args,
+			  struct qmp_error *err)
+{
+	machine_pause(m, "qmp");
+	return empty_return();
+}
+
+static JsonNode *cmd_cont(struct machine *m, struct qmp_client *c, JsonObject *args,
+			  struct qmp_error *err)
+{
+	if (m->runstate == RUNSTATE_SHUTDOWN) {
+		qmp_set_error(err, QMP_ERR_GENERIC,
+			      "Resetting the Virtual Machine is required");
+		return NULL;
+	}
+	machine_resume(m);
+	return empty_return();
+}
+
+static JsonNode *cmd_system_reset(struct machine *m, struct qmp_client *c, JsonObject *args,
+				  struct qmp_error *err)
+{
+	if (machine_system_reset(m, false)) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "system reset failed (see the VMM's log)");
+		return NULL;
+	}
+	return empty_return();
+}
+
+static JsonNode *cmd_system_powerdown(struct machine *m, struct qmp_client *c, JsonObject *args,
+				      struct qmp_error *err)
+{
+	machine_powerdown(m);
+	return empty_return();
+}
+
+static JsonNode *cmd_quit(struct machine *m, struct qmp_client *c, JsonObject *args,
+			  struct qmp_error *err)
+{
+	return empty_return();
+}
+
+static void quit_after_reply(struct machine *m)
+{
+	machine_quit(m, 0, "host-qmp-quit");
+}
+
+static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonObject *args,
+				 struct qmp_error *err)
+{
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+	JsonArray *a = json_array_new();
+
+	for (struct drive *d = m->drives; d; d = d->next) {
+		JsonObject *o = json_object_new(), *img = json_object_new();
+
+		json_object_set_string_member(o, "device", d->id);
+		json_object_set_boolean_member(o, "locked", FALSE);
+		json_object_set_boolean_member(o, "removable", FALSE);
+		json_object_set_string_member(o, "io-status", "ok");
+		json_object_set_string_member(img, "file", d->cfg.file);
+		json_object_set_string_member(img, "drv", d->cfg.format ? d->cfg.format : "raw");
+		json_object_set_boolean_member(img, "ro", d->blk ? blk_is_readonly(d->blk) :
+					       d->cfg.readonly);
+		json_object_set_int_member(img, "image-size", d->blk ? blk_size(d->blk) : 0);
+		json_object_set_object_member(o, "inserted", img);
+		json_array_add_object_element(a, o);
+	}
+	json_node_take_array(n, a);
+	return n;
+}
+
+static JsonNode *cmd_query_blockstats(struct machine *m, struct qmp_client *c, JsonObject *args,
+				      struct qmp_error *err)
+{
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+	JsonArray *a = json_array_new();
+
+	for (struct drive *d = m->drives; d; d = d->next) {
+		JsonObject *o = json_object_new(), *s = json_object_new();
+		struct blk_stats st = { 0 };
+
+		if (d->blk)
+			blk_get_stats(d->blk, &st);
+		json_object_set_string_member(o, "device", d->id);
+		json_object_set_int_member(s, "rd_bytes", st.bytes[BLK_OP_READ]);
+		json_object_set_int_member(s, "wr_bytes", st.bytes[BLK_OP_WRITE]);
+		json_object_set_int_member(s, "unmap_bytes", st.bytes[BLK_OP_DISCARD]);
+		json_object_set_int_member(s, "rd_operations", st.ops[BLK_OP_READ]);
+		json_object_set_int_member(s, "wr_operations", st.ops[BLK_OP_WRITE]);
+		json_object_set_int_member(s, "flush_operations", st.ops[BLK_OP_FLUSH]);
+		json_object_set_int_member(s, "unmap_operations", st.ops[BLK_OP_DISCARD]);
+		json_object_set_int_member(s, "rd_total_time_ns", st.total_ns[BLK_OP_READ]);
+		json_object_set_int_member(s, "wr_total_time_ns", st.total_ns[BLK_OP_WRITE]);
+		json_object_set_int_member(s, "flush_total_time_ns", st.total_ns[BLK_OP_FLUSH]);
+		json_object_set_int_member(s, "unmap_total_time_ns", st.total_ns[BLK_OP_DISCARD]);
+		json_object_set_int_member(s, "failed_rd_operations", st.failed[BLK_OP_READ]);
+		json_object_set_int_member(s, "failed_wr_operations", st.failed[BLK_OP_WRITE]);
+		json_object_set_int_member(s, "failed_flush_operations", st.failed[BLK_OP_FLUSH]);
+		json_object_set_int_member(s, "failed_unmap_operations", st.failed[BLK_OP_DISCARD]);
+		json_object_set_object_member(o, "stats", s);
+		json_array_add_object_element(a, o);
+	}
+	json_node_take_array(n, a);
+	return n;
+}
+
+static JsonNode *cmd_hmp(struct machine *m, struct qmp_client *c, JsonObject *args,
+			 struct qmp_error *err)
+{
+	int cpu = json_object_has_member(args, "cpu-index") ?
+		  (int)json_object_get_int_member(args, "cpu-index") : -1;
+	char *out = hmp_run(m, json_object_get_string_member(args, "command-line"), cpu);
+	JsonNode *n = json_node_new(JSON_NODE_VALUE);
+
+	json_node_set_string(n, out);
+	g_free(out);
+	return n;
+}
+
+static JsonNode *cmd_query_qmp_schema(struct machine *m, struct qmp_client *c, JsonObject *args,
+				      struct qmp_error *err);
+
+static const struct qmp_command commands[] = {
+	{ "qmp_capabilities", cmd_qmp_capabilities, { { "enable", QMP_ANY, true } } },
+	{ "query-version", cmd_query_version },
+	{ "query-status", cmd_query_status },
+	{ "query-name", cmd_query_name },
+	{ "query-uuid", cmd_query_uuid },
+	{ "query-kvm", cmd_query_kvm },
+	{ "query-commands", cmd_query_commands },
+	{ "query-qmp-schema", cmd_query_qmp_schema },
+	{ "query-cpus-fast", cmd_query_cpus_fast },
+	{ "stop", cmd_stop },
+	{ "cont", cmd_cont },
+	{ "system_reset", cmd_system_reset },
+	{ "system_powerdown", cmd_system_powerdown },
+	{ "quit", cmd_quit, .after = quit_after_reply },
+	{ "query-block", cmd_query_block },
+	{ "query-blockstats", cmd_query_blockstats,
+	  { { "query-nodes", QMP_BOOL, true } } },
+	{ "human-monitor-command", cmd_hmp,
+	  { { "command-line", QMP_STR }, { "cpu-index", QMP_INT, true } } },
+};
+
+static const char *const events[] = {
+	"STOP", "RESUME", "SHUTDOWN", "RESET", "POWERDOWN", "BLOCK_IO_ERROR", NULL,
+};
+
+const struct qmp_command *qmp_commands(size_t *n)
+{
+	*n = sizeof(commands) / sizeof(commands[0]);
+	return commands;
+}
+
+const char *const *qmp_event_names(void)
+{
+	return events;
+}
+
+/*
+ * The introspection schema in QEMU's SchemaInfo form: each command with an
+ * object type for its arguments (named by number, as QEMU does) and "any"
+ * as its return type; events; the builtin types used.
+ */
+static JsonObject *schema_entry(JsonArray *a, const char *name, const char *meta)
+{
+	JsonObject *o = json_object_new();
+
+	json_object_set_string_member(o, "name", name);
+	json_object_set_string_member(o, "meta-type", meta);
+	json_array_add_object_element(a, o);
+	return o;
+}
+
+static JsonNode *cmd_query_qmp_schema(struct machine *m, struct qmp_client *c, JsonObject *args,
+				      struct qmp_error *err)
+{
+	static const char *const builtins[][2] = {
+		{ "str", "string" }, { "int", "int" }, { "bool", "boolean" }, { "any", "value" },
+	};
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+	JsonArray *a = json_array_new();
+	unsigned type_no = 0;
+	char tname[16];
+	size_t nr;
+	const struct qmp_command *cmds = qmp_commands(&nr);
+
+	for (size_t i = 0; i < nr; i++) {
+		JsonObject *cmd = schema_entry(a, cmds[i].name, "command"), *ty;
+		JsonArray *members = json_array_new();
+
+		snprintf(tname, sizeof(tname), "%u", type_no++);
+		json_object_set_string_member(cmd, "arg-type", tname);
+		json_object_set_string_member(cmd, "ret-type", "any");
+		ty = schema_entry(a, tname, "object");
+		for (int j = 0; j < QMP_MAX_ARGS && cmds[i].args[j].name; j++) {
+			static const char *const tn[] = { "str", "int", "bool", "any" };
+			JsonObject *mem = json_object_new();
+
+			json_object_set_string_member(mem, "name", cmds[i].args[j].name);
+			json_object_set_string_member(mem, "type", tn[cmds[i].args[j].type]);
+			if (cmds[i].args[j].optional)
+				json_object_set_null_member(mem, "default");
+			json_array_add_object_element(members, mem);
+		}
+		json_object_set_array_member(ty, "members", members);
+	}
+	snprintf(tname, sizeof(tname), "%u", type_no++);
+	schema_entry(a, tname, "object");
+	json_object_set_array_member(json_array_get_object_element(a, json_array_get_length(a) - 1),
+				     "members", json_array_new());
+	for (int i = 0; events[i]; i++) {
+		JsonObject *ev = schema_entry(a, events[i], "event");
+
+		json_object_set_string_member(ev, "arg-type", tname);
+	}
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+		JsonObject *b = schema_entry(a, builtins[i][0], "builtin");
+
+		json_object_set_string_member(b, "json-type", builtins[i][1]);
+	}
+	json_node_take_array(n, a);
+	return n;
+}

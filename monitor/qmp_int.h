@@ -1,0 +1,60 @@
+/* QMP server internals shared by the protocol (qmp.c) and the commands. */
+#ifndef VIREO_QMP_INT_H
+#define VIREO_QMP_INT_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+
+#include "machine.h"
+
+struct qmp_client;
+
+/* Error classes, as QEMU names them. */
+#define QMP_ERR_GENERIC		"GenericError"
+#define QMP_ERR_NOT_FOUND	"CommandNotFound"
+#define QMP_ERR_DEVICE_NOT_FOUND "DeviceNotFound"
+
+struct qmp_error {
+	const char *cls;
+	char desc[512];
+};
+
+enum qmp_arg_type { QMP_STR, QMP_INT, QMP_BOOL, QMP_ANY };
+
+struct qmp_arg {
+	const char *name;
+	enum qmp_arg_type type;
+	bool optional;
+};
+
+#define QMP_MAX_ARGS 8
+
+struct qmp_command {
+	const char *name;
+	/*
+	 * Returns the "return" value (a new node), or NULL with err set.
+	 * args holds only declared, type-checked members.
+	 */
+	JsonNode *(*fn)(struct machine *m, struct qmp_client *c, JsonObject *args,
+			struct qmp_error *err);
+	struct qmp_arg args[QMP_MAX_ARGS];
+	/* Runs after the reply is sent (quit). */
+	void (*after)(struct machine *m);
+};
+
+const struct qmp_command *qmp_commands(size_t *n);
+const char *const *qmp_event_names(void);
+
+void qmp_set_error(struct qmp_error *e, const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* human-monitor-command's text commands (hmp.c). */
+/* cpu: the vCPU for per-CPU commands (QMP's cpu-index), -1 for the first. */
+char *hmp_run(struct machine *m, const char *line, int cpu);
+
+/* Shared by QMP and HMP. */
+const char *qmp_runstate_name(enum machine_runstate s);
+JsonNode *qmp_new_object(JsonObject **out);
+
+#endif

@@ -1,0 +1,104 @@
+/* -daemonize and -pidfile.  See daemon.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+/* Process-wide by nature: there is one process, one pidfile, one parent. */
+static int report_fd = -1;
+static char *pidfile_path;
+static int pidfile_fd = -1;
+
+int daemonize_start(char *err, size_t errlen)
+{
+	int p[2];
+	pid_t pid;
+	char status;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		snprintf(err, errlen, "-daemonize: %s", strerror(errno));
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "-daemonize: fork: %s", strerror(errno));
+		return -errno;
+	}
+	if (pid > 0) {
+		/* Parent: the child's start-up status becomes ours. */
+		close(p[1]);
+		if (read(p[0], &status, 1) != 1)
+			status = 1;	/* the child died before it could say */
+		_exit(status);
+	}
+	close(p[0]);
+	report_fd = p[1];
+	setsid();
+	return 0;
+}
+
+void daemonize_done(int status)
+{
+	char s = status;
+	int null;
+
+	if (report_fd < 0)
+		return;
+	if (status == 0) {
+		null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			close(null);
+		}
+	}
+	if (write(report_fd, &s, 1) != 1)
+		status = 1;
+	close(report_fd);
+	report_fd = -1;
+}
+
+int pidfile_create(const char *path, char *err, size_t errlen)
+{
+	char buf[32];
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "-pidfile %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		snprintf(err, errlen, "-pidfile %s: held by another running process", path);
+		close(fd);
+		return -EEXIST;
+	}
+	snprintf(buf, sizeof(buf), "%d\n", getpid());
+	if (ftruncate(fd, 0) || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf)) {
+		snprintf(err, errlen, "-pidfile %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -EIO;
+	}
+	pidfile_fd = fd;
+	pidfile_path = strdup(path);
+	return 0;
+}
+
+void pidfile_remove(void)
+{
+	if (!pidfile_path)
+		return;
+	unlink(pidfile_path);
+	close(pidfile_fd);
+	free(pidfile_path);
+	pidfile_path = NULL;
+	pidfile_fd = -1;
+}
