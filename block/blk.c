@@ -45,6 +45,7 @@ struct bsub {
 	struct eio io;		/* first: the engine hands back &io */
 	struct breq *r;
 	struct bimg *counted;	/* call counted->fmt->io_done at the end */
+	unsigned epoch;
 	void *buf;		/* owned buffer (zeroes) */
 	bool zero_fallback;	/* fallocate failed: write zeroes instead */
 	bool advisory;		/* discard: failure is not an error */
@@ -286,7 +287,7 @@ static void sub_done(struct eio *io, int64_t res)
 	if (s->advisory && res < 0)
 		res = 0;
 	if (s->counted)
-		s->counted->fmt->io_done(s->counted);
+		s->counted->fmt->io_done(s->counted, s->epoch);
 	if (res < 0)
 		req_fail(r, res);
 	free(io->iov);
@@ -356,6 +357,7 @@ static int sub_rw(struct breq *r, struct bimg *bs, enum eio_op op, const struct 
 	    iov_aligned(s->io.iov, cnt))
 		s->io.fd = bs->dfd;
 	s->counted = m->counted ? bs : NULL;
+	s->epoch = m->epoch;
 	return sub_submit(r, s);
 nomem:
 	if (s)
@@ -363,7 +365,7 @@ nomem:
 	free(s);
 	free(buf);
 	if (m->counted)
-		bs->fmt->io_done(bs);
+		bs->fmt->io_done(bs, m->epoch);
 	return -ENOMEM;
 }
 
@@ -413,7 +415,7 @@ static int do_read(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
 				iov_copy_to(iov, iovcnt, iov_off, buf, m.len);
 			free(buf);
 			if (m.counted)
-				bs->fmt->io_done(bs);
+				bs->fmt->io_done(bs, m.epoch);
 			break;
 		}
 		default:
@@ -446,7 +448,7 @@ static int do_write(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
 				zero = calloc(1, m.len);
 				if (!zero) {
 					if (m.counted)
-						bs->fmt->io_done(bs);
+						bs->fmt->io_done(bs, m.epoch);
 					return -ENOMEM;
 				}
 			}

@@ -304,7 +304,7 @@ int bimg_pread(struct bimg *bs, uint64_t off, void *buf, uint64_t len)
 			break;
 		}
 		if (m.counted)
-			bs->fmt->io_done(bs);
+			bs->fmt->io_done(bs, m.epoch);
 		if (ret < 0)
 			return ret;
 		off += m.len;

@@ -266,8 +266,10 @@ static int qcow2_map_read(struct bimg *bs, uint64_t off, uint64_t len, struct bm
 	pthread_mutex_lock(&s->lock);
 	if (!s->corrupt)
 		ret = qcow2_map_read_locked(s, off, len, m);
-	if (ret == 0 && m->counted)
-		__atomic_add_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+	if (ret == 0 && m->counted) {
+		m->epoch = s->epoch & 1;
+		__atomic_add_fetch(&s->inflight[m->epoch], 1, __ATOMIC_ACQ_REL);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -421,8 +423,10 @@ static int qcow2_map_write(struct bimg *bs, uint64_t off, uint64_t len,
 	pthread_mutex_lock(&s->lock);
 	if (!s->corrupt)
 		ret = qcow2_map_write_locked(s, off, len, iov, iovcnt, iov_off, m);
-	if (ret == 0 && m->counted)
-		__atomic_add_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+	if (ret == 0 && m->counted) {
+		m->epoch = s->epoch & 1;
+		__atomic_add_fetch(&s->inflight[m->epoch], 1, __ATOMIC_ACQ_REL);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -536,11 +540,11 @@ static int qcow2_write_zeroes(struct bimg *bs, uint64_t off, uint64_t len, bool 
 	return ret;
 }
 
-static void qcow2_io_done(struct bimg *bs)
+static void qcow2_io_done(struct bimg *bs, unsigned epoch)
 {
 	struct qcow2 *s = bs->priv;
 
-	__atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+	__atomic_sub_fetch(&s->inflight[epoch], 1, __ATOMIC_ACQ_REL);
 }
 
 static int qcow2_flush_meta(struct bimg *bs)

@@ -419,6 +419,57 @@ static void test_concurrent_queues(void)
 	tb_rmdir(dir);
 }
 
+/*
+ * A discarded cluster is returned to the free pool only when no request
+ * that might have mapped it is still in flight: not at the FLUSH that has
+ * an older read outstanding (the on-disk image then shows a leak), but at
+ * the next one.
+ */
+static void test_free_waits_for_inflight(void)
+{
+	char *dir, *img, err[256];
+	uint8_t *buf = g_malloc(64 * KiB), *rbuf = g_malloc(64 * KiB);
+	struct tb_wait rw = { 0 }, fw = { 0 };
+	struct iovec riov = { rbuf, 64 * KiB };
+	struct blk_queue *q;
+	struct blk *b;
+
+	SKIP_WITHOUT_QEMU_IMG();
+	dir = tb_tmpdir();
+	img = g_build_filename(dir, "f.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 4M", img), ==, 0);
+	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	memset(buf, 0x61, 64 * KiB);
+	g_assert_cmpint(tb_pwrite(q, 0, buf, 64 * KiB), ==, 64 * KiB);
+	g_assert_cmpint(tb_pwrite(q, 1 * MiB, buf, 64 * KiB), ==, 64 * KiB);
+	g_assert_cmpint(tb_flush(q), ==, 0);
+	/* a read of cluster 1 MiB stays in flight across the discard and FLUSH */
+	g_assert_cmpint(blk_preadv(q, 1 * MiB, &riov, 1, tb_cb, &rw), ==, 0);
+	g_assert_cmpint(tb_discard(q, 0, 64 * KiB), ==, 0);
+	g_assert_cmpint(blk_flush(q, tb_cb, &fw), ==, 0);
+	while (!rw.done || !fw.done) {
+		struct pollfd p = { .fd = blk_queue_fd(q), .events = POLLIN };
+
+		poll(&p, 1, 1000);
+		blk_queue_poll(q);
+	}
+	g_assert_cmpint(fw.ret, ==, 0);
+	g_assert_cmpint(tb_sh(NULL, "cp %s %s.1", img, img), ==, 0);
+	g_assert_cmpint(tb_flush(q), ==, 0);
+	g_assert_cmpint(tb_sh(NULL, "cp %s %s.2", img, img), ==, 0);
+	/* 3: leaked clusters only; 0: clean */
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s.1", img), ==, 3);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s.2", img), ==, 0);
+	blk_queue_free(q);
+	g_assert_cmpint(blk_close(b), ==, 0);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s", img), ==, 0);
+	g_free(buf);
+	g_free(rbuf);
+	g_free(img);
+	tb_rmdir(dir);
+}
+
 /* qemu-img create options vireo must handle, or refuse with a reason. */
 static void test_create_variants(void)
 {
@@ -534,6 +585,7 @@ int main(int argc, char **argv)
 	}
 	g_test_add_func("/qcow2/concurrent-queues", test_concurrent_queues);
 	g_test_add_func("/qcow2/create-variants", test_create_variants);
+	g_test_add_func("/qcow2/free-waits-for-inflight", test_free_waits_for_inflight);
 	g_test_add_func("/qcow2/snapshots-readonly", test_snapshots_readonly);
 	return g_test_run();
 }
