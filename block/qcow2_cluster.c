@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -305,6 +306,30 @@ static int free_entry(struct qcow2 *s, uint64_t e)
 	return 0;
 }
 
+/*
+ * The data of a new cluster: with cache=none it bypasses the host page
+ * cache like every other data write (the buffer is aligned for it).
+ */
+static int write_cluster(struct qcow2 *s, const uint8_t *buf, uint64_t host)
+{
+	uint64_t done = 0;
+
+	if (s->bs->dfd < 0 || s->cluster_size % BLK_DIO_ALIGN)
+		return qcow2_pwrite(s, buf, s->cluster_size, host);
+	while (done < s->cluster_size) {
+		ssize_t r = pwrite(s->bs->dfd, buf + done, s->cluster_size - done, host + done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += r;
+	}
+	if (host + s->cluster_size > s->file_end)
+		s->file_end = host + s->cluster_size;
+	return 0;
+}
+
 /* Copy-on-write of one cluster: everything here is synchronous. */
 static int alloc_write(struct qcow2 *s, uint64_t off, uint64_t n, uint64_t l2off, uint64_t idx,
 		       const struct iovec *iov, int iovcnt, size_t iov_off)
@@ -325,8 +350,7 @@ static int alloc_write(struct qcow2 *s, uint64_t off, uint64_t n, uint64_t l2off
 		return ret;
 	/* A preallocated zero cluster that is ours alone can be written in place. */
 	reuse = t == Q_ZERO && (e & L2E_OFFSET_MASK) && (e & QCOW_OFLAG_COPIED);
-	buf = malloc(cs);
-	if (!buf)
+	if (posix_memalign((void **)&buf, BLK_DIO_ALIGN, cs))
 		return -ENOMEM;
 	if (n < cs) {
 		uint64_t base = off - in;
@@ -355,7 +379,7 @@ static int alloc_write(struct qcow2 *s, uint64_t off, uint64_t n, uint64_t l2off
 		if (ret < 0)
 			goto out;
 	}
-	ret = qcow2_pwrite(s, buf, cs, host);
+	ret = write_cluster(s, buf, host);
 	if (ret < 0) {
 		if (!reuse)
 			qcow2_free_deferred(s, host, cs);
