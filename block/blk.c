@@ -71,6 +71,8 @@ static uint64_t now_ns(void)
 
 struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 {
+	struct blk_queue *q;
+	char qerr[256];
 	struct blk *b;
 
 	if (!cfg->file || !*cfg->file) {
@@ -91,6 +93,14 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 	b->file = strdup(cfg->file);
 	b->aio = cfg->aio;
 	b->discard_unmap = cfg->discard_unmap;
+	/* An engine the host lacks fails here, naming the drive, not later. */
+	q = blk_queue_new(b, qerr, sizeof(qerr));
+	if (!q) {
+		snprintf(err, errlen, "'%s': %s", cfg->file, qerr);
+		blk_close(b);
+		return NULL;
+	}
+	blk_queue_free(q);
 	return b;
 }
 

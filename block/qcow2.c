@@ -97,6 +97,8 @@ static void qcow2_free_state(struct qcow2 *s)
 	qcache_fini(&s->l2c);
 	qcache_fini(&s->rbc);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->zlock);
+	free(s->zbuf);
 	free(s->l1);
 	free(s->rt);
 	free(s->meta);
@@ -213,6 +215,7 @@ int qcow2_open_image(struct bimg *bs, char *err, size_t errlen)
 	s->bs = bs;
 	bs->priv = s;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->zlock, NULL);
 	if (end < 0)
 		FAIL("cannot find its size: %s", strerror(errno));
 	file_size = end;

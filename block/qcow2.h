@@ -113,6 +113,11 @@ struct qcow2 {
 	uint64_t meta_bits;
 
 	bool corrupt;			/* found bad metadata: every request fails */
+
+	/* The last cluster decompressed: sequential reads hit it 16 times. */
+	pthread_mutex_t zlock;
+	uint64_t zentry;		/* its L2 entry, 0 when empty */
+	uint8_t *zbuf;
 };
 
 static inline uint64_t qcow2_be64(const uint8_t *p)
