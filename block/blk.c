@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct blk_queue {
 	struct eio *sync_done, *sync_tail;
 	struct breq *done, *done_tail;
 	bool in_poll;		/* submissions from callbacks: kick once at the end */
+	unsigned nreqs;		/* submitted and not yet completed */
 };
 
 static uint64_t now_ns(void)
@@ -173,8 +175,12 @@ void blk_queue_free(struct blk_queue *q)
 	if (!q)
 		return;
 	/* Requests still in flight would complete into freed memory. */
-	while (q->sync_done || q->done)
+	while (q->nreqs) {
+		struct pollfd p = { .fd = q->efd, .events = POLLIN };
+
+		poll(&p, 1, 1000);
 		blk_queue_poll(q);
+	}
 	q->eng->fini(q->es);
 	close(q->efd);
 	__atomic_sub_fetch(&q->b->nqueues, 1, __ATOMIC_RELAXED);
@@ -211,6 +217,7 @@ static void req_complete(struct breq *r)
 		ret = (r->op == BLK_OP_READ || r->op == BLK_OP_WRITE) && !r->zeroes ?
 		      (int64_t)r->bytes : 0;
 	}
+	r->q->nreqs--;
 	r->cb(r->opaque, ret);
 	free(r);
 }
@@ -242,6 +249,7 @@ static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
 	r->bytes = bytes;
 	r->refs = 1;
 	r->t0 = now_ns();
+	q->nreqs++;
 	return r;
 }
 

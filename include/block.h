@@ -52,6 +52,7 @@ bool blk_is_readonly(const struct blk *b);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);
 
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen);
+/* Waits for the requests still in flight, running their callbacks, first. */
 void blk_queue_free(struct blk_queue *q);
 int blk_queue_fd(struct blk_queue *q);
 /* Run the completions that are ready; returns how many ran. */

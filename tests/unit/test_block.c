@@ -305,6 +305,29 @@ static void test_drive_options(void)
 	tb_rmdir(dir);
 }
 
+/* Freeing a queue completes what is still in flight, callbacks included. */
+static void test_queue_free_drains(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), err[256];
+	struct blk *b = tb_open(f, "raw", BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK, false);
+	struct tb_wait w[4] = { 0 };
+	uint8_t buf[4096] = { 1 };
+	struct iovec iov = { buf, sizeof(buf) };
+	struct blk_queue *q = blk_queue_new(b, err, sizeof(err));
+
+	for (int i = 0; i < 3; i++)
+		g_assert_cmpint(blk_pwritev(q, i * 4096, &iov, 1, tb_cb, &w[i]), ==, 0);
+	g_assert_cmpint(blk_flush(q, tb_cb, &w[3]), ==, 0);
+	blk_queue_free(q);
+	for (int i = 0; i < 4; i++) {
+		g_assert_true(w[i].done);
+		g_assert_cmpint(w[i].ret, ==, i < 3 ? 4096 : 0);
+	}
+	blk_close(b);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
 /*
  * QEMU's lock bytes: a process holding "write" (101) and not sharing it
  * (201), as qemu-system does, keeps vireo out, and vireo keeps qemu-img out.
@@ -362,5 +385,6 @@ int main(int argc, char **argv)
 	}
 	g_test_add_func("/block/drive/options", test_drive_options);
 	g_test_add_func("/block/image-locking", test_image_locking);
+	g_test_add_func("/block/queue-free-drains", test_queue_free_drains);
 	return g_test_run();
 }
