@@ -305,6 +305,32 @@ static void test_drive_options(void)
 	tb_rmdir(dir);
 }
 
+/* A probed raw image refuses to become a qcow2 one; a declared one does not. */
+static void test_probed_raw_block0(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), err[256];
+	uint8_t magic[512] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 3 }, other[512] = { 'x' };
+	struct blk_queue *q;
+	struct blk *b;
+
+	b = tb_open(f, NULL, BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	g_assert_cmpint(tb_pwrite(q, 0, magic, sizeof(magic)), ==, -EPERM);
+	g_assert_cmpint(tb_pwrite(q, 2, magic + 2, 6), ==, 6);	/* half a magic: fine */
+	g_assert_cmpint(tb_pwrite(q, 0, magic, 2), ==, -EPERM);	/* completes the magic */
+	g_assert_cmpint(tb_pwrite(q, 0, other, sizeof(other)), ==, 512);
+	g_assert_cmpint(tb_pwrite(q, 512, magic, sizeof(magic)), ==, 512);
+	blk_queue_free(q);
+	blk_close(b);
+	b = tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	g_assert_cmpint(tb_pwrite(q, 0, magic, sizeof(magic)), ==, 512);
+	blk_queue_free(q);
+	blk_close(b);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
 /* Freeing a queue completes what is still in flight, callbacks included. */
 static void test_queue_free_drains(void)
 {
@@ -386,5 +412,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/block/drive/options", test_drive_options);
 	g_test_add_func("/block/image-locking", test_image_locking);
 	g_test_add_func("/block/queue-free-drains", test_queue_free_drains);
+	g_test_add_func("/block/probed-raw-block0", test_probed_raw_block0);
 	return g_test_run();
 }
