@@ -6,6 +6,7 @@
  * as new as the last flushed operation on it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -126,6 +127,30 @@ static void verify(const char *raw, struct rec *ops, size_t nops)
 }
 
 /*
+ * A killed process's io_uring is torn down after the process is reaped:
+ * until then its requests may still run and the file (and its image
+ * lock) stays open.  Wait for the lock to go.
+ */
+static void wait_unlocked(const char *path)
+{
+	struct flock fl;
+	int fd = open(path, O_RDONLY);
+
+	g_assert_cmpint(fd, >=, 0);
+	for (int i = 0; i < 1000; i++) {
+		/* F_OFD_GETLK wants l_pid 0: refill it every time */
+		fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 101,
+				     .l_len = 1 };
+		g_assert_cmpint(fcntl(fd, F_OFD_GETLK, &fl), ==, 0);
+		if (fl.l_type == F_UNLCK)
+			break;
+		g_usleep(10000);
+	}
+	g_assert_cmpint(fl.l_type, ==, F_UNLCK);
+	close(fd);
+}
+
+/*
  * A FLUSH covers the operations its own child completed before it: an
  * operation that a crash may have lost stays unflushed for good.
  */
@@ -198,6 +223,7 @@ static void test_sigkill(void)
 		g_assert_true(WIFSIGNALED(status));
 		g_assert_cmpint(nflush, >=, 20 + 15 * round);
 
+		wait_unlocked(img);
 		/* 0: clean, 3: leaked clusters only; 2 would be corruption */
 		rc = tb_sh(&out, "qemu-img check %s", img);
 		g_test_message("round %d: %zu ops: qemu-img check -> %d\n%s", round, nops, rc, out);
