@@ -39,11 +39,18 @@ static void send_rec(int fd, uint32_t type, uint32_t blk, uint32_t nblk, uint32_
 		_exit(3);
 }
 
+/* Each round crashes a different engine and cache mode. */
+static const struct { enum blk_aio aio; enum blk_cache cache; } modes[] = {
+	{ BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK },
+	{ BLK_AIO_THREADS, BLK_CACHE_WRITEBACK },
+	{ BLK_AIO_NATIVE, BLK_CACHE_NONE },
+};
+
 static void __attribute__((noreturn)) child(const char *img, int fd, uint32_t seed,
-					    uint32_t gen)
+					    uint32_t gen, int round)
 {
-	struct blk_config cfg = { .file = img, .format = "qcow2", .aio = BLK_AIO_IO_URING,
-				  .cache = BLK_CACHE_WRITEBACK, .discard_unmap = true };
+	struct blk_config cfg = { .file = img, .format = "qcow2", .aio = modes[round].aio,
+				  .cache = modes[round].cache, .discard_unmap = true };
 	uint8_t *buf = malloc(8 * BLOCK);
 	struct blk_queue *q;
 	char err[256];
@@ -188,7 +195,7 @@ static void test_sigkill(void)
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=4096 %s %u",
 			      img, NBLOCKS * BLOCK), ==, 0);
 	/* Three crashes in a row on the same image, at different points. */
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < (int)G_N_ELEMENTS(modes); round++) {
 		int fds[2], status, nflush = 0, rc;
 		size_t start = nops;
 		pid_t pid;
@@ -198,7 +205,7 @@ static void test_sigkill(void)
 		g_assert_cmpint(pid, >=, 0);
 		if (pid == 0) {
 			close(fds[0]);
-			child(img, fds[1], 1000 + round, gen);
+			child(img, fds[1], 1000 + round, gen, round);
 		}
 		close(fds[1]);
 		while (nflush < 20 + 15 * round) {
