@@ -349,9 +349,12 @@ static int grow_reftable(struct qcow2 *s)
 		B = nb;
 	}
 	n = T * cs / 8;
-	if (T * cs > QCOW2_MAX_REFTABLE_BYTES)
-		return qcow2_corruption(s, "refcount table would exceed %u bytes",
-					QCOW2_MAX_REFTABLE_BYTES);
+	if (T * cs > QCOW2_MAX_REFTABLE_BYTES) {
+		/* The image is full as qcow2 can describe it: not corruption. */
+		log_once("qcow2 '%s': refcount table would exceed %u bytes; image full",
+			 s->bs->filename, QCOW2_MAX_REFTABLE_BYTES);
+		return -ENOSPC;
+	}
 	blocks = calloc(B, cs);
 	table = calloc(T, cs);
 	rt = calloc(n, 8);
