@@ -142,6 +142,25 @@ void blk_get_stats(const struct blk *b, struct blk_stats *out)
 	}
 }
 
+void blk_get_info(const struct blk *b, struct blk_info *out)
+{
+	const struct bimg *bs = b->top;
+
+	*out = (struct blk_info){
+		.file = b->file,
+		.format = bs->fmt->name,
+		.size = bs->size,
+		.readonly = bs->readonly,
+		.cache = bs->cache,
+		.aio = b->aio,
+		.discard_unmap = b->discard_unmap,
+		.backing_file = bs->backing_name,
+		.backing_format = bs->backing ? bs->backing->fmt->name : NULL,
+	};
+	for (bs = bs->backing; bs; bs = bs->backing)
+		out->backing_depth++;
+}
+
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen)
 {
 	struct blk_queue *q = calloc(1, sizeof(*q));

@@ -249,6 +249,16 @@ static void test_drive_options(void)
 	g_assert_true(blk_is_readonly(d->blk));
 	d = drive_find(&m, "disk1");
 	g_assert_nonnull(d);
+	{
+		struct blk_info info;
+
+		blk_get_info(d->blk, &info);
+		g_assert_cmpstr(info.file, ==, f2);
+		g_assert_cmpstr(info.format, ==, "raw");
+		g_assert_cmpint(info.cache, ==, BLK_CACHE_UNSAFE);
+		g_assert_null(info.backing_file);
+		g_assert_cmpint(info.backing_depth, ==, 0);
+	}
 	g_assert_cmpstr(d->iface, ==, "none");
 	g_assert_cmpint(d->cfg.cache, ==, BLK_CACHE_UNSAFE);
 	g_assert_cmpint(d->cfg.aio, ==, BLK_AIO_THREADS);

@@ -103,6 +103,19 @@ static void test_backing_chain(void)
 	b = tb_open(top, "qcow2", BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK, false);
 	g_assert_nonnull(b);
 	g_assert_cmpuint(blk_size(b), ==, 12 * MiB);
+	{
+		struct blk_info info;
+
+		blk_get_info(b, &info);
+		g_assert_cmpstr(info.file, ==, top);
+		g_assert_cmpstr(info.format, ==, "qcow2");
+		g_assert_cmpuint(info.size, ==, 12 * MiB);
+		g_assert_false(info.readonly);
+		g_assert_cmpint(info.aio, ==, BLK_AIO_IO_URING);
+		g_assert_cmpstr(info.backing_file, ==, "low.qcow2");
+		g_assert_cmpstr(info.backing_format, ==, "qcow2");
+		g_assert_cmpint(info.backing_depth, ==, 3);
+	}
 	q = blk_queue_new(b, err, sizeof(err));
 	expect_pattern(q, 0, 4 * KiB, 0);		/* zero in low */
 	expect_pattern(q, 4 * KiB, 60 * KiB, 0x01);	/* from base */
