@@ -44,14 +44,30 @@ struct blk_stats {
 /* ret is the byte count (reads/writes) or 0 on success, -errno on failure. */
 typedef void blk_cb(void *opaque, int64_t ret);
 
+/* What QMP's query-block reports; strings belong to the blk. */
+struct blk_info {
+	const char *file;		/* as given */
+	const char *format;		/* "raw", "qcow2" */
+	uint64_t size;			/* virtual size in bytes */
+	bool readonly;
+	enum blk_cache cache;
+	enum blk_aio aio;
+	bool discard_unmap;
+	const char *backing_file;	/* as the image names it, or NULL */
+	const char *backing_format;	/* format of the image below, or NULL */
+	int backing_depth;		/* images below the top one */
+};
+
 struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen);
 /* Flush and close. */
 int blk_close(struct blk *b);
 uint64_t blk_size(const struct blk *b);
 bool blk_is_readonly(const struct blk *b);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);
+void blk_get_info(const struct blk *b, struct blk_info *out);
 
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen);
+/* Waits for the requests still in flight, running their callbacks, first. */
 void blk_queue_free(struct blk_queue *q);
 int blk_queue_fd(struct blk_queue *q);
 /* Run the completions that are ready; returns how many ran. */
