@@ -33,6 +33,10 @@ def accel():
     return "kvm" if kvm_available() else "tcg"
 
 
+def accels():
+    return (["kvm"] if kvm_available() else []) + ["tcg"]
+
+
 class FullDisk(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="vireo-werror-")
@@ -43,9 +47,13 @@ class FullDisk(unittest.TestCase):
             self.skipTest("cannot mount a tmpfs (needs root): %s" % p.stderr.strip())
         self.addCleanup(subprocess.run, ["umount", "-l", self.dir], check=False)
         self.image = os.path.join(self.dir, "disk.raw")
+        self.filler = os.path.join(self.dir, "filler")
+        self.prepare()
+
+    def prepare(self):
+        """An empty image on a full tmpfs."""
         with open(self.image, "wb") as f:
             f.truncate(4 << 20)		# sparse: it takes no space until written
-        self.filler = os.path.join(self.dir, "filler")
         self.fill()
 
     def fill(self):
@@ -63,9 +71,9 @@ class FullDisk(unittest.TestCase):
         st = os.statvfs(self.dir)
         self.assertLess(st.f_bavail * st.f_frsize, SECTORS * 512, "the tmpfs is not full")
 
-    def start(self, drive_opts):
+    def start(self, drive_opts, accel_name=None):
         """The guest, paused (-S) until a QMP client is there to see the events."""
-        args = machine_args(guest("virtioblk.mb.elf"), accel=accel(),
+        args = machine_args(guest("virtioblk.mb.elf"), accel=accel_name or accel(),
                             append="sectors=%d" % SECTORS) + [
             "-S",
             "-drive", "file=%s,format=raw,if=none,id=d0%s" % (self.image, drive_opts),
@@ -87,8 +95,8 @@ class FullDisk(unittest.TestCase):
                 return b.get("io-status")
         self.fail("query-block has no d0")
 
-    def check_stop_and_retry(self, drive_opts):
-        vm, q = self.start(drive_opts)
+    def check_stop_and_retry(self, drive_opts, accel_name=None):
+        vm, q = self.start(drive_opts, accel_name)
         ev = q.event("BLOCK_IO_ERROR", timeout=60)["data"]
         self.assertEqual(ev["device"], "d0")
         self.assertEqual(ev["operation"], "write")
@@ -111,7 +119,11 @@ class FullDisk(unittest.TestCase):
         self.assertEqual(self.image_head(), pattern(SECTORS))
 
     def test_werror_stop_retries_on_cont(self):
-        self.check_stop_and_retry(",werror=stop")
+        for i, a in enumerate(accels()):
+            with self.subTest(accel=a):
+                if i:
+                    self.prepare()
+                self.check_stop_and_retry(",werror=stop", a)
 
     def test_default_is_enospc_which_stops(self):
         self.check_stop_and_retry("")
