@@ -185,6 +185,15 @@ static void quit_after_reply(struct machine *m)
 	machine_quit(m, 0, "host-qmp-quit");
 }
 
+static const char *io_status_name(const struct drive *d)
+{
+	switch (__atomic_load_n(&d->io_status, __ATOMIC_ACQUIRE)) {
+	case BLK_IOSTATUS_FAILED: return "failed";
+	case BLK_IOSTATUS_NOSPACE: return "nospace";
+	}
+	return "ok";
+}
+
 static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonObject *args,
 				 struct qmp_error *err)
 {
@@ -197,7 +206,8 @@ static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonOb
 		json_object_set_string_member(o, "device", d->id);
 		json_object_set_boolean_member(o, "locked", FALSE);
 		json_object_set_boolean_member(o, "removable", FALSE);
-		json_object_set_string_member(o, "io-status", "ok");
+		if (drive_can_stop(d))
+			json_object_set_string_member(o, "io-status", io_status_name(d));
 		json_object_set_string_member(img, "file", d->cfg.file);
 		json_object_set_string_member(img, "drv", d->cfg.format ? d->cfg.format : "raw");
 		json_object_set_boolean_member(img, "ro", d->blk ? blk_is_readonly(d->blk) :
