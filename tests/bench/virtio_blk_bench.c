@@ -56,6 +56,7 @@
 #define QSIZE		128			/* ring entries: 3 descriptors per slot */
 #define MAX_Q		4
 #define MAX_BS		(1u << 20)
+#define MAX_ROUNDS	15
 #define RAM		(256ull << 20)
 #define HDR(q)		(0x200000ull + (q) * 0x1000)	/* 16 bytes per slot */
 #define STATUS(q, s)	(HDR(q) + 0x800 + (s))
@@ -387,8 +388,7 @@ static struct result vireo_run(const char *img, const char *fmt, const struct wo
 }
 
 /* jobs[0].<dir>.iops and .bw_bytes and the job's CPU from fio's JSON. */
-static struct result fio_parse(const char *out, const struct workload *wl, unsigned nq,
-				unsigned secs)
+static struct result fio_parse(const char *out, const struct workload *wl, unsigned nq)
 {
 	struct result res = { .cpu_us_per_io = -1 };
 	const char *start = strchr(out, '{');
@@ -469,7 +469,7 @@ static struct result fio_run(const char *file, uint64_t disk, const struct workl
 		fprintf(stderr, "fio %s: %s%s\n", wl->name, e ? e->message : "failed: ",
 			errout ? errout : "");
 	} else {
-		res = fio_parse(out, wl, nq, secs);
+		res = fio_parse(out, wl, nq);
 	}
 	g_clear_error(&e);
 	g_free(out);
@@ -537,30 +537,82 @@ static int prepare_qcow2(const char *raw, const char *qcow2)
 	return 0;
 }
 
-static void print_row(const char *fmt, const struct workload *wl, unsigned nq,
-		      const struct result *v, const struct result *f)
+static int cmp_double(const void *a, const void *b)
 {
-	char ratio[16] = "-", vc[16] = "-", fc[16] = "-";
+	double x = *(const double *)a, y = *(const double *)b;
 
-	if (v->ok && f->ok && f->iops > 0)
-		snprintf(ratio, sizeof(ratio), "%.2f", v->iops / f->iops);
-	if (v->ok && v->cpu_us_per_io >= 0)
-		snprintf(vc, sizeof(vc), "%.1f", v->cpu_us_per_io);
-	if (f->ok && f->cpu_us_per_io >= 0)
-		snprintf(fc, sizeof(fc), "%.1f", f->cpu_us_per_io);
-	printf("%-6s %-13s %2u | %9.0f %8.1f | %9.0f %8.1f | %5s | %7s %7s\n", fmt, wl->name, nq,
-	       v->ok ? v->iops : 0, v->ok ? v->mbps : 0, f->ok ? f->iops : 0,
-	       f->ok ? f->mbps : 0, ratio, vc, fc);
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *x, unsigned n)
+{
+	qsort(x, n, sizeof(*x), cmp_double);
+	return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
+}
+
+/* Medians over the rounds that succeeded; not ok if any failed. */
+static struct result summarize(const struct result *r, unsigned n)
+{
+	struct result s = { .ok = n > 0, .cpu_us_per_io = -1 };
+	double iops[MAX_ROUNDS], mbps[MAX_ROUNDS], cpu[MAX_ROUNDS];
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!r[i].ok) {
+			s.ok = false;
+			return s;
+		}
+		iops[i] = r[i].iops;
+		mbps[i] = r[i].mbps;
+		if (r[i].cpu_us_per_io >= 0)
+			cpu[k++] = r[i].cpu_us_per_io;
+	}
+	if (n) {
+		s.iops = median(iops, n);
+		s.mbps = median(mbps, n);
+	}
+	if (k)
+		s.cpu_us_per_io = median(cpu, k);
+	return s;
+}
+
+/* One table row: medians of each side, and the median (min-max) of the
+ * per-round ratios, each taken against the fio run next to it. */
+static void print_row(const char *fmt, const struct workload *wl, unsigned nq,
+		      const struct result *vr, const struct result *fr, unsigned rounds)
+{
+	struct result v = summarize(vr, rounds), f = summarize(fr, rounds);
+	char ratio[32] = "-", vc[16] = "-", fc[16] = "-";
+	double rt[MAX_ROUNDS];
+
+	if (v.ok && f.ok) {
+		for (unsigned i = 0; i < rounds; i++)
+			rt[i] = vr[i].iops / fr[i].iops;
+		if (rounds == 1)
+			snprintf(ratio, sizeof(ratio), "%.2f", rt[0]);
+		else
+			snprintf(ratio, sizeof(ratio), "%.2f (%.2f-%.2f)", median(rt, rounds),
+				 rt[0], rt[rounds - 1]);
+	}
+	if (v.ok && v.cpu_us_per_io >= 0)
+		snprintf(vc, sizeof(vc), "%.1f", v.cpu_us_per_io);
+	if (f.ok && f.cpu_us_per_io >= 0)
+		snprintf(fc, sizeof(fc), "%.1f", f.cpu_us_per_io);
+	printf("%-6s %-13s %2u | %9.0f %8.1f | %9.0f %8.1f | %-17s | %6s %6s\n", fmt, wl->name,
+	       nq, v.ok ? v.iops : 0, v.ok ? v.mbps : 0, f.ok ? f.iops : 0, f.ok ? f.mbps : 0,
+	       ratio, vc, fc);
 	fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
-	gint secs = 10, size_mib = 1024;
+	gint secs = 10, size_mib = 1024, rounds = 1;
 	gchar *file = NULL, *queues = NULL, *only = NULL;
-	gboolean qcow2 = FALSE, verbose = FALSE;
+	gboolean qcow2 = FALSE, verbose = FALSE, no_fio = FALSE;
 	GOptionEntry entries[] = {
 		{ "time", 't', 0, G_OPTION_ARG_INT, &secs, "seconds per run (10)", "S" },
+		{ "rounds", 'r', 0, G_OPTION_ARG_INT, &rounds,
+		  "runs of each side, alternating which goes first (1)", "N" },
 		{ "file", 'f', 0, G_OPTION_ARG_FILENAME, &file,
 		  "raw file to use (build/bench/vblk-bench.raw)", "FILE" },
 		{ "size", 's', 0, G_OPTION_ARG_INT, &size_mib, "file size in MiB (1024)", "MIB" },
@@ -569,6 +621,8 @@ int main(int argc, char **argv)
 		  "workloads whose name contains this", "TEXT" },
 		{ "qcow2", 0, 0, G_OPTION_ARG_NONE, &qcow2,
 		  "also vireo on a qcow2 copy (vs fio on the raw file)", NULL },
+		{ "no-fio", 0, 0, G_OPTION_ARG_NONE, &no_fio,
+		  "vireo only (to run under perf or strace)", NULL },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "print each fio command", NULL },
 		{ NULL }
 	};
@@ -578,15 +632,17 @@ int main(int argc, char **argv)
 	uint64_t disk;
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
-	if (!g_option_context_parse(ctx, &argc, &argv, &e) || secs <= 0 || size_mib < 64) {
-		fprintf(stderr, "%s\n", e ? e->message : "need -t > 0 and -s >= 64");
+	if (!g_option_context_parse(ctx, &argc, &argv, &e) || secs <= 0 || size_mib < 64 ||
+	    rounds < 1 || rounds > MAX_ROUNDS) {
+		fprintf(stderr, "%s\n", e ? e->message :
+			"need -t > 0, -s >= 64 and -r from 1 to " G_STRINGIFY(MAX_ROUNDS));
 		return 2;
 	}
 	g_option_context_free(ctx);
 	if (!file)
 		file = g_strdup("build/bench/vblk-bench.raw");
 	disk = (uint64_t)size_mib << 20;
-	if (!g_find_program_in_path("fio")) {
+	if (!no_fio && !g_find_program_in_path("fio")) {
 		fprintf(stderr, "fio is not installed (apt-get install fio)\n");
 		return 2;
 	}
@@ -598,9 +654,9 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	nqs = g_strsplit(queues ? queues : "1,4", ",", -1);
-	printf("# file %s (%d MiB), cache=none aio=io_uring, QD %d per queue, %d s per run\n",
-	       file, size_mib, QD, secs);
-	printf("%-6s %-13s %2s | %9s %8s | %9s %8s | %5s | %7s %7s\n", "format", "workload", "q",
+	printf("# file %s (%d MiB), cache=none aio=io_uring, QD %d per queue, %d s per run, "
+	       "%d round(s)\n", file, size_mib, QD, secs, rounds);
+	printf("%-6s %-13s %2s | %9s %8s | %9s %8s | %-17s | %6s %6s\n", "format", "workload", "q",
 	       "vireo IOPS", "MB/s", "fio IOPS", "MB/s", "ratio", "vCPUus", "fCPUus");
 	for (char **n = nqs; *n; n++) {
 		unsigned nq = atoi(*n);
@@ -611,17 +667,24 @@ int main(int argc, char **argv)
 		}
 		for (unsigned i = 0; i < G_N_ELEMENTS(workloads); i++) {
 			const struct workload *wl = &workloads[i];
-			struct result v, f;
+			struct result v[MAX_ROUNDS], f[MAX_ROUNDS] = { 0 }, c[MAX_ROUNDS];
 
 			if (only && !strstr(wl->name, only))
 				continue;
-			v = vireo_run(file, "raw", wl, nq, secs);
-			f = fio_run(file, disk, wl, nq, secs, verbose);
-			print_row("raw", wl, nq, &v, &f);
-			if (qcow2) {
-				v = vireo_run(q2, "qcow2", wl, nq, secs);
-				print_row("qcow2", wl, nq, &v, &f);
+			/* Alternate the order so that neither side always runs
+			 * right after the other's writes or cache effects. */
+			for (int r = 0; r < rounds; r++) {
+				if (r % 2 && !no_fio)
+					f[r] = fio_run(file, disk, wl, nq, secs, verbose && !r);
+				v[r] = vireo_run(file, "raw", wl, nq, secs);
+				if (qcow2)
+					c[r] = vireo_run(q2, "qcow2", wl, nq, secs);
+				if (!(r % 2) && !no_fio)
+					f[r] = fio_run(file, disk, wl, nq, secs, verbose && !r);
 			}
+			print_row("raw", wl, nq, v, f, rounds);
+			if (qcow2)
+				print_row("qcow2", wl, nq, c, f, rounds);
 		}
 	}
 	g_strfreev(nqs);
