@@ -583,16 +583,18 @@ static void print_row(const char *fmt, const struct workload *wl, unsigned nq,
 {
 	struct result v = summarize(vr, rounds), f = summarize(fr, rounds);
 	char ratio[32] = "-", vc[16] = "-", fc[16] = "-";
-	double rt[MAX_ROUNDS];
+	double rt[MAX_ROUNDS], mid;
 
 	if (v.ok && f.ok) {
 		for (unsigned i = 0; i < rounds; i++)
 			rt[i] = vr[i].iops / fr[i].iops;
+		/* median() sorts: min and max only after it. */
+		mid = median(rt, rounds);
 		if (rounds == 1)
-			snprintf(ratio, sizeof(ratio), "%.2f", rt[0]);
+			snprintf(ratio, sizeof(ratio), "%.2f", mid);
 		else
-			snprintf(ratio, sizeof(ratio), "%.2f (%.2f-%.2f)", median(rt, rounds),
-				 rt[0], rt[rounds - 1]);
+			snprintf(ratio, sizeof(ratio), "%.2f (%.2f-%.2f)", mid, rt[0],
+				 rt[rounds - 1]);
 	}
 	if (v.ok && v.cpu_us_per_io >= 0)
 		snprintf(vc, sizeof(vc), "%.1f", v.cpu_us_per_io);
