@@ -10,16 +10,19 @@
  * when avail_event is crossed, sleep on the queue's irqfd only after
  * re-arming used_event), and counts completions for a fixed time.  The
  * peer is fio --ioengine=io_uring --direct=1 --iodepth=QD with numjobs equal
- * to the queue count and the same pattern, on the same file, run right
- * after each vireo run so that both see the same machine load.  The
- * benchmark prints ratios, never pass/fail: the host is shared and noisy.
+ * to the queue count and the same pattern, on the same file, run next to
+ * each vireo run (with -r N rounds, alternating which goes first) so that
+ * both see the same machine load; rows show medians and the median
+ * (min-max) of the per-round ratios.  The benchmark prints ratios, never
+ * pass/fail: the host is shared and noisy.  docs/benchmarks.md has the
+ * figures and the profile.
  *
  * Build (not part of `make check`):
  *     make -f Makefile -f tests/bench/bench.mk bench
  *   or, once the Makefile includes tests/bench/bench.mk, `make bench`.
  * Run:
- *     build/tests/bench/virtio_blk_bench [-t SECONDS] [-f FILE] [-s MIB]
- *                                        [--qcow2] [--queues 1,4]
+ *     build/tests/bench/virtio_blk_bench [-t SECONDS] [-r ROUNDS] [-f FILE]
+ *         [-s MIB] [-q 1,4] [-o WORKLOAD] [--qcow2] [--no-fio] [-v]
  * FILE (default build/bench/vblk-bench.raw, 1024 MiB) is created and
  * filled with data on first use (fully written, so reads hit the disk, not
  * unwritten extents); it must not be on tmpfs, which has no O_DIRECT.
