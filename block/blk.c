@@ -37,6 +37,7 @@ struct breq {
 	uint64_t bytes;
 	int refs;		/* pieces in flight + 1 while submitting */
 	int64_t err;
+	bool zeroes;		/* write_zeroes: counted as a write, returns 0 */
 	struct breq *next;
 };
 
@@ -195,7 +196,8 @@ static void req_complete(struct breq *r)
 		__atomic_add_fetch(&b->stats.ops[r->op], 1, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&b->stats.bytes[r->op], r->bytes, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&b->stats.total_ns[r->op], dt, __ATOMIC_RELAXED);
-		ret = (r->op == BLK_OP_READ || r->op == BLK_OP_WRITE) ? (int64_t)r->bytes : 0;
+		ret = (r->op == BLK_OP_READ || r->op == BLK_OP_WRITE) && !r->zeroes ?
+		      (int64_t)r->bytes : 0;
 	}
 	r->cb(r->opaque, ret);
 	free(r);
@@ -577,6 +579,7 @@ int blk_write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_u
 	r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
 	if (!r)
 		return -ENOMEM;
+	r->zeroes = true;
 	/* Unmapping is allowed only where the drive has discard=unmap. */
 	may_unmap = may_unmap && q->b->discard_unmap;
 	while (len) {
