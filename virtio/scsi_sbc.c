@@ -218,14 +218,12 @@ void scsi_sbc_rw(struct scsi_req *r)
 	}
 	if (r->write && !sbc_writable(r))
 		return;
-	if ((total = sbc_blocks(r)) < 0)
-		return;
-	if (!sbc_range_ok(r, total, lba, n))
-		return;
 	if (n > scsi_sbc_max_xfer_blocks(l)) {
 		scsi_req_bad_field(r, true, len_byte, -1);
 		return;
 	}
+	if ((total = sbc_blocks(r)) < 0 || !sbc_range_ok(r, total, lba, n))
+		return;
 	bytes = n * l->bs;
 	if (bytes > (r->write ? r->out_len : r->in_len)) {
 		/* The buffers cannot hold what the CDB asks to move. */
@@ -502,12 +500,12 @@ void scsi_sbc_verify(struct scsi_req *r)
 		scsi_req_bad_field(r, true, 1, c[1] & 0xe1 ? -1 : 2);
 		return;
 	}
-	if ((total = sbc_blocks(r)) < 0 || !sbc_range_ok(r, total, lba, n))
-		return;
 	if (n > scsi_sbc_max_xfer_blocks(l)) {
 		scsi_req_bad_field(r, true, len_byte, -1);
 		return;
 	}
+	if ((total = sbc_blocks(r)) < 0 || !sbc_range_ok(r, total, lba, n))
+		return;
 	sent = bytchk == 1 ? n * l->bs : bytchk == 3 ? l->bs : 0;
 	if (!n)
 		sent = 0;
