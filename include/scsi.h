@@ -194,6 +194,7 @@ void scsi_req_check(struct scsi_req *r, uint8_t key, uint8_t asc, uint8_t ascq);
 struct scsi_bus {
 	pthread_rwlock_t lock;
 	struct scsi_lun **targets[SCSI_MAX_TARGET];	/* SCSI_MAX_LUN each, on demand */
+	unsigned target_luns[SCSI_MAX_TARGET];
 	unsigned nr_luns;
 };
 
@@ -220,5 +221,142 @@ unsigned scsi_bus_target_luns(struct scsi_bus *b, unsigned target);
 
 /* The 8-byte SAM LUN field of REPORT LUNS for a LUN number (< 16384). */
 void scsi_lun_encode(unsigned lun, uint8_t out[8]);
+
+/* ---- virtio-scsi (virtio 1.2, 5.6) ---- */
+
+#define VIRTIO_SCSI_F_INOUT		0
+#define VIRTIO_SCSI_F_HOTPLUG		1
+#define VIRTIO_SCSI_F_CHANGE		2
+
+#define VIRTIO_SCSI_CDB_DEFAULT		32
+#define VIRTIO_SCSI_SENSE_DEFAULT	96
+
+/* Responses. */
+#define VIRTIO_SCSI_S_OK		0
+#define VIRTIO_SCSI_S_FUNCTION_COMPLETE	0
+#define VIRTIO_SCSI_S_OVERRUN		1
+#define VIRTIO_SCSI_S_ABORTED		2
+#define VIRTIO_SCSI_S_BAD_TARGET	3
+#define VIRTIO_SCSI_S_RESET		4
+#define VIRTIO_SCSI_S_BUSY		5
+#define VIRTIO_SCSI_S_TRANSPORT_FAILURE	6
+#define VIRTIO_SCSI_S_TARGET_FAILURE	7
+#define VIRTIO_SCSI_S_NEXUS_FAILURE	8
+#define VIRTIO_SCSI_S_FAILURE		9
+#define VIRTIO_SCSI_S_FUNCTION_SUCCEEDED 10
+#define VIRTIO_SCSI_S_FUNCTION_REJECTED	11
+#define VIRTIO_SCSI_S_INCORRECT_LUN	12
+
+/* Control queue request types and task management functions. */
+#define VIRTIO_SCSI_T_TMF		0
+#define VIRTIO_SCSI_T_AN_QUERY		1
+#define VIRTIO_SCSI_T_AN_SUBSCRIBE	2
+
+#define VIRTIO_SCSI_T_TMF_ABORT_TASK		0
+#define VIRTIO_SCSI_T_TMF_ABORT_TASK_SET	1
+#define VIRTIO_SCSI_T_TMF_CLEAR_ACA		2
+#define VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET	3
+#define VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET	4
+#define VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET	5
+#define VIRTIO_SCSI_T_TMF_QUERY_TASK		6
+#define VIRTIO_SCSI_T_TMF_QUERY_TASK_SET	7
+
+/* Events. */
+#define VIRTIO_SCSI_T_NO_EVENT		0
+#define VIRTIO_SCSI_T_TRANSPORT_RESET	1
+#define VIRTIO_SCSI_T_ASYNC_NOTIFY	2
+#define VIRTIO_SCSI_T_PARAM_CHANGE	3
+#define VIRTIO_SCSI_T_EVENTS_MISSED	0x80000000u
+
+#define VIRTIO_SCSI_EVT_RESET_HARD	0
+#define VIRTIO_SCSI_EVT_RESET_RESCAN	1
+#define VIRTIO_SCSI_EVT_RESET_REMOVED	2
+
+/* Asynchronous notification classes (event_requested / reason bits). */
+#define VIRTIO_SCSI_EVT_ASYNC_OPERATIONAL_CHANGE 2
+#define VIRTIO_SCSI_EVT_ASYNC_POWER_MGMT	4
+#define VIRTIO_SCSI_EVT_ASYNC_EXTERNAL_REQUEST	8
+#define VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE	16
+#define VIRTIO_SCSI_EVT_ASYNC_MULTI_HOST	32
+#define VIRTIO_SCSI_EVT_ASYNC_DEVICE_BUSY	64
+
+/* Queue 0 is the control queue, 1 the event queue, requests from 2. */
+#define VIRTIO_SCSI_VQ_CTRL		0
+#define VIRTIO_SCSI_VQ_EVENT		1
+#define VIRTIO_SCSI_VQ_REQ		2
+
+/* Little-endian, as every structure below. */
+struct virtio_scsi_config {
+	uint32_t num_queues;
+	uint32_t seg_max;
+	uint32_t max_sectors;
+	uint32_t cmd_per_lun;
+	uint32_t event_info_size;
+	uint32_t sense_size;		/* driver-writable */
+	uint32_t cdb_size;		/* driver-writable */
+	uint16_t max_channel;
+	uint16_t max_target;
+	uint32_t max_lun;
+} __attribute__((packed));
+
+/* Request queue: this header, then cdb_size bytes of CDB, then data-out. */
+struct virtio_scsi_cmd_req {
+	uint8_t lun[8];
+	uint64_t id;
+	uint8_t task_attr;
+	uint8_t prio;
+	uint8_t crn;
+} __attribute__((packed));
+
+/* Response: this header, then sense_size bytes of sense, then data-in. */
+struct virtio_scsi_cmd_resp {
+	uint32_t sense_len;
+	uint32_t resid;
+	uint16_t status_qualifier;
+	uint8_t status;
+	uint8_t response;
+} __attribute__((packed));
+
+struct virtio_scsi_ctrl_tmf_req {
+	uint32_t type;
+	uint32_t subtype;
+	uint8_t lun[8];
+	uint64_t id;
+} __attribute__((packed));
+
+struct virtio_scsi_ctrl_an_req {
+	uint32_t type;
+	uint8_t lun[8];
+	uint32_t event_requested;
+} __attribute__((packed));
+
+struct virtio_scsi_ctrl_an_resp {
+	uint32_t event_actual;
+	uint8_t response;
+} __attribute__((packed));
+
+struct virtio_scsi_event {
+	uint32_t event;
+	uint8_t lun[8];
+	uint32_t reason;
+} __attribute__((packed));
+
+struct machine;
+struct blk_config;
+
+/*
+ * Host-side operations on the SCSI devices of a machine, by the id= of the
+ * scsi-hd / scsi-cd / scsi-block device (for QMP device_del, eject and
+ * blockdev-change-medium).  Each returns 0 or -errno with a message.
+ *
+ * Removing a device pauses the controller's queues until its requests
+ * are done, then reports the removal on the event queue.
+ */
+int virtio_scsi_device_del(struct machine *m, const char *id, char *err, size_t errlen);
+/* Open the tray (and drop the disc); -EBUSY if the guest locked it and !force. */
+int virtio_scsi_eject(struct machine *m, const char *id, bool force, char *err, size_t errlen);
+/* Insert a disc from cfg (the controller owns the image from then on). */
+int virtio_scsi_change_medium(struct machine *m, const char *id, const struct blk_config *cfg,
+			      char *err, size_t errlen);
 
 #endif

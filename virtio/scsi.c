@@ -580,6 +580,7 @@ int scsi_bus_attach(struct scsi_bus *b, unsigned target, unsigned lun, struct sc
 		ret = -EEXIST;
 	} else {
 		b->targets[target][lun] = l;
+		b->target_luns[target]++;
 		b->nr_luns++;
 	}
 	pthread_rwlock_unlock(&b->lock);
@@ -596,6 +597,7 @@ struct scsi_lun *scsi_bus_detach(struct scsi_bus *b, unsigned target, unsigned l
 	if (b->targets[target] && b->targets[target][lun]) {
 		l = b->targets[target][lun];
 		b->targets[target][lun] = NULL;
+		b->target_luns[target]--;
 		b->nr_luns--;
 	}
 	pthread_rwlock_unlock(&b->lock);
@@ -631,14 +633,12 @@ void scsi_bus_foreach(struct scsi_bus *b, void (*fn)(struct scsi_lun *l, unsigne
 
 unsigned scsi_bus_target_luns(struct scsi_bus *b, unsigned target)
 {
-	unsigned n = 0;
+	unsigned n;
 
 	if (target >= SCSI_MAX_TARGET)
 		return 0;
 	pthread_rwlock_rdlock(&b->lock);
-	if (b->targets[target])
-		for (unsigned i = 0; i < SCSI_MAX_LUN; i++)
-			n += b->targets[target][i] != NULL;
+	n = b->target_luns[target];
 	pthread_rwlock_unlock(&b->lock);
 	return n;
 }
