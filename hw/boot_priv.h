@@ -108,9 +108,9 @@ struct boot_phdr {
 
 /* 1: an ELF image parsed into *e; 0: not ELF; <0: a broken ELF (message). */
 int boot_elf_parse(struct boot_ctx *c, struct boot_elf *e);
-/* Program header i, checked to lie inside the file. */
-int boot_elf_phdr(struct boot_ctx *c, const struct boot_elf *e, unsigned i,
-		  struct boot_phdr *ph);
+/* Program header i (boot_elf_parse() checked the table lies in the file). */
+void boot_elf_phdr(const struct boot_ctx *c, const struct boot_elf *e, unsigned i,
+		   struct boot_phdr *ph);
 /* 1 and *entry if the image has a Xen PVH entry note, 0 if not, <0 on error. */
 int boot_elf_pvh_entry(struct boot_ctx *c, const struct boot_elf *e, uint64_t *entry);
 /*

@@ -35,7 +35,12 @@ struct irqchip *irqchip_create(struct machine *m, unsigned nr_cpus,
 void irqchip_destroy(struct irqchip *c);
 void irqchip_reset(struct irqchip *c);
 
-/* Device side. */
+/*
+ * Device side.  level is logical (1 = asserted).  GSIs 0-15 are the ISA
+ * IRQs: they reach the 8259 pair and the IOAPIC pin of the same number,
+ * except IRQ 0, which reaches IOAPIC pin 2 (the MADT's ISA override);
+ * GSI 2 is the cascade and is ignored.  GSIs 16 and up reach the IOAPIC.
+ */
 void irqchip_set_irq(struct irqchip *c, unsigned gsi, int level);
 void irqchip_send_msi(struct irqchip *c, uint64_t addr, uint32_t data);
 
@@ -59,5 +64,8 @@ void irqchip_set_tsc_deadline(struct irqchip *c, unsigned cpu, uint64_t tsc);
  * to IRQCHIP_TSC_KHZ, so the CPU's rdtsc and the LAPIC agree. */
 #define IRQCHIP_TSC_KHZ 2000000ull
 uint64_t irqchip_read_tsc(struct irqchip *c);
+/* The LAPIC timer's input clock before its divider (for CPUID leaves that
+ * report it, e.g. 0x15 ECX or 0x40000010 EBX): 1 GHz, as KVM uses. */
+#define IRQCHIP_APIC_BUS_KHZ 1000000ull
 
 #endif

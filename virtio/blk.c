@@ -1,11 +1,12 @@
 /*
  * virtio-blk-pci (virtio 1.2, 5.2) on the block layer.
  *
- * Each virtqueue has its own I/O thread and its own blk_queue: the thread
- * waits in epoll on the queue's kick eventfd (signalled by an ioeventfd or
- * the notify MMIO handler), on the blk_queue's completion fd and on a stop
- * eventfd.  Requests are submitted asynchronously; their completions run
- * on the same thread, push to the used ring and raise the queue's
+ * Each virtqueue has its own blk_queue and, by default, its own I/O thread
+ * (iothread-per-queue=off: one thread serves all queues of the device).  A
+ * thread waits in epoll on its queues' kick eventfds (signalled by an
+ * ioeventfd or the notify MMIO handler), their blk_queue completion fds and
+ * a stop eventfd.  Requests are submitted asynchronously; their completions
+ * run on the same thread, push to the used ring and raise the queue's
  * interrupt.  A device reset stops the threads, and each thread first waits
  * for its in-flight requests, so no completion writes into rings the
  * driver has taken back.
@@ -43,15 +44,22 @@
 
 struct virtio_blk;
 
+/* Owned by the I/O thread that serves it while the device runs. */
 struct vblk_queue {
 	struct virtio_blk *dev;
 	struct virtq *vq;
 	struct blk_queue *bq;
+	unsigned inflight;
+	bool completed;			/* pushed since the last interrupt decision */
+};
+
+/* One I/O thread, serving queues [first, first + count). */
+struct vblk_worker {
+	struct virtio_blk *dev;
+	unsigned first, count;
 	int stop_fd;
 	pthread_t thread;
 	bool running;
-	unsigned inflight;
-	bool completed;			/* pushed since the last interrupt decision */
 };
 
 struct virtio_blk {
@@ -68,6 +76,8 @@ struct virtio_blk {
 	char serial[VIRTIO_BLK_ID_BYTES];
 	unsigned nr_queues;
 	struct vblk_queue *q;
+	unsigned nr_workers;		/* one per queue, or one per device */
+	struct vblk_worker *w;
 };
 
 struct vblk_req {
@@ -178,8 +188,11 @@ static void vblk_discard_zeroes(struct vblk_req *r, uint32_t type)
 	uint32_t allowed = type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0;
 	uint64_t off, len;
 
-	/* We offer one segment per request, as max_discard_seg says. */
-	if (e->out_len - sizeof(struct virtio_blk_req_hdr) != sizeof(seg)) {
+	/* Only with the feature, and one segment per request, as
+	 * max_discard_seg and max_write_zeroes_seg say. */
+	if (!virtio_has_feature(&b->vd, type == VIRTIO_BLK_T_DISCARD ? VIRTIO_BLK_F_DISCARD :
+				VIRTIO_BLK_F_WRITE_ZEROES) ||
+	    e->out_len - sizeof(struct virtio_blk_req_hdr) != sizeof(seg)) {
 		vblk_complete(r, VIRTIO_BLK_S_UNSUPP);
 		return;
 	}
@@ -309,56 +322,89 @@ static void vblk_drain_fd(int fd)
 		log_once("virtio-blk: eventfd read failed: %s", strerror(errno));
 }
 
+static unsigned vblk_worker_inflight(struct vblk_worker *w)
+{
+	unsigned n = 0;
+
+	for (unsigned i = w->first; i < w->first + w->count; i++)
+		n += w->dev->q[i].inflight;
+	return n;
+}
+
+/* epoll data: the stop fd, or a queue's kick fd (2i) or completion fd (2i+1). */
+#define VBLK_EV_STOP	UINT64_MAX
+
+static int vblk_worker_watch(struct vblk_worker *w, int ep)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = VBLK_EV_STOP };
+
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, w->stop_fd, &ev) < 0)
+		return -errno;
+	for (unsigned i = w->first; i < w->first + w->count; i++) {
+		struct vblk_queue *q = &w->dev->q[i];
+
+		if (!q->vq->enabled)
+			continue;
+		ev.data.u64 = 2ull * i;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, q->vq->kick_fd, &ev) < 0)
+			return -errno;
+		ev.data.u64 = 2ull * i + 1;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, blk_queue_fd(q->bq), &ev) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
 static void *vblk_thread(void *opaque)
 {
-	struct vblk_queue *q = opaque;
-	int bq_fd = blk_queue_fd(q->bq);
-	struct epoll_event ev[3];
+	struct vblk_worker *w = opaque;
+	struct virtio_blk *b = w->dev;
+	struct epoll_event ev[16];
 	bool stopping = false;
-	int ep;
+	int ep, ret;
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0) {
-		log_error("virtio-blk: epoll: %s", strerror(errno));
-		virtq_fail(q->vq);
+	ret = ep < 0 ? -errno : vblk_worker_watch(w, ep);
+	if (ret < 0) {
+		log_error("%s: I/O thread cannot poll: %s", b->vd.name, strerror(-ret));
+		virtio_dev_set_needs_reset(&b->vd);
+		if (ep >= 0)
+			close(ep);
 		return NULL;
 	}
-	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.fd = q->vq->kick_fd };
-	epoll_ctl(ep, EPOLL_CTL_ADD, q->vq->kick_fd, &ev[0]);
-	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.fd = bq_fd };
-	epoll_ctl(ep, EPOLL_CTL_ADD, bq_fd, &ev[0]);
-	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.fd = q->stop_fd };
-	epoll_ctl(ep, EPOLL_CTL_ADD, q->stop_fd, &ev[0]);
 
 	/* Kicks that came before the thread started. */
-	vblk_serve(q);
-	vblk_maybe_notify(q);
-	while (!stopping || q->inflight) {
-		int n = epoll_wait(ep, ev, 3, -1);
+	for (unsigned i = w->first; i < w->first + w->count; i++) {
+		vblk_serve(&b->q[i]);
+		vblk_maybe_notify(&b->q[i]);
+	}
+	while (!stopping || vblk_worker_inflight(w)) {
+		int n = epoll_wait(ep, ev, G_N_ELEMENTS(ev), -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			log_error("virtio-blk: epoll_wait: %s", strerror(errno));
+			log_error("%s: epoll_wait: %s", b->vd.name, strerror(errno));
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			int fd = ev[i].data.fd;
+			struct vblk_queue *q;
 
-			if (fd == q->stop_fd) {
-				vblk_drain_fd(fd);
+			if (ev[i].data.u64 == VBLK_EV_STOP) {
+				vblk_drain_fd(w->stop_fd);
 				stopping = true;
-			} else if (fd == bq_fd) {
-				blk_queue_poll(q->bq);
-				if (!stopping)
-					vblk_serve(q);
-			} else if (fd == q->vq->kick_fd) {
-				vblk_drain_fd(fd);
-				if (!stopping)
-					vblk_serve(q);
+				continue;
 			}
+			q = &b->q[ev[i].data.u64 / 2];
+			if (ev[i].data.u64 & 1)
+				blk_queue_poll(q->bq);
+			else
+				vblk_drain_fd(q->vq->kick_fd);
+			if (!stopping)
+				vblk_serve(q);
 		}
-		vblk_maybe_notify(q);
+		for (unsigned i = w->first; i < w->first + w->count; i++)
+			vblk_maybe_notify(&b->q[i]);
 	}
 	close(ep);
 	return NULL;
@@ -369,18 +415,21 @@ static int vblk_start(struct virtio_dev *vd)
 	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
 	int ret;
 
-	for (unsigned i = 0; i < b->nr_queues; i++) {
-		struct vblk_queue *q = &b->q[i];
+	for (unsigned i = 0; i < b->nr_workers; i++) {
+		struct vblk_worker *w = &b->w[i];
+		bool any = false;
 
-		if (!q->vq->enabled)
+		for (unsigned k = w->first; k < w->first + w->count; k++)
+			any |= b->q[k].vq->enabled;
+		if (!any)
 			continue;
-		ret = pthread_create(&q->thread, NULL, vblk_thread, q);
+		ret = pthread_create(&w->thread, NULL, vblk_thread, w);
 		if (ret) {
 			log_error("%s: cannot start I/O thread: %s", vd->name, strerror(ret));
 			return -ret;
 		}
-		pthread_setname_np(q->thread, "virtio-blk io");
-		q->running = true;
+		pthread_setname_np(w->thread, "virtio-blk io");
+		w->running = true;
 	}
 	return 0;
 }
@@ -390,17 +439,19 @@ static void vblk_stop(struct virtio_dev *vd)
 	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
 	uint64_t one = 1;
 
-	for (unsigned i = 0; i < b->nr_queues; i++) {
-		struct vblk_queue *q = &b->q[i];
+	for (unsigned i = 0; i < b->nr_workers; i++) {
+		struct vblk_worker *w = &b->w[i];
 
-		if (!q->running)
+		if (!w->running)
 			continue;
-		if (write(q->stop_fd, &one, sizeof(one)) < 0)
+		if (write(w->stop_fd, &one, sizeof(one)) < 0)
 			log_error("%s: cannot stop I/O thread: %s", vd->name, strerror(errno));
-		pthread_join(q->thread, NULL);
-		q->running = false;
-		q->inflight = 0;
-		q->completed = false;
+		pthread_join(w->thread, NULL);
+		w->running = false;
+	}
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		b->q[i].inflight = 0;
+		b->q[i].completed = false;
 	}
 }
 
@@ -418,6 +469,7 @@ struct vblk_params {
 	uint64_t queue_size;
 	uint64_t lbs, pbs;
 	int slot;
+	bool thread_per_queue;
 };
 
 static void vblk_fill_config(struct virtio_blk *b, const struct vblk_params *p)
@@ -459,10 +511,12 @@ static void vblk_free(struct virtio_blk *b)
 	for (unsigned i = 0; i < b->nr_queues; i++) {
 		if (b->q[i].bq)
 			blk_queue_free(b->q[i].bq);
-		if (b->q[i].stop_fd >= 0)
-			close(b->q[i].stop_fd);
 		virtq_cleanup(&b->vd.vqs[i]);
 	}
+	for (unsigned i = 0; i < b->nr_workers; i++)
+		if (b->w[i].stop_fd >= 0)
+			close(b->w[i].stop_fd);
+	g_free(b->w);
 	if (b->drive)
 		b->drive->claimed = false;
 	g_free(b->q);
@@ -497,10 +551,9 @@ static struct drive *vblk_find_drive(struct machine *m, const char *id)
 static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_params *p,
 		    char *err, size_t errlen)
 {
+	const char *name = drv->id ? drv->id : drv->cfg.file;
 	struct virtio_blk *b;
 	int ret;
-
-	const char *name = drv->id ? drv->id : drv->cfg.file;
 
 	if (drv->claimed) {
 		snprintf(err, errlen, "virtio-blk-pci: drive '%s' is already in use", name);
@@ -532,19 +585,29 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 	b->vd.nr_vqs = b->nr_queues;
 	b->vd.vqs = g_new0(struct virtq, b->nr_queues);
 	b->q = g_new0(struct vblk_queue, b->nr_queues);
+	b->nr_workers = p->thread_per_queue ? b->nr_queues : 1;
+	b->w = g_new0(struct vblk_worker, b->nr_workers);
+	for (unsigned i = 0; i < b->nr_workers; i++)
+		b->w[i].stop_fd = -1;
+	for (unsigned i = 0; i < b->nr_workers; i++) {
+		struct vblk_worker *w = &b->w[i];
+
+		w->dev = b;
+		w->first = p->thread_per_queue ? i : 0;
+		w->count = p->thread_per_queue ? 1 : b->nr_queues;
+		w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (w->stop_fd < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "virtio-blk-pci: eventfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
 	for (unsigned i = 0; i < b->nr_queues; i++) {
 		struct vblk_queue *q = &b->q[i];
 
 		q->dev = b;
 		q->vq = &b->vd.vqs[i];
-		q->stop_fd = -1;
 		virtq_init(q->vq, &b->vd, i, p->queue_size);
-		q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (q->stop_fd < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "virtio-blk-pci: eventfd: %s", strerror(errno));
-			goto fail;
-		}
 		q->bq = blk_queue_new(drv->blk, err, errlen);
 		if (!q->bq) {
 			ret = -EIO;
@@ -579,6 +642,7 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 {
 	struct vblk_params p = { .slot = -1 };
 	const char *drive_id, *bus;
+	uint64_t bootindex;
 	struct drive *drv;
 	int ret;
 
@@ -592,6 +656,13 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 	    (ret = opts_get_uint(o, "queue-size", VBLK_QUEUE_SIZE, &p.queue_size, err, errlen)) < 0 ||
 	    (ret = opts_get_size(o, "logical_block_size", 512, &p.lbs, err, errlen)) < 0 ||
 	    (ret = opts_get_size(o, "physical_block_size", 512, &p.pbs, err, errlen)) < 0)
+		return ret;
+	if ((ret = opts_get_bool(o, "iothread-per-queue", true, &p.thread_per_queue,
+				 err, errlen)) < 0)
+		return ret;
+	/* libvirt always passes one; vireo boots the kernel directly, so the
+	 * firmware boot order it sets has nothing to act on. */
+	if ((ret = opts_get_uint(o, "bootindex", 0, &bootindex, err, errlen)) < 0)
 		return ret;
 	if (opts_get(o, "addr")) {
 		const char *a = opts_get(o, "addr");
@@ -647,7 +718,8 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 DEVICE_TYPE(virtio_blk_pci,
 	.name = "virtio-blk-pci",
 	.help = "virtio block device: drive=ID[,num-queues=N][,queue-size=N][,serial=S]"
-		"[,logical_block_size=N][,physical_block_size=N][,addr=SLOT]",
+		"[,logical_block_size=N][,physical_block_size=N][,iothread-per-queue=on|off]"
+		"[,addr=SLOT]",
 	.create = vblk_create,
 )
 
@@ -659,6 +731,7 @@ int virtio_blk_create_for_drives(struct machine *m, char *err, size_t errlen)
 		.lbs = 512,
 		.pbs = 512,
 		.slot = -1,
+		.thread_per_queue = true,
 	};
 
 	for (struct drive *d = m->drives; d; d = d->next) {

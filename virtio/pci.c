@@ -71,49 +71,48 @@ static void vp_notify(struct virtio_dev *vd, int queue)
 }
 
 /*
- * The MSI-X table, its mask or enable changed (pci device lock held): point
- * each vector's irqfd at its current message, and stop using the irqfd of
- * a masked vector so that pci_msix_notify records it as pending instead.
+ * A vector's entry, or the function's mask or enable, changed (pci device
+ * lock held; called for each vector on a function-wide change): point the
+ * vector's irqfd at its current message, and stop using the irqfd of a
+ * masked vector so that pci_msix_notify records it as pending instead.
  */
-static void vp_vector_changed(struct pci_device *d, unsigned changed)
+static void vp_vector_changed(struct pci_device *d, unsigned i)
 {
 	struct virtio_pci *vp = (struct virtio_pci *)d;
 	const struct accel_ops *a = vp->m->accel;
+	struct virtio_pci_vec *v = &vp->vec[i];
+	const uint8_t *e = d->msix.table + 16 * i;
+	uint64_t addr;
+	uint32_t data;
 
-	if (!a || !a->add_irqfd_msi || !a->update_irqfd_msi)
+	if (!a || !a->add_irqfd_msi || !a->update_irqfd_msi || i >= vp->nr_vec)
 		return;
-	for (unsigned i = 0; i < vp->nr_vec; i++) {
-		struct virtio_pci_vec *v = &vp->vec[i];
-		const uint8_t *e = d->msix.table + 16 * i;
-		uint64_t addr = (uint64_t)e[0] | (uint64_t)e[1] << 8 | (uint64_t)e[2] << 16 |
-				(uint64_t)e[3] << 24 | (uint64_t)e[4] << 32 |
-				(uint64_t)e[5] << 40 | (uint64_t)e[6] << 48 | (uint64_t)e[7] << 56;
-		uint32_t data = e[8] | e[9] << 8 | e[10] << 16 | (uint32_t)e[11] << 24;
-		bool live = d->msix.enabled && !d->msix.masked && !(e[12] & 1);
-
-		if (!live) {
-			__atomic_store_n(&v->live, false, __ATOMIC_RELEASE);
-			continue;
-		}
-		if (v->fd < 0) {
-			v->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-			if (v->fd < 0)
-				continue;
-			v->handle = a->add_irqfd_msi(vp->m, v->fd, addr, data);
-			if (v->handle < 0) {
-				close(v->fd);
-				v->fd = -1;
-				continue;
-			}
-		} else if ((v->addr != addr || v->data != data) &&
-			   a->update_irqfd_msi(vp->m, v->handle, addr, data) < 0) {
-			__atomic_store_n(&v->live, false, __ATOMIC_RELEASE);
-			continue;
-		}
-		v->addr = addr;
-		v->data = data;
-		__atomic_store_n(&v->live, true, __ATOMIC_RELEASE);
+	if (!d->msix.enabled || d->msix.masked || (e[12] & 1)) {
+		__atomic_store_n(&v->live, false, __ATOMIC_RELEASE);
+		return;
 	}
+	addr = (uint64_t)e[0] | (uint64_t)e[1] << 8 | (uint64_t)e[2] << 16 |
+	       (uint64_t)e[3] << 24 | (uint64_t)e[4] << 32 | (uint64_t)e[5] << 40 |
+	       (uint64_t)e[6] << 48 | (uint64_t)e[7] << 56;
+	data = e[8] | e[9] << 8 | e[10] << 16 | (uint32_t)e[11] << 24;
+	if (v->fd < 0) {
+		v->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (v->fd < 0)
+			return;
+		v->handle = a->add_irqfd_msi(vp->m, v->fd, addr, data);
+		if (v->handle < 0) {
+			close(v->fd);
+			v->fd = -1;
+			return;
+		}
+	} else if ((v->addr != addr || v->data != data) &&
+		   a->update_irqfd_msi(vp->m, v->handle, addr, data) < 0) {
+		__atomic_store_n(&v->live, false, __ATOMIC_RELEASE);
+		return;
+	}
+	v->addr = addr;
+	v->data = data;
+	__atomic_store_n(&v->live, true, __ATOMIC_RELEASE);
 }
 
 static uint8_t vp_isr_read(struct virtio_pci *vp)

@@ -143,7 +143,8 @@ static uint16_t submit(struct bt *t, unsigned q, uint32_t type, uint64_t sector,
 	h->ioprio = 0;
 	h->sector = sector;
 	b[0] = (struct vh_buf){ HDR(q) + 16 * head, 16, false };
-	memcpy(b + 1, data, n * sizeof(*data));
+	if (n)
+		memcpy(b + 1, data, n * sizeof(*data));
 	b[n + 1] = (struct vh_buf){ STATUS(q, head), 1, true };
 	*(uint8_t *)gp(t, b[n + 1].gpa, 1) = 0xff;
 	return vh_ring_add(&t->d.ring[q], b, n + 2, indirect ? TABLE(q) + 256 * head : 0);
@@ -278,9 +279,30 @@ static void test_options(void)
 	g_assert_nonnull(strstr(err, "logical_block_size"));
 	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,serial="
 					   "0123456789abcdefghijk", err, sizeof(err)), <, 0);
+	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,"
+					   "iothread-per-queue=maybe", err, sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "iothread-per-queue"));
 	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,bogus=1",
 					   err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "bogus"));
+	/* libvirt's spelling is accepted. */
+	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,bus=pci.0,addr=0x6,"
+					   "drive=virtio0,id=virtio-disk0,bootindex=1", err,
+					   sizeof(err)), ==, 0);
+	{
+		struct vh_dev d;
+
+		g_assert_true(vh_dev_find(&h, VIRTIO_ID_BLOCK, 0, &d));
+		g_assert_cmpuint(d.devfn, ==, 6 << 3);
+		g_assert_nonnull(machine_find_device(&h.m, "virtio-disk0"));
+	}
+	{
+		/* Unplug it again (it is the newest device) to free the drive. */
+		struct device *dev = h.m.devices;
+
+		h.m.devices = dev->next;
+		dev->destroy(dev);
+	}
 	/* -drive if=virtio gets its device from the machine, once. */
 	g_assert_cmpint(virtio_blk_create_for_drives(&h.m, err, sizeof(err)), ==, 0);
 	g_assert_cmpint(virtio_blk_create_for_drives(&h.m, err, sizeof(err)), ==, 0);
@@ -403,16 +425,44 @@ static void test_requests_qcow2(void)
 	all_requests("qcow2");
 }
 
+/* Threads of this process named like the device's I/O threads. */
+static unsigned io_threads(void)
+{
+	GDir *d = g_dir_open("/proc/self/task", 0, NULL);
+	const char *tid;
+	unsigned n = 0;
+
+	g_assert_nonnull(d);
+	while ((tid = g_dir_read_name(d))) {
+		char *path = g_strdup_printf("/proc/self/task/%s/comm", tid), *comm = NULL;
+
+		if (g_file_get_contents(path, &comm, NULL, NULL) &&
+		    g_str_has_prefix(comm, "virtio-blk io"))
+			n++;
+		g_free(comm);
+		g_free(path);
+	}
+	g_dir_close(d);
+	return n;
+}
+
 /* 4 queues, each with a batch of writes in flight at once, then reads. */
-static void multiqueue(const char *fmt)
+static void multiqueue(const char *fmt, const char *extra)
 {
 	enum { NQ = 4, PER = 16, LEN = 8192 };
+	char *opts = g_strdup_printf("num-queues=4%s%s", extra ? "," : "", extra ? extra : "");
 	struct bt t;
 	guint8 *disk;
+	bool ok = bt_init(&t, fmt, NULL, opts, 4, true);
 
-	if (!bt_init(&t, fmt, NULL, "num-queues=4", 4, true))
+	g_free(opts);
+	if (!ok)
 		return;
 	bt_up(&t, base_features | 1ull << VIRTIO_F_INDIRECT_DESC, NQ);
+	/* pthread_setname_np runs right after pthread_create: wait for it. */
+	for (unsigned i = 0; i < 10000 && io_threads() != (extra ? 1 : NQ); i++)
+		g_usleep(1000);
+	g_assert_cmpuint(io_threads(), ==, extra ? 1 : NQ);
 	for (unsigned q = 0; q < NQ; q++) {
 		for (unsigned i = 0; i < PER; i++) {
 			uint64_t gpa = DATA(q) + i * LEN;
@@ -447,6 +497,7 @@ static void multiqueue(const char *fmt)
 		}
 	}
 	disk = bt_finish(&t);
+	g_assert_cmpuint(io_threads(), ==, 0);
 	for (unsigned n = 0; n < NQ * PER; n++) {
 		guint8 want[LEN];
 
@@ -458,12 +509,18 @@ static void multiqueue(const char *fmt)
 
 static void test_multiqueue_raw(void)
 {
-	multiqueue("raw");
+	multiqueue("raw", NULL);
 }
 
 static void test_multiqueue_qcow2(void)
 {
-	multiqueue("qcow2");
+	multiqueue("qcow2", NULL);
+}
+
+/* The same with one I/O thread for the whole device. */
+static void test_multiqueue_one_thread(void)
+{
+	multiqueue("raw", "iothread-per-queue=off");
 }
 
 /* VIRTIO_F_EVENT_IDX: interrupts only when used_event is crossed. */
@@ -471,25 +528,33 @@ static void test_event_idx(void)
 {
 	struct bt t;
 	struct vh_ring *r;
+	unsigned base;
 
 	if (!bt_init(&t, "raw", NULL, "num-queues=1", 1, false))
 		return;
+	/* Without the features, discard and write zeroes are not served. */
+	bt_up(&t, base_features & ~(1ull << VIRTIO_BLK_F_DISCARD |
+				    1ull << VIRTIO_BLK_F_WRITE_ZEROES), 1);
+	g_assert_cmpuint(dz(&t, 0, VIRTIO_BLK_T_DISCARD, 0, 8, 0), ==, VIRTIO_BLK_S_UNSUPP);
+	g_assert_cmpuint(dz(&t, 0, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0), ==, VIRTIO_BLK_S_UNSUPP);
+
 	bt_up(&t, base_features | 1ull << VIRTIO_F_EVENT_IDX, 1);
 	r = &t.d.ring[0];
+	base = vh_msi_count(&t.h, 1);
 	/* The first completion after enable always interrupts. */
 	vh_set_used_event(r, 1000);
 	g_assert_cmpuint(rw(&t, 0, false, 0, DATA(0), 512), ==, VIRTIO_BLK_S_OK);
-	g_assert_cmpuint(vh_msi_count(&t.h, 1), ==, 1);
+	g_assert_cmpuint(vh_msi_count(&t.h, 1), ==, base + 1);
 	/* used_event far ahead: completions arrive without interrupts. */
 	for (unsigned i = 0; i < 3; i++)
 		g_assert_cmpuint(rw(&t, 0, false, i, DATA(0), 512), ==, VIRTIO_BLK_S_OK);
-	g_assert_cmpuint(vh_msi_count(&t.h, 1), ==, 1);
+	g_assert_cmpuint(vh_msi_count(&t.h, 1), ==, base + 1);
 	/* The device asks for a kick only past what it consumed. */
 	g_assert_cmpuint(vh_get_avail_event(r), ==, 4);
 	/* used_event = 4: the 5th completion crosses it. */
 	vh_set_used_event(r, 4);
 	g_assert_cmpuint(rw(&t, 0, false, 0, DATA(0), 512), ==, VIRTIO_BLK_S_OK);
-	g_assert_cmpuint(vh_msi_count(&t.h, 1), ==, 2);
+	g_assert_cmpuint(vh_msi_count(&t.h, 1), ==, base + 2);
 	g_free(bt_finish(&t));
 }
 
@@ -713,6 +778,68 @@ static void test_bad_queue_size(void)
 	g_free(bt_finish(&t));
 }
 
+
+/*
+ * Random requests from a driver that gets the layout right but not the
+ * rest: random types, sectors, lengths, directions and segment contents.
+ * Each completes with some status, or the device asks for a reset (then
+ * the driver resets it); nothing else may happen.
+ */
+static void test_fuzz_requests(void)
+{
+	GRand *g = g_rand_new_with_seed(0xb10c);
+	static const uint32_t types[] = { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH,
+					  VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_DISCARD,
+					  VIRTIO_BLK_T_WRITE_ZEROES, 2, 10, 14, 0xffffffff };
+	unsigned resets = 0, done = 0;
+	struct bt t;
+
+	if (!bt_init(&t, "raw", "discard=unmap", "num-queues=1", 1, false))
+		return;
+	bt_up(&t, base_features | 1ull << VIRTIO_F_INDIRECT_DESC, 1);
+	for (unsigned i = 0; i < 400; i++) {
+		struct vh_buf b[3];
+		unsigned n = g_rand_int_range(g, 0, 4);
+		uint64_t sector = g_rand_boolean(g) ? (uint64_t)g_rand_int_range(g, 0, DISK / 512 + 8) :
+				  (uint64_t)g_rand_int(g) << 32 | g_rand_int(g);
+		uint32_t type = types[g_rand_int_range(g, 0, G_N_ELEMENTS(types))];
+		uint16_t head;
+		uint32_t id, len;
+		unsigned wait = 0;
+
+		for (unsigned k = 0; k < n; k++) {
+			b[k].gpa = DATA(0) + g_rand_int_range(g, 0, 0x80000);
+			b[k].len = g_rand_boolean(g) ? 512 * g_rand_int_range(g, 0, 16) :
+				   g_rand_int_range(g, 0, 0x8000);
+			b[k].write = g_rand_boolean(g);
+			fill(gp(&t, b[k].gpa, b[k].len), b[k].len, i);
+		}
+		/* Readable buffers first, as the ring requires. */
+		for (unsigned k = 1; k < n; k++)
+			if (!b[k].write && b[k - 1].write)
+				b[k].write = true;
+		head = submit(&t, 0, type, sector, b, n, g_rand_boolean(g));
+		vh_kick(&t.d, 0);
+		while (!vh_used_get(&t.d.ring[0], &id, &len) &&
+		       !(vh_status(&t.d) & VIRTIO_STATUS_NEEDS_RESET)) {
+			g_assert_cmpuint(++wait, <, 100000);
+			g_usleep(100);
+		}
+		if (vh_status(&t.d) & VIRTIO_STATUS_NEEDS_RESET) {
+			resets++;
+			bt_up(&t, base_features | 1ull << VIRTIO_F_INDIRECT_DESC, 1);
+			continue;
+		}
+		g_assert_cmpuint(id, ==, head);
+		g_assert_cmpuint(status_of(&t, 0, head), <=, VIRTIO_BLK_S_UNSUPP);
+		done++;
+	}
+	g_assert_cmpuint(done, >, 50);
+	g_assert_cmpuint(resets, >, 10);
+	g_free(bt_finish(&t));
+	g_rand_free(g);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -722,6 +849,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/requests/qcow2", test_requests_qcow2);
 	g_test_add_func("/virtio-blk/multiqueue/raw", test_multiqueue_raw);
 	g_test_add_func("/virtio-blk/multiqueue/qcow2", test_multiqueue_qcow2);
+	g_test_add_func("/virtio-blk/multiqueue/one-thread", test_multiqueue_one_thread);
 	g_test_add_func("/virtio-blk/event-idx", test_event_idx);
 	g_test_add_func("/virtio-blk/reset-inflight", test_reset_inflight);
 	g_test_add_func("/virtio-blk/bad/loop", test_bad_loop);
@@ -734,5 +862,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/bad/indirect-in-indirect", test_bad_indirect_in_indirect);
 	g_test_add_func("/virtio-blk/bad/indirect-empty", test_bad_indirect_empty);
 	g_test_add_func("/virtio-blk/bad/queue-size", test_bad_queue_size);
+	g_test_add_func("/virtio-blk/fuzz", test_fuzz_requests);
 	return g_test_run();
 }

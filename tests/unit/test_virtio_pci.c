@@ -263,6 +263,18 @@ static void run_queues_msix(bool fds)
 	g_assert_cmpuint(vh_msi_count(&f.h, 2), ==, 2);
 	one_request(&f, 1);
 	g_assert_cmpuint(vh_msi_count(&f.h, 2), ==, 3);
+	/* The guest retargets vector 1: the next interrupt uses the new message. */
+	bus_write(&f.h.m.mmio, f.d.msix_table + 16 * 1 + 8, 4, VH_MSI_DATA + 10);
+	one_request(&f, 0);
+	g_assert_cmpuint(vh_msi_count(&f.h, 10), ==, 1);
+	g_assert_cmpuint(vh_msi_count(&f.h, 1), ==, 1);
+	bus_write(&f.h.m.mmio, f.d.msix_table + 16 * 1 + 8, 4, VH_MSI_DATA + 1);
+	/* Function-wide mask holds every vector back until it is lifted. */
+	vh_pci_write(&f.h, f.d.devfn, f.d.msix_cap + 2, 2, 0xc000);
+	one_request(&f, 2);
+	g_assert_cmpuint(vh_msi_count(&f.h, 3), ==, 1);
+	vh_pci_write(&f.h, f.d.devfn, f.d.msix_cap + 2, 2, 0x8000);
+	g_assert_cmpuint(vh_msi_count(&f.h, 3), ==, 2);
 	/* No INTx while MSI-X is on. */
 	g_assert_cmpuint(vh_gsi_raised(&f.h, f.t->vp.pci.gsi), ==, 0);
 

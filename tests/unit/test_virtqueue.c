@@ -543,6 +543,101 @@ static void test_reset_recovers(void)
 	fx_teardown(&f);
 }
 
+
+/* An address near something interesting: RAM edges, 0, the top, anywhere. */
+static uint64_t fuzz_addr(GRand *g)
+{
+	static const uint64_t edges[] = { 0, LO, MEM_4G, MEM_4G + HI, ~0ull, RING, TABLE,
+					  MEM_PCI_MMIO32_BASE };
+	uint64_t base = edges[g_rand_int_range(g, 0, G_N_ELEMENTS(edges))];
+
+	switch (g_rand_int_range(g, 0, 4)) {
+	case 0:
+		return base - g_rand_int_range(g, 0, 64);
+	case 1:
+		return base + g_rand_int_range(g, 0, 64);
+	case 2:
+		return (uint64_t)g_rand_int(g) << 32 | g_rand_int(g);
+	}
+	return DATA + g_rand_int_range(g, 0, 0x10000);
+}
+
+static uint32_t fuzz_len(GRand *g)
+{
+	switch (g_rand_int_range(g, 0, 4)) {
+	case 0:
+		return g_rand_int(g);
+	case 1:
+		return 16 * g_rand_int_range(g, 0, 40);
+	}
+	return g_rand_int_range(g, 0, 0x2000);
+}
+
+/*
+ * Random descriptor tables, indirect tables and avail entries.  Whatever
+ * the guest writes, a pop either gives buffers that lie inside guest RAM or
+ * breaks the queue; under ASan any stray host access would abort.
+ */
+static void test_fuzz(void)
+{
+	GRand *g = g_rand_new_with_seed(0x5eed);
+	unsigned broken = 0, popped = 0;
+
+	for (unsigned iter = 0; iter < 3000; iter++) {
+		struct fixture f;
+		struct virtq_desc *t = NULL;
+		uint64_t feat = 0;
+		void *p;
+		int ret;
+
+		if (g_rand_boolean(g))
+			feat |= 1ull << VIRTIO_F_INDIRECT_DESC;
+		if (g_rand_boolean(g))
+			feat |= 1ull << VIRTIO_F_EVENT_IDX;
+		fx_setup(&f, 8, feat);
+		fx_enable(&f);
+		t = vh_ptr(&f.mem, TABLE, 16 * 16);
+		for (unsigned i = 0; i < 8; i++)
+			vh_desc_set(&f.r, i, fuzz_addr(g), fuzz_len(g), g_rand_int_range(g, 0, 8),
+				    g_rand_int_range(g, 0, 12));
+		for (unsigned i = 0; i < 16; i++)
+			t[i] = (struct virtq_desc){ fuzz_addr(g), fuzz_len(g),
+						    g_rand_int_range(g, 0, 8),
+						    g_rand_int_range(g, 0, 20) };
+		/* Point some heads at an indirect table that is really there. */
+		if (g_rand_boolean(g))
+			vh_desc_set(&f.r, 0, TABLE, 16 * g_rand_int_range(g, 1, 17),
+				    VIRTQ_DESC_F_INDIRECT, 0);
+		for (unsigned i = 0; i < 4; i++)
+			vh_avail_publish(&f.r, g_rand_int_range(g, 0, 10));
+		while ((ret = virtq_pop(&f.vq, sizeof(struct virtq_elem), &p)) == 1) {
+			struct virtq_elem *e = p;
+
+			for (unsigned i = 0; i < e->out_num + e->in_num; i++) {
+				/* Every byte of every buffer is guest RAM: touch them all. */
+				uint8_t *b = e->iov[i].iov_base;
+				size_t off = b - f.mem.base;
+
+				g_assert_cmpuint(off + e->iov[i].iov_len, <=, LO + HI);
+				memset(b, 0x5a, e->iov[i].iov_len);
+			}
+			virtq_push(&f.vq, e, g_rand_int(g));
+			virtq_should_notify(&f.vq);
+			g_free(e);
+			popped++;
+		}
+		if (ret < 0) {
+			g_assert_true(fx_needs_reset(&f));
+			broken++;
+		}
+		fx_teardown(&f);
+	}
+	/* Both outcomes happened, many times. */
+	g_assert_cmpuint(broken, >, 100);
+	g_assert_cmpuint(popped, >, 100);
+	g_rand_free(g);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -567,5 +662,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtqueue/bad/head-and-index", test_bad_head_and_index);
 	g_test_add_func("/virtqueue/bad/queue-setup", test_bad_queue_setup);
 	g_test_add_func("/virtqueue/reset-recovers", test_reset_recovers);
+	g_test_add_func("/virtqueue/fuzz", test_fuzz);
 	return g_test_run();
 }
