@@ -45,6 +45,7 @@ struct bsub {
 	struct eio io;		/* first: the engine hands back &io */
 	struct breq *r;
 	struct bimg *counted;	/* call counted->fmt->io_done at the end */
+	unsigned epoch;
 	void *buf;		/* owned buffer (zeroes) */
 	bool zero_fallback;	/* fallocate failed: write zeroes instead */
 	bool advisory;		/* discard: failure is not an error */
@@ -57,6 +58,7 @@ struct blk_queue {
 	void *es;
 	struct eio *sync_done, *sync_tail;
 	struct breq *done, *done_tail;
+	bool in_poll;		/* submissions from callbacks: kick once at the end */
 };
 
 static uint64_t now_ns(void)
@@ -238,7 +240,8 @@ static void req_submitted(struct breq *r)
 {
 	struct blk_queue *q = r->q;
 
-	q->eng->kick(q->es);
+	if (!q->in_poll)
+		q->eng->kick(q->es);
 	if (--r->refs == 0) {
 		r->next = NULL;
 		if (q->done_tail)
@@ -284,7 +287,7 @@ static void sub_done(struct eio *io, int64_t res)
 	if (s->advisory && res < 0)
 		res = 0;
 	if (s->counted)
-		s->counted->fmt->io_done(s->counted);
+		s->counted->fmt->io_done(s->counted, s->epoch);
 	if (res < 0)
 		req_fail(r, res);
 	free(io->iov);
@@ -354,6 +357,7 @@ static int sub_rw(struct breq *r, struct bimg *bs, enum eio_op op, const struct 
 	    iov_aligned(s->io.iov, cnt))
 		s->io.fd = bs->dfd;
 	s->counted = m->counted ? bs : NULL;
+	s->epoch = m->epoch;
 	return sub_submit(r, s);
 nomem:
 	if (s)
@@ -361,7 +365,7 @@ nomem:
 	free(s);
 	free(buf);
 	if (m->counted)
-		bs->fmt->io_done(bs);
+		bs->fmt->io_done(bs, m->epoch);
 	return -ENOMEM;
 }
 
@@ -411,7 +415,7 @@ static int do_read(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
 				iov_copy_to(iov, iovcnt, iov_off, buf, m.len);
 			free(buf);
 			if (m.counted)
-				bs->fmt->io_done(bs);
+				bs->fmt->io_done(bs, m.epoch);
 			break;
 		}
 		default:
@@ -444,7 +448,7 @@ static int do_write(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
 				zero = calloc(1, m.len);
 				if (!zero) {
 					if (m.counted)
-						bs->fmt->io_done(bs);
+						bs->fmt->io_done(bs, m.epoch);
 					return -ENOMEM;
 				}
 			}
@@ -615,6 +619,7 @@ int blk_queue_poll(struct blk_queue *q)
 	if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
 		/* EAGAIN: nothing signalled, poll anyway */
 	}
+	q->in_poll = true;
 	n += q->eng->reap(q->es);
 	while (q->sync_done) {
 		struct eio *io = q->sync_done;
@@ -634,5 +639,7 @@ int blk_queue_poll(struct blk_queue *q)
 		req_complete(r);
 		n++;
 	}
+	q->in_poll = false;
+	q->eng->kick(q->es);
 	return n;
 }

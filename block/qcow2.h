@@ -61,6 +61,7 @@ struct qcache {
 
 struct qfree {
 	uint64_t off, len;	/* host range whose clusters lose one reference */
+	uint64_t epoch;		/* s->epoch when it was freed */
 };
 
 struct qcow2 {
@@ -99,7 +100,14 @@ struct qcow2 {
 	uint64_t free_hint;		/* first cluster that may be free */
 	struct qfree *pending;
 	size_t npending, pending_cap;
-	uint64_t inflight;		/* data I/O to host clusters, see io_done */
+	/*
+	 * Data I/O to host clusters in flight, by epoch parity.  A request
+	 * mapped before a cluster was freed may still write to it, so frees
+	 * of epoch e wait until every request of epochs <= e has ended; a
+	 * flush moves to the next epoch once the one before has drained.
+	 */
+	uint64_t epoch;
+	uint64_t inflight[2];
 
 	uint8_t *meta;			/* bitmap: clusters holding metadata */
 	uint64_t meta_bits;

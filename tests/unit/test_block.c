@@ -211,23 +211,26 @@ out:
 static void test_drive_options(void)
 {
 	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), *opt, err[512];
+	char *f1 = g_strdup_printf("%s.1", f), *f2 = g_strdup_printf("%s.2", f);
 	struct machine m;
 	struct drive *d;
 
+	/* one file per drive: the same image twice is refused (locking) */
+	g_assert_cmpint(tb_sh(NULL, "cp %s %s && cp %s %s", f, f1, f, f2), ==, 0);
 	memset(&m, 0, sizeof(m));
 	opt = g_strdup_printf("file=%s,format=raw,if=virtio", f);
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), ==, 0);
 	g_free(opt);
-	opt = g_strdup_printf("%s,format=raw,cache=none,aio=native,readonly=on,discard=unmap", f);
+	opt = g_strdup_printf("%s,format=raw,cache=none,aio=native,readonly=on,discard=unmap", f1);
 	if (drive_add(&m, opt, err, sizeof(err)) < 0) {
 		/* O_DIRECT missing on this file system: the message says so */
 		g_assert_nonnull(strstr(err, "O_DIRECT"));
 		g_free(opt);
-		opt = g_strdup_printf("%s,format=raw,aio=threads,readonly=on,discard=unmap", f);
+		opt = g_strdup_printf("%s,format=raw,aio=threads,readonly=on,discard=unmap", f1);
 		g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), ==, 0);
 	}
 	g_free(opt);
-	opt = g_strdup_printf("file=%s,format=raw,if=none,id=disk1,aio=threads,cache=unsafe", f);
+	opt = g_strdup_printf("file=%s,format=raw,if=none,id=disk1,aio=threads,cache=unsafe", f2);
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), ==, 0);
 	g_free(opt);
 
@@ -285,6 +288,10 @@ static void test_drive_options(void)
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "duplicate id 'disk1'"));
 	g_free(opt);
+	opt = g_strdup_printf("file=%s,id=again,format=raw", f);
+	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "lock"));
+	g_free(opt);
 	g_assert_cmpint(drive_add(&m, "format=raw", err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "file"));
 	g_assert_cmpint(drive_add(&m, "file=/nonexistent/x.img,format=raw", err, sizeof(err)), <, 0);
@@ -292,6 +299,51 @@ static void test_drive_options(void)
 
 	drive_close_all(&m);
 	g_assert_null(m.drives);
+	g_free(f1);
+	g_free(f2);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
+/*
+ * QEMU's lock bytes: a process holding "write" (101) and not sharing it
+ * (201), as qemu-system does, keeps vireo out, and vireo keeps qemu-img out.
+ */
+static void test_image_locking(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), *out = NULL;
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 1 };
+	struct blk *b;
+	int fd;
+
+	fd = open(f, O_RDWR);
+	fl.l_start = 101;
+	g_assert_cmpint(fcntl(fd, F_OFD_SETLK, &fl), ==, 0);
+	fl.l_start = 201;
+	g_assert_cmpint(fcntl(fd, F_OFD_SETLK, &fl), ==, 0);
+	g_assert_null(tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false));
+	g_assert_null(tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, true));
+	close(fd);
+	b = tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	g_assert_nonnull(b);
+	blk_close(b);
+	if (tb_have_qemu_img()) {
+		char *q = g_build_filename(dir, "l.qcow2", NULL);
+
+		g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 1M", q), ==, 0);
+		b = tb_open(q, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+		g_assert_nonnull(b);
+		g_assert_cmpint(tb_sh(&out, "qemu-img check %s", q), !=, 0);
+		g_assert_nonnull(strstr(out, "Failed to get shared \"write\" lock"));
+		g_free(out);
+		g_assert_cmpint(tb_sh(&out, "qemu-io -c 'write 0 4k' %s", q), !=, 0);
+		g_assert_nonnull(strstr(out, "lock"));
+		g_free(out);
+		g_assert_cmpint(tb_sh(NULL, "qemu-img info -U %s >/dev/null", q), ==, 0);
+		blk_close(b);
+		g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s", q), ==, 0);
+		g_free(q);
+	}
 	g_free(f);
 	tb_rmdir(dir);
 }
@@ -309,5 +361,6 @@ int main(int argc, char **argv)
 		g_free(p);
 	}
 	g_test_add_func("/block/drive/options", test_drive_options);
+	g_test_add_func("/block/image-locking", test_image_locking);
 	return g_test_run();
 }
