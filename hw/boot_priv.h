@@ -92,6 +92,15 @@ int boot_gdt_write(struct boot_ctx *c, bool long_mode);
 bool boot_linux_probe(const struct boot_ctx *c);
 int boot_linux_load(struct boot_ctx *c, struct cpu_state *bsp);
 
+/*
+ * A bzImage whose payload vireo can unpack (gzip, LZ4, zstd): load the
+ * vmlinux ELF inside and give its physical entry (startup_64) and extent.
+ * *loaded is false, with 0 returned, when the payload is left to the
+ * guest's decompressor.
+ */
+int boot_vmlinux_load(struct boot_ctx *c, uint64_t koff, uint64_t *entry, uint64_t *lo,
+		      uint64_t *hi, bool *loaded);
+
 /* ELF images, 32- or 64-bit, normalized. */
 struct boot_elf {
 	bool is64;

@@ -80,16 +80,6 @@ static void vcpu_mmio(struct machine *m, struct accel_exit *e)
 	}
 }
 
-/*
- * A device just asked for power-off, reset or exit (isa-debug-exit, the
- * i8042 reset line): the vCPU that asked runs no further guest code, as
- * on hardware where that write is the last thing the CPU does.
- */
-static bool machine_stopping(struct machine *m)
-{
-	return __atomic_load_n(&m->request, __ATOMIC_ACQUIRE) != MACHINE_REQ_NONE;
-}
-
 /* Handle one exit; false when the vCPU must wait for the machine (halt with no way out). */
 static bool vcpu_handle_exit(struct vcpu *v, struct accel_exit *e)
 {
@@ -98,10 +88,10 @@ static bool vcpu_handle_exit(struct vcpu *v, struct accel_exit *e)
 	switch (e->reason) {
 	case ACCEL_EXIT_PIO:
 		vcpu_pio(m, e);
-		return !machine_stopping(m);
+		return !machine_request_pending(m);
 	case ACCEL_EXIT_MMIO:
 		vcpu_mmio(m, e);
-		return !machine_stopping(m);
+		return !machine_request_pending(m);
 	case ACCEL_EXIT_KICK:
 		return true;
 	case ACCEL_EXIT_HALT:

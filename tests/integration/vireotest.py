@@ -79,13 +79,15 @@ class Result:
             self.status, self.stdout[-4000:], self.stderr[-4000:])
 
 
-def run_vireo(args, timeout=60, env=None, cwd=None):
-    """Run vireo to completion; the timeout kills it and fails the test."""
+def run_vireo(args, timeout=60, env=None, cwd=None, uid=None):
+    """Run vireo to completion; the timeout kills it and fails the test.
+    uid: run as that user (the caller must be root)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     p = subprocess.Popen([vireo_binary()] + list(args), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=full_env, cwd=cwd, start_new_session=True)
+                         env=full_env, cwd=cwd, start_new_session=True,
+                         user=uid)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -106,9 +108,11 @@ class Vm:
     removes its temporary directory.
     """
 
-    def __init__(self, args, serial="pipe", env=None):
+    def __init__(self, args, serial="pipe", env=None, qmp=False):
         self.tmpdir = tempfile.mkdtemp(prefix="vireo-test-")
         self.qmp_path = os.path.join(self.tmpdir, "qmp.sock")
+        if qmp:
+            args = list(args) + ["-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
         self.serial_path = None
         self._buf = []
         self._lock = threading.Lock()
@@ -200,6 +204,11 @@ class Vm:
         if self._reader:
             self._reader.join(5)
         return status
+
+    def qmp(self, negotiate=True):
+        """A new QMP connection to this VM (started with qmp=True)."""
+        from tests.integration.qmp import QMP
+        return QMP(self.qmp_path, negotiate=negotiate)
 
     def thread_names(self):
         """comm of every thread of the vireo process."""

@@ -1,0 +1,343 @@
+/*
+ * tcg_accel_ops: the TCG accelerator behind the same interface as KVM.
+ *
+ * - Interrupts come from the user-space irqchip (include/irqchip.h),
+ *   created by vm_init; set_irq and send_msi forward to it.
+ * - Port I/O and MMIO are dispatched to the machine's buses from the vCPU
+ *   thread by the soft-MMU and the I/O instructions: vcpu_run never
+ *   returns ACCEL_EXIT_PIO or ACCEL_EXIT_MMIO.
+ * - hlt sleeps inside vcpu_run until the irqchip kicks this vCPU (or
+ *   vcpu_kick, which makes vcpu_run return ACCEL_EXIT_KICK).  Only a
+ *   machine without an irqchip (unit tests) returns ACCEL_EXIT_HALT.
+ * - A triple fault returns ACCEL_EXIT_SHUTDOWN.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "accel/tcg/tcg.h"
+#include "irqchip.h"
+#include "log.h"
+#include "machine.h"
+#include "vcpu.h"
+
+static struct tcg_cpu *cpu_of(struct tcg_vm *vm, unsigned index)
+{
+	struct machine *m = vm->m;
+
+	if (!m->vcpus || index >= m->nr_vcpus || !m->vcpus[index])
+		return NULL;
+	return m->vcpus[index]->accel_state;
+}
+
+struct irqchip *tcg_irqchip(struct tcg_cpu *c)
+{
+	return c->vm ? c->vm->irqchip : NULL;
+}
+
+static void wake(struct tcg_cpu *c, bool *flag, int *vector, int v)
+{
+	pthread_mutex_lock(&c->lock);
+	if (flag)
+		*flag = true;
+	if (vector)
+		*vector = v;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void cb_kick(void *opaque, unsigned cpu)
+{
+	struct tcg_cpu *c = cpu_of(opaque, cpu);
+
+	if (c)
+		wake(c, &c->irq_hint, NULL, 0);
+}
+
+static void cb_init(void *opaque, unsigned cpu)
+{
+	struct tcg_cpu *c = cpu_of(opaque, cpu);
+
+	if (c)
+		wake(c, &c->init_req, NULL, 0);
+}
+
+static void cb_sipi(void *opaque, unsigned cpu, uint8_t vector)
+{
+	struct tcg_cpu *c = cpu_of(opaque, cpu);
+
+	if (c)
+		wake(c, NULL, &c->sipi_vector, vector);
+}
+
+static const struct irqchip_cpu_ops tcg_irq_ops = {
+	.kick = cb_kick, .init = cb_init, .sipi = cb_sipi,
+};
+
+static int tcg_probe(char *why, size_t len)
+{
+	return 0;
+}
+
+static int tcg_vm_init(struct machine *m, char *err, size_t errlen)
+{
+	struct tcg_vm *vm = calloc(1, sizeof(*vm));
+	unsigned n = m->cfg.smp ? m->cfg.smp : 1;
+
+	if (!vm) {
+		snprintf(err, errlen, "tcg: out of memory");
+		return -ENOMEM;
+	}
+	vm->m = m;
+	pthread_mutex_init(&vm->atomic_lock, NULL);
+	m->accel_state = vm;
+	vm->irqchip = irqchip_create(m, n, &tcg_irq_ops, vm, err, errlen);
+	if (!vm->irqchip) {
+		pthread_mutex_destroy(&vm->atomic_lock);
+		free(vm);
+		m->accel_state = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void tcg_vm_destroy(struct machine *m)
+{
+	struct tcg_vm *vm = m->accel_state;
+
+	if (!vm)
+		return;
+	if (vm->irqchip)
+		irqchip_destroy(vm->irqchip);
+	pthread_mutex_destroy(&vm->atomic_lock);
+	free(vm->dirty);
+	free(vm);
+	m->accel_state = NULL;
+}
+
+/* Guest RAM is reached through m->mem directly: nothing to map. */
+static int tcg_set_memory(struct machine *m, const struct ram_region *r)
+{
+	return 0;
+}
+
+static int tcg_set_irq(struct machine *m, unsigned gsi, int level)
+{
+	struct tcg_vm *vm = m->accel_state;
+
+	irqchip_set_irq(vm->irqchip, gsi, level);
+	return 0;
+}
+
+static int tcg_send_msi(struct machine *m, uint64_t addr, uint32_t data)
+{
+	struct tcg_vm *vm = m->accel_state;
+
+	irqchip_send_msi(vm->irqchip, addr, data);
+	return 0;
+}
+
+#define BITS_PER_LONG (8 * sizeof(unsigned long))
+
+static int tcg_dirty_log_start(struct machine *m)
+{
+	struct tcg_vm *vm = m->accel_state;
+	size_t pages = (m->mem.map_size + 4095) / 4096;
+
+	if (!vm->dirty) {
+		vm->dirty = calloc((pages + BITS_PER_LONG - 1) / BITS_PER_LONG,
+				   sizeof(unsigned long));
+		if (!vm->dirty)
+			return -ENOMEM;
+	}
+	__atomic_store_n(&vm->dirty_on, true, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static int tcg_dirty_log_sync(struct machine *m, const struct ram_region *r,
+			      unsigned long *bitmap)
+{
+	struct tcg_vm *vm = m->accel_state;
+	size_t first, pages;
+
+	if (!vm->dirty)
+		return -EINVAL;
+	if (r->hva < m->mem.base || r->hva + r->size > m->mem.base + m->mem.map_size)
+		return -EINVAL;
+	first = (size_t)(r->hva - m->mem.base) / 4096;
+	pages = r->size / 4096;
+	for (size_t k = 0; k < pages; ) {
+		size_t src = first + k;
+
+		if (src % BITS_PER_LONG == 0 && k % BITS_PER_LONG == 0 && pages - k >= BITS_PER_LONG) {
+			bitmap[k / BITS_PER_LONG] |= __atomic_exchange_n(&vm->dirty[src / BITS_PER_LONG],
+									 0, __ATOMIC_SEQ_CST);
+			k += BITS_PER_LONG;
+			continue;
+		}
+		if (__atomic_fetch_and(&vm->dirty[src / BITS_PER_LONG],
+				       ~(1ul << (src % BITS_PER_LONG)), __ATOMIC_SEQ_CST) &
+		    (1ul << (src % BITS_PER_LONG)))
+			bitmap[k / BITS_PER_LONG] |= 1ul << (k % BITS_PER_LONG);
+		k++;
+	}
+	return 0;
+}
+
+static int tcg_dirty_log_stop(struct machine *m)
+{
+	struct tcg_vm *vm = m->accel_state;
+
+	/* The bitmap stays until vm_destroy: vCPUs may still be looking at it. */
+	__atomic_store_n(&vm->dirty_on, false, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static int tcg_vcpu_init(struct vcpu *v, char *err, size_t errlen)
+{
+	struct tcg_cpu *c = calloc(1, sizeof(*c));
+	int ret;
+
+	if (!c) {
+		snprintf(err, errlen, "tcg: out of memory");
+		return -ENOMEM;
+	}
+	ret = tcg_tb_init(c);
+	if (ret) {
+		free(c);
+		snprintf(err, errlen, "tcg: cannot allocate the translation cache");
+		return ret;
+	}
+	c->m = v->m;
+	c->v = v;
+	c->vm = v->m->accel_state;
+	c->index = v->index;
+	c->delivering = -1;
+	c->sipi_vector = -1;
+	c->wait_sipi = true;
+	c->trace = getenv("VIREO_TCG_TRACE") != NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	tcg_tlb_flush(c, true);
+	v->accel_state = c;
+	return 0;
+}
+
+static void tcg_vcpu_destroy(struct vcpu *v)
+{
+	struct tcg_cpu *c = v->accel_state;
+
+	if (!c)
+		return;
+	tcg_tb_destroy(c);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c);
+	v->accel_state = NULL;
+}
+
+/* State that struct cpu_state does not carry, at power-on. */
+static void reset_extra(struct tcg_cpu *c)
+{
+	c->star = c->lstar = c->cstar = c->sfmask = c->kernel_gs_base = 0;
+	c->sysenter_cs = c->sysenter_esp = c->sysenter_eip = 0;
+	c->tsc_aux = 0;
+	c->pat = 0x0007040600070406ull;
+	c->misc_enable = 1;	/* fast strings */
+	c->mtrr_def = 0;
+	memset(c->mtrr_fixed, 0, sizeof(c->mtrr_fixed));
+	memset(c->mtrr_var, 0, sizeof(c->mtrr_var));
+	memset(c->dr, 0, sizeof(c->dr));
+	c->dr[6] = 0xffff0ff0;
+	c->dr[7] = 0x400;
+	c->halted = false;
+	c->shadow = false;
+	c->smc = false;
+	c->delivering = -1;
+	c->shutdown = false;
+	tcg_tb_flush(c);
+}
+
+static int tcg_vcpu_reset(struct vcpu *v, const struct cpu_state *s)
+{
+	struct tcg_cpu *c = v->accel_state;
+	struct cpu_state init;
+
+	reset_extra(c);
+	if (s) {
+		tcg_cpu_reset_state(c, s);
+		c->wait_sipi = false;
+	} else {
+		cpu_state_reset(&init);
+		tcg_cpu_reset_state(c, &init);
+		c->wait_sipi = true;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->init_req = false;
+	c->sipi_vector = -1;
+	c->irq_hint = true;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static void tcg_vcpu_kick(struct vcpu *v)
+{
+	struct tcg_cpu *c = v->accel_state;
+
+	wake(c, &c->kick, NULL, 0);
+}
+
+static int tcg_vcpu_get_state(struct vcpu *v, struct cpu_state *s)
+{
+	struct tcg_cpu *c = v->accel_state;
+
+	tcg_cpu_get_state(c, s);
+	if (c->vm && c->vm->irqchip) {
+		s->cr8 = irqchip_get_cr8(c->vm->irqchip, c->index);
+		s->apic_base = irqchip_get_apic_base(c->vm->irqchip, c->index);
+	}
+	return 0;
+}
+
+static int tcg_vcpu_set_state(struct vcpu *v, const struct cpu_state *s)
+{
+	struct tcg_cpu *c = v->accel_state;
+
+	tcg_cpu_reset_state(c, s);
+	if (c->vm && c->vm->irqchip) {
+		irqchip_set_cr8(c->vm->irqchip, c->index, s->cr8);
+		if (s->apic_base)
+			irqchip_set_apic_base(c->vm->irqchip, c->index, s->apic_base);
+	}
+	c->wait_sipi = false;
+	c->halted = false;
+	c->irq_hint = true;
+	return 0;
+}
+
+static int tcg_vcpu_run(struct vcpu *v, struct accel_exit *ex)
+{
+	return tcg_run_loop(v->accel_state, ex);
+}
+
+const struct accel_ops tcg_accel_ops = {
+	.name = "tcg",
+	.thread_suffix = "TCG",
+	.probe = tcg_probe,
+	.vm_init = tcg_vm_init,
+	.vm_destroy = tcg_vm_destroy,
+	.set_memory = tcg_set_memory,
+	.set_irq = tcg_set_irq,
+	.send_msi = tcg_send_msi,
+	.dirty_log_start = tcg_dirty_log_start,
+	.dirty_log_sync = tcg_dirty_log_sync,
+	.dirty_log_stop = tcg_dirty_log_stop,
+	.vcpu_init = tcg_vcpu_init,
+	.vcpu_destroy = tcg_vcpu_destroy,
+	.vcpu_reset = tcg_vcpu_reset,
+	.vcpu_run = tcg_vcpu_run,
+	.vcpu_kick = tcg_vcpu_kick,
+	.vcpu_get_state = tcg_vcpu_get_state,
+	.vcpu_set_state = tcg_vcpu_set_state,
+};

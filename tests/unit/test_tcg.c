@@ -1,0 +1,371 @@
+/*
+ * TCG: instructions in real, 32-bit and 64-bit mode, string operations,
+ * port I/O, exceptions through the IDT, self-modifying code, and locked
+ * instructions from two vCPU threads.
+ */
+#include "test_tcg_harness.h"
+
+/* Integer basics in 64-bit mode: arithmetic, flags, stack, calls. */
+static void test_long_basic(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c;
+
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"mov $0x123456789abcdef0, %rax\n"
+		"mov %rax, %rbx\n"
+		"add $1, %rbx\n"
+		"mov $-1, %ecx\n"			/* zero-extends */
+		"inc %ecx\n"				/* ZF=1 */
+		"setz %dl\n"
+		"push %rbx\n"
+		"pop %r9\n"
+		"call 1f\n"
+		"mov $7, %r10\n"
+		"jmp 2f\n"
+		"1: mov $5, %r11\n"
+		"ret\n"
+		"2: lea 0x10(%r9,%rdx,8), %r12\n"
+		"movb $0x80, %ah\n"			/* high byte register */
+		"mov $0x3000, %esi\n"
+		"mov $0x1122334455667788, %r15\n"
+		"mov %r15, (%rsi)\n"
+		"addl $1, 4(%rsi)\n"
+		"movzbl 7(%rsi), %r13d\n"
+		"movsbq 7(%rsi), %r14\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	c = t->c[0];
+	g_assert_cmphex(c->gpr[R_RAX], ==, 0x123456789abc80f0);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x123456789abcdef1);
+	g_assert_cmphex(c->gpr[R_RCX], ==, 0);
+	g_assert_cmphex(c->gpr[R_RDX] & 0xff, ==, 1);
+	g_assert_cmphex(c->gpr[R_R9], ==, 0x123456789abcdef1);
+	g_assert_cmphex(c->gpr[R_R10], ==, 7);
+	g_assert_cmphex(c->gpr[R_R11], ==, 5);
+	g_assert_cmphex(c->gpr[R_R12], ==, 0x123456789abcdef1 + 0x10 + 8);
+	g_assert_cmphex(tm_rd(t, 0x3000, 8), ==, 0x1122334555667788);
+	g_assert_cmphex(c->gpr[R_R13], ==, 0x11);
+	g_assert_cmphex(c->gpr[R_R14], ==, 0x11);
+	g_assert_cmphex(c->gpr[R_RSP], ==, 0x80000);
+	tm_free(t);
+}
+
+/* A loop with a conditional branch, and rep string operations. */
+static void test_long_loop_string(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c;
+
+	for (unsigned k = 0; k < 100; k++)
+		tm_wr(t, 0x4000 + k, k, 1);
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"xor %eax, %eax\n"
+		"mov $1000, %ecx\n"
+		"1: add %rcx, %rax\n"
+		"dec %rcx\n"
+		"jnz 1b\n"
+		"mov %rax, %r8\n"
+		"cld\n"
+		"mov $0x4000, %esi\n"
+		"mov $0x5000, %edi\n"
+		"mov $100, %ecx\n"
+		"rep movsb\n"
+		"mov $0x6000, %edi\n"
+		"mov $0xabcd1234, %eax\n"
+		"mov $10, %ecx\n"
+		"rep stosl\n"
+		"mov $0x4000, %esi\n"
+		"mov $0x5000, %edi\n"
+		"mov $100, %ecx\n"
+		"repe cmpsb\n"				/* all equal: rcx = 0 */
+		"mov %rcx, %r9\n"
+		"movb $0x55, 0x5032\n"
+		"mov $0x4000, %esi\n"
+		"mov $0x5000, %edi\n"
+		"mov $100, %ecx\n"
+		"repe cmpsb\n"				/* stops after byte 0x32 */
+		"mov %rcx, %r10\n"
+		"std\n"
+		"mov $0x6024, %esi\n"
+		"lodsl\n"
+		"mov %rax, %r11\n"
+		"mov %rsi, %r12\n"
+		"cld\n"
+		"mov $0x4000, %edi\n"
+		"mov $40, %al\n"
+		"mov $100, %ecx\n"
+		"repne scasb\n"
+		"mov %rdi, %r13\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	c = t->c[0];
+	g_assert_cmpuint(c->gpr[R_R8], ==, 500500);
+	for (unsigned k = 0; k < 100; k++)
+		g_assert_cmpuint(tm_rd(t, 0x5000 + k, 1), ==, k == 0x32 ? 0x55 : k);
+	for (unsigned k = 0; k < 10; k++)
+		g_assert_cmphex(tm_rd(t, 0x6000 + 4 * k, 4), ==, 0xabcd1234);
+	g_assert_cmpuint(c->gpr[R_R9], ==, 0);
+	g_assert_cmpuint(c->gpr[R_R10], ==, 100 - 0x33);
+	g_assert_cmphex(c->gpr[R_R11], ==, 0xabcd1234);
+	g_assert_cmphex(c->gpr[R_R12], ==, 0x6020);
+	g_assert_cmphex(c->gpr[R_R13], ==, 0x4000 + 41);
+	tm_free(t);
+}
+
+/* Real mode: 16-bit code, segments, the IVT, int/iret, far jumps. */
+static void test_real_mode(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c;
+
+	/* handler for int 0x21 at 0x0000:0x0800 */
+	tm_wr(t, 0x21 * 4, 0x00000800, 4);
+	tm_load_asm(t, 0x800,
+		".code16\n"
+		"mov $0x4242, %bx\n"
+		"iret\n");
+	tm_load_asm(t, 0x10000,
+		".code16\n"
+		"start: mov $0x2000, %ax\n"
+		"mov %ax, %ds\n"
+		"movw $0xbeef, 0x10\n"			/* 0x20010 */
+		"mov $0x1234, %cx\n"
+		"add $0x10, %cx\n"
+		"push %cx\n"
+		"pop %dx\n"
+		"int $0x21\n"
+		"mov $0x12345678, %esi\n"		/* 66h prefix */
+		"ljmp $0x0ff0, $(2f - start + 0x100)\n"
+		"2: mov %cs, %di\n"
+		"hlt\n");
+	tm_real(t, 0, 0x1000, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	c = t->c[0];
+	g_assert_cmphex(tm_rd(t, 0x20010, 2), ==, 0xbeef);
+	g_assert_cmphex(c->gpr[R_RDX] & 0xffff, ==, 0x1244);
+	g_assert_cmphex(c->gpr[R_RBX] & 0xffff, ==, 0x4242);
+	g_assert_cmphex(c->gpr[R_RSI], ==, 0x12345678);
+	g_assert_cmphex(c->gpr[R_RDI] & 0xffff, ==, 0x0ff0);
+	g_assert_cmphex(c->gpr[R_RSP] & 0xffff, ==, 0x7000);
+	tm_free(t);
+}
+
+/* 32-bit protected mode, and port I/O through the bus. */
+static void test_flat32_pio(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c;
+
+	t->in_value = 0x5a;
+	tm_load_asm(t, 0x1000,
+		".code32\n"
+		"mov $0x11223344, %eax\n"
+		"mov $0x3000, %ebx\n"
+		"mov %eax, (%ebx)\n"
+		"movw $0x99, 2(%ebx)\n"
+		"mov $0xf5, %dx\n"
+		"outb %al, %dx\n"
+		"out %eax, $0xf5\n"
+		"in $0xf5, %al\n"
+		"mov %eax, %ecx\n"
+		"mov $0x3000, %esi\n"
+		"mov $2, %ecx\n"
+		"rep outsb\n"
+		"hlt\n");
+	tm_flat32(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	c = t->c[0];
+	g_assert_cmphex(tm_rd(t, 0x3000, 4), ==, 0x00993344);
+	g_assert_cmpuint(t->nr_out, ==, 4);
+	g_assert_cmphex(t->out[0], ==, 0x44);
+	g_assert_cmphex(t->out[1], ==, 0x11223344);
+	g_assert_cmphex(t->out[2], ==, 0x44);
+	g_assert_cmphex(t->out[3], ==, 0x33);
+	g_assert_cmphex(c->gpr[R_RAX], ==, 0x1122335a);
+	tm_free(t);
+}
+
+/* Build a 64-bit IDT at 0x30000 whose entries all point at handler. */
+static void idt64(struct tvm *t, struct tcg_cpu *c, uint64_t handler, unsigned ist)
+{
+	for (unsigned v = 0; v < 256; v++) {
+		uint64_t lo = (handler & 0xffff) | (0x10ull << 16) | ((uint64_t)ist << 32) |
+			      (0x8eull << 40) | ((handler >> 16 & 0xffff) << 48);
+
+		tm_wr(t, 0x30000 + v * 16, lo, 8);
+		tm_wr(t, 0x30000 + v * 16 + 8, handler >> 32, 8);
+	}
+	c->idt.base = 0x30000;
+	c->idt.limit = 256 * 16 - 1;
+}
+
+/* #UD, #DE and #GP are delivered through the IDT with the right frame. */
+static void test_exceptions64(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	/* The handler records the frame, skips 2 bytes and returns. */
+	tm_load_asm(t, 0x2000,
+		".code64\n"
+		"mov (%rsp), %r8\n"
+		"mov 8(%rsp), %r9\n"
+		"addq $2, (%rsp)\n"
+		"iretq\n");
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"mov $1, %ecx\n"
+		"ud2\n"
+		"mov %r8, %r10\n"
+		"xor %ecx, %ecx\n"
+		"div %ecx\n"				/* 2 bytes: f7 f1 */
+		"mov %r8, %r11\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	idt64(t, c, 0x2000, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_R10], ==, 0x1005);	/* rip of ud2 */
+	g_assert_cmphex(c->gpr[R_R11], ==, 0x100c);	/* rip of div */
+	g_assert_cmphex(c->gpr[R_R9], ==, 0x10);	/* CS in the frame */
+	g_assert_cmphex(c->gpr[R_RSP], ==, 0x80000);
+	tm_free(t);
+}
+
+/* An undefined opcode with no IDT ends in a triple fault. */
+static void test_triple_fault(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+
+	tm_load_asm(t, 0x1000, ".code64\nud2\n");
+	tm_long64(t, 0, 0x1000);
+	t->c[0]->idt.limit = 0;
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_SHUTDOWN);
+	tm_free(t);
+}
+
+/* Code that rewrites an instruction later in its own block, and code
+ * rewritten between two runs of the same block. */
+static void test_smc(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"start: xor %ebx, %ebx\n"
+		"mov $0x1000, %edi\n"
+		"movb $2, 1f - start + 1(%rdi)\n"	/* mov $1 -> mov $2 */
+		"1: mov $1, %al\n"
+		"add %al, %bl\n"
+		"call 2f\n"
+		"call 2f\n"
+		"hlt\n"
+		"2: mov $0x10, %cl\n"
+		"add %cl, %bl\n"
+		"movb $0x20, 2b - start + 1(%rdi)\n"	/* patch the next call's block */
+		"ret\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_RBX] & 0xff, ==, 2 + 0x10 + 0x20);
+	tm_free(t);
+}
+
+/* lock add, xadd and cmpxchg from two vCPU threads do not lose updates. */
+struct racer {
+	struct tvm *t;
+	unsigned i;
+	int reason;
+};
+
+static void *race_thread(void *opaque)
+{
+	struct racer *r = opaque;
+
+	r->reason = tm_run(r->t, r->i);
+	return NULL;
+}
+
+static void test_locked_two_threads(void)
+{
+	struct tvm *t = tm_new(16 << 20, 2, false);
+	struct racer r[2];
+	pthread_t th[2];
+
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"mov $200000, %ecx\n"
+		"1: lock addq $1, 0x3000\n"
+		"mov $1, %eax\n"
+		"lock xadd %eax, 0x3008\n"
+		"2: mov 0x3010, %eax\n"
+		"lea 1(%rax), %edx\n"
+		"lock cmpxchg %edx, 0x3010\n"
+		"jnz 2b\n"
+		"mov $1, %eax\n"
+		"xchg %eax, 0x3018\n"			/* implicitly locked */
+		"dec %ecx\n"
+		"jnz 1b\n"
+		"hlt\n");
+	for (unsigned i = 0; i < 2; i++) {
+		tm_long64(t, i, 0x1000);
+		t->c[i]->gpr[R_RSP] = 0x80000 - i * 0x1000;
+		r[i].t = t;
+		r[i].i = i;
+		pthread_create(&th[i], NULL, race_thread, &r[i]);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		g_assert_cmpint(r[i].reason, ==, ACCEL_EXIT_HALT);
+	}
+	g_assert_cmpuint(tm_rd(t, 0x3000, 8), ==, 400000);
+	g_assert_cmpuint(tm_rd(t, 0x3008, 4), ==, 400000);
+	g_assert_cmpuint(tm_rd(t, 0x3010, 4), ==, 400000);
+	tm_free(t);
+}
+
+/* cpuid advertises long mode, NX and syscall; no x87 or SSE yet. */
+static void test_cpuid(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"mov $0x80000001, %eax\n"
+		"cpuid\n"
+		"mov %rdx, %r8\n"
+		"mov $1, %eax\n"
+		"cpuid\n"
+		"mov %rdx, %r9\n"
+		"mov %rcx, %r10\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_true(c->gpr[R_R8] & (1u << 29));	/* LM */
+	g_assert_true(c->gpr[R_R8] & (1u << 20));	/* NX */
+	g_assert_true(c->gpr[R_R8] & (1u << 11));	/* SYSCALL */
+	g_assert_true(c->gpr[R_R9] & (1u << 6));	/* PAE */
+	g_assert_false(c->gpr[R_R9] & (1u << 0));	/* no FPU until x87 exists */
+	g_assert_false(c->gpr[R_R9] & (1u << 25));	/* no SSE */
+	tm_free(t);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/tcg/long/basic", test_long_basic);
+	g_test_add_func("/tcg/long/loop-string", test_long_loop_string);
+	g_test_add_func("/tcg/real/basic", test_real_mode);
+	g_test_add_func("/tcg/flat32/pio", test_flat32_pio);
+	g_test_add_func("/tcg/excp/idt64", test_exceptions64);
+	g_test_add_func("/tcg/excp/triple", test_triple_fault);
+	g_test_add_func("/tcg/smc", test_smc);
+	g_test_add_func("/tcg/lock/two-threads", test_locked_two_threads);
+	g_test_add_func("/tcg/cpuid", test_cpuid);
+	return g_test_run();
+}
