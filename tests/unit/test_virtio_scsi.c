@@ -340,6 +340,8 @@ static void test_options(void)
 	st_init(&t, 1, false);
 	img = st_image(&t, "a.img", "raw", 1 << 20);
 	st_drive(&t, "d0", img, "raw", NULL);
+	g_free(img);
+	img = st_image(&t, "b.img", "raw", 1 << 20);
 	st_drive(&t, "d1", img, "raw", "readonly=on");
 	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,bus=nope.0", err,
 					   sizeof(err)), <, 0);
@@ -375,6 +377,8 @@ static void test_options(void)
 			<, 0);
 	g_assert_nonnull(strstr(err, "in use"));
 	/* scsi-block needs a host SCSI device; an image file is not one. */
+	g_free(img);
+	img = st_image(&t, "c.img", "raw", 1 << 20);
 	st_drive(&t, "d2", img, "raw", NULL);
 	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-block,drive=d2", err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "SG_IO"));
@@ -725,6 +729,8 @@ static void test_hotplug(void)
 	st_init(&t, 1, true);
 	img = st_image(&t, "a.img", "raw", 1 << 20);
 	st_drive(&t, "d0", img, "raw", NULL);
+	g_free(img);
+	img = st_image(&t, "b.img", "raw", 1 << 20);
 	st_drive(&t, "d1", img, "raw", NULL);
 	st_device(&t, "scsi-hd,drive=d0,scsi-id=4,lun=0,id=hd0");
 	st_find(&t);
