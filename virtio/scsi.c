@@ -222,7 +222,7 @@ static unsigned scsi_lun_take_ua(struct scsi_lun *l)
 	pthread_mutex_lock(&l->lock);
 	for (unsigned i = 0; i < G_N_ELEMENTS(scsi_ua_order); i++) {
 		if (l->ua & scsi_ua_order[i].bit) {
-			l->ua &= ~scsi_ua_order[i].bit;
+			__atomic_and_fetch(&l->ua, ~scsi_ua_order[i].bit, __ATOMIC_RELAXED);
 			asc = scsi_ua_order[i].asc;
 			break;
 		}
@@ -236,8 +236,9 @@ void scsi_lun_set_ua(struct scsi_lun *l, unsigned ua)
 	pthread_mutex_lock(&l->lock);
 	/* A reset supersedes the reset conditions reported before it. */
 	if (ua & (SCSI_UA_POWER_ON | SCSI_UA_LUN_RESET | SCSI_UA_NEXUS_LOSS))
-		l->ua &= ~(SCSI_UA_POWER_ON | SCSI_UA_LUN_RESET | SCSI_UA_NEXUS_LOSS);
-	l->ua |= ua;
+		__atomic_and_fetch(&l->ua, ~(SCSI_UA_POWER_ON | SCSI_UA_LUN_RESET | SCSI_UA_NEXUS_LOSS),
+				   __ATOMIC_RELAXED);
+	__atomic_or_fetch(&l->ua, ua, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -410,7 +411,9 @@ void scsi_req_submit(struct scsi_lun *l, struct scsi_req *r)
 	scsi_req_start(r, l);
 	if (!scsi_req_gate(r, &flags))
 		return;
-	if (!(flags & F_NO_UA) && (asc = scsi_lun_take_ua(l))) {
+	/* Unlocked peek first: attentions are rare, commands are not. */
+	if (!(flags & F_NO_UA) && __atomic_load_n(&l->ua, __ATOMIC_RELAXED) &&
+	    (asc = scsi_lun_take_ua(l))) {
 		scsi_req_fail(r, SCSI_SK_UNIT_ATTENTION, asc);
 		return;
 	}
@@ -531,7 +534,7 @@ int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, stru
 	l->prevent = false;
 	l->media_event = blk ? MEC_NEW_MEDIA : MEC_MEDIA_REMOVAL;
 	if (blk)
-		l->ua |= SCSI_UA_MEDIUM_CHANGED;
+		__atomic_or_fetch(&l->ua, SCSI_UA_MEDIUM_CHANGED, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&l->lock);
 	return 0;
 }
@@ -707,7 +710,7 @@ void scsi_bus_submit(struct scsi_bus *b, unsigned target, unsigned lun, struct s
 		/* REPORT LUNS reports the change, so it clears that condition. */
 		if (l) {
 			pthread_mutex_lock(&l->lock);
-			l->ua &= ~SCSI_UA_REPORTED_LUNS;
+			__atomic_and_fetch(&l->ua, ~SCSI_UA_REPORTED_LUNS, __ATOMIC_RELAXED);
 			pthread_mutex_unlock(&l->lock);
 		}
 		scsi_report_luns(b, target, r);

@@ -55,7 +55,7 @@ struct scsi_lun {
 	pthread_mutex_t lock;		/* everything below */
 	struct blk *blk;
 	uint64_t nb;			/* blocks of the medium */
-	unsigned ua;			/* SCSI_UA_* pending */
+	unsigned ua;			/* SCSI_UA_* pending; atomic, peeked unlocked */
 	bool wce;			/* caching mode page */
 	bool dsense;			/* control mode page D_SENSE */
 	bool prevent;			/* PREVENT ALLOW MEDIUM REMOVAL */

@@ -27,13 +27,16 @@ uint64_t scsi_sbc_max_xfer_blocks(const struct scsi_lun *l)
 /* Blocks of the medium, or fail NOT READY; -1 when r was completed. */
 static int64_t sbc_blocks(struct scsi_req *r)
 {
+	struct scsi_lun *l = r->lun;
+	bool ready;
 	int64_t nb;
 
-	if (!scsi_lun_check_ready(r))
-		return -1;
-	pthread_mutex_lock(&r->lun->lock);
-	nb = r->lun->nb;
-	pthread_mutex_unlock(&r->lun->lock);
+	pthread_mutex_lock(&l->lock);
+	ready = l->blk && !l->tray_open;
+	nb = l->nb;
+	pthread_mutex_unlock(&l->lock);
+	if (!ready)
+		return scsi_lun_check_ready(r) ? nb : -1;
 	return nb;
 }
 
@@ -172,10 +175,11 @@ void scsi_sbc_rw(struct scsi_req *r)
 {
 	const uint8_t *c = r->cdb;
 	struct scsi_lun *l = r->lun;
+	const struct iovec *iov;
 	unsigned len_byte;
 	uint64_t lba, n, bytes;
 	int64_t total;
-	int ret;
+	int ret, cnt;
 
 	switch (c[0]) {
 	case SCSI_READ_6:
@@ -237,14 +241,20 @@ void scsi_sbc_rw(struct scsi_req *r)
 	}
 	r->lba = lba;
 	r->nb = n;
+	/* Buffers of exactly the transfer (the usual case) go as they are. */
+	if (bytes == (r->write ? r->out_len : r->in_len)) {
+		iov = r->write ? r->out : r->in;
+		cnt = r->write ? r->out_cnt : r->in_cnt;
+	} else {
+		r->iov = sbc_iov_slice(r->write ? r->out : r->in, r->write ? r->out_cnt : r->in_cnt,
+				       bytes, &r->iov_cnt);
+		iov = r->iov;
+		cnt = r->iov_cnt;
+	}
 	if (r->write)
-		r->iov = sbc_iov_slice(r->out, r->out_cnt, bytes, &r->iov_cnt);
+		ret = blk_pwritev(r->bq, lba * l->bs, iov, cnt, sbc_rw_done, r);
 	else
-		r->iov = sbc_iov_slice(r->in, r->in_cnt, bytes, &r->iov_cnt);
-	if (r->write)
-		ret = blk_pwritev(r->bq, lba * l->bs, r->iov, r->iov_cnt, sbc_rw_done, r);
-	else
-		ret = blk_preadv(r->bq, lba * l->bs, r->iov, r->iov_cnt, sbc_rw_done, r);
+		ret = blk_preadv(r->bq, lba * l->bs, iov, cnt, sbc_rw_done, r);
 	if (ret < 0)
 		scsi_req_io_error(r, ret);
 }

@@ -43,6 +43,7 @@ struct vscsi_req {
 	struct virtio_scsi_cmd_req hdr;
 	uint8_t cdb[SCSI_CDB_MAX];
 	struct iovec *data;		/* data-out, then data-in */
+	struct iovec inline_iov[8];	/* data, when the chain is short */
 	unsigned target, lun;
 	bool aborted, responding;	/* under inflight_lock */
 	struct vscsi_req *prev, *next;
@@ -160,7 +161,8 @@ static void vscsi_cmd_done(struct scsi_req *sr)
 		pthread_cond_broadcast(&s->inflight_cond);
 	pthread_mutex_unlock(&s->inflight_lock);
 	q->inflight--;
-	g_free(r->data);
+	if (r->data != r->inline_iov)
+		g_free(r->data);
 	g_free(r);
 }
 
@@ -219,7 +221,8 @@ static void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
 		g_free(r);
 		return;
 	}
-	r->data = g_new(struct iovec, e->out_num + e->in_num);
+	r->data = e->out_num + e->in_num <= G_N_ELEMENTS(r->inline_iov) ? r->inline_iov :
+		  g_new(struct iovec, e->out_num + e->in_num);
 	memset(sr, 0, sizeof(*sr));
 	sr->out = vscsi_iov_skip(r->data, e->iov, e->out_num, hdr_len, &n_out);
 	sr->out_cnt = n_out;
@@ -232,7 +235,8 @@ static void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
 	sr->bq = sl ? vscsi_bq(q, scsi_lun_blk(sl)) : NULL;
 	if (sl && scsi_lun_blk(sl) && !sr->bq) {
 		vscsi_complete(r, VIRTIO_SCSI_S_FAILURE);
-		g_free(r->data);
+		if (r->data != r->inline_iov)
+			g_free(r->data);
 		g_free(r);
 		return;
 	}
