@@ -99,8 +99,7 @@ static void vscsi_fill_config(struct virtio_scsi *s)
 	s->vd.config = (uint8_t *)c;
 	s->vd.config_len = sizeof(*c);
 	s->vd.host_features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_INDIRECT_DESC |
-			      1ull << VIRTIO_F_EVENT_IDX | 1ull << VIRTIO_SCSI_F_HOTPLUG |
-			      1ull << VIRTIO_SCSI_F_CHANGE;
+			      1ull << VIRTIO_F_EVENT_IDX | 1ull << VIRTIO_SCSI_F_HOTPLUG;
 }
 
 static int vscsi_parse_slot(const char *a, int *slot, char *err, size_t errlen)

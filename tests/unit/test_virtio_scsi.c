@@ -29,7 +29,7 @@
 #define DISK		(8ull << 20)
 
 static const uint64_t features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_SCSI_F_HOTPLUG |
-	1ull << VIRTIO_SCSI_F_CHANGE | 1ull << VIRTIO_F_INDIRECT_DESC;
+	1ull << VIRTIO_F_INDIRECT_DESC;
 
 struct st {
 	struct vh_machine h;
@@ -329,6 +329,19 @@ static void test_config(void)
 				     4), ==, 16);
 	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, seg_max), 4), ==,
 			 254);
+	{
+		uint64_t f = 0;
+
+		for (unsigned sel = 0; sel < 2; sel++) {
+			vh_common_write(&t.d, VIRTIO_PCI_COMMON_DFSELECT, 4, sel);
+			f |= vh_common_read(&t.d, VIRTIO_PCI_COMMON_DF, 4) << (32 * sel);
+		}
+		g_assert_true(f & 1ull << VIRTIO_F_VERSION_1);
+		g_assert_true(f & 1ull << VIRTIO_F_EVENT_IDX);
+		g_assert_true(f & 1ull << VIRTIO_F_INDIRECT_DESC);
+		g_assert_true(f & 1ull << VIRTIO_SCSI_F_HOTPLUG);
+		g_assert_false(f & 1ull << VIRTIO_SCSI_F_INOUT);
+	}
 	st_fini(&t);
 }
 
