@@ -628,9 +628,10 @@ int vscsi_threads_start(struct virtio_scsi *s)
 	return 0;
 }
 
+/* A hard reset of the unit: lock released, mode pages back to defaults. */
 static void vscsi_power_on(struct scsi_lun *l, unsigned target, unsigned lun, void *opaque)
 {
-	scsi_lun_set_ua(l, SCSI_UA_POWER_ON);
+	scsi_lun_reset(l, SCSI_UA_POWER_ON);
 }
 
 static int vscsi_start(struct virtio_dev *vd)

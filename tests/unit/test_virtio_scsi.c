@@ -847,6 +847,14 @@ static void test_cdrom(void)
 	bc.file = iso;
 	g_assert_cmpint(virtio_scsi_change_medium(&t.h.m, "cd0", &bc, err, sizeof(err)), ==, 0);
 	g_assert_cmpint(virtio_scsi_change_medium(&t.h.m, "nope", &bc, err, sizeof(err)), <, 0);
+	/* A device reset is a hard reset of the units: the lock goes. */
+	st_clear_ua(&t, 0, 0);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_PREVENT_ALLOW, 0, 0, 0, 1, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	st_up(&t);
+	g_assert_cmpint(virtio_scsi_eject(&t.h.m, "cd0", false, err, sizeof(err)), ==, 0);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x29, 0));
 	st_fini(&t);
 	g_free(iso);
 	g_free(iso2);
