@@ -31,17 +31,29 @@ size_t scsi_iov_size(const struct iovec *iov, unsigned cnt)
 	return n;
 }
 
-size_t scsi_iov_to_buf(const struct iovec *iov, unsigned cnt, void *buf, size_t len)
+size_t scsi_iov_to_buf_at(const struct iovec *iov, unsigned cnt, size_t off, void *buf,
+			  size_t len)
 {
 	size_t done = 0;
 
 	for (unsigned i = 0; i < cnt && done < len; i++) {
-		size_t n = MIN(iov[i].iov_len, len - done);
+		size_t n;
 
-		memcpy((uint8_t *)buf + done, iov[i].iov_base, n);
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		n = MIN(iov[i].iov_len - off, len - done);
+		memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + off, n);
 		done += n;
+		off = 0;
 	}
 	return done;
+}
+
+size_t scsi_iov_to_buf(const struct iovec *iov, unsigned cnt, void *buf, size_t len)
+{
+	return scsi_iov_to_buf_at(iov, cnt, 0, buf, len);
 }
 
 static size_t scsi_iov_from_buf(const struct iovec *iov, unsigned cnt, const void *buf,

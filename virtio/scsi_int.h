@@ -122,6 +122,8 @@ void scsi_req_io_error(struct scsi_req *r, int err);
 bool scsi_lun_check_ready(struct scsi_req *r);
 size_t scsi_iov_size(const struct iovec *iov, unsigned cnt);
 size_t scsi_iov_to_buf(const struct iovec *iov, unsigned cnt, void *buf, size_t len);
+size_t scsi_iov_to_buf_at(const struct iovec *iov, unsigned cnt, size_t off, void *buf,
+			  size_t len);
 
 /* scsi_spc.c */
 void scsi_spc_inquiry(struct scsi_req *r);

@@ -18,6 +18,7 @@
 #include "scsi_int.h"
 
 #define WS_CHUNK	(1u << 20)	/* pattern buffer of WRITE SAME */
+#define VERIFY_CHUNK	(1u << 20)	/* medium read per step of VERIFY */
 
 uint64_t scsi_sbc_max_xfer_blocks(const struct scsi_lun *l)
 {
@@ -462,26 +463,42 @@ void scsi_sbc_sync_cache(struct scsi_req *r)
 		scsi_req_io_error(r, ret);
 }
 
-static void sbc_verify_done(void *opaque, int64_t ret)
+/*
+ * Compare what was read (r->iov[0]) with what the initiator sent, then read
+ * the next piece: a chunk at a time, so a VERIFY costs at most 2 MiB.
+ */
+static void sbc_verify_next(void *opaque, int64_t ret)
 {
 	struct scsi_req *r = opaque;
-	size_t bytes = r->nb * r->lun->bs;
-	uint8_t *want = r->buf + bytes;
+	uint32_t bs = r->lun->bs;
+	uint64_t total = r->nb * bs;
+	size_t got = r->iov[0].iov_len, chunk;
+	uint8_t *want = r->buf + VERIFY_CHUNK;
+	int err;
 
 	if (ret < 0) {
 		scsi_req_io_error(r, ret);
 		return;
 	}
-	for (size_t off = 0; off < bytes; off += r->lun->bs) {
-		/* BYTCHK 3 sent one block for all; BYTCHK 1 one per block. */
-		const uint8_t *w = r->step == 3 ? want : want + off;
-
-		if (memcmp(r->buf + off, w, r->lun->bs)) {
+	/* BYTCHK 1 sent one block per block; BYTCHK 3 one block for all. */
+	if (got && r->step == 1)
+		scsi_iov_to_buf_at(r->out, r->out_cnt, r->pos, want, got);
+	for (size_t off = 0; off < got; off += bs) {
+		if (memcmp(r->buf + off, r->step == 3 ? want : want + off, bs)) {
 			scsi_req_fail(r, SCSI_SK_MISCOMPARE, ASC_MISCOMPARE_VERIFY);
 			return;
 		}
 	}
-	scsi_req_good(r);
+	r->pos += got;
+	if (r->pos >= total) {
+		scsi_req_good(r);
+		return;
+	}
+	chunk = MIN((uint64_t)VERIFY_CHUNK, total - r->pos);
+	r->iov[0] = (struct iovec){ r->buf, chunk };
+	err = blk_preadv(r->bq, r->lba * bs + r->pos, r->iov, 1, sbc_verify_next, r);
+	if (err < 0)
+		scsi_req_io_error(r, err);
 }
 
 void scsi_sbc_verify(struct scsi_req *r)
@@ -491,7 +508,6 @@ void scsi_sbc_verify(struct scsi_req *r)
 	unsigned bytchk = (c[1] >> 1) & 3, len_byte;
 	uint64_t lba, n, sent;
 	int64_t total;
-	int ret;
 
 	if (c[0] == SCSI_VERIFY_10) {
 		lba = get_be32(c + 2);
@@ -532,14 +548,13 @@ void scsi_sbc_verify(struct scsi_req *r)
 	r->lba = lba;
 	r->nb = n;
 	r->step = bytchk;
-	/* Medium data, then what the initiator sent. */
-	r->buf = g_malloc(n * l->bs + sent);
-	scsi_iov_to_buf(r->out, r->out_cnt, r->buf + n * l->bs, sent);
-	r->iov = g_new(struct iovec, 1);
-	r->iov[0] = (struct iovec){ r->buf, n * l->bs };
-	ret = blk_preadv(r->bq, lba * l->bs, r->iov, 1, sbc_verify_done, r);
-	if (ret < 0)
-		scsi_req_io_error(r, ret);
+	r->pos = 0;
+	/* A chunk of medium data, then a chunk (or the one block) sent. */
+	r->buf = g_malloc(VERIFY_CHUNK + (bytchk == 1 ? VERIFY_CHUNK : l->bs));
+	if (bytchk == 3)
+		scsi_iov_to_buf(r->out, r->out_cnt, r->buf + VERIFY_CHUNK, l->bs);
+	r->iov = g_new0(struct iovec, 1);
+	sbc_verify_next(r, 0);
 }
 
 /* ---- START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL ---- */

@@ -509,6 +509,30 @@ static void test_sync_verify(void)
 	g_assert_cmpuint(CMD(&t, v, 512, NULL, 0, SCSI_VERIFY_10, 0x06, B4(500), 0, B2(11), 0),
 			 ==, 2);
 	g_assert_cmphex(ts_sense(&t), ==, SENSE(0xe, 0x1d, 0));
+	/* Over several internal chunks: 3000 blocks, a difference near the end. */
+	{
+		uint8_t *big = g_malloc(3000 * 512);
+
+		memset(v, 0x6b, 512);
+		g_assert_cmpuint(CMD(&t, v, 512, NULL, 0, SCSI_WRITE_SAME_16, 0, B8(1000), B4(3000),
+				     0, 0), ==, 0);
+		g_assert_cmpuint(CMD(&t, v, 512, NULL, 0, SCSI_VERIFY_16, 0x06, B8(1000), B4(3000),
+				     0, 0), ==, 0);
+		g_assert_cmpuint(CMD(&t, NULL, 0, big, 3000 * 512, SCSI_READ_16, 0, B8(1000),
+				     B4(3000), 0, 0), ==, 0);
+		g_assert_cmpuint(CMD(&t, big, 3000 * 512, NULL, 0, SCSI_VERIFY_16, 0x02, B8(1000),
+				     B4(3000), 0, 0), ==, 0);
+		big[2900 * 512 + 7] ^= 0x10;
+		g_assert_cmpuint(CMD(&t, big, 3000 * 512, NULL, 0, SCSI_VERIFY_16, 0x02, B8(1000),
+				     B4(3000), 0, 0), ==, 2);
+		g_assert_cmphex(ts_sense(&t), ==, SENSE(0xe, 0x1d, 0));
+		g_assert_cmpuint(CMD(&t, big + 2900 * 512, 512, NULL, 0, SCSI_WRITE_10, 0,
+				     B4(1000 + 2950), 0, B2(1), 0), ==, 0);
+		g_assert_cmpuint(CMD(&t, v, 512, NULL, 0, SCSI_VERIFY_16, 0x06, B8(1000), B4(3000),
+				     0, 0), ==, 2);
+		g_assert_cmphex(ts_sense(&t), ==, SENSE(0xe, 0x1d, 0));
+		g_free(big);
+	}
 	/* BYTCHK 2 is reserved. */
 	g_assert_cmpuint(CMD(&t, v, 512, NULL, 0, SCSI_VERIFY_10, 0x04, B4(500), 0, B2(1), 0),
 			 ==, 2);
