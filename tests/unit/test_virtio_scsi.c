@@ -658,16 +658,19 @@ static void test_tmf(void)
 	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x29, 0x07));
 	st_clear_ua(&t, 0, 0);
 
-	/* 2 x 24 reads of 1 MiB each on LUN 0 and a few on LUN 1, then LUN reset of LUN 0. */
+	/*
+	 * 2 x 24 reads of 512 KiB on LUN 0 and a few on LUN 1, each into its
+	 * own buffer, then a LUN reset of LUN 0.
+	 */
 	for (unsigned q = 0; q < 2; q++)
 		for (unsigned i = 0; i < N; i++) {
 			unsigned lun = i % 8 == 7;
 
 			heads[q][i] = st_submit(&t, q, 0, lun, 1000 * q + i,
-						CDB(SCSI_READ_10, 0, B4(lun ? 0 : i * 2048), 0,
-						    B2(lun ? 1 : 2048), 0), 10, 0, 0,
-						DATA(q) + (i % 3) * 0x100000,
-						lun ? 512 : 0x100000, true);
+						CDB(SCSI_READ_10, 0, B4(lun ? 0 : i * 1024), 0,
+						    B2(lun ? 1 : 1024), 0), 10, 0, 0,
+						DATA(0) + (q * N + i) * 0x80000ull,
+						lun ? 512 : 0x80000, true);
 			seen[q][i] = false;
 		}
 	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);

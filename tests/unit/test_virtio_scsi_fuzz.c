@@ -279,7 +279,7 @@ static void test_fuzz_control(void)
 struct io_thread {
 	struct ft *t;
 	unsigned rq;
-	volatile bool stop;
+	bool stop;		/* atomic */
 	unsigned ok, not_ready, gone;
 };
 
@@ -290,7 +290,7 @@ static void *io_thread(void *opaque)
 	unsigned q = VIRTIO_SCSI_VQ_REQ + io->rq;
 	unsigned i = 0;
 
-	while (!io->stop) {
+	while (!__atomic_load_n(&io->stop, __ATOMIC_ACQUIRE)) {
 		struct virtio_scsi_cmd_req *h = gp(t, REQ(q), sizeof(*h) + 32);
 		uint8_t *cdb = (uint8_t *)(h + 1);
 		struct virtio_scsi_cmd_resp *r = gp(t, REQ(q) + 0x100, sizeof(*r));
@@ -353,7 +353,7 @@ static void test_hotplug_under_io(void)
 		g_assert_cmpint(virtio_scsi_device_del(&t.h.m, "hot", err, sizeof(err)), ==, 0);
 	}
 	for (unsigned k = 0; k < 2; k++) {
-		io[k].stop = true;
+		__atomic_store_n(&io[k].stop, true, __ATOMIC_RELEASE);
 		pthread_join(th[k], NULL);
 		g_test_message("queue %u: %u good, %u not ready, %u on the hot LUN", k, io[k].ok,
 			       io[k].not_ready, io[k].gone);
