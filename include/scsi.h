@@ -109,6 +109,7 @@ struct scsi_lun_config {
 	const char *vendor;		/* INQUIRY; NULL: "VIREO" */
 	const char *product;		/* NULL: "VIREO HARDDISK" / "VIREO CD-ROM" */
 	const char *revision;		/* NULL: "1.0" */
+	uint16_t rotation_rate;		/* VPD 0xB1: 0 = not reported, 1 = SSD (default), rpm */
 };
 
 /* Unit attention conditions, in the order they are reported. */

@@ -489,6 +489,7 @@ struct scsi_lun *scsi_lun_new(const struct scsi_lun_config *cfg, char *err, size
 		     cd ? "VIREO CD-ROM" : "VIREO HARDDISK");
 	scsi_copy_id(l->revision, sizeof(l->revision), cfg->revision ? cfg->revision : "1.0");
 	l->wce_default = cfg->write_cache;
+	l->rotation_rate = cfg->rotation_rate;
 	pthread_mutex_init(&l->lock, NULL);
 	l->wce = l->wce_default;
 	l->blk = cfg->blk;

@@ -51,6 +51,7 @@ struct scsi_lun {
 	uint64_t wwn;
 	char vendor[9], product[17], revision[5];
 	bool wce_default;
+	uint16_t rotation_rate;
 
 	pthread_mutex_t lock;		/* everything below */
 	struct blk *blk;

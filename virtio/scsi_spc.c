@@ -145,7 +145,7 @@ static void spc_vpd(struct scsi_req *r, uint8_t page, uint16_t alloc)
 		n = spc_vpd_block_limits(l, d + 4);
 		break;
 	case VPD_BLOCK_CHARS:
-		put_be16(d + 4, 1);	/* non-rotating medium */
+		put_be16(d + 4, l->rotation_rate);
 		n = 0x3c;
 		break;
 	case VPD_PROVISIONING:

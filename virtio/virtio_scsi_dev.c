@@ -241,8 +241,8 @@ static struct vscsi_dev *vscsi_find_unit(struct machine *m, const char *id,
 }
 
 struct vscsi_unit_params {
-	const char *type, *id, *drive, *bus, *serial, *vendor, *product, *ver, *wwn;
-	uint64_t channel, target, lun, lbs, pbs;
+	const char *type, *id, *drive, *bus, *serial, *vendor, *product, *ver, *wwn, *device_id;
+	uint64_t channel, target, lun, lbs, pbs, rotation_rate, bootindex;
 	bool target_set, write_cache, write_cache_set;
 };
 
@@ -260,6 +260,7 @@ static int vscsi_unit_opts(struct opts *o, struct vscsi_unit_params *p, char *er
 	p->product = opts_get(o, "product");
 	p->ver = opts_get(o, "ver");
 	p->wwn = opts_get(o, "wwn");
+	p->device_id = opts_get(o, "device_id");
 	p->target_set = opts_get(o, "scsi-id") != NULL;
 	p->write_cache_set = opts_get(o, "write-cache") != NULL;
 	if ((ret = opts_get_uint(o, "channel", 0, &p->channel, err, errlen)) < 0 ||
@@ -267,13 +268,22 @@ static int vscsi_unit_opts(struct opts *o, struct vscsi_unit_params *p, char *er
 	    (ret = opts_get_uint(o, "lun", 0, &p->lun, err, errlen)) < 0 ||
 	    (ret = opts_get_size(o, "logical_block_size", 0, &p->lbs, err, errlen)) < 0 ||
 	    (ret = opts_get_size(o, "physical_block_size", 0, &p->pbs, err, errlen)) < 0 ||
-	    (ret = opts_get_bool(o, "write-cache", true, &p->write_cache, err, errlen)) < 0)
+	    (ret = opts_get_bool(o, "write-cache", true, &p->write_cache, err, errlen)) < 0 ||
+	    (ret = opts_get_uint(o, "rotation_rate", 1, &p->rotation_rate, err, errlen)) < 0 ||
+	    /* Accepted for libvirt's command lines: there is no firmware to boot from it. */
+	    (ret = opts_get_uint(o, "bootindex", 0, &p->bootindex, err, errlen)) < 0)
 		return ret;
 	if ((ret = opts_check_all_used(o, err, errlen)) < 0)
 		return ret;
 	if (p->channel) {
 		snprintf(err, errlen, "%s: channel=%" PRIu64 ": virtio-scsi has channel 0 only",
 			 p->type, p->channel);
+		return -EINVAL;
+	}
+	/* SBC-3: 0 not reported, 1 non-rotating, 0x401-0xfffe rpm. */
+	if (p->rotation_rate > 0xfffe || (p->rotation_rate > 1 && p->rotation_rate < 0x401)) {
+		snprintf(err, errlen, "%s: rotation_rate=%" PRIu64 ": 0, 1 or 1025-65534 rpm",
+			 p->type, p->rotation_rate);
 		return -EINVAL;
 	}
 	if (p->target >= SCSI_MAX_TARGET || p->lun >= SCSI_MAX_LUN) {
@@ -401,7 +411,9 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 			  !drv || (drv->cfg.cache != BLK_CACHE_WRITETHROUGH &&
 				   drv->cfg.cache != BLK_CACHE_DIRECTSYNC);
 	cfg.serial = p.serial;
-	cfg.name = p.id ? p.id : p.drive;
+	/* The name of VPD 0x83 without a serial: device_id, as libvirt sets it. */
+	cfg.name = p.device_id ? p.device_id : p.id ? p.id : p.drive;
+	cfg.rotation_rate = p.rotation_rate;
 	cfg.vendor = p.vendor;
 	cfg.product = p.product;
 	cfg.revision = p.ver;
@@ -456,7 +468,8 @@ static int vscsi_block_create(struct machine *m, struct opts *o, char *err, size
 }
 
 #define VSCSI_UNIT_HELP "drive=ID[,bus=CONTROLLER.0][,channel=0][,scsi-id=T][,lun=L]" \
-	"[,serial=S][,wwn=N][,vendor=S][,product=S][,ver=S][,write-cache=on|off]"
+	"[,serial=S][,wwn=N][,device_id=S][,vendor=S][,product=S][,ver=S]" \
+	"[,write-cache=on|off][,rotation_rate=N][,bootindex=N]"
 
 DEVICE_TYPE(scsi_hd,
 	.name = "scsi-hd",

@@ -22,7 +22,8 @@ static uint8_t *file_read(struct ts *t)
 static void disk(struct ts *t)
 {
 	struct scsi_lun_config c = { .serial = "SER-0001", .wwn = 0x5000c500a1b2c3d4ull,
-				     .name = "d0", .discard = true, .write_cache = true };
+				     .name = "d0", .discard = true, .write_cache = true,
+				     .rotation_rate = 1 };
 
 	ts_init(t, SCSI_LUN_DISK, DISK, &c);
 }

@@ -380,7 +380,12 @@ static void test_options(void)
 	g_assert_cmpint(machine_add_device(&t.h.m, "virtio-scsi-pci,virtqueue_size=100", err,
 					   sizeof(err)), <, 0);
 	/* Two disks without scsi-id land on targets 0 and 1. */
-	st_device(&t, "scsi-hd,drive=d0,bus=scsi0.0,id=hd0");
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,rotation_rate=5", err,
+					   sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "rotation_rate"));
+	/* What libvirt writes. */
+	st_device(&t, "scsi-hd,bus=scsi0.0,channel=0,scsi-id=0,lun=0,device_id=drive-scsi0-0-0-0,"
+		  "drive=d0,id=hd0,bootindex=1,rotation_rate=7200");
 	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0", err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "in use"));
 	st_device(&t, "scsi-hd,drive=d1,id=hd1");
@@ -414,6 +419,13 @@ static void test_options(void)
 		g_assert_cmpuint(CMD(&t, 1, 1, 0, 0, DATA(0), 36, SCSI_INQUIRY, 0, 0, 0, 36, 0), ==,
 				 0);
 		g_assert_cmphex(b[0], ==, 0x05);
+		/* device_id names the disk in VPD 0x83; rotation_rate in 0xB1. */
+		g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 255, SCSI_INQUIRY, 1, 0x83, 0, 255, 0),
+				 ==, 0);
+		g_assert_cmpmem(b + 8, 8 + 17, "VIREO   drive-scsi0-0-0-0", 8 + 17);
+		g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 64, SCSI_INQUIRY, 1, 0xb1, 0, 64, 0),
+				 ==, 0);
+		g_assert_cmpuint(b[4] << 8 | b[5], ==, 7200);
 	}
 	g_assert_cmpint(virtio_scsi_device_del(&t.h.m, "nope", err, sizeof(err)), ==, -ENOENT);
 	st_fini(&t);
