@@ -45,7 +45,7 @@ struct vscsi_req {
 	struct iovec *data;		/* data-out, then data-in */
 	struct iovec inline_iov[8];	/* data, when the chain is short */
 	unsigned target, lun;
-	bool aborted, responding;	/* under inflight_lock */
+	bool aborted, responding;	/* under the queue's lock */
 	struct vscsi_req *prev, *next;
 };
 
@@ -124,15 +124,15 @@ static void vscsi_complete(struct vscsi_req *r, uint8_t response)
 	q->completed = true;
 }
 
-static void vscsi_inflight_add(struct virtio_scsi *s, struct vscsi_req *r)
+static void vscsi_inflight_add(struct vscsi_queue *q, struct vscsi_req *r)
 {
-	pthread_mutex_lock(&s->inflight_lock);
+	pthread_mutex_lock(&q->lock);
 	r->prev = NULL;
-	r->next = s->inflight;
-	if (s->inflight)
-		s->inflight->prev = r;
-	s->inflight = r;
-	pthread_mutex_unlock(&s->inflight_lock);
+	r->next = q->reqs;
+	if (q->reqs)
+		q->reqs->prev = r;
+	q->reqs = r;
+	pthread_mutex_unlock(&q->lock);
 }
 
 static void vscsi_cmd_done(struct scsi_req *sr)
@@ -142,24 +142,29 @@ static void vscsi_cmd_done(struct scsi_req *sr)
 	struct virtio_scsi *s = q->s;
 	bool aborted;
 
-	pthread_mutex_lock(&s->inflight_lock);
+	pthread_mutex_lock(&q->lock);
 	aborted = r->aborted;
 	r->responding = true;
-	pthread_mutex_unlock(&s->inflight_lock);
+	pthread_mutex_unlock(&q->lock);
 
 	vscsi_complete(r, aborted ? VIRTIO_SCSI_S_ABORTED : VIRTIO_SCSI_S_OK);
 
 	/* Only now may a task management function waiting on r complete. */
-	pthread_mutex_lock(&s->inflight_lock);
+	pthread_mutex_lock(&q->lock);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
-		s->inflight = r->next;
+		q->reqs = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
-	if (r->aborted && !--s->abort_pending)
-		pthread_cond_broadcast(&s->inflight_cond);
-	pthread_mutex_unlock(&s->inflight_lock);
+	aborted = r->aborted;
+	pthread_mutex_unlock(&q->lock);
+	if (aborted) {
+		pthread_mutex_lock(&s->abort_lock);
+		if (!--s->abort_pending)
+			pthread_cond_broadcast(&s->abort_cond);
+		pthread_mutex_unlock(&s->abort_lock);
+	}
 	q->inflight--;
 	if (r->data != r->inline_iov)
 		g_free(r->data);
@@ -215,8 +220,13 @@ static void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
 	memset(r->cdb, 0, sizeof(r->cdb));
 	virtio_iov_to_buf(e->iov, e->out_num, sizeof(r->hdr), r->cdb,
 			  MIN(s->cdb_size, (uint32_t)SCSI_CDB_MAX));
-	if (!vscsi_decode_lun(r->hdr.lun, &r->target, &r->lun) ||
-	    !scsi_bus_target_luns(&s->bus, r->target)) {
+	if (!vscsi_decode_lun(r->hdr.lun, &r->target, &r->lun)) {
+		vscsi_complete(r, VIRTIO_SCSI_S_BAD_TARGET);
+		g_free(r);
+		return;
+	}
+	sl = scsi_bus_find(&s->bus, r->target, r->lun);
+	if (!sl && !scsi_bus_target_luns(&s->bus, r->target)) {
 		vscsi_complete(r, VIRTIO_SCSI_S_BAD_TARGET);
 		g_free(r);
 		return;
@@ -231,7 +241,6 @@ static void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
 	sr->cdb = r->cdb;
 	sr->cdb_len = MIN(s->cdb_size, (uint32_t)SCSI_CDB_MAX);
 	sr->done = vscsi_cmd_done;
-	sl = scsi_bus_find(&s->bus, r->target, r->lun);
 	sr->bq = sl ? vscsi_bq(q, scsi_lun_blk(sl)) : NULL;
 	if (sl && scsi_lun_blk(sl) && !sr->bq) {
 		vscsi_complete(r, VIRTIO_SCSI_S_FAILURE);
@@ -241,8 +250,12 @@ static void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
 		return;
 	}
 	q->inflight++;
-	vscsi_inflight_add(s, r);
-	scsi_bus_submit(&s->bus, r->target, r->lun, sr);
+	vscsi_inflight_add(q, r);
+	/* The bus answers REPORT LUNS and the LUNs that are not there. */
+	if (sl && r->cdb[0] != SCSI_REPORT_LUNS)
+		scsi_req_submit(sl, sr);
+	else
+		scsi_bus_submit(&s->bus, r->target, r->lun, sr);
 }
 
 /* ---- control queue: task management and asynchronous notification ---- */
@@ -253,22 +266,33 @@ static bool vscsi_match(const struct vscsi_req *r, unsigned target, int lun, int
 	       (tag < 0 || r->hdr.id == (uint64_t)tag);
 }
 
-/* Abort the matching requests and wait until each has been returned. */
+/*
+ * Abort the matching requests and wait until each has been returned.  The
+ * count is raised under abort_lock while each queue's list is marked, so a
+ * completion (which drops it under abort_lock, after its queue lock) can
+ * never get there first.
+ */
 static unsigned vscsi_abort(struct virtio_scsi *s, unsigned target, int lun, int64_t tag)
 {
 	unsigned n = 0;
 
-	pthread_mutex_lock(&s->inflight_lock);
-	for (struct vscsi_req *r = s->inflight; r; r = r->next) {
-		if (!vscsi_match(r, target, lun, tag) || r->aborted)
-			continue;
-		r->aborted = true;
-		s->abort_pending++;
-		n++;
+	pthread_mutex_lock(&s->abort_lock);
+	for (unsigned i = 1; i <= s->nr_req_queues; i++) {
+		struct vscsi_queue *q = &s->q[i];
+
+		pthread_mutex_lock(&q->lock);
+		for (struct vscsi_req *r = q->reqs; r; r = r->next) {
+			if (!vscsi_match(r, target, lun, tag) || r->aborted)
+				continue;
+			r->aborted = true;
+			s->abort_pending++;
+			n++;
+		}
+		pthread_mutex_unlock(&q->lock);
 	}
 	while (s->abort_pending)
-		pthread_cond_wait(&s->inflight_cond, &s->inflight_lock);
-	pthread_mutex_unlock(&s->inflight_lock);
+		pthread_cond_wait(&s->abort_cond, &s->abort_lock);
+	pthread_mutex_unlock(&s->abort_lock);
 	return n;
 }
 
@@ -276,10 +300,14 @@ static bool vscsi_query(struct virtio_scsi *s, unsigned target, int lun, int64_t
 {
 	bool found = false;
 
-	pthread_mutex_lock(&s->inflight_lock);
-	for (struct vscsi_req *r = s->inflight; r && !found; r = r->next)
-		found = vscsi_match(r, target, lun, tag) && !r->responding;
-	pthread_mutex_unlock(&s->inflight_lock);
+	for (unsigned i = 1; i <= s->nr_req_queues && !found; i++) {
+		struct vscsi_queue *q = &s->q[i];
+
+		pthread_mutex_lock(&q->lock);
+		for (struct vscsi_req *r = q->reqs; r && !found; r = r->next)
+			found = vscsi_match(r, target, lun, tag) && !r->responding;
+		pthread_mutex_unlock(&q->lock);
+	}
 	return found;
 }
 
@@ -699,16 +727,18 @@ int vscsi_queues_init(struct virtio_scsi *s, char *err, size_t errlen)
 {
 	unsigned nvq = VIRTIO_SCSI_VQ_REQ + s->nr_req_queues;
 
-	pthread_mutex_init(&s->inflight_lock, NULL);
-	pthread_cond_init(&s->inflight_cond, NULL);
+	pthread_mutex_init(&s->abort_lock, NULL);
+	pthread_cond_init(&s->abort_cond, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	s->vd.nr_vqs = nvq;
 	s->vd.vqs = g_new0(struct virtq, nvq);
 	for (unsigned i = 0; i < nvq; i++)
 		virtq_init(&s->vd.vqs[i], &s->vd, i, s->queue_size);
 	s->q = g_new0(struct vscsi_queue, 1 + s->nr_req_queues);
-	for (unsigned i = 0; i <= s->nr_req_queues; i++)
+	for (unsigned i = 0; i <= s->nr_req_queues; i++) {
 		s->q[i].stop_fd = s->q[i].ep = -1;
+		pthread_mutex_init(&s->q[i].lock, NULL);
+	}
 	for (unsigned i = 0; i <= s->nr_req_queues; i++) {
 		struct vscsi_queue *q = &s->q[i];
 
@@ -738,13 +768,14 @@ void vscsi_queues_free(struct virtio_scsi *s)
 				close(q->stop_fd);
 			if (q->ep >= 0)
 				close(q->ep);
+			pthread_mutex_destroy(&q->lock);
 		}
 	}
 	for (unsigned i = 0; s->vd.vqs && i < s->vd.nr_vqs; i++)
 		virtq_cleanup(&s->vd.vqs[i]);
 	g_free(s->q);
 	g_free(s->vd.vqs);
-	pthread_mutex_destroy(&s->inflight_lock);
-	pthread_cond_destroy(&s->inflight_cond);
+	pthread_mutex_destroy(&s->abort_lock);
+	pthread_cond_destroy(&s->abort_cond);
 	pthread_mutex_destroy(&s->lock);
 }

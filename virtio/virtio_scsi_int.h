@@ -44,6 +44,8 @@ struct vscsi_queue {
 	bool completed;			/* pushed since the last interrupt decision */
 	int ep;				/* epoll of the thread */
 	GHashTable *bqs;		/* struct blk * -> this thread's blk_queue */
+	pthread_mutex_t lock;		/* reqs, for task management */
+	struct vscsi_req *reqs;		/* between pop and push */
 };
 
 struct vscsi_req;
@@ -60,10 +62,9 @@ struct virtio_scsi {
 	struct vscsi_queue *q;		/* [0]: control + events, [1..]: requests */
 	uint32_t cdb_size, sense_size;	/* as the driver set them, at DRIVER_OK */
 
-	/* Requests between pop and push, for task management. */
-	pthread_mutex_t inflight_lock;
-	pthread_cond_t inflight_cond;
-	struct vscsi_req *inflight;
+	/* Requests a task management function aborted and waits for. */
+	pthread_mutex_t abort_lock;
+	pthread_cond_t abort_cond;
 	unsigned abort_pending;
 
 	/* The device list, AN subscriptions and the event queue. */
