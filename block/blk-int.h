@@ -115,6 +115,7 @@ struct bimg {
 	uint64_t size;		/* guest-visible bytes */
 	bool readonly;
 	bool discard_unmap;
+	bool probed;		/* format guessed, not given (raw: guard block 0) */
 	enum blk_cache cache;
 	int depth;		/* 0 for the top image */
 	struct bimg *backing;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct blk_queue {
 	struct eio *sync_done, *sync_tail;
 	struct breq *done, *done_tail;
 	bool in_poll;		/* submissions from callbacks: kick once at the end */
+	unsigned nreqs;		/* submitted and not yet completed */
 };
 
 static uint64_t now_ns(void)
@@ -71,6 +73,8 @@ static uint64_t now_ns(void)
 
 struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 {
+	struct blk_queue *q;
+	char qerr[256];
 	struct blk *b;
 
 	if (!cfg->file || !*cfg->file) {
@@ -91,6 +95,14 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 	b->file = strdup(cfg->file);
 	b->aio = cfg->aio;
 	b->discard_unmap = cfg->discard_unmap;
+	/* An engine the host lacks fails here, naming the drive, not later. */
+	q = blk_queue_new(b, qerr, sizeof(qerr));
+	if (!q) {
+		snprintf(err, errlen, "'%s': %s", cfg->file, qerr);
+		blk_close(b);
+		return NULL;
+	}
+	blk_queue_free(q);
 	return b;
 }
 
@@ -130,6 +142,25 @@ void blk_get_stats(const struct blk *b, struct blk_stats *out)
 	}
 }
 
+void blk_get_info(const struct blk *b, struct blk_info *out)
+{
+	const struct bimg *bs = b->top;
+
+	*out = (struct blk_info){
+		.file = b->file,
+		.format = bs->fmt->name,
+		.size = bs->size,
+		.readonly = bs->readonly,
+		.cache = bs->cache,
+		.aio = b->aio,
+		.discard_unmap = b->discard_unmap,
+		.backing_file = bs->backing_name,
+		.backing_format = bs->backing ? bs->backing->fmt->name : NULL,
+	};
+	for (bs = bs->backing; bs; bs = bs->backing)
+		out->backing_depth++;
+}
+
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen)
 {
 	struct blk_queue *q = calloc(1, sizeof(*q));
@@ -163,8 +194,12 @@ void blk_queue_free(struct blk_queue *q)
 	if (!q)
 		return;
 	/* Requests still in flight would complete into freed memory. */
-	while (q->sync_done || q->done)
+	while (q->nreqs) {
+		struct pollfd p = { .fd = q->efd, .events = POLLIN };
+
+		poll(&p, 1, 1000);
 		blk_queue_poll(q);
+	}
 	q->eng->fini(q->es);
 	close(q->efd);
 	__atomic_sub_fetch(&q->b->nqueues, 1, __ATOMIC_RELAXED);
@@ -201,6 +236,7 @@ static void req_complete(struct breq *r)
 		ret = (r->op == BLK_OP_READ || r->op == BLK_OP_WRITE) && !r->zeroes ?
 		      (int64_t)r->bytes : 0;
 	}
+	r->q->nreqs--;
 	r->cb(r->opaque, ret);
 	free(r);
 }
@@ -232,6 +268,7 @@ static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
 	r->bytes = bytes;
 	r->refs = 1;
 	r->t0 = now_ns();
+	q->nreqs++;
 	return r;
 }
 

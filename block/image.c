@@ -214,9 +214,11 @@ struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cach
 		}
 	} else {
 		bs->fmt = fmt_probe(bs->fd);
+		bs->probed = true;
 		if (bs->fmt == &fmt_raw && depth == 0)
-			log_warn("'%s': image format was not specified, probed as raw; "
-				 "writes to block 0 are allowed (specify format=raw)", file);
+			log_warn("'%s': image format was not specified, probed as raw; writes "
+				 "that would make block 0 look like another format are refused "
+				 "(specify format=raw)", file);
 	}
 	ret = bs->fmt->open(bs, err, errlen);
 	if (ret < 0)

@@ -113,6 +113,11 @@ struct qcow2 {
 	uint64_t meta_bits;
 
 	bool corrupt;			/* found bad metadata: every request fails */
+
+	/* The last cluster decompressed: sequential reads hit it 16 times. */
+	pthread_mutex_t zlock;
+	uint64_t zentry;		/* its L2 entry, 0 when empty */
+	uint8_t *zbuf;
 };
 
 static inline uint64_t qcow2_be64(const uint8_t *p)
@@ -147,6 +152,13 @@ int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *off);
 int qcow2_free_deferred(struct qcow2 *s, uint64_t off, uint64_t len);
 int qcow2_meta_flush(struct qcow2 *s);
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
+/* Entry i of a refcount block buffer, in the image's refcount width. */
+void qcow2_rc_set(const struct qcow2 *s, uint8_t *block, uint64_t i, uint64_t v);
+/* Drop every cached refcount block (the refcount structure moved). */
+void qcow2_rbc_reset(struct qcow2 *s);
+
+/* qcow2_repair.c */
+int qcow2_rebuild_refcounts(struct qcow2 *s, char *err, size_t errlen);
 
 /* qcow2_cluster.c */
 extern const struct fmt_ops fmt_qcow2;

@@ -279,15 +279,22 @@ static int qcow2_read_compressed(struct bimg *bs, const struct bmap *m, uint64_t
 				 void *buf, uint64_t len)
 {
 	struct qcow2 *s = bs->priv;
-	uint8_t *out = malloc(s->cluster_size);
-	int ret;
+	int ret = 0;
 
-	if (!out)
-		return -ENOMEM;
-	ret = decompress(s, m->aux, out);
+	pthread_mutex_lock(&s->zlock);
+	if (!s->zbuf)
+		s->zbuf = malloc(s->cluster_size);
+	if (!s->zbuf) {
+		ret = -ENOMEM;
+	} else if (s->zentry != m->aux) {
+		s->zentry = 0;
+		ret = decompress(s, m->aux, s->zbuf);
+		if (!ret)
+			s->zentry = m->aux;
+	}
 	if (!ret)
-		memcpy(buf, out + (off & (s->cluster_size - 1)), len);
-	free(out);
+		memcpy(buf, s->zbuf + (off & (s->cluster_size - 1)), len);
+	pthread_mutex_unlock(&s->zlock);
 	return ret;
 }
 
@@ -298,6 +305,11 @@ static int free_entry(struct qcow2 *s, uint64_t e)
 
 	if (t == Q_COMPRESSED) {
 		uint64_t nb = ((e >> s->csize_shift) & s->csize_mask) + 1;
+
+		pthread_mutex_lock(&s->zlock);
+		if (s->zentry == e)
+			s->zentry = 0;
+		pthread_mutex_unlock(&s->zlock);
 
 		return qcow2_free_deferred(s, (e & s->coffset_mask) & ~511ull, nb * 512);
 	}

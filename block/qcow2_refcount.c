@@ -234,6 +234,20 @@ static void rc_write(const struct qcow2 *s, uint8_t *b, uint64_t i, uint64_t v)
 	}
 }
 
+void qcow2_rc_set(const struct qcow2 *s, uint8_t *block, uint64_t i, uint64_t v)
+{
+	rc_write(s, block, i, v);
+}
+
+void qcow2_rbc_reset(struct qcow2 *s)
+{
+	g_hash_table_remove_all(s->rbc.idx);
+	for (unsigned i = 0; i < s->rbc.n; i++) {
+		s->rbc.e[i].off = 0;
+		s->rbc.e[i].dirty = false;
+	}
+}
+
 static int rb_get(struct qcow2 *s, uint64_t r, uint8_t **blk)
 {
 	return cache_get(s, &s->rbc, s->rt[r], false, blk);
@@ -349,9 +363,12 @@ static int grow_reftable(struct qcow2 *s)
 		B = nb;
 	}
 	n = T * cs / 8;
-	if (T * cs > QCOW2_MAX_REFTABLE_BYTES)
-		return qcow2_corruption(s, "refcount table would exceed %u bytes",
-					QCOW2_MAX_REFTABLE_BYTES);
+	if (T * cs > QCOW2_MAX_REFTABLE_BYTES) {
+		/* The image is full as qcow2 can describe it: not corruption. */
+		log_once("qcow2 '%s': refcount table would exceed %u bytes; image full",
+			 s->bs->filename, QCOW2_MAX_REFTABLE_BYTES);
+		return -ENOSPC;
+	}
 	blocks = calloc(B, cs);
 	table = calloc(T, cs);
 	rt = calloc(n, 8);

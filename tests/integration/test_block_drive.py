@@ -47,7 +47,7 @@ class DriveOnCommandLine(unittest.TestCase):
                           "writeback")
 
     def test_unknown_option(self):
-        self.expect_error("file=%s,format=raw,werror=stop" % self.raw(), "werror")
+        self.expect_error("file=%s,format=raw,nosuchkey=1" % self.raw(), "nosuchkey")
 
     def test_missing_file(self):
         p = self.path("nope.qcow2")

@@ -249,6 +249,16 @@ static void test_drive_options(void)
 	g_assert_true(blk_is_readonly(d->blk));
 	d = drive_find(&m, "disk1");
 	g_assert_nonnull(d);
+	{
+		struct blk_info info;
+
+		blk_get_info(d->blk, &info);
+		g_assert_cmpstr(info.file, ==, f2);
+		g_assert_cmpstr(info.format, ==, "raw");
+		g_assert_cmpint(info.cache, ==, BLK_CACHE_UNSAFE);
+		g_assert_null(info.backing_file);
+		g_assert_cmpint(info.backing_depth, ==, 0);
+	}
 	g_assert_cmpstr(d->iface, ==, "none");
 	g_assert_cmpint(d->cfg.cache, ==, BLK_CACHE_UNSAFE);
 	g_assert_cmpint(d->cfg.aio, ==, BLK_AIO_THREADS);
@@ -276,9 +286,9 @@ static void test_drive_options(void)
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "readonly"));
 	g_free(opt);
-	opt = g_strdup_printf("file=%s,werror=stop", f);
+	opt = g_strdup_printf("file=%s,nosuchkey=1", f);
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
-	g_assert_nonnull(strstr(err, "werror"));
+	g_assert_nonnull(strstr(err, "nosuchkey"));
 	g_free(opt);
 	opt = g_strdup_printf("file=%s,aio=native", f);
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
@@ -301,6 +311,55 @@ static void test_drive_options(void)
 	g_assert_null(m.drives);
 	g_free(f1);
 	g_free(f2);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
+/* A probed raw image refuses to become a qcow2 one; a declared one does not. */
+static void test_probed_raw_block0(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), err[256];
+	uint8_t magic[512] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 3 }, other[512] = { 'x' };
+	struct blk_queue *q;
+	struct blk *b;
+
+	b = tb_open(f, NULL, BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	g_assert_cmpint(tb_pwrite(q, 0, magic, sizeof(magic)), ==, -EPERM);
+	g_assert_cmpint(tb_pwrite(q, 2, magic + 2, 6), ==, 6);	/* half a magic: fine */
+	g_assert_cmpint(tb_pwrite(q, 0, magic, 2), ==, -EPERM);	/* completes the magic */
+	g_assert_cmpint(tb_pwrite(q, 0, other, sizeof(other)), ==, 512);
+	g_assert_cmpint(tb_pwrite(q, 512, magic, sizeof(magic)), ==, 512);
+	blk_queue_free(q);
+	blk_close(b);
+	b = tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	g_assert_cmpint(tb_pwrite(q, 0, magic, sizeof(magic)), ==, 512);
+	blk_queue_free(q);
+	blk_close(b);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
+/* Freeing a queue completes what is still in flight, callbacks included. */
+static void test_queue_free_drains(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), err[256];
+	struct blk *b = tb_open(f, "raw", BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK, false);
+	struct tb_wait w[4] = { 0 };
+	uint8_t buf[4096] = { 1 };
+	struct iovec iov = { buf, sizeof(buf) };
+	struct blk_queue *q = blk_queue_new(b, err, sizeof(err));
+
+	for (int i = 0; i < 3; i++)
+		g_assert_cmpint(blk_pwritev(q, i * 4096, &iov, 1, tb_cb, &w[i]), ==, 0);
+	g_assert_cmpint(blk_flush(q, tb_cb, &w[3]), ==, 0);
+	blk_queue_free(q);
+	for (int i = 0; i < 4; i++) {
+		g_assert_true(w[i].done);
+		g_assert_cmpint(w[i].ret, ==, i < 3 ? 4096 : 0);
+	}
+	blk_close(b);
 	g_free(f);
 	tb_rmdir(dir);
 }
@@ -362,5 +421,7 @@ int main(int argc, char **argv)
 	}
 	g_test_add_func("/block/drive/options", test_drive_options);
 	g_test_add_func("/block/image-locking", test_image_locking);
+	g_test_add_func("/block/queue-free-drains", test_queue_free_drains);
+	g_test_add_func("/block/probed-raw-block0", test_probed_raw_block0);
 	return g_test_run();
 }

@@ -103,6 +103,19 @@ static void test_backing_chain(void)
 	b = tb_open(top, "qcow2", BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK, false);
 	g_assert_nonnull(b);
 	g_assert_cmpuint(blk_size(b), ==, 12 * MiB);
+	{
+		struct blk_info info;
+
+		blk_get_info(b, &info);
+		g_assert_cmpstr(info.file, ==, top);
+		g_assert_cmpstr(info.format, ==, "qcow2");
+		g_assert_cmpuint(info.size, ==, 12 * MiB);
+		g_assert_false(info.readonly);
+		g_assert_cmpint(info.aio, ==, BLK_AIO_IO_URING);
+		g_assert_cmpstr(info.backing_file, ==, "low.qcow2");
+		g_assert_cmpstr(info.backing_format, ==, "qcow2");
+		g_assert_cmpint(info.backing_depth, ==, 3);
+	}
 	q = blk_queue_new(b, err, sizeof(err));
 	expect_pattern(q, 0, 4 * KiB, 0);		/* zero in low */
 	expect_pattern(q, 4 * KiB, 60 * KiB, 0x01);	/* from base */
@@ -474,6 +487,63 @@ static void test_free_waits_for_inflight(void)
 	tb_rmdir(dir);
 }
 
+/*
+ * QEMU with lazy refcounts crashed (qemu-io's abort): the dirty bit is set
+ * and refcounts are missing.  Read-only, the image is read as it is; read-
+ * write, the refcounts are rebuilt first and then it is clean and usable.
+ */
+static void test_dirty_rebuilt(void)
+{
+	char *dir, *img, *out, err[256];
+	uint8_t hdr[80], buf[4096];
+	struct blk_queue *q;
+	struct blk *b;
+	FILE *f;
+
+	SKIP_WITHOUT_QEMU_IMG();
+	dir = tb_tmpdir();
+	img = g_build_filename(dir, "lazy.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o lazy_refcounts=on %s 8M && "
+			      "qemu-io -c 'write -c -P 0x33 4M 64k' %s >/dev/null && "
+			      "(qemu-io -c 'write -P 0x11 0 1M' -c 'write -P 0x22 2M 64k' "
+			      "-c abort %s >/dev/null 2>&1; true)", img, img, img), ==, 0);
+	g_assert_cmpint(tb_sh(&out, "qemu-img check -q %s", img), ==, 2);
+	g_free(out);
+
+	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, true);
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	expect_pattern(q, 1 * MiB - 4096, 4096, 0x11);
+	blk_queue_free(q);
+	blk_close(b);
+	/* read-only changed nothing */
+	g_assert_cmpint(tb_sh(&out, "qemu-img check -q %s", img), ==, 2);
+	g_free(out);
+
+	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	expect_pattern(q, 0, 1 * MiB, 0x11);
+	expect_pattern(q, 2 * MiB, 64 * KiB, 0x22);
+	expect_pattern(q, 4 * MiB, 64 * KiB, 0x33);
+	memset(buf, 0x44, sizeof(buf));
+	g_assert_cmpint(tb_pwrite(q, 6 * MiB, buf, sizeof(buf)), ==, 4096);
+	g_assert_cmpint(tb_pwrite(q, 4 * MiB, buf, sizeof(buf)), ==, 4096);
+	blk_queue_free(q);
+	g_assert_cmpint(blk_close(b), ==, 0);
+
+	f = fopen(img, "rb");
+	g_assert_cmpuint(fread(hdr, 1, sizeof(hdr), f), ==, sizeof(hdr));
+	fclose(f);
+	g_assert_cmpint(hdr[79] & 1, ==, 0);	/* dirty bit cleared */
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s && qemu-io -c 'read -P 0x11 0 1M' "
+			      "-c 'read -P 0x22 2M 64k' -c 'read -P 0x44 4M 4k' "
+			      "-c 'read -P 0x33 4100k 60k' -c 'read -P 0x44 6M 4k' %s >/dev/null",
+			      img, img), ==, 0);
+	g_free(img);
+	tb_rmdir(dir);
+}
+
 /* qemu-img create options vireo must handle, or refuse with a reason. */
 static void test_create_variants(void)
 {
@@ -589,6 +659,7 @@ int main(int argc, char **argv)
 	}
 	g_test_add_func("/qcow2/concurrent-queues", test_concurrent_queues);
 	g_test_add_func("/qcow2/create-variants", test_create_variants);
+	g_test_add_func("/qcow2/dirty-rebuilt", test_dirty_rebuilt);
 	g_test_add_func("/qcow2/free-waits-for-inflight", test_free_waits_for_inflight);
 	g_test_add_func("/qcow2/snapshots-readonly", test_snapshots_readonly);
 	return g_test_run();
