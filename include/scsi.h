@@ -179,6 +179,42 @@ int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, stru
 bool scsi_lun_medium_locked(struct scsi_lun *l);
 
 /*
+ * Passthrough (scsi-block): the LUN hands every CDB, unchanged, to a host
+ * SCSI device through ops.  exec blocks until the device answers; it runs
+ * on the submitting thread, so a passthrough LUN serves one command at a
+ * time per transport queue.
+ */
+enum scsi_pt_dir { SCSI_PT_NONE, SCSI_PT_TO_DEV, SCSI_PT_FROM_DEV };
+
+struct scsi_pt_cmd {
+	const uint8_t *cdb;
+	unsigned cdb_len;
+	enum scsi_pt_dir dir;
+	const struct iovec *iov;	/* the data, in dir */
+	unsigned iov_cnt;
+	size_t len;
+	/* Filled by exec. */
+	uint8_t status;
+	uint8_t sense_len;
+	uint8_t sense[SCSI_SENSE_LEN];
+	size_t resid;
+};
+
+struct scsi_pt_ops {
+	/* 0 with the device's status, or -errno if the host could not deliver it. */
+	int (*exec)(void *opaque, struct scsi_pt_cmd *c);
+	void (*close)(void *opaque);
+};
+
+struct scsi_lun *scsi_lun_new_passthrough(const struct scsi_pt_ops *ops, void *opaque);
+/*
+ * The SG_IO backend on a host device node (/dev/sgN, or a SCSI block
+ * device).  -ENOTSUP with a message when the node does not answer SG_IO.
+ */
+int scsi_pt_sg_open(const char *path, bool readonly, const struct scsi_pt_ops **ops,
+		    void **opaque, char *err, size_t errlen);
+
+/*
  * Execute one command.  done runs exactly once, inside this call or from
  * blk_queue_poll(r->bq).
  */

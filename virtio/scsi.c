@@ -72,7 +72,7 @@ static size_t scsi_iov_from_buf(const struct iovec *iov, unsigned cnt, const voi
 
 /* ---- completion and sense ---- */
 
-static void scsi_req_finish(struct scsi_req *r)
+void scsi_req_finish(struct scsi_req *r)
 {
 	if (r->in_len)
 		r->residual = r->in_len - r->in_xfer;
@@ -421,6 +421,10 @@ void scsi_req_submit(struct scsi_lun *l, struct scsi_req *r)
 	unsigned flags, asc;
 
 	scsi_req_start(r, l);
+	if (l->pt) {
+		scsi_pt_submit(r);
+		return;
+	}
 	if (!scsi_req_gate(r, &flags))
 		return;
 	/* Unlocked peek first: attentions are rare, commands are not. */
@@ -502,6 +506,8 @@ void scsi_lun_free(struct scsi_lun *l)
 {
 	if (!l)
 		return;
+	if (l->pt && l->pt->close)
+		l->pt->close(l->pt_opaque);
 	pthread_mutex_destroy(&l->lock);
 	g_free(l->serial);
 	g_free(l->name);

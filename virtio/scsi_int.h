@@ -52,6 +52,8 @@ struct scsi_lun {
 	char vendor[9], product[17], revision[5];
 	bool wce_default;
 	uint16_t rotation_rate;
+	const struct scsi_pt_ops *pt;	/* passthrough: every CDB goes here */
+	void *pt_opaque;
 
 	pthread_mutex_t lock;		/* everything below */
 	struct blk *blk;
@@ -112,6 +114,8 @@ void scsi_req_fail(struct scsi_req *r, uint8_t key, unsigned asc_ascq);
 /* ILLEGAL REQUEST, INVALID FIELD IN CDB (or PARAMETER LIST) pointing at byte/bit. */
 void scsi_req_bad_field(struct scsi_req *r, bool cdb, unsigned byte, int bit);
 void scsi_req_good(struct scsi_req *r);
+/* Complete r with the status and sense already in it. */
+void scsi_req_finish(struct scsi_req *r);
 /*
  * Answer a data-in command with len bytes of buf, cut to the allocation
  * length; fails the command if the buffers cannot hold the result.
@@ -144,6 +148,9 @@ uint64_t scsi_sbc_max_xfer_blocks(const struct scsi_lun *l);
 #define SCSI_MAX_UNMAP_BLOCKS	(1u << 22)
 #define SCSI_MAX_UNMAP_DESC	64
 #define SCSI_MAX_WS_BLOCKS	(1u << 22)
+
+/* scsi_pt.c */
+void scsi_pt_submit(struct scsi_req *r);
 
 /* scsi_mmc.c */
 void scsi_mmc_read_toc(struct scsi_req *r);

@@ -1,7 +1,8 @@
 /*
  * The -device types of virtio-scsi: the controller (virtio-scsi-pci) and
- * its units (scsi-hd, scsi-cd, scsi-block), plus the host-side operations
- * the monitor uses on the units: removal, eject and medium change.
+ * its units (scsi-hd, scsi-cd, and scsi-block passing CDBs to a host
+ * device with SG_IO), plus the host-side operations the monitor uses on
+ * the units: removal, eject and medium change.
  *
  * Units are addressed as in QEMU: bus=ID.0 names the controller, scsi-id
  * the target (0-255, the first free one when absent) and lun the LUN
@@ -15,14 +16,11 @@
  * for their requests, and started again afterwards.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <glib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "block.h"
@@ -36,7 +34,6 @@
 #define VSCSI_MAX_SECTORS	0xffff
 #define VSCSI_CMD_PER_LUN	128
 #define PCI_CLASS_STORAGE_SCSI	0x010000
-#define SG_GET_VERSION_NUM	0x2282
 
 static const char vscsi_type[] = "virtio-scsi-pci";
 
@@ -295,32 +292,6 @@ static int vscsi_unit_opts(struct opts *o, struct vscsi_unit_params *p, char *er
 	return 0;
 }
 
-/*
- * scsi-block needs a host SCSI generic node (/dev/sgN, or a block device
- * that answers SG_IO).  Where there is none the option fails and says so.
- */
-static int vscsi_check_sg(const struct drive *drv, char *err, size_t errlen)
-{
-	const char *file = drv->cfg.file;
-	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC), ver = 0;
-	struct stat st;
-
-	if (fd < 0 || fstat(fd, &st) < 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ||
-	    ioctl(fd, SG_GET_VERSION_NUM, &ver) < 0 || ver < 30000) {
-		snprintf(err, errlen, "scsi-block: drive=%s: '%s' is not a host SCSI device "
-			 "that answers SG_IO, so its commands cannot be passed through; "
-			 "use scsi-hd for an image or a plain block device", drv->id, file);
-		if (fd >= 0)
-			close(fd);
-		return -ENOTSUP;
-	}
-	close(fd);
-	/* SG_IO passthrough itself is not implemented yet: refuse honestly. */
-	snprintf(err, errlen, "scsi-block: drive=%s: SCSI command passthrough is not "
-		 "supported by this build; use scsi-hd", drv->id);
-	return -ENOTSUP;
-}
-
 struct vscsi_target_scan {
 	unsigned target, except;
 };
@@ -376,8 +347,6 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 		snprintf(err, errlen, "%s: drive property not set", tname);
 		return -EINVAL;
 	}
-	if (passthrough)
-		return vscsi_check_sg(drv, err, errlen);
 	if (!p.target_set) {
 		/* QEMU's rule: the first target with that LUN free. */
 		while (p.target < SCSI_MAX_TARGET && scsi_bus_find(&s->bus, p.target, p.lun))
@@ -418,7 +387,23 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 	cfg.product = p.product;
 	cfg.revision = p.ver;
 	u = g_new0(struct vscsi_dev, 1);
-	u->sl = scsi_lun_new(&cfg, err, errlen);
+	if (passthrough) {
+		/* scsi-block: the drive names a host SCSI node that answers SG_IO. */
+		const struct scsi_pt_ops *ops;
+		void *opaque;
+		char why[256];
+
+		ret = scsi_pt_sg_open(drv->cfg.file, cfg.readonly, &ops, &opaque, why,
+				      sizeof(why));
+		if (ret < 0) {
+			snprintf(err, errlen, "%s: drive=%s: %s", tname, drv->id, why);
+			g_free(u);
+			return ret;
+		}
+		u->sl = scsi_lun_new_passthrough(ops, opaque);
+	} else {
+		u->sl = scsi_lun_new(&cfg, err, errlen);
+	}
 	if (!u->sl) {
 		g_free(u);
 		return -EINVAL;
