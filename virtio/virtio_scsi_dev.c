@@ -461,12 +461,14 @@ DEVICE_TYPE(scsi_hd,
 	.help = "SCSI disk on virtio-scsi: " VSCSI_UNIT_HELP
 		"[,logical_block_size=N][,physical_block_size=N]",
 	.create = vscsi_hd_create,
+	.hotpluggable = true,
 )
 
 DEVICE_TYPE(scsi_cd,
 	.name = "scsi-cd",
 	.help = "SCSI CD/DVD-ROM on virtio-scsi (drive optional: empty tray): " VSCSI_UNIT_HELP,
 	.create = vscsi_cd_create,
+	.hotpluggable = true,
 )
 
 DEVICE_TYPE(scsi_block,
