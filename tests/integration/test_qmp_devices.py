@@ -24,7 +24,7 @@ class HotplugAndMedia(unittest.TestCase):
         self.iso2 = image(os.path.join(self.dir, "two.iso"), fill=b"2")
         extra = ["-device", "virtio-scsi-pci,id=scsi0",
                  "-drive", "file=%s,format=raw,if=none,id=d1" % disk,
-                 "-drive", "file=%s,format=raw,if=none,id=cd0,readonly=on" % self.iso1,
+                 "-drive", "file=%s,format=raw,if=none,id=cd0,media=cdrom" % self.iso1,
                  "-device", "scsi-cd,drive=cd0,bus=scsi0.0,scsi-id=2,id=cd1"]
         self.vm = Vm(machine_args(guest("counter.mb.elf"), extra=extra), qmp=True)
         self.addCleanup(self.vm.close)
@@ -55,6 +55,8 @@ class HotplugAndMedia(unittest.TestCase):
 
     def test_eject_and_change_medium(self):
         q = self.q
+        cd = [b for b in q.ok("query-block") if b["device"] == "cd0"][0]
+        self.assertTrue(cd["inserted"]["ro"], "media=cdrom is read-only")
         self.assertEqual(q.ok("eject", {"id": "cd1"}), {})
         self.assertEqual(q.ok("blockdev-change-medium",
                               {"id": "cd1", "filename": self.iso2, "format": "raw"}), {})
