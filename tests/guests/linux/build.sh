@@ -156,14 +156,16 @@ for ev in /sys/class/input/input*/name; do
 	case "$(cat "$ev")" in
 	"Power Button")
 		for node in "${ev%/name}"/event*; do
-			( dd if=/dev/"${node##*/}" bs=24 count=1 >/dev/null 2>&1 || exit
+			# devtmpfs makes the node a moment after the module loads.
+			( dev=/dev/"${node##*/}"; n=0
+			  while [ ! -e "$dev" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+			  dd if="$dev" bs=24 count=1 >/dev/null 2>&1 || exit
 			  echo "VIREO-POWER-BUTTON: shutting down"
 			  sync
 			  poweroff -f ) &
 		done ;;
 	esac
 done
-ls /dev/input/ 2>&1
 read up idle </proc/uptime
 echo "VIREO-INIT uptime=$up"
 cmd=
