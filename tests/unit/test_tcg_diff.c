@@ -1,0 +1,261 @@
+/*
+ * Differential test of TCG against the host CPU.  The same stub (load
+ * registers and flags from a struct, run one instruction, store them
+ * back) runs natively in an executable page and as a TCG guest in 64-bit
+ * mode, with fixed-seed random operands; registers, memory and the flags
+ * the SDM defines for the instruction must agree.
+ */
+#include <sys/mman.h>
+
+#include "test_tcg_harness.h"
+
+struct regs {
+	uint64_t r[13];		/* rax rcx rdx rbx rsi rdi r8..r14 */
+	uint64_t flags;
+	uint64_t mem;		/* a memory operand at 0x70(%r15) */
+};
+
+static const char *const reg_names[13] = {
+	"rax", "rcx", "rdx", "rbx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14"
+};
+
+#define ALLF (F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF)
+
+struct tmpl {
+	const char *insn;	/* printf format: %s is the size suffix operand set */
+	uint64_t undef;		/* flags the SDM leaves undefined */
+	int fix;		/* operand constraints, FIX_* */
+};
+
+enum { FIX_NONE, FIX_DIV, FIX_IDIV, FIX_SHIFT8, FIX_SHIFT16, FIX_SHD16 };
+
+static const struct tmpl tmpls[] = {
+	/* ALU, every size, register and memory forms */
+	{ "add %bl, %al" }, { "add %bx, %ax" }, { "add %ebx, %eax" }, { "add %rbx, %rax" },
+	{ "adc %bl, %al" }, { "adc %bx, %ax" }, { "adc %ebx, %eax" }, { "adc %rbx, %rax" },
+	{ "sub %bl, %al" }, { "sub %bx, %ax" }, { "sub %ebx, %eax" }, { "sub %rbx, %rax" },
+	{ "sbb %bl, %al" }, { "sbb %bx, %ax" }, { "sbb %ebx, %eax" }, { "sbb %rbx, %rax" },
+	{ "cmp %bl, %al" }, { "cmp %bx, %ax" }, { "cmp %ebx, %eax" }, { "cmp %rbx, %rax" },
+	{ "and %bl, %al", F_AF }, { "and %rbx, %rax", F_AF },
+	{ "or %bx, %ax", F_AF }, { "or %ebx, %eax", F_AF },
+	{ "xor %bl, %ah", F_AF }, { "xor %rbx, %rax", F_AF },
+	{ "test %cl, %dh", F_AF }, { "test %rcx, %rdx", F_AF },
+	{ "add %rbx, 0x70(%r15)" }, { "sub 0x70(%r15), %ecx" }, { "adc %dl, 0x70(%r15)" },
+	{ "sbbw $-3, 0x70(%r15)" }, { "addl $0x7fffffff, 0x70(%r15)" },
+	{ "add $-128, %r9b" }, { "sub $1, %r10w" }, { "cmp $0x80, %r11d" }, { "and $-2, %r12" },
+	{ "inc %al" }, { "inc %bx" }, { "dec %ecx" }, { "dec %rdx" }, { "incb 0x70(%r15)" },
+	{ "neg %al" }, { "neg %si" }, { "neg %edi" }, { "neg %r8" },
+	{ "not %al" }, { "not %r9" },
+	/* shifts and rotates */
+	{ "shl %cl, %al", F_AF | F_OF, FIX_SHIFT8 }, { "shl %cl, %bx", F_AF | F_OF, FIX_SHIFT16 },
+	{ "shl %cl, %edx", F_AF | F_OF }, { "shl %cl, %rsi", F_AF | F_OF },
+	{ "shr %cl, %al", F_AF | F_OF, FIX_SHIFT8 }, { "shr %cl, %bx", F_AF | F_OF, FIX_SHIFT16 },
+	{ "shr %cl, %edx", F_AF | F_OF }, { "shr %cl, %rsi", F_AF | F_OF },
+	{ "sar %cl, %al", F_AF | F_OF, FIX_SHIFT8 }, { "sar %cl, %bx", F_AF | F_OF, FIX_SHIFT16 },
+	{ "sar %cl, %edx", F_AF | F_OF }, { "sar %cl, %rsi", F_AF | F_OF },
+	{ "shl $1, %eax", F_AF }, { "shr $1, %ax", F_AF }, { "sar $1, %rax", F_AF },
+	{ "shl $7, %rdx", F_AF | F_OF }, { "sar $31, %edx", F_AF | F_OF },
+	{ "rol %cl, %al", F_OF }, { "rol %cl, %bx", F_OF }, { "rol %cl, %edx", F_OF },
+	{ "rol %cl, %rsi", F_OF }, { "ror %cl, %al", F_OF }, { "ror %cl, %rsi", F_OF },
+	{ "rol $1, %eax" }, { "ror $1, %rax" },
+	{ "rcl %cl, %al", F_OF }, { "rcl %cl, %bx", F_OF }, { "rcl %cl, %edx", F_OF },
+	{ "rcl %cl, %rsi", F_OF }, { "rcr %cl, %al", F_OF }, { "rcr %cl, %bx", F_OF },
+	{ "rcr %cl, %edx", F_OF }, { "rcr %cl, %rsi", F_OF },
+	{ "rcl $1, %r8d" }, { "rcr $1, %r9w" },
+	{ "shld %cl, %ebx, %eax", F_AF | F_OF }, { "shld %cl, %rbx, %rax", F_AF | F_OF },
+	{ "shrd %cl, %ebx, %eax", F_AF | F_OF }, { "shrd %cl, %rbx, %rax", F_AF | F_OF },
+	{ "shld %cl, %bx, %ax", F_AF | F_OF, FIX_SHD16 }, { "shrd %cl, %bx, %ax", F_AF | F_OF, FIX_SHD16 },
+	{ "shld $1, %rbx, %rax", F_AF }, { "shrd $5, %ebx, %eax", F_AF | F_OF },
+	/* multiply and divide */
+	{ "mul %bl", F_SF | F_ZF | F_AF | F_PF }, { "mul %bx", F_SF | F_ZF | F_AF | F_PF },
+	{ "mul %ebx", F_SF | F_ZF | F_AF | F_PF }, { "mul %rbx", F_SF | F_ZF | F_AF | F_PF },
+	{ "imul %bl", F_SF | F_ZF | F_AF | F_PF }, { "imul %bx", F_SF | F_ZF | F_AF | F_PF },
+	{ "imul %ebx", F_SF | F_ZF | F_AF | F_PF }, { "imul %rbx", F_SF | F_ZF | F_AF | F_PF },
+	{ "imul %bx, %cx", F_SF | F_ZF | F_AF | F_PF }, { "imul %rbx, %rcx", F_SF | F_ZF | F_AF | F_PF },
+	{ "imul $-7, %ebx, %ecx", F_SF | F_ZF | F_AF | F_PF },
+	{ "imul $0x12345, %rbx, %rcx", F_SF | F_ZF | F_AF | F_PF },
+	{ "div %bl", ALLF, FIX_DIV }, { "div %bx", ALLF, FIX_DIV }, { "div %ebx", ALLF, FIX_DIV },
+	{ "div %rbx", ALLF, FIX_DIV },
+	{ "cbw; idiv %bl", ALLF, FIX_IDIV }, { "cwd; idiv %bx", ALLF, FIX_IDIV },
+	{ "cdq; idiv %ebx", ALLF, FIX_IDIV }, { "cqo; idiv %rbx", ALLF, FIX_IDIV },
+	/* bit operations */
+	{ "bt %ebx, %eax", F_OF | F_SF | F_AF | F_PF }, { "bts %rbx, %rax", F_OF | F_SF | F_AF | F_PF },
+	{ "btr %bx, %ax", F_OF | F_SF | F_AF | F_PF }, { "btc %rbx, %rax", F_OF | F_SF | F_AF | F_PF },
+	{ "btl $9, 0x70(%r15)", F_OF | F_SF | F_AF | F_PF },
+	{ "btsq $63, 0x70(%r15)", F_OF | F_SF | F_AF | F_PF },
+	{ "btc $17, %ecx", F_OF | F_SF | F_AF | F_PF },
+	{ "bsf %rbx, %rax", F_CF | F_OF | F_SF | F_AF | F_PF },
+	{ "bsr %ebx, %eax", F_CF | F_OF | F_SF | F_AF | F_PF },
+	{ "bsf %bx, %ax", F_CF | F_OF | F_SF | F_AF | F_PF },
+	{ "popcnt %rbx, %rax" }, { "popcnt %bx, %ax" },
+	{ "lzcnt %rbx, %rax", F_OF | F_SF | F_AF | F_PF }, { "lzcnt %ebx, %eax", F_OF | F_SF | F_AF | F_PF },
+	{ "lzcnt %bx, %ax", F_OF | F_SF | F_AF | F_PF },
+	{ "bswap %eax" }, { "bswap %r9" },
+	/* data movement with flag inputs */
+	{ "cmpxchg %bl, %cl" }, { "cmpxchg %ebx, %ecx" }, { "cmpxchg %rbx, 0x70(%r15)" },
+	{ "xadd %bx, %cx" }, { "xadd %rbx, %rcx" },
+	{ "movsbw %bl, %ax" }, { "movzwl %bx, %eax" }, { "movslq %ebx, %rax" }, { "movsbl %bh, %eax" },
+	{ "cbw" }, { "cwde" }, { "cdqe" }, { "cwd" }, { "cdq" }, { "cqo" },
+	{ "xchg %bl, %ch" }, { "xchg %rbx, 0x70(%r15)" },
+	{ "lea 0x10(%rax,%rbx,4), %ecx" }, { "lea -8(%rsi,%rdi,8), %r8" }, { "lea (%ebx,%ecx), %dx" },
+	{ "seto %al; setno %bl; setb %cl; setae %dl; sete %sil; setne %dil; setbe %r8b; seta %r9b" },
+	{ "sets %al; setns %bl; setp %cl; setnp %dl; setl %sil; setge %dil; setle %r8b; setg %r9b" },
+	{ "cmovo %rbx, %rax; cmovb %ebx, %ecx; cmovz %bx, %dx; cmovbe %rsi, %rdi" },
+	{ "cmovs %rbx, %rax; cmovp %ebx, %ecx; cmovl %bx, %dx; cmovle %rsi, %rdi" },
+	{ "cmovno %ebx, %eax; cmovae %ebx, %ecx; cmovnz %ebx, %edx; cmova %esi, %edi" },
+	{ "lahf" }, { "sahf" }, { "cmc" }, { "clc; adc %rbx, %rax" }, { "stc; sbb %ebx, %eax" },
+	{ "sub %rbx, %rax; jb 1f; inc %rcx; 1: jle 2f; inc %rdx; 2: jo 3f; inc %rsi; 3: js 4f; inc %rdi; 4:" },
+	{ "cmp %ebx, %eax; jae 1f; inc %rcx; 1: jg 2f; inc %rdx; 2: jnp 3f; inc %rsi; 3: ja 4f; inc %rdi; 4:" },
+	{ "add %al, %bl; jc 1f; inc %rcx; 1: jge 2f; inc %rdx; 2: jno 3f; inc %rsi; 3: jns 4f; inc %rdi; 4:" },
+	{ "movzbl %bl, %ecx; inc %ecx; 1: inc %rax; loop 1b" },
+	{ "mov %bl, %cl; xor %ch, %ch; jrcxz 1f; inc %rax; 1:" },
+};
+
+#define STUB_PRE							\
+	".code64\n"							\
+	"push %rbx; push %rbp; push %r12; push %r13; push %r14; push %r15\n" \
+	"mov %rdi, %r15\n"						\
+	"pushq 0x68(%r15); popfq\n"					\
+	"mov 0x00(%r15), %rax; mov 0x08(%r15), %rcx; mov 0x10(%r15), %rdx\n" \
+	"mov 0x18(%r15), %rbx; mov 0x20(%r15), %rsi; mov 0x28(%r15), %rdi\n" \
+	"mov 0x30(%r15), %r8; mov 0x38(%r15), %r9; mov 0x40(%r15), %r10\n" \
+	"mov 0x48(%r15), %r11; mov 0x50(%r15), %r12; mov 0x58(%r15), %r13\n" \
+	"mov 0x60(%r15), %r14\n"
+#define STUB_POST							\
+	"\nmov %rax, 0x00(%r15); mov %rcx, 0x08(%r15); mov %rdx, 0x10(%r15)\n" \
+	"mov %rbx, 0x18(%r15); mov %rsi, 0x20(%r15); mov %rdi, 0x28(%r15)\n" \
+	"mov %r8, 0x30(%r15); mov %r9, 0x38(%r15); mov %r10, 0x40(%r15)\n" \
+	"mov %r11, 0x48(%r15); mov %r12, 0x50(%r15); mov %r13, 0x58(%r15)\n" \
+	"mov %r14, 0x60(%r15)\n"					\
+	"pushfq; popq 0x68(%r15)\n"					\
+	"pop %r15; pop %r14; pop %r13; pop %r12; pop %rbp; pop %rbx\n"	\
+	"ret\n"
+
+static uint64_t rnd_value(GRand *r)
+{
+	static const uint64_t special[] = {
+		0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000,
+		0xffffffff, 0x7fffffffffffffffull, 0x8000000000000000ull, ~0ull, ~1ull,
+	};
+	uint64_t v = ((uint64_t)g_rand_int(r) << 32) | g_rand_int(r);
+
+	switch (g_rand_int_range(r, 0, 4)) {
+	case 0: return special[g_rand_int_range(r, 0, G_N_ELEMENTS(special))];
+	case 1: return v & 0xff;
+	case 2: return v ^ special[g_rand_int_range(r, 0, G_N_ELEMENTS(special))];
+	default: return v;
+	}
+}
+
+static void fixup(struct regs *x, int fix, GRand *r)
+{
+	switch (fix) {
+	case FIX_DIV:
+		/* quotient must fit: rdx:rax < divisor << width */
+		for (unsigned w = 8; w <= 64; w *= 2) {
+			uint64_t m = w == 64 ? ~0ull : (1ull << w) - 1;
+
+			if (!(x->r[3] & m))
+				x->r[3] |= 1;
+			(void)m;
+		}
+		x->r[2] = 0;
+		x->r[0] &= ~0xff00ull;		/* AH = 0 for div r/m8 */
+		break;
+	case FIX_IDIV:
+		if (!(x->r[3] & 0xff))
+			x->r[3] |= 1;
+		if ((x->r[3] & 0xff) == 0xff)
+			x->r[3] ^= 2;		/* avoid -1 with the minimum dividend */
+		if ((x->r[3] & 0xffff) == 0xffff || (uint32_t)x->r[3] == 0xffffffff || x->r[3] == ~0ull)
+			x->r[3] ^= 2;
+		break;
+	case FIX_SHIFT8:
+		x->r[1] = (x->r[1] & ~0xffull) | g_rand_int_range(r, 0, 8);
+		break;
+	case FIX_SHIFT16:
+		x->r[1] = (x->r[1] & ~0xffull) | g_rand_int_range(r, 0, 16);
+		break;
+	case FIX_SHD16:
+		x->r[1] = (x->r[1] & ~0xffull) | g_rand_int_range(r, 0, 17);
+		break;
+	}
+}
+
+static void test_diff(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+	uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	GRand *r = g_rand_new_with_seed(0x5eed);
+	unsigned checked = 0;
+
+	g_assert_true(page != MAP_FAILED);
+	tm_long64(t, 0, 0x1000);
+	tm_wr(t, 0x2000, 0xf4, 1);		/* hlt, the stub's return address */
+	for (size_t k = 0; k < G_N_ELEMENTS(tmpls); k++) {
+		char *src = g_strconcat(STUB_PRE, tmpls[k].insn, STUB_POST, NULL);
+		size_t n;
+		uint8_t *code = tm_asm(src, &n);
+
+		g_assert_cmpuint(n, <=, 4096);
+		memcpy(page, code, n);
+		g_assert_cmpint(guest_write(&t->m.mem, 0x1000, code, n), ==, 0);
+		for (unsigned it = 0; it < 300; it++) {
+			struct regs in, host, guest;
+			uint64_t mask = ALLF & ~tmpls[k].undef;
+
+			for (unsigned q = 0; q < 13; q++)
+				in.r[q] = rnd_value(r);
+			in.mem = rnd_value(r);
+			in.flags = (g_rand_int(r) & ALLF) | 0x202;
+			fixup(&in, tmpls[k].fix, r);
+
+			host = in;
+			((void (*)(struct regs *))page)(&host);
+
+			g_assert_cmpint(guest_write(&t->m.mem, 0x3000, &in, sizeof(in)), ==, 0);
+			c->rip = 0x1000;
+			c->gpr[R_RDI] = 0x3000;
+			c->gpr[R_RSP] = 0x80000 - 8;
+			tm_wr(t, 0x80000 - 8, 0x2000, 8);
+			c->halted = false;
+			g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+			g_assert_cmpint(guest_read(&t->m.mem, 0x3000, &guest, sizeof(guest)), ==, 0);
+
+			for (unsigned q = 0; q < 13; q++) {
+				if (host.r[q] != guest.r[q])
+					g_error("%s: %s = %#lx, host %#lx (in: rax %#lx rbx %#lx "
+						"rcx %#lx rdx %#lx flags %#lx)", tmpls[k].insn,
+						reg_names[q], (unsigned long)guest.r[q],
+						(unsigned long)host.r[q], (unsigned long)in.r[0],
+						(unsigned long)in.r[3], (unsigned long)in.r[1],
+						(unsigned long)in.r[2], (unsigned long)in.flags);
+			}
+			if (host.mem != guest.mem)
+				g_error("%s: mem = %#lx, host %#lx", tmpls[k].insn,
+					(unsigned long)guest.mem, (unsigned long)host.mem);
+			if ((host.flags ^ guest.flags) & mask)
+				g_error("%s: flags %#lx, host %#lx (in: rax %#lx rbx %#lx rcx %#lx "
+					"flags %#lx)", tmpls[k].insn, (unsigned long)guest.flags & mask,
+					(unsigned long)host.flags & mask, (unsigned long)in.r[0],
+					(unsigned long)in.r[3], (unsigned long)in.r[1],
+					(unsigned long)in.flags);
+			checked++;
+		}
+		g_free(code);
+		g_free(src);
+	}
+	g_assert_cmpuint(checked, ==, 300 * G_N_ELEMENTS(tmpls));
+	g_rand_free(r);
+	munmap(page, 4096);
+	tm_free(t);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/tcg/diff/integer", test_diff);
+	return g_test_run();
+}
