@@ -7,7 +7,7 @@
 
 BUILD    ?= build
 CC       ?= gcc
-PKGS     := glib-2.0 json-glib-1.0 liburing zlib libzstd
+PKGS     := glib-2.0 json-glib-1.0 liburing zlib libzstd liblz4
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
             -Wno-missing-field-initializers -fno-strict-aliasing \
@@ -60,7 +60,18 @@ hdrcheck: $(HEADERS:%=$(BUILD)/hdrcheck/%.ok)
 
 include tests/guests/guests.mk
 
-tests: $(UNIT_BINS) guests hdrcheck $(BUILD)/vireo
+# The default guest: Debian's cloud kernel and a busybox initramfs, built
+# from Debian's packages and cached (a second run downloads nothing).
+linux-guest:
+	tests/guests/linux/build.sh $(BUILD)/guests/linux
+
+# Boot the default guest to a shell on the serial console (Ctrl-A x quits).
+run: $(BUILD)/vireo linux-guest
+	$(BUILD)/vireo -m 512M -smp 2 -nographic \
+		-kernel $(BUILD)/guests/linux/vmlinuz -initrd $(BUILD)/guests/linux/initrd.gz \
+		-append "console=ttyS0 vireo.shell=1"
+
+tests: $(UNIT_BINS) guests hdrcheck $(BUILD)/vireo linux-guest
 
 check: tests
 	python3 tests/run.py --build $(BUILD)
@@ -71,6 +82,6 @@ check-asan:
 clean:
 	rm -rf $(BUILD) build-asan
 
-.PHONY: all tests check check-asan clean hdrcheck guests
+.PHONY: all tests check check-asan clean hdrcheck guests linux-guest run
 .SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "machine.h"
 #include "monitor.h"
+#include "virtio.h"
 
 #define VIREO_VERSION "0.1.0"
 
@@ -368,6 +369,8 @@ int main(int argc, char **argv)
 	char err[512] = "";
 	int status = 1, ret;
 
+	/* A reader gone from a pipe or socket is an error to handle, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	c.devices = g_ptr_array_new();
 	c.drives = g_ptr_array_new();
 	c.qmp = g_ptr_array_new();
@@ -391,9 +394,15 @@ int main(int argc, char **argv)
 
 	if (machine_init(&m, &c.cfg, err, sizeof(err)))
 		goto fail;
+	for (unsigned i = 0; i < c.drives->len; i++)
+		if (drive_add(&m, c.drives->pdata[i], err, sizeof(err)))
+			goto fail;
 	for (unsigned i = 0; i < c.devices->len; i++)
 		if (machine_add_device(&m, c.devices->pdata[i], err, sizeof(err)))
 			goto fail;
+	/* -drive if=virtio without a -device of its own gets one now. */
+	if (virtio_blk_create_for_drives(&m, err, sizeof(err)))
+		goto fail;
 	for (unsigned i = 0; i < c.qmp->len; i++)
 		if (monitor_add_qmp(&m, c.qmp->pdata[i], err, sizeof(err)))
 			goto fail;

@@ -11,10 +11,11 @@
 
 static const struct accel_ops *const accels[] = {
 	&kvm_accel_ops,
+	&tcg_accel_ops,
 };
 
 /* Accelerators that exist by name but are not built into this vireo. */
-static const char *const planned[] = { "tcg", "xen" };
+static const char *const planned[] = { "xen" };
 
 static const struct accel_ops *accel_find(const char *name, char *why, size_t len)
 {

@@ -80,14 +80,13 @@ int boot_elf_parse(struct boot_ctx *c, struct boot_elf *e)
 	return 1;
 }
 
-int boot_elf_phdr(struct boot_ctx *c, const struct boot_elf *e, unsigned i,
-		  struct boot_phdr *ph)
+void boot_elf_phdr(const struct boot_ctx *c, const struct boot_elf *e, unsigned i,
+		   struct boot_phdr *ph)
 {
 	uint64_t p = e->phoff + (uint64_t)i * e->phentsize;
 	uint32_t v[8];
 	unsigned k;
 
-	/* boot_elf_parse() checked the table against the file. */
 	if (e->is64) {
 		boot_rd32(c, p, &ph->type);
 		boot_rd64(c, p + 8, &ph->offset);
@@ -96,7 +95,7 @@ int boot_elf_phdr(struct boot_ctx *c, const struct boot_elf *e, unsigned i,
 		boot_rd64(c, p + 32, &ph->filesz);
 		boot_rd64(c, p + 40, &ph->memsz);
 		boot_rd64(c, p + 48, &ph->align);
-		return 0;
+		return;
 	}
 	for (k = 0; k < 8; k++)
 		boot_rd32(c, p + 4 * k, &v[k]);
@@ -107,7 +106,6 @@ int boot_elf_phdr(struct boot_ctx *c, const struct boot_elf *e, unsigned i,
 	ph->filesz = v[4];
 	ph->memsz = v[5];
 	ph->align = v[7];
-	return 0;
 }
 
 /*

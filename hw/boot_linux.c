@@ -4,7 +4,8 @@
  * as is, the zero page (struct boot_params) is built from the file's setup
  * header, and the CPU enters long mode at the kernel's 64-bit entry with
  * an identity map of the first 4 GiB.  The real-mode setup code is never
- * run, so it is not loaded.
+ * run, so it is not loaded.  When vireo can unpack the payload itself, it
+ * loads the vmlinux inside and enters startup_64 directly (boot_vmlinux.c).
  */
 #include <inttypes.h>
 #include <string.h>
@@ -216,16 +217,27 @@ static void linux_zero_page(struct boot_ctx *c, const struct linux_hdr *h, uint8
 int boot_linux_load(struct boot_ctx *c, struct cpu_state *bsp)
 {
 	struct linux_hdr h;
-	uint64_t load, run, end, initrd_gpa = 0;
+	uint64_t load, run, end, entry, lo, hi, initrd_gpa = 0;
+	bool unpacked;
 	uint8_t *zp;
 	int ret;
 
 	ret = linux_hdr_read(c, &h);
 	if (ret)
 		return ret;
-	ret = linux_place(c, &h, &load, &run, &end);
+	ret = boot_vmlinux_load(c, h.koff, &entry, &lo, &hi, &unpacked);
 	if (ret)
 		return ret;
+	if (unpacked) {
+		/* The kernel runs where it was loaded and needs init_size from there. */
+		load = run = lo;
+		end = MAX(hi, lo + h.init_size);
+	} else {
+		ret = linux_place(c, &h, &load, &run, &end);
+		if (ret)
+			return ret;
+		entry = load + ENTRY64_OFFSET;
+	}
 	ret = boot_cmdline_write(c, h.cmdline_size, "kernel's cmdline_size");
 	if (ret)
 		return ret;
@@ -237,9 +249,11 @@ int boot_linux_load(struct boot_ctx *c, struct cpu_state *bsp)
 			return ret;
 	}
 
-	ret = boot_copy(c, load, h.koff, h.ksize, h.ksize, "kernel");
-	if (ret)
-		return ret;
+	if (!unpacked) {
+		ret = boot_copy(c, load, h.koff, h.ksize, h.ksize, "kernel");
+		if (ret)
+			return ret;
+	}
 	if (c->initrd_path) {
 		ret = boot_initrd_load(c, initrd_gpa);
 		if (ret)
@@ -259,7 +273,7 @@ int boot_linux_load(struct boot_ctx *c, struct cpu_state *bsp)
 		return ret;
 
 	cpu_state_long64(bsp, BOOT_PML4_ADDR, BOOT_GDT_ADDR);
-	bsp->rip = load + ENTRY64_OFFSET;
+	bsp->rip = entry;
 	bsp->gpr[R_RSI] = BOOT_PARAMS_ADDR;
 	return 0;
 }

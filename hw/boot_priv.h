@@ -92,6 +92,15 @@ int boot_gdt_write(struct boot_ctx *c, bool long_mode);
 bool boot_linux_probe(const struct boot_ctx *c);
 int boot_linux_load(struct boot_ctx *c, struct cpu_state *bsp);
 
+/*
+ * A bzImage whose payload vireo can unpack (gzip, LZ4, zstd): load the
+ * vmlinux ELF inside and give its physical entry (startup_64) and extent.
+ * *loaded is false, with 0 returned, when the payload is left to the
+ * guest's decompressor.
+ */
+int boot_vmlinux_load(struct boot_ctx *c, uint64_t koff, uint64_t *entry, uint64_t *lo,
+		      uint64_t *hi, bool *loaded);
+
 /* ELF images, 32- or 64-bit, normalized. */
 struct boot_elf {
 	bool is64;
@@ -108,9 +117,9 @@ struct boot_phdr {
 
 /* 1: an ELF image parsed into *e; 0: not ELF; <0: a broken ELF (message). */
 int boot_elf_parse(struct boot_ctx *c, struct boot_elf *e);
-/* Program header i, checked to lie inside the file. */
-int boot_elf_phdr(struct boot_ctx *c, const struct boot_elf *e, unsigned i,
-		  struct boot_phdr *ph);
+/* Program header i (boot_elf_parse() checked the table lies in the file). */
+void boot_elf_phdr(const struct boot_ctx *c, const struct boot_elf *e, unsigned i,
+		   struct boot_phdr *ph);
 /* 1 and *entry if the image has a Xen PVH entry note, 0 if not, <0 on error. */
 int boot_elf_pvh_entry(struct boot_ctx *c, const struct boot_elf *e, uint64_t *entry);
 /*

@@ -401,8 +401,10 @@ static void __irqchip_reset(struct irqchip *c)
 	for (unsigned i = 0; i < c->nr_cpus; i++)
 		lapic_reset(c, &c->lapic[i], i == 0);
 	ioapic_reset(&c->ioapic);
-	pic_reset(c);
+	/* The PIT first: the 8259 reset then forgets the edge its idle
+	 * output puts on IRQ 0, so no tick is pending at power-on. */
 	pit_reset(c);
+	pic_reset(c);
 	c->lowest_rr = 0;
 	irqchip_timer_changed(c);
 }

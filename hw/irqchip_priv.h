@@ -25,8 +25,8 @@
 
 /* Periodic timers faster than this are slowed down (the count register
  * still runs at the programmed rate): a guest must not make the timer
- * thread spin. */
-#define IRQCHIP_MIN_PERIOD_NS 100000ull
+ * thread spin (200 us, the floor KVM uses too). */
+#define IRQCHIP_MIN_PERIOD_NS 200000ull
 
 #define PIT_HZ 1193182ull
 

@@ -117,6 +117,11 @@ static void machine_post(struct machine *m, enum machine_request req, int status
 		g_main_context_invoke(m->ctx, m->on_request, m);
 }
 
+bool machine_request_pending(struct machine *m)
+{
+	return __atomic_load_n(&m->request, __ATOMIC_ACQUIRE) != MACHINE_REQ_NONE;
+}
+
 void machine_request_poweroff(struct machine *m)
 {
 	machine_post(m, MACHINE_REQ_POWEROFF, 0);

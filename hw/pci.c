@@ -1,6 +1,7 @@
 /*
  * PCI host bridge for bus 0: configuration mechanism #1 (0xCF8/0xCFC) and
- * ECAM, BAR assignment and mapping, INTx wiring.
+ * ECAM, config space with its write masks, device registration, INTx
+ * wiring, system reset.  BARs are placed and mapped in pci_bar.c.
  *
  * Locks, in the order they nest:
  *   h->map_lock   serialises BAR (re)mapping, i.e. bus_register/unregister
@@ -35,46 +36,9 @@
 #define PCI_COMMAND_WMASK	(PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | \
 				 0x0040 /* parity */ | 0x0100 /* SERR */ | \
 				 PCI_COMMAND_INTX_DISABLE)
-#define PCI_BAR_END		(PCI_BASE_ADDRESS_0 + 4 * PCI_NUM_BARS)
 #define PCI_CAP_START		0x40
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
-
-struct pci_slot {
-	struct pci_device *d;
-	uint8_t *reset_config;		/* config space as registered */
-	bool line;			/* the device holds its GSI high */
-};
-
-struct pci_host {
-	struct machine *m;
-	struct pci_device bridge;	/* 00:00.0 */
-	struct device dev;		/* hears system reset */
-	uint32_t config_address;	/* CF8, accessed atomically */
-
-	pthread_mutex_t lock;		/* slot[].d, slot[].reset_config, cursors */
-	pthread_mutex_t map_lock;
-	pthread_mutex_t irq_lock;
-	unsigned line_count[PCI_INTX_NR_GSI];
-	struct pci_slot slot[PCI_MAX_SLOTS];
-	uint64_t mmio_next;
-	uint32_t io_next;
-};
-
-static uint32_t cfg_get(const uint8_t *p, unsigned size)
-{
-	uint32_t v = 0;
-
-	for (unsigned i = 0; i < size; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static void cfg_put(uint8_t *p, unsigned size, uint32_t v)
-{
-	for (unsigned i = 0; i < size; i++)
-		p[i] = v >> (8 * i);
-}
 
 static uint64_t all_ones(unsigned size)
 {
@@ -86,151 +50,6 @@ static bool overlaps(unsigned a, unsigned alen, unsigned b, unsigned blen)
 	return a < b + blen && b < a + alen;
 }
 
-/* ---- BAR placement ---------------------------------------------------- */
-
-struct range_probe {
-	uint64_t base, len;
-	bool busy;
-};
-
-static void range_probe_fn(const struct bus_range *r, void *arg)
-{
-	struct range_probe *p = arg;
-
-	if (p->base < r->base + r->len && r->base < p->base + p->len)
-		p->busy = true;
-}
-
-/*
- * Whether [base, base+len) is free on bus b and, for memory, not RAM.
- * Checked before bus_register so that a guest that keeps placing a BAR
- * on top of another device cannot make bus_register log every time.
- */
-static bool pci_range_free(struct machine *m, struct bus *b, uint64_t base, uint64_t len)
-{
-	struct range_probe p = { .base = base, .len = len };
-
-	if (b == &m->mmio) {
-		for (unsigned i = 0; i < m->mem.nr; i++) {
-			const struct ram_region *r = &m->mem.r[i];
-
-			if (base < r->gpa + r->size && r->gpa < base + len)
-				return false;
-		}
-	}
-	bus_for_each(b, range_probe_fn, &p);
-	return !p.busy;
-}
-
-/*
- * Where BAR i should be mapped according to config space, 0 for nowhere.
- * *bad is set when the guest programmed an address that cannot be decoded
- * (as opposed to decoding being off, or the sizing pattern being in the
- * register).  d->lock held.
- */
-static uint64_t pci_bar_target(struct pci_device *d, unsigned i, bool *bad)
-{
-	const struct pci_bar *b = &d->bar[i];
-	uint16_t cmd = cfg_get(&d->config[PCI_COMMAND], 2);
-	uint32_t lo = cfg_get(&d->config[PCI_BASE_ADDRESS_0 + 4 * i], 4);
-	uint64_t mask = ~(b->size - 1);
-	uint64_t addr;
-
-	*bad = false;
-	switch (b->type) {
-	case PCI_BAR_IO:
-		addr = lo & ~3u;
-		if (!(cmd & PCI_COMMAND_IO) || !addr || addr == (uint32_t)(mask & ~3ull))
-			return 0;
-		if (addr + b->size > PCI_IO_LIMIT)
-			goto bad;
-		return addr;
-	case PCI_BAR_MEM32:
-		addr = lo & ~0xFu;
-		if (!(cmd & PCI_COMMAND_MEMORY) || !addr || addr == (uint32_t)(mask & ~0xFull))
-			return 0;
-		break;
-	case PCI_BAR_MEM64: {
-		uint32_t hi = cfg_get(&d->config[PCI_BASE_ADDRESS_0 + 4 * (i + 1)], 4);
-
-		addr = (uint64_t)hi << 32 | (lo & ~0xFu);
-		if (!(cmd & PCI_COMMAND_MEMORY) || !addr || hi == 0xFFFFFFFF ||
-		    (b->size < MEM_4G && (lo & ~0xFu) == (uint32_t)mask))
-			return 0;
-		if (addr + b->size < addr)
-			goto bad;
-		break;
-	}
-	default:
-		return 0;
-	}
-	return addr;
-bad:
-	*bad = true;
-	return 0;
-}
-
-/*
- * Make the bus mappings of d's BARs follow its config space.  h->map_lock
- * held, d->lock not held.  Returns how many declared BARs are not mapped
- * although their decoding is on.
- */
-static unsigned pci_map_bars(struct pci_device *d)
-{
-	struct machine *m = d->m;
-	unsigned unmapped = 0;
-
-	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-		struct pci_bar *b = &d->bar[i];
-		struct bus *bus = b->type == PCI_BAR_IO ? &m->pio : &m->mmio;
-		uint64_t want, cur, now = 0;
-		bool bad;
-
-		if (b->type == PCI_BAR_NONE)
-			continue;
-		pthread_mutex_lock(&d->lock);
-		want = pci_bar_target(d, i, &bad);
-		cur = b->addr;
-		pthread_mutex_unlock(&d->lock);
-		if (want == cur && !bad)
-			continue;
-		if (cur)
-			bus_unregister(bus, cur, b->opaque);
-		if (want && pci_range_free(m, bus, want, b->size) &&
-		    bus_register(bus, want, b->size, b->ops, b->opaque, d->name) == 0)
-			now = want;
-		else if (want || bad) {
-			log_once("pci 00:%02x.%u %s: BAR%u at 0x%llx (size 0x%llx) overlaps RAM, another "
-				 "device or the end of the address space: not mapped",
-				 d->devfn >> 3, d->devfn & 7, d->name, i,
-				 (unsigned long long)(want ? want : cfg_get(&d->config[PCI_BASE_ADDRESS_0 + 4 * i], 4)),
-				 (unsigned long long)b->size);
-			unmapped++;
-		}
-		pthread_mutex_lock(&d->lock);
-		b->addr = now;
-		pthread_mutex_unlock(&d->lock);
-	}
-	return unmapped;
-}
-
-/*
- * After one BAR moved, every BAR that could not be mapped gets another
- * chance: the one in its way may have left.  h->map_lock held.
- */
-static void pci_remap_all(struct pci_host *h)
-{
-	struct pci_device *devs[PCI_MAX_SLOTS];
-
-	pthread_mutex_lock(&h->lock);
-	for (unsigned i = 0; i < PCI_MAX_SLOTS; i++)
-		devs[i] = h->slot[i].d;
-	pthread_mutex_unlock(&h->lock);
-	for (unsigned i = 0; i < PCI_MAX_SLOTS; i++)
-		if (devs[i])
-			pci_map_bars(devs[i]);
-}
-
 /* ---- config space ----------------------------------------------------- */
 
 static uint32_t pci_config_read(struct pci_device *d, unsigned off, unsigned size)
@@ -238,7 +57,7 @@ static uint32_t pci_config_read(struct pci_device *d, unsigned off, unsigned siz
 	uint32_t v;
 
 	pthread_mutex_lock(&d->lock);
-	v = cfg_get(&d->config[off], size);
+	v = pci_cfg_get(&d->config[off], size);
 	pthread_mutex_unlock(&d->lock);
 	return v;
 }
@@ -261,8 +80,10 @@ static void pci_config_write(struct pci_device *d, unsigned off, unsigned size, 
 	/* INTX_DISABLE or the MSI-X enable bit may have changed. */
 	pci_intx_update(d);
 	pthread_mutex_unlock(&d->lock);
-	if (remap)
+	if (remap) {
+		pci_map_bars(d);
 		pci_remap_all(h);
+	}
 	pthread_mutex_unlock(&h->map_lock);
 	if (d->config_written)
 		d->config_written(d, off, size);
@@ -382,7 +203,7 @@ static const struct bus_ops pci_ecam_ops = { .read = pci_ecam_read, .write = pci
 void pci_intx_update(struct pci_device *d)
 {
 	struct pci_host *h = d->m ? d->m->pci : NULL;
-	uint16_t cmd = cfg_get(&d->config[PCI_COMMAND], 2);
+	uint16_t cmd = pci_cfg_get(&d->config[PCI_COMMAND], 2);
 	struct pci_slot *s;
 	bool want;
 
@@ -410,9 +231,9 @@ void pci_set_irq(struct pci_device *d, int level)
 	pthread_mutex_lock(&d->lock);
 	d->intx_level = level != 0;
 	/* Interrupt Status follows the device, whatever INTX_DISABLE says. */
-	status = cfg_get(&d->config[PCI_STATUS], 2);
+	status = pci_cfg_get(&d->config[PCI_STATUS], 2);
 	status = level ? status | PCI_STATUS_INTERRUPT : status & ~PCI_STATUS_INTERRUPT;
-	cfg_put(&d->config[PCI_STATUS], 2, status);
+	pci_cfg_put(&d->config[PCI_STATUS], 2, status);
 	pci_intx_update(d);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -422,6 +243,8 @@ void pci_set_irq(struct pci_device *d, int level)
 void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, uint16_t device,
 		     uint32_t class_code, uint8_t revision)
 {
+	pthread_mutexattr_t attr;
+
 	/* Callbacks the caller may have set already are left alone. */
 	d->name = name;
 	d->m = NULL;
@@ -433,51 +256,26 @@ void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, ui
 	d->next_cap = PCI_CAP_START;
 	d->gsi = 0;
 	d->intx_level = false;
-	pthread_mutex_init(&d->lock, NULL);
+	/*
+	 * Recursive: vector_changed runs with the lock held and may well ask
+	 * pci_msix_message for the vector's new message.
+	 */
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&d->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 
-	cfg_put(&d->config[PCI_VENDOR_ID], 2, vendor);
-	cfg_put(&d->config[PCI_DEVICE_ID], 2, device);
+	pci_cfg_put(&d->config[PCI_VENDOR_ID], 2, vendor);
+	pci_cfg_put(&d->config[PCI_DEVICE_ID], 2, device);
 	d->config[PCI_REVISION_ID] = revision;
-	cfg_put(&d->config[PCI_CLASS_PROG], 3, class_code);
+	pci_cfg_put(&d->config[PCI_CLASS_PROG], 3, class_code);
 	d->config[PCI_HEADER_TYPE] = 0;
 	d->config[PCI_INTERRUPT_PIN] = 1;	/* INTA; set 0 before registering for none */
 
-	cfg_put(&d->wmask[PCI_COMMAND], 2, PCI_COMMAND_WMASK);
+	pci_cfg_put(&d->wmask[PCI_COMMAND], 2, PCI_COMMAND_WMASK);
 	d->wmask[PCI_CACHE_LINE_SIZE] = 0xFF;
 	d->wmask[PCI_LATENCY_TIMER] = 0xFF;
 	d->wmask[PCI_INTERRUPT_LINE] = 0xFF;	/* firmware scratch */
-}
-
-void pci_set_bar(struct pci_device *d, unsigned idx, enum pci_bar_type type, uint64_t size,
-		 bool prefetch, const struct bus_ops *ops, void *opaque)
-{
-	unsigned reg = PCI_BASE_ADDRESS_0 + 4 * idx;
-	uint64_t mask = ~(size - 1);
-	uint32_t flags;
-
-	if (idx >= PCI_NUM_BARS || (type == PCI_BAR_MEM64 && idx + 1 >= PCI_NUM_BARS) ||
-	    type == PCI_BAR_NONE) {
-		log_error("pci %s: BAR%u of type %d cannot be declared", d->name, idx, type);
-		return;
-	}
-	d->bar[idx] = (struct pci_bar){ .type = type, .size = size, .prefetch = prefetch,
-					.ops = ops, .opaque = opaque };
-	switch (type) {
-	case PCI_BAR_IO:
-		flags = 0x1;
-		cfg_put(&d->wmask[reg], 4, (uint32_t)mask & ~3u);
-		break;
-	case PCI_BAR_MEM32:
-		flags = prefetch ? 0x8 : 0;
-		cfg_put(&d->wmask[reg], 4, (uint32_t)mask & ~0xFu);
-		break;
-	default:
-		flags = 0x4 | (prefetch ? 0x8 : 0);
-		cfg_put(&d->wmask[reg], 4, (uint32_t)mask & ~0xFu);
-		cfg_put(&d->wmask[reg + 4], 4, mask >> 32);
-		break;
-	}
-	cfg_put(&d->config[reg], 4, flags);
 }
 
 unsigned pci_add_capability(struct pci_device *d, uint8_t id, unsigned len)
@@ -503,80 +301,6 @@ unsigned pci_add_capability(struct pci_device *d, uint8_t id, unsigned len)
 	d->config[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
 	d->next_cap = off + len;
 	return off;
-}
-
-static uint64_t align_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) & ~(a - 1);
-}
-
-static int pci_check_bars(struct pci_device *d, char *err, size_t errlen)
-{
-	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-		const struct pci_bar *b = &d->bar[i];
-		uint64_t min = b->type == PCI_BAR_IO ? 4 : 16;
-		uint64_t max = b->type == PCI_BAR_IO ? 256 : MEM_PCI_MMIO32_SIZE;
-
-		if (b->type == PCI_BAR_NONE)
-			continue;
-		if (b->size < min || b->size > max || (b->size & (b->size - 1)) || !b->ops) {
-			snprintf(err, errlen, "pci %s: BAR%u: size 0x%llx is not a power of two "
-				 "in [0x%llx, 0x%llx] or it has no handler", d->name, i,
-				 (unsigned long long)b->size, (unsigned long long)min,
-				 (unsigned long long)max);
-			return -EINVAL;
-		}
-		if (b->type == PCI_BAR_MEM64 && d->bar[i + 1].type != PCI_BAR_NONE) {
-			snprintf(err, errlen, "pci %s: BAR%u overlaps the upper half of 64-bit BAR%u",
-				 d->name, i + 1, i);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-/*
- * Place every BAR as firmware would: I/O from 0xC000, memory from the
- * bottom of the 32-bit window, each naturally aligned.  h->lock held.
- */
-static int pci_assign_bars(struct pci_host *h, struct pci_device *d, char *err, size_t errlen)
-{
-	uint64_t mmio = h->mmio_next, io = h->io_next;
-	uint16_t cmd = cfg_get(&d->config[PCI_COMMAND], 2);
-
-	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-		const struct pci_bar *b = &d->bar[i];
-		unsigned reg = PCI_BASE_ADDRESS_0 + 4 * i;
-		uint64_t addr;
-
-		if (b->type == PCI_BAR_NONE)
-			continue;
-		if (b->type == PCI_BAR_IO) {
-			addr = align_up(io, b->size);
-			if (addr + b->size > PCI_IO_LIMIT)
-				goto full;
-			io = addr + b->size;
-			cmd |= PCI_COMMAND_IO;
-		} else {
-			addr = align_up(mmio, b->size);
-			if (addr + b->size > MEM_PCI_MMIO32_BASE + MEM_PCI_MMIO32_SIZE)
-				goto full;
-			mmio = addr + b->size;
-			cmd |= PCI_COMMAND_MEMORY;
-		}
-		cfg_put(&d->config[reg], 4, cfg_get(&d->config[reg], 4) | (uint32_t)addr);
-		if (b->type == PCI_BAR_MEM64)
-			cfg_put(&d->config[reg + 4], 4, addr >> 32);
-	}
-	/* Bus mastering too: a guest without firmware may not know to set it. */
-	cfg_put(&d->config[PCI_COMMAND], 2, cmd | PCI_COMMAND_MASTER);
-	h->mmio_next = mmio;
-	h->io_next = io;
-	return 0;
-full:
-	snprintf(err, errlen, "pci %s: out of PCI %s space for its BARs", d->name,
-		 d->bar[0].type == PCI_BAR_IO ? "I/O" : "memory");
-	return -ENOSPC;
 }
 
 int pci_device_register(struct machine *m, struct pci_device *d, int slot, char *err,
@@ -644,14 +368,21 @@ unlock:
 	return ret;
 }
 
-/* Only with the vCPUs stopped: accesses in flight may still hold d. */
+/*
+ * Only with the vCPUs stopped: accesses in flight may still hold d.  A
+ * device's teardown calls this (it also frees the MSI-X table) before the
+ * machine destroys the host.
+ */
 void pci_device_unregister(struct pci_device *d)
 {
 	struct pci_host *h = d->m ? d->m->pci : NULL;
 	struct pci_slot *s;
 
-	if (!h)
+	if (!h) {
+		pci_msix_free(d);
+		d->m = NULL;
 		return;
+	}
 	s = &h->slot[d->devfn >> 3];
 	pthread_mutex_lock(&h->map_lock);
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
@@ -736,7 +467,11 @@ int pci_host_init(struct machine *m, char *err, size_t errlen)
 	h->mmio_next = MEM_PCI_MMIO32_BASE;
 	h->io_next = PCI_IO_ALLOC_BASE;
 
-	ret = bus_register(&m->pio, PCI_CONFIG_ADDRESS, 4, &pci_cf8_ops, h, "pci-config-address");
+	/*
+	 * One port wide: the bus hands a dword access at 0xCF8 to the range
+	 * that starts there, while 0xCF9 stays free for the reset register.
+	 */
+	ret = bus_register(&m->pio, PCI_CONFIG_ADDRESS, 1, &pci_cf8_ops, h, "pci-config-address");
 	if (ret)
 		goto fail;
 	ret = bus_register(&m->pio, PCI_CONFIG_DATA, 4, &pci_cfc_ops, h, "pci-config-data");
@@ -782,12 +517,19 @@ void pci_host_destroy(struct machine *m)
 
 	if (!h)
 		return;
+	/*
+	 * Devices still registered may be gone already (machine_destroy runs
+	 * their teardown first): only the host's own bridge is touched.
+	 */
+	pci_device_unregister(&h->bridge);
 	for (unsigned i = 0; i < PCI_MAX_SLOTS; i++)
-		if (h->slot[i].d)
-			pci_device_unregister(h->slot[i].d);
+		g_free(h->slot[i].reset_config);
 	bus_unregister(&m->mmio, MEM_PCI_ECAM_BASE, h);
 	bus_unregister(&m->pio, PCI_CONFIG_DATA, h);
 	bus_unregister(&m->pio, PCI_CONFIG_ADDRESS, h);
 	m->pci = NULL;
+	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->map_lock);
+	pthread_mutex_destroy(&h->irq_lock);
 	g_free(h);
 }

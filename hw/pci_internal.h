@@ -6,8 +6,10 @@
 #ifndef VIREO_HW_PCI_INTERNAL_H
 #define VIREO_HW_PCI_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "machine.h"
 #include "pci.h"
 
 /*
@@ -42,6 +44,63 @@ static inline unsigned pci_intx_gsi(unsigned slot, unsigned pin)
 #define PCI_MSIX_ENTRY_CTRL	12
 #define  PCI_MSIX_ENTRY_CTRL_MASKBIT 0x1
 #define PCI_MSIX_MAX_VECTORS	2048
+
+#define PCI_BAR_END		(PCI_BASE_ADDRESS_0 + 4 * PCI_NUM_BARS)
+
+/* One slot of bus 0. */
+struct pci_slot {
+	struct pci_device *d;
+	uint8_t *reset_config;		/* config space as registered */
+	bool line;			/* the device holds its GSI high */
+};
+
+/*
+ * The host bridge.  Locks, in the order they nest: map_lock (BAR
+ * remapping, i.e. bus_register/unregister), then d->lock, then irq_lock.
+ * lock guards the slot table and the cursors alone.
+ */
+struct pci_host {
+	struct machine *m;
+	struct pci_device bridge;	/* 00:00.0 */
+	struct device dev;		/* hears system reset */
+	uint32_t config_address;	/* CF8, accessed atomically */
+
+	pthread_mutex_t lock;		/* slot[].d, slot[].reset_config, cursors */
+	pthread_mutex_t map_lock;
+	pthread_mutex_t irq_lock;
+	unsigned line_count[PCI_INTX_NR_GSI];
+	struct pci_slot slot[PCI_MAX_SLOTS];
+	uint64_t mmio_next;
+	uint32_t io_next;
+};
+
+/* Little-endian fields of config space. */
+static inline uint32_t pci_cfg_get(const uint8_t *p, unsigned size)
+{
+	uint32_t v = 0;
+
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
+}
+
+static inline void pci_cfg_put(uint8_t *p, unsigned size, uint32_t v)
+{
+	for (unsigned i = 0; i < size; i++)
+		p[i] = v >> (8 * i);
+}
+
+/* pci_bar.c: BAR placement at registration, and mapping that follows config space. */
+int pci_check_bars(struct pci_device *d, char *err, size_t errlen);
+/* Place every BAR as firmware would; h->lock held. */
+int pci_assign_bars(struct pci_host *h, struct pci_device *d, char *err, size_t errlen);
+/*
+ * Make the bus mappings of d's BARs follow its config space; h->map_lock
+ * held, d->lock not.  Returns how many BARs that decode could not be mapped.
+ */
+unsigned pci_map_bars(struct pci_device *d);
+/* After a BAR moved: every BAR that could not be mapped tries again.  h->map_lock held. */
+void pci_remap_all(struct pci_host *h);
 
 /*
  * Called by pci.c with d->lock held after the guest wrote config bytes

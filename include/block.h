@@ -78,6 +78,13 @@ struct drive {
 };
 
 struct machine;
+/*
+ * Parse one -drive option string, open its image and append it to
+ * m->drives.  if=virtio drives without id= are named "virtio0", "virtio1"...
+ * Errors name the option and value, or the file.
+ */
+int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen);
+struct drive *drive_find(struct machine *m, const char *id);
 /* Flush and close every drive of the machine (at exit). */
 void drive_close_all(struct machine *m);
 

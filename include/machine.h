@@ -151,6 +151,14 @@ void machine_request_exit(struct machine *m, int status);
 void machine_request_error(struct machine *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * A power-off, reset, exit or error is waiting for the main thread.  A
+ * vCPU that just made the access behind it (isa-debug-exit, a reset line)
+ * runs no further guest code, as on hardware where that write is the last
+ * thing the CPU does: accelerators that dispatch I/O themselves check this.
+ */
+bool machine_request_pending(struct machine *m);
+
 /* Pause/resume every vCPU (QMP stop/cont, migration); main thread only. */
 void machine_pause(struct machine *m, const char *reason);
 void machine_resume(struct machine *m);

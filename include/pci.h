@@ -66,7 +66,11 @@ struct pci_msix {
 	uint8_t *table;			/* nr * 16 bytes */
 	uint64_t *pba;
 	bool enabled, masked;		/* function-wide enable and mask */
-	/* Called (with the device lock held) when an entry or the mask changes. */
+	/*
+	 * Called (with the device lock held; it is recursive, so
+	 * pci_msix_message may be called from here) when an entry or the
+	 * mask changes.
+	 */
 	void (*vector_changed)(struct pci_device *d, unsigned vector);
 };
 
@@ -83,9 +87,13 @@ struct pci_device {
 	struct pci_msix msix;
 	pthread_mutex_t lock;		/* config space, BARs and MSI-X state */
 
-	/* Optional: notified after the guest writes config space. */
+	/* Optional: notified after the guest writes config space (no lock held). */
 	void (*config_written)(struct pci_device *d, unsigned off, unsigned size);
-	/* Optional: device reset (system reset, or function level). */
+	/*
+	 * Optional: device reset (system reset, or function level).  The host
+	 * calls it at system reset, after restoring config space as registered,
+	 * with no lock held.
+	 */
 	void (*reset)(struct pci_device *d);
 };
 
@@ -115,7 +123,8 @@ void pci_set_irq(struct pci_device *d, int level);
 /*
  * MSI-X: put a table of nr vectors and its PBA in BAR bar at the given
  * offsets (the device's BAR ops must forward those ranges to
- * pci_msix_table_read/write).  Before registration.
+ * pci_msix_read/write, with off relative to the BAR).  After pci_set_bar of
+ * that BAR, before registration.  pci_device_unregister frees the table.
  */
 int pci_msix_init(struct pci_device *d, unsigned nr, uint8_t bar, uint32_t table_off,
 		  uint32_t pba_off);

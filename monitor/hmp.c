@@ -1,13 +1,16 @@
 /*
  * human-monitor-command: the few text commands management stacks still
- * send through QMP ("info status", "info mtree", "info blockstats").
+ * send through QMP ("info status", "info mtree", "info blockstats",
+ * "info registers").
  */
 #include <glib.h>
 #include <string.h>
 
+#include "accel/accel.h"
 #include "block.h"
 #include "machine.h"
 #include "monitor/qmp_int.h"
+#include "vcpu.h"
 
 static void mtree_range(const struct bus_range *r, void *opaque)
 {
@@ -52,7 +55,45 @@ static void info_blockstats(struct machine *m, GString *out)
 	}
 }
 
-char *hmp_run(struct machine *m, const char *line)
+/* The vCPU is paused for the read if it runs, so the state is consistent. */
+static void info_registers(struct machine *m, unsigned idx, GString *out)
+{
+	static const char *const names[] = { "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI",
+					      "RDI", "R8", "R9", "R10", "R11", "R12", "R13",
+					      "R14", "R15" };
+	struct vcpu *v = m->vcpus[idx];
+	bool was_running = vcpu_get_state(v) == VCPU_RUNNING;
+	struct cpu_state s;
+	int ret;
+
+	if (was_running)
+		vcpu_pause(v);
+	ret = m->accel->vcpu_get_state(v, &s);
+	if (was_running)
+		vcpu_resume(v);
+	if (ret) {
+		g_string_append_printf(out, "CPU#%u: cannot read the registers\r\n", idx);
+		return;
+	}
+	g_string_append_printf(out, "CPU#%u\r\n", idx);
+	for (int i = 0; i < CPU_NR_GPRS; i++)
+		g_string_append_printf(out, "%-3s=%016llx%s", names[i],
+				       (unsigned long long)s.gpr[i], i % 4 == 3 ? "\r\n" : " ");
+	g_string_append_printf(out, "RIP=%016llx RFL=%08llx\r\n", (unsigned long long)s.rip,
+			       (unsigned long long)s.rflags);
+	g_string_append_printf(out, "CS =%04x %016llx %08x\r\nSS =%04x %016llx %08x\r\n",
+			       s.cs.selector, (unsigned long long)s.cs.base, s.cs.limit,
+			       s.ss.selector, (unsigned long long)s.ss.base, s.ss.limit);
+	g_string_append_printf(out, "GDT=     %016llx %08x\r\nIDT=     %016llx %08x\r\n",
+			       (unsigned long long)s.gdt.base, s.gdt.limit,
+			       (unsigned long long)s.idt.base, s.idt.limit);
+	g_string_append_printf(out, "CR0=%08llx CR2=%016llx CR3=%016llx CR4=%08llx\r\n"
+			       "EFER=%016llx\r\n", (unsigned long long)s.cr0,
+			       (unsigned long long)s.cr2, (unsigned long long)s.cr3,
+			       (unsigned long long)s.cr4, (unsigned long long)s.efer);
+}
+
+char *hmp_run(struct machine *m, const char *line, int cpu)
 {
 	GString *out = g_string_new(NULL);
 	char **w = g_strsplit_set(line, " \t", -1);
@@ -72,6 +113,8 @@ char *hmp_run(struct machine *m, const char *line)
 		info_mtree(m, out);
 	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "blockstats"))
 		info_blockstats(m, out);
+	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "registers"))
+		info_registers(m, cpu >= 0 && (unsigned)cpu < m->nr_vcpus ? cpu : 0, out);
 	else if (n >= 1)
 		g_string_append_printf(out, "unknown command: '%s'\r\n", line);
 	g_strfreev(w);

@@ -248,7 +248,9 @@ static JsonNode *cmd_query_blockstats(struct machine *m, struct qmp_client *c, J
 static JsonNode *cmd_hmp(struct machine *m, struct qmp_client *c, JsonObject *args,
 			 struct qmp_error *err)
 {
-	char *out = hmp_run(m, json_object_get_string_member(args, "command-line"));
+	int cpu = json_object_has_member(args, "cpu-index") ?
+		  (int)json_object_get_int_member(args, "cpu-index") : -1;
+	char *out = hmp_run(m, json_object_get_string_member(args, "command-line"), cpu);
 	JsonNode *n = json_node_new(JSON_NODE_VALUE);
 
 	json_node_set_string(n, out);

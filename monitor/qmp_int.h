@@ -50,7 +50,8 @@ void qmp_set_error(struct qmp_error *e, const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* human-monitor-command's text commands (hmp.c). */
-char *hmp_run(struct machine *m, const char *line);
+/* cpu: the vCPU for per-CPU commands (QMP's cpu-index), -1 for the first. */
+char *hmp_run(struct machine *m, const char *line, int cpu);
 
 /* Shared by QMP and HMP. */
 const char *qmp_runstate_name(enum machine_runstate s);

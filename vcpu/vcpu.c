@@ -88,10 +88,10 @@ static bool vcpu_handle_exit(struct vcpu *v, struct accel_exit *e)
 	switch (e->reason) {
 	case ACCEL_EXIT_PIO:
 		vcpu_pio(m, e);
-		return true;
+		return !machine_request_pending(m);
 	case ACCEL_EXIT_MMIO:
 		vcpu_mmio(m, e);
-		return true;
+		return !machine_request_pending(m);
 	case ACCEL_EXIT_KICK:
 		return true;
 	case ACCEL_EXIT_HALT:

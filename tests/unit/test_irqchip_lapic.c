@@ -312,6 +312,14 @@ static void test_msi(void)
 	/* NMI delivery mode. */
 	irqchip_send_msi(f->c, 0xfee01000, 0x400);
 	g_assert_true(irqchip_take_nmi(f->c, 1));
+	/* Lowest priority picks the APIC with the lowest TPR. */
+	apic_wr(f, 0, 0x80, 0x80);
+	apic_wr(f, 1, 0x80, 0x10);
+	for (int i = 0; i < 2; i++) {
+		send_ipi(f, 0, 0x03, (1u << 11) | 0x100 | 0x59);
+		g_assert_true(apic_bit(f, 1, APIC_IRR, 0x59));
+		g_assert_false(apic_bit(f, 0, APIC_IRR, 0x59));
+	}
 	/* Not an interrupt address: dropped. */
 	irqchip_send_msi(f->c, 0xfec01000, 0x58);
 	g_assert_false(apic_bit(f, 1, APIC_IRR, 0x58));

@@ -51,6 +51,21 @@ static void test_irq0_vector(void)
 	fix_free(f);
 }
 
+/* Without a guest init: BIOS-like vectors, all masked, nothing pending. */
+static void test_power_on(void)
+{
+	struct fix *f = fix_new(1);
+
+	g_assert_cmphex(inb(f, 0x21), ==, 0xfb);
+	g_assert_cmphex(inb(f, 0xa1), ==, 0xff);
+	g_assert_cmphex(inb(f, 0x20), ==, 0);	/* IRR */
+	outb(f, 0x21, 0xf8);
+	g_assert_false(irqchip_has_interrupt(f->c, 0));
+	irqchip_set_irq(f->c, 1, 1);
+	g_assert_cmpint(irqchip_ack_interrupt(f->c, 0), ==, 0x09);
+	fix_free(f);
+}
+
 static void test_cascade(void)
 {
 	struct fix *f = fix_new(1);
@@ -143,6 +158,13 @@ static void test_lint0(void)
 	g_assert_true(irqchip_has_interrupt(f->c, 0));
 	g_assert_false(irqchip_has_interrupt(f->c, 1));
 	g_assert_cmpint(irqchip_ack_interrupt(f->c, 0), ==, 0x31);
+	outb(f, 0x20, 0x20);
+	/* APIC globally disabled: INTR goes straight to the CPU. */
+	apic_wr(f, 0, 0x350, 0x10700);
+	g_assert_cmpint(irqchip_set_apic_base(f->c, 0, 0xfee00100), ==, 0);
+	irqchip_set_irq(f->c, 1, 0);
+	irqchip_set_irq(f->c, 1, 1);
+	g_assert_cmpint(irqchip_ack_interrupt(f->c, 0), ==, 0x31);
 	fix_free(f);
 }
 
@@ -150,6 +172,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/irqchip/pic/irq0-vector", test_irq0_vector);
+	g_test_add_func("/irqchip/pic/power-on", test_power_on);
 	g_test_add_func("/irqchip/pic/cascade", test_cascade);
 	g_test_add_func("/irqchip/pic/priority", test_priority);
 	g_test_add_func("/irqchip/pic/auto-eoi", test_auto_eoi);

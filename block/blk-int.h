@@ -1,0 +1,143 @@
+/*
+ * Private interfaces of the block layer: the image (one file of a backing
+ * chain with its format driver) and the engines that run data I/O.
+ *
+ * A request from a device is cut into pieces by asking the format to map
+ * guest ranges to host ranges (map_read/map_write).  Data pieces go to the
+ * queue's engine asynchronously; metadata work (qcow2 allocation, zero
+ * flags) happens synchronously inside the format, under its own lock.
+ */
+#ifndef VIREO_BLOCK_BLK_INT_H
+#define VIREO_BLOCK_BLK_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "block.h"
+
+#define BLK_MAX_BACKING_DEPTH 64
+#define BLK_DIO_ALIGN 4096
+
+/* ---- engines ---- */
+
+enum eio_op { EIO_READ, EIO_WRITE, EIO_FSYNC, EIO_FALLOCATE };
+
+struct eio;
+typedef void eio_done_fn(struct eio *io, int64_t res);
+
+struct eio {
+	enum eio_op op;
+	int fd;
+	uint64_t off;
+	uint64_t len;		/* bytes of the iovec, or the fallocate range */
+	int mode;		/* fallocate mode */
+	struct iovec *iov;
+	int iovcnt;
+	int64_t res;		/* result of a synchronous completion */
+	eio_done_fn *done;
+	struct eio *next;	/* engine and queue lists */
+};
+
+struct engine_ops {
+	const char *name;
+	int (*init)(void **state, int efd, char *err, size_t errlen);
+	void (*fini)(void *state);
+	/*
+	 * Queue io: 0 when it will complete from reap, 1 when it completed
+	 * synchronously (io->res set), -errno when it could not be started.
+	 * Never calls io->done.
+	 */
+	int (*submit)(void *state, struct eio *io);
+	/* Push queued submissions to the kernel (end of one API call). */
+	void (*kick)(void *state);
+	/* Run io->done for every finished io; returns how many. */
+	int (*reap)(void *state);
+};
+
+extern const struct engine_ops engine_io_uring, engine_aio, engine_threads;
+
+/* Synchronous execution of one eio, shared by the thread pool and fallbacks. */
+int64_t eio_run_sync(struct eio *io);
+
+/* ---- images and formats ---- */
+
+enum bmap_kind {
+	BMAP_DATA,		/* host range in this image's file */
+	BMAP_ZERO,		/* reads as zeroes */
+	BMAP_BACKING,		/* look in the backing image, same offset */
+	BMAP_COMPRESSED,	/* read through fmt->read_compressed */
+	BMAP_DONE,		/* the format did the work itself */
+	BMAP_FALLBACK,		/* write zeroes: do it as a write of zeroes */
+};
+
+struct bmap {
+	enum bmap_kind kind;
+	uint64_t host;
+	uint64_t len;
+	uint64_t aux;		/* format-private (compressed descriptor) */
+	bool counted;		/* fmt->io_done must be called when it ends */
+};
+
+struct bimg;
+
+struct fmt_ops {
+	const char *name;
+	bool (*probe)(const uint8_t *buf, size_t len);
+	int (*open)(struct bimg *bs, char *err, size_t errlen);
+	/* Write back metadata (if writable) and free the state. */
+	int (*close)(struct bimg *bs);
+	int (*map_read)(struct bimg *bs, uint64_t off, uint64_t len, struct bmap *m);
+	int (*read_compressed)(struct bimg *bs, const struct bmap *m, uint64_t off,
+			       void *buf, uint64_t len);
+	/* data == NULL means zeroes. */
+	int (*map_write)(struct bimg *bs, uint64_t off, uint64_t len,
+			 const struct iovec *iov, int iovcnt, size_t iov_off,
+			 struct bmap *m);
+	int (*discard)(struct bimg *bs, uint64_t off, uint64_t len, struct bmap *m);
+	int (*write_zeroes)(struct bimg *bs, uint64_t off, uint64_t len, bool may_unmap,
+			    struct bmap *m);
+	void (*io_done)(struct bimg *bs);
+	int (*flush_meta)(struct bimg *bs);
+};
+
+extern const struct fmt_ops fmt_raw, fmt_qcow2;
+
+struct bimg {
+	const struct fmt_ops *fmt;
+	void *priv;
+	char *filename;
+	int fd;			/* buffered (O_DSYNC for writethrough) */
+	int dfd;		/* O_DIRECT twin for aligned data I/O, or -1 */
+	uint64_t size;		/* guest-visible bytes */
+	bool readonly;
+	bool discard_unmap;
+	enum blk_cache cache;
+	int depth;		/* 0 for the top image */
+	struct bimg *backing;
+	char *backing_name;	/* set by the format's open */
+	char *backing_fmt;
+};
+
+struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cache,
+		       bool readonly, bool discard_unmap, int depth, char **chain,
+		       char *err, size_t errlen);
+int bimg_close(struct bimg *bs);
+/* Synchronous read through the chain (qcow2 copy-on-write, tests). */
+int bimg_pread(struct bimg *bs, uint64_t off, void *buf, uint64_t len);
+/* Flush of the host file unless cache=unsafe. */
+int bimg_sync(struct bimg *bs);
+
+/* ---- iovec helpers ---- */
+void iov_copy_to(const struct iovec *iov, int iovcnt, size_t off, const void *buf, size_t len);
+void iov_copy_from(const struct iovec *iov, int iovcnt, size_t off, void *buf, size_t len);
+void iov_zero(const struct iovec *iov, int iovcnt, size_t off, size_t len);
+/* A new vector for bytes [off, off+len) of iov; *cnt gets its length. */
+struct iovec *iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len, int *cnt);
+
+#define BLK_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define BLK_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,638 @@
+/*
+ * The backend API devices use (block.h): requests are cut into pieces by
+ * the image's format and the data pieces run on the submitting queue's
+ * engine.  A request completes when its last piece does, always from
+ * blk_queue_poll on the queue's thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blk-int.h"
+#include "block.h"
+#include "log.h"
+
+struct blk {
+	struct bimg *top;
+	char *file;
+	enum blk_aio aio;
+	bool discard_unmap;
+	int nqueues;
+	/* query-blockstats counters, updated atomically by every queue */
+	struct blk_stats stats;
+};
+
+struct breq {
+	struct blk_queue *q;
+	enum blk_op op;
+	blk_cb *cb;
+	void *opaque;
+	uint64_t t0;
+	uint64_t bytes;
+	int refs;		/* pieces in flight + 1 while submitting */
+	int64_t err;
+	bool zeroes;		/* write_zeroes: counted as a write, returns 0 */
+	struct breq *next;
+};
+
+struct bsub {
+	struct eio io;		/* first: the engine hands back &io */
+	struct breq *r;
+	struct bimg *counted;	/* call counted->fmt->io_done at the end */
+	void *buf;		/* owned buffer (zeroes) */
+	bool zero_fallback;	/* fallocate failed: write zeroes instead */
+	bool advisory;		/* discard: failure is not an error */
+};
+
+struct blk_queue {
+	struct blk *b;
+	int efd;
+	const struct engine_ops *eng;
+	void *es;
+	struct eio *sync_done, *sync_tail;
+	struct breq *done, *done_tail;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
+{
+	struct blk *b;
+
+	if (!cfg->file || !*cfg->file) {
+		snprintf(err, errlen, "block: no file name given");
+		return NULL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(err, errlen, "block: out of memory");
+		return NULL;
+	}
+	b->top = bimg_open(cfg->file, cfg->format, cfg->cache, cfg->readonly,
+			   cfg->discard_unmap, 0, NULL, err, errlen);
+	if (!b->top) {
+		free(b);
+		return NULL;
+	}
+	b->file = strdup(cfg->file);
+	b->aio = cfg->aio;
+	b->discard_unmap = cfg->discard_unmap;
+	return b;
+}
+
+int blk_close(struct blk *b)
+{
+	int ret;
+
+	if (!b)
+		return 0;
+	if (b->nqueues)
+		log_warn("block: '%s' closed with %d queue(s) still open", b->file, b->nqueues);
+	ret = bimg_close(b->top);
+	if (ret < 0)
+		log_error("block: closing '%s': %s", b->file, strerror(-ret));
+	free(b->file);
+	free(b);
+	return ret;
+}
+
+uint64_t blk_size(const struct blk *b)
+{
+	return b->top->size;
+}
+
+bool blk_is_readonly(const struct blk *b)
+{
+	return b->top->readonly;
+}
+
+void blk_get_stats(const struct blk *b, struct blk_stats *out)
+{
+	for (int i = 0; i < BLK_OP_NR; i++) {
+		out->ops[i] = __atomic_load_n(&b->stats.ops[i], __ATOMIC_RELAXED);
+		out->bytes[i] = __atomic_load_n(&b->stats.bytes[i], __ATOMIC_RELAXED);
+		out->total_ns[i] = __atomic_load_n(&b->stats.total_ns[i], __ATOMIC_RELAXED);
+		out->failed[i] = __atomic_load_n(&b->stats.failed[i], __ATOMIC_RELAXED);
+	}
+}
+
+struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen)
+{
+	struct blk_queue *q = calloc(1, sizeof(*q));
+	int ret;
+
+	if (!q) {
+		snprintf(err, errlen, "block: out of memory");
+		return NULL;
+	}
+	q->b = b;
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0) {
+		snprintf(err, errlen, "block: eventfd: %s", strerror(errno));
+		free(q);
+		return NULL;
+	}
+	q->eng = b->aio == BLK_AIO_IO_URING ? &engine_io_uring :
+		 b->aio == BLK_AIO_NATIVE ? &engine_aio : &engine_threads;
+	ret = q->eng->init(&q->es, q->efd, err, errlen);
+	if (ret < 0) {
+		close(q->efd);
+		free(q);
+		return NULL;
+	}
+	__atomic_add_fetch(&b->nqueues, 1, __ATOMIC_RELAXED);
+	return q;
+}
+
+void blk_queue_free(struct blk_queue *q)
+{
+	if (!q)
+		return;
+	/* Requests still in flight would complete into freed memory. */
+	while (q->sync_done || q->done)
+		blk_queue_poll(q);
+	q->eng->fini(q->es);
+	close(q->efd);
+	__atomic_sub_fetch(&q->b->nqueues, 1, __ATOMIC_RELAXED);
+	free(q);
+}
+
+int blk_queue_fd(struct blk_queue *q)
+{
+	return q->efd;
+}
+
+static void signal_efd(struct blk_queue *q)
+{
+	uint64_t one = 1;
+
+	if (write(q->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN only at a counter of 2^64-2: already readable */
+	}
+}
+
+static void req_complete(struct breq *r)
+{
+	struct blk *b = r->q->b;
+	uint64_t dt = now_ns() - r->t0;
+	int64_t ret;
+
+	if (r->err) {
+		__atomic_add_fetch(&b->stats.failed[r->op], 1, __ATOMIC_RELAXED);
+		ret = r->err;
+	} else {
+		__atomic_add_fetch(&b->stats.ops[r->op], 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&b->stats.bytes[r->op], r->bytes, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&b->stats.total_ns[r->op], dt, __ATOMIC_RELAXED);
+		ret = (r->op == BLK_OP_READ || r->op == BLK_OP_WRITE) && !r->zeroes ?
+		      (int64_t)r->bytes : 0;
+	}
+	r->cb(r->opaque, ret);
+	free(r);
+}
+
+/* From blk_queue_poll only: may run the callback. */
+static void req_put(struct breq *r)
+{
+	if (--r->refs == 0)
+		req_complete(r);
+}
+
+static void req_fail(struct breq *r, int64_t err)
+{
+	if (!r->err)
+		r->err = err;
+}
+
+static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
+			    blk_cb *cb, void *opaque)
+{
+	struct breq *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->q = q;
+	r->op = op;
+	r->cb = cb;
+	r->opaque = opaque;
+	r->bytes = bytes;
+	r->refs = 1;
+	r->t0 = now_ns();
+	return r;
+}
+
+/* End of submission: completions, if everything is done, go through poll. */
+static void req_submitted(struct breq *r)
+{
+	struct blk_queue *q = r->q;
+
+	q->eng->kick(q->es);
+	if (--r->refs == 0) {
+		r->next = NULL;
+		if (q->done_tail)
+			q->done_tail->next = r;
+		else
+			q->done = r;
+		q->done_tail = r;
+	}
+	if (q->done || q->sync_done)
+		signal_efd(q);
+}
+
+static void sub_done(struct eio *io, int64_t res)
+{
+	struct bsub *s = (struct bsub *)io;
+	struct breq *r = s->r;
+
+	if (io->op == EIO_READ && res >= 0 && (uint64_t)res < io->len) {
+		/* Short read: end of the host file, which reads as zeroes. */
+		iov_zero(io->iov, io->iovcnt, res, io->len - res);
+		res = io->len;
+	} else if (io->op == EIO_WRITE && res >= 0 && (uint64_t)res < io->len) {
+		res = -ENOSPC;
+	}
+	if (io->op == EIO_FALLOCATE && s->zero_fallback &&
+	    (res == -EOPNOTSUPP || res == -EINVAL || res == -ENODEV)) {
+		/* No ZERO_RANGE here: write the zeroes. */
+		static const char zeroes[65536];
+		uint64_t done = 0;
+
+		res = 0;
+		while (done < io->len) {
+			size_t n = BLK_MIN(sizeof(zeroes), io->len - done);
+			ssize_t w = pwrite(io->fd, zeroes, n, io->off + done);
+
+			if (w <= 0) {
+				res = w < 0 ? -errno : -EIO;
+				break;
+			}
+			done += w;
+		}
+	}
+	if (s->advisory && res < 0)
+		res = 0;
+	if (s->counted)
+		s->counted->fmt->io_done(s->counted);
+	if (res < 0)
+		req_fail(r, res);
+	free(io->iov);
+	free(s->buf);
+	free(s);
+	req_put(r);
+}
+
+static int sub_submit(struct breq *r, struct bsub *s)
+{
+	struct blk_queue *q = r->q;
+	int ret;
+
+	s->r = r;
+	s->io.done = sub_done;
+	r->refs++;
+	ret = q->eng->submit(q->es, &s->io);
+	if (ret != 0) {
+		if (ret < 0)
+			s->io.res = ret;
+		s->io.next = NULL;
+		if (q->sync_tail)
+			q->sync_tail->next = &s->io;
+		else
+			q->sync_done = &s->io;
+		q->sync_tail = &s->io;
+	}
+	return 0;
+}
+
+static bool iov_aligned(const struct iovec *iov, int cnt)
+{
+	for (int i = 0; i < cnt; i++)
+		if (((uintptr_t)iov[i].iov_base | iov[i].iov_len) & (BLK_DIO_ALIGN - 1))
+			return false;
+	return true;
+}
+
+/* One data piece on the engine; the vector is a slice of the caller's. */
+static int sub_rw(struct breq *r, struct bimg *bs, enum eio_op op, const struct bmap *m,
+		  const struct iovec *iov, int iovcnt, size_t iov_off, void *buf)
+{
+	struct bsub *s = calloc(1, sizeof(*s));
+	int cnt;
+
+	if (!s)
+		goto nomem;
+	if (buf) {
+		s->io.iov = malloc(sizeof(struct iovec));
+		if (!s->io.iov)
+			goto nomem;
+		s->io.iov->iov_base = buf;
+		s->io.iov->iov_len = m->len;
+		cnt = 1;
+		s->buf = buf;
+	} else {
+		s->io.iov = iov_slice(iov, iovcnt, iov_off, m->len, &cnt);
+		if (!s->io.iov)
+			goto nomem;
+	}
+	s->io.iovcnt = cnt;
+	s->io.op = op;
+	s->io.off = m->host;
+	s->io.len = m->len;
+	s->io.fd = bs->fd;
+	if (bs->dfd >= 0 && !((m->host | m->len) & (BLK_DIO_ALIGN - 1)) &&
+	    iov_aligned(s->io.iov, cnt))
+		s->io.fd = bs->dfd;
+	s->counted = m->counted ? bs : NULL;
+	return sub_submit(r, s);
+nomem:
+	if (s)
+		free(s->io.iov);
+	free(s);
+	free(buf);
+	if (m->counted)
+		bs->fmt->io_done(bs);
+	return -ENOMEM;
+}
+
+static int sub_simple(struct breq *r, struct bimg *bs, enum eio_op op, int mode,
+		      uint64_t off, uint64_t len, bool zero_fallback, bool advisory)
+{
+	struct bsub *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->io.op = op;
+	s->io.fd = bs->fd;
+	s->io.mode = mode;
+	s->io.off = off;
+	s->io.len = len;
+	s->zero_fallback = zero_fallback;
+	s->advisory = advisory;
+	return sub_submit(r, s);
+}
+
+static int do_read(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
+		   const struct iovec *iov, int iovcnt, size_t iov_off)
+{
+	while (len) {
+		struct bmap m = { 0 };
+		int ret;
+
+		if (!bs || off >= bs->size) {
+			iov_zero(iov, iovcnt, iov_off, len);
+			return 0;
+		}
+		ret = bs->fmt->map_read(bs, off, BLK_MIN(len, bs->size - off), &m);
+		if (ret < 0)
+			return ret;
+		switch (m.kind) {
+		case BMAP_DATA:
+			ret = sub_rw(r, bs, EIO_READ, &m, iov, iovcnt, iov_off, NULL);
+			break;
+		case BMAP_BACKING:
+			ret = do_read(r, bs->backing, off, m.len, iov, iovcnt, iov_off);
+			break;
+		case BMAP_COMPRESSED: {
+			void *buf = malloc(m.len);
+
+			ret = buf ? bs->fmt->read_compressed(bs, &m, off, buf, m.len) : -ENOMEM;
+			if (ret >= 0)
+				iov_copy_to(iov, iovcnt, iov_off, buf, m.len);
+			free(buf);
+			if (m.counted)
+				bs->fmt->io_done(bs);
+			break;
+		}
+		default:
+			iov_zero(iov, iovcnt, iov_off, m.len);
+			break;
+		}
+		if (ret < 0)
+			return ret;
+		off += m.len;
+		iov_off += m.len;
+		len -= m.len;
+	}
+	return 0;
+}
+
+/* iov == NULL writes zeroes. */
+static int do_write(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
+		    const struct iovec *iov, int iovcnt, size_t iov_off)
+{
+	while (len) {
+		struct bmap m = { 0 };
+		int ret = bs->fmt->map_write(bs, off, len, iov, iovcnt, iov_off, &m);
+
+		if (ret < 0)
+			return ret;
+		if (m.kind == BMAP_DATA) {
+			void *zero = NULL;
+
+			if (!iov) {
+				zero = calloc(1, m.len);
+				if (!zero) {
+					if (m.counted)
+						bs->fmt->io_done(bs);
+					return -ENOMEM;
+				}
+			}
+			ret = sub_rw(r, bs, EIO_WRITE, &m, iov, iovcnt, iov_off, zero);
+			if (ret < 0)
+				return ret;
+		}
+		off += m.len;
+		iov_off += m.len;
+		len -= m.len;
+	}
+	return 0;
+}
+
+static int check_range(struct blk *b, uint64_t off, uint64_t len, bool write)
+{
+	if (write && b->top->readonly)
+		return -EROFS;
+	if (off > b->top->size || len > b->top->size - off)
+		return -EINVAL;
+	return 0;
+}
+
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
+	       blk_cb *cb, void *opaque)
+{
+	size_t len = iov_total(iov, iovcnt);
+	struct breq *r;
+	int ret = check_range(q->b, off, len, false);
+
+	if (ret < 0)
+		return ret;
+	r = req_new(q, BLK_OP_READ, len, cb, opaque);
+	if (!r)
+		return -ENOMEM;
+	ret = do_read(r, q->b->top, off, len, iov, iovcnt, 0);
+	if (ret < 0)
+		req_fail(r, ret);
+	req_submitted(r);
+	return 0;
+}
+
+int blk_pwritev(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
+		blk_cb *cb, void *opaque)
+{
+	size_t len = iov_total(iov, iovcnt);
+	struct breq *r;
+	int ret = check_range(q->b, off, len, true);
+
+	if (ret < 0)
+		return ret;
+	r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
+	if (!r)
+		return -ENOMEM;
+	ret = do_write(r, q->b->top, off, len, iov, iovcnt, 0);
+	if (ret < 0)
+		req_fail(r, ret);
+	req_submitted(r);
+	return 0;
+}
+
+int blk_flush(struct blk_queue *q, blk_cb *cb, void *opaque)
+{
+	struct bimg *bs = q->b->top;
+	struct breq *r = req_new(q, BLK_OP_FLUSH, 0, cb, opaque);
+	int ret = 0;
+
+	if (!r)
+		return -ENOMEM;
+	if (!bs->readonly) {
+		ret = bs->fmt->flush_meta(bs);
+		if (ret >= 0 && bs->cache != BLK_CACHE_UNSAFE)
+			ret = sub_simple(r, bs, EIO_FSYNC, 0, 0, 0, false, false);
+	}
+	if (ret < 0)
+		req_fail(r, ret);
+	req_submitted(r);
+	return 0;
+}
+
+int blk_discard(struct blk_queue *q, uint64_t off, uint64_t len, blk_cb *cb, void *opaque)
+{
+	struct bimg *bs = q->b->top;
+	struct breq *r;
+	int ret = check_range(q->b, off, len, true);
+
+	if (ret < 0)
+		return ret;
+	r = req_new(q, BLK_OP_DISCARD, len, cb, opaque);
+	if (!r)
+		return -ENOMEM;
+	/* discard=ignore: the request succeeds and does nothing, as in QEMU. */
+	while (q->b->discard_unmap && len) {
+		struct bmap m = { 0 };
+
+		ret = bs->fmt->discard(bs, off, len, &m);
+		if (ret < 0)
+			break;
+		if (m.kind == BMAP_DATA)
+			ret = sub_simple(r, bs, EIO_FALLOCATE,
+					 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					 m.host, m.len, false, true);
+		if (ret < 0)
+			break;
+		off += m.len;
+		len -= m.len;
+	}
+	if (ret < 0)
+		req_fail(r, ret);
+	req_submitted(r);
+	return 0;
+}
+
+int blk_write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
+		     blk_cb *cb, void *opaque)
+{
+	struct bimg *bs = q->b->top;
+	struct breq *r;
+	int ret = check_range(q->b, off, len, true);
+
+	if (ret < 0)
+		return ret;
+	r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
+	if (!r)
+		return -ENOMEM;
+	r->zeroes = true;
+	/* Unmapping is allowed only where the drive has discard=unmap. */
+	may_unmap = may_unmap && q->b->discard_unmap;
+	while (len) {
+		struct bmap m = { 0 };
+
+		ret = bs->fmt->write_zeroes(bs, off, len, may_unmap, &m);
+		if (ret < 0)
+			break;
+		if (m.kind == BMAP_DATA) {
+			int mode = may_unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE :
+				   FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+
+			ret = sub_simple(r, bs, EIO_FALLOCATE, mode, m.host, m.len, true, false);
+		} else if (m.kind == BMAP_FALLBACK) {
+			ret = do_write(r, bs, off, m.len, NULL, 0, 0);
+		}
+		if (ret < 0)
+			break;
+		off += m.len;
+		len -= m.len;
+	}
+	if (ret < 0)
+		req_fail(r, ret);
+	req_submitted(r);
+	return 0;
+}
+
+int blk_queue_poll(struct blk_queue *q)
+{
+	uint64_t cnt;
+	int n = 0;
+
+	if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
+		/* EAGAIN: nothing signalled, poll anyway */
+	}
+	n += q->eng->reap(q->es);
+	while (q->sync_done) {
+		struct eio *io = q->sync_done;
+
+		q->sync_done = io->next;
+		if (!q->sync_done)
+			q->sync_tail = NULL;
+		io->done(io, io->res);
+		n++;
+	}
+	while (q->done) {
+		struct breq *r = q->done;
+
+		q->done = r->next;
+		if (!q->done)
+			q->done_tail = NULL;
+		req_complete(r);
+		n++;
+	}
+	return n;
+}

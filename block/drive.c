@@ -1,0 +1,142 @@
+/*
+ * -drive: parse the QEMU-style option string, open the image and link the
+ * drive into the machine.  Devices (virtio-blk) find drives by id.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block.h"
+#include "log.h"
+#include "machine.h"
+#include "options.h"
+
+static const char *const if_words[] = { "virtio", "none", NULL };
+static const char *const format_words[] = { "raw", "qcow2", NULL };
+static const char *const cache_words[] = { "writeback", "none", "writethrough",
+					   "directsync", "unsafe", NULL };
+static const char *const aio_words[] = { "io_uring", "native", "threads", NULL };
+/* "on"/"off" are QEMU's old spellings of unmap/ignore. */
+static const char *const discard_words[] = { "ignore", "unmap", "off", "on", NULL };
+
+static const enum blk_cache cache_values[] = { BLK_CACHE_WRITEBACK, BLK_CACHE_NONE,
+					       BLK_CACHE_WRITETHROUGH, BLK_CACHE_DIRECTSYNC,
+					       BLK_CACHE_UNSAFE };
+static const enum blk_aio aio_values[] = { BLK_AIO_IO_URING, BLK_AIO_NATIVE, BLK_AIO_THREADS };
+
+struct drive *drive_find(struct machine *m, const char *id)
+{
+	for (struct drive *d = m->drives; d; d = d->next)
+		if (!strcmp(d->id, id))
+			return d;
+	return NULL;
+}
+
+static void drive_free(struct drive *d)
+{
+	free(d->id);
+	free(d->iface);
+	free((char *)d->cfg.file);
+	free((char *)d->cfg.format);
+	free(d);
+}
+
+static char *auto_id(struct machine *m, const char *iface)
+{
+	char buf[32];
+
+	for (int i = 0;; i++) {
+		snprintf(buf, sizeof(buf), "%s%d", iface, i);
+		if (!drive_find(m, buf))
+			return strdup(buf);
+	}
+}
+
+int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-drive", optstr, "file", err, errlen);
+	const char *file, *id;
+	struct drive *d = NULL, **tail;
+	int iface, fmt = -1, cache, aio, discard, ret = -EINVAL;
+	bool ro;
+
+	if (!o)
+		return -EINVAL;
+	file = opts_get(o, "file");
+	id = opts_get(o, "id");
+	iface = opts_get_enum(o, "if", if_words, 0, err, errlen);
+	if (iface < 0)
+		goto out;
+	if (opts_get(o, "format")) {
+		fmt = opts_get_enum(o, "format", format_words, 0, err, errlen);
+		if (fmt < 0)
+			goto out;
+	}
+	cache = opts_get_enum(o, "cache", cache_words, 0, err, errlen);
+	if (cache < 0)
+		goto out;
+	aio = opts_get_enum(o, "aio", aio_words, 0, err, errlen);
+	if (aio < 0)
+		goto out;
+	discard = opts_get_enum(o, "discard", discard_words, 0, err, errlen);
+	if (discard < 0)
+		goto out;
+	if (opts_get_bool(o, "readonly", false, &ro, err, errlen) < 0)
+		goto out;
+	if (opts_check_all_used(o, err, errlen) < 0)
+		goto out;
+	if (!file || !*file) {
+		snprintf(err, errlen, "-drive: file= is required");
+		goto out;
+	}
+	if (id && drive_find(m, id)) {
+		snprintf(err, errlen, "-drive: duplicate id '%s'", id);
+		goto out;
+	}
+	/* As QEMU: Linux AIO needs O_DIRECT, or it silently blocks. */
+	if (aio_values[aio] == BLK_AIO_NATIVE &&
+	    cache_values[cache] != BLK_CACHE_NONE && cache_values[cache] != BLK_CACHE_DIRECTSYNC) {
+		snprintf(err, errlen, "-drive: aio=native requires cache=none or cache=directsync "
+			 "(cache='%s')", cache_words[cache]);
+		goto out;
+	}
+
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "-drive: out of memory");
+		goto out;
+	}
+	d->iface = strdup(if_words[iface]);
+	d->id = id ? strdup(id) : auto_id(m, if_words[iface]);
+	d->cfg.file = strdup(file);
+	d->cfg.format = fmt >= 0 ? strdup(format_words[fmt]) : NULL;
+	d->cfg.cache = cache_values[cache];
+	d->cfg.aio = aio_values[aio];
+	d->cfg.readonly = ro;
+	d->cfg.discard_unmap = discard == 1 || discard == 3;
+	d->blk = blk_open(&d->cfg, err, errlen);
+	if (!d->blk) {
+		drive_free(d);
+		goto out;
+	}
+	for (tail = &m->drives; *tail; tail = &(*tail)->next)
+		;
+	*tail = d;
+	ret = 0;
+out:
+	opts_free(o);
+	return ret;
+}
+
+void drive_close_all(struct machine *m)
+{
+	while (m->drives) {
+		struct drive *d = m->drives;
+
+		m->drives = d->next;
+		blk_close(d->blk);
+		drive_free(d);
+	}
+}

@@ -1,0 +1,244 @@
+/*
+ * Opening one image of a chain: the host file (with an O_DIRECT twin for
+ * cache=none/directsync), the format (given or probed) and, recursively,
+ * its backing file, read-only, with a depth limit and loop detection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blk-int.h"
+#include "log.h"
+
+static const struct fmt_ops *const formats[] = { &fmt_qcow2, &fmt_raw };
+
+static const struct fmt_ops *fmt_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+		if (!strcmp(formats[i]->name, name))
+			return formats[i];
+	return NULL;
+}
+
+static const struct fmt_ops *fmt_probe(int fd)
+{
+	uint8_t buf[512];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+
+	for (size_t i = 0; n > 0 && i < sizeof(formats) / sizeof(formats[0]); i++)
+		if (formats[i]->probe && formats[i]->probe(buf, n))
+			return formats[i];
+	return &fmt_raw;
+}
+
+/* A relative backing name is relative to the directory of its image. */
+static char *backing_path(const char *image, const char *name)
+{
+	char *dup, *dir, *out;
+
+	if (name[0] == '/')
+		return strdup(name);
+	dup = strdup(image);
+	if (!dup)
+		return NULL;
+	dir = dirname(dup);
+	if (asprintf(&out, "%s/%s", dir, name) < 0)
+		out = NULL;
+	free(dup);
+	return out;
+}
+
+static void bimg_free(struct bimg *bs)
+{
+	if (bs->dfd >= 0)
+		close(bs->dfd);
+	if (bs->fd >= 0)
+		close(bs->fd);
+	free(bs->filename);
+	free(bs->backing_name);
+	free(bs->backing_fmt);
+	free(bs);
+}
+
+static int open_backing(struct bimg *bs, char **chain, char *err, size_t errlen)
+{
+	char *path = backing_path(bs->filename, bs->backing_name);
+	char *sub[BLK_MAX_BACKING_DEPTH + 1];
+
+	if (!path)
+		return -ENOMEM;
+	for (int i = 0; i <= bs->depth; i++)
+		sub[i] = chain[i];
+	bs->backing = bimg_open(path, bs->backing_fmt, bs->cache, true, false,
+				bs->depth + 1, sub, err, errlen);
+	free(path);
+	return bs->backing ? 0 : -EINVAL;
+}
+
+struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cache,
+		       bool readonly, bool discard_unmap, int depth, char **chain,
+		       char *err, size_t errlen)
+{
+	int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	char *top_chain[BLK_MAX_BACKING_DEPTH + 1];
+	char real[PATH_MAX];
+	struct bimg *bs;
+	int ret;
+
+	if (depth > BLK_MAX_BACKING_DEPTH) {
+		snprintf(err, errlen, "'%s': backing chain deeper than %d images",
+			 file, BLK_MAX_BACKING_DEPTH);
+		return NULL;
+	}
+	if (!realpath(file, real)) {
+		snprintf(err, errlen, "could not open '%s': %s", file, strerror(errno));
+		return NULL;
+	}
+	if (!chain)
+		chain = top_chain;
+	for (int i = 0; i < depth; i++) {
+		if (!strcmp(chain[i], real)) {
+			snprintf(err, errlen, "'%s': backing file loop (the chain comes back to '%s')",
+				 file, real);
+			return NULL;
+		}
+	}
+	bs = calloc(1, sizeof(*bs));
+	if (!bs) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	bs->fd = bs->dfd = -1;
+	bs->filename = strdup(file);
+	bs->readonly = readonly;
+	bs->discard_unmap = discard_unmap;
+	bs->cache = cache;
+	bs->depth = depth;
+	if (cache == BLK_CACHE_WRITETHROUGH || cache == BLK_CACHE_DIRECTSYNC)
+		flags |= O_DSYNC;
+	bs->fd = open(file, flags);
+	if (bs->fd < 0) {
+		snprintf(err, errlen, "could not open '%s': %s", file, strerror(errno));
+		goto fail;
+	}
+	if (cache == BLK_CACHE_NONE || cache == BLK_CACHE_DIRECTSYNC) {
+		bs->dfd = open(file, flags | O_DIRECT);
+		if (bs->dfd < 0) {
+			snprintf(err, errlen, "could not open '%s' with O_DIRECT (cache=%s): %s",
+				 file, cache == BLK_CACHE_NONE ? "none" : "directsync",
+				 strerror(errno));
+			goto fail;
+		}
+	}
+	if (format) {
+		bs->fmt = fmt_find(format);
+		if (!bs->fmt) {
+			snprintf(err, errlen, "'%s': unknown format '%s'", file, format);
+			goto fail;
+		}
+	} else {
+		bs->fmt = fmt_probe(bs->fd);
+		if (bs->fmt == &fmt_raw && depth == 0)
+			log_warn("'%s': image format was not specified, probed as raw; "
+				 "writes to block 0 are allowed (specify format=raw)", file);
+	}
+	ret = bs->fmt->open(bs, err, errlen);
+	if (ret < 0)
+		goto fail;
+	if (bs->backing_name) {
+		chain[depth] = real;
+		if (open_backing(bs, chain, err, errlen) < 0) {
+			bs->fmt->close(bs);
+			goto fail;
+		}
+	}
+	return bs;
+fail:
+	bimg_free(bs);
+	return NULL;
+}
+
+int bimg_close(struct bimg *bs)
+{
+	int ret;
+
+	if (!bs)
+		return 0;
+	ret = bs->fmt->close(bs);
+	if (!bs->readonly && bs->cache != BLK_CACHE_UNSAFE && fdatasync(bs->fd) < 0 && !ret)
+		ret = -errno;
+	if (bs->backing)
+		bimg_close(bs->backing);
+	bimg_free(bs);
+	return ret;
+}
+
+int bimg_sync(struct bimg *bs)
+{
+	if (bs->cache == BLK_CACHE_UNSAFE)
+		return 0;
+	return fdatasync(bs->fd) < 0 ? -errno : 0;
+}
+
+static int pread_full(int fd, void *buf, uint64_t len, uint64_t off)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		ssize_t r = pread(fd, (char *)buf + done, len - done, off + done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) {
+			memset((char *)buf + done, 0, len - done);
+			break;
+		}
+		done += r;
+	}
+	return 0;
+}
+
+int bimg_pread(struct bimg *bs, uint64_t off, void *buf, uint64_t len)
+{
+	while (len) {
+		struct bmap m = { 0 };
+		int ret;
+
+		if (!bs || off >= bs->size) {
+			memset(buf, 0, len);
+			return 0;
+		}
+		ret = bs->fmt->map_read(bs, off, BLK_MIN(len, bs->size - off), &m);
+		if (ret < 0)
+			return ret;
+		switch (m.kind) {
+		case BMAP_DATA:
+			ret = pread_full(bs->fd, buf, m.len, m.host);
+			break;
+		case BMAP_BACKING:
+			ret = bimg_pread(bs->backing, off, buf, m.len);
+			break;
+		case BMAP_COMPRESSED:
+			ret = bs->fmt->read_compressed(bs, &m, off, buf, m.len);
+			break;
+		default:
+			memset(buf, 0, m.len);
+			break;
+		}
+		if (m.counted)
+			bs->fmt->io_done(bs);
+		if (ret < 0)
+			return ret;
+		off += m.len;
+		buf = (char *)buf + m.len;
+		len -= m.len;
+	}
+	return 0;
+}

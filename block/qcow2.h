@@ -1,0 +1,148 @@
+/*
+ * qcow2 private state, shared by qcow2.c (open, header, validation),
+ * qcow2_refcount.c (metadata caches, refcounts, allocation, ordered
+ * write-back) and qcow2_cluster.c (guest-to-host mapping, writes).
+ *
+ * Crash consistency: metadata lives in write-back caches and reaches the
+ * file only in qcow2_meta_flush (FLUSH, cache eviction, close), in this
+ * order, with a host flush between steps: refcount blocks, L2 tables, the
+ * L1 table, then the refcount decrements of clusters freed since the last
+ * flush.  So a refcount is never lower on disk than the references to it;
+ * a crash only leaks clusters.  Data of an allocating write is written
+ * before its L2 entry is even set in the cache.
+ */
+#ifndef VIREO_BLOCK_QCOW2_H
+#define VIREO_BLOCK_QCOW2_H
+
+#include <glib.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blk-int.h"
+
+#define QCOW2_MAGIC		0x514649fbu
+#define QCOW2_INCOMPAT_DIRTY	(1ull << 0)
+#define QCOW2_INCOMPAT_CORRUPT	(1ull << 1)
+#define QCOW2_INCOMPAT_DATAFILE	(1ull << 2)
+#define QCOW2_INCOMPAT_COMPRESS	(1ull << 3)
+#define QCOW2_INCOMPAT_EXTL2	(1ull << 4)
+#define QCOW2_INCOMPAT_KNOWN	(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
+				 QCOW2_INCOMPAT_COMPRESS)
+
+#define QCOW_OFLAG_COPIED	(1ull << 63)
+#define QCOW_OFLAG_COMPRESSED	(1ull << 62)
+#define QCOW_OFLAG_ZERO		1ull
+#define L1E_OFFSET_MASK		0x00fffffffffffe00ull
+#define L2E_OFFSET_MASK		0x00fffffffffffe00ull
+#define REFT_OFFSET_MASK	0xfffffffffffffe00ull
+
+#define QCOW2_HDR_INCOMPAT	72
+#define QCOW2_HDR_AUTOCLEAR	88
+#define QCOW2_HDR_REFTABLE	48
+
+#define QCOW2_MAX_L1_BYTES	(32u << 20)
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
+#define QCOW2_MAX_PENDING_FREES	4096
+
+struct qcache_ent {
+	uint64_t off;		/* host offset of the table, 0 when unused */
+	uint8_t *buf;		/* cluster_size bytes, on-disk (big-endian) layout */
+	bool dirty;
+	uint64_t lru;
+};
+
+struct qcache {
+	struct qcache_ent *e;
+	unsigned n;
+	GHashTable *idx;	/* host offset -> entry + 1 */
+	uint64_t tick;
+};
+
+struct qfree {
+	uint64_t off, len;	/* host range whose clusters lose one reference */
+};
+
+struct qcow2 {
+	struct bimg *bs;
+	pthread_mutex_t lock;
+
+	uint32_t version;
+	unsigned cluster_bits;
+	uint64_t cluster_size;
+	uint64_t l2_entries;		/* entries per L2 table */
+	unsigned csize_shift;
+	uint64_t csize_mask;
+	uint64_t coffset_mask;
+
+	uint64_t l1_offset;
+	uint32_t l1_size;
+	uint64_t *l1;			/* host-endian */
+	uint32_t l1_dirty_lo, l1_dirty_hi;	/* [lo, hi) of dirty entries */
+
+	uint64_t rt_offset;
+	uint32_t rt_clusters;
+	uint64_t rt_size;		/* entries */
+	uint64_t *rt;			/* host-endian */
+
+	unsigned refcount_order;
+	uint64_t rb_entries;		/* refcounts per refcount block */
+	uint64_t rc_max;
+
+	uint64_t incompat, compat, autoclear;
+	int compression_type;		/* 0 zlib, 1 zstd */
+	uint32_t nb_snapshots;
+
+	struct qcache l2c, rbc;
+
+	uint64_t file_end;		/* bytes: file size, grown by allocations */
+	uint64_t free_hint;		/* first cluster that may be free */
+	struct qfree *pending;
+	size_t npending, pending_cap;
+	uint64_t inflight;		/* data I/O to host clusters, see io_done */
+
+	uint8_t *meta;			/* bitmap: clusters holding metadata */
+	uint64_t meta_bits;
+
+	bool corrupt;			/* found bad metadata: every request fails */
+};
+
+static inline uint64_t qcow2_be64(const uint8_t *p)
+{
+	uint64_t v;
+
+	__builtin_memcpy(&v, p, 8);
+	return __builtin_bswap64(v);
+}
+
+static inline void qcow2_put_be64(uint8_t *p, uint64_t v)
+{
+	v = __builtin_bswap64(v);
+	__builtin_memcpy(p, &v, 8);
+}
+
+/* qcow2.c */
+int qcow2_corruption(struct qcow2 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int qcow2_pread(struct qcow2 *s, void *buf, uint64_t len, uint64_t off);
+int qcow2_pwrite(struct qcow2 *s, const void *buf, uint64_t len, uint64_t off);
+int qcow2_sync(struct qcow2 *s);
+
+/* qcow2_refcount.c */
+int qcache_init(struct qcache *c, unsigned n, uint64_t cluster_size);
+void qcache_fini(struct qcache *c);
+int qcow2_l2_get(struct qcow2 *s, uint64_t off, uint8_t **table);
+int qcow2_l2_new(struct qcow2 *s, uint64_t off, uint8_t **table);
+void qcow2_l2_dirty(struct qcow2 *s, uint64_t off);
+bool qcow2_is_meta(struct qcow2 *s, uint64_t cluster);
+int qcow2_mark_meta(struct qcow2 *s, uint64_t off, uint64_t len, bool set);
+int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *off);
+int qcow2_free_deferred(struct qcow2 *s, uint64_t off, uint64_t len);
+int qcow2_meta_flush(struct qcow2 *s);
+int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
+
+/* qcow2_cluster.c */
+extern const struct fmt_ops fmt_qcow2;
+int qcow2_open_image(struct bimg *bs, char *err, size_t errlen);
+int qcow2_close_image(struct bimg *bs);
+
+#endif

@@ -1,0 +1,401 @@
+/*
+ * Hostile qcow2 images: header fields and table entries that point outside
+ * the file or into metadata are refused with a message naming the problem;
+ * a few hundred deterministic mutations of a valid image either fail to
+ * open with a message or run I/O without crashing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+#include "test_block_util.h"
+
+#define CS 4096u
+
+struct base {
+	char *dir, *path;
+	uint8_t *img;
+	gsize len;
+	uint64_t l1_off, rt_off, l2_off, rb_off;
+	uint32_t l1_size;
+};
+
+static struct base base;
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return GUINT64_FROM_BE(v);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	v = GUINT64_TO_BE(v);
+	memcpy(p, &v, 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	v = GUINT32_TO_BE(v);
+	memcpy(p, &v, 4);
+}
+
+static bool base_init(void)
+{
+	if (base.img)
+		return true;
+	if (!tb_have_qemu_img())
+		return false;
+	base.dir = tb_tmpdir();
+	base.path = g_build_filename(base.dir, "base.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=%u %s 4M && "
+			      "qemu-io -c 'write -P 0xab 0 64k' -c 'write -P 0xcd 1M 8k' "
+			      "-c 'write -z 2M 4k' %s && qemu-io -c 'write -c -P 0x77 3M 4k' %s",
+			      CS, base.path, base.path, base.path), ==, 0);
+	g_assert_true(g_file_get_contents(base.path, (char **)&base.img, &base.len, NULL));
+	base.l1_off = get64(base.img + 40);
+	base.l1_size = GUINT32_FROM_BE(*(uint32_t *)(base.img + 36));
+	base.rt_off = get64(base.img + 48);
+	base.l2_off = get64(base.img + base.l1_off) & 0x00fffffffffffe00ull;
+	base.rb_off = get64(base.img + base.rt_off);
+	g_assert_cmpuint(base.l2_off, !=, 0);
+	g_assert_cmpuint(base.rb_off, !=, 0);
+	return true;
+}
+
+static char *write_variant(const uint8_t *img, gsize len)
+{
+	char *p = g_build_filename(base.dir, "v.qcow2", NULL);
+
+	g_assert_true(g_file_set_contents(p, (const char *)img, len, NULL));
+	return p;
+}
+
+static struct blk *open_variant(const char *p, bool ro, char *err, size_t errlen)
+{
+	struct blk_config cfg = { .file = p, .format = "qcow2", .aio = BLK_AIO_THREADS,
+				  .readonly = ro, .discard_unmap = true };
+
+	err[0] = 0;
+	return blk_open(&cfg, err, errlen);
+}
+
+/* Mutate a copy of the base image; expect open to fail naming `want`. */
+static void expect_refused(void (*mutate)(uint8_t *img), bool ro, const char *want)
+{
+	uint8_t *img = g_memdup2(base.img, base.len);
+	char err[512], *p;
+	struct blk *b;
+
+	mutate(img);
+	p = write_variant(img, base.len);
+	b = open_variant(p, ro, err, sizeof(err));
+	if (b)
+		blk_close(b);
+	g_assert_null(b);
+	g_test_message("refused: %s", err);
+	g_assert_nonnull(strstr(err, want));
+	g_assert_nonnull(strstr(err, "v.qcow2"));
+	g_free(p);
+	g_free(img);
+}
+
+static void m_magic(uint8_t *i) { i[0] = 'X'; }
+static void m_version(uint8_t *i) { put32(i + 4, 4); }
+static void m_cbits(uint8_t *i) { put32(i + 20, 30); }
+static void m_l1_far(uint8_t *i) { put64(i + 40, 1ull << 40); }
+static void m_l1_huge(uint8_t *i) { put32(i + 36, 0x10000000); }
+static void m_l1_small(uint8_t *i) { put32(i + 36, 0); }
+static void m_rt_misaligned(uint8_t *i) { put64(i + 48, base.rt_off + 8); }
+static void m_rt_zero(uint8_t *i) { put32(i + 56, 0); }
+static void m_rt_on_header(uint8_t *i) { put64(i + 48, 0); }
+static void m_incompat(uint8_t *i) { i[79] |= 1 << 5; }
+static void m_corrupt(uint8_t *i) { i[79] |= 1 << 1; }
+static void m_dirty(uint8_t *i) { i[79] |= 1 << 0; }
+static void m_refbits(uint8_t *i) { put32(i + 96, 7); }
+static void m_hlen(uint8_t *i) { put32(i + 100, CS * 2); }
+static void m_crypt(uint8_t *i) { put32(i + 32, 1); }
+static void m_ctype(uint8_t *i) { i[104] = 1; }
+static void m_l2_far(uint8_t *i) { put64(i + base.l1_off, (1ull << 40) | (1ull << 63)); }
+static void m_l2_misaligned(uint8_t *i) { put64(i + base.l1_off, base.l2_off + 512); }
+static void m_l2_on_rt(uint8_t *i) { put64(i + base.l1_off, base.rt_off | (1ull << 63)); }
+static void m_rb_on_l1(uint8_t *i) { put64(i + base.rt_off, base.l1_off); }
+static void m_rb_far(uint8_t *i) { put64(i + base.rt_off, 1ull << 45); }
+static void m_backing_far(uint8_t *i) { put64(i + 8, CS - 4); put32(i + 16, 100); }
+static void m_ext_long(uint8_t *i)
+{
+	/* a header extension (right after the 112-byte header) running off */
+	put32(i + 112, 0x12345678);
+	put32(i + 116, CS);
+}
+
+static void test_refused(void)
+{
+	if (!base_init()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	expect_refused(m_magic, true, "bad magic");
+	expect_refused(m_version, true, "version 4");
+	expect_refused(m_cbits, true, "cluster_bits 30");
+	expect_refused(m_l1_far, true, "L1 table");
+	expect_refused(m_l1_huge, true, "L1 table");
+	expect_refused(m_l1_small, true, "too small for the virtual size");
+	expect_refused(m_rt_misaligned, true, "refcount table");
+	expect_refused(m_rt_zero, true, "refcount table");
+	expect_refused(m_rt_on_header, true, "refcount table");
+	expect_refused(m_incompat, true, "unsupported incompatible features 0x20");
+	expect_refused(m_corrupt, false, "marked corrupt");
+	expect_refused(m_dirty, false, "dirty");
+	expect_refused(m_refbits, true, "refcount_order 7");
+	expect_refused(m_hlen, true, "header_length");
+	expect_refused(m_crypt, true, "encrypted");
+	expect_refused(m_ctype, true, "compression type");
+	expect_refused(m_l2_far, true, "L2 table 0");
+	expect_refused(m_l2_misaligned, true, "not cluster-aligned");
+	expect_refused(m_l2_on_rt, true, "overlaps");
+	expect_refused(m_rb_on_l1, true, "overlaps");
+	expect_refused(m_rb_far, true, "outside the file");
+	expect_refused(m_backing_far, true, "backing file name");
+	expect_refused(m_ext_long, true, "header extension");
+}
+
+/* A corrupt image opens read-only; a dirty one too. */
+static void test_readonly_allowed(void)
+{
+	uint8_t *img;
+	char err[512], *p;
+	struct blk *b;
+
+	if (!base_init()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	img = g_memdup2(base.img, base.len);
+	m_corrupt(img);
+	m_dirty(img);
+	p = write_variant(img, base.len);
+	b = open_variant(p, true, err, sizeof(err));
+	g_assert_nonnull(b);
+	blk_close(b);
+	g_free(p);
+	g_free(img);
+}
+
+/*
+ * Data pointers are checked when used: reading fails with EIO, and a
+ * writable image gets the corrupt bit so it is not written again.
+ */
+static void test_bad_l2_entries(void)
+{
+	const uint64_t bad[] = {
+		(1ull << 63) | (1ull << 40),			/* past the end */
+		(1ull << 63) | 0,				/* header: metadata */
+		(1ull << 63),					/* (placeholder: L1) */
+		(1ull << 63) | 4096 | 512,			/* misaligned */
+		(1ull << 62) | (1ull << 50),			/* compressed, past the end */
+		(1ull << 63) | (1ull << 57) | 8192,		/* reserved bits */
+	};
+	uint8_t buf[4096];
+	char err[512];
+
+	if (!base_init()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	for (size_t k = 0; k < G_N_ELEMENTS(bad); k++) {
+		uint8_t *img = g_memdup2(base.img, base.len);
+		uint64_t e = k == 2 ? bad[k] | base.l1_off : bad[k];
+		struct blk_queue *q;
+		struct blk *b;
+		char *p;
+
+		if (k == 1)
+			e = (1ull << 63) | base.rt_off;
+		put64(img + base.l2_off, e);		/* guest cluster 0 */
+		p = write_variant(img, base.len);
+		b = open_variant(p, false, err, sizeof(err));
+		g_assert_nonnull(b);
+		q = blk_queue_new(b, err, sizeof(err));
+		g_assert_cmpint(tb_pread(q, 0, buf, sizeof(buf)), ==, -EIO);
+		/* and everything after it fails too */
+		g_assert_cmpint(tb_pread(q, 1 << 20, buf, sizeof(buf)), ==, -EIO);
+		g_assert_cmpint(tb_pwrite(q, 1 << 20, buf, sizeof(buf)), ==, -EIO);
+		blk_queue_free(q);
+		blk_close(b);
+		b = open_variant(p, false, err, sizeof(err));
+		g_assert_null(b);
+		g_assert_nonnull(strstr(err, "marked corrupt"));
+		g_free(p);
+		g_free(img);
+	}
+}
+
+static void test_backing_errors(void)
+{
+	char *dir, *a, err[512];
+	struct blk *b;
+
+	if (!tb_have_qemu_img()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	dir = tb_tmpdir();
+	g_assert_cmpint(tb_sh(NULL, "cd %s && "
+			      "qemu-img create -q -f qcow2 -u -b b.qcow2 -F qcow2 a.qcow2 1M && "
+			      "qemu-img create -q -f qcow2 -u -b a.qcow2 -F qcow2 b.qcow2 1M && "
+			      "qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 c.qcow2 1M",
+			      dir), ==, 0);
+	a = g_build_filename(dir, "a.qcow2", NULL);
+	b = open_variant(a, false, err, sizeof(err));
+	g_assert_null(b);
+	g_assert_nonnull(strstr(err, "loop"));
+	g_free(a);
+	a = g_build_filename(dir, "c.qcow2", NULL);
+	b = open_variant(a, false, err, sizeof(err));
+	g_assert_null(b);
+	g_assert_nonnull(strstr(err, "gone.qcow2"));
+	g_free(a);
+	tb_rmdir(dir);
+}
+
+static uint32_t rnd(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+static uint64_t interesting(uint32_t *s)
+{
+	const uint64_t v[] = { 0, 1, 511, 512, CS, CS - 1, 0xffffffffull, 0x7fffffffull,
+			       ~0ull, 1ull << 63, 1ull << 62, base.len, base.len - CS,
+			       base.len + CS, base.l1_off, base.rt_off, base.l2_off, base.rb_off };
+
+	if (rnd(s) % 3 == 0)
+		return ((uint64_t)rnd(s) << 32) | rnd(s);
+	return v[rnd(s) % G_N_ELEMENTS(v)];
+}
+
+static void mutate(uint8_t *img, uint32_t seed)
+{
+	static const struct { unsigned off, width; } fields[] = {
+		{ 8, 8 }, { 16, 4 }, { 20, 4 }, { 24, 8 }, { 32, 4 }, { 36, 4 }, { 40, 8 },
+		{ 48, 8 }, { 56, 4 }, { 60, 4 }, { 64, 8 }, { 72, 8 }, { 80, 8 }, { 88, 8 },
+		{ 96, 4 }, { 100, 4 },
+	};
+	uint32_t s = seed * 2654435761u + 1;
+	int n = 1 + rnd(&s) % 3;
+
+	for (int k = 0; k < n; k++) {
+		uint64_t v = interesting(&s);
+		unsigned idx;
+
+		switch (rnd(&s) % 6) {
+		case 0:
+			idx = rnd(&s) % G_N_ELEMENTS(fields);
+			if (fields[idx].width == 8)
+				put64(img + fields[idx].off, v);
+			else
+				put32(img + fields[idx].off, v);
+			break;
+		case 1:
+			put64(img + base.l1_off + 8 * (rnd(&s) % base.l1_size), v);
+			break;
+		case 2:	/* the L2 entries that map data */
+			idx = rnd(&s) % 20;
+			idx = idx < 16 ? idx : 256 + idx;
+			put64(img + base.l2_off + 8 * (idx % (CS / 8)), v);
+			break;
+		case 3:
+			put64(img + base.rt_off + 8 * (rnd(&s) % 4), v);
+			break;
+		case 4:	/* 16-bit refcounts */
+			idx = rnd(&s) % 64;
+			img[base.rb_off + 2 * idx] = v >> 8;
+			img[base.rb_off + 2 * idx + 1] = v;
+			break;
+		default:
+			img[rnd(&s) % 512] ^= 1 << (rnd(&s) % 8);
+			break;
+		}
+	}
+}
+
+static void test_fuzz(void)
+{
+	uint8_t *rbuf = g_malloc(1 << 20), wbuf[8192];
+	int opened = 0, refused = 0;
+
+	if (!base_init()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	memset(wbuf, 0x5c, sizeof(wbuf));
+	for (uint32_t seed = 0; seed < 300; seed++) {
+		uint8_t *img = g_memdup2(base.img, base.len);
+		bool ro = seed % 3 == 0;
+		struct blk_queue *q;
+		struct blk *b;
+		char err[512], *p;
+
+		mutate(img, seed);
+		p = write_variant(img, base.len);
+		b = open_variant(p, ro, err, sizeof(err));
+		if (!b) {
+			/* refused, with a message that names the file */
+			g_assert_cmpuint(strlen(err), >, 0);
+			g_assert_nonnull(strstr(err, "v.qcow2"));
+			refused++;
+			goto next;
+		}
+		opened++;
+		q = blk_queue_new(b, err, sizeof(err));
+		g_assert_nonnull(q);
+		for (uint64_t off = 0; off < blk_size(b) && off < (8u << 20); off += 1 << 20) {
+			int64_t r = tb_pread(q, off, rbuf, MIN((uint64_t)1 << 20, blk_size(b) - off));
+
+			g_assert_true(r >= 0 || r == -EIO || r == -ENOMEM);
+		}
+		if (!ro && blk_size(b) >= (4u << 20)) {
+			int64_t r = tb_pwrite(q, 4096, wbuf, sizeof(wbuf));
+
+			g_assert_true(r >= 0 || r == -EIO || r == -ENOSPC || r == -EFBIG);
+			tb_pwrite(q, (3u << 20) + 100, wbuf, 5000);
+			tb_discard(q, 1u << 20, 64 * 1024);
+			tb_zeroes(q, 0, 64 * 1024, false);
+			tb_flush(q);
+		}
+		blk_queue_free(q);
+		blk_close(b);
+next:
+		g_free(p);
+		g_free(img);
+	}
+	g_test_message("%d opened, %d refused", opened, refused);
+	/* the mutations hit both sides */
+	g_assert_cmpint(opened, >, 20);
+	g_assert_cmpint(refused, >, 20);
+	g_free(rbuf);
+}
+
+int main(int argc, char **argv)
+{
+	int ret;
+
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/qcow2/hostile/refused", test_refused);
+	g_test_add_func("/qcow2/hostile/readonly-allowed", test_readonly_allowed);
+	g_test_add_func("/qcow2/hostile/bad-l2-entries", test_bad_l2_entries);
+	g_test_add_func("/qcow2/hostile/backing-errors", test_backing_errors);
+	g_test_add_func("/qcow2/hostile/fuzz", test_fuzz);
+	ret = g_test_run();
+	if (base.dir)
+		tb_rmdir(base.dir);
+	g_free(base.path);
+	g_free(base.img);
+	return ret;
+}

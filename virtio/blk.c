@@ -1,0 +1,747 @@
+/*
+ * virtio-blk-pci (virtio 1.2, 5.2) on the block layer.
+ *
+ * Each virtqueue has its own blk_queue and, by default, its own I/O thread
+ * (iothread-per-queue=off: one thread serves all queues of the device).  A
+ * thread waits in epoll on its queues' kick eventfds (signalled by an
+ * ioeventfd or the notify MMIO handler), their blk_queue completion fds and
+ * a stop eventfd.  Requests are submitted asynchronously; their completions
+ * run on the same thread, push to the used ring and raise the queue's
+ * interrupt.  A device reset stops the threads, and each thread first waits
+ * for its in-flight requests, so no completion writes into rings the
+ * driver has taken back.
+ *
+ * A chain whose layout does not fit the request (no status byte, a header
+ * that is not device-readable, data in the wrong direction) breaks the
+ * queue with NEEDS_RESET; a well-formed request the device cannot serve
+ * (bad sector range, unknown type) completes with IOERR or UNSUPP.
+ */
+#include <errno.h>
+#include <glib.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "block.h"
+#include "log.h"
+#include "machine.h"
+#include "options.h"
+#include "virtio-pci.h"
+#include "virtio.h"
+
+#define VBLK_QUEUE_SIZE		256
+#define VBLK_SIZE_MAX		(1u << 20)
+#define VBLK_MAX_DZ_SECTORS	(1u << 22)	/* 2 GiB per discard/write-zeroes */
+#define PCI_CLASS_STORAGE_SCSI	0x010000
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+struct virtio_blk;
+
+/* Owned by the I/O thread that serves it while the device runs. */
+struct vblk_queue {
+	struct virtio_blk *dev;
+	struct virtq *vq;
+	struct blk_queue *bq;
+	unsigned inflight;
+	bool completed;			/* pushed since the last interrupt decision */
+};
+
+/* One I/O thread, serving queues [first, first + count). */
+struct vblk_worker {
+	struct virtio_blk *dev;
+	unsigned first, count;
+	int stop_fd;
+	pthread_t thread;
+	bool running;
+};
+
+struct virtio_blk {
+	struct device dev;
+	struct virtio_pci vp;
+	struct virtio_dev vd;
+	struct virtio_blk_config cfg;
+	struct machine *m;
+	struct drive *drive;
+	struct blk *blk;
+	uint64_t capacity;		/* bytes */
+	uint32_t lbs;
+	bool readonly;
+	char serial[VIRTIO_BLK_ID_BYTES];
+	unsigned nr_queues;
+	struct vblk_queue *q;
+	unsigned nr_workers;		/* one per queue, or one per device */
+	struct vblk_worker *w;
+};
+
+struct vblk_req {
+	struct virtq_elem elem;		/* first: virtq_pop allocates the request */
+	struct vblk_queue *q;
+	uint8_t *status;
+	uint32_t used;			/* bytes written to the driver on success */
+};
+
+static void vblk_complete(struct vblk_req *r, uint8_t status)
+{
+	struct vblk_queue *q = r->q;
+
+	*r->status = status;
+	virtq_push(q->vq, &r->elem, status == VIRTIO_BLK_S_OK ? r->used : 1);
+	q->completed = true;
+	g_free(r);
+}
+
+static void vblk_io_done(void *opaque, int64_t ret)
+{
+	struct vblk_req *r = opaque;
+	struct vblk_queue *q = r->q;
+
+	q->inflight--;
+	vblk_complete(r, ret < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+/* Drop the first skip bytes of iov (in place); returns the new count. */
+static unsigned vblk_iov_skip(struct iovec *iov, unsigned cnt, size_t skip, struct iovec **out)
+{
+	while (cnt && skip >= iov->iov_len) {
+		skip -= iov->iov_len;
+		iov++;
+		cnt--;
+	}
+	if (cnt) {
+		iov->iov_base = (char *)iov->iov_base + skip;
+		iov->iov_len -= skip;
+	}
+	*out = iov;
+	return cnt;
+}
+
+/* A byte range of the disk the request may touch: aligned, inside. */
+static bool vblk_range_ok(struct virtio_blk *b, uint64_t sector, uint64_t bytes)
+{
+	uint64_t off;
+
+	if (sector > UINT64_MAX / 512)
+		return false;
+	off = sector * 512;
+	if (off % b->lbs || bytes % b->lbs)
+		return false;
+	return off <= b->capacity && bytes <= b->capacity - off;
+}
+
+static void vblk_submitted(struct vblk_req *r, int ret)
+{
+	if (ret < 0) {
+		vblk_complete(r, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	r->q->inflight++;
+}
+
+static void vblk_rw(struct vblk_req *r, const struct virtio_blk_req_hdr *h, bool write)
+{
+	struct vblk_queue *q = r->q;
+	struct virtio_blk *b = q->dev;
+	struct virtq_elem *e = &r->elem;
+	struct iovec *iov;
+	unsigned cnt;
+	size_t len;
+
+	if (write) {
+		cnt = vblk_iov_skip(e->iov, e->out_num, sizeof(*h), &iov);
+		len = e->out_len - sizeof(*h);
+	} else {
+		/* The status byte was trimmed off the end of the in part. */
+		cnt = e->in_num;
+		iov = e->iov + e->out_num;
+		len = e->in_len - 1;
+		while (cnt && !iov[cnt - 1].iov_len)
+			cnt--;
+	}
+	if (!vblk_range_ok(b, h->sector, len) || (write && b->readonly)) {
+		vblk_complete(r, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	if (!len) {
+		vblk_complete(r, VIRTIO_BLK_S_OK);
+		return;
+	}
+	r->used = write ? 1 : len + 1;
+	if (write)
+		vblk_submitted(r, blk_pwritev(q->bq, h->sector * 512, iov, cnt, vblk_io_done, r));
+	else
+		vblk_submitted(r, blk_preadv(q->bq, h->sector * 512, iov, cnt, vblk_io_done, r));
+}
+
+static void vblk_discard_zeroes(struct vblk_req *r, uint32_t type)
+{
+	struct vblk_queue *q = r->q;
+	struct virtio_blk *b = q->dev;
+	struct virtio_blk_discard_write_zeroes seg;
+	struct virtq_elem *e = &r->elem;
+	uint32_t allowed = type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0;
+	uint64_t off, len;
+
+	/* Only with the feature, and one segment per request, as
+	 * max_discard_seg and max_write_zeroes_seg say. */
+	if (!virtio_has_feature(&b->vd, type == VIRTIO_BLK_T_DISCARD ? VIRTIO_BLK_F_DISCARD :
+				VIRTIO_BLK_F_WRITE_ZEROES) ||
+	    e->out_len - sizeof(struct virtio_blk_req_hdr) != sizeof(seg)) {
+		vblk_complete(r, VIRTIO_BLK_S_UNSUPP);
+		return;
+	}
+	virtio_iov_to_buf(e->iov, e->out_num, sizeof(struct virtio_blk_req_hdr), &seg, sizeof(seg));
+	if (seg.flags & ~allowed) {
+		vblk_complete(r, VIRTIO_BLK_S_UNSUPP);
+		return;
+	}
+	len = (uint64_t)seg.num_sectors * 512;
+	if (seg.num_sectors > VBLK_MAX_DZ_SECTORS || !vblk_range_ok(b, seg.sector, len) ||
+	    b->readonly) {
+		vblk_complete(r, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	off = seg.sector * 512;
+	if (type == VIRTIO_BLK_T_DISCARD)
+		vblk_submitted(r, blk_discard(q->bq, off, len, vblk_io_done, r));
+	else
+		vblk_submitted(r, blk_write_zeroes(q->bq, off, len,
+						   seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+						   vblk_io_done, r));
+}
+
+/* Which parts must be exactly the header / exactly the status byte. */
+static bool vblk_layout_ok(const struct virtq_elem *e, uint32_t type)
+{
+	size_t hdr = sizeof(struct virtio_blk_req_hdr);
+
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_GET_ID:
+		return e->out_len == hdr;
+	case VIRTIO_BLK_T_OUT:
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return e->in_len == 1;
+	case VIRTIO_BLK_T_FLUSH:
+		return e->out_len == hdr && e->in_len == 1;
+	}
+	return true;
+}
+
+static void vblk_handle(struct vblk_queue *q, struct vblk_req *r)
+{
+	struct virtio_blk *b = q->dev;
+	struct virtq_elem *e = &r->elem;
+	struct virtio_blk_req_hdr h;
+	struct iovec *last;
+
+	r->q = q;
+	r->used = 1;
+	if (e->out_len < sizeof(h) || e->in_len < 1) {
+		log_once("%s: request without a readable header and a writable status byte",
+			 b->vd.name);
+		goto bad;
+	}
+	virtio_iov_to_buf(e->iov, e->out_num, 0, &h, sizeof(h));
+	if (!vblk_layout_ok(e, h.type)) {
+		log_once("%s: request type %u with buffers in the wrong direction",
+			 b->vd.name, h.type);
+		goto bad;
+	}
+	/* The status is the last byte of the chain; trim it off the data. */
+	last = &e->iov[e->out_num + e->in_num - 1];
+	r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	last->iov_len--;
+
+	switch (h.type) {
+	case VIRTIO_BLK_T_IN:
+		vblk_rw(r, &h, false);
+		return;
+	case VIRTIO_BLK_T_OUT:
+		vblk_rw(r, &h, true);
+		return;
+	case VIRTIO_BLK_T_FLUSH:
+		vblk_submitted(r, blk_flush(q->bq, vblk_io_done, r));
+		return;
+	case VIRTIO_BLK_T_GET_ID: {
+		size_t n = MIN(e->in_len - 1, (size_t)VIRTIO_BLK_ID_BYTES);
+
+		virtio_iov_from_buf(e->iov + e->out_num, e->in_num, 0, b->serial, n);
+		r->used = n + 1;
+		vblk_complete(r, VIRTIO_BLK_S_OK);
+		return;
+	}
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		vblk_discard_zeroes(r, h.type);
+		return;
+	}
+	vblk_complete(r, VIRTIO_BLK_S_UNSUPP);
+	return;
+bad:
+	g_free(r);
+	virtq_fail(q->vq);
+}
+
+/* Pop and start everything available (up to one ring's worth in flight). */
+static void vblk_serve(struct vblk_queue *q)
+{
+	struct virtq *vq = q->vq;
+	void *r;
+
+	do {
+		virtq_disable_notify(vq);
+		while (q->inflight < vq->size && virtq_pop(vq, sizeof(struct vblk_req), &r) == 1)
+			vblk_handle(q, r);
+		if (q->inflight >= vq->size)
+			return;	/* resumed from the next completion */
+	} while (virtq_enable_notify(vq));
+}
+
+static void vblk_maybe_notify(struct vblk_queue *q)
+{
+	if (q->completed) {
+		q->completed = false;
+		if (virtq_should_notify(q->vq))
+			q->dev->vd.notify(&q->dev->vd, q->vq->index);
+	}
+}
+
+static void vblk_drain_fd(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_once("virtio-blk: eventfd read failed: %s", strerror(errno));
+}
+
+static unsigned vblk_worker_inflight(struct vblk_worker *w)
+{
+	unsigned n = 0;
+
+	for (unsigned i = w->first; i < w->first + w->count; i++)
+		n += w->dev->q[i].inflight;
+	return n;
+}
+
+/* epoll data: the stop fd, or a queue's kick fd (2i) or completion fd (2i+1). */
+#define VBLK_EV_STOP	UINT64_MAX
+
+static int vblk_worker_watch(struct vblk_worker *w, int ep)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = VBLK_EV_STOP };
+
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, w->stop_fd, &ev) < 0)
+		return -errno;
+	for (unsigned i = w->first; i < w->first + w->count; i++) {
+		struct vblk_queue *q = &w->dev->q[i];
+
+		if (!q->vq->enabled)
+			continue;
+		ev.data.u64 = 2ull * i;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, q->vq->kick_fd, &ev) < 0)
+			return -errno;
+		ev.data.u64 = 2ull * i + 1;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, blk_queue_fd(q->bq), &ev) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void *vblk_thread(void *opaque)
+{
+	struct vblk_worker *w = opaque;
+	struct virtio_blk *b = w->dev;
+	struct epoll_event ev[16];
+	bool stopping = false;
+	int ep, ret;
+
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	ret = ep < 0 ? -errno : vblk_worker_watch(w, ep);
+	if (ret < 0) {
+		log_error("%s: I/O thread cannot poll: %s", b->vd.name, strerror(-ret));
+		virtio_dev_set_needs_reset(&b->vd);
+		if (ep >= 0)
+			close(ep);
+		return NULL;
+	}
+
+	/* Kicks that came before the thread started. */
+	for (unsigned i = w->first; i < w->first + w->count; i++) {
+		vblk_serve(&b->q[i]);
+		vblk_maybe_notify(&b->q[i]);
+	}
+	while (!stopping || vblk_worker_inflight(w)) {
+		int n = epoll_wait(ep, ev, G_N_ELEMENTS(ev), -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("%s: epoll_wait: %s", b->vd.name, strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct vblk_queue *q;
+
+			if (ev[i].data.u64 == VBLK_EV_STOP) {
+				vblk_drain_fd(w->stop_fd);
+				stopping = true;
+				continue;
+			}
+			q = &b->q[ev[i].data.u64 / 2];
+			if (ev[i].data.u64 & 1)
+				blk_queue_poll(q->bq);
+			else
+				vblk_drain_fd(q->vq->kick_fd);
+			if (!stopping)
+				vblk_serve(q);
+		}
+		for (unsigned i = w->first; i < w->first + w->count; i++)
+			vblk_maybe_notify(&b->q[i]);
+	}
+	close(ep);
+	return NULL;
+}
+
+static int vblk_start(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
+	int ret;
+
+	for (unsigned i = 0; i < b->nr_workers; i++) {
+		struct vblk_worker *w = &b->w[i];
+		bool any = false;
+
+		for (unsigned k = w->first; k < w->first + w->count; k++)
+			any |= b->q[k].vq->enabled;
+		if (!any)
+			continue;
+		ret = pthread_create(&w->thread, NULL, vblk_thread, w);
+		if (ret) {
+			log_error("%s: cannot start I/O thread: %s", vd->name, strerror(ret));
+			return -ret;
+		}
+		pthread_setname_np(w->thread, "virtio-blk io");
+		w->running = true;
+	}
+	return 0;
+}
+
+static void vblk_stop(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
+	uint64_t one = 1;
+
+	for (unsigned i = 0; i < b->nr_workers; i++) {
+		struct vblk_worker *w = &b->w[i];
+
+		if (!w->running)
+			continue;
+		if (write(w->stop_fd, &one, sizeof(one)) < 0)
+			log_error("%s: cannot stop I/O thread: %s", vd->name, strerror(errno));
+		pthread_join(w->thread, NULL);
+		w->running = false;
+	}
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		b->q[i].inflight = 0;
+		b->q[i].completed = false;
+	}
+}
+
+static const struct virtio_dev_ops vblk_ops = {
+	.start = vblk_start,
+	.stop = vblk_stop,
+};
+
+/* ---- creation ---- */
+
+struct vblk_params {
+	const char *id;
+	const char *serial;
+	uint64_t num_queues;
+	uint64_t queue_size;
+	uint64_t lbs, pbs;
+	int slot;
+	bool thread_per_queue;
+};
+
+static void vblk_fill_config(struct virtio_blk *b, const struct vblk_params *p)
+{
+	struct virtio_blk_config *c = &b->cfg;
+
+	memset(c, 0, sizeof(*c));
+	c->capacity = b->capacity / 512;
+	c->size_max = VBLK_SIZE_MAX;
+	c->seg_max = p->queue_size - 2;	/* room for header and status */
+	c->blk_size = p->lbs;
+	c->physical_block_exp = __builtin_ctzll(p->pbs / p->lbs);
+	c->min_io_size = 1;
+	c->opt_io_size = 0;
+	c->writeback = b->drive->cfg.cache == BLK_CACHE_WRITEBACK ||
+		       b->drive->cfg.cache == BLK_CACHE_NONE ||
+		       b->drive->cfg.cache == BLK_CACHE_UNSAFE;
+	c->num_queues = b->nr_queues;
+	c->max_discard_sectors = VBLK_MAX_DZ_SECTORS;
+	c->max_discard_seg = 1;
+	c->discard_sector_alignment = p->lbs / 512;
+	c->max_write_zeroes_sectors = VBLK_MAX_DZ_SECTORS;
+	c->max_write_zeroes_seg = 1;
+	c->write_zeroes_may_unmap = 1;
+	b->vd.config = (uint8_t *)c;
+	b->vd.config_len = sizeof(*c);
+	b->vd.host_features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_INDIRECT_DESC |
+			      1ull << VIRTIO_F_EVENT_IDX | 1ull << VIRTIO_BLK_F_SIZE_MAX |
+			      1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
+			      1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_TOPOLOGY |
+			      1ull << VIRTIO_BLK_F_MQ | 1ull << VIRTIO_BLK_F_DISCARD |
+			      1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+	if (b->readonly)
+		b->vd.host_features |= 1ull << VIRTIO_BLK_F_RO;
+}
+
+static void vblk_free(struct virtio_blk *b)
+{
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		if (b->q[i].bq)
+			blk_queue_free(b->q[i].bq);
+		virtq_cleanup(&b->vd.vqs[i]);
+	}
+	for (unsigned i = 0; i < b->nr_workers; i++)
+		if (b->w[i].stop_fd >= 0)
+			close(b->w[i].stop_fd);
+	g_free(b->w);
+	if (b->drive)
+		b->drive->claimed = false;
+	g_free(b->q);
+	g_free(b->vd.vqs);
+	g_free(b->dev.id);
+	g_free(b);
+}
+
+static void vblk_destroy(struct device *dev)
+{
+	struct virtio_blk *b = container_of(dev, struct virtio_blk, dev);
+
+	virtio_pci_destroy(&b->vp);
+	vblk_free(b);
+}
+
+static void vblk_reset(struct device *dev)
+{
+	struct virtio_blk *b = container_of(dev, struct virtio_blk, dev);
+
+	virtio_pci_reset(&b->vp);
+}
+
+static struct drive *vblk_find_drive(struct machine *m, const char *id)
+{
+	for (struct drive *d = m->drives; d; d = d->next)
+		if (d->id && !strcmp(d->id, id))
+			return d;
+	return NULL;
+}
+
+static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_params *p,
+		    char *err, size_t errlen)
+{
+	const char *name = drv->id ? drv->id : drv->cfg.file;
+	struct virtio_blk *b;
+	int ret;
+
+	if (drv->claimed) {
+		snprintf(err, errlen, "virtio-blk-pci: drive '%s' is already in use", name);
+		return -EBUSY;
+	}
+	if (!drv->blk) {
+		snprintf(err, errlen, "virtio-blk-pci: drive '%s' is not open", name);
+		return -ENODEV;
+	}
+	b = g_new0(struct virtio_blk, 1);
+	b->m = m;
+	b->drive = drv;
+	b->blk = drv->blk;
+	b->capacity = blk_size(drv->blk) & ~(uint64_t)(p->lbs - 1);
+	b->lbs = p->lbs;
+	b->readonly = blk_is_readonly(drv->blk) || drv->cfg.readonly;
+	b->nr_queues = p->num_queues;
+	/* 20 bytes, NUL-padded but not terminated when all are used. */
+	if (p->serial)
+		memcpy(b->serial, p->serial, MIN(strlen(p->serial), sizeof(b->serial)));
+	b->dev.type = "virtio-blk-pci";
+	b->dev.id = p->id ? g_strdup(p->id) : NULL;
+	b->dev.reset = vblk_reset;
+	b->dev.destroy = vblk_destroy;
+	b->vd.name = "virtio-blk-pci";
+	b->vd.device_id = VIRTIO_ID_BLOCK;
+	b->vd.mem = &m->mem;
+	b->vd.ops = &vblk_ops;
+	b->vd.nr_vqs = b->nr_queues;
+	b->vd.vqs = g_new0(struct virtq, b->nr_queues);
+	b->q = g_new0(struct vblk_queue, b->nr_queues);
+	b->nr_workers = p->thread_per_queue ? b->nr_queues : 1;
+	b->w = g_new0(struct vblk_worker, b->nr_workers);
+	for (unsigned i = 0; i < b->nr_workers; i++)
+		b->w[i].stop_fd = -1;
+	for (unsigned i = 0; i < b->nr_workers; i++) {
+		struct vblk_worker *w = &b->w[i];
+
+		w->dev = b;
+		w->first = p->thread_per_queue ? i : 0;
+		w->count = p->thread_per_queue ? 1 : b->nr_queues;
+		w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (w->stop_fd < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "virtio-blk-pci: eventfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct vblk_queue *q = &b->q[i];
+
+		q->dev = b;
+		q->vq = &b->vd.vqs[i];
+		virtq_init(q->vq, &b->vd, i, p->queue_size);
+		q->bq = blk_queue_new(drv->blk, err, errlen);
+		if (!q->bq) {
+			ret = -EIO;
+			goto fail;
+		}
+	}
+	vblk_fill_config(b, p);
+	drv->claimed = true;
+	ret = virtio_pci_init(&b->vp, m, &b->vd, PCI_CLASS_STORAGE_SCSI, p->slot, err, errlen);
+	if (ret < 0)
+		goto fail;
+	machine_add_device_obj(m, &b->dev);
+	return 0;
+fail:
+	vblk_free(b);
+	return ret;
+}
+
+static unsigned vblk_default_queues(struct machine *m)
+{
+	unsigned n = m->cfg.smp ? m->cfg.smp : 1;
+
+	return MIN(n, VIRTIO_PCI_MAX_QUEUES);
+}
+
+static bool vblk_is_block_size(uint64_t v)
+{
+	return v >= 512 && v <= 32768 && !(v & (v - 1));
+}
+
+static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errlen)
+{
+	struct vblk_params p = { .slot = -1 };
+	const char *drive_id, *bus;
+	uint64_t bootindex;
+	struct drive *drv;
+	int ret;
+
+	opts_get(o, "driver");
+	p.id = opts_get(o, "id");
+	p.serial = opts_get(o, "serial");
+	drive_id = opts_get(o, "drive");
+	bus = opts_get(o, "bus");
+	if ((ret = opts_get_uint(o, "num-queues", vblk_default_queues(m), &p.num_queues,
+				 err, errlen)) < 0 ||
+	    (ret = opts_get_uint(o, "queue-size", VBLK_QUEUE_SIZE, &p.queue_size, err, errlen)) < 0 ||
+	    (ret = opts_get_size(o, "logical_block_size", 512, &p.lbs, err, errlen)) < 0 ||
+	    (ret = opts_get_size(o, "physical_block_size", 512, &p.pbs, err, errlen)) < 0)
+		return ret;
+	if ((ret = opts_get_bool(o, "iothread-per-queue", true, &p.thread_per_queue,
+				 err, errlen)) < 0)
+		return ret;
+	/* libvirt always passes one; vireo boots the kernel directly, so the
+	 * firmware boot order it sets has nothing to act on. */
+	if ((ret = opts_get_uint(o, "bootindex", 0, &bootindex, err, errlen)) < 0)
+		return ret;
+	if (opts_get(o, "addr")) {
+		const char *a = opts_get(o, "addr");
+		char *end;
+		unsigned long slot = strtoul(a, &end, 0);
+
+		if (end == a || (*end && strcmp(end, ".0")) || slot >= PCI_MAX_SLOTS) {
+			snprintf(err, errlen, "virtio-blk-pci: addr=%s: expected a slot number", a);
+			return -EINVAL;
+		}
+		p.slot = slot;
+	}
+	if ((ret = opts_check_all_used(o, err, errlen)) < 0)
+		return ret;
+	if (!drive_id) {
+		snprintf(err, errlen, "virtio-blk-pci: drive property not set");
+		return -EINVAL;
+	}
+	if (bus && strcmp(bus, "pci.0")) {
+		snprintf(err, errlen, "virtio-blk-pci: bus=%s: only pci.0 exists", bus);
+		return -EINVAL;
+	}
+	if (!p.num_queues || p.num_queues > VIRTIO_PCI_MAX_QUEUES) {
+		snprintf(err, errlen, "virtio-blk-pci: num-queues=%" PRIu64 ": must be 1 to %u",
+			 p.num_queues, VIRTIO_PCI_MAX_QUEUES);
+		return -EINVAL;
+	}
+	if (p.queue_size < 4 || p.queue_size > VIRTQ_MAX_SIZE ||
+	    (p.queue_size & (p.queue_size - 1))) {
+		snprintf(err, errlen, "virtio-blk-pci: queue-size=%" PRIu64
+			 ": must be a power of two from 4 to %u", p.queue_size, VIRTQ_MAX_SIZE);
+		return -EINVAL;
+	}
+	if (!vblk_is_block_size(p.lbs) || !vblk_is_block_size(p.pbs) || p.pbs < p.lbs) {
+		snprintf(err, errlen, "virtio-blk-pci: logical_block_size=%" PRIu64
+			 ",physical_block_size=%" PRIu64 ": powers of two from 512 to 32768,"
+			 " physical not below logical", p.lbs, p.pbs);
+		return -EINVAL;
+	}
+	if (p.serial && strlen(p.serial) > VIRTIO_BLK_ID_BYTES) {
+		snprintf(err, errlen, "virtio-blk-pci: serial=%s: at most %d characters",
+			 p.serial, VIRTIO_BLK_ID_BYTES);
+		return -EINVAL;
+	}
+	drv = vblk_find_drive(m, drive_id);
+	if (!drv) {
+		snprintf(err, errlen, "virtio-blk-pci: drive=%s: no such drive", drive_id);
+		return -ENOENT;
+	}
+	return vblk_new(m, drv, &p, err, errlen);
+}
+
+DEVICE_TYPE(virtio_blk_pci,
+	.name = "virtio-blk-pci",
+	.help = "virtio block device: drive=ID[,num-queues=N][,queue-size=N][,serial=S]"
+		"[,logical_block_size=N][,physical_block_size=N][,iothread-per-queue=on|off]"
+		"[,addr=SLOT]",
+	.create = vblk_create,
+)
+
+int virtio_blk_create_for_drives(struct machine *m, char *err, size_t errlen)
+{
+	struct vblk_params p = {
+		.num_queues = vblk_default_queues(m),
+		.queue_size = VBLK_QUEUE_SIZE,
+		.lbs = 512,
+		.pbs = 512,
+		.slot = -1,
+		.thread_per_queue = true,
+	};
+
+	for (struct drive *d = m->drives; d; d = d->next) {
+		int ret;
+
+		if (!d->iface || strcmp(d->iface, "virtio") || d->claimed)
+			continue;
+		ret = vblk_new(m, d, &p, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
