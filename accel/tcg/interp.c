@@ -129,8 +129,9 @@ void tcg_interp(struct tcg_cpu *c, const struct tb *tb)
 	for (; u < end; u++) {
 		switch (u->op) {
 		case U_INSN:
-			if (c->smc) {
-				/* The block rewrote itself: translate again. */
+			if (c->smc || c->exit_req) {
+				/* The block rewrote itself (translate again), or
+				 * the machine wants this vCPU to stop. */
 				c->smc = false;
 				c->rip = u->imm;
 				return;

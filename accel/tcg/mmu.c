@@ -266,7 +266,9 @@ static uint64_t ld_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t li
 		memcpy(&v, e->hva + (lin & 0xfff), bytes);
 		return v;
 	}
-	return bus_read(&c->m->mmio, e->ppn | (lin & 0xfff), bytes);
+	v = bus_read(&c->m->mmio, e->ppn | (lin & 0xfff), bytes);
+	tcg_after_io(c);
+	return v;
 }
 
 static void st_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t lin,
@@ -278,6 +280,7 @@ static void st_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t lin,
 		return;
 	}
 	bus_write(&c->m->mmio, e->ppn | (lin & 0xfff), bytes, v);
+	tcg_after_io(c);
 }
 
 uint64_t tcg_load_lin(struct tcg_cpu *c, uint64_t lin, unsigned bytes, int acc, bool user)

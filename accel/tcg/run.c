@@ -78,6 +78,12 @@ static void check_interrupts(struct tcg_cpu *c)
 	tcg_do_interrupt(c, vec, false, 0, INT_HW, c->rip);
 }
 
+void tcg_after_io(struct tcg_cpu *c)
+{
+	if (machine_request_pending(c->m))
+		c->exit_req = true;
+}
+
 static int run_error(struct accel_exit *ex, const char *fmt, unsigned long a)
 {
 	ex->reason = ACCEL_EXIT_ERROR;
@@ -145,5 +151,13 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		c->smc = false;
 		tcg_interp(c, tb);
 		c->cur_end = 0;
+		if (c->exit_req) {
+			/* The access is done; like a PIO exit after which the
+			 * machine has a request, the generic loop parks us. */
+			c->exit_req = false;
+			ex->reason = ACCEL_EXIT_PIO;
+			ex->pio.count = 0;
+			return 0;
+		}
 	}
 }

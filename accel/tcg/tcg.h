@@ -201,6 +201,7 @@ struct tcg_cpu {
 	uint32_t tb_flags;
 	bool end_tb;			/* a helper changed rip or mode */
 	bool smc;			/* this vCPU wrote to the running block */
+	bool exit_req;			/* a device access posted a machine request */
 	uint64_t cur_phys, cur_end;	/* guest bytes of the running block */
 	bool shadow;			/* interrupt shadow (sti, mov ss) */
 	bool halted;
@@ -318,6 +319,10 @@ void tcg_desc_to_seg(struct cpu_segment *s, uint16_t sel, const uint32_t d[2]);
 
 /* run.c: the vCPU loop behind vcpu_run. */
 int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex);
+
+/* After a bus access: stop at the next instruction if the machine has a
+ * request pending (the guest wrote isa-debug-exit, a reset port, ...). */
+void tcg_after_io(struct tcg_cpu *c);
 
 /* tcg_accel.c: the irqchip, or NULL in a machine without one. */
 struct irqchip *tcg_irqchip(struct tcg_cpu *c);
