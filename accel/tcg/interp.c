@@ -129,10 +129,11 @@ void tcg_interp(struct tcg_cpu *c, const struct tb *tb)
 	for (; u < end; u++) {
 		switch (u->op) {
 		case U_INSN:
-			if (c->smc || c->exit_req) {
-				/* The block rewrote itself (translate again), or
-				 * the machine wants this vCPU to stop. */
-				c->smc = false;
+			if (c->brk) {
+				/* The block rewrote itself (translate again), a
+				 * device access made an interrupt pending, or the
+				 * machine wants this vCPU to stop. */
+				c->brk = false;
 				c->rip = u->imm;
 				return;
 			}

@@ -243,7 +243,7 @@ void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes)
 	struct tcg_vm *vm = c->vm;
 
 	if (phys < c->cur_end && phys + bytes > c->cur_phys)
-		c->smc = true;
+		c->brk = true;		/* self-modifying code */
 	if (__atomic_load_n(&vm->dirty_on, __ATOMIC_RELAXED)) {
 		uint8_t *h = gpa_to_hva(&c->m->mem, phys, 1);
 		size_t pg, bits = 8 * sizeof(unsigned long);

@@ -80,8 +80,14 @@ static void check_interrupts(struct tcg_cpu *c)
 
 void tcg_after_io(struct tcg_cpu *c)
 {
-	if (machine_request_pending(c->m))
+	if (machine_request_pending(c->m)) {
 		c->exit_req = true;
+		c->brk = true;
+	}
+	/* An EOI, TPR or ICR write may have made an interrupt deliverable:
+	 * look at once rather than at the end of the block. */
+	if (__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE))
+		c->brk = true;
 }
 
 static int run_error(struct accel_exit *ex, const char *fmt, unsigned long a)
@@ -148,7 +154,7 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		c->shadow = false;
 		c->cur_phys = tb->phys;
 		c->cur_end = tb->phys + tb->size;
-		c->smc = false;
+		c->brk = false;
 		tcg_interp(c, tb);
 		c->cur_end = 0;
 		if (c->exit_req) {

@@ -200,7 +200,7 @@ struct tcg_cpu {
 	uint64_t insn_next;		/* eip after it */
 	uint32_t tb_flags;
 	bool end_tb;			/* a helper changed rip or mode */
-	bool smc;			/* this vCPU wrote to the running block */
+	bool brk;			/* leave the block at the next instruction */
 	bool exit_req;			/* a device access posted a machine request */
 	uint64_t cur_phys, cur_end;	/* guest bytes of the running block */
 	bool shadow;			/* interrupt shadow (sti, mov ss) */

@@ -253,7 +253,7 @@ static void reset_extra(struct tcg_cpu *c)
 	c->dr[7] = 0x400;
 	c->halted = false;
 	c->shadow = false;
-	c->smc = false;
+	c->brk = false;
 	c->delivering = -1;
 	c->shutdown = false;
 	tcg_tb_flush(c);
