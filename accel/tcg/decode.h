@@ -71,6 +71,7 @@ bool tcg_tr_ctl(struct tctx *t);
 bool tcg_tr_str(struct tctx *t);
 bool tcg_tr_sys(struct tctx *t);
 bool tcg_tr_misc(struct tctx *t);
+bool tcg_tr_legacy(struct tctx *t);
 bool tcg_tr_fpu(struct tctx *t);
 bool tcg_tr_sse(struct tctx *t);
 

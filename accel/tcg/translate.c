@@ -217,7 +217,7 @@ static bool translate_insn(struct tctx *t)
 		return true;
 	}
 	return tcg_tr_alu(t) || tcg_tr_ctl(t) || tcg_tr_str(t) || tcg_tr_misc(t) ||
-	       tcg_tr_sys(t);
+	       tcg_tr_sys(t) || tcg_tr_legacy(t);
 }
 
 static unsigned code_mode(uint32_t flags)

@@ -355,6 +355,42 @@ static void test_cpuid(void)
 	tm_free(t);
 }
 
+/* The instructions only legacy modes have: BCD, salc, bound, arpl. */
+static void test_legacy32(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+
+	tm_wr(t, 0x3100, 0x00000010, 4);		/* bound: lower 16 */
+	tm_wr(t, 0x3104, 0x00000020, 4);		/* upper 32 */
+	tm_load_asm(t, 0x1000,
+		".code32\n"
+		"mov $0x79, %al; add $0x35, %al; daa; mov %eax, 0x3000\n"
+		"pushf; pop 0x3004\n"
+		"mov $0x35, %al; sub $0x47, %al; das; mov %eax, 0x3008\n"
+		"mov $5, %ax; add $8, %al; aaa; mov %eax, 0x300c\n"
+		"mov $0x100, %ax; sub $1, %al; aas; mov %eax, 0x3010\n"
+		"mov $73, %al; aam; mov %eax, 0x3014\n"
+		"mov $0x0703, %ax; aad; mov %eax, 0x3018\n"
+		"stc; .byte 0xd6; mov %eax, 0x301c\n"
+		"mov $0x18, %ecx; bound %ecx, 0x3100\n"
+		"mov $0x10, %ax; mov $3, %bx; arpl %bx, %ax; mov %eax, 0x3020\n"
+		"setz 0x3024\n"
+		"hlt\n");
+	tm_flat32(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(tm_rd(t, 0x3000, 1), ==, 0x14);
+	g_assert_cmphex(tm_rd(t, 0x3004, 4) & F_CF, ==, F_CF);
+	g_assert_cmphex(tm_rd(t, 0x3008, 1), ==, 0x88);
+	g_assert_cmphex(tm_rd(t, 0x300c, 2), ==, 0x0103);
+	g_assert_cmphex(tm_rd(t, 0x3010, 2), ==, 0x0009);
+	g_assert_cmphex(tm_rd(t, 0x3014, 2), ==, 0x0703);
+	g_assert_cmphex(tm_rd(t, 0x3018, 2), ==, 0x0049);
+	g_assert_cmphex(tm_rd(t, 0x301c, 1), ==, 0xff);
+	g_assert_cmphex(tm_rd(t, 0x3020, 2), ==, 0x13);
+	g_assert_cmphex(tm_rd(t, 0x3024, 1), ==, 1);
+	tm_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -367,5 +403,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/tcg/smc", test_smc);
 	g_test_add_func("/tcg/lock/two-threads", test_locked_two_threads);
 	g_test_add_func("/tcg/cpuid", test_cpuid);
+	g_test_add_func("/tcg/flat32/legacy", test_legacy32);
 	return g_test_run();
 }
