@@ -25,6 +25,8 @@ void tcg_update_mode(struct tcg_cpu *c)
 		f |= TBF_PE;
 	if (c->rflags & F_VM)
 		f |= TBF_VM;
+	if (c->rflags & F_TF)
+		f |= TBF_TF;
 	if (tcg_code64(c))
 		f |= TBF_CS64;
 	else if (c->seg[S_CS].db)

@@ -61,7 +61,9 @@ static void check_interrupts(struct tcg_cpu *c)
 	if (!ic || !__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) || c->shadow)
 		return;
 	c->insn_eip = c->rip;
-	if (irqchip_take_nmi(ic, c->index)) {
+	/* NMIs are blocked from delivery until the next iret. */
+	if (!c->nmi_blocked && irqchip_take_nmi(ic, c->index)) {
+		c->nmi_blocked = true;
 		tcg_do_interrupt(c, EXC_NMI, false, 0, INT_HW, c->rip);
 		return;
 	}
@@ -90,16 +92,10 @@ void tcg_after_io(struct tcg_cpu *c)
 		c->brk = true;
 }
 
-static int run_error(struct accel_exit *ex, const char *fmt, unsigned long a)
-{
-	ex->reason = ACCEL_EXIT_ERROR;
-	snprintf(ex->error.msg, sizeof(ex->error.msg), fmt, a);
-	return 0;
-}
-
 int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 {
 	struct tb *tb;
+	bool tf;
 
 	memset(ex, 0, sizeof(*ex));
 	setjmp(c->jmp);
@@ -147,16 +143,21 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		if (c->trace)
 			fprintf(stderr, "tcg: cpu %u %04x:%08llx\n", c->index,
 				c->seg[S_CS].selector, (unsigned long long)c->rip);
+		tcg_update_mode(c);
 		tb = tcg_tb_find(c);
-		if (!tb)
-			return run_error(ex, "tcg: executing outside RAM at rip %#lx",
-					 (unsigned long)c->rip);
+		tf = c->rflags & F_TF;
 		c->shadow = false;
 		c->cur_phys = tb->phys;
 		c->cur_end = tb->phys + tb->size;
 		c->brk = false;
 		tcg_interp(c, tb);
 		c->cur_end = 0;
+		if (tf) {
+			/* Single-step trap after the instruction (DR6.BS). */
+			c->dr[6] |= 1u << 14;
+			c->insn_eip = c->rip;
+			tcg_do_interrupt(c, EXC_DB, false, 0, INT_EXC, c->rip);
+		}
 		if (c->exit_req) {
 			/* The access is done; like a PIO exit after which the
 			 * machine has a request, the generic loop parks us. */

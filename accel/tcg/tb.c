@@ -94,8 +94,7 @@ static struct tb *tb_commit(struct tcg_cpu *c, unsigned h)
 
 /*
  * The block for c->rip, translated if needed.  Faults on the fetch are
- * raised (the caller has set insn_eip to rip).  NULL if the code is not
- * in RAM.
+ * raised (the caller has set insn_eip to rip).
  */
 struct tb *tcg_tb_find(struct tcg_cpu *c)
 {
@@ -109,8 +108,19 @@ struct tb *tcg_tb_find(struct tcg_cpu *c)
 	if (tcg_translate(c, lin, ACC_X, c->cpl == 3, &phys, &err))
 		tcg_raise_pf(c, lin, err);
 	hva = gpa_to_hva(&c->m->mem, phys, 1);
-	if (!hva)
-		return NULL;
+	if (!hva) {
+		/* Code outside RAM (a ROM behind the MMIO bus): fetch the
+		 * bytes of one instruction and run it uncached. */
+		uint8_t *b = c->mmio_code;
+		unsigned n = 0x1000 - (lin & 0xfff);
+
+		if (n > 15)
+			n = 15;
+		for (unsigned k = 0; k < n; k++)
+			b[k] = bus_read(&c->m->mmio, phys + k, 1);
+		tcg_translate_tb(c, phys, lin, b, true);
+		return c->scratch;
+	}
 	h = tb_hash(phys, c->rip);
 	for (pp = &c->tb_hash[h]; (tb = *pp); pp = &tb->next) {
 		if (tb->phys != phys || tb->eip != c->rip || tb->flags != c->tb_flags ||
@@ -122,7 +132,7 @@ struct tb *tcg_tb_find(struct tcg_cpu *c)
 		*pp = tb->next;
 		break;
 	}
-	tcg_translate_tb(c, phys, lin, hva);
+	tcg_translate_tb(c, phys, lin, hva, false);
 	if (!c->scratch->cacheable)
 		return c->scratch;
 	return tb_commit(c, h);

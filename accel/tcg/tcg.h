@@ -133,6 +133,7 @@ struct uop {
 #define TBF_SS32	0x04	/* 32-bit stack */
 #define TBF_PE		0x08	/* protected mode */
 #define TBF_VM		0x10	/* virtual-8086 mode */
+#define TBF_TF		0x20	/* single-step: one instruction per block */
 
 #define TB_MAX_INSNS	64
 #define TB_MAX_UOPS	1024
@@ -205,6 +206,7 @@ struct tcg_cpu {
 	uint64_t cur_phys, cur_end;	/* guest bytes of the running block */
 	bool shadow;			/* interrupt shadow (sti, mov ss) */
 	bool halted;
+	bool nmi_blocked;		/* in an NMI handler, until iret */
 	bool trace;			/* VIREO_TCG_TRACE: log each block */
 	bool wait_sipi;
 	int delivering;			/* vector being delivered, or -1 */
@@ -221,6 +223,7 @@ struct tcg_cpu {
 	uint8_t *tb_arena;
 	size_t tb_arena_used, tb_arena_size;
 	struct tb *scratch;		/* block being translated */
+	uint8_t mmio_code[16];		/* code bytes fetched from the MMIO bus */
 
 	/* Links to the machine */
 	struct machine *m;
@@ -292,8 +295,13 @@ uint8_t *tcg_lock_hva(struct tcg_cpu *c, int sreg, uint64_t off, unsigned bytes)
 void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes);
 
 /* decode.c, translate*.c */
-/* Translate the block at c->rip into c->scratch; hva is its first byte. */
-void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva);
+/*
+ * Translate the block at c->rip into c->scratch; hva is its first byte.
+ * mmio: the code is not RAM and hva holds just 15 bytes read from the bus:
+ * translate one instruction and do not cache it.
+ */
+void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva,
+		      bool mmio);
 
 /* interp.c */
 void tcg_interp(struct tcg_cpu *c, const struct tb *tb);

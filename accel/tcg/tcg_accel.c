@@ -256,6 +256,7 @@ static void reset_extra(struct tcg_cpu *c)
 	c->brk = false;
 	c->delivering = -1;
 	c->shutdown = false;
+	c->nmi_blocked = false;
 	tcg_tb_flush(c);
 }
 

@@ -225,7 +225,8 @@ static unsigned code_mode(uint32_t flags)
 	return (flags & TBF_CS64) ? 3 : (flags & TBF_CS32) ? 2 : 1;
 }
 
-void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva)
+void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva,
+		      bool mmio)
 {
 	struct tb *tb = c->scratch;
 	uint64_t page_end = (lin | 0xfff) + 1, eip = c->rip, cur = lin;
@@ -239,7 +240,9 @@ void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint
 	tb->eip = eip;
 	tb->flags = c->tb_flags;
 	tb->nr_insns = 0;
-	tb->cacheable = true;
+	tb->cacheable = !mmio;
+	if (mmio && page_end - lin > 15)
+		page_end = lin + 15;
 	for (;;) {
 		uint8_t buf[16];
 		unsigned avail = page_end - cur, start = t.n;
@@ -292,7 +295,7 @@ void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint
 		cur += len;
 		eip = next_eip(&t);
 		if (t.end || cur >= page_end || tb->nr_insns >= TB_MAX_INSNS ||
-		    t.n + 64 > t.max || !tb->cacheable)
+		    t.n + 64 > t.max || !tb->cacheable || (c->tb_flags & TBF_TF))
 			break;
 	}
 	if (!t.end)

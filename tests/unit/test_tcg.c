@@ -391,6 +391,69 @@ static void test_legacy32(void)
 	tm_free(t);
 }
 
+/* Single-step: TF traps after each instruction it was set for. */
+static void test_single_step(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	tm_load_asm(t, 0x2000, ".code64\n"
+		"incq 0x5000\n"
+		"iretq\n");
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"pushfq; orq $0x100, (%rsp); popfq\n"
+		"nop; nop; nop\n"
+		"pushfq; andq $~0x100, (%rsp); popfq\n"
+		"mov 0x5000, %rax\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	idt64(t, c, 0x2000, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmpuint(c->gpr[R_RAX], ==, 6);
+	g_assert_true(c->dr[6] & (1u << 14));
+	tm_free(t);
+}
+
+/* Code outside RAM, behind the MMIO bus, runs uncached. */
+static const uint8_t rom_code[] = {
+	0xb8, 0x42, 0, 0, 0,		/* mov $0x42, %eax */
+	0xbb, 0x43, 0, 0, 0,		/* mov $0x43, %ebx */
+	0xf4,				/* hlt */
+};
+
+static uint64_t rom_read(void *opaque, uint64_t off, unsigned size)
+{
+	uint64_t v = 0;
+
+	for (unsigned k = 0; k < size; k++)
+		if (off + k < sizeof(rom_code))
+			v |= (uint64_t)rom_code[off + k] << (8 * k);
+	return v;
+}
+
+static void rom_write(void *opaque, uint64_t off, unsigned size, uint64_t v)
+{
+}
+
+static const struct bus_ops rom_ops = { .read = rom_read, .write = rom_write };
+
+static void test_exec_mmio(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	g_assert_cmpint(bus_register(&t->m.mmio, 0xd0000000, 0x1000, &rom_ops, t, "rom"), ==, 0);
+	tm_load_asm(t, 0x1000, ".code32\n"
+		"mov $0xd0000000, %ecx\n"
+		"jmp *%ecx\n");
+	tm_flat32(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_RAX], ==, 0x42);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x43);
+	g_assert_cmphex(c->rip, ==, 0xd000000b);
+	tm_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -404,5 +467,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/tcg/lock/two-threads", test_locked_two_threads);
 	g_test_add_func("/tcg/cpuid", test_cpuid);
 	g_test_add_func("/tcg/flat32/legacy", test_legacy32);
+	g_test_add_func("/tcg/flat32/exec-mmio", test_exec_mmio);
+	g_test_add_func("/tcg/excp/single-step", test_single_step);
 	return g_test_run();
 }
