@@ -454,6 +454,34 @@ static void test_exec_mmio(void)
 	tm_free(t);
 }
 
+/* get_state/set_state carry registers, flags and the MSRs of cpu_state. */
+static void test_state_roundtrip(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct cpu_state s;
+
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"mov $0xc0000082, %ecx; rdmsr; shl $32, %rdx; or %rdx, %rax; mov %rax, %r8\n"
+		"mov $0x176, %ecx; rdmsr; mov %rax, %r9\n"
+		"mov $-1, %rbx; add $1, %rbx\n"		/* ZF, CF */
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tcg_accel_ops.vcpu_get_state(&t->v[0], &s), ==, 0);
+	s.msrs.lstar = 0xffffffff81000000ull;
+	s.msrs.sysenter_eip = 0x12345678;
+	g_assert_cmpint(tcg_accel_ops.vcpu_set_state(&t->v[0], &s), ==, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmpint(tcg_accel_ops.vcpu_get_state(&t->v[0], &s), ==, 0);
+	g_assert_cmphex(s.gpr[R_R8], ==, 0xffffffff81000000ull);
+	g_assert_cmphex(s.gpr[R_R9], ==, 0x12345678);
+	g_assert_cmphex(s.rflags & (F_ZF | F_CF | F_SF), ==, F_ZF | F_CF);
+	g_assert_cmphex(s.rip, ==, t->c[0]->rip);
+	g_assert_cmphex(s.msrs.lstar, ==, 0xffffffff81000000ull);
+	g_assert_cmpuint(s.cs.l, ==, 1);
+	g_assert_cmphex(s.efer & EFER_LMA, ==, EFER_LMA);
+	tm_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -466,6 +494,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/tcg/smc", test_smc);
 	g_test_add_func("/tcg/lock/two-threads", test_locked_two_threads);
 	g_test_add_func("/tcg/cpuid", test_cpuid);
+	g_test_add_func("/tcg/state", test_state_roundtrip);
 	g_test_add_func("/tcg/flat32/legacy", test_legacy32);
 	g_test_add_func("/tcg/flat32/exec-mmio", test_exec_mmio);
 	g_test_add_func("/tcg/excp/single-step", test_single_step);
