@@ -132,6 +132,10 @@ static void read_imm(struct insn *i, struct reader *r, unsigned kind)
 {
 	unsigned zsz = i->osz == 1 ? 2 : 4;
 
+	/* Near branches in 64-bit mode ignore 66h (as Intel does): rel32. */
+	if (i->mode == 3 && (i->op == 0xe8 || i->op == 0xe9 || (i->op >= 0x180 && i->op <= 0x18f)))
+		zsz = 4;
+
 	switch (kind) {
 	case I_B:
 		i->imm = rd(r, 1);
