@@ -234,7 +234,7 @@ void tcg_interp(struct tcg_cpu *c, const struct tb *tb)
 		case U_HELPER:
 			c->rip = c->insn_next;
 			((tcg_helper)(uintptr_t)u->imm)(c, u);
-			if (c->end_tb || u->aux) {
+			if (c->end_tb || (u->aux & 1)) {
 				c->end_tb = false;
 				return;
 			}

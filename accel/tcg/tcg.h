@@ -109,7 +109,7 @@ enum uop_code {
 	U_JCC,		/* if condition x: rip = imm, end of block */
 	U_JNZ,		/* if T[a] (sized) != 0: rip = imm, end of block */
 	U_JZ,		/* if T[a] (sized) == 0: rip = imm, end of block */
-	U_HELPER,	/* call (tcg_helper)imm; it may end the block */
+	U_HELPER,	/* call (tcg_helper)imm; ends the block if aux & 1 or it says so */
 	U_EXC,		/* raise exception x with error code imm */
 	U_NR
 };

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "accel/tcg/sse.h"
 #include "accel/tcg/tcg.h"
 #include "irqchip.h"
 #include "log.h"
@@ -257,6 +258,10 @@ static void reset_extra(struct tcg_cpu *c)
 	c->delivering = -1;
 	c->shutdown = false;
 	c->nmi_blocked = false;
+	tcg_fpu_init(c);
+	memset(c->st, 0, sizeof(c->st));
+	memset(c->xmm, 0, sizeof(c->xmm));
+	c->mxcsr = 0x1f80;
 	tcg_tb_flush(c);
 }
 

@@ -172,14 +172,17 @@ void gen_exc(struct tctx *t, int vec, uint32_t err)
 	t->end = true;
 }
 
-void gen_helper(struct tctx *t, tcg_helper fn, unsigned size, unsigned d,
-		unsigned a, unsigned b, unsigned x, bool ends)
+/* aux bit 0: the block ends after the helper; bits 8-15 are free for an
+ * immediate operand of the helper. */
+struct uop *gen_helper(struct tctx *t, tcg_helper fn, unsigned size, unsigned d,
+		       unsigned a, unsigned b, unsigned x, bool ends)
 {
 	struct uop *u = tcg_emit(t, U_HELPER, size, d, a, b, x, (uintptr_t)fn);
 
 	u->aux = ends;
 	if (ends)
 		t->end = true;
+	return u;
 }
 
 /* A lock prefix is valid only on the read-modify-write instructions
@@ -217,7 +220,7 @@ static bool translate_insn(struct tctx *t)
 		return true;
 	}
 	return tcg_tr_alu(t) || tcg_tr_ctl(t) || tcg_tr_str(t) || tcg_tr_misc(t) ||
-	       tcg_tr_sys(t) || tcg_tr_legacy(t);
+	       tcg_tr_sys(t) || tcg_tr_legacy(t) || tcg_tr_sse(t);
 }
 
 static unsigned code_mode(uint32_t flags)

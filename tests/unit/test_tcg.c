@@ -482,6 +482,82 @@ static void test_state_roundtrip(void)
 	tm_free(t);
 }
 
+/* x87 control words, MXCSR, fxsave/fxrstor, and the #NM/#GP/#UD rules
+ * (implemented ahead of advertising x87/SSE in CPUID). */
+static void test_fxsave(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	/* The #GP handler counts and skips %r15 bytes. */
+	tm_load_asm(t, 0x2000, ".code64\n"
+		"incq 0x5000\n"
+		"add %r15, 8(%rsp)\n"			/* #GP has an error code */
+		"add $8, %rsp\n"
+		"iretq\n");
+	tm_load_asm(t, 0x2100, ".code64\n"
+		"incq 0x5008\n"
+		"clts\n"				/* #NM: allow the FPU and retry */
+		"iretq\n");
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"fninit\n"
+		"fnstcw 0x3000\n"
+		"fnstsw %ax\n"
+		"mov %eax, 0x3002\n"
+		"movl $0x1fc0, 0x3008\n"
+		"ldmxcsr 0x3008\n"
+		"stmxcsr 0x300c\n"
+		"movl $0x10000, 0x3010\n"
+		"mov $8, %r15\n"
+		"ldmxcsr 0x3010\n"			/* reserved bit: #GP; 8 bytes long */
+		"mov $0x1122334455667788, %rax; movq %rax, %xmm5\n"
+		"mov $0x99, %eax; movq %rax, %xmm12\n"
+		"fxsave64 0x3100\n"
+		"pxor %xmm5, %xmm5\n"
+		"fxrstor64 0x3100\n"
+		"movq %xmm5, %rbx\n"
+		"mov %cr0, %rax; or $8, %rax; mov %rax, %cr0\n"	/* TS */
+		"fxsave64 0x3400\n"			/* #NM, then retried */
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	idt64(t, c, 0x2000, 0);
+	tm_wr(t, 0x30000 + 7 * 16, (0x2100 & 0xffff) | (0x10ull << 16) | (0x8eull << 40), 8);
+	c->cr4 |= CR4_OSFXSR;
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(tm_rd(t, 0x3000, 2), ==, 0x37f);
+	g_assert_cmphex(tm_rd(t, 0x3002, 2), ==, 0);
+	g_assert_cmphex(tm_rd(t, 0x300c, 4), ==, 0x1fc0);
+	g_assert_cmpuint(tm_rd(t, 0x5000, 8), ==, 1);		/* one #GP */
+	g_assert_cmpuint(tm_rd(t, 0x5008, 8), ==, 1);		/* one #NM */
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x1122334455667788);
+	g_assert_cmphex(tm_rd(t, 0x3100, 2), ==, 0x37f);	/* FCW */
+	g_assert_cmphex(tm_rd(t, 0x3100 + 24, 4), ==, 0x1fc0);	/* MXCSR */
+	g_assert_cmphex(tm_rd(t, 0x3100 + 160 + 5 * 16, 8), ==, 0x1122334455667788);
+	g_assert_cmphex(tm_rd(t, 0x3100 + 160 + 12 * 16, 8), ==, 0x99);
+	g_assert_cmphex(tm_rd(t, 0x3400 + 160 + 12 * 16, 8), ==, 0x99);
+	tm_free(t);
+}
+
+/* Without CR4.OSFXSR, SSE instructions are undefined. */
+static void test_sse_disabled(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	tm_load_asm(t, 0x2000, ".code64\n"
+		"mov (%rsp), %r8\n"
+		"hlt\n");
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"nop\n"
+		"pxor %xmm0, %xmm0\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	idt64(t, c, 0x2000, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_R8], ==, 0x1001);
+	tm_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -493,6 +569,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/tcg/excp/triple", test_triple_fault);
 	g_test_add_func("/tcg/smc", test_smc);
 	g_test_add_func("/tcg/lock/two-threads", test_locked_two_threads);
+	g_test_add_func("/tcg/sse/fxsave", test_fxsave);
+	g_test_add_func("/tcg/sse/disabled", test_sse_disabled);
 	g_test_add_func("/tcg/cpuid", test_cpuid);
 	g_test_add_func("/tcg/state", test_state_roundtrip);
 	g_test_add_func("/tcg/flat32/legacy", test_legacy32);

@@ -1,0 +1,44 @@
+/* SSE/SSE2 helpers shared by translate_sse.c and sse.c. */
+#ifndef VIREO_TCG_SSE_H
+#define VIREO_TCG_SSE_H
+
+#include "accel/tcg/tcg.h"
+
+#define SSE_MEM 0xff		/* u->b: the source is memory at T[u->a] */
+#define SSE_IMM 0xfe		/* u->x: a shift count comes from the immediate */
+
+/* tcg_sse_mov kinds */
+enum { SM_LOAD_U, SM_LOAD_A, SM_STORE_U, SM_STORE_A, SM_LOAD_SS, SM_LOAD_SD,
+       SM_STORE_SS, SM_STORE_SD, SM_LOAD_LO, SM_LOAD_HI, SM_STORE_LO, SM_STORE_HI,
+       SM_LOAD_Q, SM_STORE_Q };
+
+/* tcg_sse_int: kind, element width (log2 bytes), signedness */
+enum { SK_ADD, SK_SUB, SK_ADDS, SK_SUBS, SK_CMPEQ, SK_CMPGT, SK_MIN, SK_MAX, SK_AVG,
+       SK_MULLO, SK_MULHI, SK_AND, SK_ANDN, SK_OR, SK_XOR };
+#define SI(kind, wlog, sgn) ((kind) | ((wlog) << 4) | ((sgn) << 6))
+static inline unsigned tcg_sse_int_width(unsigned op) { return 1u << ((op >> 4) & 3); }
+static inline bool tcg_sse_int_signed(unsigned op) { return (op >> 6) & 1; }
+static inline unsigned tcg_sse_int_kind(unsigned op) { return op & 15; }
+
+/* tcg_sse_shuf kinds; unpacks carry the element width in bits 4-5 */
+enum { SU_PUNPCKL, SU_PUNPCKH, SU_PSHUFD, SU_PSHUFLW, SU_PSHUFHW, SU_SHUFPS, SU_SHUFPD,
+       SU_PACKSSWB, SU_PACKUSWB, SU_PACKSSDW };
+
+/* tcg_sse_shift kinds (op >> 2), element width log2 in op & 3 */
+enum { SS_SLL, SS_SRL, SS_SRA, SS_SLLDQ, SS_SRLDQ };
+
+void tcg_sse_check(struct tcg_cpu *c);
+void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_movd(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_int(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_shuf(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_shift(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_movmsk(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_mxcsr(struct tcg_cpu *c, const struct uop *u);
+void tcg_fxsave(struct tcg_cpu *c, const struct uop *u);
+void tcg_fxrstor(struct tcg_cpu *c, const struct uop *u);
+enum { FC_INIT, FC_CLEX, FC_STSW_AX, FC_STSW, FC_STCW, FC_LDCW };
+void tcg_fpu_ctl(struct tcg_cpu *c, const struct uop *u);
+void tcg_fpu_init(struct tcg_cpu *c);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * Decoding of the implemented SSE/SSE2 instructions and x87 control
+ * instructions into helper micro-ops (sse.c, fpu.c).  The mandatory
+ * prefix (none, 66, f3, f2) selects the instruction; MMX forms (no
+ * prefix on the integer opcodes) are not implemented.  Unimplemented x87
+ * opcodes raise #NM when CR0.EM or CR0.TS is set (an OS emulating the FPU
+ * sees what it expects), else #UD.
+ */
+#include "accel/tcg/decode.h"
+#include "accel/tcg/sse.h"
+
+enum { P_NONE, P_66, P_F2, P_F3 };
+
+static unsigned mandatory(const struct insn *i)
+{
+	return i->rep == 0xf3 ? P_F3 : i->rep == 0xf2 ? P_F2 : i->p66 ? P_66 : P_NONE;
+}
+
+/* A helper whose source is the r/m operand (register or memory). */
+static struct uop *sse_rm(struct tctx *t, tcg_helper fn, unsigned kind, unsigned dst)
+{
+	struct insn *i = t->i;
+
+	if (i->mem)
+		return gen_helper(t, fn, kind, dst, gen_ea(t), SSE_MEM, gen_seg(t), false);
+	return gen_helper(t, fn, kind, dst, 0, i->rm, 0, false);
+}
+
+static void helper_fpu_absent(struct tcg_cpu *c, const struct uop *u)
+{
+	if (c->cr0 & (CR0_EM | CR0_TS))
+		tcg_raise(c, EXC_NM, 0);
+	tcg_raise(c, EXC_UD, 0);
+}
+
+static bool tr_x87(struct tctx *t)
+{
+	struct insn *i = t->i;
+	unsigned r = i->reg & 7;
+
+	if (i->op == 0xdb && i->modrm == 0xe3) {
+		gen_helper(t, tcg_fpu_ctl, 0, 0, 0, 0, FC_INIT, false);
+	} else if (i->op == 0xdb && i->modrm == 0xe2) {
+		gen_helper(t, tcg_fpu_ctl, 0, 0, 0, 0, FC_CLEX, false);
+	} else if (i->op == 0xdf && i->modrm == 0xe0) {
+		gen_helper(t, tcg_fpu_ctl, 0, 0, 0, 0, FC_STSW_AX, false);
+	} else if (i->mem && ((i->op == 0xd9 && (r == 5 || r == 7)) || (i->op == 0xdd && r == 7))) {
+		unsigned fc = i->op == 0xdd ? FC_STSW : r == 5 ? FC_LDCW : FC_STCW;
+
+		gen_helper(t, tcg_fpu_ctl, 0, 0, gen_ea(t), gen_seg(t), fc, false);
+	} else {
+		gen_helper(t, helper_fpu_absent, 0, 0, 0, 0, 0, true);
+	}
+	return true;
+}
+
+static bool tr_grp15(struct tctx *t)
+{
+	struct insn *i = t->i;
+	unsigned r = i->reg & 7;
+
+	if (!i->mem || mandatory(i) != P_NONE || r > 3)
+		return false;
+	if (r == 0 || r == 1)
+		gen_helper(t, r ? tcg_fxrstor : tcg_fxsave, i->osz == 3 ? 3 : 2, 0, gen_ea(t), 0,
+			   gen_seg(t), false);
+	else
+		gen_helper(t, tcg_sse_mxcsr, 0, 0, gen_ea(t), gen_seg(t), r == 3, false);
+	return true;
+}
+
+/* 66 0f 71/72/73: shifts of the r/m register by an immediate. */
+static bool tr_shift_imm(struct tctx *t)
+{
+	struct insn *i = t->i;
+	unsigned r = i->reg & 7, w = i->op - 0x170, kind;
+
+	if (i->mem || mandatory(i) != P_66)
+		return false;
+	switch (r) {
+	case 2: kind = SS_SRL; break;
+	case 4: if (w == 3) return false; kind = SS_SRA; break;
+	case 6: kind = SS_SLL; break;
+	case 3: if (w != 3) return false; kind = SS_SRLDQ; break;
+	case 7: if (w != 3) return false; kind = SS_SLLDQ; break;
+	default: return false;
+	}
+	gen_helper(t, tcg_sse_shift, (kind << 2) | w, i->rm, 0, 0, SSE_IMM, false)->aux |=
+		(i->imm & 0xff) << 8;
+	return true;
+}
+
+/* 66 0f d0-ff and 60-76: integer SIMD through tcg_sse_int / shuf / shift. */
+static bool tr_int(struct tctx *t)
+{
+	static const uint8_t ops[256] = {
+		[0x74] = SI(SK_CMPEQ, 0, 0) | 0x80, [0x75] = SI(SK_CMPEQ, 1, 0) | 0x80,
+		[0x76] = SI(SK_CMPEQ, 2, 0) | 0x80,
+		[0x64] = SI(SK_CMPGT, 0, 1) | 0x80, [0x65] = SI(SK_CMPGT, 1, 1) | 0x80,
+		[0x66] = SI(SK_CMPGT, 2, 1) | 0x80,
+		[0xd4] = SI(SK_ADD, 3, 0) | 0x80, [0xd5] = SI(SK_MULLO, 1, 1) | 0x80,
+		[0xd8] = SI(SK_SUBS, 0, 0) | 0x80, [0xd9] = SI(SK_SUBS, 1, 0) | 0x80,
+		[0xda] = SI(SK_MIN, 0, 0) | 0x80, [0xdb] = SI(SK_AND, 3, 0) | 0x80,
+		[0xdc] = SI(SK_ADDS, 0, 0) | 0x80, [0xdd] = SI(SK_ADDS, 1, 0) | 0x80,
+		[0xde] = SI(SK_MAX, 0, 0) | 0x80, [0xdf] = SI(SK_ANDN, 3, 0) | 0x80,
+		[0xe0] = SI(SK_AVG, 0, 0) | 0x80, [0xe3] = SI(SK_AVG, 1, 0) | 0x80,
+		[0xe4] = SI(SK_MULHI, 1, 0) | 0x80, [0xe5] = SI(SK_MULHI, 1, 1) | 0x80,
+		[0xe8] = SI(SK_SUBS, 0, 1) | 0x80, [0xe9] = SI(SK_SUBS, 1, 1) | 0x80,
+		[0xea] = SI(SK_MIN, 1, 1) | 0x80, [0xeb] = SI(SK_OR, 3, 0) | 0x80,
+		[0xec] = SI(SK_ADDS, 0, 1) | 0x80, [0xed] = SI(SK_ADDS, 1, 1) | 0x80,
+		[0xee] = SI(SK_MAX, 1, 1) | 0x80, [0xef] = SI(SK_XOR, 3, 0) | 0x80,
+		[0xf8] = SI(SK_SUB, 0, 0) | 0x80, [0xf9] = SI(SK_SUB, 1, 0) | 0x80,
+		[0xfa] = SI(SK_SUB, 2, 0) | 0x80, [0xfb] = SI(SK_SUB, 3, 0) | 0x80,
+		[0xfc] = SI(SK_ADD, 0, 0) | 0x80, [0xfd] = SI(SK_ADD, 1, 0) | 0x80,
+		[0xfe] = SI(SK_ADD, 2, 0) | 0x80,
+	};
+	struct insn *i = t->i;
+	unsigned b = i->op & 0xff, e = ops[b];
+
+	if (mandatory(i) != P_66)
+		return false;
+	if (e) {
+		sse_rm(t, tcg_sse_int, e & 0x7f, i->reg);
+		return true;
+	}
+	switch (b) {
+	case 0x60: case 0x61: case 0x62: case 0x6c:
+		sse_rm(t, tcg_sse_shuf, SU_PUNPCKL | ((b == 0x6c ? 3 : b - 0x60) << 4), i->reg);
+		return true;
+	case 0x68: case 0x69: case 0x6a: case 0x6d:
+		sse_rm(t, tcg_sse_shuf, SU_PUNPCKH | ((b == 0x6d ? 3 : b - 0x68) << 4), i->reg);
+		return true;
+	case 0x63: sse_rm(t, tcg_sse_shuf, SU_PACKSSWB, i->reg); return true;
+	case 0x67: sse_rm(t, tcg_sse_shuf, SU_PACKUSWB, i->reg); return true;
+	case 0x6b: sse_rm(t, tcg_sse_shuf, SU_PACKSSDW, i->reg); return true;
+	case 0xd1: case 0xd2: case 0xd3:
+		sse_rm(t, tcg_sse_shift, (SS_SRL << 2) | (b - 0xd0), i->reg);
+		return true;
+	case 0xe1: case 0xe2:
+		sse_rm(t, tcg_sse_shift, (SS_SRA << 2) | (b - 0xe0), i->reg);
+		return true;
+	case 0xf1: case 0xf2: case 0xf3:
+		sse_rm(t, tcg_sse_shift, (SS_SLL << 2) | (b - 0xf0), i->reg);
+		return true;
+	}
+	return false;
+}
+
+static bool tr_mov(struct tctx *t)
+{
+	struct insn *i = t->i;
+	unsigned p = mandatory(i), v;
+
+	switch (i->op) {
+	case 0x110: case 0x111: {
+		static const uint8_t k[2][4] = {
+			{ SM_LOAD_U, SM_LOAD_U, SM_LOAD_SD, SM_LOAD_SS },
+			{ SM_STORE_U, SM_STORE_U, SM_STORE_SD, SM_STORE_SS },
+		};
+
+		sse_rm(t, tcg_sse_mov, k[i->op & 1][p], i->reg);
+		return true;
+	}
+	case 0x128: case 0x129:
+		if (p > P_66)
+			return false;
+		sse_rm(t, tcg_sse_mov, i->op & 1 ? SM_STORE_A : SM_LOAD_A, i->reg);
+		return true;
+	case 0x112: case 0x116:
+		if (p > P_66 || (p == P_66 && !i->mem))
+			return false;
+		sse_rm(t, tcg_sse_mov, i->op == 0x112 ? SM_LOAD_LO : SM_LOAD_HI, i->reg);
+		return true;
+	case 0x113: case 0x117:
+		if (p > P_66 || !i->mem)
+			return false;
+		sse_rm(t, tcg_sse_mov, i->op == 0x113 ? SM_STORE_LO : SM_STORE_HI, i->reg);
+		return true;
+	case 0x12b: case 0x1e7:
+		if (!i->mem || (i->op == 0x12b ? p > P_66 : p != P_66))
+			return false;
+		sse_rm(t, tcg_sse_mov, SM_STORE_A, i->reg);
+		return true;
+	case 0x16f: case 0x17f:
+		if (p != P_66 && p != P_F3)
+			return false;
+		sse_rm(t, tcg_sse_mov, (i->op == 0x17f ? SM_STORE_U : SM_LOAD_U) + (p == P_66), i->reg);
+		return true;
+	case 0x16e:		/* movd/movq xmm, r/m */
+		if (p != P_66)
+			return false;
+		v = gen_ld_rm(t, i->osz == 3 ? 3 : 2);
+		gen_helper(t, tcg_sse_movd, i->osz == 3 ? 3 : 2, i->reg, v, 0, 0, false);
+		return true;
+	case 0x17e:
+		if (p == P_F3) {
+			sse_rm(t, tcg_sse_mov, SM_LOAD_Q, i->reg);
+			return true;
+		}
+		if (p != P_66)
+			return false;
+		v = tcg_tmp(t);
+		gen_helper(t, tcg_sse_movd, i->osz == 3 ? 3 : 2, i->reg, v, 0, 1, false);
+		gen_st_rm(t, i->osz == 3 ? 3 : 2, v);
+		return true;
+	case 0x1d6:
+		if (p != P_66)
+			return false;
+		sse_rm(t, tcg_sse_mov, SM_STORE_Q, i->reg);
+		return true;
+	case 0x150: case 0x1d7:	/* movmskps/pd, pmovmskb */
+		if (i->mem || (i->op == 0x150 ? p > P_66 : p != P_66))
+			return false;
+		v = tcg_tmp(t);
+		gen_helper(t, tcg_sse_movmsk, i->op == 0x1d7 ? 0 : p == P_66 ? 3 : 2, 0, v, i->rm,
+			   0, false);
+		gen_st_reg(t, i->reg, 2, v);
+		return true;
+	}
+	return false;
+}
+
+bool tcg_tr_sse(struct tctx *t)
+{
+	struct insn *i = t->i;
+	unsigned p = mandatory(i);
+
+	if (i->op >= 0xd8 && i->op <= 0xdf)
+		return tr_x87(t);
+	if (i->op == 0x1ae)
+		return tr_grp15(t);
+	if (tr_mov(t))
+		return true;
+	switch (i->op) {
+	case 0x114: case 0x115:
+		if (p > P_66)
+			return false;
+		sse_rm(t, tcg_sse_shuf, (i->op == 0x114 ? SU_PUNPCKL : SU_PUNPCKH) |
+		       ((p == P_66 ? 3 : 2) << 4), i->reg);
+		return true;
+	case 0x154: case 0x155: case 0x156: case 0x157: {
+		static const uint8_t k[4] = { SK_AND, SK_ANDN, SK_OR, SK_XOR };
+
+		if (p > P_66)
+			return false;
+		sse_rm(t, tcg_sse_int, SI(k[i->op - 0x154], 3, 0), i->reg);
+		return true;
+	}
+	case 0x170:
+		if (p == P_NONE)
+			return false;
+		sse_rm(t, tcg_sse_shuf, p == P_66 ? SU_PSHUFD : p == P_F2 ? SU_PSHUFLW : SU_PSHUFHW,
+		       i->reg)->aux |= (i->imm & 0xff) << 8;
+		return true;
+	case 0x1c6:
+		if (p > P_66)
+			return false;
+		sse_rm(t, tcg_sse_shuf, p == P_66 ? SU_SHUFPD : SU_SHUFPS, i->reg)->aux |=
+			(i->imm & 0xff) << 8;
+		return true;
+	case 0x171: case 0x172: case 0x173:
+		return tr_shift_imm(t);
+	}
+	if ((i->op >= 0x160 && i->op <= 0x16d) || (i->op >= 0x174 && i->op <= 0x176) ||
+	    (i->op >= 0x1d1 && i->op <= 0x1ff))
+		return tr_int(t);
+	return false;
+}
