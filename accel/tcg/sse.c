@@ -25,8 +25,8 @@ void tcg_sse_check(struct tcg_cpu *c)
 		tcg_raise(c, EXC_NM, 0);
 }
 
-static void src128(struct tcg_cpu *c, const struct uop *u, struct xmm *v, unsigned bytes,
-		   bool aligned)
+void tcg_sse_src(struct tcg_cpu *c, const struct uop *u, struct xmm *v, unsigned bytes,
+		 bool aligned)
 {
 	uint64_t off = c->t[u->a];
 
@@ -76,7 +76,7 @@ void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u)
 	tcg_sse_check(c);
 	switch (u->size) {
 	case SM_LOAD_U: case SM_LOAD_A:		/* xmm <- xmm/m128 */
-		src128(c, u, &v, 16, u->size == SM_LOAD_A);
+		tcg_sse_src(c, u, &v, 16, u->size == SM_LOAD_A);
 		*d = v;
 		break;
 	case SM_STORE_U: case SM_STORE_A:	/* xmm/m128 <- xmm */
@@ -86,7 +86,7 @@ void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u)
 			c->xmm[u->b] = *d;
 		break;
 	case SM_LOAD_SS: case SM_LOAD_SD:	/* movss/movsd load: memory zero-extends */
-		src128(c, u, &v, u->size == SM_LOAD_SS ? 4 : 8, false);
+		tcg_sse_src(c, u, &v, u->size == SM_LOAD_SS ? 4 : 8, false);
 		if (u->b == SSE_MEM) {
 			*d = v;
 		} else if (u->size == SM_LOAD_SS) {
@@ -107,11 +107,11 @@ void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u)
 		}
 		break;
 	case SM_LOAD_LO:			/* movlps/movlpd m64; movhlps */
-		src128(c, u, &v, u->b == SSE_MEM ? 8 : 16, false);
+		tcg_sse_src(c, u, &v, u->b == SSE_MEM ? 8 : 16, false);
 		d->q[0] = u->b == SSE_MEM ? v.q[0] : v.q[1];
 		break;
 	case SM_LOAD_HI:			/* movhps/movhpd m64; movlhps */
-		src128(c, u, &v, 8, false);
+		tcg_sse_src(c, u, &v, 8, false);
 		d->q[1] = v.q[0];
 		break;
 	case SM_STORE_LO: {
@@ -127,7 +127,7 @@ void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u)
 		break;
 	}
 	case SM_LOAD_Q:				/* movq xmm, xmm/m64: zero the top */
-		src128(c, u, &v, 8, false);
+		tcg_sse_src(c, u, &v, 8, false);
 		d->q[0] = v.q[0];
 		d->q[1] = 0;
 		break;
@@ -196,7 +196,7 @@ void tcg_sse_int(struct tcg_cpu *c, const struct uop *u)
 	unsigned op = u->size, w = tcg_sse_int_width(op);
 
 	tcg_sse_check(c);
-	src128(c, u, &s, 16, true);
+	tcg_sse_src(c, u, &s, 16, true);
 	lanes(d, a);
 	lanes(&s, b);
 	for (unsigned k = 0; k < 16 / w; k++) {
@@ -234,7 +234,7 @@ void tcg_sse_shuf(struct tcg_cpu *c, const struct uop *u)
 	unsigned op = u->size & 15, n = imm8(u);
 
 	tcg_sse_check(c);
-	src128(c, u, &s, 16, true);
+	tcg_sse_src(c, u, &s, 16, true);
 	lanes(d, a);
 	lanes(&s, b);
 	memcpy(r, a, 16);
@@ -301,7 +301,7 @@ void tcg_sse_shift(struct tcg_cpu *c, const struct uop *u)
 	if (u->x == SSE_IMM) {
 		n = imm8(u);
 	} else {
-		src128(c, u, &s, 16, true);
+		tcg_sse_src(c, u, &s, 16, true);
 		n = s.q[0];
 	}
 	lanes(d, a);

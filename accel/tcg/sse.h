@@ -27,7 +27,20 @@ enum { SU_PUNPCKL, SU_PUNPCKH, SU_PSHUFD, SU_PSHUFLW, SU_PSHUFHW, SU_SHUFPS, SU_
 /* tcg_sse_shift kinds (op >> 2), element width log2 in op & 3 */
 enum { SS_SLL, SS_SRL, SS_SRA, SS_SLLDQ, SS_SRLDQ };
 
+/* tcg_sse_fp: op | form << 4 */
+enum { FO_ADD, FO_SUB, FO_MUL, FO_DIV, FO_MIN, FO_MAX, FO_SQRT, FO_RCP, FO_RSQRT, FO_CMP };
+enum { FORM_PS, FORM_PD, FORM_SS, FORM_SD };
+/* tcg_sse_cvt kinds */
+enum { CV_SI2SS, CV_SI2SD, CV_SS2SI, CV_TSS2SI, CV_SD2SI, CV_TSD2SI, CV_SS2SD, CV_SD2SS,
+       CV_PS2PD, CV_PD2PS, CV_DQ2PS, CV_PS2DQ, CV_TPS2DQ, CV_DQ2PD, CV_PD2DQ, CV_TPD2DQ };
+
 void tcg_sse_check(struct tcg_cpu *c);
+/* The source operand: register u->b, or bytes at T[u->a] in segment u->x. */
+void tcg_sse_src(struct tcg_cpu *c, const struct uop *u, struct xmm *v, unsigned bytes,
+		 bool aligned);
+void tcg_sse_fp(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_comis(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_movd(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_int(struct tcg_cpu *c, const struct uop *u);

@@ -220,6 +220,82 @@ static bool tr_mov(struct tctx *t)
 	return false;
 }
 
+static const uint8_t form_of[4] = { [P_NONE] = FORM_PS, [P_66] = FORM_PD,
+				     [P_F3] = FORM_SS, [P_F2] = FORM_SD };
+
+static bool tr_fp(struct tctx *t)
+{
+	struct insn *i = t->i;
+	unsigned p = mandatory(i), op, w = i->osz == 3 ? 0x20 : 0, v;
+
+	switch (i->op) {
+	case 0x151: op = FO_SQRT; break;
+	case 0x152: op = FO_RSQRT; break;
+	case 0x153: op = FO_RCP; break;
+	case 0x158: op = FO_ADD; break;
+	case 0x159: op = FO_MUL; break;
+	case 0x15c: op = FO_SUB; break;
+	case 0x15d: op = FO_MIN; break;
+	case 0x15e: op = FO_DIV; break;
+	case 0x15f: op = FO_MAX; break;
+	case 0x1c2: op = FO_CMP; break;
+	case 0x12e: case 0x12f:
+		if (p > P_66)
+			return false;
+		/* aux bit 8: comis (signals on QNaN) rather than ucomis */
+		sse_rm(t, tcg_sse_comis, p == P_66 ? 3 : 2, i->reg)->aux |= (i->op & 1) << 8;
+		return true;
+	case 0x12a:
+		if (p != P_F3 && p != P_F2)
+			return false;
+		v = gen_ld_rm(t, w ? 3 : 2);
+		gen_helper(t, tcg_sse_cvt, (p == P_F3 ? CV_SI2SS : CV_SI2SD) | w, i->reg, v, 0, 0,
+			   false);
+		return true;
+	case 0x12c: case 0x12d: {
+		unsigned k;
+
+		if (p != P_F3 && p != P_F2)
+			return false;
+		k = p == P_F3 ? (i->op & 1 ? CV_SS2SI : CV_TSS2SI) : (i->op & 1 ? CV_SD2SI : CV_TSD2SI);
+		if (i->mem) {
+			v = gen_ea(t);
+			gen_helper(t, tcg_sse_cvt, k | w, 0, v, SSE_MEM, gen_seg(t), false);
+		} else {
+			v = tcg_tmp(t);
+			gen_helper(t, tcg_sse_cvt, k | w, 0, v, i->rm, 0, false);
+		}
+		gen_st_reg(t, i->reg, w ? 3 : 2, v);
+		return true;
+	}
+	case 0x15a: {
+		static const uint8_t k[4] = { [P_NONE] = CV_PS2PD, [P_66] = CV_PD2PS,
+					      [P_F3] = CV_SS2SD, [P_F2] = CV_SD2SS };
+
+		sse_rm(t, tcg_sse_cvt, k[p], i->reg);
+		return true;
+	}
+	case 0x15b:
+		if (p == P_F2)
+			return false;
+		sse_rm(t, tcg_sse_cvt, p == P_NONE ? CV_DQ2PS : p == P_66 ? CV_PS2DQ : CV_TPS2DQ,
+		       i->reg);
+		return true;
+	case 0x1e6:
+		if (p == P_NONE)
+			return false;
+		sse_rm(t, tcg_sse_cvt, p == P_F3 ? CV_DQ2PD : p == P_F2 ? CV_PD2DQ : CV_TPD2DQ,
+		       i->reg);
+		return true;
+	default:
+		return false;
+	}
+	if ((op == FO_RCP || op == FO_RSQRT) && (p == P_66 || p == P_F2))
+		return false;
+	sse_rm(t, tcg_sse_fp, op | (form_of[p] << 4), i->reg)->aux |= (i->imm & 0xff) << 8;
+	return true;
+}
+
 bool tcg_tr_sse(struct tctx *t)
 {
 	struct insn *i = t->i;
@@ -229,7 +305,7 @@ bool tcg_tr_sse(struct tctx *t)
 		return tr_x87(t);
 	if (i->op == 0x1ae)
 		return tr_grp15(t);
-	if (tr_mov(t))
+	if (tr_mov(t) || tr_fp(t))
 		return true;
 	switch (i->op) {
 	case 0x114: case 0x115:

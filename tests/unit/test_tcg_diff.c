@@ -5,6 +5,7 @@
  * mode, with fixed-seed random operands; registers, memory and the flags
  * the SDM defines for the instruction must agree.
  */
+#include <math.h>
 #include <sys/mman.h>
 
 #include "test_tcg_harness.h"
@@ -263,12 +264,16 @@ struct vregs {
 	uint64_t mem, mem2;	/* memory operands at 0x70 and 0x78 */
 	uint64_t x[4][2];	/* xmm0-3 at 0x80 */
 	uint64_t m128[2];	/* an aligned memory operand at 0xc0 */
+	uint32_t mxcsr_in, mxcsr_out;	/* at 0xd0, 0xd4 */
 } __attribute__((aligned(16)));
 
 #define XPRE "movdqu 0x80(%r15), %xmm0; movdqu 0x90(%r15), %xmm1\n" \
-	     "movdqu 0xa0(%r15), %xmm2; movdqu 0xb0(%r15), %xmm3\n"
-#define XPOST "\nmovdqu %xmm0, 0x80(%r15); movdqu %xmm1, 0x90(%r15)\n" \
-	      "movdqu %xmm2, 0xa0(%r15); movdqu %xmm3, 0xb0(%r15)\n"
+	     "movdqu 0xa0(%r15), %xmm2; movdqu 0xb0(%r15), %xmm3\n" \
+	     "ldmxcsr 0xd0(%r15)\n"
+#define XPOST "\nstmxcsr 0xd4(%r15)\n" \
+	      "movdqu %xmm0, 0x80(%r15); movdqu %xmm1, 0x90(%r15)\n" \
+	      "movdqu %xmm2, 0xa0(%r15); movdqu %xmm3, 0xb0(%r15)\n" \
+	      "movl $0x1f80, 0xd8(%r15); ldmxcsr 0xd8(%r15)\n"
 
 static const char *const sse_tmpls[] = {
 	"paddb %xmm1, %xmm0", "paddw %xmm1, %xmm0", "paddd %xmm1, %xmm0", "paddq %xmm1, %xmm0",
@@ -308,20 +313,67 @@ static const char *const sse_tmpls[] = {
 	"pxor %xmm0, %xmm0; pcmpeqb 0xc0(%r15), %xmm0; pmovmskb %xmm0, %edx",
 };
 
-static void test_diff_sse(void)
+static const char *const fp_tmpls[] = {
+	"addps %xmm1, %xmm0", "addpd %xmm1, %xmm0", "addss %xmm1, %xmm0", "addsd %xmm1, %xmm0",
+	"subps %xmm1, %xmm0", "subpd %xmm1, %xmm0", "subss %xmm1, %xmm0", "subsd %xmm1, %xmm0",
+	"mulps %xmm1, %xmm0", "mulpd %xmm1, %xmm0", "mulss %xmm1, %xmm0", "mulsd %xmm1, %xmm0",
+	"divps %xmm1, %xmm0", "divpd %xmm1, %xmm0", "divss %xmm1, %xmm0", "divsd %xmm1, %xmm0",
+	"minps %xmm1, %xmm0", "minpd %xmm1, %xmm0", "minss %xmm1, %xmm0", "minsd %xmm1, %xmm0",
+	"maxps %xmm1, %xmm0", "maxpd %xmm1, %xmm0", "maxss %xmm1, %xmm0", "maxsd %xmm1, %xmm0",
+	"sqrtps %xmm1, %xmm0", "sqrtpd %xmm1, %xmm0", "sqrtss %xmm1, %xmm0", "sqrtsd %xmm1, %xmm0",
+	"cmpps $0, %xmm1, %xmm0", "cmpps $1, %xmm1, %xmm0", "cmpps $2, %xmm1, %xmm0",
+	"cmpps $3, %xmm1, %xmm0", "cmpps $4, %xmm1, %xmm0", "cmpps $5, %xmm1, %xmm0",
+	"cmpps $6, %xmm1, %xmm0", "cmpps $7, %xmm1, %xmm0",
+	"cmppd $1, %xmm1, %xmm0", "cmpsd $2, %xmm1, %xmm0", "cmpss $4, %xmm1, %xmm0",
+	"cmpsd $7, %xmm1, %xmm0",
+	"comiss %xmm1, %xmm0", "ucomiss %xmm1, %xmm0", "comisd %xmm1, %xmm0", "ucomisd %xmm1, %xmm0",
+	"cvtsi2ss %eax, %xmm0", "cvtsi2ss %rax, %xmm0", "cvtsi2sd %eax, %xmm0", "cvtsi2sd %rax, %xmm0",
+	"cvtss2si %xmm1, %eax", "cvtss2si %xmm1, %rax", "cvttss2si %xmm1, %eax", "cvttss2si %xmm1, %rax",
+	"cvtsd2si %xmm1, %eax", "cvtsd2si %xmm1, %rax", "cvttsd2si %xmm1, %eax", "cvttsd2si %xmm1, %rax",
+	"cvtss2sd %xmm1, %xmm0", "cvtsd2ss %xmm1, %xmm0", "cvtps2pd %xmm1, %xmm0",
+	"cvtpd2ps %xmm1, %xmm0", "cvtdq2ps %xmm1, %xmm0", "cvtps2dq %xmm1, %xmm0",
+	"cvttps2dq %xmm1, %xmm0", "cvtdq2pd %xmm1, %xmm0", "cvtpd2dq %xmm1, %xmm0",
+	"cvttpd2dq %xmm1, %xmm0",
+	"addsd 0x70(%r15), %xmm2", "mulps 0xc0(%r15), %xmm1", "cvtss2sd 0x74(%r15), %xmm3",
+	"ucomisd 0x78(%r15), %xmm0", "cvttsd2si 0x70(%r15), %rdx", "cvtsi2ssl 0x70(%r15), %xmm1",
+};
+
+/* Mostly ordinary numbers, with zeros, infinities, NaNs, denormals. */
+static uint64_t rnd_fp(GRand *r, bool dbl)
+{
+	static const uint64_t sd[] = { 0, 1ull << 63, 0x7ff0000000000000ull, 0xfff0000000000000ull,
+				       0x7ff8000000000000ull, 0x7ff4000000000000ull, 1, 0x000fffffffffffffull,
+				       0x3ff0000000000000ull, 0x7fefffffffffffffull };
+	static const uint32_t sf[] = { 0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7fa00000,
+				       1, 0x007fffff, 0x3f800000, 0x7f7fffff };
+	double d = (g_rand_double(r) - 0.5) * pow(2.0, g_rand_int_range(r, -140, 140));
+	float f = d;
+	uint64_t v = 0;
+
+	if (g_rand_int_range(r, 0, 4) == 0)
+		return dbl ? sd[g_rand_int_range(r, 0, G_N_ELEMENTS(sd))] :
+			     sf[g_rand_int_range(r, 0, G_N_ELEMENTS(sf))];
+	if (dbl)
+		memcpy(&v, &d, 8);
+	else
+		memcpy(&v, &f, 4);
+	return v;
+}
+
+static void run_vec_diff(const char *const *tmpls, size_t nt, bool fp, uint32_t seed)
 {
 	struct tvm *t = tm_new(16 << 20, 1, false);
 	struct tcg_cpu *c = t->c[0];
 	uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
 			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	GRand *r = g_rand_new_with_seed(0x55e2);
+	GRand *r = g_rand_new_with_seed(seed);
 
 	g_assert_true(page != MAP_FAILED);
 	tm_long64(t, 0, 0x1000);
 	c->cr4 |= CR4_OSFXSR;
 	tm_wr(t, 0x2000, 0xf4, 1);
-	for (size_t k = 0; k < G_N_ELEMENTS(sse_tmpls); k++) {
-		char *src = g_strconcat(STUB_PRE, XPRE, sse_tmpls[k], XPOST, STUB_POST, NULL);
+	for (size_t k = 0; k < nt; k++) {
+		char *src = g_strconcat(STUB_PRE, XPRE, tmpls[k], XPOST, STUB_POST, NULL);
 		size_t n;
 		uint8_t *code = tm_asm(src, &n);
 
@@ -329,7 +381,9 @@ static void test_diff_sse(void)
 		g_assert_cmpint(guest_write(&t->m.mem, 0x1000, code, n), ==, 0);
 		for (unsigned it = 0; it < 200; it++) {
 			struct vregs in, host, guest;
+			bool dbl = g_rand_boolean(r);
 
+			memset(&in, 0, sizeof(in));
 			for (unsigned q = 0; q < 13; q++)
 				in.r[q] = rnd_value(r);
 			in.flags = (g_rand_int(r) & ALLF) | 0x202;
@@ -340,8 +394,21 @@ static void test_diff_sse(void)
 					in.x[x][h] = rnd_value(r);
 			in.m128[0] = rnd_value(r);
 			in.m128[1] = rnd_value(r);
-			if (it & 1)
+			in.mxcsr_in = 0x1f80;
+			if (fp) {
+				for (unsigned x = 0; x < 4; x++)
+					for (unsigned h = 0; h < 2; h++)
+						in.x[x][h] = dbl ? rnd_fp(r, true) :
+							rnd_fp(r, false) | rnd_fp(r, false) << 32;
+				in.mem = dbl ? rnd_fp(r, true) : rnd_fp(r, false) | rnd_fp(r, false) << 32;
+				in.mem2 = rnd_fp(r, true);
+				/* rounding mode, DAZ, FTZ; exceptions stay masked */
+				in.mxcsr_in |= (g_rand_int_range(r, 0, 4) << 13) |
+					       (g_rand_boolean(r) ? 0x40 : 0) |
+					       (g_rand_boolean(r) ? 0x8000 : 0);
+			} else if (it & 1) {
 				in.x[1][0] = g_rand_int_range(r, 0, 70);	/* shift counts */
+			}
 			host = in;
 			((void (*)(struct vregs *))page)(&host);
 			g_assert_cmpint(guest_write(&t->m.mem, 0x3000, &in, sizeof(in)), ==, 0);
@@ -354,13 +421,19 @@ static void test_diff_sse(void)
 			g_assert_cmpint(guest_read(&t->m.mem, 0x3000, &guest, sizeof(guest)), ==, 0);
 			if (memcmp(host.r, guest.r, sizeof(host.r)) || host.mem != guest.mem ||
 			    host.mem2 != guest.mem2 || memcmp(host.x, guest.x, sizeof(host.x)) ||
-			    memcmp(host.m128, guest.m128, sizeof(host.m128)))
-				g_error("%s: differs: xmm0 %016lx%016lx host %016lx%016lx, "
-					"rax %#lx host %#lx, mem %#lx host %#lx", sse_tmpls[k],
+			    memcmp(host.m128, guest.m128, sizeof(host.m128)) ||
+			    host.mxcsr_out != guest.mxcsr_out ||
+			    ((host.flags ^ guest.flags) & ALLF))
+				g_error("%s: differs: xmm0 %016lx%016lx host %016lx%016lx "
+					"(in %016lx%016lx, xmm1 %016lx%016lx), rax %#lx host %#lx, "
+					"mxcsr %#x host %#x (in %#x), flags %#lx host %#lx", tmpls[k],
 					(unsigned long)guest.x[0][1], (unsigned long)guest.x[0][0],
 					(unsigned long)host.x[0][1], (unsigned long)host.x[0][0],
+					(unsigned long)in.x[0][1], (unsigned long)in.x[0][0],
+					(unsigned long)in.x[1][1], (unsigned long)in.x[1][0],
 					(unsigned long)guest.r[0], (unsigned long)host.r[0],
-					(unsigned long)guest.mem, (unsigned long)host.mem);
+					guest.mxcsr_out, host.mxcsr_out, in.mxcsr_in,
+					(unsigned long)(guest.flags & ALLF), (unsigned long)(host.flags & ALLF));
 		}
 		g_free(code);
 		g_free(src);
@@ -370,10 +443,21 @@ static void test_diff_sse(void)
 	tm_free(t);
 }
 
+static void test_diff_sse(void)
+{
+	run_vec_diff(sse_tmpls, G_N_ELEMENTS(sse_tmpls), false, 0x55e2);
+}
+
+static void test_diff_sse_fp(void)
+{
+	run_vec_diff(fp_tmpls, G_N_ELEMENTS(fp_tmpls), true, 0xf10a7);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/tcg/diff/integer", test_diff);
 	g_test_add_func("/tcg/diff/sse", test_diff_sse);
+	g_test_add_func("/tcg/diff/sse-fp", test_diff_sse_fp);
 	return g_test_run();
 }
