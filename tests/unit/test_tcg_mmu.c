@@ -230,6 +230,60 @@ static void test_user_mode64(void)
 	tm_free(t);
 }
 
+/* A 32-bit (compatibility mode) user process under a 64-bit kernel:
+ * iretq to CS 0x23, 32-bit code with 32-bit addressing, int $0x80 back
+ * through a 64-bit gate, then sysenter from compatibility mode. */
+static void test_compat_mode(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	setup64(t, ".code64\n"
+		"mov $0x2b, %eax; mov %eax, %ds; mov %eax, %es\n"
+		"pushq $0x2b\n"
+		"pushq $0x90000\n"
+		"pushq $0x202\n"
+		"pushq $0x23\n"			/* 32-bit user code */
+		"pushq $0x108000\n"
+		"iretq\n");
+	gate64(t, 0x80, 0x3000, 3, 0);
+	tm_load_asm(t, 0x3000, ".code64\n"
+		"mov 8(%rsp), %r13\n"			/* CS */
+		"mov 24(%rsp), %r14\n"			/* ESP */
+		"mov %rbx, %r12\n"
+		"mov $0x108100, %ecx\n"
+		"mov %rcx, (%rsp)\n"			/* resume the process elsewhere */
+		"iretq\n");
+	tm_load_asm(t, 0x108000, ".code32\n"
+		"mov $0x10a000, %eax\n"
+		"movl $0x12345678, (%eax)\n"
+		"push %eax\n"				/* 32-bit push */
+		"pop %ebx\n"
+		"add (%ebx), %ebx\n"
+		"int $0x80\n");
+	tm_load_asm(t, 0x108100, ".code32\n"
+		"mov %esp, %ebp\n"
+		"sysenter\n");
+	tm_load_asm(t, 0x10b000, ".code64\n"
+		"mov %cs, %r11\n"
+		"hlt\n");
+	for (unsigned pg = 0x108; pg <= 0x10b; pg++)
+		tm_wr(t, PT + pg * 8, ((uint64_t)pg << 12) | P | W | U, 8);
+	tm_wr(t, PT + 0x8f * 8, 0x8f000 | P | W | U, 8);
+	c->sysenter_cs = 0x10;
+	c->sysenter_eip = 0x10b000;
+	c->sysenter_esp = 0x70000;
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_R12], ==, 0x10a000 + 0x12345678);
+	g_assert_cmphex(c->gpr[R_R13], ==, 0x23);
+	g_assert_cmphex(c->gpr[R_R14], ==, 0x90000);
+	g_assert_cmphex(c->gpr[R_R11], ==, 0x10);
+	g_assert_cmphex(c->gpr[R_RBP], ==, 0x90000);
+	g_assert_cmphex(c->gpr[R_RSP], ==, 0x70000);
+	g_assert_cmpuint(c->cpl, ==, 0);
+	tm_free(t);
+}
+
 /* 32-bit paging with a 4 MiB page and 4 KiB pages, and a 32-bit IDT. */
 static void test_paging32(void)
 {
@@ -350,6 +404,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/tcg/mmu/pf-codes64", test_pf_codes64);
 	g_test_add_func("/tcg/mmu/user-mode64", test_user_mode64);
+	g_test_add_func("/tcg/mmu/compat-mode", test_compat_mode);
 	g_test_add_func("/tcg/mmu/paging32", test_paging32);
 	g_test_add_func("/tcg/mmu/pae", test_paging_pae);
 	g_test_add_func("/tcg/mmu/dirty-log", test_dirty_log);
