@@ -3,7 +3,7 @@
  *
  * Guest code is decoded once (decode.c) into translation blocks of
  * micro-operations (struct uop), cached by guest-physical address
- * (tb.c) and executed by an interpreter (interp.c).  A micro-op names
+ * (run.c) and executed by an interpreter (interp.c).  A micro-op names
  * temporaries, guest registers and immediates only; anything that needs
  * the CPU's mode at run time (segment checks, paging, privilege) happens
  * inside the memory and helper micro-ops, so a code generator can turn
@@ -263,7 +263,7 @@ bool tcg_code64(const struct tcg_cpu *c);
 void tcg_seg_load_real(struct tcg_cpu *c, int sreg, uint16_t sel);
 uint64_t tcg_read_tsc(struct tcg_cpu *c);
 
-/* flags.c */
+/* cpu.c: lazy flags */
 uint64_t tcg_get_flags(struct tcg_cpu *c);
 void tcg_set_flags(struct tcg_cpu *c, uint64_t f, uint64_t mask);
 bool tcg_cond(struct tcg_cpu *c, unsigned cc);
@@ -306,7 +306,7 @@ void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint
 /* interp.c */
 void tcg_interp(struct tcg_cpu *c, const struct tb *tb);
 
-/* tb.c */
+/* run.c: the translation cache */
 int tcg_tb_init(struct tcg_cpu *c);
 void tcg_tb_destroy(struct tcg_cpu *c);
 struct tb *tcg_tb_find(struct tcg_cpu *c);

@@ -1,6 +1,6 @@
 /*
  * Decoding of the implemented SSE/SSE2 instructions and x87 control
- * instructions into helper micro-ops (sse.c, fpu.c).  The mandatory
+ * instructions into helper micro-ops (sse.c, sse_fp.c).  The mandatory
  * prefix (none, 66, f3, f2) selects the instruction; MMX forms (no
  * prefix on the integer opcodes) are not implemented.  Unimplemented x87
  * opcodes raise #NM when CR0.EM or CR0.TS is set (an OS emulating the FPU
