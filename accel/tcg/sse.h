@@ -53,5 +53,6 @@ void tcg_fxrstor(struct tcg_cpu *c, const struct uop *u);
 enum { FC_INIT, FC_CLEX, FC_STSW_AX, FC_STSW, FC_STCW, FC_LDCW };
 void tcg_fpu_ctl(struct tcg_cpu *c, const struct uop *u);
 void tcg_fpu_init(struct tcg_cpu *c);
+void tcg_x87(struct tcg_cpu *c, const struct uop *u);
 
 #endif

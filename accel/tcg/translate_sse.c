@@ -2,9 +2,8 @@
  * Decoding of the implemented SSE/SSE2 instructions and x87 control
  * instructions into helper micro-ops (sse.c, sse_fp.c).  The mandatory
  * prefix (none, 66, f3, f2) selects the instruction; MMX forms (no
- * prefix on the integer opcodes) are not implemented.  Unimplemented x87
- * opcodes raise #NM when CR0.EM or CR0.TS is set (an OS emulating the FPU
- * sees what it expects), else #UD.
+ * prefix on the integer opcodes) are not implemented.  x87 opcodes go to
+ * tcg_x87 (x87.c), which raises #NM when CR0.EM or CR0.TS is set.
  */
 #include "accel/tcg/decode.h"
 #include "accel/tcg/sse.h"
@@ -26,13 +25,6 @@ static struct uop *sse_rm(struct tctx *t, tcg_helper fn, unsigned kind, unsigned
 	return gen_helper(t, fn, kind, dst, 0, i->rm, 0, false);
 }
 
-static void helper_fpu_absent(struct tcg_cpu *c, const struct uop *u)
-{
-	if (c->cr0 & (CR0_EM | CR0_TS))
-		tcg_raise(c, EXC_NM, 0);
-	tcg_raise(c, EXC_UD, 0);
-}
-
 static bool tr_x87(struct tctx *t)
 {
 	struct insn *i = t->i;
@@ -48,8 +40,11 @@ static bool tr_x87(struct tctx *t)
 		unsigned fc = i->op == 0xdd ? FC_STSW : r == 5 ? FC_LDCW : FC_STCW;
 
 		gen_helper(t, tcg_fpu_ctl, 0, 0, gen_ea(t), gen_seg(t), fc, false);
+	} else if (i->mem) {
+		gen_helper(t, tcg_x87, 0, i->op & 7, gen_ea(t), i->osz, gen_seg(t), false)->aux |=
+			i->modrm << 8;
 	} else {
-		gen_helper(t, helper_fpu_absent, 0, 0, 0, 0, 0, true);
+		gen_helper(t, tcg_x87, 0, i->op & 7, 0, i->osz, 0, false)->aux |= i->modrm << 8;
 	}
 	return true;
 }

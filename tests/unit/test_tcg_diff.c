@@ -453,11 +453,142 @@ static void test_diff_sse_fp(void)
 	run_vec_diff(fp_tmpls, G_N_ELEMENTS(fp_tmpls), true, 0xf10a7);
 }
 
+/* x87 (implemented, not yet advertised): four values on the stack, one
+ * instruction, then fnsave; control word, status word, tags and all eight
+ * registers must agree (the instruction and data pointers are not
+ * compared: they hold host addresses natively). */
+struct x87regs {
+	uint64_t r[13];
+	uint64_t flags;
+	uint64_t mem, mem2;		/* 0x70, 0x78 */
+	uint64_t st[4][2];		/* 0x80: 80-bit values in 16-byte slots */
+	uint16_t cw;			/* 0xc0 */
+	uint8_t pad[0x3e];
+	uint8_t save[108];		/* 0x100: fnsave image */
+} __attribute__((aligned(16)));
+
+#define X87PRE "fninit; fldcw 0xc0(%r15)\n" \
+	"fldt 0xb0(%r15); fldt 0xa0(%r15); fldt 0x90(%r15); fldt 0x80(%r15)\n"
+#define X87POST "\nfnsave 0x100(%r15); fninit\n"
+
+static const char *const x87_tmpls[] = {
+	"fadd %st(1), %st", "fadd %st, %st(2)", "faddp", "fsub %st(1), %st", "fsubr %st(1), %st",
+	"fsubp", "fsubrp", "fmul %st(3), %st", "fmulp", "fdiv %st(1), %st", "fdivr %st(2), %st",
+	"fdivp", "fdivrp", "fdiv %st, %st(1)",
+	"fadds 0x70(%r15)", "faddl 0x78(%r15)", "fiaddl 0x70(%r15)", "fimuls 0x70(%r15)",
+	"fdivl 0x78(%r15)", "fsubrs 0x74(%r15)", "fidivrl 0x74(%r15)",
+	"fcoms 0x70(%r15)", "fcompl 0x78(%r15)", "ficoml 0x70(%r15)",
+	"fcom %st(1)", "fcomp %st(2)", "fcompp", "fucom %st(1)", "fucomp %st(3)", "fucompp",
+	"fcomi %st(1), %st", "fucomi %st(2), %st", "fcomip %st(1), %st", "fucomip %st(3), %st",
+	"ftst", "fxam", "fchs", "fabs", "fsqrt", "frndint", "fscale", "fxtract", "fprem", "fprem1",
+	"fxch %st(2)", "ffree %st(1)", "fincstp", "fdecstp", "fld %st(2)", "fst %st(3)",
+	"fstp %st(1)", "fld1", "fldz", "fldpi", "fldl2e", "fldl2t", "fldlg2", "fldln2", "fnop",
+	"flds 0x70(%r15)", "fldl 0x78(%r15)", "fildl 0x70(%r15)", "filds 0x72(%r15)",
+	"fildll 0x78(%r15)", "fsts 0x70(%r15)", "fstpl 0x78(%r15)", "fistl 0x70(%r15)",
+	"fistps 0x70(%r15)", "fistpll 0x78(%r15)", "fstpt 0x70(%r15)", "fbstp 0x70(%r15)",
+	"fcmovb %st(1), %st", "fcmove %st(2), %st", "fcmovnbe %st(1), %st", "fcmovu %st(3), %st",
+	"fcmovnb %st(2), %st", "fcmovne %st(1), %st",
+	"fld %st(0); fmul %st(0), %st; fsqrt; fcomip %st(1), %st",
+};
+
+/* 80-bit values: normal numbers of every size, zeros, infinities, NaNs,
+ * denormals. */
+static void rnd_x87(GRand *r, uint64_t out[2])
+{
+	uint64_t m = ((uint64_t)g_rand_int(r) << 32) | g_rand_int(r);
+	unsigned e;
+
+	switch (g_rand_int_range(r, 0, 10)) {
+	case 0: e = 0; m = 0; break;
+	case 1: e = 0x7fff; m = 1ull << 63; break;
+	case 2: e = 0x7fff; m |= 3ull << 62; break;		/* QNaN */
+	case 3: e = 0; m &= ~(1ull << 63); break;		/* denormal */
+	case 4: e = 0x3fff + g_rand_int_range(r, 0, 64); m |= 1ull << 63; break;
+	default: e = 0x3fff + g_rand_int_range(r, -200, 200); m |= 1ull << 63; break;
+	}
+	if (g_rand_boolean(r))
+		e |= 0x8000;
+	out[0] = m;
+	out[1] = e;
+}
+
+static void test_diff_x87(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+	uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	GRand *r = g_rand_new_with_seed(0x87);
+	static const uint16_t pc[3] = { 0x000, 0x200, 0x300 };
+
+	g_assert_true(page != MAP_FAILED);
+	tm_long64(t, 0, 0x1000);
+	tm_wr(t, 0x2000, 0xf4, 1);
+	for (size_t k = 0; k < G_N_ELEMENTS(x87_tmpls); k++) {
+		char *src = g_strconcat(STUB_PRE, X87PRE, x87_tmpls[k], X87POST, STUB_POST, NULL);
+		size_t n;
+		uint8_t *code = tm_asm(src, &n);
+
+		memcpy(page, code, n);
+		g_assert_cmpint(guest_write(&t->m.mem, 0x1000, code, n), ==, 0);
+		for (unsigned it = 0; it < 200; it++) {
+			struct x87regs in, host, guest;
+
+			memset(&in, 0, sizeof(in));
+			for (unsigned q = 0; q < 13; q++)
+				in.r[q] = rnd_value(r);
+			in.flags = (g_rand_int(r) & ALLF) | 0x202;
+			in.mem = rnd_fp(r, false) | (rnd_fp(r, false) << 32);
+			in.mem2 = g_rand_boolean(r) ? rnd_fp(r, true) : rnd_value(r);
+			for (unsigned q = 0; q < 4; q++)
+				rnd_x87(r, in.st[q]);
+			in.cw = 0x7f | pc[g_rand_int_range(r, 0, 3)] |
+				(g_rand_int_range(r, 0, 4) << 10);
+			host = in;
+			((void (*)(struct x87regs *))page)(&host);
+			g_assert_cmpint(guest_write(&t->m.mem, 0x3000, &in, sizeof(in)), ==, 0);
+			c->rip = 0x1000;
+			c->gpr[R_RDI] = 0x3000;
+			c->gpr[R_RSP] = 0x80000 - 8;
+			tm_wr(t, 0x80000 - 8, 0x2000, 8);
+			c->halted = false;
+			g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+			g_assert_cmpint(guest_read(&t->m.mem, 0x3000, &guest, sizeof(guest)), ==, 0);
+			if (memcmp(host.r, guest.r, sizeof(host.r)) || host.mem != guest.mem ||
+			    host.mem2 != guest.mem2 || memcmp(host.save, guest.save, 12) ||
+			    memcmp(host.save + 28, guest.save + 28, 80) ||
+			    ((host.flags ^ guest.flags) & ALLF)) {
+				uint16_t hsw, gsw, htw, gtw;
+
+				memcpy(&hsw, host.save + 4, 2);
+				memcpy(&gsw, guest.save + 4, 2);
+				memcpy(&htw, host.save + 8, 2);
+				memcpy(&gtw, guest.save + 8, 2);
+				g_error("%s: differs: sw %#x host %#x, tw %#x host %#x, "
+					"st0 %016lx:%04x host %016lx:%04x (in st0 %016lx:%04x st1 "
+					"%016lx:%04x cw %#x), mem %#lx host %#lx", x87_tmpls[k], gsw, hsw,
+					gtw, htw, *(unsigned long *)(guest.save + 28),
+					*(uint16_t *)(guest.save + 36), *(unsigned long *)(host.save + 28),
+					*(uint16_t *)(host.save + 36), (unsigned long)in.st[0][0],
+					(unsigned)in.st[0][1], (unsigned long)in.st[1][0],
+					(unsigned)in.st[1][1], in.cw, (unsigned long)guest.mem,
+					(unsigned long)host.mem);
+			}
+		}
+		g_free(code);
+		g_free(src);
+	}
+	g_rand_free(r);
+	munmap(page, 4096);
+	tm_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/tcg/diff/integer", test_diff);
 	g_test_add_func("/tcg/diff/sse", test_diff_sse);
 	g_test_add_func("/tcg/diff/sse-fp", test_diff_sse_fp);
+	g_test_add_func("/tcg/diff/x87", test_diff_x87);
 	return g_test_run();
 }
