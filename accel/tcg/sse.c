@@ -191,17 +191,15 @@ static int64_t sat(int64_t v, unsigned w, bool sign)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Element-wise integer operations on 128 bits: size = SI_* op. */
-void tcg_sse_int(struct tcg_cpu *c, const struct uop *u)
+/* Element-wise integer operations on 128 bits: size = SI_* op.  The
+ * cores work on 16 bytes; MMX (mmx.c) uses them on the low 8. */
+void tcg_sse_int_core(const struct uop *u, struct xmm *d, const struct xmm *s)
 {
-	struct xmm s, *d = &c->xmm[u->d];
 	uint8_t a[16], b[16], r[16];
 	unsigned op = u->size, w = tcg_sse_int_width(op);
 
-	tcg_sse_check(c);
-	tcg_sse_src(c, u, &s, 16, true);
 	lanes(d, a);
-	lanes(&s, b);
+	lanes(s, b);
 	for (unsigned k = 0; k < 16 / w; k++) {
 		int64_t x = lane_get(a, w, k, tcg_sse_int_signed(op));
 		int64_t y = lane_get(b, w, k, tcg_sse_int_signed(op));
@@ -229,17 +227,23 @@ void tcg_sse_int(struct tcg_cpu *c, const struct uop *u)
 	unlanes(d, r);
 }
 
-/* Unpacks, packs, shuffles: size = SU_* op, imm8 in aux. */
-void tcg_sse_shuf(struct tcg_cpu *c, const struct uop *u)
+void tcg_sse_int(struct tcg_cpu *c, const struct uop *u)
 {
-	struct xmm s, *d = &c->xmm[u->d];
-	uint8_t a[16], b[16], r[16];
-	unsigned op = u->size & 15, n = imm8(u);
+	struct xmm s;
 
 	tcg_sse_check(c);
 	tcg_sse_src(c, u, &s, 16, true);
+	tcg_sse_int_core(u, &c->xmm[u->d], &s);
+}
+
+/* Unpacks, packs, shuffles: size = SU_* op, imm8 in aux. */
+void tcg_sse_shuf_core(const struct uop *u, struct xmm *d, const struct xmm *s)
+{
+	uint8_t a[16], b[16], r[16];
+	unsigned op = u->size & 15, n = imm8(u);
+
 	lanes(d, a);
-	lanes(&s, b);
+	lanes(s, b);
 	memcpy(r, a, 16);
 	switch (op) {
 	case SU_PUNPCKL: case SU_PUNPCKH: {
@@ -291,22 +295,22 @@ void tcg_sse_shuf(struct tcg_cpu *c, const struct uop *u)
 	unlanes(d, r);
 }
 
-/* Shifts by an immediate (aux) or by xmm/m128 (count in the low quadword):
- * size = SS_* op with the element width in op & 3 (log2 bytes). */
-void tcg_sse_shift(struct tcg_cpu *c, const struct uop *u)
+void tcg_sse_shuf(struct tcg_cpu *c, const struct uop *u)
 {
-	struct xmm s, *d = &c->xmm[u->d];
-	uint8_t a[16], r[16];
-	unsigned kind = u->size >> 2, w = 1u << (u->size & 3);
-	uint64_t n;
+	struct xmm s;
 
 	tcg_sse_check(c);
-	if (u->x == SSE_IMM) {
-		n = imm8(u);
-	} else {
-		tcg_sse_src(c, u, &s, 16, true);
-		n = s.q[0];
-	}
+	tcg_sse_src(c, u, &s, 16, true);
+	tcg_sse_shuf_core(u, &c->xmm[u->d], &s);
+}
+
+/* Shifts by an immediate (aux) or by xmm/m128 (count in the low quadword):
+ * size = SS_* op with the element width in op & 3 (log2 bytes). */
+void tcg_sse_shift_core(const struct uop *u, struct xmm *d, uint64_t n)
+{
+	uint8_t a[16], r[16];
+	unsigned kind = u->size >> 2, w = 1u << (u->size & 3);
+
 	lanes(d, a);
 	if (kind == SS_SLLDQ || kind == SS_SRLDQ) {
 		memset(r, 0, 16);
@@ -332,6 +336,21 @@ void tcg_sse_shift(struct tcg_cpu *c, const struct uop *u)
 		lane_set(r, w, k, v);
 	}
 	unlanes(d, r);
+}
+
+void tcg_sse_shift(struct tcg_cpu *c, const struct uop *u)
+{
+	struct xmm s;
+	uint64_t n;
+
+	tcg_sse_check(c);
+	if (u->x == SSE_IMM) {
+		n = imm8(u);
+	} else {
+		tcg_sse_src(c, u, &s, 16, true);
+		n = s.q[0];
+	}
+	tcg_sse_shift_core(u, &c->xmm[u->d], n);
 }
 
 /* pmovmskb / movmskps / movmskpd: T[a] = mask of sign bits; size = width. */
@@ -488,4 +507,86 @@ void tcg_fxrstor(struct tcg_cpu *c, const struct uop *u)
 	}
 	for (unsigned k = 0; k < nxmm; k++)
 		memcpy(&c->xmm[k], img + 160 + 16 * k, 16);
+}
+
+/* pmaddwd, pmuludq, psadbw: size = SP_* kind. */
+void tcg_sse_special_core(const struct uop *u, struct xmm *d, const struct xmm *s)
+{
+	uint8_t a[16], b[16], r[16];
+
+	lanes(d, a);
+	lanes(s, b);
+	memset(r, 0, 16);
+	switch (u->size) {
+	case SP_PMADDWD:
+		for (unsigned k = 0; k < 4; k++) {
+			int64_t v = lane_get(a, 2, 2 * k, true) * lane_get(b, 2, 2 * k, true) +
+				    lane_get(a, 2, 2 * k + 1, true) * lane_get(b, 2, 2 * k + 1, true);
+
+			lane_set(r, 4, k, (uint32_t)v);
+		}
+		break;
+	case SP_PMULUDQ:
+		for (unsigned k = 0; k < 2; k++)
+			lane_set(r, 8, k, (uint64_t)lane_get(a, 4, 2 * k, false) *
+					  (uint64_t)lane_get(b, 4, 2 * k, false));
+		break;
+	case SP_PSADBW:
+		for (unsigned h = 0; h < 2; h++) {
+			unsigned sum = 0;
+
+			for (unsigned k = 0; k < 8; k++) {
+				int diff = a[8 * h + k] - b[8 * h + k];
+
+				sum += diff < 0 ? -diff : diff;
+			}
+			lane_set(r, 8, h, sum);
+		}
+		break;
+	}
+	unlanes(d, r);
+}
+
+void tcg_sse_special(struct tcg_cpu *c, const struct uop *u)
+{
+	struct xmm s;
+
+	tcg_sse_check(c);
+	tcg_sse_src(c, u, &s, 16, true);
+	tcg_sse_special_core(u, &c->xmm[u->d], &s);
+}
+
+/* pextrw r32, xmm, imm8: T[a] = word; the source register in u->b. */
+void tcg_sse_pextrw(struct tcg_cpu *c, const struct uop *u)
+{
+	uint8_t a[16];
+
+	tcg_sse_check(c);
+	lanes(&c->xmm[u->b], a);
+	c->t[u->a] = lane_get(a, 2, imm8(u) & 7, false);
+}
+
+/* pinsrw xmm, r32/m16, imm8: the word is in T[a]. */
+void tcg_sse_pinsrw(struct tcg_cpu *c, const struct uop *u)
+{
+	uint8_t a[16];
+
+	tcg_sse_check(c);
+	lanes(&c->xmm[u->d], a);
+	lane_set(a, 2, imm8(u) & 7, c->t[u->a] & 0xffff);
+	unlanes(&c->xmm[u->d], a);
+}
+
+/* maskmovdqu xmm1, xmm2 (u->d, u->b): the bytes of xmm1 whose byte in
+ * xmm2 has its top bit set go to seg:rDI (T[a] holds the offset). */
+void tcg_sse_maskmov(struct tcg_cpu *c, const struct uop *u)
+{
+	uint8_t v[16], m[16];
+
+	tcg_sse_check(c);
+	lanes(&c->xmm[u->d], v);
+	lanes(&c->xmm[u->b], m);
+	for (unsigned k = 0; k < 16; k++)
+		if (m[k] & 0x80)
+			tcg_store(c, u->x, tcg_sized(c->t[u->a] + k, u->size), 1, v[k]);
 }

@@ -27,6 +27,12 @@ enum { SU_PUNPCKL, SU_PUNPCKH, SU_PSHUFD, SU_PSHUFLW, SU_PSHUFHW, SU_SHUFPS, SU_
 /* tcg_sse_shift kinds (op >> 2), element width log2 in op & 3 */
 enum { SS_SLL, SS_SRL, SS_SRA, SS_SLLDQ, SS_SRLDQ };
 
+/* tcg_sse_special kinds */
+enum { SP_PMADDWD, SP_PMULUDQ, SP_PSADBW };
+
+/* aux bit 1 of a helper: the MMX form (8 bytes, mm registers) */
+#define AUX_MMX 2
+
 /* tcg_sse_fp: op | form << 4 */
 enum { FO_ADD, FO_SUB, FO_MUL, FO_DIV, FO_MIN, FO_MAX, FO_SQRT, FO_RCP, FO_RSQRT, FO_CMP };
 enum { FORM_PS, FORM_PD, FORM_SS, FORM_SD };
@@ -44,6 +50,30 @@ void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_movd(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_int(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_int_core(const struct uop *u, struct xmm *d, const struct xmm *s);
+void tcg_sse_shuf_core(const struct uop *u, struct xmm *d, const struct xmm *s);
+void tcg_sse_shift_core(const struct uop *u, struct xmm *d, uint64_t n);
+void tcg_sse_special(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_special_core(const struct uop *u, struct xmm *d, const struct xmm *s);
+void tcg_sse_pextrw(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_pinsrw(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse_maskmov(struct tcg_cpu *c, const struct uop *u);
+/* MMX (mmx.c): the same operations on the x87 registers' mantissas */
+void tcg_mmx_int(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_shuf(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_shift(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_special(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_mov(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_movd(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_movmsk(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_emms(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_pextrw(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_pinsrw(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_maskmov(struct tcg_cpu *c, const struct uop *u);
+void tcg_mmx_check(struct tcg_cpu *c);
+void tcg_mmx_enter(struct tcg_cpu *c);
+uint64_t tcg_mm_get(const struct tcg_cpu *c, unsigned r);
+void tcg_mm_put(struct tcg_cpu *c, unsigned r, uint64_t v);
 void tcg_sse_shuf(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_shift(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_movmsk(struct tcg_cpu *c, const struct uop *u);

@@ -70,8 +70,19 @@ static bool tr_shift_imm(struct tctx *t)
 	struct insn *i = t->i;
 	unsigned r = i->reg & 7, w = i->op - 0x170, kind;
 
-	if (i->mem || mandatory(i) != P_66)
+	if (i->mem || (mandatory(i) != P_66 && mandatory(i) != P_NONE))
 		return false;
+	if (mandatory(i) == P_NONE) {
+		/* MMX: no double-quadword byte shifts */
+		if (r == 3 || r == 7)
+			return false;
+		kind = r == 2 ? SS_SRL : r == 4 ? SS_SRA : SS_SLL;
+		if ((r != 2 && r != 4 && r != 6) || (r == 4 && w == 3))
+			return false;
+		gen_helper(t, tcg_mmx_shift, (kind << 2) | w, i->rm & 7, 0, 0, SSE_IMM, false)->aux |=
+			(i->imm & 0xff) << 8;
+		return true;
+	}
 	switch (r) {
 	case 2: kind = SS_SRL; break;
 	case 4: if (w == 3) return false; kind = SS_SRA; break;
@@ -83,6 +94,52 @@ static bool tr_shift_imm(struct tctx *t)
 	gen_helper(t, tcg_sse_shift, (kind << 2) | w, i->rm, 0, 0, SSE_IMM, false)->aux |=
 		(i->imm & 0xff) << 8;
 	return true;
+}
+
+/* A helper on mm registers: dst mm (reg & 7), source mm or m64. */
+static struct uop *mmx_rm(struct tctx *t, tcg_helper fn, unsigned kind)
+{
+	struct insn *i = t->i;
+
+	if (i->mem)
+		return gen_helper(t, fn, kind, i->reg & 7, gen_ea(t), SSE_MEM, gen_seg(t), false);
+	return gen_helper(t, fn, kind, i->reg & 7, 0, i->rm & 7, 0, false);
+}
+
+/* The MMX forms (no prefix) of 0f 60-76 and d1-ff; e: the tcg_sse_int op. */
+static bool tr_mmx_int(struct tctx *t, unsigned e)
+{
+	struct insn *i = t->i;
+	unsigned b = i->op & 0xff;
+
+	if (e) {
+		mmx_rm(t, tcg_mmx_int, e & 0x7f);
+		return true;
+	}
+	switch (b) {
+	case 0x60: case 0x61: case 0x62:
+		mmx_rm(t, tcg_mmx_shuf, SU_PUNPCKL | ((b - 0x60) << 4));
+		return true;
+	case 0x68: case 0x69: case 0x6a:
+		mmx_rm(t, tcg_mmx_shuf, SU_PUNPCKH | ((b - 0x68) << 4));
+		return true;
+	case 0x63: mmx_rm(t, tcg_mmx_shuf, SU_PACKSSWB); return true;
+	case 0x67: mmx_rm(t, tcg_mmx_shuf, SU_PACKUSWB); return true;
+	case 0x6b: mmx_rm(t, tcg_mmx_shuf, SU_PACKSSDW); return true;
+	case 0xd1: case 0xd2: case 0xd3:
+		mmx_rm(t, tcg_mmx_shift, (SS_SRL << 2) | (b - 0xd0));
+		return true;
+	case 0xe1: case 0xe2:
+		mmx_rm(t, tcg_mmx_shift, (SS_SRA << 2) | (b - 0xe0));
+		return true;
+	case 0xf1: case 0xf2: case 0xf3:
+		mmx_rm(t, tcg_mmx_shift, (SS_SLL << 2) | (b - 0xf0));
+		return true;
+	case 0xf5: mmx_rm(t, tcg_mmx_special, SP_PMADDWD); return true;
+	case 0xf4: mmx_rm(t, tcg_mmx_special, SP_PMULUDQ); return true;
+	case 0xf6: mmx_rm(t, tcg_mmx_special, SP_PSADBW); return true;
+	}
+	return false;
 }
 
 /* 66 0f d0-ff and 60-76: integer SIMD through tcg_sse_int / shuf / shift. */
@@ -112,10 +169,23 @@ static bool tr_int(struct tctx *t)
 	struct insn *i = t->i;
 	unsigned b = i->op & 0xff, e = ops[b];
 
+	if (mandatory(i) == P_NONE)
+		return tr_mmx_int(t, e);
 	if (mandatory(i) != P_66)
 		return false;
 	if (e) {
 		sse_rm(t, tcg_sse_int, e & 0x7f, i->reg);
+		return true;
+	}
+	switch (b) {
+	case 0xf5: sse_rm(t, tcg_sse_special, SP_PMADDWD, i->reg); return true;
+	case 0xf4: sse_rm(t, tcg_sse_special, SP_PMULUDQ, i->reg); return true;
+	case 0xf6: sse_rm(t, tcg_sse_special, SP_PSADBW, i->reg); return true;
+	case 0xf7:		/* maskmovdqu: to DS:rDI (override allowed) */
+		if (i->mem)
+			return false;
+		gen_helper(t, tcg_sse_maskmov, i->asz, i->reg, gen_ld_reg(t, R_RDI, i->asz), i->rm,
+			   i->seg != S_NONE ? i->seg : S_DS, false);
 		return true;
 	}
 	switch (b) {
@@ -141,11 +211,56 @@ static bool tr_int(struct tctx *t)
 	return false;
 }
 
+static bool tr_mmx_mov(struct tctx *t)
+{
+	struct insn *i = t->i;
+	unsigned v, w = i->osz == 3 ? 3 : 2;
+
+	switch (i->op) {
+	case 0x16e:		/* movd/movq mm, r/m */
+		v = gen_ld_rm(t, w);
+		gen_helper(t, tcg_mmx_movd, w, i->reg & 7, v, 0, 0, false);
+		return true;
+	case 0x17e:		/* movd/movq r/m, mm */
+		v = tcg_tmp(t);
+		gen_helper(t, tcg_mmx_movd, w, i->reg & 7, v, 0, 1, false);
+		gen_st_rm(t, w, v);
+		return true;
+	case 0x16f:
+		mmx_rm(t, tcg_mmx_mov, 0);
+		return true;
+	case 0x17f:
+		mmx_rm(t, tcg_mmx_mov, 1);
+		return true;
+	case 0x1e7:
+		if (!i->mem)
+			return false;
+		mmx_rm(t, tcg_mmx_mov, 4);
+		return true;
+	case 0x1d7:
+		if (i->mem)
+			return false;
+		v = tcg_tmp(t);
+		gen_helper(t, tcg_mmx_movmsk, 0, 0, v, i->rm & 7, 0, false);
+		gen_st_reg(t, i->reg, 2, v);
+		return true;
+	case 0x170:		/* pshufw */
+		mmx_rm(t, tcg_mmx_shuf, SU_PSHUFLW)->aux |= (i->imm & 0xff) << 8;
+		return true;
+	case 0x177:
+		gen_helper(t, tcg_mmx_emms, 0, 0, 0, 0, 0, false);
+		return true;
+	}
+	return false;
+}
+
 static bool tr_mov(struct tctx *t)
 {
 	struct insn *i = t->i;
 	unsigned p = mandatory(i), v;
 
+	if (p == P_NONE && tr_mmx_mov(t))
+		return true;
 	switch (i->op) {
 	case 0x110: case 0x111: {
 		static const uint8_t k[2][4] = {
@@ -199,9 +314,40 @@ static bool tr_mov(struct tctx *t)
 		gen_st_rm(t, i->osz == 3 ? 3 : 2, v);
 		return true;
 	case 0x1d6:
-		if (p != P_66)
+		if (i->mem ? p != P_66 : p == P_NONE)
 			return false;
-		sse_rm(t, tcg_sse_mov, SM_STORE_Q, i->reg);
+		if (p == P_F3)		/* movq2dq xmm, mm */
+			gen_helper(t, tcg_mmx_mov, 2, i->reg, 0, i->rm & 7, 0, false);
+		else if (p == P_F2)	/* movdq2q mm, xmm */
+			gen_helper(t, tcg_mmx_mov, 3, i->reg & 7, 0, i->rm, 0, false);
+		else
+			sse_rm(t, tcg_sse_mov, SM_STORE_Q, i->reg);
+		return true;
+	case 0x1c5:		/* pextrw r32, mm/xmm, imm8 */
+		if (i->mem || p > P_66)
+			return false;
+		v = tcg_tmp(t);
+		if (p == P_66) {
+			gen_helper(t, tcg_sse_pextrw, 0, 0, v, i->rm, 0, false)->aux |=
+				(i->imm & 0xff) << 8;
+		} else {
+			gen_helper(t, tcg_mmx_pextrw, 0, 0, v, i->rm & 7, 0, false)->aux |=
+				(i->imm & 0xff) << 8;
+		}
+		gen_st_reg(t, i->reg, 2, v);
+		return true;
+	case 0x1c4:		/* pinsrw mm/xmm, r32/m16, imm8 */
+		if (p > P_66)
+			return false;
+		v = gen_ld_rm(t, 1);
+		gen_helper(t, p == P_66 ? tcg_sse_pinsrw : tcg_mmx_pinsrw, 0,
+			   p == P_66 ? i->reg : (i->reg & 7u), v, 0, 0, false)->aux |= (i->imm & 0xff) << 8;
+		return true;
+	case 0x1f7:		/* maskmovq mm, mm */
+		if (i->mem || p != P_NONE)
+			return false;
+		gen_helper(t, tcg_mmx_maskmov, i->asz, i->reg & 7, gen_ld_reg(t, R_RDI, i->asz),
+			   i->rm & 7, i->seg != S_NONE ? i->seg : S_DS, false);
 		return true;
 	case 0x150: case 0x1d7:	/* movmskps/pd, pmovmskb */
 		if (i->mem || (i->op == 0x150 ? p > P_66 : p != P_66))
