@@ -38,7 +38,9 @@ enum { FO_ADD, FO_SUB, FO_MUL, FO_DIV, FO_MIN, FO_MAX, FO_SQRT, FO_RCP, FO_RSQRT
 enum { FORM_PS, FORM_PD, FORM_SS, FORM_SD };
 /* tcg_sse_cvt kinds */
 enum { CV_SI2SS, CV_SI2SD, CV_SS2SI, CV_TSS2SI, CV_SD2SI, CV_TSD2SI, CV_SS2SD, CV_SD2SS,
-       CV_PS2PD, CV_PD2PS, CV_DQ2PS, CV_PS2DQ, CV_TPS2DQ, CV_DQ2PD, CV_PD2DQ, CV_TPD2DQ };
+       CV_PS2PD, CV_PD2PS, CV_DQ2PS, CV_PS2DQ, CV_TPS2DQ, CV_DQ2PD, CV_PD2DQ, CV_TPD2DQ,
+       /* with an MMX register */
+       CV_PI2PS, CV_PS2PI, CV_TPS2PI, CV_PI2PD, CV_PD2PI, CV_TPD2PI };
 
 void tcg_sse_check(struct tcg_cpu *c);
 /* The source operand: register u->b, or bytes at T[u->a] in segment u->x. */

@@ -418,6 +418,56 @@ static uint64_t to_int(struct fpctx *f, double v, bool wide, bool trunc_)
 	return wide ? (uint64_t)(int64_t)r : (uint32_t)(int32_t)r;
 }
 
+/* The conversions between packed integers in an MMX register (or m64)
+ * and floats or doubles in an xmm register. */
+static void cvt_mmx(struct tcg_cpu *c, const struct uop *u, unsigned kind)
+{
+	struct xmm s, *d = &c->xmm[u->d & 15], r;
+	struct fpctx f;
+	uint64_t in, out = 0;
+
+	tcg_sse_check(c);
+	tcg_mmx_check(c);
+	if (kind == CV_PI2PS || kind == CV_PI2PD) {
+		/* integers from mm or memory to xmm */
+		in = u->b == SSE_MEM ? tcg_load(c, u->x, c->t[u->a], 8) : tcg_mm_get(c, u->b & 7);
+		r = *d;
+		fp_begin(&f, c);
+		for (int k = 1; k >= 0; k--) {
+			int32_t v = in >> (32 * k);
+
+			if (kind == CV_PI2PS) {
+				volatile float x = (float)v;
+				uint64_t m = 0xffffffffull << (32 * k);
+
+				r.q[0] = (r.q[0] & ~m) | ((uint64_t)out_f(&f, x) << (32 * k));
+			} else {
+				volatile double x = v;
+
+				r.q[k] = out_d(&f, x);
+			}
+		}
+		fp_end(&f);
+		if (u->b != SSE_MEM || kind == CV_PI2PD)
+			tcg_mmx_enter(c);
+		*d = r;
+		return;
+	}
+	/* floats or doubles to integers in mm */
+	tcg_sse_src(c, u, &s, kind == CV_PD2PI || kind == CV_TPD2PI ? 16 : 8,
+		    kind == CV_PD2PI || kind == CV_TPD2PI);
+	fp_begin(&f, c);
+	for (unsigned k = 0; k < 2; k++) {
+		double v = (kind == CV_PD2PI || kind == CV_TPD2PI) ? in_d(&f, s.q[k]) :
+			   in_f(&f, (uint32_t)(s.q[0] >> (32 * k)));
+
+		out |= to_int(&f, v, false, kind == CV_TPS2PI || kind == CV_TPD2PI) << (32 * k);
+	}
+	fp_end(&f);
+	tcg_mmx_enter(c);
+	tcg_mm_put(c, u->d & 7, out);
+}
+
 /* size: CV_* kind | 0x20 for a 64-bit integer operand. */
 void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u)
 {
@@ -426,6 +476,10 @@ void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u)
 	struct xmm s, *d = &c->xmm[u->d], r = *d;
 	struct fpctx f;
 
+	if (kind >= CV_PI2PS) {
+		cvt_mmx(c, u, kind);
+		return;
+	}
 	tcg_sse_check(c);
 	switch (kind) {
 	case CV_SI2SS: case CV_SI2SD: {

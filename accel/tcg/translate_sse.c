@@ -387,8 +387,15 @@ static bool tr_fp(struct tctx *t)
 		sse_rm(t, tcg_sse_comis, p == P_66 ? 3 : 2, i->reg)->aux |= (i->op & 1) << 8;
 		return true;
 	case 0x12a:
-		if (p != P_F3 && p != P_F2)
-			return false;
+		if (p == P_NONE || p == P_66) {	/* cvtpi2ps / cvtpi2pd xmm, mm/m64 */
+			if (i->mem)
+				gen_helper(t, tcg_sse_cvt, p ? CV_PI2PD : CV_PI2PS, i->reg, gen_ea(t),
+					   SSE_MEM, gen_seg(t), false);
+			else
+				gen_helper(t, tcg_sse_cvt, p ? CV_PI2PD : CV_PI2PS, i->reg, 0,
+					   i->rm & 7, 0, false);
+			return true;
+		}
 		v = gen_ld_rm(t, w ? 3 : 2);
 		gen_helper(t, tcg_sse_cvt, (p == P_F3 ? CV_SI2SS : CV_SI2SD) | w, i->reg, v, 0, 0,
 			   false);
@@ -396,6 +403,12 @@ static bool tr_fp(struct tctx *t)
 	case 0x12c: case 0x12d: {
 		unsigned k;
 
+		if (p == P_NONE || p == P_66) {	/* cvt(t)ps2pi / cvt(t)pd2pi mm, xmm/m */
+			k = p == P_NONE ? (i->op & 1 ? CV_PS2PI : CV_TPS2PI) :
+					  (i->op & 1 ? CV_PD2PI : CV_TPD2PI);
+			sse_rm(t, tcg_sse_cvt, k, i->reg & 7);
+			return true;
+		}
 		if (p != P_F3 && p != P_F2)
 			return false;
 		k = p == P_F3 ? (i->op & 1 ? CV_SS2SI : CV_TSS2SI) : (i->op & 1 ? CV_SD2SI : CV_TSD2SI);

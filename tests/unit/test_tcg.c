@@ -328,7 +328,8 @@ static void test_locked_two_threads(void)
 	tm_free(t);
 }
 
-/* cpuid advertises long mode, NX and syscall; no x87 or SSE yet. */
+/* cpuid advertises long mode, NX, syscall, x87, MMX, FXSR, SSE, SSE2;
+ * nothing later (SSE3, AVX, XSAVE). */
 static void test_cpuid(void)
 {
 	struct tvm *t = tm_new(16 << 20, 1, false);
@@ -350,8 +351,10 @@ static void test_cpuid(void)
 	g_assert_true(c->gpr[R_R8] & (1u << 20));	/* NX */
 	g_assert_true(c->gpr[R_R8] & (1u << 11));	/* SYSCALL */
 	g_assert_true(c->gpr[R_R9] & (1u << 6));	/* PAE */
-	g_assert_false(c->gpr[R_R9] & (1u << 0));	/* no FPU until x87 exists */
-	g_assert_false(c->gpr[R_R9] & (1u << 25));	/* no SSE */
+	g_assert_true(c->gpr[R_R9] & (1u << 0));	/* FPU */
+	g_assert_true(c->gpr[R_R9] & (1u << 26));	/* SSE2 */
+	g_assert_false(c->gpr[R_R10] & (1u << 0));	/* no SSE3 */
+	g_assert_false(c->gpr[R_R10] & (1u << 26));	/* no XSAVE */
 	tm_free(t);
 }
 

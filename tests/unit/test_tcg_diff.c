@@ -484,6 +484,9 @@ static const char *const mmx_tmpls[] = {
 	"movntq %mm2, 0x70(%r15)",
 	"pmaddwd %xmm1, %xmm0", "pmuludq %xmm1, %xmm0", "psadbw %xmm1, %xmm0",
 	"pextrw $5, %xmm1, %eax", "pinsrw $6, %ebx, %xmm0", "pinsrw $1, 0x70(%r15), %xmm2",
+	"cvtpi2ps %mm1, %xmm0", "cvtpi2ps 0x70(%r15), %xmm1", "cvtps2pi %xmm1, %mm0",
+	"cvttps2pi %xmm1, %mm2", "cvtpi2pd %mm1, %xmm0", "cvtpd2pi %xmm1, %mm0",
+	"cvttpd2pi %xmm2, %mm3", "cvtps2pi 0x78(%r15), %mm1",
 };
 
 static void test_diff_mmx(void)
