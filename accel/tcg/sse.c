@@ -6,9 +6,7 @@
  * and REX.W 64-bit forms); and the x87 control instructions (fninit,
  * fnclex, fnstsw, fnstcw, fldcw).
  *
- * None of it is advertised in CPUID yet (see docs/tcg.md): x87 arithmetic
- * is missing, and a CPU may not claim FPU, FXSR or SSE2 without it.  Each
- * instruction is a helper on the 128-bit registers; u->d is the
+ * Each instruction is a helper on the 128-bit registers; u->d is the
  * destination register, u->b the source register or SSE_MEM (the offset
  * is then in T[u->a], segment u->x), aux bits 8-15 an immediate.
  */

@@ -486,7 +486,7 @@ static void test_state_roundtrip(void)
 }
 
 /* x87 control words, MXCSR, fxsave/fxrstor, and the #NM/#GP/#UD rules
- * (implemented ahead of advertising x87/SSE in CPUID). */
+ * of CR0.TS, MXCSR reserved bits and alignment. */
 static void test_fxsave(void)
 {
 	struct tvm *t = tm_new(16 << 20, 1, false);

@@ -255,7 +255,7 @@ static void test_diff(void)
 }
 
 /*
- * SSE/SSE2 (implemented, not yet advertised): the same differential test
+ * SSE/SSE2 and MMX: the same differential test
  * with xmm0-3 loaded from and stored to the register block.
  */
 struct vregs {
@@ -494,7 +494,7 @@ static void test_diff_mmx(void)
 	run_vec_diff(mmx_tmpls, G_N_ELEMENTS(mmx_tmpls), false, true, 0x3377);
 }
 
-/* x87 (implemented, not yet advertised): four values on the stack, one
+/* x87: four values on the stack, one
  * instruction, then fnsave; control word, status word, tags and all eight
  * registers must agree (the instruction and data pointers are not
  * compared: they hold host addresses natively). */
