@@ -204,8 +204,8 @@ void tcg_sse_int_core(const struct uop *u, struct xmm *d, const struct xmm *s)
 		uint64_t m = w == 8 ? ~0ull : (1ull << (8 * w)) - 1, v;
 
 		switch (tcg_sse_int_kind(op)) {
-		case SK_ADD: v = x + y; break;
-		case SK_SUB: v = x - y; break;
+		case SK_ADD: v = (uint64_t)x + (uint64_t)y; break;
+		case SK_SUB: v = (uint64_t)x - (uint64_t)y; break;
 		case SK_ADDS: v = sat(x + y, w, tcg_sse_int_signed(op)); break;
 		case SK_SUBS: v = sat(x - y, w, tcg_sse_int_signed(op)); break;
 		case SK_CMPEQ: v = x == y ? m : 0; break;

@@ -99,6 +99,8 @@ static void fuzz_mode(unsigned mode, uint32_t seed, unsigned rounds)
 		case 1: tm_flat32(t, 0, 0x1000); break;
 		default: tm_long64(t, 0, 0x1000); break;
 		}
+		/* SSE enabled too, so random bytes reach the x87/MMX/SSE helpers */
+		t->c[0]->cr4 |= CR4_OSFXSR;
 		t->c[0]->idt.base = 0x30000;
 		t->c[0]->idt.limit = mode == 2 ? 0xfff : mode == 1 ? 0x7ff : 0x1ff;
 		for (unsigned runs = 0; runs < 4; runs++) {
