@@ -113,7 +113,10 @@ static int mb_load_kludge(struct boot_ctx *c, uint64_t hdr, uint64_t *entry,
 	boot_rd32(c, hdr + 24, &bss_end);
 	boot_rd32(c, hdr + 28, &entry_addr);
 
-	if (load_addr > header_addr || header_addr - load_addr > hdr)
+	if (load_addr > header_addr)
+		return boot_fail(c, "multiboot load_addr 0x%x is above header_addr 0x%x",
+				 load_addr, header_addr);
+	if (header_addr - load_addr > hdr)
 		return boot_fail(c, "multiboot load_addr 0x%x lies before the start of the file "
 				 "(header_addr 0x%x, header at offset 0x%" PRIx64 ")",
 				 load_addr, header_addr, hdr);

@@ -21,6 +21,8 @@
 #include "hw/boot_priv.h"
 
 #define LZ4_LEGACY_MAGIC	0x184C2102u
+#define PT_LOAD			1
+#define EM_X86_64		62
 #define MAX_VMLINUX		(1ull << 30)
 
 enum payload_fmt { PAYLOAD_OTHER, PAYLOAD_GZIP, PAYLOAD_LZ4, PAYLOAD_ZSTD };
@@ -102,7 +104,11 @@ static uint8_t *payload_decompress(struct boot_ctx *c, uint64_t koff, uint64_t *
 	fmt = payload_format(p, plen);
 	if (fmt == PAYLOAD_OTHER)
 		return NULL;
-	/* The build appends the decompressed size as a little-endian u32. */
+	/*
+	 * The payload ends with the unpacked size as a little-endian u32: the
+	 * gzip trailer's ISIZE, or for the other formats a copy the kernel
+	 * build appends after the stream.
+	 */
 	usize = p[plen - 4] | p[plen - 3] << 8 | p[plen - 2] << 16 | (uint32_t)p[plen - 1] << 24;
 	if (!usize || usize > MAX_VMLINUX || usize > c->mem->ram_size) {
 		*ret = boot_fail(c, "the compressed kernel claims an unpacked size of %u bytes", usize);
@@ -115,7 +121,8 @@ static uint8_t *payload_decompress(struct boot_ctx *c, uint64_t koff, uint64_t *
 	}
 	switch (fmt) {
 	case PAYLOAD_GZIP:
-		got = gunzip(p, plen - 4, out, usize);
+		/* The size is part of the gzip stream, which inflate checks. */
+		got = gunzip(p, plen, out, usize);
 		break;
 	case PAYLOAD_LZ4:
 		got = unlz4(p + 4, plen - 8, out, usize);
@@ -136,6 +143,26 @@ static uint8_t *payload_decompress(struct boot_ctx *c, uint64_t koff, uint64_t *
 	return out;
 }
 
+/*
+ * vmlinux runs where it is linked (LOAD_PHYSICAL_ADDR, 16 MiB by default);
+ * a guest with too little RAM for that boots through the decompressor,
+ * which relocates the kernel.
+ */
+static bool vmlinux_fits(const struct boot_ctx *c, const struct boot_elf *e)
+{
+	struct boot_phdr ph;
+	unsigned i;
+
+	for (i = 0; i < e->phnum; i++) {
+		boot_elf_phdr(c, e, i, &ph);
+		if (ph.type != PT_LOAD || !ph.memsz)
+			continue;
+		if (ph.paddr < BOOT_LOW_END || !boot_is_ram(c, ph.paddr, ph.memsz))
+			return false;
+	}
+	return true;
+}
+
 int boot_vmlinux_load(struct boot_ctx *c, uint64_t koff, uint64_t *entry, uint64_t *lo,
 		      uint64_t *hi, bool *loaded)
 {
@@ -154,11 +181,16 @@ int boot_vmlinux_load(struct boot_ctx *c, uint64_t koff, uint64_t *entry, uint64
 	vc.buf = vmlinux;
 	vc.size = size;
 	ret = boot_elf_parse(&vc, &e);
-	if (ret == 0 || (ret > 0 && (!e.is64 || e.machine != 62)))
+	if (ret == 0 || (ret > 0 && (!e.is64 || e.machine != EM_X86_64)))
 		ret = boot_fail(c, "the compressed kernel does not unpack to an x86-64 ELF vmlinux");
+	if (ret > 0 && !vmlinux_fits(&vc, &e)) {
+		ret = 0;
+		goto out;
+	}
 	if (ret > 0)
 		ret = boot_elf_load(&vc, &e, e.entry, true, entry, lo, hi);
-	g_free(vmlinux);
 	*loaded = ret == 0;
+out:
+	g_free(vmlinux);
 	return ret;
 }

@@ -2,8 +2,8 @@
 
 Paths come from VIREO_BUILD (tests/run.py sets it; default build/ in the
 source tree).  `run_vireo` runs the VMM to completion; `Vm` starts it in the
-background, collects its serial output and waits for patterns in it.  A QMP
-client is meant to live next to these (Vm.qmp_path is reserved for it).
+background, collects its serial output and waits for patterns in it; with
+qmp=True it also gets a QMP socket, and Vm.qmp() connects to it (qmp.py).
 """
 import os
 import re
@@ -81,13 +81,18 @@ class Result:
 
 def run_vireo(args, timeout=60, env=None, cwd=None, uid=None):
     """Run vireo to completion; the timeout kills it and fails the test.
-    uid: run as that user (the caller must be root)."""
+
+    uid: run as that user, with the same gid and no supplementary groups
+    (so membership of the kvm group does not come along); needs root.
+    """
     full_env = dict(os.environ)
     full_env.update(env or {})
+    creds = {}
+    if uid is not None:
+        creds = dict(user=uid, group=uid, extra_groups=[])
     p = subprocess.Popen([vireo_binary()] + list(args), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=full_env, cwd=cwd, start_new_session=True,
-                         user=uid)
+                         env=full_env, cwd=cwd, start_new_session=True, **creds)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -109,6 +114,9 @@ class Vm:
     """
 
     def __init__(self, args, serial="pipe", env=None, qmp=False):
+        binary = vireo_binary()
+        if serial not in ("pipe", "file"):
+            raise ValueError("serial must be 'pipe' or 'file'")
         self.tmpdir = tempfile.mkdtemp(prefix="vireo-test-")
         self.qmp_path = os.path.join(self.tmpdir, "qmp.sock")
         if qmp:
@@ -124,13 +132,11 @@ class Vm:
             self.serial_path = os.path.join(self.tmpdir, "serial.out")
             args = list(args) + ["-serial", "file:" + self.serial_path]
             stdout = open(os.path.join(self.tmpdir, "stdout"), "w+b")
-        elif serial == "pipe":
+        else:
             args = list(args) + ["-serial", "stdio"]
             stdout = subprocess.PIPE
-        else:
-            raise ValueError("serial must be 'pipe' or 'file'")
         self.args = args
-        self.proc = subprocess.Popen([vireo_binary()] + args, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([binary] + args, stdin=subprocess.DEVNULL,
                                      stdout=stdout, stderr=self._stderr,
                                      env=full_env, start_new_session=True)
         if serial == "pipe":

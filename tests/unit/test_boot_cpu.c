@@ -1,12 +1,13 @@
 /*
- * The loaders' entry states on real hardware virtualization: each format's
+ * CPU entry states: the fields of cpu_state_reset/flat32/long64, and the
+ * loaders' entry states on KVM: each format's
  * synthetic kernel is loaded by boot_load(), the BSP state is handed to a
  * bare KVM vCPU exactly as struct cpu_state maps onto kvm_sregs, and the
  * kernel's first instructions report through port I/O what they see (the
  * boot magic, the parameter-block pointer, a field read through the data
- * segment or the identity map).  This proves that VMX/SVM entry checks
+ * segment or the identity map).  This proves that KVM's entry checks
  * accept the segment attributes and that the mode is the one the protocol
- * names.  Skipped without a usable /dev/kvm.
+ * names.  The KVM cases are skipped without a usable /dev/kvm.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -157,6 +158,15 @@ struct tb {
 	char err[256], *kernel;
 };
 
+static void tb_destroy(struct tb *t)
+{
+	kvm_close(&t->k);
+	unlink(t->kernel);
+	g_free(t->kernel);
+	guest_mem_destroy(&t->m.mem);
+}
+
+/* Load img with boot_load() and hand the BSP state to a KVM vCPU. */
 static bool tb_boot(struct tb *t, const void *img, size_t len)
 {
 	char *path = g_build_filename(g_get_tmp_dir(), "vireo-bootkvm-XXXXXX", NULL);
@@ -175,18 +185,11 @@ static bool tb_boot(struct tb *t, const void *img, size_t len)
 		g_error("%s", t->err);
 	if (!kvm_open(&t->k, &t->m.mem)) {
 		g_test_skip("no usable /dev/kvm");
+		tb_destroy(t);
 		return false;
 	}
 	g_assert_cmpint(kvm_set_state(&t->k, &t->s), ==, 0);
 	return true;
-}
-
-static void tb_destroy(struct tb *t)
-{
-	kvm_close(&t->k);
-	unlink(t->kernel);
-	g_free(t->kernel);
-	guest_mem_destroy(&t->m.mem);
 }
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -306,6 +309,60 @@ static void test_kvm_bzimage(void)
 	g_free(img);
 }
 
+static void assert_flat32(const struct cpu_state *s)
+{
+	g_assert_cmphex(s->cr0 & (CR0_PE | CR0_PG), ==, CR0_PE);
+	g_assert_cmphex(s->efer, ==, 0);
+	g_assert_cmpuint(s->cs.selector, ==, 0x10);
+	g_assert_cmpuint(s->cs.db, ==, 1);
+	g_assert_cmpuint(s->cs.l, ==, 0);
+	g_assert_cmphex(s->cs.limit, ==, 0xFFFFFFFF);
+	g_assert_cmpuint(s->ds.selector, ==, 0x18);
+	g_assert_cmpuint(s->ss.selector, ==, 0x18);
+	g_assert_cmphex(s->rflags & RFLAGS_IF, ==, 0);
+}
+
+/* The fields the SDM and the boot protocols name. */
+static void test_cpu_states(void)
+{
+	struct cpu_state s;
+
+	cpu_state_reset(&s);
+	g_assert_cmphex(s.cs.selector, ==, 0xF000);
+	g_assert_cmphex(s.cs.base, ==, 0xFFFF0000);
+	g_assert_cmphex(s.cs.limit, ==, 0xFFFF);
+	g_assert_cmpuint(s.cs.type, ==, 0xB);
+	g_assert_cmpuint(s.cs.present && s.cs.s, ==, 1);
+	g_assert_cmphex(s.rip, ==, 0xFFF0);
+	g_assert_cmphex(s.rflags, ==, 2);
+	g_assert_cmphex(s.cr0, ==, 0x60000010);
+	g_assert_cmphex(s.cr4 | s.cr3 | s.efer, ==, 0);
+	g_assert_cmphex(s.ds.limit, ==, 0xFFFF);
+	g_assert_cmpuint(s.ds.type, ==, 3);
+	g_assert_cmphex(s.gdt.limit, ==, 0xFFFF);
+	g_assert_cmphex(s.idt.limit, ==, 0xFFFF);
+	g_assert_cmpuint(s.tr.type, ==, 0xB);
+	g_assert_cmpuint(s.tr.s, ==, 0);
+	g_assert_cmpuint(s.ldt.type, ==, 2);
+	g_assert_cmphex(s.gpr[R_RDX], ==, 0x600);
+	g_assert_cmphex(s.apic_base, ==, 0xFEE00800);
+
+	cpu_state_flat32(&s);
+	assert_flat32(&s);
+	g_assert_cmpuint(s.cs.g, ==, 1);
+	g_assert_cmphex(s.tr.limit, ==, 0x67);
+
+	cpu_state_long64(&s, 0x9000, 0x500);
+	g_assert_cmphex(s.cr0 & (CR0_PE | CR0_PG), ==, CR0_PE | CR0_PG);
+	g_assert_cmphex(s.cr4 & CR4_PAE, ==, CR4_PAE);
+	g_assert_cmphex(s.efer & (EFER_LME | EFER_LMA), ==, EFER_LME | EFER_LMA);
+	g_assert_cmphex(s.cr3, ==, 0x9000);
+	g_assert_cmpuint(s.cs.l, ==, 1);
+	g_assert_cmpuint(s.cs.db, ==, 0);
+	g_assert_cmphex(s.gdt.base, ==, 0x500);
+	g_assert_cmphex(s.gdt.limit, ==, 0x1F);
+}
+
 /* The RESET state (every AP's) must be one KVM_SET_SREGS takes. */
 static void test_kvm_reset_state(void)
 {
@@ -329,9 +386,10 @@ static void test_kvm_reset_state(void)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add_func("/boot_kvm/reset_state", test_kvm_reset_state);
-	g_test_add_func("/boot_kvm/multiboot", test_kvm_multiboot);
-	g_test_add_func("/boot_kvm/pvh", test_kvm_pvh);
-	g_test_add_func("/boot_kvm/bzimage", test_kvm_bzimage);
+	g_test_add_func("/boot_cpu/states", test_cpu_states);
+	g_test_add_func("/boot_cpu/kvm_reset_state", test_kvm_reset_state);
+	g_test_add_func("/boot_cpu/kvm_multiboot", test_kvm_multiboot);
+	g_test_add_func("/boot_cpu/kvm_pvh", test_kvm_pvh);
+	g_test_add_func("/boot_cpu/kvm_bzimage", test_kvm_bzimage);
 	return g_test_run();
 }
