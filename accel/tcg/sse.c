@@ -588,3 +588,25 @@ void tcg_sse_maskmov(struct tcg_cpu *c, const struct uop *u)
 		if (m[k] & 0x80)
 			tcg_store(c, u->x, tcg_sized(c->t[u->a] + k, u->size), 1, v[k]);
 }
+
+/* movshdup / movsldup / movddup (SSE3): size = SD_* kind. */
+void tcg_sse3_dup(struct tcg_cpu *c, const struct uop *u)
+{
+	struct xmm s, *d = &c->xmm[u->d];
+
+	tcg_sse_check(c);
+	tcg_sse_src(c, u, &s, u->size == SD_MOVDDUP ? 8 : 16, u->size != SD_MOVDDUP);
+	switch (u->size) {
+	case SD_MOVSHDUP:
+		d->q[0] = (s.q[0] >> 32) | (s.q[0] & 0xffffffff00000000ull);
+		d->q[1] = (s.q[1] >> 32) | (s.q[1] & 0xffffffff00000000ull);
+		break;
+	case SD_MOVSLDUP:
+		d->q[0] = (s.q[0] & 0xffffffff) | (s.q[0] << 32);
+		d->q[1] = (s.q[1] & 0xffffffff) | (s.q[1] << 32);
+		break;
+	default:
+		d->q[0] = d->q[1] = s.q[0];
+		break;
+	}
+}

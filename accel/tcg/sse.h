@@ -47,6 +47,11 @@ void tcg_sse_check(struct tcg_cpu *c);
 void tcg_sse_src(struct tcg_cpu *c, const struct uop *u, struct xmm *v, unsigned bytes,
 		 bool aligned);
 void tcg_sse_fp(struct tcg_cpu *c, const struct uop *u);
+/* SSE3 */
+enum { S3_ADDSUB, S3_HADD, S3_HSUB };
+void tcg_sse3_fp(struct tcg_cpu *c, const struct uop *u);
+enum { SD_MOVSHDUP, SD_MOVSLDUP, SD_MOVDDUP };
+void tcg_sse3_dup(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_comis(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u);

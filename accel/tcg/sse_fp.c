@@ -579,3 +579,46 @@ void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u)
 	fp_end(&f);
 	*d = r;
 }
+
+/* SSE3 horizontal and alternating arithmetic: size = S3_* | double << 4. */
+void tcg_sse3_fp(struct tcg_cpu *c, const struct uop *u)
+{
+	unsigned kind = u->size & 15;
+	bool dbl = u->size >> 4;
+	unsigned n = dbl ? 2 : 4, w = dbl ? 8 : 4;
+	struct xmm s, *d = &c->xmm[u->d], r;
+	uint64_t a[4], b[4];
+	struct fpctx f;
+
+	tcg_sse_check(c);
+	tcg_sse_src(c, u, &s, 16, true);
+	for (unsigned k = 0; k < n; k++) {
+		a[k] = b[k] = 0;
+		memcpy(&a[k], (uint8_t *)d->q + k * w, w);
+		memcpy(&b[k], (uint8_t *)s.q + k * w, w);
+	}
+	fp_begin(&f, c);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t x, y, v;
+		unsigned op, before = f.flags;
+
+		if (kind == S3_ADDSUB) {
+			x = a[k];
+			y = b[k];
+			op = (k & 1) ? FO_ADD : FO_SUB;
+		} else {
+			/* pairs: the low half from the destination, the high from the source */
+			const uint64_t *src = k < n / 2 ? a : b;
+			unsigned j = 2 * (k % (n / 2));
+
+			x = src[j];
+			y = src[j + 1];
+			op = kind == S3_HADD ? FO_ADD : FO_SUB;
+		}
+		v = dbl ? arith_d(&f, op, x, y) : arith_f(&f, op, (uint32_t)x, (uint32_t)y);
+		memcpy((uint8_t *)r.q + k * w, &v, w);
+		fp_lane(&f, before);
+	}
+	fp_end(&f);
+	*d = r;
+}

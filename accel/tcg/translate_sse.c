@@ -277,6 +277,11 @@ static bool tr_mov(struct tctx *t)
 		sse_rm(t, tcg_sse_mov, i->op & 1 ? SM_STORE_A : SM_LOAD_A, i->reg);
 		return true;
 	case 0x112: case 0x116:
+		if (p == P_F3 || (p == P_F2 && i->op == 0x112)) {	/* SSE3 dups */
+			sse_rm(t, tcg_sse3_dup, i->op == 0x116 ? SD_MOVSHDUP :
+			       p == P_F3 ? SD_MOVSLDUP : SD_MOVDDUP, i->reg);
+			return true;
+		}
 		if (p > P_66 || (p == P_66 && !i->mem))
 			return false;
 		sse_rm(t, tcg_sse_mov, i->op == 0x112 ? SM_LOAD_LO : SM_LOAD_HI, i->reg);
@@ -290,6 +295,11 @@ static bool tr_mov(struct tctx *t)
 		if (!i->mem || (i->op == 0x12b ? p > P_66 : p != P_66))
 			return false;
 		sse_rm(t, tcg_sse_mov, SM_STORE_A, i->reg);
+		return true;
+	case 0x1f0:		/* lddqu (SSE3) */
+		if (p != P_F2 || !i->mem)
+			return false;
+		sse_rm(t, tcg_sse_mov, SM_LOAD_U, i->reg);
 		return true;
 	case 0x16f: case 0x17f:
 		if (p != P_66 && p != P_F3)
@@ -380,6 +390,12 @@ static bool tr_fp(struct tctx *t)
 	case 0x15e: op = FO_DIV; break;
 	case 0x15f: op = FO_MAX; break;
 	case 0x1c2: op = FO_CMP; break;
+	case 0x17c: case 0x17d: case 0x1d0:	/* SSE3: hadd, hsub, addsub */
+		if (p != P_66 && p != P_F2)
+			return false;
+		sse_rm(t, tcg_sse3_fp, (i->op == 0x17c ? S3_HADD : i->op == 0x17d ? S3_HSUB : S3_ADDSUB) |
+		       ((p == P_66) << 4), i->reg);
+		return true;
 	case 0x12e: case 0x12f:
 		if (p > P_66)
 			return false;

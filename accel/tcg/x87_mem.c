@@ -253,6 +253,32 @@ void x87_mem_form(struct x87 *x, const struct uop *u, unsigned op, unsigned r)
 		if (r == 3)
 			x87_pop(c);
 		return;
+	case 3 << 3 | 1: case 5 << 3 | 1: case 7 << 3 | 1: {	/* fisttp (SSE3) */
+		unsigned bytes = op == 3 ? 4 : op == 5 ? 8 : 2;
+		long double v = x87_get(x, 0);
+		uint64_t out = 0;
+		uint16_t sw;
+
+		if (bytes == 2) {
+			uint16_t i;
+
+			asm volatile("fld %%st(0)\n\tfisttps %0\n\tfnstsw %1" : "=m"(i), "=m"(sw) : "t"(v));
+			out = i;
+		} else if (bytes == 4) {
+			uint32_t i;
+
+			asm volatile("fld %%st(0)\n\tfisttpl %0\n\tfnstsw %1" : "=m"(i), "=m"(sw) : "t"(v));
+			out = i;
+		} else {
+			asm volatile("fld %%st(0)\n\tfisttpll %0\n\tfnstsw %1" : "=m"(out), "=m"(sw) : "t"(v));
+		}
+		x->flags |= sw & (0x3f | SW_C1);
+		if (x87_pre_fault(x))
+			return;
+		tcg_store(c, u->x, c->t[u->a], bytes, out);
+		x87_pop(c);
+		return;
+	}
 	case 7 << 3 | 7:
 		store_mem(x, u, x87_get(x, 0), FM_I64);
 		x87_pop(c);

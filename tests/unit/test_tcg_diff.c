@@ -316,6 +316,8 @@ static const char *const sse_tmpls[] = {
 	"movq 0x70(%r15), %xmm1", "movq %xmm2, 0x78(%r15)", "movd 0x74(%r15), %xmm0",
 	"movd %xmm3, 0x70(%r15)", "movdqu %xmm2, 0x71(%r15)", "movaps %xmm0, 0xc0(%r15)",
 	"pxor %xmm0, %xmm0; pcmpeqb 0xc0(%r15), %xmm0; pmovmskb %xmm0, %edx",
+	"movshdup %xmm1, %xmm0", "movsldup %xmm1, %xmm0", "movddup %xmm1, %xmm0",
+	"movddup 0x70(%r15), %xmm2", "lddqu 0x71(%r15), %xmm3", "movshdup 0xc0(%r15), %xmm1",
 };
 
 static const char *const fp_tmpls[] = {
@@ -339,6 +341,8 @@ static const char *const fp_tmpls[] = {
 	"cvtpd2ps %xmm1, %xmm0", "cvtdq2ps %xmm1, %xmm0", "cvtps2dq %xmm1, %xmm0",
 	"cvttps2dq %xmm1, %xmm0", "cvtdq2pd %xmm1, %xmm0", "cvtpd2dq %xmm1, %xmm0",
 	"cvttpd2dq %xmm1, %xmm0",
+	"haddps %xmm1, %xmm0", "haddpd %xmm1, %xmm0", "hsubps %xmm1, %xmm0", "hsubpd %xmm1, %xmm0",
+	"addsubps %xmm1, %xmm0", "addsubpd %xmm1, %xmm0", "haddps 0xc0(%r15), %xmm1",
 	"addsd 0x70(%r15), %xmm2", "mulps 0xc0(%r15), %xmm1", "cvtss2sd 0x74(%r15), %xmm3",
 	"ucomisd 0x78(%r15), %xmm0", "cvttsd2si 0x70(%r15), %rdx", "cvtsi2ssl 0x70(%r15), %xmm1",
 };
@@ -530,6 +534,7 @@ static const char *const x87_tmpls[] = {
 	"fcmovb %st(1), %st", "fcmove %st(2), %st", "fcmovnbe %st(1), %st", "fcmovu %st(3), %st",
 	"fcmovnb %st(2), %st", "fcmovne %st(1), %st",
 	"fld %st(0); fmul %st(0), %st; fsqrt; fcomip %st(1), %st",
+	"fisttpl 0x70(%r15)", "fisttps 0x70(%r15)", "fisttpll 0x78(%r15)",
 };
 
 /* 80-bit values: normal numbers of every size, zeros, infinities, NaNs,
