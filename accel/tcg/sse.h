@@ -52,6 +52,11 @@ enum { S3_ADDSUB, S3_HADD, S3_HSUB };
 void tcg_sse3_fp(struct tcg_cpu *c, const struct uop *u);
 enum { SD_MOVSHDUP, SD_MOVSLDUP, SD_MOVDDUP };
 void tcg_sse3_dup(struct tcg_cpu *c, const struct uop *u);
+/* SSSE3 */
+enum { S3X_PSHUFB, S3X_PHADDW, S3X_PHADDD, S3X_PHADDSW, S3X_PHSUBW, S3X_PHSUBD, S3X_PHSUBSW,
+       S3X_PMADDUBSW, S3X_PMULHRSW, S3X_PSIGNB, S3X_PSIGNW, S3X_PSIGND, S3X_PABSB, S3X_PABSW,
+       S3X_PABSD, S3X_PALIGNR };
+void tcg_ssse3(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_comis(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u);

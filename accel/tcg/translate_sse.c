@@ -466,10 +466,43 @@ static bool tr_fp(struct tctx *t)
 	return true;
 }
 
+/* SSSE3: 0f 38 00-0b, 1c-1e and 0f 3a 0f, on mm (no prefix) or xmm (66h). */
+static bool tr_ssse3(struct tctx *t)
+{
+	static const int8_t kinds[32] = {
+		[0x00] = S3X_PSHUFB, [0x01] = S3X_PHADDW, [0x02] = S3X_PHADDD,
+		[0x03] = S3X_PHADDSW, [0x04] = S3X_PMADDUBSW, [0x05] = S3X_PHSUBW,
+		[0x06] = S3X_PHSUBD, [0x07] = S3X_PHSUBSW, [0x08] = S3X_PSIGNB,
+		[0x09] = S3X_PSIGNW, [0x0a] = S3X_PSIGND, [0x0b] = S3X_PMULHRSW,
+		[0x1c] = S3X_PABSB, [0x1d] = S3X_PABSW, [0x1e] = S3X_PABSD,
+	};
+	struct insn *i = t->i;
+	unsigned p = mandatory(i), kind, b = i->op & 0xff;
+	struct uop *u;
+
+	if (i->op == 0x30f)
+		kind = S3X_PALIGNR;
+	else if ((i->op >> 8) == 2 && b < 32 && (b <= 0x0b || (b >= 0x1c && b <= 0x1e)))
+		kind = kinds[b];
+	else
+		return false;
+	if (p == P_66)
+		u = sse_rm(t, tcg_ssse3, kind, i->reg);
+	else if (p == P_NONE)
+		u = mmx_rm(t, tcg_ssse3, kind);
+	else
+		return false;
+	u->aux |= (p == P_NONE ? AUX_MMX : 0) | (kind == S3X_PALIGNR ? (i->imm & 0xff) << 8 : 0);
+	return true;
+}
+
 bool tcg_tr_sse(struct tctx *t)
 {
 	struct insn *i = t->i;
 	unsigned p = mandatory(i);
+
+	if (i->op >= 0x200)
+		return tr_ssse3(t);
 
 	if (i->op >= 0xd8 && i->op <= 0xdf)
 		return tr_x87(t);

@@ -491,6 +491,15 @@ static const char *const mmx_tmpls[] = {
 	"cvtpi2ps %mm1, %xmm0", "cvtpi2ps 0x70(%r15), %xmm1", "cvtps2pi %xmm1, %mm0",
 	"cvttps2pi %xmm1, %mm2", "cvtpi2pd %mm1, %xmm0", "cvtpd2pi %xmm1, %mm0",
 	"cvttpd2pi %xmm2, %mm3", "cvtps2pi 0x78(%r15), %mm1",
+	/* SSSE3, both forms */
+	"pshufb %xmm1, %xmm0", "pshufb %mm1, %mm0", "pshufb 0xc0(%r15), %xmm2",
+	"phaddw %xmm1, %xmm0", "phaddd %mm1, %mm0", "phaddsw %xmm1, %xmm0", "phaddsw %mm1, %mm0",
+	"phsubw %mm1, %mm0", "phsubd %xmm1, %xmm0", "phsubsw %xmm1, %xmm0",
+	"pmaddubsw %xmm1, %xmm0", "pmaddubsw %mm1, %mm0", "pmulhrsw %xmm1, %xmm0",
+	"pmulhrsw %mm1, %mm0", "psignb %xmm1, %xmm0", "psignw %mm1, %mm0", "psignd %xmm1, %xmm0",
+	"pabsb %xmm1, %xmm0", "pabsw %mm1, %mm0", "pabsd %xmm1, %xmm0",
+	"palignr $5, %xmm1, %xmm0", "palignr $3, %mm1, %mm0", "palignr $20, %xmm1, %xmm0",
+	"palignr $12, %mm1, %mm0",
 };
 
 static void test_diff_mmx(void)
