@@ -57,6 +57,18 @@ enum { S3X_PSHUFB, S3X_PHADDW, S3X_PHADDD, S3X_PHADDSW, S3X_PHSUBW, S3X_PHSUBD, 
        S3X_PMADDUBSW, S3X_PMULHRSW, S3X_PSIGNB, S3X_PSIGNW, S3X_PSIGND, S3X_PABSB, S3X_PABSW,
        S3X_PABSD, S3X_PALIGNR };
 void tcg_ssse3(struct tcg_cpu *c, const struct uop *u);
+/* SSE4.1 */
+enum { S41_PBLENDVB, S41_BLENDVPS, S41_BLENDVPD, S41_BLENDPS, S41_BLENDPD, S41_PBLENDW,
+       S41_PTEST, S41_PMOVSXBW, S41_PMOVZXBW, S41_PMOVSXBD, S41_PMOVZXBD, S41_PMOVSXBQ,
+       S41_PMOVZXBQ, S41_PMOVSXWD, S41_PMOVZXWD, S41_PMOVSXWQ, S41_PMOVZXWQ, S41_PMOVSXDQ,
+       S41_PMOVZXDQ, S41_PMULDQ, S41_PACKUSDW, S41_PHMINPOSUW, S41_MPSADBW, S41_MOVNTDQA };
+void tcg_sse41(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse41_extract(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse41_insert(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse41_insertps_src(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse41_round(struct tcg_cpu *c, const struct uop *u);
+void tcg_sse41_dp(struct tcg_cpu *c, const struct uop *u);
+void tcg_crc32(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_comis(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u);

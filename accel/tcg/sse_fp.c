@@ -622,3 +622,104 @@ void tcg_sse3_fp(struct tcg_cpu *c, const struct uop *u)
 	fp_end(&f);
 	*d = r;
 }
+
+/* roundps/pd/ss/sd (SSE4.1): size = FORM_*, aux >> 8 = imm8 (bits 1:0
+ * mode unless bit 2 selects MXCSR.RC; bit 3 suppresses PE). */
+void tcg_sse41_round(struct tcg_cpu *c, const struct uop *u)
+{
+	unsigned form = u->size, imm = u->aux >> 8;
+	bool dbl = form == FORM_PD || form == FORM_SD, scalar = form >= FORM_SS;
+	unsigned lanes = scalar ? 1 : dbl ? 2 : 4, w = dbl ? 8 : 4;
+	unsigned rc = (imm & 4) ? (c->mxcsr >> 13) & 3 : imm & 3;
+	struct xmm s, *d = &c->xmm[u->d], r = *d;
+	struct fpctx f;
+
+	tcg_sse_check(c);
+	tcg_sse_src(c, u, &s, scalar ? w : 16, !scalar);
+	fp_begin(&f, c);
+	fesetround(FE_TONEAREST);	/* the functions below assume it */
+	for (unsigned k = 0; k < lanes; k++) {
+		uint64_t a = 0, v;
+
+		memcpy(&a, (uint8_t *)s.q + k * w, w);
+		if (dbl ? isnan_d(a) : isnan_f(a)) {
+			if (dbl ? snan_d(a) : snan_f(a))
+				f.flags |= MX_IE;
+			v = dbl ? qnan_d(a) : qnan_f(a);
+		} else if (dbl) {
+			double x = in_d(&f, a), y;
+
+			y = rc == 0 ? rint(x) : rc == 1 ? floor(x) : rc == 2 ? ceil(x) : trunc(x);
+			if (y != x && !(imm & 8))
+				f.flags |= MX_PE;
+			memcpy(&v, &y, 8);
+		} else {
+			float x = in_f(&f, (uint32_t)a), y;
+			uint32_t b;
+
+			y = rc == 0 ? rintf(x) : rc == 1 ? floorf(x) : rc == 2 ? ceilf(x) : truncf(x);
+			if (y != x && !(imm & 8))
+				f.flags |= MX_PE;
+			memcpy(&b, &y, 4);
+			v = b;
+		}
+		f.flags &= ~MX_DE;	/* rounding reports no denormal operand */
+		memcpy((uint8_t *)r.q + k * w, &v, w);
+	}
+	feclearexcept(FE_ALL_EXCEPT);
+	fp_end(&f);
+	*d = r;
+}
+
+/* dpps / dppd (SSE4.1): size 0 float, 1 double; aux >> 8 = imm8. */
+void tcg_sse41_dp(struct tcg_cpu *c, const struct uop *u)
+{
+	unsigned imm = u->aux >> 8;
+	struct xmm s, *d = &c->xmm[u->d], r;
+	struct fpctx f;
+	unsigned before;
+
+	tcg_sse_check(c);
+	tcg_sse_src(c, u, &s, 16, true);
+	fp_begin(&f, c);
+	if (u->size == 0) {
+		uint32_t p[4];
+
+		for (unsigned k = 0; k < 4; k++) {
+			before = f.flags;
+			p[k] = ((imm >> (4 + k)) & 1) ?
+			       arith_f(&f, FO_MUL, (uint32_t)(d->q[k / 2] >> (32 * (k & 1))),
+				       (uint32_t)(s.q[k / 2] >> (32 * (k & 1)))) : 0;
+			fp_lane(&f, before);
+		}
+		/* Each destination element sums in its own order (observed on
+		 * hardware, visible only in which NaN propagates): its own
+		 * pair first, the other element of each pair first. */
+		before = f.flags;
+		for (unsigned k = 0; k < 4; k++) {
+			unsigned h = k / 2, o = 1 - h, e = k & 1;
+			uint32_t mine = arith_f(&f, FO_ADD, p[2 * h + 1 - e], p[2 * h + e]);
+			uint32_t other = arith_f(&f, FO_ADD, p[2 * o + 1 - e], p[2 * o + e]);
+			uint64_t v = ((imm >> k) & 1) ? arith_f(&f, FO_ADD, mine, other) : 0;
+			uint64_t m = 0xffffffffull << (32 * (k & 1));
+
+			r.q[k / 2] = (k & 1 ? r.q[k / 2] : 0);
+			r.q[k / 2] = (r.q[k / 2] & ~m) | (v << (32 * (k & 1)));
+		}
+		fp_lane(&f, before);
+	} else {
+		uint64_t p[2];
+
+		for (unsigned k = 0; k < 2; k++) {
+			before = f.flags;
+			p[k] = ((imm >> (4 + k)) & 1) ? arith_d(&f, FO_MUL, d->q[k], s.q[k]) : 0;
+			fp_lane(&f, before);
+		}
+		before = f.flags;
+		for (unsigned k = 0; k < 2; k++)
+			r.q[k] = ((imm >> k) & 1) ? arith_d(&f, FO_ADD, p[1 - k], p[k]) : 0;
+		fp_lane(&f, before);
+	}
+	fp_end(&f);
+	*d = r;
+}

@@ -496,13 +496,102 @@ static bool tr_ssse3(struct tctx *t)
 	return true;
 }
 
+/* SSE4.1 (and pcmpgtq, crc32 of SSE4.2) in the 0f 38 and 0f 3a maps. */
+static bool tr_sse41(struct tctx *t)
+{
+	static const uint8_t int_ops[256] = {
+		[0x29] = SI(SK_CMPEQ, 3, 0) | 0x80, [0x37] = SI(SK_CMPGT, 3, 1) | 0x80,
+		[0x38] = SI(SK_MIN, 0, 1) | 0x80, [0x39] = SI(SK_MIN, 2, 1) | 0x80,
+		[0x3a] = SI(SK_MIN, 1, 0) | 0x80, [0x3b] = SI(SK_MIN, 2, 0) | 0x80,
+		[0x3c] = SI(SK_MAX, 0, 1) | 0x80, [0x3d] = SI(SK_MAX, 2, 1) | 0x80,
+		[0x3e] = SI(SK_MAX, 1, 0) | 0x80, [0x3f] = SI(SK_MAX, 2, 0) | 0x80,
+		[0x40] = SI(SK_MULLO, 2, 1) | 0x80,
+	};
+	struct insn *i = t->i;
+	unsigned p = mandatory(i), b = i->op & 0xff, imm = (i->imm & 0xff) << 8, v, w;
+
+	if (i->op >> 8 == 2 && p == P_F2 && (b == 0xf0 || b == 0xf1)) {	/* crc32 */
+		unsigned size = b == 0xf0 ? 0 : i->osz;
+
+		v = gen_ld_reg(t, i->reg, 2);
+		gen_helper(t, tcg_crc32, size, v, gen_ld_rm(t, size), 0, 0, false);
+		gen_st_reg(t, i->reg, i->osz == 3 ? 3 : 2, v);
+		return true;
+	}
+	if (p != P_66)
+		return false;
+	if (i->op >> 8 == 2) {
+		if (int_ops[b]) {
+			sse_rm(t, tcg_sse_int, int_ops[b] & 0x7f, i->reg);
+			return true;
+		}
+		switch (b) {
+		case 0x10: sse_rm(t, tcg_sse41, S41_PBLENDVB, i->reg); return true;
+		case 0x14: sse_rm(t, tcg_sse41, S41_BLENDVPS, i->reg); return true;
+		case 0x15: sse_rm(t, tcg_sse41, S41_BLENDVPD, i->reg); return true;
+		case 0x17: sse_rm(t, tcg_sse41, S41_PTEST, i->reg); return true;
+		case 0x20 ... 0x25: case 0x30 ... 0x35:
+			sse_rm(t, tcg_sse41, S41_PMOVSXBW + 2 * (b & 7) + (b >= 0x30), i->reg);
+			return true;
+		case 0x28: sse_rm(t, tcg_sse41, S41_PMULDQ, i->reg); return true;
+		case 0x2a:
+			if (!i->mem)
+				return false;
+			sse_rm(t, tcg_sse41, S41_MOVNTDQA, i->reg);
+			return true;
+		case 0x2b: sse_rm(t, tcg_sse41, S41_PACKUSDW, i->reg); return true;
+		case 0x41: sse_rm(t, tcg_sse41, S41_PHMINPOSUW, i->reg); return true;
+		}
+		return false;
+	}
+	switch (b) {
+	case 0x08: case 0x09: case 0x0a: case 0x0b: {
+		static const uint8_t form[4] = { FORM_PS, FORM_PD, FORM_SS, FORM_SD };
+
+		sse_rm(t, tcg_sse41_round, form[b - 8], i->reg)->aux |= imm;
+		return true;
+	}
+	case 0x0c: sse_rm(t, tcg_sse41, S41_BLENDPS, i->reg)->aux |= imm; return true;
+	case 0x0d: sse_rm(t, tcg_sse41, S41_BLENDPD, i->reg)->aux |= imm; return true;
+	case 0x0e: sse_rm(t, tcg_sse41, S41_PBLENDW, i->reg)->aux |= imm; return true;
+	case 0x42: sse_rm(t, tcg_sse41, S41_MPSADBW, i->reg)->aux |= imm; return true;
+	case 0x40: case 0x41:
+		sse_rm(t, tcg_sse41_dp, b - 0x40, i->reg)->aux |= imm;
+		return true;
+	case 0x14: case 0x15: case 0x16: case 0x17:	/* pextrb/w/d/q, extractps */
+		w = b == 0x14 ? 0 : b == 0x15 ? 1 : (b == 0x16 && i->osz == 3) ? 3 : 2;
+		v = tcg_tmp(t);
+		gen_helper(t, tcg_sse41_extract, w, 0, v, i->reg, 0, false)->aux |= imm;
+		if (i->mem)
+			gen_st_rm(t, w, v);
+		else
+			gen_st_reg(t, i->rm, w == 3 ? 3 : 2, v);
+		return true;
+	case 0x20: case 0x22:				/* pinsrb, pinsrd/q */
+		w = b == 0x20 ? 0 : i->osz == 3 ? 3 : 2;
+		v = gen_ld_rm(t, i->mem ? w : (w == 3 ? 3 : 2));
+		gen_helper(t, tcg_sse41_insert, w, i->reg, v, 0, 0, false)->aux |= imm;
+		return true;
+	case 0x21:					/* insertps */
+		if (i->mem) {
+			v = gen_ld_rm(t, 2);
+		} else {
+			v = tcg_tmp(t);
+			gen_helper(t, tcg_sse41_insertps_src, 0, 0, v, i->rm, 0, false)->aux |= imm;
+		}
+		gen_helper(t, tcg_sse41_insert, 2, i->reg, v, 0, 1, false)->aux |= imm;
+		return true;
+	}
+	return false;
+}
+
 bool tcg_tr_sse(struct tctx *t)
 {
 	struct insn *i = t->i;
 	unsigned p = mandatory(i);
 
 	if (i->op >= 0x200)
-		return tr_ssse3(t);
+		return tr_ssse3(t) || tr_sse41(t);
 
 	if (i->op >= 0xd8 && i->op <= 0xdf)
 		return tr_x87(t);
