@@ -69,6 +69,7 @@ void tcg_sse41_insertps_src(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse41_round(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse41_dp(struct tcg_cpu *c, const struct uop *u);
 void tcg_crc32(struct tcg_cpu *c, const struct uop *u);
+void tcg_pcmpstr(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_comis(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_cvt(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_mov(struct tcg_cpu *c, const struct uop *u);

@@ -1,6 +1,6 @@
 /*
- * SSE4.1 (the integer and data-movement part) and SSE4.2's pcmpgtq and
- * crc32: blends, ptest, sign/zero extensions, pmuldq, packusdw,
+ * SSE4.1 (the integer and data-movement part) and SSE4.2 (pcmpgtq, crc32,
+ * the pcmpestri/pcmpestrm/pcmpistri/pcmpistrm string compares): blends, ptest, sign/zero extensions, pmuldq, packusdw,
  * phminposuw, mpsadbw, extracts and inserts, movntdqa.  The element-wise
  * min/max/compare/multiply forms reuse tcg_sse_int; roundps/pd/ss/sd and
  * dpps/dppd are in sse_fp.c.
@@ -184,4 +184,105 @@ void tcg_crc32(struct tcg_cpu *c, const struct uop *u)
 		crc = (crc >> 1) ^ (bit ? 0x82f63b78u : 0);
 	}
 	c->t[u->d] = crc;
+}
+
+/*
+ * pcmpestri/pcmpestrm/pcmpistri/pcmpistrm (SSE4.2).  size bit 0: index
+ * (ecx) rather than mask (xmm0); bit 1: explicit lengths in eax/edx;
+ * aux >> 8: imm8.  a is xmm u->d, b the source operand.
+ */
+void tcg_pcmpstr(struct tcg_cpu *c, const struct uop *u)
+{
+	unsigned imm = u->aux >> 8, words = imm & 1, n = words ? 8 : 16, w = words ? 2 : 1;
+	bool sign = imm & 2, index = u->size & 1, expl = u->size & 2;
+	unsigned agg = (imm >> 2) & 3, pol = (imm >> 4) & 3;
+	uint8_t a[16], b[16];
+	int64_t la, lb;
+	unsigned res1 = 0, res2;
+	struct xmm s;
+
+	tcg_sse_check(c);
+	tcg_sse_src(c, u, &s, 16, false);
+	memcpy(a, c->xmm[u->d].q, 16);
+	memcpy(b, s.q, 16);
+	if (expl) {
+		bool wide = u->aux & AUX_MMX;	/* REX.W: 64-bit lengths */
+
+		la = wide ? (int64_t)c->gpr[R_RAX] : (int32_t)c->gpr[R_RAX];
+		lb = wide ? (int64_t)c->gpr[R_RDX] : (int32_t)c->gpr[R_RDX];
+		la = la < 0 ? (la == INT64_MIN ? n : -la) : la;
+		lb = lb < 0 ? (lb == INT64_MIN ? n : -lb) : lb;
+		if (la > n)
+			la = n;
+		if (lb > n)
+			lb = n;
+	} else {
+		for (la = 0; la < n && get(a, w, la, false); la++)
+			;
+		for (lb = 0; lb < n && get(b, w, lb, false); lb++)
+			;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		bool r = false;
+
+		switch (agg) {
+		case 0:		/* equal any */
+			for (int64_t j = 0; j < la && !r; j++)
+				r = i < lb && get(a, w, j, sign) == get(b, w, i, sign);
+			break;
+		case 1:		/* ranges */
+			for (int64_t j = 0; j + 1 < la + (la & 1) && !r; j += 2) {
+				int64_t x = get(b, w, i, sign);
+
+				r = i < lb && j + 1 < la && get(a, w, j, sign) <= x &&
+				    x <= get(a, w, j + 1, sign);
+			}
+			break;
+		case 2:		/* equal each */
+			if (i >= la && i >= lb)
+				r = true;
+			else if (i >= la || i >= lb)
+				r = false;
+			else
+				r = get(a, w, i, sign) == get(b, w, i, sign);
+			break;
+		default:	/* equal ordered */
+			r = true;
+			for (unsigned k = 0; k + i < n && r; k++) {
+				if ((int64_t)k >= la)
+					break;
+				if ((int64_t)(i + k) >= lb)
+					r = false;
+				else
+					r = get(a, w, k, sign) == get(b, w, i + k, sign);
+			}
+			break;
+		}
+		res1 |= (unsigned)r << i;
+	}
+	res2 = res1;
+	if (pol == 1)
+		res2 = ~res1 & ((1u << n) - 1);
+	else if (pol == 3)
+		res2 = res1 ^ ((1u << lb) - 1);
+	tcg_set_flags(c, (res2 ? F_CF : 0) | (lb < n ? F_ZF : 0) | (la < n ? F_SF : 0) |
+		      ((res2 & 1) ? F_OF : 0), F_ARITH);
+	if (index) {
+		unsigned idx = n;
+
+		if (res2)
+			idx = (imm & 0x40) ? 31 - __builtin_clz(res2) : __builtin_ctz(res2);
+		c->gpr[R_RCX] = idx;
+		return;
+	}
+	if (imm & 0x40) {
+		uint8_t m[16];
+
+		for (unsigned i = 0; i < n; i++)
+			set(m, w, i, ((res2 >> i) & 1) ? (words ? 0xffff : 0xff) : 0);
+		memcpy(c->xmm[0].q, m, 16);
+	} else {
+		c->xmm[0].q[0] = res2;
+		c->xmm[0].q[1] = 0;
+	}
 }

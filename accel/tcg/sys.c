@@ -346,8 +346,8 @@ int tcg_wrmsr(struct tcg_cpu *c, uint32_t msr, uint64_t v)
 		     (1u << 26))	/* FPU PSE TSC MSR PAE CX8 SEP MTRR PGE CMOV PAT \
 				 * CLFSH MMX FXSR SSE SSE2 */
 #define CPUID_1_EDX_APIC (1u << 9)
-#define CPUID_1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 23) | \
-		     (1u << 31))	/* SSE3 SSSE3 CX16 SSE4.1 POPCNT hypervisor */
+#define CPUID_1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | \
+		     (1u << 23) | (1u << 31))	/* SSE3 SSSE3 CX16 SSE4.1 SSE4.2 POPCNT hv */
 #define CPUID_X1_EDX ((1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29))
 #define CPUID_X1_ECX ((1u << 0) | (1u << 5))
 

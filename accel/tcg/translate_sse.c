@@ -558,6 +558,11 @@ static bool tr_sse41(struct tctx *t)
 	case 0x40: case 0x41:
 		sse_rm(t, tcg_sse41_dp, b - 0x40, i->reg)->aux |= imm;
 		return true;
+	case 0x60: case 0x61: case 0x62: case 0x63:	/* pcmpestrm/i, pcmpistrm/i */
+		/* size bit 0: index; bit 1: explicit lengths; AUX_MMX: REX.W lengths */
+		sse_rm(t, tcg_pcmpstr, (b & 1) | (b < 0x62 ? 2 : 0), i->reg)->aux |=
+			imm | (i->osz == 3 ? AUX_MMX : 0);
+		return true;
 	case 0x14: case 0x15: case 0x16: case 0x17:	/* pextrb/w/d/q, extractps */
 		w = b == 0x14 ? 0 : b == 0x15 ? 1 : (b == 0x16 && i->osz == 3) ? 3 : 2;
 		v = tcg_tmp(t);

@@ -338,6 +338,20 @@ static const char *const sse_tmpls[] = {
 	"insertps $0x35, 0x70(%r15), %xmm2",
 	"crc32b %bl, %eax", "crc32w %bx, %eax", "crc32l %ebx, %eax", "crc32q %rbx, %rax",
 	"crc32l 0x70(%r15), %edx",
+	"pcmpestri $0x00, %xmm1, %xmm0", "pcmpestri $0x04, %xmm1, %xmm0",
+	"pcmpestri $0x08, %xmm1, %xmm0", "pcmpestri $0x0c, %xmm1, %xmm0",
+	"pcmpestri $0x45, %xmm1, %xmm0", "pcmpestri $0x1a, %xmm1, %xmm0",
+	"pcmpestri $0x3b, %xmm1, %xmm0", "pcmpestrm $0x00, %xmm1, %xmm2",
+	"pcmpestrm $0x44, %xmm1, %xmm2", "pcmpestrm $0x1d, %xmm1, %xmm3",
+	"pcmpistri $0x00, %xmm1, %xmm0", "pcmpistri $0x04, %xmm1, %xmm0",
+	"pcmpistri $0x08, %xmm1, %xmm0", "pcmpistri $0x4c, %xmm1, %xmm0",
+	"pcmpistri $0x31, %xmm1, %xmm0", "pcmpistri $0x0e, %xmm1, %xmm0",
+	"pcmpistrm $0x40, %xmm1, %xmm2", "pcmpistrm $0x3a, %xmm1, %xmm2",
+	"pcmpistri $0x0c, 0xc0(%r15), %xmm1", "pcmpestrm $0x08, 0x71(%r15), %xmm1",
+	"mov $5, %eax; mov $12, %edx; pcmpestri $0x0c, %xmm1, %xmm0",
+	"mov $-3, %rax; mov $7, %rdx; pcmpestri $0x39, %xmm1, %xmm0",
+	"mov $3, %eax; mov $9, %edx; pcmpestrm $0x45, %xmm1, %xmm2",
+	"pxor %xmm3, %xmm3; punpcklbw %xmm3, %xmm1; pcmpistri $0x08, %xmm1, %xmm0",
 };
 
 static const char *const fp_tmpls[] = {
