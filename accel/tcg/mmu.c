@@ -41,14 +41,18 @@ void tcg_tlb_flush(struct tcg_cpu *c, bool global)
 			c->tlb[k].vpn = ~0ull;
 }
 
+/* invlpg: every entry of the page that holds lin, which for a 2 MiB,
+ * 4 MiB or 1 GiB page may be many. */
 void tcg_tlb_flush_page(struct tcg_cpu *c, uint64_t lin)
 {
-	struct tlb_entry *e = &c->tlb[(lin >> 12) % TLB_SIZE];
+	uint64_t vpn = lin >> 12;
 
-	/* A 2 MiB or 4 MiB page may sit in several entries. */
-	if (e->vpn == lin >> 12)
-		e->vpn = ~0ull;
-	tcg_tlb_flush(c, true);
+	for (unsigned k = 0; k < TLB_SIZE; k++) {
+		struct tlb_entry *e = &c->tlb[k];
+
+		if (e->vpn != ~0ull && !((e->vpn ^ vpn) & ~(uint64_t)e->span))
+			e->vpn = ~0ull;
+	}
 }
 
 /* Read a page-table entry; NULL if the table is not in RAM. */
@@ -204,6 +208,7 @@ static struct tlb_entry *tlb_get(struct tcg_cpu *c, uint64_t lin, int acc, bool 
 
 	if (e->vpn == vpn && perm_ok(c, e->perm, acc, user))
 		return e;
+	mask = 0xfff;
 	if (!(c->cr0 & CR0_PG)) {
 		phys = lin & 0xffffffffull;
 		perm = TLB_W | TLB_U | TLB_X | TLB_D;
@@ -211,6 +216,7 @@ static struct tlb_entry *tlb_get(struct tcg_cpu *c, uint64_t lin, int acc, bool 
 		return NULL;
 	}
 	e->vpn = vpn;
+	e->span = mask >> 12;
 	e->ppn = phys & ~0xfffull;
 	e->perm = perm;
 	e->hva = gpa_to_hva(&c->m->mem, e->ppn, 4096);

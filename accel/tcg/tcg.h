@@ -155,6 +155,7 @@ struct tlb_entry {
 	uint64_t vpn;		/* linear page number, or ~0 if empty */
 	uint64_t ppn;		/* physical page address */
 	uint8_t *hva;		/* host page if RAM, else NULL (MMIO) */
+	uint32_t span;		/* page numbers covered - 1 (large pages) */
 	uint8_t perm;		/* TLB_* */
 };
 #define TLB_W		0x01	/* writable (and dirty already set) */

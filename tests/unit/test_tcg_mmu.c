@@ -284,6 +284,35 @@ static void test_compat_mode(void)
 	tm_free(t);
 }
 
+/* invlpg drops the translation of its page, including every 4 KiB piece
+ * of a 2 MiB page cached from another address in it. */
+static void test_invlpg(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	setup64(t, ".code64\n"
+		"mov 0x100000, %rax\n"			/* 4 KiB page -> 0x100000 */
+		"movq $0x101003, PT + 0x100 * 8\n"	/* remap it to 0x101000 */
+		"invlpg 0x100000\n"
+		"mov 0x100000, %rbx\n"
+		"mov 0x600008, %rcx\n"			/* 2 MiB page 3 -> 0x600000 */
+		"movq $0x800083, 0x12000 + 3 * 8\n"	/* remap it to 0x800000 */
+		"invlpg 0x7ff000\n"			/* another address in it */
+		"mov 0x600008, %rdx\n"
+		"hlt\n");
+	tm_wr(t, 0x100000, 0x1111, 8);
+	tm_wr(t, 0x101000, 0x2222, 8);
+	tm_wr(t, 0x600008, 0x3333, 8);
+	tm_wr(t, 0x800008, 0x4444, 8);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_RAX], ==, 0x1111);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x2222);
+	g_assert_cmphex(c->gpr[R_RCX], ==, 0x3333);
+	g_assert_cmphex(c->gpr[R_RDX], ==, 0x4444);
+	tm_free(t);
+}
+
 /* 32-bit paging with a 4 MiB page and 4 KiB pages, and a 32-bit IDT. */
 static void test_paging32(void)
 {
@@ -405,6 +434,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/tcg/mmu/pf-codes64", test_pf_codes64);
 	g_test_add_func("/tcg/mmu/user-mode64", test_user_mode64);
 	g_test_add_func("/tcg/mmu/compat-mode", test_compat_mode);
+	g_test_add_func("/tcg/mmu/invlpg", test_invlpg);
 	g_test_add_func("/tcg/mmu/paging32", test_paging32);
 	g_test_add_func("/tcg/mmu/pae", test_paging_pae);
 	g_test_add_func("/tcg/mmu/dirty-log", test_dirty_log);
