@@ -157,7 +157,7 @@ for ev in /sys/class/input/input*/name; do
 	"Power Button")
 		for node in "${ev%/name}"/event*; do
 			# devtmpfs makes the node a moment after the module loads.
-			( dev=/dev/"${node##*/}"; n=0
+			( dev=/dev/input/"${node##*/}"; n=0
 			  while [ ! -e "$dev" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
 			  dd if="$dev" bs=24 count=1 >/dev/null 2>&1 || exit
 			  echo "VIREO-POWER-BUTTON: shutting down"
