@@ -1,0 +1,87 @@
+/* Migration internals shared by the files of migration/. */
+#ifndef VIREO_MIGRATION_INT_H
+#define VIREO_MIGRATION_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memory.h"
+#include "migration.h"
+#include "migration/stream.h"
+#include "vmstate.h"
+
+struct machine;
+
+/* RAM being sent: one dirty bitmap per region, one bit per page. */
+struct mig_ram {
+	unsigned long *bitmap[GUEST_MAX_RAM_REGIONS];
+	uint64_t dirty;			/* bits set */
+	bool logging;			/* the accelerator's dirty log is on */
+	uint64_t sent_pages, zero_pages;
+};
+
+struct migration {
+	struct machine *m;
+	pthread_mutex_t lock;		/* guards status, info, error */
+	pthread_cond_t cond;
+	enum mig_status status;
+	struct mig_info info;
+	bool caps[MIG_CAP_NR];
+	struct mig_params params;
+
+	/* outgoing */
+	pthread_t thread;
+	bool thread_running;
+	int fd;
+	bool cancel;
+	bool switchover_go;		/* migrate-continue */
+	bool stopped;			/* main thread paused the VM for switch-over */
+	bool was_running;
+	int64_t start_us, stop_us;
+	unsigned throttle;		/* auto-converge percent */
+
+	/* incoming */
+	int listen_fd;
+	unsigned listen_watch;
+	bool deferred, autostart;
+	pthread_t in_thread;
+	bool in_thread_running;
+	int in_fd;
+	char *in_uri;
+
+	/* vCPU and accelerator sections, registered at the first use */
+	struct vmstate_section *cpu_sec;
+	struct vmstate_section vm_sec;
+	char *cpu_name, *vm_name;
+	bool sections_registered;
+};
+
+struct migration *migration_get(struct machine *m);
+void migration_set_status(struct migration *mig, enum mig_status s);
+
+/* ram.c */
+int ram_save_setup(struct machine *m, struct mig_ram *r, struct mig_stream *s);
+/* Send every page marked dirty and clear the marks. */
+int ram_save_dirty(struct machine *m, struct mig_ram *r, struct mig_stream *s);
+/* Pull the accelerator's dirty log into the bitmaps. */
+int ram_sync(struct machine *m, struct mig_ram *r);
+void ram_save_cleanup(struct machine *m, struct mig_ram *r);
+int ram_load_layout(struct machine *m, struct mig_stream *s);
+int ram_load_page(struct machine *m, struct mig_stream *s);
+
+/* savevm.c */
+void mig_save_header(struct mig_stream *s);
+int mig_save_sections(struct machine *m, struct mig_stream *s);
+void mig_save_end(struct mig_stream *s);
+/* Load a whole stream; the message of a failure is in s->msg. */
+int mig_load(struct machine *m, struct mig_stream *s);
+int mig_quiesce_devices(struct machine *m);
+int mig_register_accel_sections(struct machine *m, struct migration *mig);
+
+/* transport.c: a connected fd for uri, or -errno with err. */
+int mig_connect(const char *uri, char *err, size_t errlen);
+/* A listening socket for tcp:/unix:, or an fd to read for file:/exec:/fd:. */
+int mig_listen(const char *uri, bool *is_listener, char *err, size_t errlen);
+
+#endif
