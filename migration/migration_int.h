@@ -52,13 +52,16 @@ struct migration {
 
 	/* vCPU and accelerator sections, registered at the first use */
 	struct vmstate_section *cpu_sec;
-	struct vmstate_section vm_sec;
+	struct vmstate_section vm_sec, run_sec;
+	bool src_running;		/* incoming: the source's guest was running */
 	char *cpu_name, *vm_name;
 	bool sections_registered;
 };
 
 struct migration *migration_get(struct machine *m);
 void migration_set_status(struct migration *mig, enum mig_status s);
+/* incoming.c: stop listening, join the loader, close its fd. */
+void migration_incoming_stop(struct migration *mig);
 
 /* ram.c */
 int ram_save_setup(struct machine *m, struct mig_ram *r, struct mig_stream *s);

@@ -235,6 +235,22 @@ static int vm_sec_load(void *opaque, struct vmstate_in *in)
 	return m->accel->vm_load(m, in);
 }
 
+/* Whether the guest ran on the source: a paused guest stays paused. */
+static int run_sec_save(void *opaque, struct vmstate_out *o)
+{
+	struct migration *mig = opaque;
+
+	vmstate_put_bool(o, "running", mig->was_running);
+	return 0;
+}
+
+static int run_sec_load(void *opaque, struct vmstate_in *in)
+{
+	struct migration *mig = opaque;
+
+	return vmstate_get_bool(in, "running", &mig->src_running);
+}
+
 /*
  * Registered after the devices: the loader sets the in-kernel irqchips
  * and the vCPUs last, so nothing a device load does disturbs them.
@@ -256,6 +272,13 @@ int mig_register_accel_sections(struct machine *m, struct migration *mig)
 		.opaque = m,
 	};
 	ret = vmstate_register(m, &mig->vm_sec);
+	if (ret)
+		return ret;
+	mig->run_sec = (struct vmstate_section){
+		.name = "runstate", .version = 1, .min_version = 1, .save = run_sec_save,
+		.load = run_sec_load, .opaque = mig,
+	};
+	ret = vmstate_register(m, &mig->run_sec);
 	if (ret)
 		return ret;
 	mig->cpu_sec = calloc(m->nr_vcpus, sizeof(*mig->cpu_sec));
