@@ -310,7 +310,14 @@ out:
 	ram_save_cleanup(m, &r);
 	pthread_mutex_lock(&mig->lock);
 	if (ret) {
+		char c;
+
 		end = mig->cancel ? MIG_CANCELLED : MIG_FAILED;
+		/* A destination that refused the stream said so before it hung up. */
+		if (end == MIG_FAILED && fd_is_socket(mig->fd) &&
+		    recv(mig->fd, &c, 1, MSG_DONTWAIT) == 1 && c == 'N')
+			snprintf(mig->info.error, sizeof(mig->info.error), "the destination did "
+				 "not accept the migration (it refused the stream; see its log)");
 		if (end == MIG_FAILED && !mig->info.error[0])
 			snprintf(mig->info.error, sizeof(mig->info.error), "%s", s.msg);
 	} else {
@@ -399,15 +406,20 @@ void migration_cancel(struct machine *m)
 	if (!mig)
 		return;
 	pthread_mutex_lock(&mig->lock);
-	if (status_active(mig->status) && mig->thread_running) {
+	if (status_active(mig->status) && mig->thread_running && !mig->cancel) {
+		struct mig_event e = { .m = m, .status = MIG_CANCELLING };
+
+		/*
+		 * Under the lock, so that the thread's final status comes after
+		 * this one, and its event too (it is queued to this thread).
+		 */
+		mig->status = mig->info.status = MIG_CANCELLING;
+		emit_event(&e);
 		mig->cancel = true;
 		pthread_cond_broadcast(&mig->cond);
 		/* Unblock a send or the wait for the acknowledgement. */
 		if (mig->fd >= 0)
 			shutdown(mig->fd, SHUT_RDWR);
-		pthread_mutex_unlock(&mig->lock);
-		migration_set_status(mig, MIG_CANCELLING);
-		return;
 	}
 	pthread_mutex_unlock(&mig->lock);
 }

@@ -57,7 +57,16 @@ def counter_vm(incoming=None, extra=(), mem="128M"):
     extra = list(extra)
     if incoming is not None:
         extra += ["-incoming", incoming]
-    return Vm(counter_args(mem, extra), serial="file", qmp=True)
+    vm = Vm(counter_args(mem, extra), serial="file", qmp=True)
+    if incoming is not None:
+        # QMP answers only from the main loop, which runs once -incoming listens.
+        try:
+            with vm.qmp() as q:
+                q.ok("query-status")
+        except Exception:
+            vm.close()
+            raise
+    return vm
 
 
 def last_count(vm):
