@@ -89,8 +89,13 @@ struct vmstate_section {
 	int (*save)(void *opaque, struct vmstate_out *o);
 	int (*load)(void *opaque, struct vmstate_in *in);
 	void *opaque;
-	/* Optional: called before save with the vCPUs paused, to finish in-flight work. */
+	/*
+	 * Optional: called before save with the vCPUs paused, to finish
+	 * in-flight work; resume undoes it when the migration fails and the
+	 * guest runs on here.
+	 */
 	int (*quiesce)(void *opaque);
+	void (*resume)(void *opaque);
 	struct vmstate_section *next;
 };
 

@@ -20,6 +20,7 @@
 #include <json-glib/json-glib.h>
 
 #include "accel/accel.h"
+#include "block.h"
 #include "log.h"
 #include "machine.h"
 #include "migration/migration_int.h"
@@ -118,6 +119,44 @@ void migration_set_status(struct migration *mig, enum mig_status s)
 
 /* ---- outgoing ---- */
 
+static void flush_done(void *opaque, int64_t ret)
+{
+	*(int64_t *)opaque = ret;
+}
+
+/*
+ * Shared storage: what the guest wrote reaches the image before the
+ * destination may read it.  Main thread, devices quiesced.
+ */
+static int flush_drives(struct machine *m, char *err, size_t errlen)
+{
+	for (struct drive *d = m->drives; d; d = d->next) {
+		struct blk_queue *q;
+		int64_t res = 1;
+		int ret;
+
+		if (!d->blk || blk_is_readonly(d->blk))
+			continue;
+		q = blk_queue_new(d->blk, err, errlen);
+		if (!q)
+			return -EIO;
+		ret = blk_flush(q, flush_done, &res);
+		while (!ret && res == 1) {
+			struct pollfd p = { .fd = blk_queue_fd(q), .events = POLLIN };
+
+			poll(&p, 1, 1000);
+			blk_queue_poll(q);
+		}
+		blk_queue_free(q);
+		if (ret || res < 0) {
+			snprintf(err, errlen, "cannot flush drive %s: %s", d->id,
+				 strerror(ret ? -ret : (int)-res));
+			return ret ? ret : (int)res;
+		}
+	}
+	return 0;
+}
+
 static gboolean stop_vm(gpointer opaque)
 {
 	struct migration *mig = opaque;
@@ -141,6 +180,8 @@ static gboolean stop_vm(gpointer opaque)
 	if (ret)
 		snprintf(mig->info.error, sizeof(mig->info.error),
 			 "cannot quiesce the devices: %s", strerror(-ret));
+	else
+		flush_drives(m, mig->info.error, sizeof(mig->info.error));
 	mig->stopped = true;
 	pthread_cond_broadcast(&mig->cond);
 	pthread_mutex_unlock(&mig->lock);
@@ -151,6 +192,7 @@ static gboolean resume_vm(gpointer opaque)
 {
 	struct migration *mig = opaque;
 
+	mig_resume_devices(mig->m);
 	if (mig->was_running)
 		machine_resume(mig->m);
 	return G_SOURCE_REMOVE;

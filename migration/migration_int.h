@@ -80,6 +80,7 @@ void mig_save_end(struct mig_stream *s);
 /* Load a whole stream; the message of a failure is in s->msg. */
 int mig_load(struct machine *m, struct mig_stream *s);
 int mig_quiesce_devices(struct machine *m);
+void mig_resume_devices(struct machine *m);
 int mig_register_accel_sections(struct machine *m, struct migration *mig);
 
 /* transport.c: a connected fd for uri, or -errno with err. */

@@ -67,6 +67,13 @@ int mig_quiesce_devices(struct machine *m)
 	return 0;
 }
 
+void mig_resume_devices(struct machine *m)
+{
+	for (struct vmstate_section *sec = m->vmstate; sec; sec = sec->next)
+		if (sec->resume)
+			sec->resume(sec->opaque);
+}
+
 void mig_save_end(struct mig_stream *s)
 {
 	uint32_t crc;
