@@ -250,8 +250,15 @@ static void update_info(struct migration *mig, struct mig_stream *s, struct mig_
 	pthread_mutex_unlock(&mig->lock);
 }
 
+static int send_dirty(struct machine *m, struct mig_stream *s, struct mig_ram *r,
+		      struct mapped_ram *mr)
+{
+	return mr ? mapped_ram_save_dirty(m, mr, r, s) : ram_save_dirty(m, r, s);
+}
+
 /* Pre-copy passes until the dirty rest fits in downtime-limit. */
-static int precopy(struct migration *mig, struct mig_stream *s, struct mig_ram *r)
+static int precopy(struct migration *mig, struct mig_stream *s, struct mig_ram *r,
+		   struct mapped_ram *mr)
 {
 	struct machine *m = mig->m;
 	int ret;
@@ -260,7 +267,7 @@ static int precopy(struct migration *mig, struct mig_stream *s, struct mig_ram *
 		int64_t t0 = mig_now_us(), dt;
 		uint64_t b0 = s->bytes, dirty_before, bw, limit;
 
-		ret = ram_save_dirty(m, r, s);
+		ret = send_dirty(m, s, r, mr);
 		if (!ret)
 			ret = mig_flush(s);
 		if (ret)
@@ -296,6 +303,7 @@ static void *outgoing_thread(void *opaque)
 	struct machine *m = mig->m;
 	struct mig_stream s;
 	struct mig_ram r = { 0 };
+	struct mapped_ram mapped = { .fd = -1, .dfd = -1 }, *mr = NULL;
 	enum mig_status end;
 	int ret;
 
@@ -307,6 +315,12 @@ static void *outgoing_thread(void *opaque)
 	s.max_bw = mig->params.max_bandwidth;
 	mig_save_header(&s);
 	ret = ram_save_setup(m, &r, &s);
+	if (!ret && mig->caps[MIG_CAP_MAPPED_RAM]) {
+		mr = &mapped;
+		ret = mapped_ram_save_setup(m, mr, &s, mig->params.direct_io,
+					    mig->caps[MIG_CAP_MULTIFD] ?
+					    mig->params.multifd_channels : 1);
+	}
 	pthread_mutex_lock(&mig->lock);
 	mig->info.setup_time = (mig_now_us() - mig->start_us) / 1000;
 	pthread_mutex_unlock(&mig->lock);
@@ -314,7 +328,7 @@ static void *outgoing_thread(void *opaque)
 		goto out;
 	migration_set_status(mig, MIG_ACTIVE);
 	/* Without a dirty log there is one pass, all of it with the VM stopped. */
-	if (r.logging && (ret = precopy(mig, &s, &r)))
+	if (r.logging && (ret = precopy(mig, &s, &r, mr)))
 		goto out;
 
 	g_main_context_invoke(m->ctx, stop_vm, mig);
@@ -341,7 +355,8 @@ static void *outgoing_thread(void *opaque)
 	}
 	/* The rest goes as fast as it can: the guest is down. */
 	s.max_bw = 0;
-	ram_save_dirty(m, &r, &s);
+	if (!send_dirty(m, &s, &r, mr) && mr)
+		mapped_ram_save_finish(m, mr, &s);
 	mig_save_sections(m, &s);
 	mig_save_end(&s);
 	ret = mig_flush(&s);
@@ -349,7 +364,9 @@ static void *outgoing_thread(void *opaque)
 		ret = wait_ack(mig, &s);
 out:
 	update_info(mig, &s, &r);
+	mig->info.multifd_bytes = mapped.multifd_bytes;
 	ram_save_cleanup(m, &r);
+	mapped_ram_cleanup(&mapped);
 	pthread_mutex_lock(&mig->lock);
 	if (ret) {
 		char c;
@@ -406,9 +423,12 @@ int migration_start(struct machine *m, const char *uri, char *err, size_t errlen
 		snprintf(err, errlen, "the guest has shut down: nothing to migrate");
 		return -EINVAL;
 	}
-	if (mig->caps[MIG_CAP_MAPPED_RAM] || mig->caps[MIG_CAP_MULTIFD]) {
-		snprintf(err, errlen, "capabilities multifd and mapped-ram are not "
-			 "implemented by this vireo");
+	if (mig->caps[MIG_CAP_MAPPED_RAM] && strncmp(uri, "file:", 5)) {
+		snprintf(err, errlen, "mapped-ram needs a file: URI");
+		return -EINVAL;
+	}
+	if (mig->caps[MIG_CAP_MULTIFD] && !mig->caps[MIG_CAP_MAPPED_RAM]) {
+		snprintf(err, errlen, "multifd is implemented for mapped-ram (file:) only");
 		return -ENOTSUP;
 	}
 	ret = mig_register_accel_sections(m, mig);

@@ -21,6 +21,16 @@ struct mig_ram {
 	uint64_t sent_pages, zero_pages;
 };
 
+/* mapped-ram: where each region lives in the file, and the pages it holds. */
+struct mapped_ram {
+	int fd, dfd;			/* the file; an O_DIRECT descriptor or -1 */
+	unsigned channels;		/* parallel writers (multifd-channels) */
+	uint64_t bitmap_off[GUEST_MAX_RAM_REGIONS], pages_off[GUEST_MAX_RAM_REGIONS];
+	uint64_t resume_off;		/* where the stream goes on */
+	unsigned long *present[GUEST_MAX_RAM_REGIONS];
+	uint64_t multifd_bytes;
+};
+
 struct migration {
 	struct machine *m;
 	pthread_mutex_t lock;		/* guards status, info, error */
@@ -72,6 +82,17 @@ int ram_sync(struct machine *m, struct mig_ram *r);
 void ram_save_cleanup(struct machine *m, struct mig_ram *r);
 int ram_load_layout(struct machine *m, struct mig_stream *s);
 int ram_load_page(struct machine *m, struct mig_stream *s);
+
+/* mapped_ram.c */
+int mapped_ram_save_setup(struct machine *m, struct mapped_ram *mr, struct mig_stream *s,
+			  bool direct_io, unsigned channels);
+int mapped_ram_save_dirty(struct machine *m, struct mapped_ram *mr, struct mig_ram *r,
+			  struct mig_stream *s);
+/* VM stopped, last pass written: the bitmaps and the RAM checksums. */
+int mapped_ram_save_finish(struct machine *m, struct mapped_ram *mr, struct mig_stream *s);
+void mapped_ram_cleanup(struct mapped_ram *mr);
+int mapped_ram_load(struct machine *m, struct mig_stream *s);
+int mapped_ram_load_crc(struct machine *m, struct mig_stream *s);
 
 /* savevm.c */
 void mig_save_header(struct mig_stream *s);

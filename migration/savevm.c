@@ -161,7 +161,7 @@ int mig_load(struct machine *m, struct mig_stream *s)
 	char magic[8];
 	uint32_t version;
 	uint8_t tag;
-	bool layout = false;
+	bool layout = false, mapped = false, crc_seen = false;
 	int ret = 0;
 
 	if (mig_get(s, magic, 8))
@@ -181,7 +181,10 @@ int mig_load(struct machine *m, struct mig_stream *s)
 		if (mig_get_u8(s, &tag))
 			break;
 		if (tag == MIG_TAG_END) {
-			load_end(m, s, seen);
+			if (mapped && !crc_seen)
+				mig_stream_fail(s, -EINVAL, "mapped RAM without its checksums");
+			else
+				load_end(m, s, seen);
 			break;
 		}
 		switch (tag) {
@@ -197,6 +200,20 @@ int mig_load(struct machine *m, struct mig_stream *s)
 			break;
 		case MIG_TAG_SECTION:
 			ret = load_section(m, s, seen);
+			break;
+		case MIG_TAG_MAPPED_RAM:
+			if (!layout)
+				ret = mig_stream_fail(s, -EINVAL, "mapped RAM before the RAM layout");
+			else
+				ret = mapped_ram_load(m, s);
+			mapped = true;
+			break;
+		case MIG_TAG_RAM_CRC:
+			if (!mapped)
+				ret = mig_stream_fail(s, -EINVAL, "RAM checksums without mapped RAM");
+			else
+				ret = mapped_ram_load_crc(m, s);
+			crc_seen = true;
 			break;
 		default:
 			ret = mig_stream_fail(s, -EINVAL, "unknown record 0x%02x at byte %llu "

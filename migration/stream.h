@@ -27,6 +27,8 @@
 #define MIG_TAG_RAM_LAYOUT	0x01
 #define MIG_TAG_RAM_PAGE	0x02
 #define MIG_TAG_SECTION		0x03
+#define MIG_TAG_MAPPED_RAM	0x04	/* see mapped_ram.c */
+#define MIG_TAG_RAM_CRC		0x05
 #define MIG_TAG_END		0xEE
 
 #define MIG_PAGE_SIZE		4096ull

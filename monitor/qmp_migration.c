@@ -157,11 +157,6 @@ JsonNode *qmp_cmd_migrate_set_capabilities(struct machine *m, struct qmp_client 
 		}
 		want[cap] = json_node_get_boolean(state);
 	}
-	if (want[MIG_CAP_MAPPED_RAM] || want[MIG_CAP_MULTIFD]) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "capabilities multifd and mapped-ram are "
-			      "not implemented by this vireo");
-		return NULL;
-	}
 	for (int i = 0; i < MIG_CAP_NR; i++) {
 		if (migration_set_cap(m, i, want[i], msg, sizeof(msg))) {
 			qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
