@@ -79,6 +79,7 @@ struct bmap {
 	uint64_t len;
 	uint64_t aux;		/* format-private (compressed descriptor) */
 	bool counted;		/* fmt->io_done must be called when it ends */
+	unsigned epoch;		/* format-private, handed back to io_done */
 };
 
 struct bimg;
@@ -99,7 +100,7 @@ struct fmt_ops {
 	int (*discard)(struct bimg *bs, uint64_t off, uint64_t len, struct bmap *m);
 	int (*write_zeroes)(struct bimg *bs, uint64_t off, uint64_t len, bool may_unmap,
 			    struct bmap *m);
-	void (*io_done)(struct bimg *bs);
+	void (*io_done)(struct bimg *bs, unsigned epoch);
 	int (*flush_meta)(struct bimg *bs);
 };
 
@@ -114,6 +115,7 @@ struct bimg {
 	uint64_t size;		/* guest-visible bytes */
 	bool readonly;
 	bool discard_unmap;
+	bool probed;		/* format guessed, not given (raw: guard block 0) */
 	enum blk_cache cache;
 	int depth;		/* 0 for the top image */
 	struct bimg *backing;

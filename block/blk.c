@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct bsub {
 	struct eio io;		/* first: the engine hands back &io */
 	struct breq *r;
 	struct bimg *counted;	/* call counted->fmt->io_done at the end */
+	unsigned epoch;
 	void *buf;		/* owned buffer (zeroes) */
 	bool zero_fallback;	/* fallocate failed: write zeroes instead */
 	bool advisory;		/* discard: failure is not an error */
@@ -57,6 +59,8 @@ struct blk_queue {
 	void *es;
 	struct eio *sync_done, *sync_tail;
 	struct breq *done, *done_tail;
+	bool in_poll;		/* submissions from callbacks: kick once at the end */
+	unsigned nreqs;		/* submitted and not yet completed */
 };
 
 static uint64_t now_ns(void)
@@ -69,6 +73,8 @@ static uint64_t now_ns(void)
 
 struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 {
+	struct blk_queue *q;
+	char qerr[256];
 	struct blk *b;
 
 	if (!cfg->file || !*cfg->file) {
@@ -89,6 +95,14 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 	b->file = strdup(cfg->file);
 	b->aio = cfg->aio;
 	b->discard_unmap = cfg->discard_unmap;
+	/* An engine the host lacks fails here, naming the drive, not later. */
+	q = blk_queue_new(b, qerr, sizeof(qerr));
+	if (!q) {
+		snprintf(err, errlen, "'%s': %s", cfg->file, qerr);
+		blk_close(b);
+		return NULL;
+	}
+	blk_queue_free(q);
 	return b;
 }
 
@@ -128,6 +142,25 @@ void blk_get_stats(const struct blk *b, struct blk_stats *out)
 	}
 }
 
+void blk_get_info(const struct blk *b, struct blk_info *out)
+{
+	const struct bimg *bs = b->top;
+
+	*out = (struct blk_info){
+		.file = b->file,
+		.format = bs->fmt->name,
+		.size = bs->size,
+		.readonly = bs->readonly,
+		.cache = bs->cache,
+		.aio = b->aio,
+		.discard_unmap = b->discard_unmap,
+		.backing_file = bs->backing_name,
+		.backing_format = bs->backing ? bs->backing->fmt->name : NULL,
+	};
+	for (bs = bs->backing; bs; bs = bs->backing)
+		out->backing_depth++;
+}
+
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen)
 {
 	struct blk_queue *q = calloc(1, sizeof(*q));
@@ -161,8 +194,12 @@ void blk_queue_free(struct blk_queue *q)
 	if (!q)
 		return;
 	/* Requests still in flight would complete into freed memory. */
-	while (q->sync_done || q->done)
+	while (q->nreqs) {
+		struct pollfd p = { .fd = q->efd, .events = POLLIN };
+
+		poll(&p, 1, 1000);
 		blk_queue_poll(q);
+	}
 	q->eng->fini(q->es);
 	close(q->efd);
 	__atomic_sub_fetch(&q->b->nqueues, 1, __ATOMIC_RELAXED);
@@ -199,6 +236,7 @@ static void req_complete(struct breq *r)
 		ret = (r->op == BLK_OP_READ || r->op == BLK_OP_WRITE) && !r->zeroes ?
 		      (int64_t)r->bytes : 0;
 	}
+	r->q->nreqs--;
 	r->cb(r->opaque, ret);
 	free(r);
 }
@@ -230,6 +268,7 @@ static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
 	r->bytes = bytes;
 	r->refs = 1;
 	r->t0 = now_ns();
+	q->nreqs++;
 	return r;
 }
 
@@ -238,7 +277,8 @@ static void req_submitted(struct breq *r)
 {
 	struct blk_queue *q = r->q;
 
-	q->eng->kick(q->es);
+	if (!q->in_poll)
+		q->eng->kick(q->es);
 	if (--r->refs == 0) {
 		r->next = NULL;
 		if (q->done_tail)
@@ -284,7 +324,7 @@ static void sub_done(struct eio *io, int64_t res)
 	if (s->advisory && res < 0)
 		res = 0;
 	if (s->counted)
-		s->counted->fmt->io_done(s->counted);
+		s->counted->fmt->io_done(s->counted, s->epoch);
 	if (res < 0)
 		req_fail(r, res);
 	free(io->iov);
@@ -354,6 +394,7 @@ static int sub_rw(struct breq *r, struct bimg *bs, enum eio_op op, const struct 
 	    iov_aligned(s->io.iov, cnt))
 		s->io.fd = bs->dfd;
 	s->counted = m->counted ? bs : NULL;
+	s->epoch = m->epoch;
 	return sub_submit(r, s);
 nomem:
 	if (s)
@@ -361,7 +402,7 @@ nomem:
 	free(s);
 	free(buf);
 	if (m->counted)
-		bs->fmt->io_done(bs);
+		bs->fmt->io_done(bs, m->epoch);
 	return -ENOMEM;
 }
 
@@ -411,7 +452,7 @@ static int do_read(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
 				iov_copy_to(iov, iovcnt, iov_off, buf, m.len);
 			free(buf);
 			if (m.counted)
-				bs->fmt->io_done(bs);
+				bs->fmt->io_done(bs, m.epoch);
 			break;
 		}
 		default:
@@ -444,7 +485,7 @@ static int do_write(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
 				zero = calloc(1, m.len);
 				if (!zero) {
 					if (m.counted)
-						bs->fmt->io_done(bs);
+						bs->fmt->io_done(bs, m.epoch);
 					return -ENOMEM;
 				}
 			}
@@ -615,6 +656,7 @@ int blk_queue_poll(struct blk_queue *q)
 	if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
 		/* EAGAIN: nothing signalled, poll anyway */
 	}
+	q->in_poll = true;
 	n += q->eng->reap(q->es);
 	while (q->sync_done) {
 		struct eio *io = q->sync_done;
@@ -634,5 +676,7 @@ int blk_queue_poll(struct blk_queue *q)
 		req_complete(r);
 		n++;
 	}
+	q->in_poll = false;
+	q->eng->kick(q->es);
 	return n;
 }

@@ -20,6 +20,10 @@ static const char *const aio_words[] = { "io_uring", "native", "threads", NULL }
 /* "on"/"off" are QEMU's old spellings of unmap/ignore. */
 static const char *const discard_words[] = { "ignore", "unmap", "off", "on", NULL };
 
+/* In enum blk_error_policy order; reads cannot take "enospc", as in QEMU. */
+static const char *const werror_words[] = { "report", "ignore", "stop", "enospc", NULL };
+static const char *const rerror_words[] = { "report", "ignore", "stop", NULL };
+
 static const enum blk_cache cache_values[] = { BLK_CACHE_WRITEBACK, BLK_CACHE_NONE,
 					       BLK_CACHE_WRITETHROUGH, BLK_CACHE_DIRECTSYNC,
 					       BLK_CACHE_UNSAFE };
@@ -58,7 +62,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	struct opts *o = opts_parse("-drive", optstr, "file", err, errlen);
 	const char *file, *id;
 	struct drive *d = NULL, **tail;
-	int iface, fmt = -1, cache, aio, discard, ret = -EINVAL;
+	int iface, fmt = -1, cache, aio, discard, werror, rerror, ret = -EINVAL;
 	bool ro;
 
 	if (!o)
@@ -81,6 +85,12 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 		goto out;
 	discard = opts_get_enum(o, "discard", discard_words, 0, err, errlen);
 	if (discard < 0)
+		goto out;
+	werror = opts_get_enum(o, "werror", werror_words, BLK_ERR_ENOSPC, err, errlen);
+	if (werror < 0)
+		goto out;
+	rerror = opts_get_enum(o, "rerror", rerror_words, BLK_ERR_REPORT, err, errlen);
+	if (rerror < 0)
 		goto out;
 	if (opts_get_bool(o, "readonly", false, &ro, err, errlen) < 0)
 		goto out;
@@ -116,6 +126,9 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	d->cfg.aio = aio_values[aio];
 	d->cfg.readonly = ro;
 	d->cfg.discard_unmap = discard == 1 || discard == 3;
+	d->werror = werror;
+	d->rerror = rerror;
+	d->io_status = BLK_IOSTATUS_OK;
 	d->blk = blk_open(&d->cfg, err, errlen);
 	if (!d->blk) {
 		drive_free(d);
@@ -128,6 +141,21 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 out:
 	opts_free(o);
 	return ret;
+}
+
+enum blk_error_policy drive_error_action(const struct drive *d, bool write, int error)
+{
+	enum blk_error_policy p = write ? d->werror : d->rerror;
+
+	if (p == BLK_ERR_ENOSPC)
+		return error == ENOSPC ? BLK_ERR_STOP : BLK_ERR_REPORT;
+	return p;
+}
+
+bool drive_can_stop(const struct drive *d)
+{
+	return d->werror == BLK_ERR_STOP || d->werror == BLK_ERR_ENOSPC ||
+	       d->rerror == BLK_ERR_STOP;
 }
 
 void drive_close_all(struct machine *m)

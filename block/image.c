@@ -53,6 +53,75 @@ static char *backing_path(const char *image, const char *name)
 	return out;
 }
 
+/*
+ * Image locking, compatible with QEMU's (file-posix): one byte per
+ * permission at 100 + bit for what we use, and at 200 + bit for what we do
+ * not let others use, all as shared OFD locks; a conflict is someone
+ * holding the opposite byte.  So qemu-img refuses to write (or check) an
+ * image vireo has open for writing, and vireo refuses one that QEMU has.
+ */
+#define LOCK_PERM_BASE		100
+#define LOCK_SHARED_BASE	200
+enum { PERM_READ = 1, PERM_WRITE = 2, PERM_WRITE_UNCHANGED = 4, PERM_RESIZE = 8 };
+static const char *const perm_names[] = { "consistent read", "write", "write unchanged",
+					  "resize" };
+
+static int lock_byte(int fd, int cmd, short type, off_t off, short *held)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = off, .l_len = 1 };
+
+	if (fcntl(fd, cmd, &fl) < 0)
+		return -errno;
+	if (held)
+		*held = fl.l_type;
+	return 0;
+}
+
+static int image_lock(struct bimg *bs, char *err, size_t errlen)
+{
+	unsigned perm = bs->readonly ? PERM_READ :
+			PERM_READ | PERM_WRITE | PERM_WRITE_UNCHANGED | PERM_RESIZE;
+	unsigned shared = PERM_READ | PERM_WRITE_UNCHANGED;
+	int ret = 0;
+
+	for (int i = 0; i < 4 && !ret; i++) {
+		if (perm & (1u << i))
+			ret = lock_byte(bs->fd, F_OFD_SETLK, F_RDLCK, LOCK_PERM_BASE + i, NULL);
+		if (!ret && !(shared & (1u << i)))
+			ret = lock_byte(bs->fd, F_OFD_SETLK, F_RDLCK, LOCK_SHARED_BASE + i, NULL);
+	}
+	if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) {
+		/* QEMU's locking=auto: no OFD locks on this file system, no locking */
+		log_warn("'%s': file system without OFD locks, image not locked", bs->filename);
+		return 0;
+	}
+	for (int i = 0; i < 4 && !ret; i++) {
+		short held = F_UNLCK;
+
+		if (perm & (1u << i)) {
+			ret = lock_byte(bs->fd, F_OFD_GETLK, F_WRLCK, LOCK_SHARED_BASE + i, &held);
+			if (!ret && held != F_UNLCK) {
+				snprintf(err, errlen, "could not open '%s': failed to get \"%s\" lock: "
+					 "is another process using the image?", bs->filename,
+					 perm_names[i]);
+				return -EBUSY;
+			}
+		}
+		if (!ret && !(shared & (1u << i))) {
+			ret = lock_byte(bs->fd, F_OFD_GETLK, F_WRLCK, LOCK_PERM_BASE + i, &held);
+			if (!ret && held != F_UNLCK) {
+				snprintf(err, errlen, "could not open '%s': failed to get shared \"%s\" "
+					 "lock: is another process using the image?", bs->filename,
+					 perm_names[i]);
+				return -EBUSY;
+			}
+		}
+	}
+	if (ret < 0)
+		snprintf(err, errlen, "could not lock '%s': %s", bs->filename, strerror(-ret));
+	return ret;
+}
+
 static void bimg_free(struct bimg *bs)
 {
 	if (bs->dfd >= 0)
@@ -126,6 +195,8 @@ struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cach
 		snprintf(err, errlen, "could not open '%s': %s", file, strerror(errno));
 		goto fail;
 	}
+	if (image_lock(bs, err, errlen) < 0)
+		goto fail;
 	if (cache == BLK_CACHE_NONE || cache == BLK_CACHE_DIRECTSYNC) {
 		bs->dfd = open(file, flags | O_DIRECT);
 		if (bs->dfd < 0) {
@@ -143,9 +214,11 @@ struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cach
 		}
 	} else {
 		bs->fmt = fmt_probe(bs->fd);
+		bs->probed = true;
 		if (bs->fmt == &fmt_raw && depth == 0)
-			log_warn("'%s': image format was not specified, probed as raw; "
-				 "writes to block 0 are allowed (specify format=raw)", file);
+			log_warn("'%s': image format was not specified, probed as raw; writes "
+				 "that would make block 0 look like another format are refused "
+				 "(specify format=raw)", file);
 	}
 	ret = bs->fmt->open(bs, err, errlen);
 	if (ret < 0)
@@ -233,7 +306,7 @@ int bimg_pread(struct bimg *bs, uint64_t off, void *buf, uint64_t len)
 			break;
 		}
 		if (m.counted)
-			bs->fmt->io_done(bs);
+			bs->fmt->io_done(bs, m.epoch);
 		if (ret < 0)
 			return ret;
 		off += m.len;

@@ -97,6 +97,8 @@ static void qcow2_free_state(struct qcow2 *s)
 	qcache_fini(&s->l2c);
 	qcache_fini(&s->rbc);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->zlock);
+	free(s->zbuf);
 	free(s->l1);
 	free(s->rt);
 	free(s->meta);
@@ -213,6 +215,7 @@ int qcow2_open_image(struct bimg *bs, char *err, size_t errlen)
 	s->bs = bs;
 	bs->priv = s;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->zlock, NULL);
 	if (end < 0)
 		FAIL("cannot find its size: %s", strerror(errno));
 	file_size = end;
@@ -272,9 +275,6 @@ int qcow2_open_image(struct bimg *bs, char *err, size_t errlen)
 	if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !bs->readonly)
 		FAIL("image is marked corrupt; repair it with 'qemu-img check -r all' "
 		     "or open it with readonly=on");
-	if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !bs->readonly)
-		FAIL("image is dirty (its refcounts may be stale); run "
-		     "'qemu-img check -r all' first or open it with readonly=on");
 	if (crypt)
 		FAIL("encrypted images (crypt_method %u) are not supported", crypt);
 	if (s->refcount_order > 6)
@@ -346,6 +346,12 @@ int qcow2_open_image(struct bimg *bs, char *err, size_t errlen)
 		if (qcow2_pwrite(s, zero, 8, QCOW2_HDR_AUTOCLEAR) < 0 || qcow2_sync(s) < 0)
 			FAIL("cannot clear the autoclear features: %s", strerror(errno));
 		s->autoclear = 0;
+	}
+	if (!bs->readonly && (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+		/* Lazy refcounts and a crash: the counts on disk may be too low. */
+		ret = qcow2_rebuild_refcounts(s, err, errlen);
+		if (ret < 0)
+			goto fail;
 	}
 	bs->size = size;
 	free(h);

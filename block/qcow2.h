@@ -61,6 +61,7 @@ struct qcache {
 
 struct qfree {
 	uint64_t off, len;	/* host range whose clusters lose one reference */
+	uint64_t epoch;		/* s->epoch when it was freed */
 };
 
 struct qcow2 {
@@ -99,12 +100,24 @@ struct qcow2 {
 	uint64_t free_hint;		/* first cluster that may be free */
 	struct qfree *pending;
 	size_t npending, pending_cap;
-	uint64_t inflight;		/* data I/O to host clusters, see io_done */
+	/*
+	 * Data I/O to host clusters in flight, by epoch parity.  A request
+	 * mapped before a cluster was freed may still write to it, so frees
+	 * of epoch e wait until every request of epochs <= e has ended; a
+	 * flush moves to the next epoch once the one before has drained.
+	 */
+	uint64_t epoch;
+	uint64_t inflight[2];
 
 	uint8_t *meta;			/* bitmap: clusters holding metadata */
 	uint64_t meta_bits;
 
 	bool corrupt;			/* found bad metadata: every request fails */
+
+	/* The last cluster decompressed: sequential reads hit it 16 times. */
+	pthread_mutex_t zlock;
+	uint64_t zentry;		/* its L2 entry, 0 when empty */
+	uint8_t *zbuf;
 };
 
 static inline uint64_t qcow2_be64(const uint8_t *p)
@@ -139,6 +152,13 @@ int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *off);
 int qcow2_free_deferred(struct qcow2 *s, uint64_t off, uint64_t len);
 int qcow2_meta_flush(struct qcow2 *s);
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
+/* Entry i of a refcount block buffer, in the image's refcount width. */
+void qcow2_rc_set(const struct qcow2 *s, uint8_t *block, uint64_t i, uint64_t v);
+/* Drop every cached refcount block (the refcount structure moved). */
+void qcow2_rbc_reset(struct qcow2 *s);
+
+/* qcow2_repair.c */
+int qcow2_rebuild_refcounts(struct qcow2 *s, char *err, size_t errlen);
 
 /* qcow2_cluster.c */
 extern const struct fmt_ops fmt_qcow2;

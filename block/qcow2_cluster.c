@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -266,8 +267,10 @@ static int qcow2_map_read(struct bimg *bs, uint64_t off, uint64_t len, struct bm
 	pthread_mutex_lock(&s->lock);
 	if (!s->corrupt)
 		ret = qcow2_map_read_locked(s, off, len, m);
-	if (ret == 0 && m->counted)
-		__atomic_add_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+	if (ret == 0 && m->counted) {
+		m->epoch = s->epoch & 1;
+		__atomic_add_fetch(&s->inflight[m->epoch], 1, __ATOMIC_ACQ_REL);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -276,15 +279,22 @@ static int qcow2_read_compressed(struct bimg *bs, const struct bmap *m, uint64_t
 				 void *buf, uint64_t len)
 {
 	struct qcow2 *s = bs->priv;
-	uint8_t *out = malloc(s->cluster_size);
-	int ret;
+	int ret = 0;
 
-	if (!out)
-		return -ENOMEM;
-	ret = decompress(s, m->aux, out);
+	pthread_mutex_lock(&s->zlock);
+	if (!s->zbuf)
+		s->zbuf = malloc(s->cluster_size);
+	if (!s->zbuf) {
+		ret = -ENOMEM;
+	} else if (s->zentry != m->aux) {
+		s->zentry = 0;
+		ret = decompress(s, m->aux, s->zbuf);
+		if (!ret)
+			s->zentry = m->aux;
+	}
 	if (!ret)
-		memcpy(buf, out + (off & (s->cluster_size - 1)), len);
-	free(out);
+		memcpy(buf, s->zbuf + (off & (s->cluster_size - 1)), len);
+	pthread_mutex_unlock(&s->zlock);
 	return ret;
 }
 
@@ -296,10 +306,39 @@ static int free_entry(struct qcow2 *s, uint64_t e)
 	if (t == Q_COMPRESSED) {
 		uint64_t nb = ((e >> s->csize_shift) & s->csize_mask) + 1;
 
+		pthread_mutex_lock(&s->zlock);
+		if (s->zentry == e)
+			s->zentry = 0;
+		pthread_mutex_unlock(&s->zlock);
+
 		return qcow2_free_deferred(s, (e & s->coffset_mask) & ~511ull, nb * 512);
 	}
 	if ((t == Q_NORMAL || t == Q_ZERO) && (e & L2E_OFFSET_MASK))
 		return qcow2_free_deferred(s, e & L2E_OFFSET_MASK, s->cluster_size);
+	return 0;
+}
+
+/*
+ * The data of a new cluster: with cache=none it bypasses the host page
+ * cache like every other data write (the buffer is aligned for it).
+ */
+static int write_cluster(struct qcow2 *s, const uint8_t *buf, uint64_t host)
+{
+	uint64_t done = 0;
+
+	if (s->bs->dfd < 0 || s->cluster_size % BLK_DIO_ALIGN)
+		return qcow2_pwrite(s, buf, s->cluster_size, host);
+	while (done < s->cluster_size) {
+		ssize_t r = pwrite(s->bs->dfd, buf + done, s->cluster_size - done, host + done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += r;
+	}
+	if (host + s->cluster_size > s->file_end)
+		s->file_end = host + s->cluster_size;
 	return 0;
 }
 
@@ -323,8 +362,7 @@ static int alloc_write(struct qcow2 *s, uint64_t off, uint64_t n, uint64_t l2off
 		return ret;
 	/* A preallocated zero cluster that is ours alone can be written in place. */
 	reuse = t == Q_ZERO && (e & L2E_OFFSET_MASK) && (e & QCOW_OFLAG_COPIED);
-	buf = malloc(cs);
-	if (!buf)
+	if (posix_memalign((void **)&buf, BLK_DIO_ALIGN, cs))
 		return -ENOMEM;
 	if (n < cs) {
 		uint64_t base = off - in;
@@ -353,7 +391,7 @@ static int alloc_write(struct qcow2 *s, uint64_t off, uint64_t n, uint64_t l2off
 		if (ret < 0)
 			goto out;
 	}
-	ret = qcow2_pwrite(s, buf, cs, host);
+	ret = write_cluster(s, buf, host);
 	if (ret < 0) {
 		if (!reuse)
 			qcow2_free_deferred(s, host, cs);
@@ -421,8 +459,10 @@ static int qcow2_map_write(struct bimg *bs, uint64_t off, uint64_t len,
 	pthread_mutex_lock(&s->lock);
 	if (!s->corrupt)
 		ret = qcow2_map_write_locked(s, off, len, iov, iovcnt, iov_off, m);
-	if (ret == 0 && m->counted)
-		__atomic_add_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+	if (ret == 0 && m->counted) {
+		m->epoch = s->epoch & 1;
+		__atomic_add_fetch(&s->inflight[m->epoch], 1, __ATOMIC_ACQ_REL);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -536,11 +576,11 @@ static int qcow2_write_zeroes(struct bimg *bs, uint64_t off, uint64_t len, bool 
 	return ret;
 }
 
-static void qcow2_io_done(struct bimg *bs)
+static void qcow2_io_done(struct bimg *bs, unsigned epoch)
 {
 	struct qcow2 *s = bs->priv;
 
-	__atomic_sub_fetch(&s->inflight, 1, __ATOMIC_ACQ_REL);
+	__atomic_sub_fetch(&s->inflight[epoch], 1, __ATOMIC_ACQ_REL);
 }
 
 static int qcow2_flush_meta(struct bimg *bs)

@@ -234,6 +234,20 @@ static void rc_write(const struct qcow2 *s, uint8_t *b, uint64_t i, uint64_t v)
 	}
 }
 
+void qcow2_rc_set(const struct qcow2 *s, uint8_t *block, uint64_t i, uint64_t v)
+{
+	rc_write(s, block, i, v);
+}
+
+void qcow2_rbc_reset(struct qcow2 *s)
+{
+	g_hash_table_remove_all(s->rbc.idx);
+	for (unsigned i = 0; i < s->rbc.n; i++) {
+		s->rbc.e[i].off = 0;
+		s->rbc.e[i].dirty = false;
+	}
+}
+
 static int rb_get(struct qcow2 *s, uint64_t r, uint8_t **blk)
 {
 	return cache_get(s, &s->rbc, s->rt[r], false, blk);
@@ -349,9 +363,12 @@ static int grow_reftable(struct qcow2 *s)
 		B = nb;
 	}
 	n = T * cs / 8;
-	if (T * cs > QCOW2_MAX_REFTABLE_BYTES)
-		return qcow2_corruption(s, "refcount table would exceed %u bytes",
-					QCOW2_MAX_REFTABLE_BYTES);
+	if (T * cs > QCOW2_MAX_REFTABLE_BYTES) {
+		/* The image is full as qcow2 can describe it: not corruption. */
+		log_once("qcow2 '%s': refcount table would exceed %u bytes; image full",
+			 s->bs->filename, QCOW2_MAX_REFTABLE_BYTES);
+		return -ENOSPC;
+	}
 	blocks = calloc(B, cs);
 	table = calloc(T, cs);
 	rt = calloc(n, 8);
@@ -452,21 +469,30 @@ int qcow2_free_deferred(struct qcow2 *s, uint64_t off, uint64_t len)
 	}
 	s->pending[s->npending].off = off;
 	s->pending[s->npending].len = len;
+	s->pending[s->npending].epoch = s->epoch;
 	s->npending++;
 	if (s->npending >= QCOW2_MAX_PENDING_FREES)
 		return qcow2_meta_flush(s);
 	return 0;
 }
 
-/* Step 4: the L2 tables that referenced freed clusters are on disk. */
-static int apply_frees(struct qcow2 *s)
+/*
+ * Step 4: the L2 tables that referenced freed clusters are on disk; the
+ * frees of epochs before `upto` have no request left that mapped them.
+ */
+static int apply_frees(struct qcow2 *s, uint64_t upto)
 {
+	size_t keep = 0;
 	int ret = 0;
 
 	for (size_t k = 0; k < s->npending && !ret; k++) {
 		uint64_t first = s->pending[k].off >> s->cluster_bits;
 		uint64_t last = (s->pending[k].off + s->pending[k].len - 1) >> s->cluster_bits;
 
+		if (s->pending[k].epoch >= upto) {
+			s->pending[keep++] = s->pending[k];
+			continue;
+		}
 		for (uint64_t c = first; c <= last && !ret; c++) {
 			uint64_t rc = 0;
 
@@ -480,7 +506,7 @@ static int apply_frees(struct qcow2 *s)
 					  c << s->cluster_bits, s->cluster_size);
 		}
 	}
-	s->npending = 0;
+	s->npending = ret ? 0 : keep;
 	return ret;
 }
 
@@ -492,16 +518,26 @@ int qcow2_meta_flush(struct qcow2 *s)
 	if (s->bs->readonly)
 		return 0;
 	ret = meta_write(s);
+	if (ret)
+		return ret;
 	/*
-	 * A data request that mapped a cluster before it was freed may still
-	 * be writing to it: keep the frees until nothing is in flight.
+	 * Requests of the epoch before this one have all ended: so have all
+	 * that could have mapped a cluster freed before this epoch began.
+	 * Move on, and the parity slot of the drained epoch is free again.
 	 */
-	if (!ret && s->npending && __atomic_load_n(&s->inflight, __ATOMIC_ACQUIRE) == 0) {
-		ret = qcow2_sync(s);
-		if (!ret)
-			ret = apply_frees(s);
-		if (!ret)
-			ret = write_dirty(s, &s->rbc, &wrote);
+	if (__atomic_load_n(&s->inflight[(s->epoch - 1) & 1], __ATOMIC_ACQUIRE) == 0) {
+		uint64_t upto = s->epoch;
+
+		if (__atomic_load_n(&s->inflight[s->epoch & 1], __ATOMIC_ACQUIRE) == 0)
+			upto = s->epoch + 1;	/* nothing in flight at all */
+		s->epoch++;
+		if (s->npending && s->pending[0].epoch < upto) {
+			ret = qcow2_sync(s);
+			if (!ret)
+				ret = apply_frees(s, upto);
+			if (!ret)
+				ret = write_dirty(s, &s->rbc, &wrote);
+		}
 	}
 	return ret;
 }

@@ -87,6 +87,17 @@ void machine_add_listener(struct machine *m, struct machine_listener *l)
 	m->listeners = l;
 }
 
+void machine_remove_listener(struct machine *m, struct machine_listener *l)
+{
+	for (struct machine_listener **p = &m->listeners; *p; p = &(*p)->next) {
+		if (*p == l) {
+			*p = l->next;
+			l->next = NULL;
+			return;
+		}
+	}
+}
+
 /* ---- interrupts ---- */
 
 void machine_set_irq(struct machine *m, unsigned gsi, int level)
@@ -147,6 +158,47 @@ void machine_request_error(struct machine *m, const char *fmt, ...)
 	va_end(ap);
 	pthread_mutex_unlock(&m->lock);
 	machine_post(m, MACHINE_REQ_ERROR, 1);
+}
+
+/* A device's I/O error on its way to the main thread. */
+struct io_error_post {
+	struct machine *m;
+	struct machine_io_error e;
+	char *device;
+};
+
+static gboolean machine_io_error_main(gpointer opaque)
+{
+	struct io_error_post *p = opaque;
+
+	for (struct machine_listener *l = p->m->listeners; l; l = l->next)
+		if (l->io_error)
+			l->io_error(l->opaque, &p->e);
+	if (p->e.action == MACHINE_IO_STOP)
+		machine_pause(p->m, "io-error");
+	return G_SOURCE_REMOVE;
+}
+
+static void io_error_post_free(gpointer opaque)
+{
+	struct io_error_post *p = opaque;
+
+	g_free(p->device);
+	g_free(p);
+}
+
+void machine_report_io_error(struct machine *m, const struct machine_io_error *e)
+{
+	struct io_error_post *p = g_new0(struct io_error_post, 1);
+
+	p->m = m;
+	p->e = *e;
+	p->device = g_strdup(e->device);
+	p->e.device = p->device;
+	/* From a device thread this queues an idle source on the main loop;
+	 * if the main loop is gone the source is freed, unrun, with ctx. */
+	g_main_context_invoke_full(m->ctx, G_PRIORITY_DEFAULT, machine_io_error_main, p,
+				   io_error_post_free);
 }
 
 void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason)

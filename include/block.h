@@ -44,14 +44,30 @@ struct blk_stats {
 /* ret is the byte count (reads/writes) or 0 on success, -errno on failure. */
 typedef void blk_cb(void *opaque, int64_t ret);
 
+/* What QMP's query-block reports; strings belong to the blk. */
+struct blk_info {
+	const char *file;		/* as given */
+	const char *format;		/* "raw", "qcow2" */
+	uint64_t size;			/* virtual size in bytes */
+	bool readonly;
+	enum blk_cache cache;
+	enum blk_aio aio;
+	bool discard_unmap;
+	const char *backing_file;	/* as the image names it, or NULL */
+	const char *backing_format;	/* format of the image below, or NULL */
+	int backing_depth;		/* images below the top one */
+};
+
 struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen);
 /* Flush and close. */
 int blk_close(struct blk *b);
 uint64_t blk_size(const struct blk *b);
 bool blk_is_readonly(const struct blk *b);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);
+void blk_get_info(const struct blk *b, struct blk_info *out);
 
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen);
+/* Waits for the requests still in flight, running their callbacks, first. */
 void blk_queue_free(struct blk_queue *q);
 int blk_queue_fd(struct blk_queue *q);
 /* Run the completions that are ready; returns how many ran. */
@@ -67,6 +83,15 @@ int blk_discard(struct blk_queue *q, uint64_t off, uint64_t len, blk_cb *cb, voi
 int blk_write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
 		     blk_cb *cb, void *opaque);
 
+/*
+ * werror=/rerror=: what a device does with a request that failed (QEMU's
+ * BlockdevOnError).  ENOSPC stops on a full host disk and reports any other
+ * error; it is the default for writes and is not accepted for reads.
+ */
+enum blk_error_policy { BLK_ERR_REPORT, BLK_ERR_IGNORE, BLK_ERR_STOP, BLK_ERR_ENOSPC };
+/* query-block's io-status: why a request is waiting for the VM to resume. */
+enum blk_io_status { BLK_IOSTATUS_OK, BLK_IOSTATUS_FAILED, BLK_IOSTATUS_NOSPACE };
+
 /* -drive: the drives of one machine, by id. */
 struct drive {
 	char *id;
@@ -74,6 +99,13 @@ struct drive {
 	struct blk_config cfg;
 	struct blk *blk;
 	bool claimed;			/* a device uses it */
+	enum blk_error_policy werror;	/* default BLK_ERR_ENOSPC */
+	enum blk_error_policy rerror;	/* default BLK_ERR_REPORT */
+	/*
+	 * enum blk_io_status; the device's I/O threads set it and the main
+	 * thread reads and clears it, so both use __atomic accesses.
+	 */
+	int io_status;
 	struct drive *next;
 };
 
@@ -85,6 +117,14 @@ struct machine;
  */
 int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen);
 struct drive *drive_find(struct machine *m, const char *id);
+/*
+ * The action for a request of the drive that failed with error (positive
+ * errno): BLK_ERR_REPORT, BLK_ERR_IGNORE or BLK_ERR_STOP, never ENOSPC.
+ * Flushes, discards and write-zeroes count as writes, as in QEMU.
+ */
+enum blk_error_policy drive_error_action(const struct drive *d, bool write, int error);
+/* query-block shows io-status only for a drive whose errors can stop the VM. */
+bool drive_can_stop(const struct drive *d);
 /* Flush and close every drive of the machine (at exit). */
 void drive_close_all(struct machine *m);
 

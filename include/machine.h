@@ -94,11 +94,27 @@ struct e820_entry {
 #define E820_RESERVED 2
 #define E820_MAX 16
 
-/* Observers of machine events (the monitor turns them into QMP events). */
+/* What a device did with a request that failed (QMP's BLOCK_IO_ERROR). */
+enum machine_io_action { MACHINE_IO_REPORT, MACHINE_IO_IGNORE, MACHINE_IO_STOP };
+struct machine_io_error {
+	const char *device;		/* the drive's id */
+	bool write;			/* else a read */
+	enum machine_io_action action;	/* the action taken */
+	int error;			/* positive errno */
+};
+
+/*
+ * Observers of machine events (the monitor turns them into QMP events).
+ * All run on the main thread; a device that listens (for instance to
+ * retry, on RUNNING, the requests it held while the VM was stopped)
+ * removes itself before it is freed.
+ */
 struct machine_listener {
 	void (*runstate_changed)(void *opaque, enum machine_runstate s, const char *reason);
 	void (*reset)(void *opaque, bool guest);
 	void (*powerdown)(void *opaque);
+	/* Told before the VM pauses for an error with MACHINE_IO_STOP. */
+	void (*io_error)(void *opaque, const struct machine_io_error *e);
 	void *opaque;
 	struct machine_listener *next;
 };
@@ -147,6 +163,8 @@ void machine_destroy(struct machine *m);
 void machine_add_device_obj(struct machine *m, struct device *d);
 struct device *machine_find_device(struct machine *m, const char *id);
 void machine_add_listener(struct machine *m, struct machine_listener *l);
+/* Main thread; a listener that was never added is ignored. */
+void machine_remove_listener(struct machine *m, struct machine_listener *l);
 
 /* Thread-safe; called from vCPU and device threads. */
 void machine_request_poweroff(struct machine *m);
@@ -154,6 +172,15 @@ void machine_request_reset(struct machine *m);
 void machine_request_exit(struct machine *m, int status);
 void machine_request_error(struct machine *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * A device's request failed (thread-safe; e is copied).  The main thread
+ * tells the listeners (the monitor emits BLOCK_IO_ERROR) and then, for
+ * MACHINE_IO_STOP, pauses a running VM with reason "io-error" (a STOP
+ * event).  Unlike the requests above this does not end the VM, and vCPUs
+ * keep running until the main thread pauses them.
+ */
+void machine_report_io_error(struct machine *m, const struct machine_io_error *e);
 
 /*
  * A power-off, reset, exit or error is waiting for the main thread.  A

@@ -38,6 +38,7 @@ struct vcpu {
 	pthread_cond_t cond;
 	enum vcpu_state state;		/* what the thread is doing */
 	enum vcpu_state target;		/* what it was asked to do */
+	unsigned target_gen;		/* bumped on every request, so none is missed */
 
 	uint64_t exits;			/* exits handled, for statistics */
 };

@@ -538,6 +538,25 @@ static void on_powerdown(void *opaque)
 	monitor_emit_event(opaque, "POWERDOWN", NULL);
 }
 
+/*
+ * As QEMU, for every action taken.  vireo has no separate block nodes: a
+ * drive's node is named by its id.
+ */
+static void on_io_error(void *opaque, const struct machine_io_error *e)
+{
+	static const char *const actions[] = { "report", "ignore", "stop" };
+	JsonObject *o;
+	JsonNode *d = qmp_new_object(&o);
+
+	json_object_set_string_member(o, "device", e->device);
+	json_object_set_string_member(o, "node-name", e->device);
+	json_object_set_string_member(o, "operation", e->write ? "write" : "read");
+	json_object_set_string_member(o, "action", actions[e->action]);
+	json_object_set_boolean_member(o, "nospace", e->error == ENOSPC);
+	json_object_set_string_member(o, "reason", strerror(e->error));
+	monitor_emit_event(opaque, "BLOCK_IO_ERROR", d);
+}
+
 /* ---- listeners ---- */
 
 static int listen_unix(const char *path, char **unlink_path, char *err, size_t errlen)
@@ -606,6 +625,7 @@ static struct monitor *monitor_get(struct machine *m)
 	mon->ml.runstate_changed = on_runstate;
 	mon->ml.reset = on_reset;
 	mon->ml.powerdown = on_powerdown;
+	mon->ml.io_error = on_io_error;
 	mon->ml.opaque = m;
 	machine_add_listener(m, &mon->ml);
 	m->monitor = mon;

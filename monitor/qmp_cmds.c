@@ -185,64 +185,86 @@ static void quit_after_reply(struct machine *m)
 	machine_quit(m, 0, "host-qmp-quit");
 }
 
-static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonObject *args,
-				 struct qmp_error *err)
+static const char *io_status_name(const struct drive *d)
+{
+	switch (__atomic_load_n(&d->io_status, __ATOMIC_ACQUIRE)) {
+	case BLK_IOSTATUS_FAILED: return "failed";
+	case BLK_IOSTATUS_NOSPACE: return "nospace";
+	}
+	return "ok";
+}
+
+/* A JSON array with one object per drive, made by fn. */
+static JsonNode *per_drive(struct machine *m, JsonObject *(*fn)(struct drive *d))
 {
 	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
 	JsonArray *a = json_array_new();
 
-	for (struct drive *d = m->drives; d; d = d->next) {
-		JsonObject *o = json_object_new(), *img = json_object_new();
-
-		json_object_set_string_member(o, "device", d->id);
-		json_object_set_boolean_member(o, "locked", FALSE);
-		json_object_set_boolean_member(o, "removable", FALSE);
-		json_object_set_string_member(o, "io-status", "ok");
-		json_object_set_string_member(img, "file", d->cfg.file);
-		json_object_set_string_member(img, "drv", d->cfg.format ? d->cfg.format : "raw");
-		json_object_set_boolean_member(img, "ro", d->blk ? blk_is_readonly(d->blk) :
-					       d->cfg.readonly);
-		json_object_set_int_member(img, "image-size", d->blk ? blk_size(d->blk) : 0);
-		json_object_set_object_member(o, "inserted", img);
-		json_array_add_object_element(a, o);
-	}
+	for (struct drive *d = m->drives; d; d = d->next)
+		json_array_add_object_element(a, fn(d));
 	json_node_take_array(n, a);
 	return n;
+}
+
+static JsonObject *block_info(struct drive *d)
+{
+	JsonObject *o = json_object_new(), *img = json_object_new();
+
+	json_object_set_string_member(o, "device", d->id);
+	json_object_set_boolean_member(o, "locked", FALSE);
+	json_object_set_boolean_member(o, "removable", FALSE);
+	if (drive_can_stop(d))
+		json_object_set_string_member(o, "io-status", io_status_name(d));
+	json_object_set_string_member(img, "file", d->cfg.file);
+	json_object_set_string_member(img, "drv", d->cfg.format ? d->cfg.format : "raw");
+	json_object_set_boolean_member(img, "ro", d->blk ? blk_is_readonly(d->blk) :
+				       d->cfg.readonly);
+	json_object_set_int_member(img, "image-size", d->blk ? blk_size(d->blk) : 0);
+	json_object_set_object_member(o, "inserted", img);
+	return o;
+}
+
+static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonObject *args,
+				 struct qmp_error *err)
+{
+	return per_drive(m, block_info);
+}
+
+/* QEMU's BlockDeviceStats names for each counter of struct blk_stats. */
+static const struct {
+	const char *bytes, *ops, *ns, *failed;
+} stat_names[BLK_OP_NR] = {
+	[BLK_OP_READ] = { "rd_bytes", "rd_operations", "rd_total_time_ns", "failed_rd_operations" },
+	[BLK_OP_WRITE] = { "wr_bytes", "wr_operations", "wr_total_time_ns", "failed_wr_operations" },
+	[BLK_OP_FLUSH] = { NULL, "flush_operations", "flush_total_time_ns",
+			   "failed_flush_operations" },
+	[BLK_OP_DISCARD] = { "unmap_bytes", "unmap_operations", "unmap_total_time_ns",
+			     "failed_unmap_operations" },
+};
+
+static JsonObject *block_stats(struct drive *d)
+{
+	JsonObject *o = json_object_new(), *s = json_object_new();
+	struct blk_stats st = { 0 };
+
+	if (d->blk)
+		blk_get_stats(d->blk, &st);
+	json_object_set_string_member(o, "device", d->id);
+	for (int op = 0; op < BLK_OP_NR; op++) {
+		if (stat_names[op].bytes)
+			json_object_set_int_member(s, stat_names[op].bytes, st.bytes[op]);
+		json_object_set_int_member(s, stat_names[op].ops, st.ops[op]);
+		json_object_set_int_member(s, stat_names[op].ns, st.total_ns[op]);
+		json_object_set_int_member(s, stat_names[op].failed, st.failed[op]);
+	}
+	json_object_set_object_member(o, "stats", s);
+	return o;
 }
 
 static JsonNode *cmd_query_blockstats(struct machine *m, struct qmp_client *c, JsonObject *args,
 				      struct qmp_error *err)
 {
-	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
-	JsonArray *a = json_array_new();
-
-	for (struct drive *d = m->drives; d; d = d->next) {
-		JsonObject *o = json_object_new(), *s = json_object_new();
-		struct blk_stats st = { 0 };
-
-		if (d->blk)
-			blk_get_stats(d->blk, &st);
-		json_object_set_string_member(o, "device", d->id);
-		json_object_set_int_member(s, "rd_bytes", st.bytes[BLK_OP_READ]);
-		json_object_set_int_member(s, "wr_bytes", st.bytes[BLK_OP_WRITE]);
-		json_object_set_int_member(s, "unmap_bytes", st.bytes[BLK_OP_DISCARD]);
-		json_object_set_int_member(s, "rd_operations", st.ops[BLK_OP_READ]);
-		json_object_set_int_member(s, "wr_operations", st.ops[BLK_OP_WRITE]);
-		json_object_set_int_member(s, "flush_operations", st.ops[BLK_OP_FLUSH]);
-		json_object_set_int_member(s, "unmap_operations", st.ops[BLK_OP_DISCARD]);
-		json_object_set_int_member(s, "rd_total_time_ns", st.total_ns[BLK_OP_READ]);
-		json_object_set_int_member(s, "wr_total_time_ns", st.total_ns[BLK_OP_WRITE]);
-		json_object_set_int_member(s, "flush_total_time_ns", st.total_ns[BLK_OP_FLUSH]);
-		json_object_set_int_member(s, "unmap_total_time_ns", st.total_ns[BLK_OP_DISCARD]);
-		json_object_set_int_member(s, "failed_rd_operations", st.failed[BLK_OP_READ]);
-		json_object_set_int_member(s, "failed_wr_operations", st.failed[BLK_OP_WRITE]);
-		json_object_set_int_member(s, "failed_flush_operations", st.failed[BLK_OP_FLUSH]);
-		json_object_set_int_member(s, "failed_unmap_operations", st.failed[BLK_OP_DISCARD]);
-		json_object_set_object_member(o, "stats", s);
-		json_array_add_object_element(a, o);
-	}
-	json_node_take_array(n, a);
-	return n;
+	return per_drive(m, block_stats);
 }
 
 static JsonNode *cmd_hmp(struct machine *m, struct qmp_client *c, JsonObject *args,

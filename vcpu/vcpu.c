@@ -150,9 +150,16 @@ static void *vcpu_thread(void *opaque)
 			v->exits++;
 		}
 		if (ret || !vcpu_handle_exit(v, &e)) {
-			/* Park until the machine pauses, resets or stops us. */
+			/*
+			 * Park until the machine asks anything of us.  The
+			 * generation, not the target, says so: a pause and a
+			 * resume may both happen before this thread wakes.
+			 */
+			unsigned gen;
+
 			pthread_mutex_lock(&v->lock);
-			while (v->target == VCPU_RUNNING) {
+			gen = v->target_gen;
+			while (v->target == VCPU_RUNNING && v->target_gen == gen) {
 				v->state = VCPU_PAUSED;
 				pthread_cond_broadcast(&v->cond);
 				pthread_cond_wait(&v->cond, &v->lock);
@@ -188,6 +195,7 @@ static void vcpu_set_target(struct vcpu *v, enum vcpu_state target)
 		return;
 	}
 	v->target = target;
+	v->target_gen++;
 	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->lock);
 	v->m->accel->vcpu_kick(v);
@@ -208,6 +216,7 @@ void vcpu_resume(struct vcpu *v)
 	pthread_mutex_lock(&v->lock);
 	if (v->state != VCPU_STOPPED) {
 		v->target = VCPU_RUNNING;
+		v->target_gen++;
 		pthread_cond_broadcast(&v->cond);
 	}
 	pthread_mutex_unlock(&v->lock);

@@ -15,6 +15,14 @@
  * that is not device-readable, data in the wrong direction) breaks the
  * queue with NEEDS_RESET; a well-formed request the device cannot serve
  * (bad sector range, unknown type) completes with IOERR or UNSUPP.
+ *
+ * A request the backend fails is handled by the drive's werror=/rerror=
+ * policy: report (IOERR), ignore (OK), or stop.  A stopped request is
+ * parked on its queue, in pop order, and the main thread is asked to
+ * pause the VM.  While any request of the device is parked or being
+ * retried, no queue pops new requests, so nothing the guest submits later
+ * overtakes it.  When the VM runs again the main thread bumps resume_gen
+ * and wakes the I/O threads, which resubmit their parked requests first.
  */
 #include <errno.h>
 #include <glib.h>
@@ -44,13 +52,18 @@
 
 struct virtio_blk;
 
+struct vblk_worker;
+
 /* Owned by the I/O thread that serves it while the device runs. */
 struct vblk_queue {
 	struct virtio_blk *dev;
+	struct vblk_worker *w;
 	struct virtq *vq;
 	struct blk_queue *bq;
 	unsigned inflight;
 	bool completed;			/* pushed since the last interrupt decision */
+	GQueue parked;			/* failed with action stop, by seq */
+	uint64_t next_seq;
 };
 
 /* One I/O thread, serving queues [first, first + count). */
@@ -58,6 +71,9 @@ struct vblk_worker {
 	struct virtio_blk *dev;
 	unsigned first, count;
 	int stop_fd;
+	int wake_fd;			/* the VM resumed, or the device may pop again */
+	unsigned seen_gen;		/* resume_gen whose retries this thread ran */
+	bool stopping;			/* draining for a device reset */
 	pthread_t thread;
 	bool running;
 };
@@ -78,13 +94,26 @@ struct virtio_blk {
 	struct vblk_queue *q;
 	unsigned nr_workers;		/* one per queue, or one per device */
 	struct vblk_worker *w;
+	/* Atomic: requests parked or being retried; while not 0 nothing is popped. */
+	unsigned held;
+	/* Atomic: bumped by the main thread each time the VM runs again. */
+	unsigned resume_gen;
+	struct machine_listener ml;
 };
 
+/* What to submit to the backend; kept so that a parked request can be retried. */
 struct vblk_req {
 	struct virtq_elem elem;		/* first: virtq_pop allocates the request */
 	struct vblk_queue *q;
 	uint8_t *status;
 	uint32_t used;			/* bytes written to the driver on success */
+	uint32_t type;			/* VIRTIO_BLK_T_IN, _OUT, _FLUSH, ... */
+	uint64_t off, len;		/* bytes */
+	struct iovec *iov;		/* data, for reads and writes */
+	unsigned cnt;
+	bool unmap;			/* write-zeroes may unmap */
+	bool held;			/* counted in dev->held */
+	uint64_t seq;			/* pop order on its queue */
 };
 
 static void vblk_complete(struct vblk_req *r, uint8_t status)
@@ -97,13 +126,158 @@ static void vblk_complete(struct vblk_req *r, uint8_t status)
 	g_free(r);
 }
 
+static void vblk_wake_all(struct virtio_blk *b)
+{
+	uint64_t one = 1;
+
+	for (unsigned i = 0; i < b->nr_workers; i++)
+		if (write(b->w[i].wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_once("%s: cannot wake I/O thread: %s", b->vd.name, strerror(errno));
+}
+
+/* r no longer waits: when it was the last, every queue may pop again. */
+static void vblk_unhold(struct vblk_req *r)
+{
+	struct virtio_blk *b = r->q->dev;
+
+	if (!r->held)
+		return;
+	r->held = false;
+	if (!__atomic_sub_fetch(&b->held, 1, __ATOMIC_ACQ_REL))
+		vblk_wake_all(b);
+}
+
+static void vblk_finish(struct vblk_req *r, uint8_t status)
+{
+	vblk_unhold(r);
+	vblk_complete(r, status);
+}
+
+/* Into the queue's parked list, which stays in pop order. */
+static void vblk_park(struct vblk_req *r, int error)
+{
+	struct vblk_queue *q = r->q;
+	struct virtio_blk *b = q->dev;
+	GList *l;
+
+	if (!r->held) {
+		r->held = true;
+		__atomic_add_fetch(&b->held, 1, __ATOMIC_ACQ_REL);
+	}
+	for (l = q->parked.tail; l; l = l->prev)
+		if (((struct vblk_req *)l->data)->seq < r->seq)
+			break;
+	if (l)
+		g_queue_insert_after(&q->parked, l, r);
+	else
+		g_queue_push_head(&q->parked, r);
+	__atomic_store_n(&b->drive->io_status,
+			 error == ENOSPC ? BLK_IOSTATUS_NOSPACE : BLK_IOSTATUS_FAILED,
+			 __ATOMIC_RELEASE);
+}
+
+/* The backend failed r: apply the drive's werror=/rerror= policy. */
+static void vblk_failed(struct vblk_req *r, int error)
+{
+	struct vblk_queue *q = r->q;
+	struct virtio_blk *b = q->dev;
+	struct machine_io_error e = {
+		.device = b->drive->id,
+		.write = r->type != VIRTIO_BLK_T_IN,
+		.error = error,
+	};
+
+	switch (drive_error_action(b->drive, e.write, error)) {
+	case BLK_ERR_IGNORE:
+		e.action = MACHINE_IO_IGNORE;
+		vblk_finish(r, VIRTIO_BLK_S_OK);
+		break;
+	case BLK_ERR_STOP:
+		/* A device reset is taking the rings back: nothing to wait for. */
+		if (!q->w->stopping) {
+			e.action = MACHINE_IO_STOP;
+			vblk_park(r, error);
+			break;
+		}
+		/* fall through */
+	default:
+		e.action = MACHINE_IO_REPORT;
+		vblk_finish(r, VIRTIO_BLK_S_IOERR);
+		break;
+	}
+	machine_report_io_error(b->m, &e);
+}
+
 static void vblk_io_done(void *opaque, int64_t ret)
 {
 	struct vblk_req *r = opaque;
 	struct vblk_queue *q = r->q;
 
 	q->inflight--;
-	vblk_complete(r, ret < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+	if (ret < 0)
+		vblk_failed(r, -ret);
+	else
+		vblk_finish(r, VIRTIO_BLK_S_OK);
+}
+
+static int vblk_submit(struct vblk_req *r)
+{
+	struct blk_queue *bq = r->q->bq;
+
+	switch (r->type) {
+	case VIRTIO_BLK_T_IN:
+		return blk_preadv(bq, r->off, r->iov, r->cnt, vblk_io_done, r);
+	case VIRTIO_BLK_T_OUT:
+		return blk_pwritev(bq, r->off, r->iov, r->cnt, vblk_io_done, r);
+	case VIRTIO_BLK_T_FLUSH:
+		return blk_flush(bq, vblk_io_done, r);
+	case VIRTIO_BLK_T_DISCARD:
+		return blk_discard(bq, r->off, r->len, vblk_io_done, r);
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return blk_write_zeroes(bq, r->off, r->len, r->unmap, vblk_io_done, r);
+	}
+	return -EINVAL;
+}
+
+/* Submit r; a submission that fails goes through the error policy too. */
+static void vblk_start_io(struct vblk_req *r)
+{
+	int ret;
+
+	r->q->inflight++;
+	ret = vblk_submit(r);
+	if (ret < 0)
+		vblk_io_done(r, ret);
+}
+
+/*
+ * The VM runs again: resubmit the parked requests in order.  If one fails
+ * again at once and parks, the later ones stay parked behind it.
+ */
+static void vblk_retry(struct vblk_queue *q)
+{
+	GQueue todo = q->parked;
+	struct vblk_req *r;
+
+	g_queue_init(&q->parked);
+	while ((r = g_queue_pop_head(&todo))) {
+		if (!g_queue_is_empty(&q->parked))
+			g_queue_push_tail(&q->parked, r);
+		else
+			vblk_start_io(r);
+	}
+}
+
+/* A device reset: parked requests belong to rings the driver took back. */
+static void vblk_drop_parked(struct vblk_queue *q)
+{
+	struct vblk_req *r;
+
+	while ((r = g_queue_pop_head(&q->parked))) {
+		if (r->held)
+			__atomic_sub_fetch(&q->dev->held, 1, __ATOMIC_ACQ_REL);
+		g_free(r);
+	}
 }
 
 /* Drop the first skip bytes of iov (in place); returns the new count. */
@@ -135,15 +309,6 @@ static bool vblk_range_ok(struct virtio_blk *b, uint64_t sector, uint64_t bytes)
 	return off <= b->capacity && bytes <= b->capacity - off;
 }
 
-static void vblk_submitted(struct vblk_req *r, int ret)
-{
-	if (ret < 0) {
-		vblk_complete(r, VIRTIO_BLK_S_IOERR);
-		return;
-	}
-	r->q->inflight++;
-}
-
 static void vblk_rw(struct vblk_req *r, const struct virtio_blk_req_hdr *h, bool write)
 {
 	struct vblk_queue *q = r->q;
@@ -173,10 +338,11 @@ static void vblk_rw(struct vblk_req *r, const struct virtio_blk_req_hdr *h, bool
 		return;
 	}
 	r->used = write ? 1 : len + 1;
-	if (write)
-		vblk_submitted(r, blk_pwritev(q->bq, h->sector * 512, iov, cnt, vblk_io_done, r));
-	else
-		vblk_submitted(r, blk_preadv(q->bq, h->sector * 512, iov, cnt, vblk_io_done, r));
+	r->off = h->sector * 512;
+	r->len = len;
+	r->iov = iov;
+	r->cnt = cnt;
+	vblk_start_io(r);
 }
 
 static void vblk_discard_zeroes(struct vblk_req *r, uint32_t type)
@@ -186,7 +352,7 @@ static void vblk_discard_zeroes(struct vblk_req *r, uint32_t type)
 	struct virtio_blk_discard_write_zeroes seg;
 	struct virtq_elem *e = &r->elem;
 	uint32_t allowed = type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0;
-	uint64_t off, len;
+	uint64_t len;
 
 	/* Only with the feature, and one segment per request, as
 	 * max_discard_seg and max_write_zeroes_seg say. */
@@ -207,13 +373,10 @@ static void vblk_discard_zeroes(struct vblk_req *r, uint32_t type)
 		vblk_complete(r, VIRTIO_BLK_S_IOERR);
 		return;
 	}
-	off = seg.sector * 512;
-	if (type == VIRTIO_BLK_T_DISCARD)
-		vblk_submitted(r, blk_discard(q->bq, off, len, vblk_io_done, r));
-	else
-		vblk_submitted(r, blk_write_zeroes(q->bq, off, len,
-						   seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
-						   vblk_io_done, r));
+	r->off = seg.sector * 512;
+	r->len = len;
+	r->unmap = seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+	vblk_start_io(r);
 }
 
 /* Which parts must be exactly the header / exactly the status byte. */
@@ -244,12 +407,14 @@ static void vblk_handle(struct vblk_queue *q, struct vblk_req *r)
 
 	r->q = q;
 	r->used = 1;
+	r->seq = q->next_seq++;
 	if (e->out_len < sizeof(h) || e->in_len < 1) {
 		log_once("%s: request without a readable header and a writable status byte",
 			 b->vd.name);
 		goto bad;
 	}
 	virtio_iov_to_buf(e->iov, e->out_num, 0, &h, sizeof(h));
+	r->type = h.type;
 	if (!vblk_layout_ok(e, h.type)) {
 		log_once("%s: request type %u with buffers in the wrong direction",
 			 b->vd.name, h.type);
@@ -268,7 +433,7 @@ static void vblk_handle(struct vblk_queue *q, struct vblk_req *r)
 		vblk_rw(r, &h, true);
 		return;
 	case VIRTIO_BLK_T_FLUSH:
-		vblk_submitted(r, blk_flush(q->bq, vblk_io_done, r));
+		vblk_start_io(r);
 		return;
 	case VIRTIO_BLK_T_GET_ID: {
 		size_t n = MIN(e->in_len - 1, (size_t)VIRTIO_BLK_ID_BYTES);
@@ -290,7 +455,16 @@ bad:
 	virtq_fail(q->vq);
 }
 
-/* Pop and start everything available (up to one ring's worth in flight). */
+static bool vblk_held(struct virtio_blk *b)
+{
+	return __atomic_load_n(&b->held, __ATOMIC_ACQUIRE) != 0;
+}
+
+/*
+ * Pop and start everything available (up to one ring's worth in flight).
+ * While a request is held nothing is popped, and notifications stay off:
+ * the wake-up when the last one completes serves the queue again.
+ */
 static void vblk_serve(struct vblk_queue *q)
 {
 	struct virtq *vq = q->vq;
@@ -298,10 +472,11 @@ static void vblk_serve(struct vblk_queue *q)
 
 	do {
 		virtq_disable_notify(vq);
-		while (q->inflight < vq->size && virtq_pop(vq, sizeof(struct vblk_req), &r) == 1)
+		while (q->inflight < vq->size && !vblk_held(q->dev) &&
+		       virtq_pop(vq, sizeof(struct vblk_req), &r) == 1)
 			vblk_handle(q, r);
-		if (q->inflight >= vq->size)
-			return;	/* resumed from the next completion */
+		if (q->inflight >= vq->size || vblk_held(q->dev))
+			return;	/* resumed from a completion or a wake-up */
 	} while (virtq_enable_notify(vq));
 }
 
@@ -331,14 +506,21 @@ static unsigned vblk_worker_inflight(struct vblk_worker *w)
 	return n;
 }
 
-/* epoll data: the stop fd, or a queue's kick fd (2i) or completion fd (2i+1). */
+/*
+ * epoll data: the stop fd, the wake fd, or a queue's kick fd (2i) or
+ * completion fd (2i+1).
+ */
 #define VBLK_EV_STOP	UINT64_MAX
+#define VBLK_EV_WAKE	(UINT64_MAX - 1)
 
 static int vblk_worker_watch(struct vblk_worker *w, int ep)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = VBLK_EV_STOP };
 
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, w->stop_fd, &ev) < 0)
+		return -errno;
+	ev.data.u64 = VBLK_EV_WAKE;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
 		return -errno;
 	for (unsigned i = w->first; i < w->first + w->count; i++) {
 		struct vblk_queue *q = &w->dev->q[i];
@@ -353,6 +535,24 @@ static int vblk_worker_watch(struct vblk_worker *w, int ep)
 			return -errno;
 	}
 	return 0;
+}
+
+/* The VM resumed (retry what is parked, first) or the device may pop again. */
+static void vblk_worker_wake(struct vblk_worker *w, bool stopping)
+{
+	struct virtio_blk *b = w->dev;
+	unsigned gen = __atomic_load_n(&b->resume_gen, __ATOMIC_ACQUIRE);
+
+	vblk_drain_fd(w->wake_fd);
+	if (stopping)
+		return;
+	if (gen != w->seen_gen) {
+		w->seen_gen = gen;
+		for (unsigned i = w->first; i < w->first + w->count; i++)
+			vblk_retry(&b->q[i]);
+	}
+	for (unsigned i = w->first; i < w->first + w->count; i++)
+		vblk_serve(&b->q[i]);
 }
 
 static void *vblk_thread(void *opaque)
@@ -373,6 +573,8 @@ static void *vblk_thread(void *opaque)
 		return NULL;
 	}
 
+	w->stopping = false;
+	w->seen_gen = __atomic_load_n(&b->resume_gen, __ATOMIC_ACQUIRE);
 	/* Kicks that came before the thread started. */
 	for (unsigned i = w->first; i < w->first + w->count; i++) {
 		vblk_serve(&b->q[i]);
@@ -392,7 +594,11 @@ static void *vblk_thread(void *opaque)
 
 			if (ev[i].data.u64 == VBLK_EV_STOP) {
 				vblk_drain_fd(w->stop_fd);
-				stopping = true;
+				stopping = w->stopping = true;
+				continue;
+			}
+			if (ev[i].data.u64 == VBLK_EV_WAKE) {
+				vblk_worker_wake(w, stopping);
 				continue;
 			}
 			q = &b->q[ev[i].data.u64 / 2];
@@ -450,9 +656,13 @@ static void vblk_stop(struct virtio_dev *vd)
 		w->running = false;
 	}
 	for (unsigned i = 0; i < b->nr_queues; i++) {
+		vblk_drop_parked(&b->q[i]);
 		b->q[i].inflight = 0;
 		b->q[i].completed = false;
 	}
+	/* Nothing waits any more (a retry's wake-up can no longer come). */
+	if (!vblk_held(b))
+		__atomic_store_n(&b->drive->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
 }
 
 static const struct virtio_dev_ops vblk_ops = {
@@ -513,10 +723,14 @@ static void vblk_free(struct virtio_blk *b)
 			blk_queue_free(b->q[i].bq);
 		virtq_cleanup(&b->vd.vqs[i]);
 	}
-	for (unsigned i = 0; i < b->nr_workers; i++)
+	for (unsigned i = 0; i < b->nr_workers; i++) {
 		if (b->w[i].stop_fd >= 0)
 			close(b->w[i].stop_fd);
+		if (b->w[i].wake_fd >= 0)
+			close(b->w[i].wake_fd);
+	}
 	g_free(b->w);
+	machine_remove_listener(b->m, &b->ml);
 	if (b->drive)
 		b->drive->claimed = false;
 	g_free(b->q);
@@ -538,6 +752,22 @@ static void vblk_reset(struct device *dev)
 	struct virtio_blk *b = container_of(dev, struct virtio_blk, dev);
 
 	virtio_pci_reset(&b->vp);
+}
+
+/*
+ * Main thread: the VM runs again, as after cont following a stop for an
+ * I/O error.  The I/O threads retry what they parked before anything new.
+ */
+static void vblk_runstate(void *opaque, enum machine_runstate s, const char *reason)
+{
+	struct virtio_blk *b = opaque;
+
+	if (s != RUNSTATE_RUNNING)
+		return;
+	/* As QEMU's cont: the error is forgotten; a retry that fails sets it again. */
+	__atomic_store_n(&b->drive->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&b->resume_gen, 1, __ATOMIC_ACQ_REL);
+	vblk_wake_all(b);
 }
 
 static struct drive *vblk_find_drive(struct machine *m, const char *id)
@@ -588,7 +818,7 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 	b->nr_workers = p->thread_per_queue ? b->nr_queues : 1;
 	b->w = g_new0(struct vblk_worker, b->nr_workers);
 	for (unsigned i = 0; i < b->nr_workers; i++)
-		b->w[i].stop_fd = -1;
+		b->w[i].stop_fd = b->w[i].wake_fd = -1;
 	for (unsigned i = 0; i < b->nr_workers; i++) {
 		struct vblk_worker *w = &b->w[i];
 
@@ -596,7 +826,8 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 		w->first = p->thread_per_queue ? i : 0;
 		w->count = p->thread_per_queue ? 1 : b->nr_queues;
 		w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (w->stop_fd < 0) {
+		w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (w->stop_fd < 0 || w->wake_fd < 0) {
 			ret = -errno;
 			snprintf(err, errlen, "virtio-blk-pci: eventfd: %s", strerror(errno));
 			goto fail;
@@ -606,6 +837,8 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 		struct vblk_queue *q = &b->q[i];
 
 		q->dev = b;
+		q->w = &b->w[p->thread_per_queue ? i : 0];
+		g_queue_init(&q->parked);
 		q->vq = &b->vd.vqs[i];
 		virtq_init(q->vq, &b->vd, i, p->queue_size);
 		q->bq = blk_queue_new(drv->blk, err, errlen);
@@ -620,6 +853,9 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 	if (ret < 0)
 		goto fail;
 	machine_add_device_obj(m, &b->dev);
+	b->ml.runstate_changed = vblk_runstate;
+	b->ml.opaque = b;
+	machine_add_listener(m, &b->ml);
 	return 0;
 fail:
 	vblk_free(b);

@@ -51,6 +51,33 @@ static unsigned bits_for(unsigned n)
 }
 
 /*
+ * The extended topology leaves (0xB, and 0x1F where the host has it), made
+ * here rather than edited: KVM's supported list may carry only some of
+ * their subleaves.  Subleaf 0 is the SMT level (one thread per core),
+ * subleaf 1 the core level, subleaf 2 the terminator.
+ */
+static void kvm_topology_leaf(struct kvm_cpuid_entry2 *e, uint32_t leaf, uint32_t sub,
+			      uint32_t apic_id, unsigned n, unsigned core_bits)
+{
+	*e = (struct kvm_cpuid_entry2){
+		.function = leaf,
+		.index = sub,
+		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		.edx = apic_id,
+	};
+	if (sub == 0) {
+		e->ebx = 1;
+		e->ecx = 1u << 8;
+	} else if (sub == 1) {
+		e->eax = core_bits;
+		e->ebx = n;
+		e->ecx = 2u << 8 | 1;
+	} else {
+		e->ecx = sub;
+	}
+}
+
+/*
  * KVM's supported CPUID with this vCPU's identity and the -smp topology:
  * one socket of N cores, one thread each, APIC ID = vCPU index.
  */
@@ -59,47 +86,45 @@ static int kvm_set_cpuid(struct vcpu *v)
 	struct kvm_vm *k = vm_of(v);
 	unsigned n = v->m->cfg.smp;
 	unsigned core_bits = bits_for(n);
-	size_t size = sizeof(*k->cpuid) + k->cpuid->nent * sizeof(k->cpuid->entries[0]);
-	struct kvm_cpuid2 *c = malloc(size);
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (k->cpuid->nent + 6) *
+				      sizeof(k->cpuid->entries[0]));
+	bool has_1f = false;
 	int ret;
 
-	memcpy(c, k->cpuid, size);
-	for (unsigned i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
+	for (unsigned i = 0; i < k->cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 e = k->cpuid->entries[i];
 
-		switch (e->function) {
+		switch (e.function) {
 		case 1:
-			e->ebx = (e->ebx & 0x0000ffff) | (v->apic_id << 24) |
-				 ((n > 255 ? 255 : (1u << core_bits)) << 16);
-			e->ecx |= 1u << 31;		/* hypervisor present */
+			e.ebx = (e.ebx & 0x0000ffff) | (v->apic_id << 24) |
+				((n > 255 ? 255 : (1u << core_bits)) << 16);
+			e.ecx |= 1u << 31;		/* hypervisor present */
 			if (n > 1)
-				e->edx |= 1u << 28;	/* HTT: more than one logical CPU */
+				e.edx |= 1u << 28;	/* HTT: more than one logical CPU */
+			else
+				e.edx &= ~(1u << 28);
 			break;
 		case 4:
 			/* Cores per package - 1 in EAX[31:26]; one thread shares L1/L2. */
-			e->eax = (e->eax & 0x03ffffff) | ((((1u << core_bits) - 1) & 0x3f) << 26);
-			if (((e->eax >> 5) & 7) == 3)	/* L3 is shared by all cores */
-				e->eax = (e->eax & ~(0xfffu << 14)) | (((1u << core_bits) - 1) << 14);
+			e.eax = (e.eax & 0x03ffffff) | ((((1u << core_bits) - 1) & 0x3f) << 26);
+			if (((e.eax >> 5) & 7) == 3)	/* L3 is shared by all cores */
+				e.eax = (e.eax & ~(0xfffu << 14)) | (((1u << core_bits) - 1) << 14);
 			else
-				e->eax &= ~(0xfffu << 14);
+				e.eax &= ~(0xfffu << 14);
 			break;
 		case 0xb:
+			continue;
 		case 0x1f:
-			e->edx = v->apic_id;
-			if (e->index == 0) {		/* SMT level: 1 thread */
-				e->eax = 0;
-				e->ebx = 1;
-				e->ecx = (1u << 8) | 0;
-			} else if (e->index == 1) {	/* core level */
-				e->eax = core_bits;
-				e->ebx = n;
-				e->ecx = (2u << 8) | 1;
-			} else {
-				e->eax = e->ebx = 0;
-				e->ecx = e->index;
-			}
-			break;
+			has_1f = true;
+			continue;
 		}
+		c->entries[c->nent++] = e;
+	}
+	for (uint32_t sub = 0; sub < 3; sub++) {
+		kvm_topology_leaf(&c->entries[c->nent++], 0xb, sub, v->apic_id, n, core_bits);
+		if (has_1f)
+			kvm_topology_leaf(&c->entries[c->nent++], 0x1f, sub, v->apic_id, n,
+					  core_bits);
 	}
 	ret = ioctl(kv(v)->fd, KVM_SET_CPUID2, c) ? -errno : 0;
 	free(c);

@@ -4,7 +4,8 @@
  * capabilities, negotiates VERSION_1 (and EVENT_IDX with "event_idx"),
  * sets up queue 0 with an MSI-X vector aimed at this CPU's LAPIC, writes
  * "sectors=N" sectors (default 64) with a pattern, flushes, reads them back
- * and compares, reads the serial with GET_ID, and exits.  Each request
+ * and compares, reads the serial with GET_ID, and exits (or, with "wait",
+ * spins so a test can query the device).  Each request
  * waits until both the used ring moved and its MSI-X interrupt was taken,
  * so every completion is proven to arrive as an interrupt.  The wait spins
  * with interrupts enabled rather than halting: on nested KVM hosts whose
@@ -266,5 +267,8 @@ void guest_main(struct bootinfo *bi)
 	printf("virtio-blk: past-the-end read status %u\n", st);
 	printf("virtio-blk: wrote and read back %u sectors, serial '%s', irqs %u\n",
 	       sectors, serial, irqs);
+	/* "wait": stay up so a test can look at the device from outside. */
+	while (cmdline_has(bi->cmdline, "wait"))
+		cpu_relax();
 	guest_exit(EXIT_PASS);
 }

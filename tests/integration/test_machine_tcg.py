@@ -31,5 +31,6 @@ class Devices(Tcg, mc.Devices, unittest.TestCase):
     pass
 
 
+
 if __name__ == "__main__":
     unittest.main()

@@ -100,6 +100,42 @@ class Protocol(unittest.TestCase):
 
 
 @requires_kvm
+class BlockQueries(unittest.TestCase):
+    def test_block_and_blockstats(self):
+        tmp = tempfile.mkdtemp(prefix="vireo-qblk-")
+        img = os.path.join(tmp, "disk.raw")
+        with open(img, "wb") as f:
+            f.truncate(4 << 20)
+        extra = ["-drive", "file=%s,format=raw,if=none,id=disk0" % img,
+                 "-device", "virtio-blk-pci,drive=disk0"]
+        with Vm(machine_args(guest("virtioblk.mb.elf"), append="sectors=64 wait",
+                             extra=extra), qmp=True) as vm, vm.qmp() as q:
+            vm.wait_for("wrote and read back 64 sectors")
+            blocks = q.ok("query-block")
+            self.assertEqual(len(blocks), 1)
+            self.assertEqual(blocks[0]["device"], "disk0")
+            self.assertEqual(blocks[0]["inserted"]["file"], img)
+            self.assertEqual(blocks[0]["inserted"]["drv"], "raw")
+            self.assertFalse(blocks[0]["inserted"]["ro"])
+            self.assertEqual(blocks[0]["inserted"]["image-size"], 4 << 20)
+            stats = q.ok("query-blockstats")
+            s = stats[0]["stats"]
+            self.assertEqual(stats[0]["device"], "disk0")
+            self.assertEqual(s["wr_bytes"], 64 * 512)
+            self.assertEqual(s["wr_operations"], 1)
+            self.assertEqual(s["rd_bytes"], 64 * 512)
+            self.assertEqual(s["rd_operations"], 1)
+            self.assertEqual(s["flush_operations"], 1)
+            for k in ["wr_total_time_ns", "rd_total_time_ns"]:
+                self.assertGreater(s[k], 0, k)
+            text = q.hmp("info blockstats")
+            self.assertRegex(text, r"disk0: rd_bytes=32768 wr_bytes=32768 rd_operations=1 "
+                                   r"wr_operations=1 flush_operations=1")
+        os.unlink(img)
+        os.rmdir(tmp)
+
+
+@requires_kvm
 class Lifecycle(unittest.TestCase):
     def test_stop_cont_counter(self):
         with counter_vm() as vm, vm.qmp() as q:

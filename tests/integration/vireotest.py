@@ -2,8 +2,8 @@
 
 Paths come from VIREO_BUILD (tests/run.py sets it; default build/ in the
 source tree).  `run_vireo` runs the VMM to completion; `Vm` starts it in the
-background, collects its serial output and waits for patterns in it.  A QMP
-client is meant to live next to these (Vm.qmp_path is reserved for it).
+background, collects its serial output and waits for patterns in it; with
+qmp=True it also gets a QMP socket, and Vm.qmp() connects to it (qmp.py).
 """
 import os
 import re
@@ -114,6 +114,9 @@ class Vm:
     """
 
     def __init__(self, args, serial="pipe", env=None, qmp=False):
+        binary = vireo_binary()
+        if serial not in ("pipe", "file"):
+            raise ValueError("serial must be 'pipe' or 'file'")
         self.tmpdir = tempfile.mkdtemp(prefix="vireo-test-")
         self.qmp_path = os.path.join(self.tmpdir, "qmp.sock")
         if qmp:
@@ -129,13 +132,11 @@ class Vm:
             self.serial_path = os.path.join(self.tmpdir, "serial.out")
             args = list(args) + ["-serial", "file:" + self.serial_path]
             stdout = open(os.path.join(self.tmpdir, "stdout"), "w+b")
-        elif serial == "pipe":
+        else:
             args = list(args) + ["-serial", "stdio"]
             stdout = subprocess.PIPE
-        else:
-            raise ValueError("serial must be 'pipe' or 'file'")
         self.args = args
-        self.proc = subprocess.Popen([vireo_binary()] + args, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([binary] + args, stdin=subprocess.DEVNULL,
                                      stdout=stdout, stderr=self._stderr,
                                      env=full_env, start_new_session=True)
         if serial == "pipe":

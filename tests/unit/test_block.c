@@ -211,23 +211,26 @@ out:
 static void test_drive_options(void)
 {
 	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), *opt, err[512];
+	char *f1 = g_strdup_printf("%s.1", f), *f2 = g_strdup_printf("%s.2", f);
 	struct machine m;
 	struct drive *d;
 
+	/* one file per drive: the same image twice is refused (locking) */
+	g_assert_cmpint(tb_sh(NULL, "cp %s %s && cp %s %s", f, f1, f, f2), ==, 0);
 	memset(&m, 0, sizeof(m));
 	opt = g_strdup_printf("file=%s,format=raw,if=virtio", f);
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), ==, 0);
 	g_free(opt);
-	opt = g_strdup_printf("%s,format=raw,cache=none,aio=native,readonly=on,discard=unmap", f);
+	opt = g_strdup_printf("%s,format=raw,cache=none,aio=native,readonly=on,discard=unmap", f1);
 	if (drive_add(&m, opt, err, sizeof(err)) < 0) {
 		/* O_DIRECT missing on this file system: the message says so */
 		g_assert_nonnull(strstr(err, "O_DIRECT"));
 		g_free(opt);
-		opt = g_strdup_printf("%s,format=raw,aio=threads,readonly=on,discard=unmap", f);
+		opt = g_strdup_printf("%s,format=raw,aio=threads,readonly=on,discard=unmap", f1);
 		g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), ==, 0);
 	}
 	g_free(opt);
-	opt = g_strdup_printf("file=%s,format=raw,if=none,id=disk1,aio=threads,cache=unsafe", f);
+	opt = g_strdup_printf("file=%s,format=raw,if=none,id=disk1,aio=threads,cache=unsafe", f2);
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), ==, 0);
 	g_free(opt);
 
@@ -246,6 +249,16 @@ static void test_drive_options(void)
 	g_assert_true(blk_is_readonly(d->blk));
 	d = drive_find(&m, "disk1");
 	g_assert_nonnull(d);
+	{
+		struct blk_info info;
+
+		blk_get_info(d->blk, &info);
+		g_assert_cmpstr(info.file, ==, f2);
+		g_assert_cmpstr(info.format, ==, "raw");
+		g_assert_cmpint(info.cache, ==, BLK_CACHE_UNSAFE);
+		g_assert_null(info.backing_file);
+		g_assert_cmpint(info.backing_depth, ==, 0);
+	}
 	g_assert_cmpstr(d->iface, ==, "none");
 	g_assert_cmpint(d->cfg.cache, ==, BLK_CACHE_UNSAFE);
 	g_assert_cmpint(d->cfg.aio, ==, BLK_AIO_THREADS);
@@ -273,9 +286,9 @@ static void test_drive_options(void)
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "readonly"));
 	g_free(opt);
-	opt = g_strdup_printf("file=%s,werror=stop", f);
+	opt = g_strdup_printf("file=%s,nosuchkey=1", f);
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
-	g_assert_nonnull(strstr(err, "werror"));
+	g_assert_nonnull(strstr(err, "nosuchkey"));
 	g_free(opt);
 	opt = g_strdup_printf("file=%s,aio=native", f);
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
@@ -285,6 +298,10 @@ static void test_drive_options(void)
 	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "duplicate id 'disk1'"));
 	g_free(opt);
+	opt = g_strdup_printf("file=%s,id=again,format=raw", f);
+	g_assert_cmpint(drive_add(&m, opt, err, sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "lock"));
+	g_free(opt);
 	g_assert_cmpint(drive_add(&m, "format=raw", err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "file"));
 	g_assert_cmpint(drive_add(&m, "file=/nonexistent/x.img,format=raw", err, sizeof(err)), <, 0);
@@ -292,6 +309,100 @@ static void test_drive_options(void)
 
 	drive_close_all(&m);
 	g_assert_null(m.drives);
+	g_free(f1);
+	g_free(f2);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
+/* A probed raw image refuses to become a qcow2 one; a declared one does not. */
+static void test_probed_raw_block0(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), err[256];
+	uint8_t magic[512] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 3 }, other[512] = { 'x' };
+	struct blk_queue *q;
+	struct blk *b;
+
+	b = tb_open(f, NULL, BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	g_assert_cmpint(tb_pwrite(q, 0, magic, sizeof(magic)), ==, -EPERM);
+	g_assert_cmpint(tb_pwrite(q, 2, magic + 2, 6), ==, 6);	/* half a magic: fine */
+	g_assert_cmpint(tb_pwrite(q, 0, magic, 2), ==, -EPERM);	/* completes the magic */
+	g_assert_cmpint(tb_pwrite(q, 0, other, sizeof(other)), ==, 512);
+	g_assert_cmpint(tb_pwrite(q, 512, magic, sizeof(magic)), ==, 512);
+	blk_queue_free(q);
+	blk_close(b);
+	b = tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	g_assert_cmpint(tb_pwrite(q, 0, magic, sizeof(magic)), ==, 512);
+	blk_queue_free(q);
+	blk_close(b);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
+/* Freeing a queue completes what is still in flight, callbacks included. */
+static void test_queue_free_drains(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), err[256];
+	struct blk *b = tb_open(f, "raw", BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK, false);
+	struct tb_wait w[4] = { 0 };
+	uint8_t buf[4096] = { 1 };
+	struct iovec iov = { buf, sizeof(buf) };
+	struct blk_queue *q = blk_queue_new(b, err, sizeof(err));
+
+	for (int i = 0; i < 3; i++)
+		g_assert_cmpint(blk_pwritev(q, i * 4096, &iov, 1, tb_cb, &w[i]), ==, 0);
+	g_assert_cmpint(blk_flush(q, tb_cb, &w[3]), ==, 0);
+	blk_queue_free(q);
+	for (int i = 0; i < 4; i++) {
+		g_assert_true(w[i].done);
+		g_assert_cmpint(w[i].ret, ==, i < 3 ? 4096 : 0);
+	}
+	blk_close(b);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
+/*
+ * QEMU's lock bytes: a process holding "write" (101) and not sharing it
+ * (201), as qemu-system does, keeps vireo out, and vireo keeps qemu-img out.
+ */
+static void test_image_locking(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), *out = NULL;
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 1 };
+	struct blk *b;
+	int fd;
+
+	fd = open(f, O_RDWR);
+	fl.l_start = 101;
+	g_assert_cmpint(fcntl(fd, F_OFD_SETLK, &fl), ==, 0);
+	fl.l_start = 201;
+	g_assert_cmpint(fcntl(fd, F_OFD_SETLK, &fl), ==, 0);
+	g_assert_null(tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false));
+	g_assert_null(tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, true));
+	close(fd);
+	b = tb_open(f, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	g_assert_nonnull(b);
+	blk_close(b);
+	if (tb_have_qemu_img()) {
+		char *q = g_build_filename(dir, "l.qcow2", NULL);
+
+		g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 1M", q), ==, 0);
+		b = tb_open(q, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+		g_assert_nonnull(b);
+		g_assert_cmpint(tb_sh(&out, "qemu-img check %s", q), !=, 0);
+		g_assert_nonnull(strstr(out, "Failed to get shared \"write\" lock"));
+		g_free(out);
+		g_assert_cmpint(tb_sh(&out, "qemu-io -c 'write 0 4k' %s", q), !=, 0);
+		g_assert_nonnull(strstr(out, "lock"));
+		g_free(out);
+		g_assert_cmpint(tb_sh(NULL, "qemu-img info -U %s >/dev/null", q), ==, 0);
+		blk_close(b);
+		g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s", q), ==, 0);
+		g_free(q);
+	}
 	g_free(f);
 	tb_rmdir(dir);
 }
@@ -309,5 +420,8 @@ int main(int argc, char **argv)
 		g_free(p);
 	}
 	g_test_add_func("/block/drive/options", test_drive_options);
+	g_test_add_func("/block/image-locking", test_image_locking);
+	g_test_add_func("/block/queue-free-drains", test_queue_free_drains);
+	g_test_add_func("/block/probed-raw-block0", test_probed_raw_block0);
 	return g_test_run();
 }

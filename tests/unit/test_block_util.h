@@ -114,7 +114,12 @@ static inline int tb_sh(char **out, const char *fmt, ...)
 
 static inline bool tb_have_qemu_img(void)
 {
-	return g_find_program_in_path("qemu-img") && g_find_program_in_path("qemu-io");
+	char *img = g_find_program_in_path("qemu-img"), *io = g_find_program_in_path("qemu-io");
+	bool ok = img && io;
+
+	g_free(img);
+	g_free(io);
+	return ok;
 }
 
 /* A fresh directory on a disk file system (O_DIRECT works there). */

@@ -53,6 +53,16 @@ static void port_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 
 static const struct bus_ops port_ops = { port_read, port_write };
 
+/* A write here asks the machine for a reset: the vCPU that wrote parks. */
+static void park_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	struct rig *r = opaque;
+
+	machine_request_reset(&r->m);
+}
+
+static const struct bus_ops park_ops = { NULL, park_write };
+
 static uint64_t mmio_read(void *opaque, uint64_t off, unsigned size)
 {
 	return 0x1234;
@@ -280,6 +290,44 @@ static void test_ioeventfd_irqfd(void)
 	rig_destroy(&r);
 }
 
+/*
+ * A vCPU parked after asking for a reset must come back when the machine
+ * pauses and resumes it, even if both happen before its thread wakes up
+ * (the reboot path does exactly that).
+ */
+static void test_parked_resume(void)
+{
+	/* loop: mov dx,0x512; out dx,al; inc word [0x2000]; jmp loop */
+	static const uint8_t code[] = {
+		0xba, 0x12, 0x05, 0xee, 0xff, 0x06, 0x00, 0x20, 0xeb, 0xf6,
+	};
+	volatile uint16_t *counter;
+	struct rig r;
+
+	if (!kvm_usable())
+		return;
+	rig_init(&r, code, sizeof(code));
+	g_assert_cmpint(bus_register(&r.m.pio, 0x512, 1, &park_ops, &r, "park"), ==, 0);
+	counter = (volatile uint16_t *)(r.m.mem.base + 0x2000);
+	g_assert_cmpint(vcpu_start(r.v, false), ==, 0);
+	for (unsigned i = 0; i < 300; i++) {
+		uint16_t before;
+		gint64 end = g_get_monotonic_time() + 5 * G_TIME_SPAN_SECOND;
+
+		/* Wait until it parked on its request, then serve it as pc.c does. */
+		while (!(machine_request_pending(&r.m) && vcpu_get_state(r.v) == VCPU_PAUSED))
+			g_assert_cmpint(g_get_monotonic_time(), <, end);
+		before = *counter;
+		__atomic_store_n(&r.m.request, MACHINE_REQ_NONE, __ATOMIC_RELEASE);
+		vcpu_pause(r.v);
+		vcpu_resume(r.v);
+		while (*counter == before)
+			g_assert_cmpint(g_get_monotonic_time(), <, end);
+	}
+	vcpu_stop(r.v);
+	rig_destroy(&r);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -287,5 +335,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/kvm/pause-resume", test_pause_resume);
 	g_test_add_func("/kvm/dirty-log", test_dirty_log);
 	g_test_add_func("/kvm/ioeventfd-irqfd", test_ioeventfd_irqfd);
+	g_test_add_func("/kvm/parked-resume", test_parked_resume);
 	return g_test_run();
 }

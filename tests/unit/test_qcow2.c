@@ -103,6 +103,19 @@ static void test_backing_chain(void)
 	b = tb_open(top, "qcow2", BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK, false);
 	g_assert_nonnull(b);
 	g_assert_cmpuint(blk_size(b), ==, 12 * MiB);
+	{
+		struct blk_info info;
+
+		blk_get_info(b, &info);
+		g_assert_cmpstr(info.file, ==, top);
+		g_assert_cmpstr(info.format, ==, "qcow2");
+		g_assert_cmpuint(info.size, ==, 12 * MiB);
+		g_assert_false(info.readonly);
+		g_assert_cmpint(info.aio, ==, BLK_AIO_IO_URING);
+		g_assert_cmpstr(info.backing_file, ==, "low.qcow2");
+		g_assert_cmpstr(info.backing_format, ==, "qcow2");
+		g_assert_cmpint(info.backing_depth, ==, 3);
+	}
 	q = blk_queue_new(b, err, sizeof(err));
 	expect_pattern(q, 0, 4 * KiB, 0);		/* zero in low */
 	expect_pattern(q, 4 * KiB, 60 * KiB, 0x01);	/* from base */
@@ -419,6 +432,213 @@ static void test_concurrent_queues(void)
 	tb_rmdir(dir);
 }
 
+/*
+ * A discarded cluster is returned to the free pool only when no request
+ * that might have mapped it is still in flight: not at the FLUSH that has
+ * an older read outstanding (the on-disk image then shows a leak), but at
+ * the next one.
+ */
+static void test_free_waits_for_inflight(void)
+{
+	char *dir, *img, err[256];
+	uint8_t *buf = g_malloc(64 * KiB), *rbuf = g_malloc(64 * KiB);
+	struct tb_wait rw = { 0 }, dw = { 0 }, fw = { 0 };
+	struct iovec riov = { rbuf, 64 * KiB };
+	struct blk_queue *q;
+	struct blk *b;
+
+	SKIP_WITHOUT_QEMU_IMG();
+	dir = tb_tmpdir();
+	img = g_build_filename(dir, "f.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 4M", img), ==, 0);
+	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	memset(buf, 0x61, 64 * KiB);
+	g_assert_cmpint(tb_pwrite(q, 0, buf, 64 * KiB), ==, 64 * KiB);
+	g_assert_cmpint(tb_pwrite(q, 1 * MiB, buf, 64 * KiB), ==, 64 * KiB);
+	g_assert_cmpint(tb_flush(q), ==, 0);
+	/*
+	 * A read of cluster 1 MiB stays in flight across the discard and the
+	 * FLUSH: nothing is polled (so nothing completes) until both are in.
+	 */
+	g_assert_cmpint(blk_preadv(q, 1 * MiB, &riov, 1, tb_cb, &rw), ==, 0);
+	g_assert_cmpint(blk_discard(q, 0, 64 * KiB, tb_cb, &dw), ==, 0);
+	g_assert_cmpint(blk_flush(q, tb_cb, &fw), ==, 0);
+	while (!rw.done || !dw.done || !fw.done) {
+		struct pollfd p = { .fd = blk_queue_fd(q), .events = POLLIN };
+
+		poll(&p, 1, 1000);
+		blk_queue_poll(q);
+	}
+	g_assert_cmpint(dw.ret, ==, 0);
+	g_assert_cmpint(fw.ret, ==, 0);
+	g_assert_cmpint(tb_sh(NULL, "cp %s %s.1", img, img), ==, 0);
+	g_assert_cmpint(tb_flush(q), ==, 0);
+	g_assert_cmpint(tb_sh(NULL, "cp %s %s.2", img, img), ==, 0);
+	/* 3: leaked clusters only; 0: clean */
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s.1", img), ==, 3);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s.2", img), ==, 0);
+	blk_queue_free(q);
+	g_assert_cmpint(blk_close(b), ==, 0);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s", img), ==, 0);
+	g_free(buf);
+	g_free(rbuf);
+	g_free(img);
+	tb_rmdir(dir);
+}
+
+/*
+ * QEMU with lazy refcounts crashed (qemu-io's abort): the dirty bit is set
+ * and refcounts are missing.  Read-only, the image is read as it is; read-
+ * write, the refcounts are rebuilt first and then it is clean and usable.
+ */
+static void test_dirty_rebuilt(void)
+{
+	char *dir, *img, *out, err[256];
+	uint8_t hdr[80], buf[4096];
+	struct blk_queue *q;
+	struct blk *b;
+	FILE *f;
+
+	SKIP_WITHOUT_QEMU_IMG();
+	dir = tb_tmpdir();
+	img = g_build_filename(dir, "lazy.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o lazy_refcounts=on %s 8M && "
+			      "qemu-io -c 'write -c -P 0x33 4M 64k' %s >/dev/null && "
+			      "(qemu-io -c 'write -P 0x11 0 1M' -c 'write -P 0x22 2M 64k' "
+			      "-c abort %s >/dev/null 2>&1; true)", img, img, img), ==, 0);
+	g_assert_cmpint(tb_sh(&out, "qemu-img check -q %s", img), ==, 2);
+	g_free(out);
+
+	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, true);
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	expect_pattern(q, 1 * MiB - 4096, 4096, 0x11);
+	blk_queue_free(q);
+	blk_close(b);
+	/* read-only changed nothing */
+	g_assert_cmpint(tb_sh(&out, "qemu-img check -q %s", img), ==, 2);
+	g_free(out);
+
+	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	expect_pattern(q, 0, 1 * MiB, 0x11);
+	expect_pattern(q, 2 * MiB, 64 * KiB, 0x22);
+	expect_pattern(q, 4 * MiB, 64 * KiB, 0x33);
+	memset(buf, 0x44, sizeof(buf));
+	g_assert_cmpint(tb_pwrite(q, 6 * MiB, buf, sizeof(buf)), ==, 4096);
+	g_assert_cmpint(tb_pwrite(q, 4 * MiB, buf, sizeof(buf)), ==, 4096);
+	blk_queue_free(q);
+	g_assert_cmpint(blk_close(b), ==, 0);
+
+	f = fopen(img, "rb");
+	g_assert_cmpuint(fread(hdr, 1, sizeof(hdr), f), ==, sizeof(hdr));
+	fclose(f);
+	g_assert_cmpint(hdr[79] & 1, ==, 0);	/* dirty bit cleared */
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s && qemu-io -c 'read -P 0x11 0 1M' "
+			      "-c 'read -P 0x22 2M 64k' -c 'read -P 0x44 4M 4k' "
+			      "-c 'read -P 0x33 4100k 60k' -c 'read -P 0x44 6M 4k' %s >/dev/null",
+			      img, img), ==, 0);
+	g_free(img);
+	tb_rmdir(dir);
+}
+
+/* qemu-img create options vireo must handle, or refuse with a reason. */
+static void test_create_variants(void)
+{
+	static const struct {
+		const char *opts;
+		const char *refused;	/* NULL: read-write works */
+		bool ro_ok;
+	} v[] = {
+		{ "preallocation=metadata", NULL, true },
+		{ "preallocation=falloc", NULL, true },
+		{ "preallocation=full", NULL, true },
+		{ "lazy_refcounts=on", NULL, true },
+		{ "compression_type=zstd", NULL, true },
+		{ "compat=0.10", "version 2", true },
+		{ "extended_l2=on", "extended L2", false },
+		{ "data_file=ext.raw", "external data file", false },
+	};
+	char *dir;
+
+	SKIP_WITHOUT_QEMU_IMG();
+	dir = tb_tmpdir();
+	for (size_t i = 0; i < G_N_ELEMENTS(v); i++) {
+		char *img = g_strdup_printf("%s/v%zu.qcow2", dir, i), err[512];
+		struct blk_config cfg = { .file = img, .format = "qcow2" };
+		uint8_t buf[8192];
+		struct blk_queue *q;
+		struct blk *b;
+
+		g_test_message("%s", v[i].opts);
+		g_assert_cmpint(tb_sh(NULL, "cd %s && qemu-img create -q -f qcow2 -o %s %s 8M && "
+				      "qemu-io -c 'write -P 0x42 64k 64k' %s", dir, v[i].opts, img,
+				      img), ==, 0);
+		b = blk_open(&cfg, err, sizeof(err));
+		if (v[i].refused) {
+			g_assert_null(b);
+			g_assert_nonnull(strstr(err, v[i].refused));
+		} else {
+			g_assert_nonnull(b);
+			q = blk_queue_new(b, err, sizeof(err));
+			expect_pattern(q, 64 * KiB, 64 * KiB, 0x42);
+			memset(buf, 0x17, sizeof(buf));
+			g_assert_cmpint(tb_pwrite(q, 64 * KiB + 4096, buf, 8192), ==, 8192);
+			g_assert_cmpint(tb_pwrite(q, 5 * MiB + 100, buf, 8192), ==, 8192);
+			expect_pattern(q, 64 * KiB, 4096, 0x42);
+			expect_pattern(q, 64 * KiB + 4096, 8192, 0x17);
+			blk_queue_free(q);
+			g_assert_cmpint(blk_close(b), ==, 0);
+			g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s && qemu-io -c "
+					      "'read -P 0x17 5242980 8k' -c 'read -P 0x42 126976 4k' %s "
+					      ">/dev/null", img, img), ==, 0);
+		}
+		cfg.readonly = true;
+		b = blk_open(&cfg, err, sizeof(err));
+		g_assert_true(v[i].ro_ok ? b != NULL : b == NULL);
+		if (b) {
+			q = blk_queue_new(b, err, sizeof(err));
+			expect_pattern(q, 128 * KiB - 4096, 4096, 0x42);
+			blk_queue_free(q);
+			blk_close(b);
+		}
+		g_free(img);
+	}
+	tb_rmdir(dir);
+}
+
+/* Internal snapshots: readable, not writable. */
+static void test_snapshots_readonly(void)
+{
+	char *dir, *img, err[512];
+	struct blk_config cfg = { .format = "qcow2" };
+	struct blk_queue *q;
+	struct blk *b;
+
+	SKIP_WITHOUT_QEMU_IMG();
+	dir = tb_tmpdir();
+	img = g_build_filename(dir, "s.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 4M && "
+			      "qemu-io -c 'write -P 0x01 0 64k' %s && qemu-img snapshot -c s1 %s && "
+			      "qemu-io -c 'write -P 0x02 0 4k' %s", img, img, img, img), ==, 0);
+	cfg.file = img;
+	b = blk_open(&cfg, err, sizeof(err));
+	g_assert_null(b);
+	g_assert_nonnull(strstr(err, "internal snapshots"));
+	cfg.readonly = true;
+	b = blk_open(&cfg, err, sizeof(err));
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	expect_pattern(q, 0, 4096, 0x02);
+	expect_pattern(q, 4096, 60 * KiB, 0x01);
+	blk_queue_free(q);
+	blk_close(b);
+	g_free(img);
+	tb_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -438,5 +658,9 @@ int main(int argc, char **argv)
 		g_free(p);
 	}
 	g_test_add_func("/qcow2/concurrent-queues", test_concurrent_queues);
+	g_test_add_func("/qcow2/create-variants", test_create_variants);
+	g_test_add_func("/qcow2/dirty-rebuilt", test_dirty_rebuilt);
+	g_test_add_func("/qcow2/free-waits-for-inflight", test_free_waits_for_inflight);
+	g_test_add_func("/qcow2/snapshots-readonly", test_snapshots_readonly);
 	return g_test_run();
 }

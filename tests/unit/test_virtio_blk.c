@@ -482,6 +482,9 @@ static void multiqueue(const char *fmt, const char *extra)
 			g_assert_true(vh_wait_used(&t.d, q, &id, &len));
 			g_assert_cmpuint(status_of(&t, q, id), ==, VIRTIO_BLK_S_OK);
 		}
+		/* The device publishes the used entry before it signals: wait for the MSI. */
+		for (unsigned i = 0; i < 5000 && !vh_msi_count(&t.h, q + 1); i++)
+			g_usleep(1000);
 		g_assert_cmpuint(vh_msi_count(&t.h, q + 1), >, 0);
 	}
 	/* Read everything back through other queues than wrote it. */

@@ -18,6 +18,8 @@
 # out of the kernel's own command-line parsing:
 #     -append "console=ttyS0 vireo.cmd=$(printf 'ls /dev' | base64 -w0)"
 # Without vireo.cmd nothing runs and the status printed is 0.
+# vireo.shell=1 instead starts an interactive shell on the console (what
+# `make run` asks for); leaving it powers off.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -149,11 +151,19 @@ done
 read up idle </proc/uptime
 echo "VIREO-INIT uptime=$up"
 cmd=
+shell=
 for w in $(cat /proc/cmdline); do
 	case "$w" in
 	vireo.cmd=*) cmd=${w#vireo.cmd=} ;;
+	vireo.shell=1) shell=1 ;;
 	esac
 done
+if [ -n "$shell" ]; then
+	# An interactive shell on the console, with job control; poweroff -f ends the VM.
+	echo "VIREO-SHELL: type 'poweroff -f' to power off"
+	setsid cttyhack sh -l
+	poweroff -f
+fi
 status=0
 if [ -n "$cmd" ]; then
 	if script=$(echo "$cmd" | base64 -d); then

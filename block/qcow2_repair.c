@@ -1,0 +1,202 @@
+/*
+ * Rebuilding the refcounts of a dirty image, as QEMU does when it opens
+ * one for writing: with lazy refcounts the counts on disk may be too low,
+ * so they are recomputed from what the L1 and L2 tables reference and
+ * written as a new refcount structure at the end of the file; the header
+ * switches to it in one write, then the dirty bit is cleared.  The old
+ * refcount table and blocks are simply no longer referenced.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "qcow2.h"
+
+struct counts {
+	uint32_t *v;
+	uint64_t n;		/* clusters */
+};
+
+static int count(struct qcow2 *s, struct counts *c, uint64_t off, uint64_t len,
+		 char *err, size_t errlen)
+{
+	uint64_t first = off >> s->cluster_bits, last = (off + len - 1) >> s->cluster_bits;
+
+	if (last >= c->n) {
+		snprintf(err, errlen, "qcow2 '%s': cluster %#llx referenced past the end of the file",
+			 s->bs->filename, (unsigned long long)off);
+		return -EINVAL;
+	}
+	for (uint64_t i = first; i <= last; i++) {
+		if (c->v[i] == UINT32_MAX) {
+			snprintf(err, errlen, "qcow2 '%s': cluster %#llx referenced too often",
+				 s->bs->filename, (unsigned long long)(i << s->cluster_bits));
+			return -EINVAL;
+		}
+		c->v[i]++;
+	}
+	return 0;
+}
+
+static int count_l2(struct qcow2 *s, struct counts *c, const uint8_t *t, char *err, size_t errlen)
+{
+	uint64_t cs = s->cluster_size;
+	int ret = 0;
+
+	for (uint64_t i = 0; i < s->l2_entries && !ret; i++) {
+		uint64_t e = qcow2_be64(t + i * 8);
+
+		if (e & QCOW_OFLAG_COMPRESSED) {
+			uint64_t nb = ((e >> s->csize_shift) & s->csize_mask) + 1;
+			uint64_t coff = (e & s->coffset_mask) & ~511ull;
+
+			ret = count(s, c, coff, nb * 512, err, errlen);
+		} else if (e & L2E_OFFSET_MASK) {
+			if (e & (cs - 1) & L2E_OFFSET_MASK) {
+				snprintf(err, errlen, "qcow2 '%s': L2 entry %#llx is not cluster-aligned",
+					 s->bs->filename, (unsigned long long)e);
+				return -EINVAL;
+			}
+			ret = count(s, c, e & L2E_OFFSET_MASK, cs, err, errlen);
+		}
+	}
+	return ret;
+}
+
+int qcow2_rebuild_refcounts(struct qcow2 *s, char *err, size_t errlen)
+{
+	uint64_t cs = s->cluster_size, rbe = s->rb_entries;
+	uint64_t E, B = 1, T = 0, n = 0;
+	uint8_t *t = malloc(cs), *blocks = NULL, *table = NULL, hdr[12];
+	struct counts c = { 0 };
+	uint64_t *rt = NULL;
+	int ret = -ENOMEM;
+
+	c.n = (s->file_end + cs - 1) >> s->cluster_bits;
+	c.v = calloc(c.n ? c.n : 1, sizeof(*c.v));
+	if (!t || !c.v)
+		goto nomem;
+	ret = count(s, &c, 0, cs, err, errlen);
+	if (!ret && s->l1_size)
+		ret = count(s, &c, s->l1_offset, s->l1_size * 8ull, err, errlen);
+	for (uint32_t i = 0; i < s->l1_size && !ret; i++) {
+		uint64_t l2 = s->l1[i] & L1E_OFFSET_MASK;
+
+		if (!l2)
+			continue;
+		ret = count(s, &c, l2, cs, err, errlen);
+		if (!ret)
+			ret = qcow2_pread(s, t, cs, l2);
+		if (!ret)
+			ret = count_l2(s, &c, t, err, errlen);
+	}
+	if (ret < 0)
+		goto out;
+
+	/* New blocks and table after everything, sized to cover themselves. */
+	E = c.n;
+	for (int iter = 0; iter < 16; iter++) {
+		uint64_t nb;
+
+		n = (E + B + T + rbe - 1) / rbe;
+		T = (n * 8 + cs - 1) / cs;
+		nb = (E + B + T + rbe - 1) / rbe;
+		if (nb <= B)
+			break;
+		B = nb;
+	}
+	n = T * cs / 8;
+	ret = -ENOSPC;
+	if (T * cs > QCOW2_MAX_REFTABLE_BYTES) {
+		snprintf(err, errlen, "qcow2 '%s': refcount table too large to rebuild",
+			 s->bs->filename);
+		goto out;
+	}
+	blocks = calloc(B, cs);
+	table = calloc(T, cs);
+	rt = calloc(n, 8);
+	if (!blocks || !table || !rt)
+		goto nomem;
+	for (uint64_t i = 0; i < E + B + T; i++) {
+		uint64_t v = i < E ? c.v[i] : 1;
+
+		if (v > s->rc_max) {
+			snprintf(err, errlen, "qcow2 '%s': cluster %#llx has %llu references, more "
+				 "than %u-bit refcounts hold", s->bs->filename,
+				 (unsigned long long)(i * cs), (unsigned long long)v,
+				 1u << s->refcount_order);
+			ret = -EINVAL;
+			goto out;
+		}
+		if (v)
+			qcow2_rc_set(s, blocks + (i / rbe) * cs, i % rbe, v);
+	}
+	for (uint64_t j = 0; j < B; j++) {
+		rt[j] = (E + j) * cs;
+		qcow2_put_be64(table + j * 8, rt[j]);
+	}
+	ret = qcow2_pwrite(s, blocks, B * cs, E * cs);
+	if (!ret)
+		ret = qcow2_pwrite(s, table, T * cs, (E + B) * cs);
+	if (!ret)
+		ret = qcow2_sync(s);
+	if (!ret) {
+		qcow2_put_be64(hdr, (E + B) * cs);
+		hdr[8] = T >> 24;
+		hdr[9] = T >> 16;
+		hdr[10] = T >> 8;
+		hdr[11] = T;
+		ret = qcow2_pwrite(s, hdr, 12, QCOW2_HDR_REFTABLE);
+	}
+	if (!ret)
+		ret = qcow2_sync(s);
+	if (ret < 0) {
+		snprintf(err, errlen, "qcow2 '%s': writing rebuilt refcounts: %s", s->bs->filename,
+			 strerror(-ret));
+		goto out;
+	}
+
+	/* The old structure is unreferenced now: forget it, use the new one. */
+	qcow2_mark_meta(s, s->rt_offset, (uint64_t)s->rt_clusters * cs, false);
+	for (uint64_t i = 0; i < s->rt_size; i++)
+		if (s->rt[i])
+			qcow2_mark_meta(s, s->rt[i], cs, false);
+	qcow2_rbc_reset(s);
+	free(s->rt);
+	s->rt = rt;
+	rt = NULL;
+	s->rt_offset = (E + B) * cs;
+	s->rt_clusters = T;
+	s->rt_size = n;
+	s->free_hint = 0;
+	ret = qcow2_mark_meta(s, E * cs, (B + T) * cs, true);
+	if (ret < 0) {
+		snprintf(err, errlen, "qcow2 '%s': out of memory", s->bs->filename);
+		goto out;
+	}
+
+	s->incompat &= ~QCOW2_INCOMPAT_DIRTY;
+	qcow2_put_be64(hdr, s->incompat);
+	ret = qcow2_pwrite(s, hdr, 8, QCOW2_HDR_INCOMPAT);
+	if (!ret)
+		ret = qcow2_sync(s);
+	if (ret < 0)
+		snprintf(err, errlen, "qcow2 '%s': clearing the dirty bit: %s", s->bs->filename,
+			 strerror(-ret));
+	else
+		log_info("qcow2 '%s': image was not closed cleanly; refcounts rebuilt",
+			 s->bs->filename);
+	goto out;
+nomem:
+	ret = -ENOMEM;
+	snprintf(err, errlen, "qcow2 '%s': out of memory rebuilding refcounts", s->bs->filename);
+out:
+	free(t);
+	free(c.v);
+	free(blocks);
+	free(table);
+	free(rt);
+	return ret;
+}

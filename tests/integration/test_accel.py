@@ -1,0 +1,50 @@
+"""-accel: each accelerator that cannot be used says why in one line and the
+next in the list is tried; an unknown one is named."""
+import os
+import shutil
+import tempfile
+import unittest
+
+from tests.integration.vireotest import EXIT_PASS, guest, machine_args, run_vireo
+
+
+def hello(accel, **kw):
+    return run_vireo(machine_args(guest("hello.mb.elf"), accel=accel) + ["-serial", "stdio"],
+                     timeout=60, **kw)
+
+
+class AccelSelection(unittest.TestCase):
+    def test_tcg(self):
+        r = hello("tcg")
+        self.assertEqual(r.status, EXIT_PASS, r)
+        self.assertIn("Hello from vireo guest", r.stdout)
+
+    def test_unknown(self):
+        r = hello("warp")
+        self.assertEqual(r.status, 1, r)
+        self.assertIn("warp: unknown accelerator", r.stderr)
+
+    def test_xen_not_in_this_build(self):
+        r = hello("xen")
+        self.assertEqual(r.status, 1, r)
+        self.assertIn("xen: not available in this build", r.stderr)
+
+    def test_fallback_says_why(self):
+        r = hello("xen:tcg")
+        self.assertEqual(r.status, EXIT_PASS, r)
+        self.assertIn("-accel xen: not available in this build of vireo; trying tcg", r.stderr)
+
+    def test_kvm_unopenable_falls_back_to_tcg(self):
+        if os.getuid() != 0:
+            self.skipTest("needs root to run vireo as an unprivileged user")
+        cwd = tempfile.mkdtemp(prefix="vireo-accel-")
+        self.addCleanup(shutil.rmtree, cwd, True)
+        os.chmod(cwd, 0o755)
+        r = hello("kvm:tcg", cwd=cwd, uid=65534)
+        self.assertEqual(r.status, EXIT_PASS, r)
+        self.assertIn("cannot open /dev/kvm", r.stderr)
+        self.assertIn("trying tcg", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,86 @@
+"""-drive through the vireo binary: bad options and hostile images end the
+process with status 1 and a message naming the option or the file; a good
+qcow2 drive is opened, attached and closed cleanly (qemu-img check)."""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from tests.integration.vireotest import (EXIT_PASS, guest, machine_args,
+                                         requires_kvm, run_vireo)
+
+
+def have_qemu_img():
+    return shutil.which("qemu-img") is not None
+
+
+@requires_kvm
+class DriveOnCommandLine(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vireo-drive-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def run_with(self, *drives):
+        args = machine_args(guest("hello.mb.elf"))
+        for d in drives:
+            args += ["-drive", d]
+        return run_vireo(args + ["-serial", "stdio"], timeout=60)
+
+    def expect_error(self, drive, *words):
+        r = self.run_with(drive)
+        self.assertEqual(r.status, 1, r)
+        for w in words:
+            self.assertIn(w, r.stderr, r)
+
+    def raw(self, name="d.raw", size=1 << 20):
+        p = self.path(name)
+        with open(p, "wb") as f:
+            f.truncate(size)
+        return p
+
+    def test_bad_cache_value(self):
+        self.expect_error("file=%s,format=raw,cache=foo" % self.raw(), "cache='foo'",
+                          "writeback")
+
+    def test_unknown_option(self):
+        self.expect_error("file=%s,format=raw,nosuchkey=1" % self.raw(), "nosuchkey")
+
+    def test_missing_file(self):
+        p = self.path("nope.qcow2")
+        self.expect_error("file=%s,format=qcow2" % p, p)
+
+    def test_native_needs_direct(self):
+        self.expect_error("file=%s,format=raw,aio=native" % self.raw(),
+                          "aio=native requires cache=none")
+
+    def test_not_qcow2(self):
+        p = self.raw("fake.qcow2")
+        self.expect_error("file=%s,format=qcow2" % p, p, "bad magic")
+
+    @unittest.skipUnless(have_qemu_img(), "qemu-img not installed")
+    def test_corrupt_bit(self):
+        p = self.path("c.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", p, "1M"], check=True)
+        with open(p, "r+b") as f:
+            f.seek(79)
+            f.write(bytes([2]))
+        self.expect_error("file=%s,format=qcow2" % p, p, "corrupt")
+
+    @unittest.skipUnless(have_qemu_img(), "qemu-img not installed")
+    def test_good_drives_open_and_close_clean(self):
+        q = self.path("g.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", q, "16M"], check=True)
+        r = self.run_with("file=%s,format=qcow2,if=none,id=d0" % q,
+                          "file=%s,format=raw,if=none,id=d1,cache=none,aio=threads"
+                          % self.raw())
+        self.assertEqual(r.status, EXIT_PASS, r)
+        c = subprocess.run(["qemu-img", "check", q], capture_output=True, text=True)
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
