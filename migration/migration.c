@@ -261,11 +261,13 @@ static int precopy(struct migration *mig, struct mig_stream *s, struct mig_ram *
 		   struct mapped_ram *mr)
 {
 	struct machine *m = mig->m;
+	unsigned not_shrinking = 0;
 	int ret;
 
 	for (;;) {
 		int64_t t0 = mig_now_us(), dt;
 		uint64_t b0 = s->bytes, dirty_before, bw, limit;
+		bool converge;
 
 		ret = send_dirty(m, s, r, mr);
 		if (!ret)
@@ -290,10 +292,20 @@ static int precopy(struct migration *mig, struct mig_stream *s, struct mig_ram *
 		mig->info.mbps_x1000 = bw * 8 * 1000 / 1000;
 		limit = mig->params.downtime_limit;
 		s->max_bw = mig->params.max_bandwidth;
+		converge = mig->caps[MIG_CAP_AUTO_CONVERGE];
 		pthread_mutex_unlock(&mig->lock);
 		update_info(mig, s, r);
 		if (r->dirty * MIG_PAGE_SIZE / bw <= limit)
 			return 0;
+		/*
+		 * As QEMU: a pass during which the guest dirtied more than half
+		 * of what went out, twice, calls for more throttling.
+		 */
+		if (converge && r->dirty * MIG_PAGE_SIZE * 2 > s->bytes - b0 &&
+		    ++not_shrinking >= 2) {
+			not_shrinking = 0;
+			mig_throttle_step(mig);
+		}
 	}
 }
 
@@ -328,8 +340,12 @@ static void *outgoing_thread(void *opaque)
 		goto out;
 	migration_set_status(mig, MIG_ACTIVE);
 	/* Without a dirty log there is one pass, all of it with the VM stopped. */
-	if (r.logging && (ret = precopy(mig, &s, &r, mr)))
-		goto out;
+	if (r.logging) {
+		ret = precopy(mig, &s, &r, mr);
+		mig_throttle_stop(mig);
+		if (ret)
+			goto out;
+	}
 
 	g_main_context_invoke(m->ctx, stop_vm, mig);
 	if (!wait_main(mig, &mig->stopped)) {
@@ -579,6 +595,7 @@ void migration_destroy(struct machine *m)
 		shutdown(mig->in_fd, SHUT_RDWR);
 	pthread_mutex_unlock(&mig->lock);
 	join_outgoing(mig);
+	mig_throttle_stop(mig);
 	migration_incoming_stop(mig);
 	if (mig->sections_registered) {
 		vmstate_unregister(m, &mig->vm_sec);

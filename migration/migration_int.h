@@ -50,6 +50,8 @@ struct migration {
 	bool was_running;
 	int64_t start_us, stop_us;
 	unsigned throttle;		/* auto-converge percent */
+	pthread_t throttle_thread;
+	bool throttle_running, throttle_stop;
 
 	/* incoming */
 	int listen_fd;
@@ -72,6 +74,10 @@ struct migration *migration_get(struct machine *m);
 void migration_set_status(struct migration *mig, enum mig_status s);
 /* incoming.c: stop listening, join the loader, close its fd. */
 void migration_incoming_stop(struct migration *mig);
+
+/* throttle.c: auto-converge */
+void mig_throttle_step(struct migration *mig);
+void mig_throttle_stop(struct migration *mig);
 
 /* ram.c */
 int ram_save_setup(struct machine *m, struct mig_ram *r, struct mig_stream *s);

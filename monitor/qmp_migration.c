@@ -105,6 +105,8 @@ JsonNode *qmp_cmd_query_migrate(struct machine *m, struct qmp_client *c, JsonObj
 	json_object_set_int_member(ram, "page-size", 4096);
 	json_object_set_int_member(ram, "multifd-bytes", i.multifd_bytes);
 	json_object_set_object_member(o, "ram", ram);
+	if (i.cpu_throttle)
+		json_object_set_int_member(o, "cpu-throttle-percentage", i.cpu_throttle);
 	if (i.status == MIG_FAILED && i.error[0])
 		json_object_set_string_member(o, "error-desc", i.error);
 	return n;

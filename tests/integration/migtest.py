@@ -14,10 +14,20 @@ MASK = 0xffffffff
 
 
 class CounterModel:
-    """The words the counter guest's checksum reads (every 16th of its buffer)."""
+    """The words the counter guest's checksum reads (every 16th of its
+    buffer), and the checksum kept up to date incrementally: it is the
+    polynomial sum of w[k] * 31^(N-1-k), so a changed word moves it by
+    (new - old) * 31^(N-1-k)."""
 
     def __init__(self):
-        self.words = [0] * (BUF_PAGES * WORDS_PER_PAGE // STRIDE)
+        nwords = BUF_PAGES * WORDS_PER_PAGE // STRIDE
+        self.words = [0] * nwords
+        self.pow = [0] * nwords
+        p = 1
+        for k in range(nwords - 1, -1, -1):
+            self.pow[k] = p
+            p = (p * 31) & MASK
+        self.sum = 0
         self.n = 0
 
     def step(self):
@@ -26,11 +36,10 @@ class CounterModel:
         page = ((n * 2654435761) & MASK) % BUF_PAGES
         base = page * WORDS_PER_PAGE // STRIDE
         for k in range(WORDS_PER_PAGE // STRIDE):
-            self.words[base + k] = n ^ (k * STRIDE)
-        s = 0
-        for w in self.words:
-            s = (s * 31 + w) & MASK
-        return s
+            new = n ^ (k * STRIDE)
+            self.sum = (self.sum + (new - self.words[base + k]) * self.pow[base + k]) & MASK
+            self.words[base + k] = new
+        return self.sum
 
 
 LINE = re.compile(r"^count (\d+) sum ([0-9a-f]{8})$", re.M)

@@ -130,6 +130,43 @@ class LiveMigration(unittest.TestCase):
                 wait_count(dst, handed + 10)
             check_counter(self, src.output() + dst.output(), min_count=handed + 10)
 
+    def test_exec(self):
+        """exec: on both ends, through a file the two commands share."""
+        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "stream")
+        with counter_vm() as src, src.qmp() as qs:
+            wait_count(src, 10)
+            qs.ok("migrate", {"uri": "exec:cat > %s" % path})
+            self.assertEqual(wait_migration(qs)["status"], "completed")
+            handed = last_count(src)
+            out = src.output()
+        with counter_vm(incoming="exec:cat %s" % path) as dst, dst.qmp() as qd:
+            self.assertEqual(wait_migration(qd)["status"], "completed")
+            wait_count(dst, handed + 10)
+            check_counter(self, out + dst.output(), min_count=handed + 10)
+
+    def test_auto_converge(self):
+        """auto-converge on a slow link with a guest that dirties a page every
+        step without pause: whether or not the throttle engages (that
+        depends on this host's speed; test_migration_throttle checks the
+        schedule), the result is a consistent guest, and a throttle that
+        engaged has ended (the destination's guest runs at full speed)."""
+        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        with counter_vm(extra=["-append", "delay=0"]) as src, \
+                counter_vm(incoming="unix:" + path, extra=["-append", "delay=0"]) as dst:
+            wait_count(src, 10)
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("migrate-set-capabilities", {"capabilities": [
+                    {"capability": "auto-converge", "state": True}]})
+                qs.ok("migrate-set-parameters", {"downtime-limit": 0, "max-bandwidth": 2 << 20})
+                qs.ok("migrate", {"uri": "unix:" + path})
+                info = wait_migration(qs, timeout=300)
+                self.assertEqual(info["status"], "completed", info)
+                self.assertNotIn("mig/throttle", src.thread_names())
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+                handed = last_count(src)
+                wait_count(dst, handed + 10)
+            check_counter(self, src.output() + dst.output(), min_count=handed + 10)
+
 
 if __name__ == "__main__":
     unittest.main()
