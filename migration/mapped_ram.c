@@ -150,7 +150,7 @@ static void *writer_thread(void *opaque)
 			unsigned long bit = 1ul << (idx % LONG_BITS);
 
 			bits &= bits - 1;
-			if (page_zero(p)) {
+			if (ram_test_bit(w->r->untouched[w->region], idx) || page_zero(p)) {
 				/* Absent reads back as zero: punch a page written before. */
 				if (present[i] & bit) {
 					if (fallocate(w->mr->fd, FALLOC_FL_PUNCH_HOLE |
@@ -210,6 +210,7 @@ int mapped_ram_save_dirty(struct machine *m, struct mapped_ram *mr, struct mig_r
 		}
 	}
 	r->dirty = 0;
+	ram_untouched_done(r);
 	free(w);
 	free(t);
 	free(running);
@@ -219,15 +220,18 @@ int mapped_ram_save_dirty(struct machine *m, struct mapped_ram *mr, struct mig_r
 	return 0;
 }
 
-static uint32_t region_crc(const struct ram_region *reg)
+/*
+ * A region's checksum: its page bitmap, then every page present, so that
+ * damage to either is caught.  Absent pages are zero by construction.
+ */
+static uint32_t region_crc(const struct ram_region *reg, const unsigned long *present)
 {
-	uint32_t crc = crc32(0, NULL, 0);
+	uint64_t pages = reg->size / MIG_PAGE_SIZE;
+	uint32_t crc = crc32(0, (const Bytef *)present, bitmap_bytes(pages));
 
-	for (uint64_t off = 0; off < reg->size; off += 1u << 30) {
-		uint64_t n = reg->size - off < (1u << 30) ? reg->size - off : (1u << 30);
-
-		crc = crc32(crc, reg->hva + off, n);
-	}
+	for (uint64_t p = 0; p < pages; p++)
+		if (ram_test_bit(present, p))
+			crc = crc32(crc, reg->hva + p * MIG_PAGE_SIZE, MIG_PAGE_SIZE);
 	return crc;
 }
 
@@ -242,7 +246,7 @@ int mapped_ram_save_finish(struct machine *m, struct mapped_ram *mr, struct mig_
 	}
 	mig_put_u8(s, MIG_TAG_RAM_CRC);
 	for (unsigned i = 0; i < m->mem.nr; i++)
-		mig_put_u32(s, region_crc(&m->mem.r[i]));
+		mig_put_u32(s, region_crc(&m->mem.r[i], mr->present[i]));
 	return s->error;
 }
 
@@ -259,8 +263,8 @@ void mapped_ram_cleanup(struct mapped_ram *mr)
 
 /* ---- restore ---- */
 
-static int load_region(struct machine *m, struct mig_stream *s, unsigned i, uint64_t bm_off,
-		       uint64_t pages_off)
+static int load_region(struct machine *m, struct mig_stream *s, struct mig_ram *r, unsigned i,
+		       uint64_t bm_off, uint64_t pages_off)
 {
 	const struct ram_region *reg = &m->mem.r[i];
 	uint64_t pages = reg->size / MIG_PAGE_SIZE, len = bitmap_bytes(pages);
@@ -269,16 +273,17 @@ static int load_region(struct machine *m, struct mig_stream *s, unsigned i, uint
 
 	if (!bm)
 		return mig_stream_fail(s, -ENOMEM, "out of memory for the page bitmap");
-	if (pread(s->fd, bm, len, bm_off) != (ssize_t)len) {
-		ret = mig_stream_fail(s, -EPIPE, "the mapped-ram file is truncated (page bitmap "
-				      "of RAM region %u)", i);
-		goto out;
-	}
+	/* Kept for the checksum record. */
+	free(r->bitmap[i]);
+	r->bitmap[i] = bm;
+	if (pread(s->fd, bm, len, bm_off) != (ssize_t)len)
+		return mig_stream_fail(s, -EPIPE, "the mapped-ram file is truncated (page bitmap "
+				       "of RAM region %u)", i);
 	for (uint64_t p = 0; p < pages && !ret; p++) {
 		uint8_t *hva = reg->hva + p * MIG_PAGE_SIZE;
 
-		if (!(bm[p / LONG_BITS] & (1ul << (p % LONG_BITS)))) {
-			if (!page_zero(hva))
+		if (!ram_test_bit(bm, p)) {
+			if (!ram_test_bit(r->untouched[i], p) && !page_zero(hva))
 				memset(hva, 0, MIG_PAGE_SIZE);
 			continue;
 		}
@@ -288,12 +293,10 @@ static int load_region(struct machine *m, struct mig_stream *s, unsigned i, uint
 					      "0x%llx of RAM region %u)",
 					      (unsigned long long)p, i);
 	}
-out:
-	free(bm);
 	return ret;
 }
 
-int mapped_ram_load(struct machine *m, struct mig_stream *s)
+int mapped_ram_load(struct machine *m, struct mig_stream *s, struct mig_ram *r)
 {
 	uint64_t bm_off[GUEST_MAX_RAM_REGIONS], pages_off[GUEST_MAX_RAM_REGIONS], resume;
 	uint32_t nr, version;
@@ -325,7 +328,7 @@ int mapped_ram_load(struct machine *m, struct mig_stream *s)
 				       "its RAM ends at %llu)", (long long)size,
 				       (unsigned long long)resume);
 	for (unsigned i = 0; i < nr; i++)
-		if (load_region(m, s, i, bm_off[i], pages_off[i]))
+		if (load_region(m, s, r, i, bm_off[i], pages_off[i]))
 			return s->error;
 	/* The stream goes on after the pages: drop what was read ahead. */
 	if (lseek(s->fd, resume, SEEK_SET) < 0)
@@ -334,14 +337,14 @@ int mapped_ram_load(struct machine *m, struct mig_stream *s)
 	return 0;
 }
 
-int mapped_ram_load_crc(struct machine *m, struct mig_stream *s)
+int mapped_ram_load_crc(struct machine *m, struct mig_stream *s, struct mig_ram *r)
 {
 	for (unsigned i = 0; i < m->mem.nr; i++) {
 		uint32_t want, got;
 
 		if (mig_get_u32(s, &want))
 			return s->error;
-		got = region_crc(&m->mem.r[i]);
+		got = region_crc(&m->mem.r[i], r->bitmap[i]);
 		if (got != want)
 			return mig_stream_fail(s, -EBADMSG, "RAM region %u does not match its "
 					       "checksum (0x%08x, file says 0x%08x): the pages or "

@@ -16,6 +16,12 @@ struct machine;
 /* RAM being sent: one dirty bitmap per region, one bit per page. */
 struct mig_ram {
 	unsigned long *bitmap[GUEST_MAX_RAM_REGIONS];
+	/*
+	 * Pages never touched (neither in RAM nor swapped): zero without
+	 * reading them, which would fault every one in.  Source: until the
+	 * first pass is out; destination: until a page is written.
+	 */
+	unsigned long *untouched[GUEST_MAX_RAM_REGIONS];
 	uint64_t dirty;			/* bits set */
 	bool logging;			/* the accelerator's dirty log is on */
 	uint64_t sent_pages, zero_pages;
@@ -86,8 +92,16 @@ int ram_save_dirty(struct machine *m, struct mig_ram *r, struct mig_stream *s);
 /* Pull the accelerator's dirty log into the bitmaps. */
 int ram_sync(struct machine *m, struct mig_ram *r);
 void ram_save_cleanup(struct machine *m, struct mig_ram *r);
-int ram_load_layout(struct machine *m, struct mig_stream *s);
-int ram_load_page(struct machine *m, struct mig_stream *s);
+int ram_load_layout(struct machine *m, struct mig_stream *s, struct mig_ram *r);
+int ram_load_page(struct machine *m, struct mig_stream *s, struct mig_ram *r);
+void ram_load_cleanup(struct mig_ram *r);
+void ram_untouched_done(struct mig_ram *r);
+/* Bitmap of the never-touched pages of an anonymous region, or NULL. */
+unsigned long *ram_untouched(const struct guest_mem *gm, const struct ram_region *reg);
+static inline bool ram_test_bit(const unsigned long *b, uint64_t i)
+{
+	return b && (b[i / (8 * sizeof(long))] >> (i % (8 * sizeof(long)))) & 1;
+}
 
 /* mapped_ram.c */
 int mapped_ram_save_setup(struct machine *m, struct mapped_ram *mr, struct mig_stream *s,
@@ -97,8 +111,8 @@ int mapped_ram_save_dirty(struct machine *m, struct mapped_ram *mr, struct mig_r
 /* VM stopped, last pass written: the bitmaps and the RAM checksums. */
 int mapped_ram_save_finish(struct machine *m, struct mapped_ram *mr, struct mig_stream *s);
 void mapped_ram_cleanup(struct mapped_ram *mr);
-int mapped_ram_load(struct machine *m, struct mig_stream *s);
-int mapped_ram_load_crc(struct machine *m, struct mig_stream *s);
+int mapped_ram_load(struct machine *m, struct mig_stream *s, struct mig_ram *r);
+int mapped_ram_load_crc(struct machine *m, struct mig_stream *s, struct mig_ram *r);
 
 /* savevm.c */
 void mig_save_header(struct mig_stream *s);

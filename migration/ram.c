@@ -3,6 +3,8 @@
  * zero flag, and the dirty bitmaps fed by the accelerator's dirty log.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +34,15 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
+/* The first pass is out: from now on every page is read. */
+void ram_untouched_done(struct mig_ram *r)
+{
+	for (unsigned i = 0; i < GUEST_MAX_RAM_REGIONS; i++) {
+		free(r->untouched[i]);
+		r->untouched[i] = NULL;
+	}
+}
+
 static uint64_t count_bits(struct machine *m, struct mig_ram *r)
 {
 	uint64_t n = 0;
@@ -40,6 +51,37 @@ static uint64_t count_bits(struct machine *m, struct mig_ram *r)
 		for (size_t w = 0; w < bitmap_words(&m->mem.r[i]); w++)
 			n += __builtin_popcountl(r->bitmap[i][w]);
 	return n;
+}
+
+unsigned long *ram_untouched(const struct guest_mem *gm, const struct ram_region *reg)
+{
+	uint64_t pages = region_pages(reg), buf[4096];
+	unsigned long *bm;
+	int fd;
+
+	/* A file mapping (-mem-path) keeps its contents elsewhere. */
+	if (gm->fd >= 0)
+		return NULL;
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	bm = calloc(bitmap_words(reg), sizeof(unsigned long));
+	for (uint64_t p = 0; bm && p < pages; p += 4096) {
+		uint64_t n = pages - p < 4096 ? pages - p : 4096;
+		off_t off = ((uintptr_t)reg->hva / MIG_PAGE_SIZE + p) * 8;
+
+		if (pread(fd, buf, n * 8, off) != (ssize_t)(n * 8)) {
+			free(bm);
+			bm = NULL;
+			break;
+		}
+		/* Bit 63: present, bit 62: swapped. */
+		for (uint64_t i = 0; i < n; i++)
+			if (!(buf[i] >> 62))
+				bm[(p + i) / LONG_BITS] |= 1ul << ((p + i) % LONG_BITS);
+	}
+	close(fd);
+	return bm;
 }
 
 int ram_save_setup(struct machine *m, struct mig_ram *r, struct mig_stream *s)
@@ -66,6 +108,9 @@ int ram_save_setup(struct machine *m, struct mig_ram *r, struct mig_stream *s)
 					       strerror(-ret));
 		r->logging = true;
 	}
+	/* After the dirty log started: a page written from now on is sent again. */
+	for (unsigned i = 0; i < m->mem.nr; i++)
+		r->untouched[i] = ram_untouched(&m->mem, &m->mem.r[i]);
 	mig_put_u8(s, MIG_TAG_RAM_LAYOUT);
 	mig_put_u32(s, m->mem.nr);
 	for (unsigned i = 0; i < m->mem.nr; i++) {
@@ -106,7 +151,8 @@ int ram_save_dirty(struct machine *m, struct mig_ram *r, struct mig_stream *s)
 				const uint8_t *p = reg->hva + off;
 
 				bits &= bits - 1;
-				if (page_is_zero(p)) {
+				if (ram_test_bit(r->untouched[i], w * LONG_BITS + b) ||
+				    page_is_zero(p)) {
 					mig_put_u8(s, MIG_TAG_RAM_PAGE);
 					mig_put_u64(s, (reg->gpa + off) | MIG_PAGE_ZERO);
 					r->zero_pages++;
@@ -121,6 +167,7 @@ int ram_save_dirty(struct machine *m, struct mig_ram *r, struct mig_stream *s)
 			}
 		}
 	}
+	ram_untouched_done(r);
 	return s->error;
 }
 
@@ -129,13 +176,23 @@ void ram_save_cleanup(struct machine *m, struct mig_ram *r)
 	if (r->logging && m->accel->dirty_log_stop)
 		m->accel->dirty_log_stop(m);
 	r->logging = false;
+	ram_untouched_done(r);
 	for (unsigned i = 0; i < GUEST_MAX_RAM_REGIONS; i++) {
 		free(r->bitmap[i]);
 		r->bitmap[i] = NULL;
 	}
 }
 
-int ram_load_layout(struct machine *m, struct mig_stream *s)
+void ram_load_cleanup(struct mig_ram *r)
+{
+	ram_untouched_done(r);
+	for (unsigned i = 0; i < GUEST_MAX_RAM_REGIONS; i++) {
+		free(r->bitmap[i]);
+		r->bitmap[i] = NULL;
+	}
+}
+
+int ram_load_layout(struct machine *m, struct mig_stream *s, struct mig_ram *r)
 {
 	uint32_t nr;
 	uint64_t gpa, size;
@@ -156,12 +213,17 @@ int ram_load_layout(struct machine *m, struct mig_stream *s)
 					       (unsigned long long)m->mem.r[i].gpa,
 					       (unsigned long long)m->mem.r[i].size);
 	}
+	for (unsigned i = 0; i < nr; i++)
+		if (!r->untouched[i])
+			r->untouched[i] = ram_untouched(&m->mem, &m->mem.r[i]);
 	return 0;
 }
 
-int ram_load_page(struct machine *m, struct mig_stream *s)
+int ram_load_page(struct machine *m, struct mig_stream *s, struct mig_ram *r)
 {
 	uint64_t addr, gpa;
+	unsigned long *untouched = NULL;
+	uint64_t idx = 0;
 	uint8_t *p;
 
 	if (mig_get_u64(s, &addr))
@@ -175,11 +237,21 @@ int ram_load_page(struct machine *m, struct mig_stream *s)
 	if (!p)
 		return mig_stream_fail(s, -EINVAL, "RAM page 0x%llx is outside this VM's RAM",
 				       (unsigned long long)gpa);
+	for (unsigned i = 0; i < m->mem.nr; i++) {
+		const struct ram_region *reg = &m->mem.r[i];
+
+		if (gpa >= reg->gpa && gpa - reg->gpa < reg->size) {
+			untouched = r->untouched[i];
+			idx = (gpa - reg->gpa) / MIG_PAGE_SIZE;
+		}
+	}
 	if (addr & MIG_PAGE_ZERO) {
 		/* Write only when needed: untouched destination pages stay unallocated. */
-		if (!page_is_zero(p))
+		if (!ram_test_bit(untouched, idx) && !page_is_zero(p))
 			memset(p, 0, MIG_PAGE_SIZE);
 		return 0;
 	}
+	if (untouched)
+		untouched[idx / LONG_BITS] &= ~(1ul << (idx % LONG_BITS));
 	return mig_get(s, p, MIG_PAGE_SIZE);
 }

@@ -162,6 +162,7 @@ int mig_load(struct machine *m, struct mig_stream *s)
 	uint32_t version;
 	uint8_t tag;
 	bool layout = false, mapped = false, crc_seen = false;
+	struct mig_ram r = { 0 };
 	int ret = 0;
 
 	if (mig_get(s, magic, 8))
@@ -189,14 +190,14 @@ int mig_load(struct machine *m, struct mig_stream *s)
 		}
 		switch (tag) {
 		case MIG_TAG_RAM_LAYOUT:
-			ret = ram_load_layout(m, s);
+			ret = ram_load_layout(m, s, &r);
 			layout = true;
 			break;
 		case MIG_TAG_RAM_PAGE:
 			if (!layout)
 				ret = mig_stream_fail(s, -EINVAL, "RAM page before the RAM layout");
 			else
-				ret = ram_load_page(m, s);
+				ret = ram_load_page(m, s, &r);
 			break;
 		case MIG_TAG_SECTION:
 			ret = load_section(m, s, seen);
@@ -205,14 +206,14 @@ int mig_load(struct machine *m, struct mig_stream *s)
 			if (!layout)
 				ret = mig_stream_fail(s, -EINVAL, "mapped RAM before the RAM layout");
 			else
-				ret = mapped_ram_load(m, s);
+				ret = mapped_ram_load(m, s, &r);
 			mapped = true;
 			break;
 		case MIG_TAG_RAM_CRC:
 			if (!mapped)
 				ret = mig_stream_fail(s, -EINVAL, "RAM checksums without mapped RAM");
 			else
-				ret = mapped_ram_load_crc(m, s);
+				ret = mapped_ram_load_crc(m, s, &r);
 			crc_seen = true;
 			break;
 		default:
@@ -225,6 +226,7 @@ int mig_load(struct machine *m, struct mig_stream *s)
 			break;
 	}
 out:
+	ram_load_cleanup(&r);
 	g_hash_table_destroy(seen);
 	return s->error;
 }
