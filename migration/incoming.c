@@ -34,6 +34,10 @@ static gboolean incoming_done(gpointer opaque)
 		pthread_join(mig->in_thread, NULL);
 		mig->in_thread_running = false;
 	}
+	if (mig->listen_fd >= 0) {
+		close(mig->listen_fd);
+		mig->listen_fd = -1;
+	}
 	if (res->ret) {
 		pthread_mutex_lock(&mig->lock);
 		snprintf(mig->info.error, sizeof(mig->info.error), "%s", res->msg);
@@ -64,6 +68,7 @@ static void *incoming_thread(void *opaque)
 	res->ret = mig_stream_init(&s, mig->in_fd);
 	if (!res->ret) {
 		s.cancel = &mig->cancel;
+		s.accept_fd = mig->listen_fd;
 		res->ret = mig_load(mig->m, &s);
 		snprintf(res->msg, sizeof(res->msg), "%s", s.msg);
 		pthread_mutex_lock(&mig->lock);
@@ -107,9 +112,10 @@ static gboolean on_accept(gint fd, GIOCondition cond, gpointer opaque)
 
 	if (c < 0)
 		return G_SOURCE_CONTINUE;
-	/* One source only: stop listening. */
-	close(mig->listen_fd);
-	mig->listen_fd = -1;
+	/*
+	 * One source only: stop watching.  The socket stays open for the
+	 * loader, which accepts the multifd channels on it.
+	 */
 	mig->listen_watch = 0;
 	if (start_loader(mig, c)) {
 		log_error("incoming migration: cannot start the loader");

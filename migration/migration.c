@@ -253,7 +253,11 @@ static void update_info(struct migration *mig, struct mig_stream *s, struct mig_
 static int send_dirty(struct machine *m, struct mig_stream *s, struct mig_ram *r,
 		      struct mapped_ram *mr)
 {
-	return mr ? mapped_ram_save_dirty(m, mr, r, s) : ram_save_dirty(m, r, s);
+	struct multifd *mf = &m->migration->mf;
+
+	if (mr)
+		return mapped_ram_save_dirty(m, mr, r, s);
+	return mf->n ? multifd_send_dirty(m, mf, r, s) : ram_save_dirty(m, r, s);
 }
 
 /* Pre-copy passes until the dirty rest fits in downtime-limit. */
@@ -333,6 +337,11 @@ static void *outgoing_thread(void *opaque)
 					    mig->caps[MIG_CAP_MULTIFD] ?
 					    mig->params.multifd_channels : 1);
 	}
+	if (!ret && mig->mf.n) {
+		mig_put_u8(&s, MIG_TAG_MULTIFD);
+		mig_put_u32(&s, mig->mf.n);
+		ret = mig_flush(&s);
+	}
 	pthread_mutex_lock(&mig->lock);
 	mig->info.setup_time = (mig_now_us() - mig->start_us) / 1000;
 	pthread_mutex_unlock(&mig->lock);
@@ -371,8 +380,12 @@ static void *outgoing_thread(void *opaque)
 	}
 	/* The rest goes as fast as it can: the guest is down. */
 	s.max_bw = 0;
-	if (!send_dirty(m, &s, &r, mr) && mr)
-		mapped_ram_save_finish(m, mr, &s);
+	if (!send_dirty(m, &s, &r, mr)) {
+		if (mr)
+			mapped_ram_save_finish(m, mr, &s);
+		else if (mig->mf.n)
+			multifd_send_end(&mig->mf, &s);
+	}
 	mig_save_sections(m, &s);
 	mig_save_end(&s);
 	ret = mig_flush(&s);
@@ -380,7 +393,7 @@ static void *outgoing_thread(void *opaque)
 		ret = wait_ack(mig, &s);
 out:
 	update_info(mig, &s, &r);
-	mig->info.multifd_bytes = mapped.multifd_bytes;
+	mig->info.multifd_bytes = mapped.multifd_bytes + mig->mf.bytes;
 	ram_save_cleanup(m, &r);
 	mapped_ram_cleanup(&mapped);
 	pthread_mutex_lock(&mig->lock);
@@ -407,8 +420,11 @@ out:
 		if (mig->stopped)
 			g_main_context_invoke(m->ctx, resume_vm, mig);
 	}
+	pthread_mutex_lock(&mig->lock);
 	close(mig->fd);
 	mig->fd = -1;
+	multifd_cleanup(&mig->mf);
+	pthread_mutex_unlock(&mig->lock);
 	mig_stream_free(&s);
 	migration_set_status(mig, end);
 	return NULL;
@@ -443,8 +459,9 @@ int migration_start(struct machine *m, const char *uri, char *err, size_t errlen
 		snprintf(err, errlen, "mapped-ram needs a file: URI");
 		return -EINVAL;
 	}
-	if (mig->caps[MIG_CAP_MULTIFD] && !mig->caps[MIG_CAP_MAPPED_RAM]) {
-		snprintf(err, errlen, "multifd is implemented for mapped-ram (file:) only");
+	if (mig->caps[MIG_CAP_MULTIFD] && !mig->caps[MIG_CAP_MAPPED_RAM] &&
+	    strncmp(uri, "tcp:", 4) && strncmp(uri, "unix:", 5)) {
+		snprintf(err, errlen, "multifd needs tcp:, unix: or (with mapped-ram) file:");
 		return -ENOTSUP;
 	}
 	ret = mig_register_accel_sections(m, mig);
@@ -458,6 +475,15 @@ int migration_start(struct machine *m, const char *uri, char *err, size_t errlen
 		return fd;
 	mig->fd = fd;
 	mig->cancel = false;
+	if (mig->caps[MIG_CAP_MULTIFD] && !mig->caps[MIG_CAP_MAPPED_RAM]) {
+		ret = multifd_send_setup(&mig->mf, uri, mig->params.multifd_channels,
+					 &mig->cancel, err, errlen);
+		if (ret) {
+			close(fd);
+			mig->fd = -1;
+			return ret;
+		}
+	}
 	mig->stopped = false;
 	mig->switchover_go = false;
 	mig->was_running = false;
@@ -498,6 +524,7 @@ void migration_cancel(struct machine *m)
 		/* Unblock a send or the wait for the acknowledgement. */
 		if (mig->fd >= 0)
 			shutdown(mig->fd, SHUT_RDWR);
+		multifd_shutdown(&mig->mf);
 	}
 	pthread_mutex_unlock(&mig->lock);
 }

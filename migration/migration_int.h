@@ -37,6 +37,20 @@ struct mapped_ram {
 	uint64_t multifd_bytes;
 };
 
+/* multifd over sockets: one stream per channel. */
+struct mfd_chan {
+	struct mig_stream s;
+	pthread_t thread;		/* destination: the receiving thread */
+	bool running, done;
+	uint64_t sent, zero, pass_start;
+};
+
+struct multifd {
+	struct mfd_chan *ch;
+	unsigned n;
+	uint64_t bytes;
+};
+
 struct migration {
 	struct machine *m;
 	pthread_mutex_t lock;		/* guards status, info, error */
@@ -50,6 +64,7 @@ struct migration {
 	pthread_t thread;
 	bool thread_running;
 	int fd;
+	struct multifd mf;		/* multifd channels of a socket migration */
 	bool cancel;
 	bool switchover_go;		/* migrate-continue */
 	bool stopped;			/* main thread paused the VM for switch-over */
@@ -96,6 +111,7 @@ int ram_load_layout(struct machine *m, struct mig_stream *s, struct mig_ram *r);
 int ram_load_page(struct machine *m, struct mig_stream *s, struct mig_ram *r);
 void ram_load_cleanup(struct mig_ram *r);
 void ram_untouched_done(struct mig_ram *r);
+bool ram_page_is_zero(const uint8_t *p);
 /* Bitmap of the never-touched pages of an anonymous region, or NULL. */
 unsigned long *ram_untouched(const struct guest_mem *gm, const struct ram_region *reg);
 static inline bool ram_test_bit(const unsigned long *b, uint64_t i)
@@ -113,6 +129,18 @@ int mapped_ram_save_finish(struct machine *m, struct mapped_ram *mr, struct mig_
 void mapped_ram_cleanup(struct mapped_ram *mr);
 int mapped_ram_load(struct machine *m, struct mig_stream *s, struct mig_ram *r);
 int mapped_ram_load_crc(struct machine *m, struct mig_stream *s, struct mig_ram *r);
+
+/* multifd.c */
+int multifd_send_setup(struct multifd *mf, const char *uri, unsigned n, const bool *cancel,
+		       char *err, size_t errlen);
+int multifd_send_dirty(struct machine *m, struct multifd *mf, struct mig_ram *r,
+		       struct mig_stream *main_s);
+int multifd_send_end(struct multifd *mf, struct mig_stream *main_s);
+void multifd_shutdown(struct multifd *mf);
+void multifd_cleanup(struct multifd *mf);
+int multifd_recv_setup(struct machine *m, struct multifd *mf, struct mig_ram *r,
+		       struct mig_stream *main_s, uint32_t n);
+int multifd_recv_finish(struct multifd *mf, struct mig_stream *main_s);
 
 /* savevm.c */
 void mig_save_header(struct mig_stream *s);

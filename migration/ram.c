@@ -24,7 +24,7 @@ static size_t bitmap_words(const struct ram_region *r)
 	return (region_pages(r) + LONG_BITS - 1) / LONG_BITS;
 }
 
-static bool page_is_zero(const uint8_t *p)
+bool ram_page_is_zero(const uint8_t *p)
 {
 	const uint64_t *q = (const uint64_t *)p;
 
@@ -152,7 +152,7 @@ int ram_save_dirty(struct machine *m, struct mig_ram *r, struct mig_stream *s)
 
 				bits &= bits - 1;
 				if (ram_test_bit(r->untouched[i], w * LONG_BITS + b) ||
-				    page_is_zero(p)) {
+				    ram_page_is_zero(p)) {
 					mig_put_u8(s, MIG_TAG_RAM_PAGE);
 					mig_put_u64(s, (reg->gpa + off) | MIG_PAGE_ZERO);
 					r->zero_pages++;
@@ -247,7 +247,7 @@ int ram_load_page(struct machine *m, struct mig_stream *s, struct mig_ram *r)
 	}
 	if (addr & MIG_PAGE_ZERO) {
 		/* Write only when needed: untouched destination pages stay unallocated. */
-		if (!ram_test_bit(untouched, idx) && !page_is_zero(p))
+		if (!ram_test_bit(untouched, idx) && !ram_page_is_zero(p))
 			memset(p, 0, MIG_PAGE_SIZE);
 		return 0;
 	}

@@ -163,6 +163,7 @@ int mig_load(struct machine *m, struct mig_stream *s)
 	uint8_t tag;
 	bool layout = false, mapped = false, crc_seen = false;
 	struct mig_ram r = { 0 };
+	struct multifd mf = { 0 };
 	int ret = 0;
 
 	if (mig_get(s, magic, 8))
@@ -184,7 +185,7 @@ int mig_load(struct machine *m, struct mig_stream *s)
 		if (tag == MIG_TAG_END) {
 			if (mapped && !crc_seen)
 				mig_stream_fail(s, -EINVAL, "mapped RAM without its checksums");
-			else
+			else if (!multifd_recv_finish(&mf, s))
 				load_end(m, s, seen);
 			break;
 		}
@@ -209,6 +210,17 @@ int mig_load(struct machine *m, struct mig_stream *s)
 				ret = mapped_ram_load(m, s, &r);
 			mapped = true;
 			break;
+		case MIG_TAG_MULTIFD: {
+			uint32_t n;
+
+			if (!layout || mf.n)
+				ret = mig_stream_fail(s, -EINVAL, "misplaced multifd record");
+			else if (!mig_get_u32(s, &n))
+				ret = multifd_recv_setup(m, &mf, &r, s, n);
+			else
+				ret = s->error;
+			break;
+		}
 		case MIG_TAG_RAM_CRC:
 			if (!mapped)
 				ret = mig_stream_fail(s, -EINVAL, "RAM checksums without mapped RAM");
@@ -226,6 +238,10 @@ int mig_load(struct machine *m, struct mig_stream *s)
 			break;
 	}
 out:
+	/* A channel still receiving must not outlive the load. */
+	if (s->error)
+		multifd_shutdown(&mf);
+	multifd_cleanup(&mf);
 	ram_load_cleanup(&r);
 	g_hash_table_destroy(seen);
 	return s->error;

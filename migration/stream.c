@@ -25,6 +25,7 @@ int mig_stream_init(struct mig_stream *s, int fd)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
+	s->accept_fd = -1;
 	s->crc = crc32(0, NULL, 0);
 	s->buf = malloc(MIG_BUF_SIZE);
 	return s->buf ? 0 : -ENOMEM;

@@ -29,6 +29,7 @@
 #define MIG_TAG_SECTION		0x03
 #define MIG_TAG_MAPPED_RAM	0x04	/* see mapped_ram.c */
 #define MIG_TAG_RAM_CRC		0x05
+#define MIG_TAG_MULTIFD		0x06	/* see multifd.c */
 #define MIG_TAG_END		0xEE
 
 #define MIG_PAGE_SIZE		4096ull
@@ -47,6 +48,7 @@ struct mig_stream {
 	int64_t win_start_us;		/* rate limit window */
 	uint64_t win_bytes;
 	const bool *cancel;		/* stop at the next flush once set */
+	int accept_fd;			/* destination: where multifd channels connect, or -1 */
 	int error;			/* first error, -errno */
 	char msg[256];
 };

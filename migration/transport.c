@@ -62,7 +62,7 @@ static int tcp_socket(const char *hp, bool listen_, char *err, size_t errlen)
 			continue;
 		if (listen_) {
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-			if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 1))
+			if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 256))
 				break;
 		} else if (!connect(fd, ai->ai_addr, ai->ai_addrlen)) {
 			break;
@@ -96,7 +96,7 @@ static int unix_socket(const char *path, bool listen_, char *err, size_t errlen)
 		return -errno;
 	if (listen_) {
 		unlink(path);
-		if (!bind(fd, (struct sockaddr *)&sa, sizeof(sa)) && !listen(fd, 1))
+		if (!bind(fd, (struct sockaddr *)&sa, sizeof(sa)) && !listen(fd, 256))
 			return fd;
 	} else if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		return fd;

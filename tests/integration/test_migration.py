@@ -24,7 +24,7 @@ def free_port():
 
 @requires_kvm
 class LiveMigration(unittest.TestCase):
-    def migrate_and_check(self, uri, defer=False):
+    def migrate_and_check(self, uri, defer=False, multifd=0):
         with counter_vm() as src, counter_vm(incoming="defer" if defer else uri) as dst:
             wait_count(src, 30)
             with src.qmp() as qs, dst.qmp() as qd:
@@ -32,6 +32,10 @@ class LiveMigration(unittest.TestCase):
                     self.assertEqual(qd.ok("query-status")["status"], "prelaunch")
                     qd.ok("migrate-incoming", {"uri": uri})
                 enable_events(qs)
+                if multifd:
+                    qs.ok("migrate-set-capabilities", {"capabilities": [
+                        {"capability": "multifd", "state": True}]})
+                    qs.ok("migrate-set-parameters", {"multifd-channels": multifd})
                 qs.ok("migrate", {"uri": uri})
                 self.assertEqual(migration_events(qs),
                                  ["setup", "active", "device", "completed"])
@@ -41,6 +45,10 @@ class LiveMigration(unittest.TestCase):
                     self.assertIn(key, info)
                 ram = info["ram"]
                 self.assertEqual(ram["total"], 128 << 20)
+                if multifd:
+                    self.assertGreater(ram["multifd-bytes"], 0)
+                else:
+                    self.assertEqual(ram["multifd-bytes"], 0)
                 self.assertEqual(ram["remaining"], 0)
                 # Zero pages went as a flag: far fewer bytes than RAM.
                 self.assertLess(ram["transferred"], 32 << 20)
@@ -64,6 +72,13 @@ class LiveMigration(unittest.TestCase):
     def test_unix(self):
         path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
         self.migrate_and_check("unix:" + path)
+
+    def test_multifd(self):
+        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        self.migrate_and_check("unix:" + path, multifd=4)
+
+    def test_multifd_tcp(self):
+        self.migrate_and_check("tcp:127.0.0.1:%d" % free_port(), multifd=2)
 
     def test_incoming_defer(self):
         path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")

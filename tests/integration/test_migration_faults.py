@@ -40,10 +40,18 @@ class Faults(unittest.TestCase):
             check_counter(self, src.output() + dst.output(), min_count=handed + 10)
 
     def test_destination_killed(self):
+        self.destination_killed(multifd=False)
+
+    def test_destination_killed_multifd(self):
+        self.destination_killed(multifd=True)
+
+    def destination_killed(self, multifd):
         uri = sock_uri()
         with counter_vm() as src, src.qmp() as qs:
             wait_count(src, 5)
             qs.ok("migrate-set-parameters", {"max-bandwidth": SLOW})
+            qs.ok("migrate-set-capabilities", {"capabilities": [
+                {"capability": "multifd", "state": multifd}]})
             with counter_vm(incoming=uri) as dst:
                 qs.ok("migrate", {"uri": uri})
                 self.assertEqual(wait_status(qs, "active")["status"], "active")
