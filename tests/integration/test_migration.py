@@ -101,6 +101,25 @@ class LiveMigration(unittest.TestCase):
                 wait_count(dst, handed + 10)
             check_counter(self, src.output() + dst.output(), min_count=handed + 10)
 
+    def test_smp_and_high_ram(self):
+        """Four vCPUs (three waiting for SIPI in the in-kernel LAPIC) and RAM
+        above 4 GiB (a second RAM region): every vCPU section and both
+        regions load."""
+        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        with counter_vm(smp=4, mem="3200M") as src, \
+                counter_vm(incoming="unix:" + path, smp=4, mem="3200M") as dst:
+            wait_count(src, 10)
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("migrate", {"uri": "unix:" + path})
+                info = wait_migration(qs)
+                self.assertEqual(info["status"], "completed", info)
+                self.assertEqual(info["ram"]["total"], 3200 << 20)
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+                self.assertEqual(len(qd.ok("query-cpus-fast")), 4)
+                handed = last_count(src)
+                wait_count(dst, handed + 10)
+            check_counter(self, src.output() + dst.output(), min_count=handed + 10)
+
     def test_capabilities_and_parameters(self):
         with counter_vm() as vm, vm.qmp() as q:
             caps = {c["capability"]: c["state"] for c in q.ok("query-migrate-capabilities")}
