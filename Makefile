@@ -59,6 +59,8 @@ $(BUILD)/hdrcheck/%.ok: %
 hdrcheck: $(HEADERS:%=$(BUILD)/hdrcheck/%.ok)
 
 include tests/guests/guests.mk
+# Benchmarks: `make bench` builds them; they are run by hand (docs/benchmarks.md).
+include tests/bench/bench.mk
 
 # The default guest: Debian's cloud kernel and a busybox initramfs, built
 # from Debian's packages and cached (a second run downloads nothing).
@@ -82,6 +84,6 @@ check-asan:
 clean:
 	rm -rf $(BUILD) build-asan
 
-.PHONY: all tests check check-asan clean hdrcheck guests linux-guest run
+.PHONY: all tests check check-asan clean hdrcheck guests linux-guest run bench
 .SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

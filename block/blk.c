@@ -59,7 +59,7 @@ struct blk_queue {
 	void *es;
 	struct eio *sync_done, *sync_tail;
 	struct breq *done, *done_tail;
-	bool in_poll;		/* submissions from callbacks: kick once at the end */
+	unsigned plugged;	/* > 0: submissions wait for one kick at unplug */
 	unsigned nreqs;		/* submitted and not yet completed */
 };
 
@@ -277,7 +277,7 @@ static void req_submitted(struct breq *r)
 {
 	struct blk_queue *q = r->q;
 
-	if (!q->in_poll)
+	if (!q->plugged)
 		q->eng->kick(q->es);
 	if (--r->refs == 0) {
 		r->next = NULL;
@@ -656,7 +656,8 @@ int blk_queue_poll(struct blk_queue *q)
 	if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
 		/* EAGAIN: nothing signalled, poll anyway */
 	}
-	q->in_poll = true;
+	/* What completion callbacks submit goes to the kernel in one batch. */
+	blk_queue_plug(q);
 	n += q->eng->reap(q->es);
 	while (q->sync_done) {
 		struct eio *io = q->sync_done;
@@ -676,7 +677,17 @@ int blk_queue_poll(struct blk_queue *q)
 		req_complete(r);
 		n++;
 	}
-	q->in_poll = false;
-	q->eng->kick(q->es);
+	blk_queue_unplug(q);
 	return n;
+}
+
+void blk_queue_plug(struct blk_queue *q)
+{
+	q->plugged++;
+}
+
+void blk_queue_unplug(struct blk_queue *q)
+{
+	if (--q->plugged == 0)
+		q->eng->kick(q->es);
 }

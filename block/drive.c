@@ -12,6 +12,7 @@
 #include "machine.h"
 #include "options.h"
 
+static const char *const media_words[] = { "disk", "cdrom", NULL };
 static const char *const if_words[] = { "virtio", "none", NULL };
 static const char *const format_words[] = { "raw", "qcow2", NULL };
 static const char *const cache_words[] = { "writeback", "none", "writethrough",
@@ -62,7 +63,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	struct opts *o = opts_parse("-drive", optstr, "file", err, errlen);
 	const char *file, *id;
 	struct drive *d = NULL, **tail;
-	int iface, fmt = -1, cache, aio, discard, werror, rerror, ret = -EINVAL;
+	int iface, fmt = -1, cache, aio, discard, werror, rerror, media, ret = -EINVAL;
 	bool ro;
 
 	if (!o)
@@ -92,12 +93,18 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	rerror = opts_get_enum(o, "rerror", rerror_words, BLK_ERR_REPORT, err, errlen);
 	if (rerror < 0)
 		goto out;
-	if (opts_get_bool(o, "readonly", false, &ro, err, errlen) < 0)
+	media = opts_get_enum(o, "media", media_words, 0, err, errlen);
+	if (media < 0)
+		goto out;
+	/* A CD is read-only, as QEMU makes a media=cdrom drive. */
+	if (opts_get_bool(o, "readonly", media == 1, &ro, err, errlen) < 0)
 		goto out;
 	if (opts_check_all_used(o, err, errlen) < 0)
 		goto out;
 	if (!file || !*file) {
-		snprintf(err, errlen, "-drive: file= is required");
+		snprintf(err, errlen, media == 1 ?
+			 "-drive: file= is required (for an empty CD tray, give the scsi-cd no drive=)" :
+			 "-drive: file= is required");
 		goto out;
 	}
 	if (id && drive_find(m, id)) {

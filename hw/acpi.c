@@ -30,9 +30,13 @@ struct acpi {
 	struct vmstate_section vms;
 };
 
-/* Bits that exist; the rest read as zero and ignore writes. */
+/*
+ * Bits that exist; the rest read as zero and ignore writes.  The global
+ * lock and RTC enables hold what the OS writes (ACPICA reads them back to
+ * check the event is enabled) though neither event ever fires here.
+ */
 #define PM1_STS_BITS	ACPI_PM1_PWRBTN
-#define PM1_EN_BITS	ACPI_PM1_PWRBTN
+#define PM1_EN_BITS	(ACPI_PM1_PWRBTN | ACPI_PM1_GBL | ACPI_PM1_RTC)
 #define PM1_CNT_BITS	(ACPI_PM1_SCI_EN | ACPI_PM1_SLP_TYP_MASK)
 #define RESET_CTL_BITS	0x0A	/* hard-reset select and full reset; RST_CPU is a strobe */
 

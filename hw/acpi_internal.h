@@ -19,7 +19,9 @@
 #define ACPI_PM_TMR_HZ		3579545ull
 
 /* PM1_STS / PM1_EN */
+#define ACPI_PM1_GBL		(1u << 5)
 #define ACPI_PM1_PWRBTN		(1u << 8)
+#define ACPI_PM1_RTC		(1u << 10)
 /* PM1_CNT */
 #define ACPI_PM1_SCI_EN		(1u << 0)
 #define ACPI_PM1_SLP_TYP_SHIFT	10

@@ -72,6 +72,13 @@ void blk_queue_free(struct blk_queue *q);
 int blk_queue_fd(struct blk_queue *q);
 /* Run the completions that are ready; returns how many ran. */
 int blk_queue_poll(struct blk_queue *q);
+/*
+ * Between plug and unplug, submissions are queued and reach the kernel in
+ * one system call at the unplug (plugs nest).  A device plugs while it
+ * pops a batch of guest requests.
+ */
+void blk_queue_plug(struct blk_queue *q);
+void blk_queue_unplug(struct blk_queue *q);
 
 /* Submission: 0, or -errno without calling cb. */
 int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,

@@ -32,6 +32,18 @@ struct cpu_state {
 	struct cpu_dtable gdt, idt;
 	uint64_t cr0, cr2, cr3, cr4, cr8, efer;
 	uint64_t apic_base;
+	/*
+	 * MSRs and debug registers a running guest depends on (syscall and
+	 * sysenter entry points, the swapgs base, TSC_AUX, PAT, DR0-7), for
+	 * get/set_state across migration.  Boot states leave them zero, and
+	 * set_state treats a zero PAT as the power-on PAT.
+	 */
+	struct cpu_msrs {
+		uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
+		uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+		uint64_t tsc_aux, pat;
+		uint64_t dr[8];
+	} msrs;
 };
 
 #define CR0_PE (1ull << 0)

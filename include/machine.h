@@ -64,6 +64,7 @@ struct device_type {
 	const char *name;
 	const char *help;
 	int (*create)(struct machine *m, struct opts *o, char *err, size_t errlen);
+	bool hotpluggable;		/* QMP device_add may create it while the VM runs */
 	struct device_type *next;
 };
 void device_type_register(struct device_type *t);

@@ -255,11 +255,11 @@ static bool check_args(const struct qmp_command *cmd, JsonObject *args, struct q
 		for (int i = 0; i < QMP_MAX_ARGS && cmd->args[i].name; i++)
 			if (!strcmp(cmd->args[i].name, l->data))
 				a = &cmd->args[i];
-		if (!a) {
+		if (!a && !cmd->free_form) {
 			qmp_set_error(err, QMP_ERR_GENERIC, "Parameter '%s' is unexpected",
 				      (const char *)l->data);
 			ok = false;
-		} else if (!arg_type_ok(json_object_get_member(args, a->name), a->type)) {
+		} else if (a && !arg_type_ok(json_object_get_member(args, a->name), a->type)) {
 			qmp_set_error(err, QMP_ERR_GENERIC,
 				      "Invalid parameter type for '%s', expected: %s", a->name,
 				      arg_type_name(a->type));

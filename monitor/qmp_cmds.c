@@ -317,6 +317,15 @@ static const struct qmp_command commands[] = {
 	  { { "downtime-limit", QMP_INT, true }, { "max-bandwidth", QMP_INT, true },
 	    { "multifd-channels", QMP_INT, true }, { "direct-io", QMP_BOOL, true } } },
 	{ "query-migrate-parameters", qmp_cmd_query_migrate_parameters },
+	{ "device_add", qmp_device_add, { { "driver", QMP_STR }, { "id", QMP_STR, true } },
+	  .free_form = true },
+	{ "device_del", qmp_device_del, { { "id", QMP_STR } } },
+	{ "eject", qmp_eject,
+	  { { "id", QMP_STR, true }, { "device", QMP_STR, true }, { "force", QMP_BOOL, true } } },
+	{ "blockdev-change-medium", qmp_change_medium,
+	  { { "id", QMP_STR, true }, { "device", QMP_STR, true }, { "filename", QMP_STR },
+	    { "format", QMP_STR, true }, { "read-only-mode", QMP_STR, true },
+	    { "force", QMP_BOOL, true } } },
 };
 
 static const char *const events[] = {

@@ -39,6 +39,8 @@ struct qmp_command {
 	JsonNode *(*fn)(struct machine *m, struct qmp_client *c, JsonObject *args,
 			struct qmp_error *err);
 	struct qmp_arg args[QMP_MAX_ARGS];
+	/* Members beyond args are accepted and passed on (device_add's properties). */
+	bool free_form;
 	/* Runs after the reply is sent (quit). */
 	void (*after)(struct machine *m);
 };
@@ -48,6 +50,14 @@ const char *const *qmp_event_names(void);
 
 void qmp_set_error(struct qmp_error *e, const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Device commands (qmp_devices.c). */
+#define QMP_HANDLER(name) JsonNode *name(struct machine *m, struct qmp_client *c, \
+					  JsonObject *args, struct qmp_error *err)
+QMP_HANDLER(qmp_device_add);
+QMP_HANDLER(qmp_device_del);
+QMP_HANDLER(qmp_eject);
+QMP_HANDLER(qmp_change_medium);
 
 /* human-monitor-command's text commands (hmp.c). */
 /* cpu: the vCPU for per-CPU commands (QMP's cpu-index), -1 for the first. */

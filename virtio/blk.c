@@ -470,14 +470,17 @@ static void vblk_serve(struct vblk_queue *q)
 	struct virtq *vq = q->vq;
 	void *r;
 
+	/* Everything popped in one pass goes to the kernel in one submission. */
+	blk_queue_plug(q->bq);
 	do {
 		virtq_disable_notify(vq);
 		while (q->inflight < vq->size && !vblk_held(q->dev) &&
 		       virtq_pop(vq, sizeof(struct vblk_req), &r) == 1)
 			vblk_handle(q, r);
 		if (q->inflight >= vq->size || vblk_held(q->dev))
-			return;	/* resumed from a completion or a wake-up */
+			break;	/* resumed from a completion or a wake-up */
 	} while (virtq_enable_notify(vq));
+	blk_queue_unplug(q->bq);
 }
 
 static void vblk_maybe_notify(struct vblk_queue *q)

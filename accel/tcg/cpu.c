@@ -1,6 +1,13 @@
 /*
- * TCG's CPU state and its conversion to and from the machine's struct
- * cpu_state, and the mode bits a translation block depends on.
+ * TCG's CPU state: conversion to and from the machine's struct cpu_state,
+ * the mode bits a translation block depends on, and lazy arithmetic
+ * flags.
+ *
+ * Flag-setting micro-ops record the operation, its size, operands and
+ * result (cc_op/cc_a/cc_b/cc_res) instead of computing six flag bits;
+ * they are computed only when something reads them (Jcc, pushf,
+ * interrupts).  Operations whose flags are awkward to recompute (shifts,
+ * multiply) store CC_EFLAGS with the bits themselves.
  */
 #include <string.h>
 
@@ -25,6 +32,8 @@ void tcg_update_mode(struct tcg_cpu *c)
 		f |= TBF_PE;
 	if (c->rflags & F_VM)
 		f |= TBF_VM;
+	if (c->rflags & F_TF)
+		f |= TBF_TF;
 	if (tcg_code64(c))
 		f |= TBF_CS64;
 	else if (c->seg[S_CS].db)
@@ -88,4 +97,118 @@ void tcg_cpu_get_state(struct tcg_cpu *c, struct cpu_state *s)
 	s->cr4 = c->cr4;
 	s->efer = c->efer;
 	s->apic_base = c->apic_base;
+}
+
+uint64_t tcg_sized(uint64_t v, unsigned size)
+{
+	return size >= 3 ? v : v & ((1ull << tcg_bits(size)) - 1);
+}
+
+uint64_t tcg_sext(uint64_t v, unsigned size)
+{
+	unsigned sh = 64 - tcg_bits(size);
+
+	return (uint64_t)((int64_t)(v << sh) >> sh);
+}
+
+static unsigned parity(uint64_t res)
+{
+	return __builtin_parity((unsigned)(res & 0xff)) ? 0 : F_PF;
+}
+
+static uint64_t arith_flags(const struct tcg_cpu *c)
+{
+	unsigned size = c->cc_size, msb = tcg_bits(size) - 1;
+	uint64_t a = c->cc_a, b = c->cc_b, r = tcg_sized(c->cc_res, size);
+	uint64_t f = 0;
+
+	switch (c->cc_op) {
+	case CC_EFLAGS:
+		return c->cc_res & F_ARITH;
+	case CC_ADD:
+		f |= r < a ? F_CF : 0;
+		f |= (((a ^ r) & (b ^ r)) >> msb) & 1 ? F_OF : 0;
+		f |= (a ^ b ^ r) & F_AF;
+		break;
+	case CC_ADC:
+		f |= (r < a || (c->cc_cin && r == a)) ? F_CF : 0;
+		f |= (((a ^ r) & (b ^ r)) >> msb) & 1 ? F_OF : 0;
+		f |= (a ^ b ^ r) & F_AF;
+		break;
+	case CC_SUB:
+		f |= a < b ? F_CF : 0;
+		f |= (((a ^ b) & (a ^ r)) >> msb) & 1 ? F_OF : 0;
+		f |= (a ^ b ^ r) & F_AF;
+		break;
+	case CC_SBB:
+		f |= (a < b || (c->cc_cin && a == b)) ? F_CF : 0;
+		f |= (((a ^ b) & (a ^ r)) >> msb) & 1 ? F_OF : 0;
+		f |= (a ^ b ^ r) & F_AF;
+		break;
+	case CC_LOGIC:
+		break;
+	case CC_INC:
+		f |= c->cc_cin ? F_CF : 0;
+		f |= r == (1ull << msb) ? F_OF : 0;
+		f |= (a ^ 1 ^ r) & F_AF;
+		break;
+	case CC_DEC:
+		f |= c->cc_cin ? F_CF : 0;
+		f |= r == (1ull << msb) - 1 ? F_OF : 0;
+		f |= (a ^ 1 ^ r) & F_AF;
+		break;
+	}
+	f |= r == 0 ? F_ZF : 0;
+	f |= (r >> msb) & 1 ? F_SF : 0;
+	f |= parity(r);
+	return f;
+}
+
+uint64_t tcg_get_flags(struct tcg_cpu *c)
+{
+	return (c->rflags & ~(uint64_t)F_ARITH) | arith_flags(c) | RFLAGS_RESERVED1;
+}
+
+/* Replace the bits of mask in RFLAGS by those of f. */
+void tcg_set_flags(struct tcg_cpu *c, uint64_t f, uint64_t mask)
+{
+	uint64_t cur = tcg_get_flags(c);
+
+	cur = (cur & ~mask) | (f & mask);
+	c->cc_op = CC_EFLAGS;
+	c->cc_res = cur & F_ARITH;
+	c->rflags = (cur & ~(uint64_t)F_ARITH) | RFLAGS_RESERVED1;
+}
+
+bool tcg_cond(struct tcg_cpu *c, unsigned cc)
+{
+	uint64_t f;
+	bool r;
+
+	/* The common compare-and-branch cases without building RFLAGS. */
+	if (c->cc_op == CC_SUB) {
+		uint64_t a = c->cc_a, b = c->cc_b;
+		int64_t sa = tcg_sext(a, c->cc_size), sb = tcg_sext(b, c->cc_size);
+
+		switch (cc >> 1) {
+		case CC_E >> 1: r = a == b; goto out;
+		case CC_B >> 1: r = a < b; goto out;
+		case CC_BE >> 1: r = a <= b; goto out;
+		case CC_L >> 1: r = sa < sb; goto out;
+		case CC_LE >> 1: r = sa <= sb; goto out;
+		}
+	}
+	f = arith_flags(c);
+	switch (cc >> 1) {
+	case 0: r = f & F_OF; break;
+	case 1: r = f & F_CF; break;
+	case 2: r = f & F_ZF; break;
+	case 3: r = f & (F_CF | F_ZF); break;
+	case 4: r = f & F_SF; break;
+	case 5: r = f & F_PF; break;
+	case 6: r = !(f & F_SF) != !(f & F_OF); break;
+	default: r = (f & F_ZF) || (!(f & F_SF) != !(f & F_OF)); break;
+	}
+out:
+	return (cc & 1) ? !r : r;
 }

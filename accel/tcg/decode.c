@@ -43,7 +43,8 @@ static const uint8_t map0[256] = {
 static const uint8_t map1[256] = {
 	[0x00 ... 0x03] = M, [0x0d] = M,
 	[0x10 ... 0x1f] = M, [0x20 ... 0x23] = M, [0x28 ... 0x2f] = M,
-	[0x40 ... 0x6f] = M, [0x70 ... 0x73] = M | IMM(I_B), [0x74 ... 0x7f] = M,
+	[0x40 ... 0x6f] = M, [0x70 ... 0x73] = M | IMM(I_B), [0x74 ... 0x76] = M,
+	[0x78 ... 0x7f] = M,		/* 0x77 emms has no ModRM */
 	[0x80 ... 0x8f] = IMM(I_Z), [0x90 ... 0x9f] = M,
 	[0xa3] = M, [0xa4] = M | IMM(I_B), [0xa5] = M,
 	[0xab] = M, [0xac] = M | IMM(I_B), [0xad ... 0xaf] = M,
@@ -131,6 +132,10 @@ static void decode_modrm32(struct insn *i, struct reader *r)
 static void read_imm(struct insn *i, struct reader *r, unsigned kind)
 {
 	unsigned zsz = i->osz == 1 ? 2 : 4;
+
+	/* Near branches in 64-bit mode ignore 66h (as Intel does): rel32. */
+	if (i->mode == 3 && (i->op == 0xe8 || i->op == 0xe9 || (i->op >= 0x180 && i->op <= 0x18f)))
+		zsz = 4;
 
 	switch (kind) {
 	case I_B:

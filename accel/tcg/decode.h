@@ -60,8 +60,8 @@ unsigned gen_imm(struct tctx *t, uint64_t v);
 void gen_push(struct tctx *t, unsigned size, unsigned val);
 unsigned gen_pop(struct tctx *t, unsigned size);
 void gen_exc(struct tctx *t, int vec, uint32_t err);
-void gen_helper(struct tctx *t, tcg_helper fn, unsigned size, unsigned d,
-		unsigned a, unsigned b, unsigned x, bool ends);
+struct uop *gen_helper(struct tctx *t, tcg_helper fn, unsigned size, unsigned d,
+		       unsigned a, unsigned b, unsigned x, bool ends);
 unsigned stack_size(struct tctx *t);
 uint64_t next_eip(struct tctx *t);
 
@@ -71,7 +71,7 @@ bool tcg_tr_ctl(struct tctx *t);
 bool tcg_tr_str(struct tctx *t);
 bool tcg_tr_sys(struct tctx *t);
 bool tcg_tr_misc(struct tctx *t);
-bool tcg_tr_fpu(struct tctx *t);
+bool tcg_tr_legacy(struct tctx *t);
 bool tcg_tr_sse(struct tctx *t);
 
 #endif

@@ -274,6 +274,11 @@ void tcg_iret(struct tcg_cpu *c, unsigned osz)
 	uint64_t sp = c->gpr[R_RSP], ip, cs, fl, nsp = 0, nss = 0, mask;
 	bool outer;
 
+	/* iret ends NMI blocking; a pending NMI is looked at again. */
+	if (c->nmi_blocked) {
+		c->nmi_blocked = false;
+		__atomic_store_n(&c->irq_hint, true, __ATOMIC_RELEASE);
+	}
 #define POP(dst) do {							\
 		(dst) = tcg_load(c, S_SS, tcg_sized(sp, ssz), bytes);	\
 		sp = tcg_sized(sp + bytes, ssz);			\

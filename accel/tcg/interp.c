@@ -129,9 +129,11 @@ void tcg_interp(struct tcg_cpu *c, const struct tb *tb)
 	for (; u < end; u++) {
 		switch (u->op) {
 		case U_INSN:
-			if (c->smc) {
-				/* The block rewrote itself: translate again. */
-				c->smc = false;
+			if (c->brk) {
+				/* The block rewrote itself (translate again), a
+				 * device access made an interrupt pending, or the
+				 * machine wants this vCPU to stop. */
+				c->brk = false;
 				c->rip = u->imm;
 				return;
 			}
@@ -232,7 +234,7 @@ void tcg_interp(struct tcg_cpu *c, const struct tb *tb)
 		case U_HELPER:
 			c->rip = c->insn_next;
 			((tcg_helper)(uintptr_t)u->imm)(c, u);
-			if (c->end_tb || u->aux) {
+			if (c->end_tb || (u->aux & 1)) {
 				c->end_tb = false;
 				return;
 			}

@@ -142,7 +142,7 @@ void tcg_exec_mul(struct tcg_cpu *c, const struct uop *u)
 		hi = size == 3 ? (uint64_t)(p >> 64) : tcg_sized((uint64_t)(p >> w), size);
 		ovf = hi != 0;
 	} else {
-		__int128 p = (__int128)tcg_sext(a, size) * (__int128)(int64_t)tcg_sext(b, size);
+		__int128 p = (__int128)(int64_t)tcg_sext(a, size) * (__int128)(int64_t)tcg_sext(b, size);
 
 		lo = tcg_sized((uint64_t)p, size);
 		hi = size == 3 ? (uint64_t)(p >> 64) : tcg_sized((uint64_t)(p >> w), size);

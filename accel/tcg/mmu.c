@@ -41,14 +41,18 @@ void tcg_tlb_flush(struct tcg_cpu *c, bool global)
 			c->tlb[k].vpn = ~0ull;
 }
 
+/* invlpg: every entry of the page that holds lin, which for a 2 MiB,
+ * 4 MiB or 1 GiB page may be many. */
 void tcg_tlb_flush_page(struct tcg_cpu *c, uint64_t lin)
 {
-	struct tlb_entry *e = &c->tlb[(lin >> 12) % TLB_SIZE];
+	uint64_t vpn = lin >> 12;
 
-	/* A 2 MiB or 4 MiB page may sit in several entries. */
-	if (e->vpn == lin >> 12)
-		e->vpn = ~0ull;
-	tcg_tlb_flush(c, true);
+	for (unsigned k = 0; k < TLB_SIZE; k++) {
+		struct tlb_entry *e = &c->tlb[k];
+
+		if (e->vpn != ~0ull && !((e->vpn ^ vpn) & ~(uint64_t)e->span))
+			e->vpn = ~0ull;
+	}
 }
 
 /* Read a page-table entry; NULL if the table is not in RAM. */
@@ -204,6 +208,7 @@ static struct tlb_entry *tlb_get(struct tcg_cpu *c, uint64_t lin, int acc, bool 
 
 	if (e->vpn == vpn && perm_ok(c, e->perm, acc, user))
 		return e;
+	mask = 0xfff;
 	if (!(c->cr0 & CR0_PG)) {
 		phys = lin & 0xffffffffull;
 		perm = TLB_W | TLB_U | TLB_X | TLB_D;
@@ -211,6 +216,7 @@ static struct tlb_entry *tlb_get(struct tcg_cpu *c, uint64_t lin, int acc, bool 
 		return NULL;
 	}
 	e->vpn = vpn;
+	e->span = mask >> 12;
 	e->ppn = phys & ~0xfffull;
 	e->perm = perm;
 	e->hva = gpa_to_hva(&c->m->mem, e->ppn, 4096);
@@ -243,7 +249,7 @@ void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes)
 	struct tcg_vm *vm = c->vm;
 
 	if (phys < c->cur_end && phys + bytes > c->cur_phys)
-		c->smc = true;
+		c->brk = true;		/* self-modifying code */
 	if (__atomic_load_n(&vm->dirty_on, __ATOMIC_RELAXED)) {
 		uint8_t *h = gpa_to_hva(&c->m->mem, phys, 1);
 		size_t pg, bits = 8 * sizeof(unsigned long);
@@ -266,7 +272,9 @@ static uint64_t ld_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t li
 		memcpy(&v, e->hva + (lin & 0xfff), bytes);
 		return v;
 	}
-	return bus_read(&c->m->mmio, e->ppn | (lin & 0xfff), bytes);
+	v = bus_read(&c->m->mmio, e->ppn | (lin & 0xfff), bytes);
+	tcg_after_io(c);
+	return v;
 }
 
 static void st_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t lin,
@@ -278,6 +286,7 @@ static void st_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t lin,
 		return;
 	}
 	bus_write(&c->m->mmio, e->ppn | (lin & 0xfff), bytes, v);
+	tcg_after_io(c);
 }
 
 uint64_t tcg_load_lin(struct tcg_cpu *c, uint64_t lin, unsigned bytes, int acc, bool user)

@@ -1,13 +1,25 @@
 /*
- * The vCPU execution loop: take interrupts, sleep in hlt and in
- * wait-for-SIPI, find or translate the next block and run it, until
- * something the machine must see (a kick, a triple fault, an error).
+ * The vCPU execution loop and the translation cache.
  *
- * Exceptions raised anywhere below (soft-MMU, helpers, delivery itself)
- * longjmp back to the setjmp here with the guest state already pointing
- * at the handler, so the loop simply continues.
+ * The loop takes interrupts, sleeps in hlt and in wait-for-SIPI, finds or
+ * translates the next block and runs it, until something the machine must
+ * see (a kick, a triple fault, a device request).  Exceptions raised
+ * anywhere below (soft-MMU, helpers, delivery itself) longjmp back to the
+ * setjmp here with the guest state already pointing at the handler, so the
+ * loop simply continues.
+ *
+ * The cache is per vCPU: blocks in an arena, found through a hash on the
+ * guest-physical address of their first byte.  Every block keeps a copy
+ * of the guest bytes it was translated from, and a lookup compares them
+ * with guest memory before the block runs: a block whose bytes changed,
+ * whoever changed them (this vCPU, another one, a device's DMA), is
+ * translated again.  Writes into the block that is running are caught by
+ * the soft-MMU (tcg_mark_written sets c->brk), and the block stops before
+ * its next instruction.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "accel/tcg/tcg.h"
@@ -61,7 +73,9 @@ static void check_interrupts(struct tcg_cpu *c)
 	if (!ic || !__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) || c->shadow)
 		return;
 	c->insn_eip = c->rip;
-	if (irqchip_take_nmi(ic, c->index)) {
+	/* NMIs are blocked from delivery until the next iret. */
+	if (!c->nmi_blocked && irqchip_take_nmi(ic, c->index)) {
+		c->nmi_blocked = true;
 		tcg_do_interrupt(c, EXC_NMI, false, 0, INT_HW, c->rip);
 		return;
 	}
@@ -78,16 +92,22 @@ static void check_interrupts(struct tcg_cpu *c)
 	tcg_do_interrupt(c, vec, false, 0, INT_HW, c->rip);
 }
 
-static int run_error(struct accel_exit *ex, const char *fmt, unsigned long a)
+void tcg_after_io(struct tcg_cpu *c)
 {
-	ex->reason = ACCEL_EXIT_ERROR;
-	snprintf(ex->error.msg, sizeof(ex->error.msg), fmt, a);
-	return 0;
+	if (machine_request_pending(c->m)) {
+		c->exit_req = true;
+		c->brk = true;
+	}
+	/* An EOI, TPR or ICR write may have made an interrupt deliverable:
+	 * look at once rather than at the end of the block. */
+	if (__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE))
+		c->brk = true;
 }
 
 int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 {
 	struct tb *tb;
+	bool tf;
 
 	memset(ex, 0, sizeof(*ex));
 	setjmp(c->jmp);
@@ -135,15 +155,149 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		if (c->trace)
 			fprintf(stderr, "tcg: cpu %u %04x:%08llx\n", c->index,
 				c->seg[S_CS].selector, (unsigned long long)c->rip);
+		tcg_update_mode(c);
 		tb = tcg_tb_find(c);
-		if (!tb)
-			return run_error(ex, "tcg: executing outside RAM at rip %#lx",
-					 (unsigned long)c->rip);
+		tf = c->rflags & F_TF;
 		c->shadow = false;
 		c->cur_phys = tb->phys;
 		c->cur_end = tb->phys + tb->size;
-		c->smc = false;
+		c->brk = false;
 		tcg_interp(c, tb);
 		c->cur_end = 0;
+		if (tf) {
+			/* Single-step trap after the instruction (DR6.BS). */
+			c->dr[6] |= 1u << 14;
+			c->insn_eip = c->rip;
+			tcg_do_interrupt(c, EXC_DB, false, 0, INT_EXC, c->rip);
+		}
+		if (c->exit_req) {
+			/* The access is done; like a PIO exit after which the
+			 * machine has a request, the generic loop parks us. */
+			c->exit_req = false;
+			ex->reason = ACCEL_EXIT_PIO;
+			ex->pio.count = 0;
+			return 0;
+		}
 	}
+}
+
+#define TB_HASH_SIZE	8192
+#define TB_ARENA_SIZE	(32u << 20)
+
+static size_t scratch_size(void)
+{
+	return sizeof(struct tb) + TB_MAX_UOPS * sizeof(struct uop) + 4096 + 32;
+}
+
+int tcg_tb_init(struct tcg_cpu *c)
+{
+	struct tb *s;
+
+	c->tb_hash = calloc(TB_HASH_SIZE, sizeof(*c->tb_hash));
+	c->tb_arena = malloc(TB_ARENA_SIZE);
+	s = malloc(scratch_size());
+	if (!c->tb_hash || !c->tb_arena || !s) {
+		free(c->tb_hash);
+		free(c->tb_arena);
+		free(s);
+		return -ENOMEM;
+	}
+	s->uops = (struct uop *)(s + 1);
+	s->code = (uint8_t *)(s->uops + TB_MAX_UOPS);
+	c->scratch = s;
+	c->tb_arena_size = TB_ARENA_SIZE;
+	c->tb_arena_used = 0;
+	return 0;
+}
+
+void tcg_tb_destroy(struct tcg_cpu *c)
+{
+	free(c->tb_hash);
+	free(c->tb_arena);
+	free(c->scratch);
+	c->tb_hash = NULL;
+	c->tb_arena = NULL;
+	c->scratch = NULL;
+}
+
+void tcg_tb_flush(struct tcg_cpu *c)
+{
+	memset(c->tb_hash, 0, TB_HASH_SIZE * sizeof(*c->tb_hash));
+	c->tb_arena_used = 0;
+}
+
+static unsigned tb_hash(uint64_t phys, uint64_t eip)
+{
+	uint64_t h = phys * 0x9e3779b97f4a7c15ull ^ eip;
+
+	return (h >> 40) % TB_HASH_SIZE;
+}
+
+/* Copy the scratch block into the arena and link it. */
+static struct tb *tb_commit(struct tcg_cpu *c, unsigned h)
+{
+	struct tb *s = c->scratch, *tb;
+	size_t need = sizeof(*tb) + s->nr_uops * sizeof(struct uop) + s->size;
+
+	need = (need + 15) & ~(size_t)15;
+	if (c->tb_arena_used + need > c->tb_arena_size) {
+		tcg_tb_flush(c);
+		h = tb_hash(s->phys, s->eip);
+	}
+	tb = (struct tb *)(c->tb_arena + c->tb_arena_used);
+	c->tb_arena_used += need;
+	*tb = *s;
+	tb->uops = (struct uop *)(tb + 1);
+	tb->code = (uint8_t *)(tb->uops + s->nr_uops);
+	memcpy(tb->uops, s->uops, s->nr_uops * sizeof(struct uop));
+	memcpy(tb->code, s->code, s->size);
+	tb->next = c->tb_hash[h];
+	c->tb_hash[h] = tb;
+	return tb;
+}
+
+/*
+ * The block for c->rip, translated if needed.  Faults on the fetch are
+ * raised (the caller has set insn_eip to rip).
+ */
+struct tb *tcg_tb_find(struct tcg_cpu *c)
+{
+	uint64_t lin, phys;
+	uint32_t err;
+	const uint8_t *hva;
+	struct tb **pp, *tb;
+	unsigned h;
+
+	lin = tcg_lin(c, S_CS, c->rip, 1, ACC_X);
+	if (tcg_translate(c, lin, ACC_X, c->cpl == 3, &phys, &err))
+		tcg_raise_pf(c, lin, err);
+	hva = gpa_to_hva(&c->m->mem, phys, 1);
+	if (!hva) {
+		/* Code outside RAM (a ROM behind the MMIO bus): fetch the
+		 * bytes of one instruction and run it uncached. */
+		uint8_t *b = c->mmio_code;
+		unsigned n = 0x1000 - (lin & 0xfff);
+
+		if (n > 15)
+			n = 15;
+		for (unsigned k = 0; k < n; k++)
+			b[k] = bus_read(&c->m->mmio, phys + k, 1);
+		tcg_translate_tb(c, phys, lin, b, true);
+		return c->scratch;
+	}
+	h = tb_hash(phys, c->rip);
+	for (pp = &c->tb_hash[h]; (tb = *pp); pp = &tb->next) {
+		if (tb->phys != phys || tb->eip != c->rip || tb->flags != c->tb_flags ||
+		    tb->cs_base != c->seg[S_CS].base)
+			continue;
+		if (!memcmp(tb->code, hva, tb->size))
+			return tb;
+		/* The guest rewrote this code: drop the block. */
+		*pp = tb->next;
+		break;
+	}
+	tcg_translate_tb(c, phys, lin, hva, false);
+	if (!c->scratch->cacheable)
+		return c->scratch;
+	return tb_commit(c, h);
 }

@@ -183,7 +183,7 @@ void tcg_null_outer_segs(struct tcg_cpu *c)
 		   CR0_AM | CR0_NW | CR0_CD | CR0_PG)
 #define CR4_TSD (1ull << 2)
 /* The CR4 bits of the features CPUID advertises. */
-#define CR4_OK (CR4_TSD | CR4_PSE | CR4_PAE | CR4_PGE)
+#define CR4_OK (CR4_TSD | CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT)
 
 void tcg_write_cr(struct tcg_cpu *c, int cr, uint64_t v)
 {
@@ -340,11 +340,14 @@ int tcg_wrmsr(struct tcg_cpu *c, uint32_t msr, uint64_t v)
 }
 
 /* CPUID feature bits, by what is implemented. */
-#define CPUID_1_EDX ((1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | \
-		     (1u << 11) | (1u << 12) | (1u << 13) | (1u << 15) | (1u << 16) | \
-		     (1u << 19))
+#define CPUID_1_EDX ((1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | \
+		     (1u << 8) | (1u << 11) | (1u << 12) | (1u << 13) | (1u << 15) | \
+		     (1u << 16) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | \
+		     (1u << 26))	/* FPU PSE TSC MSR PAE CX8 SEP MTRR PGE CMOV PAT \
+				 * CLFSH MMX FXSR SSE SSE2 */
 #define CPUID_1_EDX_APIC (1u << 9)
-#define CPUID_1_ECX ((1u << 13) | (1u << 23) | (1u << 31))
+#define CPUID_1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | \
+		     (1u << 23) | (1u << 31))	/* SSE3 SSSE3 CX16 SSE4.1 SSE4.2 POPCNT hv */
 #define CPUID_X1_EDX ((1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29))
 #define CPUID_X1_ECX ((1u << 0) | (1u << 5))
 

@@ -3,7 +3,7 @@
  *
  * Guest code is decoded once (decode.c) into translation blocks of
  * micro-operations (struct uop), cached by guest-physical address
- * (tb.c) and executed by an interpreter (interp.c).  A micro-op names
+ * (run.c) and executed by an interpreter (interp.c).  A micro-op names
  * temporaries, guest registers and immediates only; anything that needs
  * the CPU's mode at run time (segment checks, paging, privilege) happens
  * inside the memory and helper micro-ops, so a code generator can turn
@@ -109,7 +109,7 @@ enum uop_code {
 	U_JCC,		/* if condition x: rip = imm, end of block */
 	U_JNZ,		/* if T[a] (sized) != 0: rip = imm, end of block */
 	U_JZ,		/* if T[a] (sized) == 0: rip = imm, end of block */
-	U_HELPER,	/* call (tcg_helper)imm; it may end the block */
+	U_HELPER,	/* call (tcg_helper)imm; ends the block if aux & 1 or it says so */
 	U_EXC,		/* raise exception x with error code imm */
 	U_NR
 };
@@ -133,6 +133,7 @@ struct uop {
 #define TBF_SS32	0x04	/* 32-bit stack */
 #define TBF_PE		0x08	/* protected mode */
 #define TBF_VM		0x10	/* virtual-8086 mode */
+#define TBF_TF		0x20	/* single-step: one instruction per block */
 
 #define TB_MAX_INSNS	64
 #define TB_MAX_UOPS	1024
@@ -154,6 +155,7 @@ struct tlb_entry {
 	uint64_t vpn;		/* linear page number, or ~0 if empty */
 	uint64_t ppn;		/* physical page address */
 	uint8_t *hva;		/* host page if RAM, else NULL (MMIO) */
+	uint32_t span;		/* page numbers covered - 1 (large pages) */
 	uint8_t perm;		/* TLB_* */
 };
 #define TLB_W		0x01	/* writable (and dirty already set) */
@@ -200,10 +202,12 @@ struct tcg_cpu {
 	uint64_t insn_next;		/* eip after it */
 	uint32_t tb_flags;
 	bool end_tb;			/* a helper changed rip or mode */
-	bool smc;			/* this vCPU wrote to the running block */
+	bool brk;			/* leave the block at the next instruction */
+	bool exit_req;			/* a device access posted a machine request */
 	uint64_t cur_phys, cur_end;	/* guest bytes of the running block */
 	bool shadow;			/* interrupt shadow (sti, mov ss) */
 	bool halted;
+	bool nmi_blocked;		/* in an NMI handler, until iret */
 	bool trace;			/* VIREO_TCG_TRACE: log each block */
 	bool wait_sipi;
 	int delivering;			/* vector being delivered, or -1 */
@@ -220,6 +224,7 @@ struct tcg_cpu {
 	uint8_t *tb_arena;
 	size_t tb_arena_used, tb_arena_size;
 	struct tb *scratch;		/* block being translated */
+	uint8_t mmio_code[16];		/* code bytes fetched from the MMIO bus */
 
 	/* Links to the machine */
 	struct machine *m;
@@ -259,7 +264,7 @@ bool tcg_code64(const struct tcg_cpu *c);
 void tcg_seg_load_real(struct tcg_cpu *c, int sreg, uint16_t sel);
 uint64_t tcg_read_tsc(struct tcg_cpu *c);
 
-/* flags.c */
+/* cpu.c: lazy flags */
 uint64_t tcg_get_flags(struct tcg_cpu *c);
 void tcg_set_flags(struct tcg_cpu *c, uint64_t f, uint64_t mask);
 bool tcg_cond(struct tcg_cpu *c, unsigned cc);
@@ -291,13 +296,18 @@ uint8_t *tcg_lock_hva(struct tcg_cpu *c, int sreg, uint64_t off, unsigned bytes)
 void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes);
 
 /* decode.c, translate*.c */
-/* Translate the block at c->rip into c->scratch; hva is its first byte. */
-void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva);
+/*
+ * Translate the block at c->rip into c->scratch; hva is its first byte.
+ * mmio: the code is not RAM and hva holds just 15 bytes read from the bus:
+ * translate one instruction and do not cache it.
+ */
+void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva,
+		      bool mmio);
 
 /* interp.c */
 void tcg_interp(struct tcg_cpu *c, const struct tb *tb);
 
-/* tb.c */
+/* run.c: the translation cache */
 int tcg_tb_init(struct tcg_cpu *c);
 void tcg_tb_destroy(struct tcg_cpu *c);
 struct tb *tcg_tb_find(struct tcg_cpu *c);
@@ -318,6 +328,10 @@ void tcg_desc_to_seg(struct cpu_segment *s, uint16_t sel, const uint32_t d[2]);
 
 /* run.c: the vCPU loop behind vcpu_run. */
 int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex);
+
+/* After a bus access: stop at the next instruction if the machine has a
+ * request pending (the guest wrote isa-debug-exit, a reset port, ...). */
+void tcg_after_io(struct tcg_cpu *c);
 
 /* tcg_accel.c: the irqchip, or NULL in a machine without one. */
 struct irqchip *tcg_irqchip(struct tcg_cpu *c);

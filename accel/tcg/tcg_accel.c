@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "accel/tcg/sse.h"
 #include "accel/tcg/tcg.h"
 #include "irqchip.h"
 #include "log.h"
@@ -253,9 +254,14 @@ static void reset_extra(struct tcg_cpu *c)
 	c->dr[7] = 0x400;
 	c->halted = false;
 	c->shadow = false;
-	c->smc = false;
+	c->brk = false;
 	c->delivering = -1;
 	c->shutdown = false;
+	c->nmi_blocked = false;
+	tcg_fpu_init(c);
+	memset(c->st, 0, sizeof(c->st));
+	memset(c->xmm, 0, sizeof(c->xmm));
+	c->mxcsr = 0x1f80;
 	tcg_tb_flush(c);
 }
 
@@ -293,6 +299,17 @@ static int tcg_vcpu_get_state(struct vcpu *v, struct cpu_state *s)
 	struct tcg_cpu *c = v->accel_state;
 
 	tcg_cpu_get_state(c, s);
+	s->msrs.star = c->star;
+	s->msrs.lstar = c->lstar;
+	s->msrs.cstar = c->cstar;
+	s->msrs.sfmask = c->sfmask;
+	s->msrs.kernel_gs_base = c->kernel_gs_base;
+	s->msrs.sysenter_cs = c->sysenter_cs;
+	s->msrs.sysenter_esp = c->sysenter_esp;
+	s->msrs.sysenter_eip = c->sysenter_eip;
+	s->msrs.tsc_aux = c->tsc_aux;
+	s->msrs.pat = c->pat;
+	memcpy(s->msrs.dr, c->dr, sizeof(c->dr));
 	if (c->vm && c->vm->irqchip) {
 		s->cr8 = irqchip_get_cr8(c->vm->irqchip, c->index);
 		s->apic_base = irqchip_get_apic_base(c->vm->irqchip, c->index);
@@ -305,6 +322,20 @@ static int tcg_vcpu_set_state(struct vcpu *v, const struct cpu_state *s)
 	struct tcg_cpu *c = v->accel_state;
 
 	tcg_cpu_reset_state(c, s);
+	c->star = s->msrs.star;
+	c->lstar = s->msrs.lstar;
+	c->cstar = s->msrs.cstar;
+	c->sfmask = s->msrs.sfmask;
+	c->kernel_gs_base = s->msrs.kernel_gs_base;
+	c->sysenter_cs = s->msrs.sysenter_cs;
+	c->sysenter_esp = s->msrs.sysenter_esp;
+	c->sysenter_eip = s->msrs.sysenter_eip;
+	c->tsc_aux = s->msrs.tsc_aux;
+	c->pat = s->msrs.pat ? s->msrs.pat : 0x0007040600070406ull;
+	memcpy(c->dr, s->msrs.dr, sizeof(c->dr));
+	c->dr[6] |= 0xffff0ff0;
+	c->dr[7] |= 0x400;
+	tcg_tb_flush(c);
 	if (c->vm && c->vm->irqchip) {
 		irqchip_set_cr8(c->vm->irqchip, c->index, s->cr8);
 		if (s->apic_base)

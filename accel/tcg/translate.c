@@ -172,14 +172,17 @@ void gen_exc(struct tctx *t, int vec, uint32_t err)
 	t->end = true;
 }
 
-void gen_helper(struct tctx *t, tcg_helper fn, unsigned size, unsigned d,
-		unsigned a, unsigned b, unsigned x, bool ends)
+/* aux bit 0: the block ends after the helper; bits 8-15 are free for an
+ * immediate operand of the helper. */
+struct uop *gen_helper(struct tctx *t, tcg_helper fn, unsigned size, unsigned d,
+		       unsigned a, unsigned b, unsigned x, bool ends)
 {
 	struct uop *u = tcg_emit(t, U_HELPER, size, d, a, b, x, (uintptr_t)fn);
 
 	u->aux = ends;
 	if (ends)
 		t->end = true;
+	return u;
 }
 
 /* A lock prefix is valid only on the read-modify-write instructions
@@ -217,7 +220,7 @@ static bool translate_insn(struct tctx *t)
 		return true;
 	}
 	return tcg_tr_alu(t) || tcg_tr_ctl(t) || tcg_tr_str(t) || tcg_tr_misc(t) ||
-	       tcg_tr_sys(t);
+	       tcg_tr_sys(t) || tcg_tr_legacy(t) || tcg_tr_sse(t);
 }
 
 static unsigned code_mode(uint32_t flags)
@@ -225,7 +228,8 @@ static unsigned code_mode(uint32_t flags)
 	return (flags & TBF_CS64) ? 3 : (flags & TBF_CS32) ? 2 : 1;
 }
 
-void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva)
+void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva,
+		      bool mmio)
 {
 	struct tb *tb = c->scratch;
 	uint64_t page_end = (lin | 0xfff) + 1, eip = c->rip, cur = lin;
@@ -239,7 +243,9 @@ void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint
 	tb->eip = eip;
 	tb->flags = c->tb_flags;
 	tb->nr_insns = 0;
-	tb->cacheable = true;
+	tb->cacheable = !mmio;
+	if (mmio && page_end - lin > 15)
+		page_end = lin + 15;
 	for (;;) {
 		uint8_t buf[16];
 		unsigned avail = page_end - cur, start = t.n;
@@ -292,7 +298,7 @@ void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint
 		cur += len;
 		eip = next_eip(&t);
 		if (t.end || cur >= page_end || tb->nr_insns >= TB_MAX_INSNS ||
-		    t.n + 64 > t.max || !tb->cacheable)
+		    t.n + 64 > t.max || !tb->cacheable || (c->tb_flags & TBF_TF))
 			break;
 	}
 	if (!t.end)

@@ -247,7 +247,7 @@ static bool tr_bt(struct tctx *t)
 static bool tr_bitscan(struct tctx *t)
 {
 	struct insn *i = t->i;
-	unsigned size = i->osz, a, r, op;
+	unsigned size = i->osz, a, r, op, wsize;
 
 	switch (i->op) {
 	/* Without BMI1 in CPUID, f3 0f bc is bsf (as on such CPUs). */
@@ -261,17 +261,23 @@ static bool tr_bitscan(struct tctx *t)
 	if (lock_bad(t, false))
 		return true;
 	a = gen_ld_rm(t, size);
-	r = gen_ld_reg(t, i->reg, size);
+	/* bsf/bsr of zero leave all 64 bits of the destination alone, even
+	 * with a 32-bit operand: read and write it whole in that case. */
+	wsize = (op == U_BSF || op == U_BSR) && size == 2 ? 3 : size;
+	r = gen_ld_reg(t, i->reg, wsize);
 	tcg_emit(t, op, size, r, a, 0, 0, 0);
-	gen_st_reg(t, i->reg, size, r);
+	gen_st_reg(t, i->reg, wsize, r);
 	return true;
 }
 
-/* cmpxchg r/m, reg: compare with rAX; the destination is always written
- * (with its own value on mismatch), as the SDM describes. */
+/* cmpxchg r/m, reg: compare with rAX.  A memory destination is always
+ * written (with its own value on mismatch), as the SDM describes; a
+ * 32-bit register destination, and rAX, keep their upper half when they
+ * are not the one written, as Intel cores do. */
 static bool tr_cmpxchg(struct tctx *t)
 {
-	unsigned size = opsize(t), acc, old, src, r, eq, val;
+	unsigned size = opsize(t), wsize = size == 2 ? 3 : size;
+	unsigned acc, old, src, r, eq, val;
 
 	if (lock_bad(t, true))
 		return true;
@@ -283,11 +289,16 @@ static bool tr_cmpxchg(struct tctx *t)
 	eq = tcg_tmp(t);
 	tcg_emit(t, U_GETCC, 0, eq, 0, 0, CC_E, 0);
 	val = tcg_tmp(t);
-	tcg_emit(t, U_SELECT, size, val, src, old, eq, 0);
-	rmw_store(t, size, old, val);
+	if (t->i->mem) {
+		tcg_emit(t, U_SELECT, size, val, src, old, eq, 0);
+		rmw_store(t, size, old, val);
+	} else {
+		tcg_emit(t, U_SELECT, wsize, val, src, gen_ld_reg(t, t->i->rm, wsize), eq, 0);
+		gen_st_reg(t, t->i->rm, wsize, val);
+	}
 	/* rAX receives the old value only on mismatch. */
-	tcg_emit(t, U_SELECT, size, val, acc, old, eq, 0);
-	gen_st_reg(t, R_RAX, size, val);
+	tcg_emit(t, U_SELECT, wsize, val, gen_ld_reg(t, R_RAX, wsize), old, eq, 0);
+	gen_st_reg(t, R_RAX, wsize, val);
 	return true;
 }
 

@@ -52,7 +52,7 @@ static bool tr_near(struct tctx *t)
 	struct insn *i = t->i;
 	unsigned bs = branch_size(t), v, cnt, z;
 	int64_t rel8 = (int8_t)i->imm;
-	int64_t relz = i->osz == 1 ? (int16_t)i->imm : (int32_t)i->imm;
+	int64_t relz = i->osz == 1 && i->mode != 3 ? (int16_t)i->imm : (int32_t)i->imm;
 
 	switch (i->op) {
 	case 0x70 ... 0x7f:

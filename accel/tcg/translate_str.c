@@ -68,14 +68,19 @@ static void io_check(struct tcg_cpu *c, uint16_t port, unsigned bytes)
 
 static uint64_t pio_in(struct tcg_cpu *c, uint16_t port, unsigned bytes)
 {
+	uint64_t v;
+
 	io_check(c, port, bytes);
-	return bus_read(&c->m->pio, port, bytes);
+	v = bus_read(&c->m->pio, port, bytes);
+	tcg_after_io(c);
+	return v;
 }
 
 static void pio_out(struct tcg_cpu *c, uint16_t port, unsigned bytes, uint64_t v)
 {
 	io_check(c, port, bytes);
 	bus_write(&c->m->pio, port, bytes, v);
+	tcg_after_io(c);
 }
 
 /* u: size = operand size, b = address size, x = source segment,
@@ -92,7 +97,7 @@ static void helper_string(struct tcg_cpu *c, const struct uop *u)
 		cr = c->gpr[R_RCX] & m;
 		if (rep && cr == 0)
 			break;
-		if (n++ >= REP_BUDGET) {
+		if (n++ >= REP_BUDGET || c->exit_req) {
 			/* Yield: run this instruction again later. */
 			c->rip = c->insn_eip;
 			c->end_tb = true;

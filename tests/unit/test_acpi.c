@@ -476,6 +476,13 @@ static void test_power_button(void)
 	g_assert_cmphex(bus_read(&f->m.pio, PM1_STS, 4), ==, 1 << 8 | 1 << 24);
 	bus_write(&f->m.pio, PM1_STS, 4, 1 << 8 | 1 << 24);
 	g_assert_cmpint(f->level[9], ==, 0);
+	/*
+	 * The global lock and RTC enables keep what is written (ACPICA checks
+	 * them back when it enables those fixed events); other bits do not.
+	 */
+	bus_write(&f->m.pio, PM1_EN, 2, 0xffff);
+	g_assert_cmphex(bus_read(&f->m.pio, PM1_EN, 2), ==, 1 << 5 | 1 << 8 | 1 << 10);
+	bus_write(&f->m.pio, PM1_EN, 2, 1 << 8);
 	/* Reset: everything off, the SCI low. */
 	acpi_power_button(&f->m);
 	g_assert_cmpint(f->level[9], ==, 1);

@@ -328,7 +328,8 @@ static void test_locked_two_threads(void)
 	tm_free(t);
 }
 
-/* cpuid advertises long mode, NX and syscall; no x87 or SSE yet. */
+/* cpuid advertises long mode, NX, syscall, x87, MMX, FXSR, SSE, SSE2;
+ * nothing later (SSE3, AVX, XSAVE). */
 static void test_cpuid(void)
 {
 	struct tvm *t = tm_new(16 << 20, 1, false);
@@ -350,8 +351,213 @@ static void test_cpuid(void)
 	g_assert_true(c->gpr[R_R8] & (1u << 20));	/* NX */
 	g_assert_true(c->gpr[R_R8] & (1u << 11));	/* SYSCALL */
 	g_assert_true(c->gpr[R_R9] & (1u << 6));	/* PAE */
-	g_assert_false(c->gpr[R_R9] & (1u << 0));	/* no FPU until x87 exists */
-	g_assert_false(c->gpr[R_R9] & (1u << 25));	/* no SSE */
+	g_assert_true(c->gpr[R_R9] & (1u << 0));	/* FPU */
+	g_assert_true(c->gpr[R_R9] & (1u << 26));	/* SSE2 */
+	g_assert_true(c->gpr[R_R10] & (1u << 0));	/* SSE3 */
+	g_assert_false(c->gpr[R_R10] & (1u << 26));	/* no XSAVE */
+	tm_free(t);
+}
+
+/* The instructions only legacy modes have: BCD, salc, bound, arpl. */
+static void test_legacy32(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+
+	tm_wr(t, 0x3100, 0x00000010, 4);		/* bound: lower 16 */
+	tm_wr(t, 0x3104, 0x00000020, 4);		/* upper 32 */
+	tm_load_asm(t, 0x1000,
+		".code32\n"
+		"mov $0x79, %al; add $0x35, %al; daa; mov %eax, 0x3000\n"
+		"pushf; pop 0x3004\n"
+		"mov $0x35, %al; sub $0x47, %al; das; mov %eax, 0x3008\n"
+		"mov $5, %ax; add $8, %al; aaa; mov %eax, 0x300c\n"
+		"mov $0x100, %ax; sub $1, %al; aas; mov %eax, 0x3010\n"
+		"mov $73, %al; aam; mov %eax, 0x3014\n"
+		"mov $0x0703, %ax; aad; mov %eax, 0x3018\n"
+		"stc; .byte 0xd6; mov %eax, 0x301c\n"
+		"mov $0x18, %ecx; bound %ecx, 0x3100\n"
+		"mov $0x10, %ax; mov $3, %bx; arpl %bx, %ax; mov %eax, 0x3020\n"
+		"setz 0x3024\n"
+		"hlt\n");
+	tm_flat32(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(tm_rd(t, 0x3000, 1), ==, 0x14);
+	g_assert_cmphex(tm_rd(t, 0x3004, 4) & F_CF, ==, F_CF);
+	g_assert_cmphex(tm_rd(t, 0x3008, 1), ==, 0x88);
+	g_assert_cmphex(tm_rd(t, 0x300c, 2), ==, 0x0103);
+	g_assert_cmphex(tm_rd(t, 0x3010, 2), ==, 0x0009);
+	g_assert_cmphex(tm_rd(t, 0x3014, 2), ==, 0x0703);
+	g_assert_cmphex(tm_rd(t, 0x3018, 2), ==, 0x0049);
+	g_assert_cmphex(tm_rd(t, 0x301c, 1), ==, 0xff);
+	g_assert_cmphex(tm_rd(t, 0x3020, 2), ==, 0x13);
+	g_assert_cmphex(tm_rd(t, 0x3024, 1), ==, 1);
+	tm_free(t);
+}
+
+/* Single-step: TF traps after each instruction it was set for. */
+static void test_single_step(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	tm_load_asm(t, 0x2000, ".code64\n"
+		"incq 0x5000\n"
+		"iretq\n");
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"pushfq; orq $0x100, (%rsp); popfq\n"
+		"nop; nop; nop\n"
+		"pushfq; andq $~0x100, (%rsp); popfq\n"
+		"mov 0x5000, %rax\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	idt64(t, c, 0x2000, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmpuint(c->gpr[R_RAX], ==, 6);
+	g_assert_true(c->dr[6] & (1u << 14));
+	tm_free(t);
+}
+
+/* Code outside RAM, behind the MMIO bus, runs uncached. */
+static const uint8_t rom_code[] = {
+	0xb8, 0x42, 0, 0, 0,		/* mov $0x42, %eax */
+	0xbb, 0x43, 0, 0, 0,		/* mov $0x43, %ebx */
+	0xf4,				/* hlt */
+};
+
+static uint64_t rom_read(void *opaque, uint64_t off, unsigned size)
+{
+	uint64_t v = 0;
+
+	for (unsigned k = 0; k < size; k++)
+		if (off + k < sizeof(rom_code))
+			v |= (uint64_t)rom_code[off + k] << (8 * k);
+	return v;
+}
+
+static void rom_write(void *opaque, uint64_t off, unsigned size, uint64_t v)
+{
+}
+
+static const struct bus_ops rom_ops = { .read = rom_read, .write = rom_write };
+
+static void test_exec_mmio(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	g_assert_cmpint(bus_register(&t->m.mmio, 0xd0000000, 0x1000, &rom_ops, t, "rom"), ==, 0);
+	tm_load_asm(t, 0x1000, ".code32\n"
+		"mov $0xd0000000, %ecx\n"
+		"jmp *%ecx\n");
+	tm_flat32(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_RAX], ==, 0x42);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x43);
+	g_assert_cmphex(c->rip, ==, 0xd000000b);
+	tm_free(t);
+}
+
+/* get_state/set_state carry registers, flags and the MSRs of cpu_state. */
+static void test_state_roundtrip(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct cpu_state s;
+
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"mov $0xc0000082, %ecx; rdmsr; shl $32, %rdx; or %rdx, %rax; mov %rax, %r8\n"
+		"mov $0x176, %ecx; rdmsr; mov %rax, %r9\n"
+		"mov $-1, %rbx; add $1, %rbx\n"		/* ZF, CF */
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tcg_accel_ops.vcpu_get_state(&t->v[0], &s), ==, 0);
+	s.msrs.lstar = 0xffffffff81000000ull;
+	s.msrs.sysenter_eip = 0x12345678;
+	g_assert_cmpint(tcg_accel_ops.vcpu_set_state(&t->v[0], &s), ==, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmpint(tcg_accel_ops.vcpu_get_state(&t->v[0], &s), ==, 0);
+	g_assert_cmphex(s.gpr[R_R8], ==, 0xffffffff81000000ull);
+	g_assert_cmphex(s.gpr[R_R9], ==, 0x12345678);
+	g_assert_cmphex(s.rflags & (F_ZF | F_CF | F_SF), ==, F_ZF | F_CF);
+	g_assert_cmphex(s.rip, ==, t->c[0]->rip);
+	g_assert_cmphex(s.msrs.lstar, ==, 0xffffffff81000000ull);
+	g_assert_cmpuint(s.cs.l, ==, 1);
+	g_assert_cmphex(s.efer & EFER_LMA, ==, EFER_LMA);
+	tm_free(t);
+}
+
+/* x87 control words, MXCSR, fxsave/fxrstor, and the #NM/#GP/#UD rules
+ * of CR0.TS, MXCSR reserved bits and alignment. */
+static void test_fxsave(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	/* The #GP handler counts and skips %r15 bytes. */
+	tm_load_asm(t, 0x2000, ".code64\n"
+		"incq 0x5000\n"
+		"add %r15, 8(%rsp)\n"			/* #GP has an error code */
+		"add $8, %rsp\n"
+		"iretq\n");
+	tm_load_asm(t, 0x2100, ".code64\n"
+		"incq 0x5008\n"
+		"clts\n"				/* #NM: allow the FPU and retry */
+		"iretq\n");
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"fninit\n"
+		"fnstcw 0x3000\n"
+		"fnstsw %ax\n"
+		"mov %eax, 0x3002\n"
+		"movl $0x1fc0, 0x3008\n"
+		"ldmxcsr 0x3008\n"
+		"stmxcsr 0x300c\n"
+		"movl $0x10000, 0x3010\n"
+		"mov $8, %r15\n"
+		"ldmxcsr 0x3010\n"			/* reserved bit: #GP; 8 bytes long */
+		"mov $0x1122334455667788, %rax; movq %rax, %xmm5\n"
+		"mov $0x99, %eax; movq %rax, %xmm12\n"
+		"fxsave64 0x3100\n"
+		"pxor %xmm5, %xmm5\n"
+		"fxrstor64 0x3100\n"
+		"movq %xmm5, %rbx\n"
+		"mov %cr0, %rax; or $8, %rax; mov %rax, %cr0\n"	/* TS */
+		"fxsave64 0x3400\n"			/* #NM, then retried */
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	idt64(t, c, 0x2000, 0);
+	tm_wr(t, 0x30000 + 7 * 16, (0x2100 & 0xffff) | (0x10ull << 16) | (0x8eull << 40), 8);
+	c->cr4 |= CR4_OSFXSR;
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(tm_rd(t, 0x3000, 2), ==, 0x37f);
+	g_assert_cmphex(tm_rd(t, 0x3002, 2), ==, 0);
+	g_assert_cmphex(tm_rd(t, 0x300c, 4), ==, 0x1fc0);
+	g_assert_cmpuint(tm_rd(t, 0x5000, 8), ==, 1);		/* one #GP */
+	g_assert_cmpuint(tm_rd(t, 0x5008, 8), ==, 1);		/* one #NM */
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x1122334455667788);
+	g_assert_cmphex(tm_rd(t, 0x3100, 2), ==, 0x37f);	/* FCW */
+	g_assert_cmphex(tm_rd(t, 0x3100 + 24, 4), ==, 0x1fc0);	/* MXCSR */
+	g_assert_cmphex(tm_rd(t, 0x3100 + 160 + 5 * 16, 8), ==, 0x1122334455667788);
+	g_assert_cmphex(tm_rd(t, 0x3100 + 160 + 12 * 16, 8), ==, 0x99);
+	g_assert_cmphex(tm_rd(t, 0x3400 + 160 + 12 * 16, 8), ==, 0x99);
+	tm_free(t);
+}
+
+/* Without CR4.OSFXSR, SSE instructions are undefined. */
+static void test_sse_disabled(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	tm_load_asm(t, 0x2000, ".code64\n"
+		"mov (%rsp), %r8\n"
+		"hlt\n");
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"nop\n"
+		"pxor %xmm0, %xmm0\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	idt64(t, c, 0x2000, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_R8], ==, 0x1001);
 	tm_free(t);
 }
 
@@ -366,6 +572,12 @@ int main(int argc, char **argv)
 	g_test_add_func("/tcg/excp/triple", test_triple_fault);
 	g_test_add_func("/tcg/smc", test_smc);
 	g_test_add_func("/tcg/lock/two-threads", test_locked_two_threads);
+	g_test_add_func("/tcg/sse/fxsave", test_fxsave);
+	g_test_add_func("/tcg/sse/disabled", test_sse_disabled);
 	g_test_add_func("/tcg/cpuid", test_cpuid);
+	g_test_add_func("/tcg/state", test_state_roundtrip);
+	g_test_add_func("/tcg/flat32/legacy", test_legacy32);
+	g_test_add_func("/tcg/flat32/exec-mmio", test_exec_mmio);
+	g_test_add_func("/tcg/excp/single-step", test_single_step);
 	return g_test_run();
 }

@@ -198,17 +198,18 @@ static inline uint64_t tm_map_identity64(struct tvm *t, uint64_t pt)
 }
 
 /*
- * A GDT at base: 0x08 code32 DPL0, 0x10 code64 DPL0, 0x18 data DPL0,
+ * A GDT at base: 0x08 code32 DPL0, 0x10 code64 (or code32) DPL0, 0x18 data DPL0,
  * 0x20 code32 DPL3, 0x28 data DPL3, 0x30 code64 DPL3 (the syscall/sysret
  * layout Linux uses), 0x38 a 64-bit TSS at base + 0x100 (16 bytes).
  */
-static inline void tm_gdt(struct tvm *t, uint64_t base)
+static inline void tm_gdt(struct tvm *t, uint64_t base, bool long_mode)
 {
 	uint64_t tss = base + 0x100;
 
 	tm_wr(t, base + 0x00, 0, 8);
 	tm_wr(t, base + 0x08, 0x00cf9b000000ffffull, 8);
-	tm_wr(t, base + 0x10, 0x00af9b000000ffffull, 8);
+	/* 0x10 is the boot code segment: 64-bit, or 32-bit for flat32 */
+	tm_wr(t, base + 0x10, long_mode ? 0x00af9b000000ffffull : 0x00cf9b000000ffffull, 8);
 	tm_wr(t, base + 0x18, 0x00cf93000000ffffull, 8);
 	tm_wr(t, base + 0x20, 0x00cffb000000ffffull, 8);
 	tm_wr(t, base + 0x28, 0x00cff3000000ffffull, 8);
@@ -226,7 +227,7 @@ static inline void tm_long64(struct tvm *t, unsigned i, uint64_t rip)
 
 	memset(&s, 0, sizeof(s));
 	tm_map_identity64(t, 0x10000);
-	tm_gdt(t, 0x20000);
+	tm_gdt(t, 0x20000, true);
 	cpu_state_long64(&s, 0x10000, 0x20000);
 	s.gdt.limit = 0x47;
 	s.rip = rip;
@@ -239,7 +240,7 @@ static inline void tm_flat32(struct tvm *t, unsigned i, uint64_t eip)
 	struct cpu_state s;
 
 	memset(&s, 0, sizeof(s));
-	tm_gdt(t, 0x20000);
+	tm_gdt(t, 0x20000, false);
 	cpu_state_flat32(&s);
 	s.gdt.base = 0x20000;
 	s.gdt.limit = 0x47;

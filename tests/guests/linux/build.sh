@@ -14,6 +14,8 @@
 # order, prints "VIREO-INIT uptime=<seconds>", runs the command given on the
 # kernel command line as vireo.cmd=<base64 of the shell command> with
 # `sh -c`, prints "VIREO-CMD-EXIT <status>" and powers off (poweroff -f).
+# The ACPI power button (button and evdev modules) makes it print
+# "VIREO-POWER-BUTTON", sync and power off at any time.
 # Base64 (standard alphabet, '=' padding allowed) keeps spaces and quotes
 # out of the kernel's own command-line parsing:
 #     -append "console=ttyS0 vireo.cmd=$(printf 'ls /dev' | base64 -w0)"
@@ -29,7 +31,7 @@ OUT=$(cd "$OUT" && pwd)
 DEBS=$OUT/debs
 
 # Modules the tests need; their dependencies are added from .modinfo.
-WANT="virtio_pci virtio_blk virtio_scsi sd_mod sr_mod"
+WANT="virtio_pci virtio_blk virtio_scsi sd_mod sr_mod button evdev"
 
 log() { echo "build.sh: $*" >&2; }
 
@@ -147,6 +149,22 @@ mount -t devtmpfs dev /dev
 exec 0</dev/console 1>/dev/console 2>&1
 for m in $(cat /lib/modules/order); do
 	insmod /lib/modules/$m.ko || echo "VIREO-INIT insmod $m failed"
+done
+# The ACPI power button (QMP system_powerdown): a clean shutdown, as a
+# full system's init would do it.  evdev wants whole 24-byte events.
+for ev in /sys/class/input/input*/name; do
+	case "$(cat "$ev")" in
+	"Power Button")
+		for node in "${ev%/name}"/event*; do
+			# devtmpfs makes the node a moment after the module loads.
+			( dev=/dev/"${node##*/}"; n=0
+			  while [ ! -e "$dev" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+			  dd if="$dev" bs=24 count=1 >/dev/null 2>&1 || exit
+			  echo "VIREO-POWER-BUTTON: shutting down"
+			  sync
+			  poweroff -f ) &
+		done ;;
+	esac
 done
 read up idle </proc/uptime
 echo "VIREO-INIT uptime=$up"

@@ -1,0 +1,168 @@
+/*
+ * QMP commands on devices of a running VM: device_add / device_del for the
+ * types that can be hot-plugged (SCSI units on virtio-scsi), and eject /
+ * blockdev-change-medium for removable media.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "block.h"
+#include "machine.h"
+#include "monitor/qmp_int.h"
+#include "scsi.h"
+
+/*
+ * QMP's arguments as a -device option string: "driver,key=value,...",
+ * with commas in values doubled as the option syntax wants.
+ */
+static char *device_optstr(JsonObject *args, struct qmp_error *err)
+{
+	GString *s = g_string_new(json_object_get_string_member(args, "driver"));
+	GList *members = json_object_get_members(args);
+
+	for (GList *l = members; l; l = l->next) {
+		const char *key = l->data;
+		JsonNode *v = json_object_get_member(args, key);
+		char *text = NULL;
+
+		if (!strcmp(key, "driver"))
+			continue;
+		if (JSON_NODE_TYPE(v) == JSON_NODE_VALUE) {
+			GType t = json_node_get_value_type(v);
+
+			if (t == G_TYPE_STRING)
+				text = g_strdup(json_node_get_string(v));
+			else if (t == G_TYPE_INT64)
+				text = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(v));
+			else if (t == G_TYPE_BOOLEAN)
+				text = g_strdup(json_node_get_boolean(v) ? "on" : "off");
+		}
+		if (!text) {
+			qmp_set_error(err, QMP_ERR_GENERIC,
+				      "Parameter '%s' expects a string, number or boolean", key);
+			g_list_free(members);
+			g_string_free(s, TRUE);
+			return NULL;
+		}
+		g_string_append_printf(s, ",%s=", key);
+		for (const char *p = text; *p; p++) {
+			if (*p == ',')
+				g_string_append_c(s, ',');
+			g_string_append_c(s, *p);
+		}
+		g_free(text);
+	}
+	g_list_free(members);
+	return g_string_free(s, FALSE);
+}
+
+JsonNode *qmp_device_add(struct machine *m, struct qmp_client *c, JsonObject *args,
+				struct qmp_error *err)
+{
+	const char *driver = json_object_get_string_member(args, "driver");
+	const struct device_type *t = device_type_find(driver);
+	char msg[512] = "";
+	char *opts;
+	int ret;
+
+	if (!t) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "'%s' is not a valid device model name", driver);
+		return NULL;
+	}
+	if (!t->hotpluggable) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "Device '%s' cannot be hot-plugged", driver);
+		return NULL;
+	}
+	opts = device_optstr(args, err);
+	if (!opts)
+		return NULL;
+	ret = machine_add_device(m, opts, msg, sizeof(msg));
+	g_free(opts);
+	if (ret) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
+		return NULL;
+	}
+	return qmp_new_object(NULL);
+}
+
+JsonNode *qmp_device_del(struct machine *m, struct qmp_client *c, JsonObject *args,
+				struct qmp_error *err)
+{
+	const char *id = json_object_get_string_member(args, "id");
+	char msg[512] = "";
+
+	if (virtio_scsi_device_del(m, id, msg, sizeof(msg))) {
+		qmp_set_error(err, QMP_ERR_DEVICE_NOT_FOUND, "%s", msg);
+		return NULL;
+	}
+	return qmp_new_object(NULL);
+}
+
+/* eject and blockdev-change-medium name the unit by "id" (or, older, "device"). */
+static const char *unit_id(JsonObject *args, struct qmp_error *err)
+{
+	if (json_object_has_member(args, "id"))
+		return json_object_get_string_member(args, "id");
+	if (json_object_has_member(args, "device"))
+		return json_object_get_string_member(args, "device");
+	qmp_set_error(err, QMP_ERR_GENERIC, "Parameter 'id' is missing");
+	return NULL;
+}
+
+JsonNode *qmp_eject(struct machine *m, struct qmp_client *c, JsonObject *args,
+			   struct qmp_error *err)
+{
+	const char *id = unit_id(args, err);
+	bool force = json_object_has_member(args, "force") &&
+		     json_object_get_boolean_member(args, "force");
+	char msg[512] = "";
+
+	if (!id)
+		return NULL;
+	if (virtio_scsi_eject(m, id, force, msg, sizeof(msg))) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
+		return NULL;
+	}
+	return qmp_new_object(NULL);
+}
+
+JsonNode *qmp_change_medium(struct machine *m, struct qmp_client *c, JsonObject *args,
+				   struct qmp_error *err)
+{
+	const char *id = unit_id(args, err);
+	const char *mode = json_object_has_member(args, "read-only-mode") ?
+			   json_object_get_string_member(args, "read-only-mode") : "retain";
+	struct blk_config cfg = {
+		.file = json_object_get_string_member(args, "filename"),
+		.format = json_object_has_member(args, "format") ?
+			  json_object_get_string_member(args, "format") : NULL,
+		.aio = BLK_AIO_IO_URING,
+		.readonly = true,
+	};
+	char msg[512] = "";
+
+	if (!id)
+		return NULL;
+	if (!strcmp(mode, "read-write")) {
+		cfg.readonly = false;
+	} else if (strcmp(mode, "read-only") && strcmp(mode, "retain")) {
+		qmp_set_error(err, QMP_ERR_GENERIC,
+			      "Parameter 'read-only-mode' does not accept value '%s'", mode);
+		return NULL;
+	}
+	if (cfg.format && strcmp(cfg.format, "raw") && strcmp(cfg.format, "qcow2")) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "Unknown driver '%s'", cfg.format);
+		return NULL;
+	}
+	/* force: open a locked tray first, as eject with force would. */
+	if (json_object_has_member(args, "force") && json_object_get_boolean_member(args, "force") &&
+	    virtio_scsi_eject(m, id, true, msg, sizeof(msg))) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
+		return NULL;
+	}
+	if (virtio_scsi_change_medium(m, id, &cfg, msg, sizeof(msg))) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
+		return NULL;
+	}
+	return qmp_new_object(NULL);
+}

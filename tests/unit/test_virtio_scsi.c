@@ -1,0 +1,987 @@
+/*
+ * virtio-scsi-pci played from the guest side: the test is the driver.  It
+ * finds the controller in config space, negotiates, lays out the control,
+ * event and request queues in guest RAM and sends CDBs to scsi-hd/scsi-cd
+ * units: data round trips on raw and qcow2 (qemu-img check clean), sense
+ * data in the response, bad targets, 1,024 LUNs on one controller, task
+ * management with I/O in flight, hot-plug, unplug and media-change events,
+ * the driver-set CDB size, and malformed chains (NEEDS_RESET, then a reset
+ * brings the device back).
+ */
+#include <errno.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "block.h"
+#include "scsi.h"
+#include "virtio.h"
+#include "virtio/virtio-pci.h"
+#include "virtio_harness.h"
+
+#define QSIZE		128
+#define REQ(q, h)	(0x300000ull + (q) * 0x10000ull + (h) * 0x100ull)
+#define RESP(q, h)	(REQ(q, h) + 0x80)
+#define TABLE(q, h)	(0x400000ull + (q) * 0x10000ull + (h) * 0x100ull)
+#define DATA(q)		(0x800000ull + (q) * 0x400000ull)
+#define EVT(i)		(0x500000ull + (i) * 0x20ull)
+#define DISK		(8ull << 20)
+
+static const uint64_t features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_SCSI_F_HOTPLUG |
+	1ull << VIRTIO_F_INDIRECT_DESC;
+
+struct st {
+	struct vh_machine h;
+	struct vh_dev d;
+	char *dir;
+	unsigned nq;		/* request queues */
+	unsigned cdb_size;
+	struct virtio_scsi_cmd_resp resp;	/* of the last command */
+	uint8_t sense[96];
+};
+
+static void *gp(struct st *t, uint64_t gpa, uint64_t len)
+{
+	return vh_ptr(&t->h.m.mem, gpa, len);
+}
+
+static char *st_image(struct st *t, const char *name, const char *fmt, uint64_t size)
+{
+	char *img = g_build_filename(t->dir, name, NULL);
+
+	if (!strcmp(fmt, "qcow2")) {
+		char sz[32];
+		char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", img, sz, NULL };
+		int status = -1;
+
+		snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
+		if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+				  &status, NULL) || status) {
+			g_free(img);
+			return NULL;
+		}
+	} else {
+		FILE *f = fopen(img, "w");
+
+		g_assert_nonnull(f);
+		g_assert_cmpint(ftruncate(fileno(f), size), ==, 0);
+		fclose(f);
+	}
+	return img;
+}
+
+static void st_drive(struct st *t, const char *id, const char *img, const char *fmt,
+		     const char *extra)
+{
+	char err[256];
+	char *o = g_strdup_printf("file=%s,format=%s,if=none,id=%s%s%s", img, fmt, id,
+				  extra ? "," : "", extra ? extra : "");
+
+	if (drive_add(&t->h.m, o, err, sizeof(err))) {
+		g_test_message("%s", err);
+		g_assert_not_reached();
+	}
+	g_free(o);
+}
+
+static void st_device(struct st *t, const char *fmt, ...)
+{
+	char err[256];
+	va_list ap;
+	char *o;
+
+	va_start(ap, fmt);
+	o = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	if (machine_add_device(&t->h.m, o, err, sizeof(err))) {
+		g_test_message("%s: %s", o, err);
+		g_assert_not_reached();
+	}
+	g_free(o);
+}
+
+static void st_init(struct st *t, unsigned nq, bool fds)
+{
+	memset(t, 0, sizeof(*t));
+	t->dir = g_dir_make_tmp("vireo-vscsi-XXXXXX", NULL);
+	g_assert_nonnull(t->dir);
+	t->nq = nq;
+	t->cdb_size = 32;
+	vh_machine_init(&t->h, 2, fds);
+	st_device(t, "virtio-scsi-pci,id=scsi0,num_queues=%u", nq);
+}
+
+static void st_find(struct st *t)
+{
+	g_assert_true(vh_dev_find(&t->h, VIRTIO_ID_SCSI, 0, &t->d));
+	vh_msix_enable(&t->d);
+}
+
+static void st_up(struct st *t)
+{
+	g_assert_cmphex(vh_dev_setup(&t->d, features, 2 + t->nq, QSIZE), ==,
+			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+			VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void st_rmdir(struct st *t)
+{
+	{
+		GDir *d = g_dir_open(t->dir, 0, NULL);
+		const char *n;
+
+		while ((n = g_dir_read_name(d))) {
+			char *p = g_build_filename(t->dir, n, NULL);
+
+			g_unlink(p);
+			g_free(p);
+		}
+		g_dir_close(d);
+	}
+	g_rmdir(t->dir);
+	g_free(t->dir);
+}
+
+static void st_fini(struct st *t)
+{
+	vh_machine_destroy(&t->h);
+	st_rmdir(t);
+}
+
+/* Publish a command on request queue rq (0-based); returns the head. */
+static uint16_t st_submit(struct st *t, unsigned rq, unsigned target, unsigned lun, uint64_t tag,
+			  const uint8_t *cdb, unsigned cdb_len, uint64_t out, uint32_t out_len,
+			  uint64_t in, uint32_t in_len, bool indirect)
+{
+	unsigned q = VIRTIO_SCSI_VQ_REQ + rq;
+	struct vh_ring *r = &t->d.ring[q];
+	uint16_t head = r->next_desc;
+	struct virtio_scsi_cmd_req *h = gp(t, REQ(q, head), sizeof(*h) + t->cdb_size);
+	struct vh_buf b[4];
+	unsigned n = 0;
+
+	memset(h, 0, sizeof(*h) + t->cdb_size);
+	h->lun[0] = 1;
+	h->lun[1] = target;
+	h->lun[2] = lun < 256 ? 0 : 0x40 | lun >> 8;
+	h->lun[3] = lun;
+	h->id = tag;
+	memcpy(h + 1, cdb, MIN(cdb_len, t->cdb_size));
+	memset(gp(t, RESP(q, head), 0x80), 0xee, 0x80);
+	b[n++] = (struct vh_buf){ REQ(q, head), sizeof(*h) + t->cdb_size, false };
+	if (out_len)
+		b[n++] = (struct vh_buf){ out, out_len, false };
+	b[n++] = (struct vh_buf){ RESP(q, head), sizeof(struct virtio_scsi_cmd_resp) + 96, true };
+	if (in_len)
+		b[n++] = (struct vh_buf){ in, in_len, true };
+	return vh_ring_add(r, b, n, indirect ? TABLE(q, head) : 0);
+}
+
+static uint8_t st_result(struct st *t, unsigned rq, uint16_t head)
+{
+	unsigned q = VIRTIO_SCSI_VQ_REQ + rq;
+
+	memcpy(&t->resp, gp(t, RESP(q, head), sizeof(t->resp)), sizeof(t->resp));
+	memcpy(t->sense, gp(t, RESP(q, head) + sizeof(t->resp), 96), 96);
+	return t->resp.response;
+}
+
+/* One command, waited for; returns the virtio response (status in t->resp). */
+static uint8_t st_cmd_q(struct st *t, unsigned rq, unsigned target, unsigned lun,
+			const uint8_t *cdb, unsigned len, uint64_t out, uint32_t out_len,
+			uint64_t in, uint32_t in_len, uint32_t *used)
+{
+	uint16_t head = st_submit(t, rq, target, lun, 1, cdb, len, out, out_len, in, in_len,
+				  false);
+	uint32_t id, ulen;
+
+	vh_kick(&t->d, VIRTIO_SCSI_VQ_REQ + rq);
+	g_assert_true(vh_wait_used(&t->d, VIRTIO_SCSI_VQ_REQ + rq, &id, &ulen));
+	g_assert_cmpuint(id, ==, head);
+	if (used)
+		*used = ulen;
+	return st_result(t, rq, head);
+}
+
+#define CDB(...)	((const uint8_t[]){ __VA_ARGS__ })
+#define B4(v)		(uint8_t)((v) >> 24), (uint8_t)((v) >> 16), (uint8_t)((v) >> 8), (uint8_t)(v)
+#define B2(v)		(uint8_t)((v) >> 8), (uint8_t)(v)
+#define CMD(t, tg, l, out, ol, in, il, ...)						\
+	st_cmd_q((t), 0, (tg), (l), CDB(__VA_ARGS__), sizeof(CDB(__VA_ARGS__)), (out), (ol),	\
+		 (in), (il), NULL)
+
+static unsigned st_sense(struct st *t)
+{
+	if (t->resp.status != SCSI_STATUS_CHECK_CONDITION)
+		return 0;
+	return (t->sense[2] & 0xf) << 16 | t->sense[12] << 8 | t->sense[13];
+}
+
+#define SENSE(k, a, q)	((k) << 16 | (a) << 8 | (q))
+
+/* Clear the power-on unit attention of a LUN. */
+static void st_clear_ua(struct st *t, unsigned target, unsigned lun)
+{
+	g_assert_cmpuint(CMD(t, target, lun, 0, 0, DATA(0), 18, SCSI_REQUEST_SENSE, 0, 0, 0, 18,
+			     0), ==, VIRTIO_SCSI_S_OK);
+}
+
+/* ---- control queue ---- */
+
+static uint8_t st_tmf(struct st *t, uint32_t subtype, unsigned target, unsigned lun, uint64_t tag)
+{
+	struct vh_ring *r = &t->d.ring[VIRTIO_SCSI_VQ_CTRL];
+	uint16_t head = r->next_desc;
+	struct virtio_scsi_ctrl_tmf_req *q = gp(t, REQ(0, head), sizeof(*q));
+	uint8_t *resp = gp(t, RESP(0, head), 1);
+	struct vh_buf b[2] = { { REQ(0, head), sizeof(*q), false }, { RESP(0, head), 1, true } };
+	uint32_t id, len;
+
+	memset(q, 0, sizeof(*q));
+	q->type = VIRTIO_SCSI_T_TMF;
+	q->subtype = subtype;
+	q->lun[0] = 1;
+	q->lun[1] = target;
+	q->lun[2] = 0x40 | lun >> 8;
+	q->lun[3] = lun;
+	q->id = tag;
+	*resp = 0xee;
+	vh_ring_add(r, b, 2, 0);
+	vh_kick(&t->d, VIRTIO_SCSI_VQ_CTRL);
+	g_assert_true(vh_wait_used(&t->d, VIRTIO_SCSI_VQ_CTRL, &id, &len));
+	g_assert_cmpuint(id, ==, head);
+	g_assert_cmpuint(len, ==, 1);
+	return *resp;
+}
+
+static uint8_t st_an(struct st *t, bool subscribe, unsigned target, unsigned lun, uint32_t ev,
+		     uint32_t *actual)
+{
+	struct vh_ring *r = &t->d.ring[VIRTIO_SCSI_VQ_CTRL];
+	uint16_t head = r->next_desc;
+	struct virtio_scsi_ctrl_an_req *q = gp(t, REQ(0, head), sizeof(*q));
+	struct virtio_scsi_ctrl_an_resp *resp = gp(t, RESP(0, head), sizeof(*resp));
+	struct vh_buf b[2] = { { REQ(0, head), sizeof(*q), false },
+			       { RESP(0, head), sizeof(*resp), true } };
+	uint32_t id, len;
+
+	memset(q, 0, sizeof(*q));
+	q->type = subscribe ? VIRTIO_SCSI_T_AN_SUBSCRIBE : VIRTIO_SCSI_T_AN_QUERY;
+	q->lun[0] = 1;
+	q->lun[1] = target;
+	q->lun[2] = 0x40 | lun >> 8;
+	q->lun[3] = lun;
+	q->event_requested = ev;
+	vh_ring_add(r, b, 2, 0);
+	vh_kick(&t->d, VIRTIO_SCSI_VQ_CTRL);
+	g_assert_true(vh_wait_used(&t->d, VIRTIO_SCSI_VQ_CTRL, &id, &len));
+	g_assert_cmpuint(len, ==, sizeof(*resp));
+	*actual = resp->event_actual;
+	return resp->response;
+}
+
+/* Give the device n event buffers. */
+static void st_event_bufs(struct st *t, unsigned first, unsigned n)
+{
+	for (unsigned i = first; i < first + n; i++) {
+		struct vh_buf b = { EVT(i), sizeof(struct virtio_scsi_event), true };
+
+		memset(gp(t, EVT(i), 0x20), 0, 0x20);
+		vh_ring_add(&t->d.ring[VIRTIO_SCSI_VQ_EVENT], &b, 1, 0);
+	}
+	vh_kick(&t->d, VIRTIO_SCSI_VQ_EVENT);
+}
+
+static struct virtio_scsi_event st_event(struct st *t)
+{
+	struct virtio_scsi_event ev;
+	uint32_t id, len;
+	struct virtq_desc *d;
+
+	g_assert_true(vh_wait_used(&t->d, VIRTIO_SCSI_VQ_EVENT, &id, &len));
+	g_assert_cmpuint(len, ==, sizeof(ev));
+	d = gp(t, t->d.ring[VIRTIO_SCSI_VQ_EVENT].desc + 16ull * id, 16);
+	memcpy(&ev, gp(t, d->addr, sizeof(ev)), sizeof(ev));
+	return ev;
+}
+
+/* ---- tests ---- */
+
+static void test_config(void)
+{
+	struct st t;
+
+	st_init(&t, 3, false);
+	st_find(&t);
+	g_assert_cmpuint(t.d.nr_queues, ==, 5);
+	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, num_queues), 4), ==,
+			 3);
+	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, sense_size), 4), ==,
+			 96);
+	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, cdb_size), 4), ==,
+			 32);
+	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, max_target), 2), ==,
+			 255);
+	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, max_lun), 4), ==,
+			 16383);
+	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, event_info_size),
+				     4), ==, 16);
+	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, seg_max), 4), ==,
+			 254);
+	{
+		uint64_t f = 0;
+
+		for (unsigned sel = 0; sel < 2; sel++) {
+			vh_common_write(&t.d, VIRTIO_PCI_COMMON_DFSELECT, 4, sel);
+			f |= vh_common_read(&t.d, VIRTIO_PCI_COMMON_DF, 4) << (32 * sel);
+		}
+		g_assert_true(f & 1ull << VIRTIO_F_VERSION_1);
+		g_assert_true(f & 1ull << VIRTIO_F_EVENT_IDX);
+		g_assert_true(f & 1ull << VIRTIO_F_INDIRECT_DESC);
+		g_assert_true(f & 1ull << VIRTIO_SCSI_F_HOTPLUG);
+		g_assert_false(f & 1ull << VIRTIO_SCSI_F_INOUT);
+	}
+	st_fini(&t);
+}
+
+static void test_options(void)
+{
+	struct st t;
+	char err[256], *img;
+
+	st_init(&t, 1, false);
+	img = st_image(&t, "a.img", "raw", 1 << 20);
+	st_drive(&t, "d0", img, "raw", NULL);
+	g_free(img);
+	img = st_image(&t, "b.img", "raw", 1 << 20);
+	st_drive(&t, "d1", img, "raw", "readonly=on");
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,bus=nope.0", err,
+					   sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "nope.0"));
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,bus=scsi0", err,
+					   sizeof(err)), <, 0);
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,channel=1", err,
+					   sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "channel"));
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,lun=16384", err,
+					   sizeof(err)), <, 0);
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,scsi-id=256", err,
+					   sizeof(err)), <, 0);
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=zz", err, sizeof(err)), <, 0);
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd", err, sizeof(err)), <, 0);
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,wwn=xyz", err, sizeof(err)),
+			<, 0);
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,bogus=1", err, sizeof(err)),
+			<, 0);
+	g_assert_nonnull(strstr(err, "bogus"));
+	g_assert_cmpint(machine_add_device(&t.h.m, "virtio-scsi-pci,num_queues=0", err,
+					   sizeof(err)), <, 0);
+	g_assert_cmpint(machine_add_device(&t.h.m, "virtio-scsi-pci,virtqueue_size=100", err,
+					   sizeof(err)), <, 0);
+	/* Two disks without scsi-id land on targets 0 and 1. */
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0,rotation_rate=5", err,
+					   sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "rotation_rate"));
+	/* What libvirt writes. */
+	st_device(&t, "scsi-hd,bus=scsi0.0,channel=0,scsi-id=0,lun=0,device_id=drive-scsi0-0-0-0,"
+		  "drive=d0,id=hd0,bootindex=1,rotation_rate=7200");
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-hd,drive=d0", err, sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "in use"));
+	st_device(&t, "scsi-hd,drive=d1,id=hd1");
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-cd,id=hd1", err, sizeof(err)), <, 0);
+	st_device(&t, "scsi-cd,id=cd0,scsi-id=1,lun=1");
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-cd,scsi-id=1,lun=1", err, sizeof(err)),
+			<, 0);
+	g_assert_nonnull(strstr(err, "in use"));
+	/* scsi-block needs a host SCSI device; an image file is not one. */
+	g_free(img);
+	img = st_image(&t, "c.img", "raw", 1 << 20);
+	st_drive(&t, "d2", img, "raw", NULL);
+	g_assert_cmpint(machine_add_device(&t.h.m, "scsi-block,drive=d2", err, sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "SG_IO"));
+
+	st_find(&t);
+	st_up(&t);
+	/* hd0 at 0:0, hd1 at 1:0 (read-only), cd0 at 1:1 (empty). */
+	{
+		uint8_t *b = gp(&t, DATA(0), 4096);
+
+		st_clear_ua(&t, 0, 0);
+		st_clear_ua(&t, 1, 0);
+		st_clear_ua(&t, 1, 1);
+		g_assert_cmpuint(CMD(&t, 1, 0, DATA(0), 512, 0, 0, SCSI_WRITE_10, 0, B4(0), 0, B2(1),
+				     0), ==, 0);
+		g_assert_cmphex(st_sense(&t), ==, SENSE(7, 0x27, 0));
+		g_assert_cmpuint(CMD(&t, 1, 1, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==,
+				 0);
+		g_assert_cmphex(st_sense(&t), ==, SENSE(2, 0x3a, 0));
+		g_assert_cmpuint(CMD(&t, 1, 1, 0, 0, DATA(0), 36, SCSI_INQUIRY, 0, 0, 0, 36, 0), ==,
+				 0);
+		g_assert_cmphex(b[0], ==, 0x05);
+		/* device_id names the disk in VPD 0x83; rotation_rate in 0xB1. */
+		g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 255, SCSI_INQUIRY, 1, 0x83, 0, 255, 0),
+				 ==, 0);
+		g_assert_cmpmem(b + 8, 8 + 17, "VIREO   drive-scsi0-0-0-0", 8 + 17);
+		g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 64, SCSI_INQUIRY, 1, 0xb1, 0, 64, 0),
+				 ==, 0);
+		g_assert_cmpuint(b[4] << 8 | b[5], ==, 7200);
+	}
+	g_assert_cmpint(virtio_scsi_device_del(&t.h.m, "nope", err, sizeof(err)), ==, -ENOENT);
+	st_fini(&t);
+	g_free(img);
+}
+
+/* Commands through the device on one format; the image checked after. */
+static void requests(const char *fmt)
+{
+	struct st t;
+	char *img;
+	uint8_t *b;
+	uint32_t used;
+
+	st_init(&t, 2, true);
+	img = st_image(&t, "disk.img", fmt, DISK);
+	if (!img) {
+		g_test_skip("qemu-img is not available to create a qcow2 image");
+		st_fini(&t);
+		return;
+	}
+	st_drive(&t, "d0", img, fmt, "discard=unmap");
+	st_device(&t, "scsi-hd,drive=d0,bus=scsi0.0,scsi-id=2,lun=5,serial=SN42,"
+		  "wwn=0x5000000000000042");
+	st_find(&t);
+	st_up(&t);
+	b = gp(&t, DATA(0), 1 << 20);
+
+	/* The first command sees the power-on attention, with its sense. */
+	g_assert_cmpuint(CMD(&t, 2, 5, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_OK);
+	g_assert_cmpuint(t.resp.status, ==, SCSI_STATUS_CHECK_CONDITION);
+	g_assert_cmpuint(t.resp.sense_len, ==, 18);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x29, 0));
+	g_assert_cmpuint(CMD(&t, 2, 5, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	g_assert_cmpuint(t.resp.sense_len, ==, 0);
+
+	/* INQUIRY and VPD through the device; residual of a big buffer. */
+	g_assert_cmpuint(st_cmd_q(&t, 0, 2, 5, CDB(SCSI_INQUIRY, 1, 0x80, 0, 255, 0), 6, 0, 0,
+				  DATA(0), 255, &used), ==, 0);
+	g_assert_cmpuint(t.resp.resid, ==, 255 - 8);
+	g_assert_cmpuint(used, ==, sizeof(t.resp) + 96 + 8);
+	g_assert_cmpmem(b + 4, 4, "SN42", 4);
+	/* A LUN that is not there on a target that is; a target that is not. */
+	g_assert_cmpuint(CMD(&t, 2, 0, 0, 0, DATA(0), 36, SCSI_INQUIRY, 0, 0, 0, 36, 0), ==, 0);
+	g_assert_cmphex(b[0], ==, 0x7f);
+	g_assert_cmpuint(CMD(&t, 2, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(5, 0x25, 0));
+	g_assert_cmpuint(CMD(&t, 3, 5, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_BAD_TARGET);
+	g_assert_cmpuint(CMD(&t, 2, 5, 0, 0, DATA(0), 64, SCSI_REPORT_LUNS, 0, 0, 0, 0, 0, B4(64),
+			     0, 0), ==, 0);
+	g_assert_cmpuint(b[3], ==, 8);
+	g_assert_cmphex(b[9], ==, 5);
+
+	/* WRITE (10) from queue 0, READ (16) from queue 1, through indirect tables. */
+	for (unsigned i = 0; i < 65536; i++)
+		b[i] = i * 7 + (i >> 9);
+	{
+		uint16_t h;
+		uint32_t id, len;
+
+		h = st_submit(&t, 0, 2, 5, 7, CDB(SCSI_WRITE_10, 0, B4(100), 0, B2(128), 0), 10,
+			      DATA(0), 65536, 0, 0, true);
+		vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+		g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ, &id, &len));
+		g_assert_cmpuint(id, ==, h);
+		g_assert_cmpuint(st_result(&t, 0, h), ==, 0);
+		g_assert_cmpuint(t.resp.status, ==, 0);
+		memset(gp(&t, DATA(1), 65536), 0, 65536);
+		h = st_submit(&t, 1, 2, 5, 8, CDB(SCSI_READ_16, 0, 0, 0, 0, 0, B4(100), B4(128), 0,
+						  0), 16, 0, 0, DATA(1), 65536, true);
+		vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ + 1);
+		g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ + 1, &id, &len));
+		g_assert_cmpuint(st_result(&t, 1, h), ==, 0);
+		g_assert_cmpuint(len, ==, sizeof(t.resp) + 96 + 65536);
+		g_assert_cmpmem(gp(&t, DATA(1), 65536), 65536, b, 65536);
+	}
+	/* WRITE SAME with UNMAP, UNMAP, SYNCHRONIZE CACHE. */
+	memset(b, 0, 512);
+	g_assert_cmpuint(CMD(&t, 2, 5, DATA(0), 512, 0, 0, SCSI_WRITE_SAME_10, 0x08, B4(110), 0,
+			     B2(8), 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	g_assert_cmpuint(CMD(&t, 2, 5, 0, 0, 0, 0, SCSI_SYNCHRONIZE_CACHE_10, 0, B4(0), 0, B2(0),
+			     0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	/* Errors come back as CHECK CONDITION with sense, the queue goes on. */
+	g_assert_cmpuint(CMD(&t, 2, 5, 0, 0, DATA(0), 512, SCSI_READ_10, 0, B4(DISK / 512), 0,
+			     B2(1), 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(5, 0x21, 0));
+	g_assert_cmpuint(t.resp.resid, ==, 512);
+	g_assert_cmpuint(CMD(&t, 2, 5, 0, 0, DATA(0), 100, SCSI_READ_10, 0, B4(0), 0, B2(1), 0),
+			 ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(5, 0x24, 0));
+	g_assert_cmpuint(CMD(&t, 2, 5, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(5, 0x20, 0));
+	g_assert_false(vh_status(&t.d) & VIRTIO_STATUS_NEEDS_RESET);
+	g_assert_cmpuint(vh_msi_count(&t.h, 3), >, 0);
+	g_assert_cmpuint(vh_msi_count(&t.h, 4), >, 0);
+
+	vh_machine_destroy(&t.h);
+	/* Read the image back: qemu-img sees a clean image with our data. */
+	{
+		char *raw = g_build_filename(t.dir, "out.raw", NULL);
+		guint8 *disk = NULL;
+		gsize len = 0;
+		int status = -1;
+
+		if (!strcmp(fmt, "qcow2")) {
+			char *check[] = { "qemu-img", "check", "-q", img, NULL };
+			char *conv[] = { "qemu-img", "convert", "-f", "qcow2", "-O", "raw", img,
+					 raw, NULL };
+
+			g_assert_true(g_spawn_sync(NULL, check, NULL, G_SPAWN_SEARCH_PATH, NULL,
+						   NULL, NULL, NULL, &status, NULL));
+			g_assert_cmpint(status, ==, 0);
+			g_assert_true(g_spawn_sync(NULL, conv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+						   NULL, NULL, NULL, &status, NULL));
+			g_assert_cmpint(status, ==, 0);
+			g_assert_true(g_file_get_contents(raw, (gchar **)&disk, &len, NULL));
+		} else {
+			g_assert_true(g_file_get_contents(img, (gchar **)&disk, &len, NULL));
+		}
+		g_assert_cmpuint(len, ==, DISK);
+		for (unsigned i = 0; i < 65536; i++) {
+			uint8_t want = (i >= 10 * 512 && i < 18 * 512) ? 0 : (uint8_t)(i * 7 + (i >> 9));
+
+			if (disk[100 * 512 + i] != want)
+				g_assert_cmpuint(disk[100 * 512 + i], ==, want);
+		}
+		g_free(disk);
+		g_free(raw);
+	}
+	st_rmdir(&t);
+	g_free(img);
+}
+
+static void test_requests_raw(void)
+{
+	requests("raw");
+}
+
+static void test_requests_qcow2(void)
+{
+	requests("qcow2");
+}
+
+/* 1,024 LUNs on one controller, each its own image. */
+static void test_many_luns(void)
+{
+	enum { N = 1024 };
+	struct st t;
+	uint8_t *b;
+
+	st_init(&t, 1, true);
+	for (unsigned i = 0; i < N; i++) {
+		char name[32], id[16];
+		char *img;
+
+		snprintf(name, sizeof(name), "l%u.img", i);
+		snprintf(id, sizeof(id), "d%u", i);
+		img = st_image(&t, name, "raw", 64 * 1024);
+		st_drive(&t, id, img, "raw", "aio=threads");
+		st_device(&t, "scsi-hd,drive=%s,bus=scsi0.0,scsi-id=0,lun=%u,serial=S%04u", id, i,
+			  i);
+		g_free(img);
+	}
+	st_find(&t);
+	st_up(&t);
+	b = gp(&t, DATA(0), 8 + 8 * 2048);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 8 + 8 * 2048, SCSI_REPORT_LUNS, 0, 0, 0, 0,
+			     0, B4(8 + 8 * 2048), 0, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	g_assert_cmpuint((b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]), ==, 8 * N);
+	g_assert_cmphex(b[8 + 8 * 1023], ==, 0x43);	/* flat addressing */
+	g_assert_cmphex(b[8 + 8 * 1023 + 1], ==, 0xff);
+	/* Each LUN: its serial, then a block of its own, read back. */
+	for (unsigned i = 0; i < N; i++) {
+		uint8_t *w = gp(&t, DATA(1), 512), *r = gp(&t, DATA(2), 512);
+		char want[8];
+
+		g_assert_cmpuint(CMD(&t, 0, i, 0, 0, DATA(0), 64, SCSI_INQUIRY, 1, 0x80, 0, 64, 0),
+				 ==, 0);
+		g_assert_cmpuint(t.resp.status, ==, 0);
+		snprintf(want, sizeof(want), "S%04u", i);
+		g_assert_cmpmem(b + 4, 5, want, 5);
+		memset(w, i & 0xff, 512);
+		w[0] = i >> 8;
+		st_clear_ua(&t, 0, i);
+		g_assert_cmpuint(CMD(&t, 0, i, DATA(1), 512, 0, 0, SCSI_WRITE_10, 0, B4(i % 128), 0,
+				     B2(1), 0), ==, 0);
+		g_assert_cmpuint(t.resp.status, ==, 0);
+		memset(r, 0, 512);
+		g_assert_cmpuint(CMD(&t, 0, i, 0, 0, DATA(2), 512, SCSI_READ_10, 0, B4(i % 128), 0,
+				     B2(1), 0), ==, 0);
+		g_assert_cmpmem(r, 512, w, 512);
+	}
+	st_fini(&t);
+}
+
+/*
+ * A read the LUN reset did not abort: good, or (LUN 0 only) the reset's
+ * attention when the read reached the device after the reset.  Returns 1
+ * for the attention.
+ */
+static unsigned tmf_late_status(struct st *t, unsigned i)
+{
+	if (t->resp.status == SCSI_STATUS_GOOD)
+		return 0;
+	g_assert_cmpuint(i % 8, !=, 7);
+	g_assert_cmphex(st_sense(t), ==, SENSE(6, 0x29, 0x03));
+	return 1;
+}
+
+/* Task management, with reads in flight on two queues. */
+static void test_tmf(void)
+{
+	enum { N = 24 };
+	struct st t;
+	char *img;
+	uint16_t heads[2][N];
+	bool seen[2][N];
+	unsigned aborted = 0, ok = 0, ua_late = 0;
+
+	st_init(&t, 2, true);
+	img = st_image(&t, "disk.img", "raw", 64ull << 20);
+	st_drive(&t, "d0", img, "raw", "aio=threads");
+	st_device(&t, "scsi-hd,drive=d0,scsi-id=0,lun=0");
+	g_free(img);
+	img = st_image(&t, "other.img", "raw", 1 << 20);
+	st_drive(&t, "d1", img, "raw", NULL);
+	st_device(&t, "scsi-hd,drive=d1,scsi-id=0,lun=1");
+	g_free(img);
+	st_find(&t);
+	st_up(&t);
+	st_clear_ua(&t, 0, 0);
+	st_clear_ua(&t, 0, 1);
+
+	/* Functions on what is not there, and without I/O. */
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_ABORT_TASK, 0, 0, 99), ==,
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0, 99), ==,
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_CLEAR_ACA, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_FUNCTION_REJECTED);
+	g_assert_cmpuint(st_tmf(&t, 77, 0, 0, 0), ==, VIRTIO_SCSI_S_FUNCTION_REJECTED);
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET, 9, 0, 0), ==,
+			 VIRTIO_SCSI_S_BAD_TARGET);
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET, 0, 7, 0), ==,
+			 VIRTIO_SCSI_S_INCORRECT_LUN);
+	/* I_T nexus reset: every LUN of the target reports 29/07. */
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	g_assert_cmpuint(CMD(&t, 0, 1, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x29, 0x07));
+	st_clear_ua(&t, 0, 0);
+
+	/*
+	 * 2 x 24 reads of 512 KiB on LUN 0 and a few on LUN 1, each into its
+	 * own buffer, then a LUN reset of LUN 0.
+	 */
+	for (unsigned q = 0; q < 2; q++)
+		for (unsigned i = 0; i < N; i++) {
+			unsigned lun = i % 8 == 7;
+
+			heads[q][i] = st_submit(&t, q, 0, lun, 1000 * q + i,
+						CDB(SCSI_READ_10, 0, B4(lun ? 0 : i * 1024), 0,
+						    B2(lun ? 1 : 1024), 0), 10, 0, 0,
+						DATA(0) + (q * N + i) * 0x80000ull,
+						lun ? 512 : 0x80000, true);
+			seen[q][i] = false;
+		}
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ + 1);
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	/*
+	 * Whatever the reset aborted was returned before the reset completed:
+	 * requests still to come back were not aborted.
+	 */
+	for (unsigned q = 0; q < 2; q++) {
+		uint32_t id, len;
+
+		while (vh_used_get(&t.d.ring[VIRTIO_SCSI_VQ_REQ + q], &id, &len)) {
+			for (unsigned i = 0; i < N; i++) {
+				if (heads[q][i] != id)
+					continue;
+				g_assert_false(seen[q][i]);
+				seen[q][i] = true;
+				if (st_result(&t, q, id) == VIRTIO_SCSI_S_ABORTED) {
+					g_assert_cmpuint(i % 8, !=, 7);	/* only LUN 0 */
+					aborted++;
+				} else {
+					g_assert_cmpuint(t.resp.response, ==, VIRTIO_SCSI_S_OK);
+					ua_late += tmf_late_status(&t, i);
+					ok++;
+				}
+			}
+		}
+	}
+	for (unsigned q = 0; q < 2; q++) {
+		unsigned left = 0;
+
+		for (unsigned i = 0; i < N; i++)
+			left += !seen[q][i];
+		while (left--) {
+			uint32_t id, len;
+
+			g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ + q, &id, &len));
+			for (unsigned j = 0; j < N; j++) {
+				if (heads[q][j] != id)
+					continue;
+				g_assert_false(seen[q][j]);
+				seen[q][j] = true;
+				g_assert_cmpuint(st_result(&t, q, id), ==, VIRTIO_SCSI_S_OK);
+				ua_late += tmf_late_status(&t, j);
+				ok++;
+			}
+		}
+	}
+	g_assert_cmpuint(aborted + ok, ==, 2 * N);
+	g_test_message("LUN reset: %u of %u requests aborted in flight", aborted, 2 * N);
+	/*
+	 * The reset is reported once, to the next command of LUN 0: one that
+	 * reached the device only after the reset, or else this one.
+	 */
+	g_assert_cmpuint(ua_late, <=, 1);
+	g_assert_cmpuint(CMD(&t, 0, 1, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, ua_late ? 0 : SENSE(6, 0x29, 0x03));
+	/* ABORT TASK SET and a query with nothing in flight. */
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_ABORT_TASK_SET, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	g_assert_cmpuint(st_tmf(&t, VIRTIO_SCSI_T_TMF_QUERY_TASK_SET, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	st_fini(&t);
+}
+
+/* Hot-plug and unplug events, dropped events, REPORTED LUNS DATA HAS CHANGED. */
+static void test_hotplug(void)
+{
+	struct st t;
+	struct virtio_scsi_event ev;
+	char err[256], *img;
+
+	st_init(&t, 1, true);
+	img = st_image(&t, "a.img", "raw", 1 << 20);
+	st_drive(&t, "d0", img, "raw", NULL);
+	g_free(img);
+	img = st_image(&t, "b.img", "raw", 1 << 20);
+	st_drive(&t, "d1", img, "raw", NULL);
+	st_device(&t, "scsi-hd,drive=d0,scsi-id=4,lun=0,id=hd0");
+	st_find(&t);
+	st_up(&t);
+	st_clear_ua(&t, 4, 0);
+	st_event_bufs(&t, 0, 2);
+
+	st_device(&t, "scsi-hd,drive=d1,scsi-id=4,lun=300,id=hd1");
+	ev = st_event(&t);
+	g_assert_cmphex(ev.event, ==, VIRTIO_SCSI_T_TRANSPORT_RESET);
+	g_assert_cmpuint(ev.reason, ==, VIRTIO_SCSI_EVT_RESET_RESCAN);
+	g_assert_cmpuint(ev.lun[0], ==, 1);
+	g_assert_cmpuint(ev.lun[1], ==, 4);
+	g_assert_cmpuint((ev.lun[2] << 8 | ev.lun[3]) & 0x3fff, ==, 300);
+	g_assert_cmpuint(CMD(&t, 4, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x3f, 0x0e));
+	g_assert_cmpuint(CMD(&t, 4, 300, 0, 0, DATA(0), 36, SCSI_INQUIRY, 0, 0, 0, 36, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+
+	g_assert_cmpint(virtio_scsi_device_del(&t.h.m, "hd1", err, sizeof(err)), ==, 0);
+	ev = st_event(&t);
+	g_assert_cmphex(ev.event, ==, VIRTIO_SCSI_T_TRANSPORT_RESET);
+	g_assert_cmpuint(ev.reason, ==, VIRTIO_SCSI_EVT_RESET_REMOVED);
+	g_assert_cmpuint(CMD(&t, 4, 300, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(5, 0x25, 0));
+	/* The drive is free again. */
+	g_assert_false(drive_find(&t.h.m, "d1")->claimed);
+
+	/* No buffer: the event is dropped, and said so once buffers come. */
+	st_device(&t, "scsi-hd,drive=d1,scsi-id=5,id=hd2");
+	st_event_bufs(&t, 2, 1);
+	ev = st_event(&t);
+	g_assert_cmphex(ev.event, ==, VIRTIO_SCSI_T_NO_EVENT | VIRTIO_SCSI_T_EVENTS_MISSED);
+	/* The removed target answers BAD_TARGET. */
+	g_assert_cmpint(virtio_scsi_device_del(&t.h.m, "hd2", err, sizeof(err)), ==, 0);
+	g_assert_cmpuint(CMD(&t, 5, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_BAD_TARGET);
+	st_fini(&t);
+	g_free(img);
+}
+
+/* A CD-ROM: AN subscription, media change events and UNIT ATTENTION. */
+static void test_cdrom(void)
+{
+	struct st t;
+	struct virtio_scsi_event ev;
+	struct blk_config bc = { .format = "raw" };
+	char err[256], *iso, *iso2;
+	uint32_t actual;
+	uint8_t *b;
+
+	st_init(&t, 1, false);
+	iso = st_image(&t, "a.iso", "raw", 2048 * 100);
+	iso2 = st_image(&t, "b.iso", "raw", 2048 * 300);
+	st_drive(&t, "cd", iso, "raw", "readonly=on");
+	st_device(&t, "scsi-cd,drive=cd,id=cd0");
+	st_find(&t);
+	st_up(&t);
+	b = gp(&t, DATA(0), 4096);
+	st_clear_ua(&t, 0, 0);
+	g_assert_cmpuint(st_an(&t, false, 0, 0, 0xfe, &actual), ==, 0);
+	g_assert_cmpuint(actual, ==, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE);
+	g_assert_cmpuint(st_an(&t, true, 0, 0, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE |
+			       VIRTIO_SCSI_EVT_ASYNC_POWER_MGMT, &actual), ==, 0);
+	g_assert_cmpuint(actual, ==, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE);
+	g_assert_cmpuint(st_an(&t, true, 0, 3, 16, &actual), ==, VIRTIO_SCSI_S_INCORRECT_LUN);
+	g_assert_cmpuint(st_an(&t, true, 8, 0, 16, &actual), ==, VIRTIO_SCSI_S_BAD_TARGET);
+	st_event_bufs(&t, 0, 4);
+
+	/* The guest locks the tray: eject fails without force. */
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_PREVENT_ALLOW, 0, 0, 0, 1, 0), ==, 0);
+	g_assert_cmpint(virtio_scsi_eject(&t.h.m, "cd0", false, err, sizeof(err)), ==, -EBUSY);
+	g_assert_nonnull(strstr(err, "locked"));
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 8, SCSI_GET_EVENT_STATUS, 1, 0, 0, 0x10, 0,
+			     0, 0, 8, 0), ==, 0);
+	g_assert_cmpuint(b[4], ==, 1);			/* eject request */
+	g_assert_cmpint(virtio_scsi_eject(&t.h.m, "cd0", true, err, sizeof(err)), ==, 0);
+	ev = st_event(&t);
+	g_assert_cmphex(ev.event, ==, VIRTIO_SCSI_T_ASYNC_NOTIFY);
+	g_assert_cmpuint(ev.reason, ==, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(2, 0x3a, 0x02));
+	/* The drive's image stays with the drive, which is free again. */
+	g_assert_false(drive_find(&t.h.m, "cd")->claimed);
+
+	/* A new disc: event, UNIT ATTENTION 28/00, its capacity, its data. */
+	bc.file = iso2;
+	bc.readonly = true;
+	g_assert_cmpint(virtio_scsi_change_medium(&t.h.m, "cd0", &bc, err, sizeof(err)), ==, 0);
+	ev = st_event(&t);
+	g_assert_cmphex(ev.event, ==, VIRTIO_SCSI_T_ASYNC_NOTIFY);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x28, 0));
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 8, SCSI_READ_CAPACITY_10, 0, B4(0), 0, 0, 0,
+			     0), ==, 0);
+	g_assert_cmpuint(b[2] << 8 | b[3], ==, 299);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 2048, SCSI_READ_10, 0, B4(299), 0, B2(1),
+			     0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	/* And another, replacing ours (which the controller closes). */
+	bc.file = iso;
+	g_assert_cmpint(virtio_scsi_change_medium(&t.h.m, "cd0", &bc, err, sizeof(err)), ==, 0);
+	g_assert_cmpint(virtio_scsi_change_medium(&t.h.m, "nope", &bc, err, sizeof(err)), <, 0);
+	/* A device reset is a hard reset of the units: the lock goes. */
+	st_clear_ua(&t, 0, 0);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_PREVENT_ALLOW, 0, 0, 0, 1, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	st_up(&t);
+	g_assert_cmpint(virtio_scsi_eject(&t.h.m, "cd0", false, err, sizeof(err)), ==, 0);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x29, 0));
+	st_fini(&t);
+	g_free(iso);
+	g_free(iso2);
+}
+
+/* The driver may shrink the CDB field before DRIVER_OK. */
+static void test_cdb_size(void)
+{
+	struct st t;
+	char *img;
+	uint8_t s;
+
+	st_init(&t, 1, false);
+	img = st_image(&t, "a.img", "raw", 1 << 20);
+	st_drive(&t, "d0", img, "raw", NULL);
+	st_device(&t, "scsi-hd,drive=d0");
+	st_find(&t);
+	vh_common_write(&t.d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	/* What a driver writes, through the device config window. */
+	bus_write(&t.h.m.mmio, t.d.devcfg + offsetof(struct virtio_scsi_config, cdb_size), 4, 16);
+	g_assert_cmpuint(vh_cfg_read(&t.d, offsetof(struct virtio_scsi_config, cdb_size), 4), ==,
+			 16);
+	s = vh_dev_setup(&t.d, features, 3, QSIZE);
+	g_assert_true(s & VIRTIO_STATUS_DRIVER_OK);
+	t.cdb_size = 16;
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 16 * 1, SCSI_READ_CAPACITY_10, 0, 0, 0, 0, 0,
+			     0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x29, 0));
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, DATA(0), 8, SCSI_READ_CAPACITY_10, 0, 0, 0, 0, 0,
+			     0, 0, 0, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	g_assert_cmpuint(*(uint8_t *)gp(&t, DATA(0) + 2, 1), ==, 0x07);	/* 2047 */
+	st_fini(&t);
+	g_free(img);
+}
+
+/* Chains that cannot hold a request: NEEDS_RESET, and a reset recovers. */
+static void test_malformed(void)
+{
+	struct st t;
+	char *img;
+	struct vh_buf b[2];
+
+	st_init(&t, 1, false);
+	img = st_image(&t, "a.img", "raw", 1 << 20);
+	st_drive(&t, "d0", img, "raw", NULL);
+	st_device(&t, "scsi-hd,drive=d0");
+	st_find(&t);
+	st_up(&t);
+	/* A request header cut short. */
+	b[0] = (struct vh_buf){ REQ(2, 0), 20, false };
+	b[1] = (struct vh_buf){ RESP(2, 0), 108, true };
+	vh_ring_add(&t.d.ring[VIRTIO_SCSI_VQ_REQ], b, 2, 0);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+	g_assert_true(vh_wait_status(&t.d, VIRTIO_STATUS_NEEDS_RESET));
+	st_up(&t);
+	g_assert_false(vh_status(&t.d) & VIRTIO_STATUS_NEEDS_RESET);
+	/* A response too small for the sense field. */
+	b[0] = (struct vh_buf){ REQ(2, 0), 51, false };
+	b[1] = (struct vh_buf){ RESP(2, 0), 12, true };
+	vh_ring_add(&t.d.ring[VIRTIO_SCSI_VQ_REQ], b, 2, 0);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+	g_assert_true(vh_wait_status(&t.d, VIRTIO_STATUS_NEEDS_RESET));
+	st_up(&t);
+	/* A control request shorter than a TMF. */
+	b[0] = (struct vh_buf){ REQ(0, 0), 8, false };
+	b[1] = (struct vh_buf){ RESP(0, 0), 1, true };
+	*(uint32_t *)gp(&t, REQ(0, 0), 4) = VIRTIO_SCSI_T_TMF;
+	vh_ring_add(&t.d.ring[VIRTIO_SCSI_VQ_CTRL], b, 2, 0);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_CTRL);
+	g_assert_true(vh_wait_status(&t.d, VIRTIO_STATUS_NEEDS_RESET));
+	st_up(&t);
+	/* After the resets, the power-on attention, then normal service. */
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmphex(st_sense(&t), ==, SENSE(6, 0x29, 0));
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	st_fini(&t);
+	g_free(img);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/virtio-scsi/config", test_config);
+	g_test_add_func("/virtio-scsi/options", test_options);
+	g_test_add_func("/virtio-scsi/requests-raw", test_requests_raw);
+	g_test_add_func("/virtio-scsi/requests-qcow2", test_requests_qcow2);
+	g_test_add_func("/virtio-scsi/1024-luns", test_many_luns);
+	g_test_add_func("/virtio-scsi/tmf", test_tmf);
+	g_test_add_func("/virtio-scsi/hotplug", test_hotplug);
+	g_test_add_func("/virtio-scsi/cdrom", test_cdrom);
+	g_test_add_func("/virtio-scsi/cdb-size", test_cdb_size);
+	g_test_add_func("/virtio-scsi/malformed", test_malformed);
+	return g_test_run();
+}
