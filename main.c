@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "machine.h"
+#include "migration.h"
 #include "monitor.h"
 #include "virtio.h"
 
@@ -40,6 +41,7 @@ static void usage(void)
 	       "  -no-reboot                 exit instead of rebooting\n"
 	       "  -no-shutdown               stay (paused) when the guest powers off\n"
 	       "  -S                         start with the vCPUs paused (QMP cont starts them)\n"
+	       "  -incoming URI|defer        wait for a migration (tcp:, unix:, exec:, fd:, file:)\n"
 	       "  -qmp unix:PATH|tcp:HOST:PORT,server=on,wait=off  serve QMP (repeatable)\n"
 	       "  -chardev socket,id=ID,path=PATH|host=H,port=P,server=on,wait=off\n"
 	       "  -mon chardev=ID,mode=control  serve QMP on that chardev\n"
@@ -130,6 +132,7 @@ struct cmdline {
 	unsigned nr_serial;
 	bool nodefaults, daemonize;
 	const char *pidfile;
+	const char *incoming;
 };
 
 /* -chardev socket,id=ID,... for -mon: remember it as a QMP socket spec. */
@@ -312,6 +315,9 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 			c->cfg.no_shutdown = true;
 		} else if (!strcmp(opt, "-S")) {
 			c->cfg.start_paused = true;
+		} else if (!strcmp(opt, "-incoming")) {
+			TAKES_ARG();
+			c->incoming = arg;
 		} else if (!strcmp(opt, "-qmp")) {
 			TAKES_ARG();
 			g_ptr_array_add(c->qmp, (gpointer)arg);
@@ -406,18 +412,26 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < c.qmp->len; i++)
 		if (monitor_add_qmp(&m, c.qmp->pdata[i], err, sizeof(err)))
 			goto fail;
+	/* An incoming VM waits, paused, for its state; -S keeps it paused after. */
+	if (c.incoming)
+		m.cfg.start_paused = true;
 	if (machine_boot(&m, err, sizeof(err)))
+		goto fail;
+	if (c.incoming && migration_incoming(&m, c.incoming, !c.cfg.start_paused, err,
+					     sizeof(err)))
 		goto fail;
 
 	watch_signals(&m);
 	daemonize_done(0);
 	status = machine_run(&m);
+	migration_destroy(&m);
 	monitor_destroy(&m);
 	machine_destroy(&m);
 	goto out;
 fail:
 	log_error("%s", err);
 	daemonize_done(1);
+	migration_destroy(&m);
 	monitor_destroy(&m);
 	machine_destroy(&m);
 	status = 1;

@@ -15,6 +15,8 @@
 
 struct machine;
 struct vcpu;
+struct vmstate_out;
+struct vmstate_in;
 
 enum accel_exit_reason {
 	ACCEL_EXIT_PIO,			/* port I/O, see exit.pio */
@@ -97,6 +99,18 @@ struct accel_ops {
 	void (*vcpu_kick)(struct vcpu *v);
 	int (*vcpu_get_state)(struct vcpu *v, struct cpu_state *s);
 	int (*vcpu_set_state)(struct vcpu *v, const struct cpu_state *s);
+
+	/*
+	 * Optional, for migration (see vmstate.h): the VM-wide state (in-kernel
+	 * irqchips, clock) and the full state of a paused vCPU, as vmstate
+	 * fields of the sections "<name>-vm" and "<name>-cpu", whose version is
+	 * state_version.  Without them the VM cannot migrate.
+	 */
+	uint32_t state_version;
+	int (*vm_save)(struct machine *m, struct vmstate_out *o);
+	int (*vm_load)(struct machine *m, struct vmstate_in *in);
+	int (*vcpu_save)(struct vcpu *v, struct vmstate_out *o);
+	int (*vcpu_load)(struct vcpu *v, struct vmstate_in *in);
 };
 
 extern const struct accel_ops kvm_accel_ops;

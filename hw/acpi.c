@@ -18,6 +18,7 @@
 #include "acpi_internal.h"
 #include "log.h"
 #include "machine.h"
+#include "vmstate.h"
 
 struct acpi {
 	struct machine *m;
@@ -26,6 +27,7 @@ struct acpi {
 	uint16_t pm1_sts, pm1_en, pm1_cnt;
 	uint8_t reset_ctl;
 	bool sci;			/* level driven on ACPI_SCI_IRQ */
+	struct vmstate_section vms;
 };
 
 /*
@@ -159,11 +161,47 @@ static void acpi_reset(struct device *dev)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* Migration: the PM1 registers and the SCI level (the PM timer is the host's). */
+static int acpi_save(void *opaque, struct vmstate_out *o)
+{
+	struct acpi *a = opaque;
+
+	pthread_mutex_lock(&a->lock);
+	vmstate_put_u16(o, "pm1-sts", a->pm1_sts);
+	vmstate_put_u16(o, "pm1-en", a->pm1_en);
+	vmstate_put_u16(o, "pm1-cnt", a->pm1_cnt);
+	vmstate_put_u8(o, "reset-ctl", a->reset_ctl);
+	vmstate_put_bool(o, "sci", a->sci);
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+static int acpi_load(void *opaque, struct vmstate_in *in)
+{
+	struct acpi *a = opaque;
+	int ret;
+
+	pthread_mutex_lock(&a->lock);
+	if (!(ret = vmstate_get_u16(in, "pm1-sts", &a->pm1_sts)) &&
+	    !(ret = vmstate_get_u16(in, "pm1-en", &a->pm1_en)) &&
+	    !(ret = vmstate_get_u16(in, "pm1-cnt", &a->pm1_cnt)) &&
+	    !(ret = vmstate_get_u8(in, "reset-ctl", &a->reset_ctl)) &&
+	    !(ret = vmstate_get_bool(in, "sci", &a->sci))) {
+		a->pm1_sts &= PM1_STS_BITS;
+		a->pm1_en &= PM1_EN_BITS;
+		a->pm1_cnt &= PM1_CNT_BITS;
+		a->reset_ctl &= RESET_CTL_BITS;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return ret;
+}
+
 static void acpi_destroy(struct device *dev)
 {
 	struct acpi *a = container_of(dev, struct acpi, dev);
 	struct machine *m = a->m;
 
+	vmstate_unregister(m, &a->vms);
 	bus_unregister(&m->pio, ACPI_RESET_PORT, a);
 	bus_unregister(&m->pio, ACPI_PM_BASE, a);
 	pthread_mutex_destroy(&a->lock);
@@ -199,7 +237,9 @@ int acpi_init(struct machine *m, char *err, size_t errlen)
 	a->dev.destroy = acpi_destroy;
 	machine_add_device_obj(m, &a->dev);
 	m->acpi = a;
-	return 0;
+	a->vms = (struct vmstate_section){ .name = "acpi", .version = 1, .min_version = 1,
+					   .save = acpi_save, .load = acpi_load, .opaque = a };
+	return vmstate_register(m, &a->vms);
 fail:
 	snprintf(err, errlen, "acpi: cannot register the PM ports at 0x%x and 0x%x: %s",
 		 ACPI_PM_BASE, ACPI_RESET_PORT, strerror(-ret));

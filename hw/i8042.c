@@ -20,6 +20,7 @@
 #include "bus.h"
 #include "log.h"
 #include "machine.h"
+#include "vmstate.h"
 
 #define STS_OBF		0x01	/* output buffer full */
 #define STS_SYS		0x04	/* system flag: self test passed */
@@ -52,6 +53,7 @@ struct i8042 {
 	uint8_t pending;		/* command waiting for its data byte, or 0 */
 	uint8_t outport;
 	uint8_t port92;
+	struct vmstate_section vms;
 };
 
 /* Put a byte in the output buffer, as from the keyboard or the AUX port. */
@@ -246,11 +248,46 @@ static void i8042_destroy(struct device *d)
 {
 	struct i8042 *k = (struct i8042 *)d;
 
+	vmstate_unregister(k->m, &k->vms);
+
 	bus_unregister(&k->m->pio, 0x60, k);
 	bus_unregister(&k->m->pio, 0x64, k);
 	bus_unregister(&k->m->pio, 0x92, k);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
+}
+
+static const char *const i8042_fields[] = { "ctr", "status", "out", "pending", "outport",
+					    "port92" };
+
+static uint8_t *i8042_field(struct i8042 *k, unsigned i)
+{
+	uint8_t *f[] = { &k->ctr, &k->status, &k->out, &k->pending, &k->outport, &k->port92 };
+
+	return f[i];
+}
+
+static int i8042_save(void *opaque, struct vmstate_out *o)
+{
+	struct i8042 *k = opaque;
+
+	pthread_mutex_lock(&k->lock);
+	for (unsigned i = 0; i < 6; i++)
+		vmstate_put_u8(o, i8042_fields[i], *i8042_field(k, i));
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static int i8042_load(void *opaque, struct vmstate_in *in)
+{
+	struct i8042 *k = opaque;
+	int ret = 0;
+
+	pthread_mutex_lock(&k->lock);
+	for (unsigned i = 0; i < 6 && !ret; i++)
+		ret = vmstate_get_u8(in, i8042_fields[i], i8042_field(k, i));
+	pthread_mutex_unlock(&k->lock);
+	return ret;
 }
 
 int i8042_create(struct machine *m, char *err, size_t errlen)
@@ -284,7 +321,9 @@ int i8042_create(struct machine *m, char *err, size_t errlen)
 	k->dev.reset = i8042_reset;
 	k->dev.destroy = i8042_destroy;
 	machine_add_device_obj(m, &k->dev);
-	return 0;
+	k->vms = (struct vmstate_section){ .name = "i8042", .version = 1, .min_version = 1,
+					   .save = i8042_save, .load = i8042_load, .opaque = k };
+	return vmstate_register(m, &k->vms);
 fail_cmd:
 	bus_unregister(&m->pio, 0x64, k);
 fail_data:

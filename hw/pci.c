@@ -444,6 +444,28 @@ static void pci_host_reset(struct device *dev)
 	}
 }
 
+static int pci_host_save(void *opaque, struct vmstate_out *o)
+{
+	struct pci_host *h = opaque;
+
+	vmstate_put_u32(o, "config-address", __atomic_load_n(&h->config_address,
+							     __ATOMIC_ACQUIRE));
+	pci_device_save(&h->bridge, o);
+	return 0;
+}
+
+static int pci_host_load(void *opaque, struct vmstate_in *in)
+{
+	struct pci_host *h = opaque;
+	uint32_t ca;
+	int ret = vmstate_get_u32(in, "config-address", &ca);
+
+	if (ret)
+		return ret;
+	__atomic_store_n(&h->config_address, ca, __ATOMIC_RELEASE);
+	return pci_device_load(&h->bridge, in);
+}
+
 int pci_host_init(struct machine *m, char *err, size_t errlen)
 {
 	struct pci_host *h;
@@ -493,7 +515,10 @@ int pci_host_init(struct machine *m, char *err, size_t errlen)
 	h->dev.type = "pci-host";
 	h->dev.reset = pci_host_reset;
 	machine_add_device_obj(m, &h->dev);
-	return 0;
+	h->vms = (struct vmstate_section){ .name = "pci-host", .version = 1, .min_version = 1,
+					   .save = pci_host_save, .load = pci_host_load,
+					   .opaque = h };
+	return vmstate_register(m, &h->vms);
 
 fail_ecam:
 	m->pci = NULL;
@@ -521,6 +546,7 @@ void pci_host_destroy(struct machine *m)
 	 * Devices still registered may be gone already (machine_destroy runs
 	 * their teardown first): only the host's own bridge is touched.
 	 */
+	vmstate_unregister(m, &h->vms);
 	pci_device_unregister(&h->bridge);
 	for (unsigned i = 0; i < PCI_MAX_SLOTS; i++)
 		g_free(h->slot[i].reset_config);

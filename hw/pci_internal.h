@@ -11,6 +11,7 @@
 
 #include "machine.h"
 #include "pci.h"
+#include "vmstate.h"
 
 /*
  * INTx: the pins of every slot are swizzled onto four IOAPIC inputs, so
@@ -72,6 +73,7 @@ struct pci_host {
 	struct pci_slot slot[PCI_MAX_SLOTS];
 	uint64_t mmio_next;
 	uint32_t io_next;
+	struct vmstate_section vms;	/* CF8 and the bridge's config space */
 };
 
 /* Little-endian fields of config space. */

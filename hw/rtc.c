@@ -29,6 +29,7 @@
 #include "bus.h"
 #include "log.h"
 #include "machine.h"
+#include "vmstate.h"
 
 #define RTC_SEC		0x00
 #define RTC_SEC_ALARM	0x01
@@ -85,6 +86,7 @@ struct rtc {
 	int64_t last_sec;		/* guest second of the last update event */
 	int64_t next_periodic;		/* CLOCK_MONOTONIC ns of the next PF */
 	bool irq_level;
+	struct vmstate_section vms;
 };
 
 static int64_t clock_ns(clockid_t id)
@@ -431,10 +433,53 @@ static void rtc_reset(struct device *d)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * Migration.  The guest clock travels as its offset from the host's
+ * CLOCK_REALTIME (hosts keep that in sync); the next periodic interrupt is
+ * a CLOCK_MONOTONIC time of this host, so the destination starts a fresh
+ * period.
+ */
+static int rtc_save(void *opaque, struct vmstate_out *o)
+{
+	struct rtc *s = opaque;
+
+	pthread_mutex_lock(&s->lock);
+	vmstate_put_u8(o, "index", s->index);
+	vmstate_put(o, "cmos", s->cmos, sizeof(s->cmos));
+	vmstate_put_u64(o, "offset-ns", s->offset_ns);
+	vmstate_put_u64(o, "last-sec", s->last_sec);
+	vmstate_put_bool(o, "irq-level", s->irq_level);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int rtc_load(void *opaque, struct vmstate_in *in)
+{
+	struct rtc *s = opaque;
+	uint64_t off, last;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	if (!(ret = vmstate_get_u8(in, "index", &s->index)) &&
+	    !(ret = vmstate_get(in, "cmos", s->cmos, sizeof(s->cmos))) &&
+	    !(ret = vmstate_get_u64(in, "offset-ns", &off)) &&
+	    !(ret = vmstate_get_u64(in, "last-sec", &last)) &&
+	    !(ret = vmstate_get_bool(in, "irq-level", &s->irq_level))) {
+		s->index &= 0x7f;
+		s->offset_ns = (int64_t)off;
+		s->last_sec = (int64_t)last;
+		s->next_periodic = clock_ns(CLOCK_MONOTONIC) + periodic_ns(s);
+		pthread_cond_signal(&s->wake);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 static void rtc_destroy(struct device *d)
 {
 	struct rtc *s = (struct rtc *)d;
 
+	vmstate_unregister(s->m, &s->vms);
 	bus_unregister(&s->m->pio, 0x70, s);
 	pthread_mutex_lock(&s->lock);
 	s->stop = true;
@@ -486,7 +531,10 @@ int rtc_create(struct machine *m, char *err, size_t errlen)
 	s->dev.reset = rtc_reset;
 	s->dev.destroy = rtc_destroy;
 	machine_add_device_obj(m, &s->dev);
-	return 0;
+	s->vms = (struct vmstate_section){ .name = "mc146818rtc", .version = 1,
+					   .min_version = 1, .save = rtc_save, .load = rtc_load,
+					   .opaque = s };
+	return vmstate_register(m, &s->vms);
 fail:
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);

@@ -29,6 +29,7 @@
 #include "chardev.h"
 #include "log.h"
 #include "machine.h"
+#include "vmstate.h"
 
 /* Register offsets. */
 #define UART_RBR	0	/* read, DLAB=0 */
@@ -108,6 +109,7 @@ struct uart {
 	unsigned rx_head, rx_count;
 	uint8_t queue[UART_QUEUE_LEN];
 	unsigned q_head, q_count;
+	struct vmstate_section vms;
 };
 
 static const uint16_t uart_ports[4] = { 0x3f8, 0x2f8, 0x3e8, 0x2e8 };
@@ -408,10 +410,74 @@ static void uart_reset(struct device *d)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* Migration: the registers, the FIFO and the input queue, in order. */
+static int uart_save(void *opaque, struct vmstate_out *o)
+{
+	struct uart *u = opaque;
+	uint8_t rx[UART_FIFO_LEN], q[UART_QUEUE_LEN];
+
+	pthread_mutex_lock(&u->lock);
+	for (unsigned i = 0; i < u->rx_count; i++)
+		rx[i] = u->rx[(u->rx_head + i) % UART_FIFO_LEN];
+	for (unsigned i = 0; i < u->q_count; i++)
+		q[i] = u->queue[(u->q_head + i) % UART_QUEUE_LEN];
+	vmstate_put_u8(o, "ier", u->ier);
+	vmstate_put_u8(o, "lcr", u->lcr);
+	vmstate_put_u8(o, "mcr", u->mcr);
+	vmstate_put_u8(o, "lsr", u->lsr);
+	vmstate_put_u8(o, "msr", u->msr);
+	vmstate_put_u8(o, "scr", u->scr);
+	vmstate_put_u8(o, "fcr", u->fcr);
+	vmstate_put_u16(o, "divisor", u->divisor);
+	vmstate_put_bool(o, "thr-ipending", u->thr_ipending);
+	vmstate_put_bool(o, "irq-level", u->irq_level);
+	vmstate_put(o, "rx-fifo", rx, u->rx_count);
+	vmstate_put(o, "rx-queue", q, u->q_count);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+static int uart_load(void *opaque, struct vmstate_in *in)
+{
+	struct uart *u = opaque;
+	const void *rx, *q;
+	uint32_t rx_len, q_len;
+	int ret;
+
+	pthread_mutex_lock(&u->lock);
+	if ((ret = vmstate_get_u8(in, "ier", &u->ier)) ||
+	    (ret = vmstate_get_u8(in, "lcr", &u->lcr)) ||
+	    (ret = vmstate_get_u8(in, "mcr", &u->mcr)) ||
+	    (ret = vmstate_get_u8(in, "lsr", &u->lsr)) ||
+	    (ret = vmstate_get_u8(in, "msr", &u->msr)) ||
+	    (ret = vmstate_get_u8(in, "scr", &u->scr)) ||
+	    (ret = vmstate_get_u8(in, "fcr", &u->fcr)) ||
+	    (ret = vmstate_get_u16(in, "divisor", &u->divisor)) ||
+	    (ret = vmstate_get_bool(in, "thr-ipending", &u->thr_ipending)) ||
+	    (ret = vmstate_get_bool(in, "irq-level", &u->irq_level)) ||
+	    (ret = vmstate_get_var(in, "rx-fifo", &rx, &rx_len)) ||
+	    (ret = vmstate_get_var(in, "rx-queue", &q, &q_len)))
+		goto out;
+	if (rx_len > UART_FIFO_LEN || q_len > UART_QUEUE_LEN) {
+		ret = vmstate_fail(in, "FIFO of %u or queue of %u bytes", rx_len, q_len);
+		goto out;
+	}
+	memcpy(u->rx, rx, rx_len);
+	u->rx_head = 0;
+	u->rx_count = rx_len;
+	memcpy(u->queue, q, q_len);
+	u->q_head = 0;
+	u->q_count = q_len;
+out:
+	pthread_mutex_unlock(&u->lock);
+	return ret;
+}
+
 static void uart_destroy(struct device *d)
 {
 	struct uart *u = (struct uart *)d;
 
+	vmstate_unregister(u->m, &u->vms);
 	bus_unregister(&u->m->pio, u->base, u);
 	chardev_close(u->chr);
 	pthread_mutex_destroy(&u->lock);
@@ -464,5 +530,8 @@ int uart_create(struct machine *m, unsigned index, const char *spec, char *err, 
 	u->dev.reset = uart_reset;
 	u->dev.destroy = uart_destroy;
 	machine_add_device_obj(m, &u->dev);
-	return 0;
+	u->vms = (struct vmstate_section){ .name = "serial", .instance = index, .version = 1,
+					   .min_version = 1, .save = uart_save,
+					   .load = uart_load, .opaque = u };
+	return vmstate_register(m, &u->vms);
 }

@@ -27,6 +27,8 @@ struct drive;
 struct acpi;
 struct monitor;
 struct machine;
+struct vmstate_section;
+struct migration;
 
 #define MACHINE_MAX_VCPUS 255	/* xAPIC IDs, no interrupt remapping */
 
@@ -132,6 +134,8 @@ struct machine {
 	struct device *devices;
 	struct drive *drives;		/* -drive, see block.h */
 	struct machine_listener *listeners;
+	struct vmstate_section *vmstate;	/* migrated state, see vmstate.h */
+	struct migration *migration;	/* migration state, see migration.h */
 	uint64_t rsdp_addr;		/* ACPI RSDP, for the boot loaders */
 	uint32_t nr_irq_pins;		/* GSIs wired to the IOAPIC */
 

@@ -17,6 +17,8 @@
 
 struct machine;
 struct pci_device;
+struct vmstate_out;
+struct vmstate_in;
 
 #define PCI_CONFIG_SIZE 4096
 #define PCI_NUM_BARS 6
@@ -134,5 +136,13 @@ void pci_msix_write(struct pci_device *d, uint64_t off, unsigned size, uint64_t 
 void pci_msix_notify(struct pci_device *d, unsigned vector);
 /* The MSI message of a vector; false if masked or MSI-X is off. */
 bool pci_msix_message(struct pci_device *d, unsigned vector, uint64_t *addr, uint32_t *data);
+
+/*
+ * Migration (pci_vmstate.c): a registered function's config space, INTx
+ * level and MSI-X state as vmstate fields; load remaps the BARs and
+ * re-routes the MSI-X vectors.  The device's section calls these first.
+ */
+void pci_device_save(struct pci_device *d, struct vmstate_out *o);
+int pci_device_load(struct pci_device *d, struct vmstate_in *in);
 
 #endif

@@ -303,6 +303,20 @@ static const struct qmp_command commands[] = {
 	  { { "query-nodes", QMP_BOOL, true } } },
 	{ "human-monitor-command", cmd_hmp,
 	  { { "command-line", QMP_STR }, { "cpu-index", QMP_INT, true } } },
+	{ "migrate", qmp_cmd_migrate,
+	  { { "uri", QMP_STR }, { "blk", QMP_BOOL, true }, { "inc", QMP_BOOL, true },
+	    { "detach", QMP_BOOL, true }, { "resume", QMP_BOOL, true } } },
+	{ "migrate_cancel", qmp_cmd_migrate_cancel },
+	{ "migrate-continue", qmp_cmd_migrate_continue, { { "state", QMP_STR } } },
+	{ "migrate-incoming", qmp_cmd_migrate_incoming, { { "uri", QMP_STR } } },
+	{ "query-migrate", qmp_cmd_query_migrate },
+	{ "migrate-set-capabilities", qmp_cmd_migrate_set_capabilities,
+	  { { "capabilities", QMP_ANY } } },
+	{ "query-migrate-capabilities", qmp_cmd_query_migrate_capabilities },
+	{ "migrate-set-parameters", qmp_cmd_migrate_set_parameters,
+	  { { "downtime-limit", QMP_INT, true }, { "max-bandwidth", QMP_INT, true },
+	    { "multifd-channels", QMP_INT, true }, { "direct-io", QMP_BOOL, true } } },
+	{ "query-migrate-parameters", qmp_cmd_query_migrate_parameters },
 	{ "device_add", qmp_device_add, { { "driver", QMP_STR }, { "id", QMP_STR, true } },
 	  .free_form = true },
 	{ "device_del", qmp_device_del, { { "id", QMP_STR } } },
@@ -315,7 +329,7 @@ static const struct qmp_command commands[] = {
 };
 
 static const char *const events[] = {
-	"STOP", "RESUME", "SHUTDOWN", "RESET", "POWERDOWN", "BLOCK_IO_ERROR", NULL,
+	"STOP", "RESUME", "SHUTDOWN", "RESET", "POWERDOWN", "BLOCK_IO_ERROR", "MIGRATION", NULL,
 };
 
 const struct qmp_command *qmp_commands(size_t *n)

@@ -63,6 +63,20 @@ QMP_HANDLER(qmp_change_medium);
 /* cpu: the vCPU for per-CPU commands (QMP's cpu-index), -1 for the first. */
 char *hmp_run(struct machine *m, const char *line, int cpu);
 
+/* The migration commands (qmp_migration.c). */
+#define QMP_CMD_DECL(fn) JsonNode *fn(struct machine *m, struct qmp_client *c, \
+				      JsonObject *args, struct qmp_error *err)
+QMP_CMD_DECL(qmp_cmd_migrate);
+QMP_CMD_DECL(qmp_cmd_migrate_cancel);
+QMP_CMD_DECL(qmp_cmd_migrate_continue);
+QMP_CMD_DECL(qmp_cmd_migrate_incoming);
+QMP_CMD_DECL(qmp_cmd_query_migrate);
+QMP_CMD_DECL(qmp_cmd_migrate_set_capabilities);
+QMP_CMD_DECL(qmp_cmd_query_migrate_capabilities);
+QMP_CMD_DECL(qmp_cmd_migrate_set_parameters);
+QMP_CMD_DECL(qmp_cmd_query_migrate_parameters);
+#undef QMP_CMD_DECL
+
 /* Shared by QMP and HMP. */
 const char *qmp_runstate_name(enum machine_runstate s);
 JsonNode *qmp_new_object(JsonObject **out);

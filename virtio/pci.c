@@ -546,6 +546,148 @@ static void vp_add_cap(struct virtio_pci *vp, uint8_t type, uint32_t off, uint32
 		put_le32(c + 16, VIRTIO_PCI_NOTIFY_MULT);
 }
 
+/* ---- migration ---- */
+
+/* One queue's transport and ring state. */
+struct vp_vq_state {
+	uint64_t desc, avail, used;
+	uint16_t size, last_avail, used_idx, signalled_used;
+	uint8_t enabled, signalled_valid, broken, pad;
+} __attribute__((packed));
+
+/* Finish the requests in flight: their results land in guest RAM before it is sent. */
+static int vp_quiesce(void *opaque)
+{
+	struct virtio_pci *vp = opaque;
+
+	pthread_mutex_lock(&vp->lock);
+	if (vp->started)
+		vp->vd->ops->stop(vp->vd);
+	pthread_mutex_unlock(&vp->lock);
+	return 0;
+}
+
+static void vp_unquiesce(void *opaque)
+{
+	struct virtio_pci *vp = opaque;
+
+	pthread_mutex_lock(&vp->lock);
+	if (vp->started && vp->vd->ops->start(vp->vd) < 0)
+		virtio_dev_set_needs_reset(vp->vd);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+static int vp_save(void *opaque, struct vmstate_out *o)
+{
+	struct virtio_pci *vp = opaque;
+	struct virtio_dev *vd = vp->vd;
+
+	pci_device_save(&vp->pci, o);
+	pthread_mutex_lock(&vp->lock);
+	vmstate_put_u32(o, "dfselect", vp->dfselect);
+	vmstate_put_u32(o, "gfselect", vp->gfselect);
+	vmstate_put_u64(o, "driver-features", vp->driver_features);
+	vmstate_put_u16(o, "queue-sel", vp->queue_sel);
+	vmstate_put_u16(o, "config-vector", vp->config_vector);
+	vmstate_put(o, "queue-vectors", vp->queue_vector, vd->nr_vqs * sizeof(uint16_t));
+	vmstate_put_u8(o, "isr", __atomic_load_n(&vp->isr, __ATOMIC_RELAXED));
+	vmstate_put_bool(o, "started", vp->started);
+	vmstate_put_u8(o, "status", virtio_dev_status(vd));
+	vmstate_put_u64(o, "guest-features", vd->guest_features);
+	vmstate_put_u8(o, "config-generation", vd->config_generation);
+	vmstate_put(o, "device-config", vd->config, vd->config_len);
+	for (unsigned i = 0; i < vd->nr_vqs; i++) {
+		struct virtq *vq = &vd->vqs[i];
+		struct vp_vq_state q = {
+			.desc = vq->desc_gpa, .avail = vq->avail_gpa, .used = vq->used_gpa,
+			.size = vq->size, .last_avail = vq->last_avail, .used_idx = vq->used_idx,
+			.signalled_used = vq->signalled_used, .enabled = vq->enabled,
+			.signalled_valid = vq->signalled_valid, .broken = vq->broken,
+		};
+
+		vmstate_put(o, "queue", &q, sizeof(q));
+	}
+	pthread_mutex_unlock(&vp->lock);
+	return 0;
+}
+
+static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
+{
+	struct virtio_dev *vd = vp->vd;
+	const void *qv, *cfg;
+	uint32_t qv_len, cfg_len;
+	uint8_t isr, status, gen;
+	uint64_t gf;
+	bool started;
+	int ret;
+
+	if ((ret = vmstate_get_u32(in, "dfselect", &vp->dfselect)) ||
+	    (ret = vmstate_get_u32(in, "gfselect", &vp->gfselect)) ||
+	    (ret = vmstate_get_u64(in, "driver-features", &vp->driver_features)) ||
+	    (ret = vmstate_get_u16(in, "queue-sel", &vp->queue_sel)) ||
+	    (ret = vmstate_get_u16(in, "config-vector", &vp->config_vector)) ||
+	    (ret = vmstate_get_var(in, "queue-vectors", &qv, &qv_len)) ||
+	    (ret = vmstate_get_u8(in, "isr", &isr)) ||
+	    (ret = vmstate_get_bool(in, "started", &started)) ||
+	    (ret = vmstate_get_u8(in, "status", &status)) ||
+	    (ret = vmstate_get_u64(in, "guest-features", &gf)) ||
+	    (ret = vmstate_get_u8(in, "config-generation", &gen)) ||
+	    (ret = vmstate_get_var(in, "device-config", &cfg, &cfg_len)))
+		return ret;
+	if (qv_len != vd->nr_vqs * sizeof(uint16_t) || cfg_len != vd->config_len)
+		return vmstate_fail(in, "%u queues and %u config bytes, this device has %u and %u",
+				    qv_len / 2, cfg_len, vd->nr_vqs, vd->config_len);
+	if (gf & ~vd->host_features)
+		return vmstate_fail(in, "features 0x%llx exceed what this device offers (0x%llx)",
+				    (unsigned long long)gf,
+				    (unsigned long long)vd->host_features);
+	memcpy(vp->queue_vector, qv, qv_len);
+	memcpy(vd->config, cfg, cfg_len);
+	vd->guest_features = gf;
+	vd->config_generation = gen;
+	__atomic_store_n(&vd->status, status, __ATOMIC_SEQ_CST);
+	vp->isr = isr;
+	for (unsigned i = 0; i < vd->nr_vqs; i++) {
+		struct virtq *vq = &vd->vqs[i];
+		struct vp_vq_state q;
+
+		if ((ret = vmstate_get(in, "queue", &q, sizeof(q))))
+			return ret;
+		virtq_reset(vq);
+		vq->size = q.size;
+		vq->desc_gpa = q.desc;
+		vq->avail_gpa = q.avail;
+		vq->used_gpa = q.used;
+		if (q.enabled && virtq_enable(vq))
+			return vmstate_fail(in, "queue %u: the source's rings are not valid here", i);
+		vq->last_avail = q.last_avail;
+		vq->used_idx = q.used_idx;
+		vq->signalled_used = q.signalled_used;
+		vq->signalled_valid = q.signalled_valid;
+		vq->broken = q.broken;
+	}
+	if (started && !vp->started) {
+		vp->started = true;
+		vp_ioeventfd_start(vp);
+		if (vd->ops->start(vd) < 0)
+			virtio_dev_set_needs_reset(vd);
+	}
+	return 0;
+}
+
+static int vp_load(void *opaque, struct vmstate_in *in)
+{
+	struct virtio_pci *vp = opaque;
+	int ret = pci_device_load(&vp->pci, in);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&vp->lock);
+	ret = vp_load_locked(vp, in);
+	pthread_mutex_unlock(&vp->lock);
+	return ret;
+}
+
 int virtio_pci_init(struct virtio_pci *vp, struct machine *m, struct virtio_dev *vd,
 		    uint32_t class_code, int slot, char *err, size_t errlen)
 {
@@ -605,6 +747,17 @@ int virtio_pci_init(struct virtio_pci *vp, struct machine *m, struct virtio_dev 
 	ret = pci_device_register(m, d, slot, err, errlen);
 	if (ret < 0)
 		goto fail;
+	vp->vms = (struct vmstate_section){ .name = "virtio-pci", .instance = d->devfn,
+					    .version = 1, .min_version = 1, .save = vp_save,
+					    .load = vp_load, .quiesce = vp_quiesce,
+					    .resume = vp_unquiesce, .opaque = vp };
+	ret = vmstate_register(m, &vp->vms);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: slot %u is registered for migration twice", vd->name,
+			 d->devfn >> 3);
+		pci_device_unregister(d);
+		goto fail;
+	}
 	return 0;
 fail:
 	for (unsigned i = 0; i < vd->nr_vqs; i++)
@@ -625,6 +778,7 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 	const struct accel_ops *a = vp->m->accel;
 	struct virtio_dev *vd = vp->vd;
 
+	vmstate_unregister(vp->m, &vp->vms);
 	virtio_pci_reset(vp);
 	pci_device_unregister(&vp->pci);
 	for (unsigned i = 0; i < vp->nr_vec; i++) {

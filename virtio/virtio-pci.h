@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "pci.h"
+#include "vmstate.h"
 #include "virtio.h"
 
 #define VIRTIO_PCI_VENDOR	0x1af4
@@ -107,6 +108,7 @@ struct virtio_pci {
 
 	struct virtio_pci_vec *vec;
 	unsigned nr_vec;
+	struct vmstate_section vms;	/* migration, instance = devfn */
 };
 
 /*

@@ -401,4 +401,9 @@ const struct accel_ops kvm_accel_ops = {
 	.vcpu_kick = kvm_vcpu_kick,
 	.vcpu_get_state = kvm_vcpu_get_state,
 	.vcpu_set_state = kvm_vcpu_set_state,
+	.state_version = 1,
+	.vm_save = kvm_state_vm_save,
+	.vm_load = kvm_state_vm_load,
+	.vcpu_save = kvm_state_vcpu_save,
+	.vcpu_load = kvm_state_vcpu_load,
 };

@@ -45,6 +45,14 @@ void kvm_vcpu_kick(struct vcpu *v);
 int kvm_vcpu_get_state(struct vcpu *v, struct cpu_state *s);
 int kvm_vcpu_set_state(struct vcpu *v, const struct cpu_state *s);
 
+/* kvm_state.c: migration state (see accel.h) */
+struct vmstate_out;
+struct vmstate_in;
+int kvm_state_vm_save(struct machine *m, struct vmstate_out *o);
+int kvm_state_vm_load(struct machine *m, struct vmstate_in *in);
+int kvm_state_vcpu_save(struct vcpu *v, struct vmstate_out *o);
+int kvm_state_vcpu_load(struct vcpu *v, struct vmstate_in *in);
+
 /* kvm.c */
 int kvm_vm_reset_irqchip(struct machine *m);
 
