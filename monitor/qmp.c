@@ -702,6 +702,7 @@ void monitor_destroy(struct machine *m)
 		g_free(l->unlink_path);
 		g_free(l);
 	}
+	machine_remove_listener(m, &mon->ml);
 	g_free(mon);
 	m->monitor = NULL;
 }

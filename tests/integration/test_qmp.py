@@ -184,7 +184,12 @@ class Lifecycle(unittest.TestCase):
             self.assertTrue(q.ok("query-status")["running"])
 
     def test_quit(self):
-        with counter_vm() as vm, vm.qmp() as q:
+        # A virtio-blk disk too: its teardown walks the machine's listeners
+        # after the monitor's are gone (a use-after-free under ASan once).
+        img = tempfile.NamedTemporaryFile(suffix=".raw")
+        img.truncate(1 << 20)
+        with counter_vm(extra=["-drive", "file=%s,format=raw,if=virtio" % img.name]) as vm, \
+             vm.qmp() as q:
             vm.wait_for("count 1 ")
             self.assertEqual(q.cmd("quit"), {"return": {}})
             e = q.event("SHUTDOWN")
