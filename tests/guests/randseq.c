@@ -46,6 +46,13 @@
 #define CODE_MAX	4096
 #define ARITH_FLAGS	0x8d5	/* CF PF AF ZF SF OF */
 
+/*
+ * The scratch area sits at a fixed address, away from the image (loaded at
+ * 1 MiB): its addresses end up in registers and memory, so the recorded
+ * results must not move when the guest or its runtime is relinked.
+ */
+#define scratch		((uint8_t *)0x300000)
+
 enum { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI };
 
 struct regs {
@@ -56,7 +63,6 @@ struct regs {
 /* Used by the asm below: the state in and out, and the caller's stack. */
 struct regs seq_regs;
 uint32_t seq_saved_esp;
-uint8_t scratch[SCRATCH] __attribute__((aligned(64)));
 uint8_t seq_code[CODE_MAX] __attribute__((aligned(4096)));
 
 void seq_run(void);
