@@ -31,8 +31,9 @@
  * shld/shrd, cmovcc/setcc, push/pop/pushf, string ops with and without
  * rep/repe/repne and either direction, xchg/xadd/cmpxchg (lock prefix on
  * some memory forms), mov/movzx/movsx/lea/bswap/cbw/cwd, lahf/sahf and
- * clc/stc/cmc.  Memory operands address a 512-byte scratch area at 0x300000 (the last
- * 64 bytes are the sequence's stack) through every addressing form: disp32,
+ * clc/stc/cmc.  Memory operands address a 512-byte scratch area at
+ * 0x300000 (its last 64 bytes are the sequence's stack) through every
+ * addressing form: disp32,
  * [base], [base+disp8], [base+disp32], [base+index*scale+disp8] and
  * [index*scale+disp32]; the base and index registers are loaded just before
  * the instruction.  An instruction that leaves a flag undefined by the SDM
