@@ -33,10 +33,9 @@
  * some memory forms), mov/movzx/movsx/lea/bswap/cbw/cwd, lahf/sahf and
  * clc/stc/cmc.  Memory operands address a 512-byte scratch area at
  * 0x300000 (its last 64 bytes are the sequence's stack) through every
- * addressing form: disp32,
- * [base], [base+disp8], [base+disp32], [base+index*scale+disp8] and
- * [index*scale+disp32]; the base and index registers are loaded just before
- * the instruction.  An instruction that leaves a flag undefined by the SDM
+ * addressing form: disp32, [base], [base+disp8], [base+disp32],
+ * [base+index*scale+disp8] and [index*scale+disp32]; the base and index
+ * registers are loaded just before the instruction.  An instruction that leaves a flag undefined by the SDM
  * (logical ops' AF, shifts, mul, div, bt, shld) is followed by an add, sub
  * or cmp of two registers, so no undefined flag is ever read or hashed.
  */
