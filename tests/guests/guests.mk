@@ -7,7 +7,8 @@
 
 GUEST_DIR  := tests/guests
 GUEST_OUT  := $(BUILD)/tests/guests
-GUESTS32   := hello smp timer memmap pciscan ioloop counter power virtioblk cpuid
+GUESTS32   := hello smp timer memmap pciscan ioloop counter power virtioblk cpuid \
+	randseq spin
 GUESTS64   := hello memmap pciscan
 
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding \
