@@ -312,6 +312,16 @@ static bool tr_xadd(struct tctx *t)
 	a = rmw_load(t, size);
 	r = tcg_tmp(t);
 	tcg_emit(t, U_ALU, size, r, a, b, ALU_ADD, 0);
+	if (!t->i->mem) {
+		/*
+		 * SRC <- DEST, then DEST <- SUM (SDM): with one register as
+		 * both, the sum is what stays.
+		 */
+		gen_st_reg(t, t->i->reg, size, a);
+		rmw_store(t, size, a, r);
+		return true;
+	}
+	/* Memory first: if the store faults, the register is untouched. */
 	rmw_store(t, size, a, r);
 	gen_st_reg(t, t->i->reg, size, a);
 	return true;

@@ -18,8 +18,6 @@
  * sequence K, "len=N" runs only the first N instructions of each sequence
  * (the same prefix: the pops of a pending push follow), "code" prints the
  * bytes of each generated instruction (its setup included).
- * "xadd_distinct" avoids an instruction form TCG has a known bug in (see
- * gen_xchg).
  *
  * Generator (fixed: changing it invalidates tests/integration/data/):
  * xorshift32 (13, 17, 5), state seeded per sequence from
@@ -111,7 +109,6 @@ struct gen {
 	uint8_t *p;
 	int depth;		/* dwords pushed and not yet popped */
 	int print;		/* print each instruction's bytes */
-	int xadd_distinct;	/* see gen_xchg */
 };
 
 /* A register or memory operand, already set up when it was picked. */
@@ -639,12 +636,7 @@ static int gen_string(struct gen *g)
 	return 0;
 }
 
-/*
- * xchg/xadd/cmpxchg.  xadd_distinct: never "xadd r, r" with one register
- * (vireo's TCG gets it wrong: it keeps the old value instead of the sum);
- * the register is changed without drawing another random number, so every
- * other instruction of the sequence stays the same.
- */
+/* xchg/xadd/cmpxchg, "xadd r, r" on one register included. */
 static int gen_xchg(struct gen *g)
 {
 	int size = pick_size(g), k = rn(g, 4), reg;
@@ -666,11 +658,6 @@ static int gen_xchg(struct gen *g)
 		b1(g, wbit(k == 1 ? 0xc0 : 0xb0, size));	/* xadd, cmpxchg */
 	}
 	reg = pick_reg(g, size);
-	if (g->xadd_distinct && k == 1 && !o.mem && reg == o.reg) {
-		reg = (reg + 1) & 7;
-		if (size > 1 && reg == ESP)
-			reg++;
-	}
 	modrm(g, &o, reg);
 	return 0;
 }
@@ -862,7 +849,6 @@ void guest_main(struct bootinfo *bi)
 	struct gen g;
 
 	g.print = cmdline_has(bi->cmdline, "code");
-	g.xadd_distinct = cmdline_has(bi->cmdline, "xadd_distinct");
 	idt_init();
 	for (unsigned long k = first; k < first + count; k++) {
 		uint32_t h = 2166136261u;
