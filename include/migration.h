@@ -70,7 +70,7 @@ bool migration_incoming_deferred(struct machine *m);
  * an outgoing migration handed them over, or on the destination before the
  * guest runs.  Main thread (or the incoming loader, VM not running yet).
  * Fails, naming the drive, if another process holds an image; the drives
- * activated until then stay active.
+ * this call activated until then are inactivated again.
  */
 int migration_activate_drives(struct machine *m, char *err, size_t errlen);
 

@@ -181,19 +181,30 @@ static int inactivate_drives(struct machine *m, char *err, size_t errlen)
 
 int migration_activate_drives(struct machine *m, char *err, size_t errlen)
 {
+	GPtrArray *taken = g_ptr_array_new();
+	int ret = 0;
+
 	for (struct drive *d = m->drives; d; d = d->next) {
 		char berr[256] = "";
-		int ret;
 
-		if (!d->blk)
+		if (!d->blk || blk_is_active(d->blk))
 			continue;
 		ret = blk_activate(d->blk, berr, sizeof(berr));
 		if (ret < 0) {
 			snprintf(err, errlen, "cannot activate drive %s: %s", d->id, berr);
-			return ret;
+			break;
 		}
+		g_ptr_array_add(taken, d->blk);
 	}
-	return 0;
+	/*
+	 * All or nothing: images taken before the failure are let go again at
+	 * once, so the other process can take them (a destination that
+	 * refuses the stream, a source that stays paused).
+	 */
+	for (unsigned i = 0; ret < 0 && i < taken->len; i++)
+		blk_inactivate(taken->pdata[i]);
+	g_ptr_array_free(taken, TRUE);
+	return ret;
 }
 
 static gboolean stop_vm(gpointer opaque)

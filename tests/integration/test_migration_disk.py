@@ -9,11 +9,14 @@ lets go of the images, and the destination takes them (re-reading every
 table) only once the whole stream is in.  The first tests move the VM
 through a state file, the SharedStorage ones live over a unix socket with
 both processes holding the same qcow2 image."""
+import fcntl
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
+import time
 import unittest
 
 from tests.integration.migtest import (check_counter, counter_vm, last_count, wait_count,
@@ -208,6 +211,37 @@ class SharedStorage(unittest.TestCase):
                 self.assertEqual(src.wait(60), EXIT_PASS, src._describe())
             self.assertIn("wrote and read back %d sectors" % SECTORS, src.output())
         self.check_image(SECTORS)
+
+    def test_destination_cannot_take_image(self):
+        """A third process grabs the image while the source has let go of
+        it: the destination refuses the stream, naming the drive, and the
+        source, unable to take its image back, keeps its guest paused."""
+        args = self.args("sectors=%d wait" % SECTORS)
+        with Vm(args, serial="file", qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
+            src.wait_for("virtio-blk: wrote and read back", 60)
+            with src.qmp() as qs:
+                qs.ok("migrate-set-capabilities", {"capabilities": [
+                    {"capability": "pause-before-switchover", "state": True}]})
+                qs.ok("migrate", {"uri": "unix:" + self.sock})
+                wait_migration(qs, states=("pre-switchover",))
+                # QEMU's "write" permission byte, taken and not shared.
+                fd = os.open(self.disk, os.O_RDWR)
+                self.addCleanup(os.close, fd)
+                for byte in (101, 201):
+                    fcntl.fcntl(fd, fcntl.F_OFD_SETLK,
+                                struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, byte, 1, 0))
+                qs.ok("migrate-continue", {"state": "pre-switchover"})
+                self.assertEqual(dst.wait(60), 1)
+                self.assertIn("cannot activate drive d0", dst.stderr())
+                self.assertEqual(wait_migration(qs)["status"], "failed")
+                # The source tries to take its image back after it said failed.
+                deadline = time.monotonic() + 30
+                while "the VM stays paused" not in src.stderr():
+                    self.assertLess(time.monotonic(), deadline, src._describe())
+                    time.sleep(0.05)
+                self.assertIn("cannot activate drive d0", src.stderr())
+                self.assertFalse(qs.ok("query-status")["running"])
 
 
 if __name__ == "__main__":
