@@ -400,6 +400,7 @@ int main(int argc, char **argv)
 
 	if (machine_init(&m, &c.cfg, err, sizeof(err)))
 		goto fail;
+	m.incoming = c.incoming != NULL;
 	for (unsigned i = 0; i < c.drives->len; i++)
 		if (drive_add(&m, c.drives->pdata[i], err, sizeof(err)))
 			goto fail;

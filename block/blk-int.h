@@ -115,6 +115,11 @@ struct bimg {
 	uint64_t size;		/* guest-visible bytes */
 	bool readonly;
 	bool discard_unmap;
+	/*
+	 * Not ours for now (live migration): no locks, no format state (priv
+	 * NULL); only the size and backing names read when it was opened.
+	 */
+	bool inactive;
 	bool probed;		/* format guessed, not given (raw: guard block 0) */
 	enum blk_cache cache;
 	int depth;		/* 0 for the top image */
@@ -124,9 +129,13 @@ struct bimg {
 };
 
 struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cache,
-		       bool readonly, bool discard_unmap, int depth, char **chain,
-		       char *err, size_t errlen);
+		       bool readonly, bool discard_unmap, bool inactive, int depth,
+		       char **chain, char *err, size_t errlen);
 int bimg_close(struct bimg *bs);
+/* Write back, forget the metadata, unlock (the top image of a chain). */
+int bimg_inactivate(struct bimg *bs);
+/* Lock and read the format again from the file; stays inactive on failure. */
+int bimg_activate(struct bimg *bs, char *err, size_t errlen);
 /* Synchronous read through the chain (qcow2 copy-on-write, tests). */
 int bimg_pread(struct bimg *bs, uint64_t off, void *buf, uint64_t len);
 /* Flush of the host file unless cache=unsafe. */

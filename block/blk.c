@@ -87,7 +87,7 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	b->top = bimg_open(cfg->file, cfg->format, cfg->cache, cfg->readonly,
-			   cfg->discard_unmap, 0, NULL, err, errlen);
+			   cfg->discard_unmap, cfg->inactive, 0, NULL, err, errlen);
 	if (!b->top) {
 		free(b);
 		return NULL;
@@ -120,6 +120,39 @@ int blk_close(struct blk *b)
 	free(b->file);
 	free(b);
 	return ret;
+}
+
+/*
+ * The inactive flag is read by device threads (requests) and changed by
+ * the main thread while the VM is stopped and the devices quiesced.
+ */
+static bool blk_inactive(const struct blk *b)
+{
+	return __atomic_load_n(&b->top->inactive, __ATOMIC_ACQUIRE);
+}
+
+int blk_inactivate(struct blk *b)
+{
+	int ret;
+
+	if (blk_inactive(b))
+		return 0;
+	ret = bimg_inactivate(b->top);
+	if (ret < 0)
+		log_error("block: inactivating '%s': %s", b->file, strerror(-ret));
+	return ret;
+}
+
+int blk_activate(struct blk *b, char *err, size_t errlen)
+{
+	if (!blk_inactive(b))
+		return 0;
+	return bimg_activate(b->top, err, errlen);
+}
+
+bool blk_is_active(const struct blk *b)
+{
+	return !blk_inactive(b);
 }
 
 uint64_t blk_size(const struct blk *b)
@@ -502,6 +535,9 @@ static int do_write(struct breq *r, struct bimg *bs, uint64_t off, uint64_t len,
 
 static int check_range(struct blk *b, uint64_t off, uint64_t len, bool write)
 {
+	/* Another process owns the image: the VM is not running. */
+	if (blk_inactive(b))
+		return -EPERM;
 	if (write && b->top->readonly)
 		return -EROFS;
 	if (off > b->top->size || len > b->top->size - off)
@@ -559,9 +595,12 @@ int blk_pwritev(struct blk_queue *q, uint64_t off, const struct iovec *iov, int 
 int blk_flush(struct blk_queue *q, blk_cb *cb, void *opaque)
 {
 	struct bimg *bs = q->b->top;
-	struct breq *r = req_new(q, BLK_OP_FLUSH, 0, cb, opaque);
+	struct breq *r;
 	int ret = 0;
 
+	if (blk_inactive(q->b))
+		return -EPERM;
+	r = req_new(q, BLK_OP_FLUSH, 0, cb, opaque);
 	if (!r)
 		return -ENOMEM;
 	if (!bs->readonly) {

@@ -133,6 +133,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	d->cfg.aio = aio_values[aio];
 	d->cfg.readonly = ro;
 	d->cfg.discard_unmap = discard == 1 || discard == 3;
+	d->cfg.inactive = m->incoming;
 	d->werror = werror;
 	d->rerror = rerror;
 	d->io_status = BLK_IOSTATUS_OK;

@@ -122,6 +122,22 @@ static int image_lock(struct bimg *bs, char *err, size_t errlen)
 	return ret;
 }
 
+/* Let go of every byte image_lock may have taken (all on bs->fd). */
+static int image_unlock(struct bimg *bs)
+{
+	int ret = 0;
+
+	for (int i = 0; i < 4 && !ret; i++) {
+		ret = lock_byte(bs->fd, F_OFD_SETLK, F_UNLCK, LOCK_PERM_BASE + i, NULL);
+		if (!ret)
+			ret = lock_byte(bs->fd, F_OFD_SETLK, F_UNLCK, LOCK_SHARED_BASE + i, NULL);
+	}
+	/* No OFD locks on this file system: nothing was taken. */
+	if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK)
+		ret = 0;
+	return ret;
+}
+
 static void bimg_free(struct bimg *bs)
 {
 	if (bs->dfd >= 0)
@@ -143,15 +159,34 @@ static int open_backing(struct bimg *bs, char **chain, char *err, size_t errlen)
 		return -ENOMEM;
 	for (int i = 0; i <= bs->depth; i++)
 		sub[i] = chain[i];
-	bs->backing = bimg_open(path, bs->backing_fmt, bs->cache, true, false,
+	/* Never written, so both processes of a migration may hold it. */
+	bs->backing = bimg_open(path, bs->backing_fmt, bs->cache, true, false, false,
 				bs->depth + 1, sub, err, errlen);
 	free(path);
 	return bs->backing ? 0 : -EINVAL;
 }
 
+/*
+ * Open the format without writing anything (as read-only) to learn the
+ * size and the backing file, then drop its state: an inactive image is
+ * one whose metadata another process may still change.
+ */
+static int fmt_peek(struct bimg *bs, char *err, size_t errlen)
+{
+	bool ro = bs->readonly;
+	int ret;
+
+	bs->readonly = true;
+	ret = bs->fmt->open(bs, err, errlen);
+	if (ret >= 0)
+		bs->fmt->close(bs);
+	bs->readonly = ro;
+	return ret;
+}
+
 struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cache,
-		       bool readonly, bool discard_unmap, int depth, char **chain,
-		       char *err, size_t errlen)
+		       bool readonly, bool discard_unmap, bool inactive, int depth,
+		       char **chain, char *err, size_t errlen)
 {
 	int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	char *top_chain[BLK_MAX_BACKING_DEPTH + 1];
@@ -188,6 +223,7 @@ struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cach
 	bs->discard_unmap = discard_unmap;
 	bs->cache = cache;
 	bs->depth = depth;
+	bs->inactive = inactive;
 	if (cache == BLK_CACHE_WRITETHROUGH || cache == BLK_CACHE_DIRECTSYNC)
 		flags |= O_DSYNC;
 	bs->fd = open(file, flags);
@@ -195,7 +231,7 @@ struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cach
 		snprintf(err, errlen, "could not open '%s': %s", file, strerror(errno));
 		goto fail;
 	}
-	if (image_lock(bs, err, errlen) < 0)
+	if (!inactive && image_lock(bs, err, errlen) < 0)
 		goto fail;
 	if (cache == BLK_CACHE_NONE || cache == BLK_CACHE_DIRECTSYNC) {
 		bs->dfd = open(file, flags | O_DIRECT);
@@ -220,13 +256,14 @@ struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cach
 				 "that would make block 0 look like another format are refused "
 				 "(specify format=raw)", file);
 	}
-	ret = bs->fmt->open(bs, err, errlen);
+	ret = inactive ? fmt_peek(bs, err, errlen) : bs->fmt->open(bs, err, errlen);
 	if (ret < 0)
 		goto fail;
 	if (bs->backing_name) {
 		chain[depth] = real;
 		if (open_backing(bs, chain, err, errlen) < 0) {
-			bs->fmt->close(bs);
+			if (!inactive)
+				bs->fmt->close(bs);
 			goto fail;
 		}
 	}
@@ -242,13 +279,79 @@ int bimg_close(struct bimg *bs)
 
 	if (!bs)
 		return 0;
-	ret = bs->fmt->close(bs);
-	if (!bs->readonly && bs->cache != BLK_CACHE_UNSAFE && fdatasync(bs->fd) < 0 && !ret)
+	if (bs->inactive)
+		ret = 0;
+	else
+		ret = bs->fmt->close(bs);
+	if (!bs->inactive && !bs->readonly && bs->cache != BLK_CACHE_UNSAFE &&
+	    fdatasync(bs->fd) < 0 && !ret)
 		ret = -errno;
 	if (bs->backing)
 		bimg_close(bs->backing);
 	bimg_free(bs);
 	return ret;
+}
+
+int bimg_inactivate(struct bimg *bs)
+{
+	int ret = 0, ret2;
+
+	if (bs->inactive)
+		return 0;
+	/* Metadata and data on disk first: on failure the image stays active. */
+	if (!bs->readonly) {
+		ret = bs->fmt->flush_meta(bs);
+		if (ret >= 0)
+			ret = bimg_sync(bs);
+		if (ret < 0)
+			return ret;
+	}
+	/* The format forgets every table it read; its state is gone either way. */
+	ret = bs->fmt->close(bs);
+	__atomic_store_n(&bs->inactive, true, __ATOMIC_RELEASE);
+	ret2 = image_unlock(bs);
+	if (ret2 < 0)
+		log_error("'%s': releasing the image locks: %s", bs->filename, strerror(-ret2));
+	return ret < 0 ? ret : ret2;
+}
+
+static bool same_name(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+int bimg_activate(struct bimg *bs, char *err, size_t errlen)
+{
+	char *backing_name = bs->backing_name, *backing_fmt = bs->backing_fmt;
+	int ret;
+
+	if (!bs->inactive)
+		return 0;
+	ret = image_lock(bs, err, errlen);
+	if (ret < 0)
+		return ret;
+	/* Everything from the file as it is now: nothing read before counts. */
+	bs->backing_name = bs->backing_fmt = NULL;
+	ret = bs->fmt->open(bs, err, errlen);
+	if (ret >= 0 && (!same_name(backing_name, bs->backing_name) ||
+			 !same_name(backing_fmt, bs->backing_fmt))) {
+		snprintf(err, errlen, "'%s': the backing file changed while another process "
+			 "had the image", bs->filename);
+		bs->fmt->close(bs);
+		ret = -EINVAL;
+	}
+	if (ret < 0) {
+		free(bs->backing_name);
+		free(bs->backing_fmt);
+		bs->backing_name = backing_name;
+		bs->backing_fmt = backing_fmt;
+		image_unlock(bs);
+		return ret;
+	}
+	free(backing_name);
+	free(backing_fmt);
+	__atomic_store_n(&bs->inactive, false, __ATOMIC_RELEASE);
+	return 0;
 }
 
 int bimg_sync(struct bimg *bs)

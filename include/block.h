@@ -30,6 +30,12 @@ struct blk_config {
 	enum blk_aio aio;
 	bool readonly;
 	bool discard_unmap;		/* discard=unmap (default ignore) */
+	/*
+	 * Open without the image locks and without keeping any metadata:
+	 * another process (a migration source) still writes the image.
+	 * blk_activate makes it usable.
+	 */
+	bool inactive;
 };
 
 /* Per-operation statistics for query-blockstats. */
@@ -61,6 +67,18 @@ struct blk_info {
 struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen);
 /* Flush and close. */
 int blk_close(struct blk *b);
+/*
+ * Shared storage handover (live migration).  Inactivate: flush, write the
+ * metadata back, drop every cache and release the image locks; requests
+ * then fail with -EPERM until blk_activate, which takes the locks (failing
+ * if another process holds the image) and reads the header and metadata
+ * again from the file.  Main thread, no request in flight.  Both return 0
+ * when already in that state.  A failed flush leaves the blk active, a
+ * failed activation leaves it inactive.
+ */
+int blk_inactivate(struct blk *b);
+int blk_activate(struct blk *b, char *err, size_t errlen);
+bool blk_is_active(const struct blk *b);
 uint64_t blk_size(const struct blk *b);
 bool blk_is_readonly(const struct blk *b);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);

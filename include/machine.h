@@ -136,6 +136,11 @@ struct machine {
 	struct machine_listener *listeners;
 	struct vmstate_section *vmstate;	/* migrated state, see vmstate.h */
 	struct migration *migration;	/* migration state, see migration.h */
+	/*
+	 * -incoming: the migration source still owns the disks, so drives
+	 * open inactive (block.h) until the incoming migration activates them.
+	 */
+	bool incoming;
 	uint64_t rsdp_addr;		/* ACPI RSDP, for the boot loaders */
 	uint32_t nr_irq_pins;		/* GSIs wired to the IOAPIC */
 

@@ -65,6 +65,14 @@ int migration_incoming(struct machine *m, const char *uri, bool autostart, char 
 		       size_t errlen);
 /* True while -incoming defer waits for migrate-incoming. */
 bool migration_incoming_deferred(struct machine *m);
+/*
+ * Shared storage: take every drive of the machine back (blk_activate) after
+ * an outgoing migration handed them over, or on the destination before the
+ * guest runs.  Main thread (or the incoming loader, VM not running yet).
+ * Fails, naming the drive, if another process holds an image; the drives
+ * this call activated until then are inactivated again.
+ */
+int migration_activate_drives(struct machine *m, char *err, size_t errlen);
 
 void migration_get_info(struct machine *m, struct mig_info *out);
 bool migration_get_cap(struct machine *m, enum mig_cap c);

@@ -50,6 +50,8 @@ static gboolean incoming_done(gpointer opaque)
 	pthread_mutex_lock(&mig->lock);
 	mig->info.total_time = (mig_now_us() - mig->start_us) / 1000;
 	pthread_mutex_unlock(&mig->lock);
+	/* The disks are ours now: drives added from here on open active. */
+	m->incoming = false;
 	migration_set_status(mig, MIG_COMPLETED);
 	if (mig->autostart && mig->src_running)
 		machine_resume(m);
@@ -71,6 +73,14 @@ static void *incoming_thread(void *opaque)
 		s.accept_fd = mig->listen_fd;
 		res->ret = mig_load(mig->m, &s);
 		snprintf(res->msg, sizeof(res->msg), "%s", s.msg);
+		/*
+		 * The source flushed and let go of the disks before it sent
+		 * the device state: take them now, before saying yes, so a
+		 * refusal leaves the guest with the source.  The VM is not
+		 * running and the main thread does not touch the drives.
+		 */
+		if (!res->ret)
+			res->ret = migration_activate_drives(mig->m, res->msg, sizeof(res->msg));
 		pthread_mutex_lock(&mig->lock);
 		mig->info.transferred = s.bytes;
 		pthread_mutex_unlock(&mig->lock);

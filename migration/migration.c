@@ -157,6 +157,56 @@ static int flush_drives(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Hand the images over: metadata written back, caches dropped, locks
+ * released, so the destination can open them and nothing cached here
+ * outlives the switch-over.  Main thread, after flush_drives.
+ */
+static int inactivate_drives(struct machine *m, char *err, size_t errlen)
+{
+	for (struct drive *d = m->drives; d; d = d->next) {
+		int ret;
+
+		if (!d->blk)
+			continue;
+		ret = blk_inactivate(d->blk);
+		if (ret < 0) {
+			snprintf(err, errlen, "cannot hand drive %s over: %s", d->id,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int migration_activate_drives(struct machine *m, char *err, size_t errlen)
+{
+	GPtrArray *taken = g_ptr_array_new();
+	int ret = 0;
+
+	for (struct drive *d = m->drives; d; d = d->next) {
+		char berr[256] = "";
+
+		if (!d->blk || blk_is_active(d->blk))
+			continue;
+		ret = blk_activate(d->blk, berr, sizeof(berr));
+		if (ret < 0) {
+			snprintf(err, errlen, "cannot activate drive %s: %s", d->id, berr);
+			break;
+		}
+		g_ptr_array_add(taken, d->blk);
+	}
+	/*
+	 * All or nothing: images taken before the failure are let go again at
+	 * once, so the other process can take them (a destination that
+	 * refuses the stream, a source that stays paused).
+	 */
+	for (unsigned i = 0; ret < 0 && i < taken->len; i++)
+		blk_inactivate(taken->pdata[i]);
+	g_ptr_array_free(taken, TRUE);
+	return ret;
+}
+
 static gboolean stop_vm(gpointer opaque)
 {
 	struct migration *mig = opaque;
@@ -180,8 +230,8 @@ static gboolean stop_vm(gpointer opaque)
 	if (ret)
 		snprintf(mig->info.error, sizeof(mig->info.error),
 			 "cannot quiesce the devices: %s", strerror(-ret));
-	else
-		flush_drives(m, mig->info.error, sizeof(mig->info.error));
+	else if (!flush_drives(m, mig->info.error, sizeof(mig->info.error)))
+		inactivate_drives(m, mig->info.error, sizeof(mig->info.error));
 	mig->stopped = true;
 	pthread_cond_broadcast(&mig->cond);
 	pthread_mutex_unlock(&mig->lock);
@@ -191,7 +241,18 @@ static gboolean stop_vm(gpointer opaque)
 static gboolean resume_vm(gpointer opaque)
 {
 	struct migration *mig = opaque;
+	char err[320];
 
+	/*
+	 * The disks first: if the destination took them (it got the whole
+	 * stream and only the acknowledgement was lost), the guest must not
+	 * run here too, so it stays paused.
+	 */
+	if (migration_activate_drives(mig->m, err, sizeof(err)) < 0) {
+		log_error("migration failed and the VM stays paused: %s", err);
+		mig_resume_devices(mig->m);
+		return G_SOURCE_REMOVE;
+	}
 	mig_resume_devices(mig->m);
 	if (mig->was_running)
 		machine_resume(mig->m);

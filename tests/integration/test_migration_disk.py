@@ -2,20 +2,26 @@
 the virtio-pci and PCI state travel, the source flushes at switch-over,
 and the disk reads back the same on the destination.
 
-The image is locked by whichever vireo has it open (QEMU-compatible
-locking in block/), and the block layer cannot yet hand the lock over at
-switch-over, so these tests move the VM through a state file: the source
-saves and quits, then the destination opens the same image and restores.
-Live socket migration with a disk waits for that block-layer hand-over."""
+The image is locked by whichever vireo has it active (QEMU-compatible
+locking in block/).  A destination started with -incoming opens its drives
+inactive; at switch-over the source flushes, writes its metadata back and
+lets go of the images, and the destination takes them (re-reading every
+table) only once the whole stream is in.  The first tests move the VM
+through a state file, the SharedStorage ones live over a unix socket with
+both processes holding the same qcow2 image."""
+import fcntl
 import hashlib
 import os
 import shutil
+import struct
+import subprocess
 import tempfile
+import time
 import unittest
 
 from tests.integration.migtest import (check_counter, counter_vm, last_count, wait_count,
                                        wait_migration)
-from tests.integration.vireotest import EXIT_PASS, Vm, guest, machine_args, requires_kvm
+from tests.integration.vireotest import EXIT_FAIL, EXIT_PASS, Vm, guest, machine_args, requires_kvm
 
 SECTORS = 64
 
@@ -88,6 +94,154 @@ class DiskMigration(unittest.TestCase):
                           dst.output())
         with open(self.disk, "rb") as f:
             self.assertEqual(f.read(SECTORS * 512), pattern(SECTORS))
+
+
+def qemu_img(*args):
+    return subprocess.run(["qemu-img"] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+@requires_kvm
+@unittest.skipUnless(shutil.which("qemu-img"), "qemu-img is not installed")
+class SharedStorage(unittest.TestCase):
+    """Live migration over a unix socket, both vireos on one qcow2 image."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vireo-migshared-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.disk = os.path.join(self.dir, "disk.qcow2")
+        self.sock = os.path.join(self.dir, "mig.sock")
+        self.assertEqual(qemu_img("create", "-q", "-f", "qcow2", self.disk, "4M").returncode, 0)
+
+    def args(self, append):
+        return machine_args(guest("virtioblk.mb.elf"), append=append, extra=[
+            "-drive", "file=%s,format=qcow2,if=none,id=d0" % self.disk,
+            "-device", "virtio-blk-pci,drive=d0,serial=MIG-1"])
+
+    def check_image(self, sectors):
+        """qemu-img agrees the image is clean (so nobody holds it for
+        writing) and reads the guest's pattern from it."""
+        r = qemu_img("check", "-q", self.disk)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        raw = os.path.join(self.dir, "disk.raw")
+        self.assertEqual(qemu_img("convert", "-O", "raw", self.disk, raw).returncode, 0)
+        with open(raw, "rb") as f:
+            self.assertEqual(f.read(sectors * 512), pattern(sectors))
+
+    def digest(self):
+        with open(self.disk, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    def assert_locked(self):
+        r = qemu_img("check", self.disk)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("lock", r.stdout)
+
+    def test_written_on_source_read_on_destination(self):
+        """The guest writes and flushes on the source; after the live
+        migration the destination owns the image, the source (still alive)
+        holds nothing, and the data on disk is the guest's."""
+        args = self.args("sectors=%d wait" % SECTORS)
+        with Vm(args, serial="file", qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
+            src.wait_for("virtio-blk: wrote and read back %d sectors" % SECTORS, 60)
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("migrate", {"uri": "unix:" + self.sock})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+                self.assertTrue(qd.ok("query-status")["running"])
+                self.assertFalse(qs.ok("query-status")["running"])
+                self.assert_locked()
+                qd.ok("quit")
+            dst.wait(30)
+            # The source is alive but inactive: no lock, and what it wrote
+            # (data and qcow2 metadata) is all on disk.
+            self.check_image(SECTORS)
+            before = self.digest()
+            with src.qmp() as qs:
+                qs.ok("quit")
+            src.wait(30)
+            # An inactive source writes nothing back when it closes.
+            self.assertEqual(self.digest(), before)
+
+    def test_destination_writes_source_cannot(self):
+        """A guest moved before it starts does its I/O on the destination;
+        the source, resumed by mistake, gets errors for every write and
+        leaves the image alone."""
+        args = self.args("sectors=%d" % SECTORS)
+        with Vm(args + ["-S"], serial="file", qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("migrate", {"uri": "unix:" + self.sock})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+                qd.ok("cont")
+                self.assertEqual(dst.wait(60), EXIT_PASS, dst._describe())
+                self.assertIn("wrote and read back %d sectors, serial 'MIG-1'" % SECTORS,
+                              dst.output())
+                self.check_image(SECTORS)
+                before = self.digest()
+                # The old source's guest now tries the same writes: refused.
+                qs.ok("cont")
+                # VIRTIO_BLK_S_IOERR, and the guest gives up.
+                self.assertEqual(src.wait(60), EXIT_FAIL, src._describe())
+                self.assertIn("FAIL: write: status 1", src.output())
+        self.assertEqual(self.digest(), before)
+        self.check_image(SECTORS)
+
+    def test_failed_migration_source_keeps_disk(self):
+        """The destination dies after the source handed the image over:
+        the migration fails, the source takes the image back and its guest
+        does all its I/O there."""
+        args = self.args("sectors=%d" % SECTORS)
+        with Vm(args + ["-S"], serial="file", qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
+            with src.qmp() as qs:
+                qs.ok("migrate-set-capabilities", {"capabilities": [
+                    {"capability": "pause-before-switchover", "state": True}]})
+                qs.ok("migrate", {"uri": "unix:" + self.sock})
+                wait_migration(qs, states=("pre-switchover",))
+                # Handed over: neither vireo holds the image now.
+                self.assertEqual(qemu_img("check", "-q", self.disk).returncode, 0)
+                dst.kill()
+                qs.ok("migrate-continue", {"state": "pre-switchover"})
+                self.assertEqual(wait_migration(qs)["status"], "failed")
+                self.assert_locked()
+                qs.ok("cont")
+                self.assertEqual(src.wait(60), EXIT_PASS, src._describe())
+            self.assertIn("wrote and read back %d sectors" % SECTORS, src.output())
+        self.check_image(SECTORS)
+
+    def test_destination_cannot_take_image(self):
+        """A third process grabs the image while the source has let go of
+        it: the destination refuses the stream, naming the drive, and the
+        source, unable to take its image back, keeps its guest paused."""
+        args = self.args("sectors=%d wait" % SECTORS)
+        with Vm(args, serial="file", qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
+            src.wait_for("virtio-blk: wrote and read back", 60)
+            with src.qmp() as qs:
+                qs.ok("migrate-set-capabilities", {"capabilities": [
+                    {"capability": "pause-before-switchover", "state": True}]})
+                qs.ok("migrate", {"uri": "unix:" + self.sock})
+                wait_migration(qs, states=("pre-switchover",))
+                # QEMU's "write" permission byte, taken and not shared.
+                fd = os.open(self.disk, os.O_RDWR)
+                self.addCleanup(os.close, fd)
+                for byte in (101, 201):
+                    fcntl.fcntl(fd, fcntl.F_OFD_SETLK,
+                                struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, byte, 1, 0))
+                qs.ok("migrate-continue", {"state": "pre-switchover"})
+                self.assertEqual(dst.wait(60), 1)
+                self.assertIn("cannot activate drive d0", dst.stderr())
+                self.assertEqual(wait_migration(qs)["status"], "failed")
+                # The source tries to take its image back after it said failed.
+                deadline = time.monotonic() + 30
+                while "the VM stays paused" not in src.stderr():
+                    self.assertLess(time.monotonic(), deadline, src._describe())
+                    time.sleep(0.05)
+                self.assertIn("cannot activate drive d0", src.stderr())
+                self.assertFalse(qs.ok("query-status")["running"])
 
 
 if __name__ == "__main__":
