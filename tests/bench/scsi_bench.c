@@ -25,7 +25,7 @@
 #include "scsi.h"
 #include "virtio.h"
 #include "virtio/virtio-pci.h"
-#include "virtio_harness.h"
+#include "tests/unit/virtio_harness.h"
 
 #define QSIZE		128
 #define MAXDEPTH	64
