@@ -31,45 +31,6 @@ size_t scsi_iov_size(const struct iovec *iov, unsigned cnt)
 	return n;
 }
 
-size_t scsi_iov_to_buf_at(const struct iovec *iov, unsigned cnt, size_t off, void *buf,
-			  size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < cnt && done < len; i++) {
-		size_t n;
-
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		n = MIN(iov[i].iov_len - off, len - done);
-		memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + off, n);
-		done += n;
-		off = 0;
-	}
-	return done;
-}
-
-size_t scsi_iov_to_buf(const struct iovec *iov, unsigned cnt, void *buf, size_t len)
-{
-	return scsi_iov_to_buf_at(iov, cnt, 0, buf, len);
-}
-
-static size_t scsi_iov_from_buf(const struct iovec *iov, unsigned cnt, const void *buf,
-				size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < cnt && done < len; i++) {
-		size_t n = MIN(iov[i].iov_len, len - done);
-
-		memcpy(iov[i].iov_base, (const uint8_t *)buf + done, n);
-		done += n;
-	}
-	return done;
-}
-
 /* ---- completion and sense ---- */
 
 void scsi_req_finish(struct scsi_req *r)
@@ -174,7 +135,7 @@ void scsi_req_reply(struct scsi_req *r, const void *buf, size_t len, size_t allo
 		scsi_req_fail(r, SCSI_SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_CDB);
 		return;
 	}
-	r->in_xfer = scsi_iov_from_buf(r->in, r->in_cnt, buf, n);
+	r->in_xfer = virtio_iov_from_buf(r->in, r->in_cnt, 0, buf, n);
 	scsi_req_good(r);
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "scsi.h"
+#include "virtio.h"
 
 /* ASC/ASCQ pairs, as (asc << 8 | ascq). */
 #define ASC_NO_ADDITIONAL		0x0000
@@ -126,9 +127,6 @@ void scsi_req_io_error(struct scsi_req *r, int err);
 /* The LUN has a readable medium; otherwise fail with NOT READY. */
 bool scsi_lun_check_ready(struct scsi_req *r);
 size_t scsi_iov_size(const struct iovec *iov, unsigned cnt);
-size_t scsi_iov_to_buf(const struct iovec *iov, unsigned cnt, void *buf, size_t len);
-size_t scsi_iov_to_buf_at(const struct iovec *iov, unsigned cnt, size_t off, void *buf,
-			  size_t len);
 
 /* scsi_spc.c */
 void scsi_spc_inquiry(struct scsi_req *r);

@@ -332,7 +332,7 @@ void scsi_sbc_write_same(struct scsi_req *r)
 	r->residual = ndob ? r->out_len : r->out_len - l->bs;
 	block = g_malloc0(l->bs);
 	if (!ndob)
-		scsi_iov_to_buf(r->out, r->out_cnt, block, l->bs);
+		virtio_iov_to_buf(r->out, r->out_cnt, 0, block, l->bs);
 	if (sbc_is_zero(block, l->bs)) {
 		g_free(block);
 		r->pos = (lba + n) * l->bs;	/* nothing left to write after it */
@@ -407,7 +407,7 @@ void scsi_sbc_unmap(struct scsi_req *r)
 		return;
 	}
 	r->buf = g_malloc(plen);
-	scsi_iov_to_buf(r->out, r->out_cnt, r->buf, plen);
+	virtio_iov_to_buf(r->out, r->out_cnt, 0, r->buf, plen);
 	bdl = get_be16(r->buf + 2);
 	if (get_be16(r->buf) + 2u > plen || bdl + 8u > plen) {
 		scsi_req_fail(r, SCSI_SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH);
@@ -482,7 +482,7 @@ static void sbc_verify_next(void *opaque, int64_t ret)
 	}
 	/* BYTCHK 1 sent one block per block; BYTCHK 3 one block for all. */
 	if (got && r->step == 1)
-		scsi_iov_to_buf_at(r->out, r->out_cnt, r->pos, want, got);
+		virtio_iov_to_buf(r->out, r->out_cnt, r->pos, want, got);
 	for (size_t off = 0; off < got; off += bs) {
 		if (memcmp(r->buf + off, r->step == 3 ? want : want + off, bs)) {
 			scsi_req_fail(r, SCSI_SK_MISCOMPARE, ASC_MISCOMPARE_VERIFY);
@@ -552,7 +552,7 @@ void scsi_sbc_verify(struct scsi_req *r)
 	/* A chunk of medium data, then a chunk (or the one block) sent. */
 	r->buf = g_malloc(VERIFY_CHUNK + (bytchk == 1 ? VERIFY_CHUNK : l->bs));
 	if (bytchk == 3)
-		scsi_iov_to_buf(r->out, r->out_cnt, r->buf + VERIFY_CHUNK, l->bs);
+		virtio_iov_to_buf(r->out, r->out_cnt, 0, r->buf + VERIFY_CHUNK, l->bs);
 	r->iov = g_new0(struct iovec, 1);
 	sbc_verify_next(r, 0);
 }

@@ -378,7 +378,7 @@ void scsi_spc_mode_select(struct scsi_req *r)
 		scsi_req_fail(r, SCSI_SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH);
 		return;
 	}
-	scsi_iov_to_buf(r->out, r->out_cnt, d, plen);
+	virtio_iov_to_buf(r->out, r->out_cnt, 0, d, plen);
 	bd = ten ? get_be16(d + 6) : d[3];
 	if (bd && bd != 8 && !(ten && (d[4] & 1) && bd == 16)) {
 		scsi_req_bad_field(r, false, ten ? 6 : 3, -1);
