@@ -5,29 +5,8 @@
 #include "board.h"
 #include "bus.h"
 #include "machine.h"
+#include "machine_fixture.h"
 #include "options.h"
-
-static struct machine *machine_new(void)
-{
-	struct machine *m = g_new0(struct machine, 1);
-
-	bus_init(&m->pio, "pio");
-	pthread_mutex_init(&m->lock, NULL);
-	return m;
-}
-
-static void machine_free(struct machine *m)
-{
-	while (m->devices) {
-		struct device *d = m->devices;
-
-		m->devices = d->next;
-		d->destroy(d);
-	}
-	bus_destroy(&m->pio);
-	pthread_mutex_destroy(&m->lock);
-	g_free(m);
-}
 
 static int create(struct machine *m, const char *str, char *err, size_t errlen)
 {
@@ -47,7 +26,7 @@ static int create(struct machine *m, const char *str, char *err, size_t errlen)
 
 static void check_exit(const char *str, uint16_t port, unsigned size, uint32_t v, int status)
 {
-	struct machine *m = machine_new();
+	struct machine *m = fixture_machine_new(NULL);
 	char err[256] = "";
 
 	g_assert_cmpint(create(m, str, err, sizeof(err)), ==, 0);
@@ -55,7 +34,7 @@ static void check_exit(const char *str, uint16_t port, unsigned size, uint32_t v
 	bus_write(&m->pio, port, size, v);
 	g_assert_cmpint(m->request, ==, MACHINE_REQ_EXIT);
 	g_assert_cmpint(m->exit_status, ==, status);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_status(void)
@@ -70,7 +49,7 @@ static void test_status(void)
 
 static void test_range(void)
 {
-	struct machine *m = machine_new();
+	struct machine *m = fixture_machine_new(NULL);
 	char err[256] = "";
 
 	g_assert_cmpint(create(m, "isa-debug-exit,iobase=0xf4,iosize=1", err, sizeof(err)), ==, 0);
@@ -80,19 +59,19 @@ static void test_range(void)
 	/* Two devices on one port: refused, naming the ports. */
 	g_assert_cmpint(create(m, "isa-debug-exit,iobase=0xf4,iosize=1", err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "0xf4"));
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void expect_error(const char *str, const char *needle)
 {
-	struct machine *m = machine_new();
+	struct machine *m = fixture_machine_new(NULL);
 	char err[256] = "";
 
 	g_assert_cmpint(create(m, str, err, sizeof(err)), <, 0);
 	if (!strstr(err, needle))
 		g_error("'%s': message '%s' does not name '%s'", str, err, needle);
 	g_assert_null(m->devices);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_bad_options(void)

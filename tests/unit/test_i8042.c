@@ -5,29 +5,15 @@
 #include "board.h"
 #include "bus.h"
 #include "machine.h"
+#include "machine_fixture.h"
 
 static struct machine *machine_new(void)
 {
-	struct machine *m = g_new0(struct machine, 1);
+	struct machine *m = fixture_machine_new(NULL);
 	char err[256] = "";
 
-	bus_init(&m->pio, "pio");
-	pthread_mutex_init(&m->lock, NULL);
 	g_assert_cmpint(i8042_create(m, err, sizeof(err)), ==, 0);
 	return m;
-}
-
-static void machine_free(struct machine *m)
-{
-	while (m->devices) {
-		struct device *d = m->devices;
-
-		m->devices = d->next;
-		d->destroy(d);
-	}
-	bus_destroy(&m->pio);
-	pthread_mutex_destroy(&m->lock);
-	g_free(m);
 }
 
 static uint8_t in(struct machine *m, uint16_t port)
@@ -81,7 +67,7 @@ static void test_probe(void)
 	g_assert_cmphex(in(m, 0x60), ==, 0x5a);
 	g_assert_cmphex(in(m, 0x64) & 0x21, ==, 0x00);
 	g_assert_cmpint(m->request, ==, MACHINE_REQ_NONE);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_reset_fe(void)
@@ -92,7 +78,7 @@ static void test_reset_fe(void)
 	g_assert_cmpint(m->request, ==, MACHINE_REQ_NONE);
 	out(m, 0x64, 0xfe);
 	g_assert_cmpint(m->request, ==, MACHINE_REQ_RESET);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_reset_output_port(void)
@@ -106,7 +92,7 @@ static void test_reset_output_port(void)
 	out(m, 0x64, 0xd1);
 	out(m, 0x60, 0x02);
 	g_assert_cmpint(m->request, ==, MACHINE_REQ_RESET);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_port92(void)
@@ -118,7 +104,7 @@ static void test_port92(void)
 	g_assert_cmpint(m->request, ==, MACHINE_REQ_NONE);
 	out(m, 0x92, 0x03);
 	g_assert_cmpint(m->request, ==, MACHINE_REQ_RESET);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 int main(int argc, char **argv)

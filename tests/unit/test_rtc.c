@@ -11,6 +11,7 @@
 #include "board.h"
 #include "bus.h"
 #include "machine.h"
+#include "machine_fixture.h"
 
 #define GiB (1ull << 30)
 #define MiB (1ull << 20)
@@ -29,14 +30,10 @@ static const struct accel_ops fake_accel = { .name = "fake", .set_irq = fake_set
 
 static struct machine *machine_new(uint64_t ram)
 {
-	struct machine *m = g_new0(struct machine, 1);
+	struct machine *m = fixture_machine_new(&fake_accel);
 	uint64_t low = MIN(ram, MEM_LOWMEM_LIMIT);
 	char err[256] = "";
 
-	bus_init(&m->pio, "pio");
-	m->ctx = g_main_context_new();
-	m->accel = &fake_accel;
-	pthread_mutex_init(&m->lock, NULL);
 	m->cfg.ram_size = ram;
 	m->cfg.smp = 2;
 	/* The layout guest_mem_init makes, without mapping any RAM. */
@@ -50,20 +47,6 @@ static struct machine *machine_new(uint64_t ram)
 	irq8_level = 0;
 	g_assert_cmpint(rtc_create(m, err, sizeof(err)), ==, 0);
 	return m;
-}
-
-static void machine_free(struct machine *m)
-{
-	while (m->devices) {
-		struct device *d = m->devices;
-
-		m->devices = d->next;
-		d->destroy(d);
-	}
-	bus_destroy(&m->pio);
-	g_main_context_unref(m->ctx);
-	pthread_mutex_destroy(&m->lock);
-	g_free(m);
 }
 
 static uint8_t cmos_read(struct machine *m, uint8_t idx)
@@ -164,7 +147,7 @@ static void test_host_time(void)
 		g_assert_cmpuint(!!(h12 & 0x80), ==, h24 >= 12);
 		break;
 	}
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_set_time(void)
@@ -194,7 +177,7 @@ static void test_set_time(void)
 	want = timegm(&tm);
 	g_assert_cmpint(got, >=, want);
 	g_assert_cmpint(got, <=, want + 5);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static uint16_t cmos16(struct machine *m, uint8_t idx)
@@ -220,14 +203,14 @@ static void test_memory_bytes(void)
 	g_assert_cmpuint(cmos16(m, 0x34), ==, 0xbf00);
 	g_assert_cmpuint(cmos24(m, 0x5b), ==, (GiB / 2) >> 16);
 	g_assert_cmpuint(cmos_read(m, 0x5f), ==, 1);
-	machine_free(m);
+	fixture_machine_free(m);
 
 	/* 6 GiB: 3 GiB above 4 GiB. */
 	m = machine_new(6 * GiB);
 	g_assert_cmpuint(cmos16(m, 0x34), ==, 0xbf00);
 	g_assert_cmpuint(cmos24(m, 0x5b), ==, (3 * GiB) >> 16);
 	g_assert_cmpuint(cmos24(m, 0x5b), ==, 0xc000);
-	machine_free(m);
+	fixture_machine_free(m);
 
 	/* 32 MiB: nothing capped, nothing above 4 GiB. */
 	m = machine_new(32 * MiB);
@@ -235,7 +218,7 @@ static void test_memory_bytes(void)
 	g_assert_cmpuint(cmos16(m, 0x30), ==, 31 * 1024);
 	g_assert_cmpuint(cmos16(m, 0x34), ==, (16 * MiB) >> 16);
 	g_assert_cmpuint(cmos24(m, 0x5b), ==, 0);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static bool wait_irq8(void)
@@ -297,7 +280,7 @@ static void test_interrupts(void)
 	cmos_write(m, 0x0b, 0x72);
 	m->devices->reset(m->devices);
 	g_assert_cmphex(cmos_read(m, 0x0b), ==, 0x02);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 int main(int argc, char **argv)

@@ -15,6 +15,7 @@
 #include "board.h"
 #include "bus.h"
 #include "machine.h"
+#include "machine_fixture.h"
 
 #define COM1 0x3f8
 #define COM2 0x2f8
@@ -45,31 +46,11 @@ static const struct accel_ops fake_accel = { .name = "fake", .set_irq = fake_set
 
 static struct machine *machine_new(void)
 {
-	struct machine *m = g_new0(struct machine, 1);
+	struct machine *m = fixture_machine_new(&fake_accel);
 
-	bus_init(&m->pio, "pio");
-	bus_init(&m->mmio, "mmio");
-	m->ctx = g_main_context_new();
-	m->accel = &fake_accel;
-	pthread_mutex_init(&m->lock, NULL);
 	memset(irq_level, 0, sizeof(irq_level));
 	memset(irq_raises, 0, sizeof(irq_raises));
 	return m;
-}
-
-static void machine_free(struct machine *m)
-{
-	while (m->devices) {
-		struct device *d = m->devices;
-
-		m->devices = d->next;
-		d->destroy(d);
-	}
-	bus_destroy(&m->pio);
-	bus_destroy(&m->mmio);
-	g_main_context_unref(m->ctx);
-	pthread_mutex_destroy(&m->lock);
-	g_free(m);
 }
 
 static uint8_t in(struct machine *m, uint16_t port)
@@ -104,7 +85,7 @@ static void test_file_output(void)
 		g_assert_true(in(m, COM1 + LSR) & 0x20);
 		out(m, COM1 + THR, *p);
 	}
-	machine_free(m);
+	fixture_machine_free(m);
 	g_assert_true(g_file_get_contents(path, &data, NULL, NULL));
 	g_assert_cmpstr(data, ==, msg);
 	g_free(data);
@@ -169,7 +150,7 @@ static void test_unix_input(void)
 	g_assert_cmpint(read(fd, &c, 1), ==, 1);
 	g_assert_cmpint(c, ==, 'k');
 	close(fd);
-	machine_free(m);
+	fixture_machine_free(m);
 	g_rmdir(dir);
 }
 
@@ -199,7 +180,7 @@ static void test_input_burst(void)
 	g_assert_cmpmem(got, sizeof(got), sent, sizeof(sent));
 	g_assert_false(in(m, COM1 + LSR) & 0x02);	/* no overrun */
 	close(fd);
-	machine_free(m);
+	fixture_machine_free(m);
 	g_rmdir(dir);
 }
 
@@ -232,7 +213,7 @@ static void test_thre_sequence(void)
 	g_assert_cmphex(in(m, COM1 + IIR), ==, 0x02);
 	out(m, COM1 + IER, 0x00);
 	g_assert_cmpint(irq_level[4], ==, 0);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_priorities(void)
@@ -257,7 +238,7 @@ static void test_priorities(void)
 	g_assert_cmphex(in(m, COM1 + IIR), ==, 0x02);	/* then THRE */
 	g_assert_cmphex(in(m, COM1 + IIR), ==, 0x01);
 	g_assert_cmpint(irq_level[4], ==, 0);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_fifo(void)
@@ -289,7 +270,7 @@ static void test_fifo(void)
 	g_assert_cmphex(in(m, COM1 + IIR), ==, 0xc1);
 	out(m, COM1 + FCR, 0x00);	/* FIFO off */
 	g_assert_cmphex(in(m, COM1 + IIR), ==, 0x01);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_dlab(void)
@@ -312,7 +293,7 @@ static void test_dlab(void)
 	g_assert_cmphex(in(m, COM1 + 0), ==, 0x01);
 	out(m, COM1 + LCR, 0x03);
 	g_assert_cmphex(in(m, COM1 + IER), ==, 0x05);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_loopback_and_probe(void)
@@ -345,7 +326,7 @@ static void test_loopback_and_probe(void)
 	g_assert_cmphex(in(m, COM1 + SCR), ==, 0xa5);
 	out(m, COM1 + SCR, 0x5a);
 	g_assert_cmphex(in(m, COM1 + SCR), ==, 0x5a);
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 static void test_ports_and_errors(void)
@@ -368,7 +349,7 @@ static void test_ports_and_errors(void)
 	g_assert_nonnull(strstr(err, "/nonexistent-vireo/x"));
 	g_assert_cmpint(uart_create(m, 4, "null", err, sizeof(err)), <, 0);
 	g_assert_cmphex(in(m, COM1 + LSR), ==, 0xff);	/* nothing half-made */
-	machine_free(m);
+	fixture_machine_free(m);
 }
 
 int main(int argc, char **argv)
