@@ -554,42 +554,40 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 	return n;
 }
 
-int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
-	       blk_cb *cb, void *opaque)
+/* The common path of blk_preadv and blk_pwritev. */
+static int submit_rw(struct blk_queue *q, enum blk_op op, uint64_t off,
+		     const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque)
 {
+	bool write = op == BLK_OP_WRITE;
 	size_t len = iov_total(iov, iovcnt);
 	struct breq *r;
-	int ret = check_range(q->b, off, len, false);
+	int ret = check_range(q->b, off, len, write);
 
 	if (ret < 0)
 		return ret;
-	r = req_new(q, BLK_OP_READ, len, cb, opaque);
+	r = req_new(q, op, len, cb, opaque);
 	if (!r)
 		return -ENOMEM;
-	ret = do_read(r, q->b->top, off, len, iov, iovcnt, 0);
+	if (write)
+		ret = do_write(r, q->b->top, off, len, iov, iovcnt, 0);
+	else
+		ret = do_read(r, q->b->top, off, len, iov, iovcnt, 0);
 	if (ret < 0)
 		req_fail(r, ret);
 	req_submitted(r);
 	return 0;
 }
 
+int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
+	       blk_cb *cb, void *opaque)
+{
+	return submit_rw(q, BLK_OP_READ, off, iov, iovcnt, cb, opaque);
+}
+
 int blk_pwritev(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
 		blk_cb *cb, void *opaque)
 {
-	size_t len = iov_total(iov, iovcnt);
-	struct breq *r;
-	int ret = check_range(q->b, off, len, true);
-
-	if (ret < 0)
-		return ret;
-	r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
-	if (!r)
-		return -ENOMEM;
-	ret = do_write(r, q->b->top, off, len, iov, iovcnt, 0);
-	if (ret < 0)
-		req_fail(r, ret);
-	req_submitted(r);
-	return 0;
+	return submit_rw(q, BLK_OP_WRITE, off, iov, iovcnt, cb, opaque);
 }
 
 int blk_flush(struct blk_queue *q, blk_cb *cb, void *opaque)
