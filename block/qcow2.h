@@ -154,6 +154,9 @@ int qcow2_meta_flush(struct qcow2 *s);
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
 /* Entry i of a refcount block buffer, in the image's refcount width. */
 void qcow2_rc_set(const struct qcow2 *s, uint8_t *block, uint64_t i, uint64_t v);
+/* Write a new refcount structure and switch the header to it. */
+int qcow2_reftable_install(struct qcow2 *s, const uint8_t *blocks, uint64_t B,
+			   const uint8_t *table, uint64_t T, uint64_t E);
 /* Drop every cached refcount block (the refcount structure moved). */
 void qcow2_rbc_reset(struct qcow2 *s);
 

@@ -336,6 +336,36 @@ static int new_refblock(struct qcow2 *s, uint64_t r, uint64_t c)
 }
 
 /*
+ * Write B refcount blocks at cluster E and the T-cluster table after them,
+ * then switch the header to the new table in one 12-byte write: a crash
+ * before that write leaves the old structure in use, after it the new one.
+ */
+int qcow2_reftable_install(struct qcow2 *s, const uint8_t *blocks, uint64_t B,
+			   const uint8_t *table, uint64_t T, uint64_t E)
+{
+	uint64_t cs = s->cluster_size;
+	uint8_t hdr[12];
+	int ret;
+
+	ret = qcow2_pwrite(s, blocks, B * cs, E * cs);
+	if (!ret)
+		ret = qcow2_pwrite(s, table, T * cs, (E + B) * cs);
+	if (!ret)
+		ret = qcow2_sync(s);
+	if (ret < 0)
+		return ret;
+	qcow2_put_be64(hdr, (E + B) * cs);
+	hdr[8] = T >> 24;
+	hdr[9] = T >> 16;
+	hdr[10] = T >> 8;
+	hdr[11] = T;
+	ret = qcow2_pwrite(s, hdr, 12, QCOW2_HDR_REFTABLE);
+	if (!ret)
+		ret = qcow2_sync(s);
+	return ret;
+}
+
+/*
  * A bigger refcount table, at a refcount-block boundary past everything:
  * new blocks first (counting themselves and the table), then the table,
  * then the header switches to it in one write.
@@ -346,7 +376,7 @@ static int grow_reftable(struct qcow2 *s)
 	uint64_t end_c = (s->file_end + cs - 1) / cs;
 	uint64_t E = BLK_MAX(end_c, s->rt_size * rbe);
 	uint64_t B = 1, T = 0, n = 0, r0;
-	uint8_t *blocks = NULL, *table = NULL, hdr[12];
+	uint8_t *blocks = NULL, *table = NULL;
 	uint64_t *rt;
 	int ret = -ENOMEM;
 
@@ -381,21 +411,7 @@ static int grow_reftable(struct qcow2 *s)
 		rt[r0 + j] = (E + j) * cs;
 	for (uint64_t i = 0; i < n; i++)
 		qcow2_put_be64(table + i * 8, rt[i]);
-	ret = qcow2_pwrite(s, blocks, B * cs, E * cs);
-	if (!ret)
-		ret = qcow2_pwrite(s, table, T * cs, (E + B) * cs);
-	if (!ret)
-		ret = qcow2_sync(s);
-	if (ret < 0)
-		goto out;
-	qcow2_put_be64(hdr, (E + B) * cs);
-	hdr[8] = T >> 24;
-	hdr[9] = T >> 16;
-	hdr[10] = T >> 8;
-	hdr[11] = T;
-	ret = qcow2_pwrite(s, hdr, 12, QCOW2_HDR_REFTABLE);
-	if (!ret)
-		ret = qcow2_sync(s);
+	ret = qcow2_reftable_install(s, blocks, B, table, T, E);
 	if (ret < 0)
 		goto out;
 	qcow2_mark_meta(s, s->rt_offset, (uint64_t)s->rt_clusters * cs, false);

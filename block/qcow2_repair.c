@@ -137,21 +137,7 @@ int qcow2_rebuild_refcounts(struct qcow2 *s, char *err, size_t errlen)
 		rt[j] = (E + j) * cs;
 		qcow2_put_be64(table + j * 8, rt[j]);
 	}
-	ret = qcow2_pwrite(s, blocks, B * cs, E * cs);
-	if (!ret)
-		ret = qcow2_pwrite(s, table, T * cs, (E + B) * cs);
-	if (!ret)
-		ret = qcow2_sync(s);
-	if (!ret) {
-		qcow2_put_be64(hdr, (E + B) * cs);
-		hdr[8] = T >> 24;
-		hdr[9] = T >> 16;
-		hdr[10] = T >> 8;
-		hdr[11] = T;
-		ret = qcow2_pwrite(s, hdr, 12, QCOW2_HDR_REFTABLE);
-	}
-	if (!ret)
-		ret = qcow2_sync(s);
+	ret = qcow2_reftable_install(s, blocks, B, table, T, E);
 	if (ret < 0) {
 		snprintf(err, errlen, "qcow2 '%s': writing rebuilt refcounts: %s", s->bs->filename,
 			 strerror(-ret));
