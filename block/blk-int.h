@@ -138,6 +138,11 @@ int bimg_inactivate(struct bimg *bs);
 int bimg_activate(struct bimg *bs, char *err, size_t errlen);
 /* Synchronous read through the chain (qcow2 copy-on-write, tests). */
 int bimg_pread(struct bimg *bs, uint64_t off, void *buf, uint64_t len);
+/*
+ * pread until len bytes are in or the file ends; what lies past the end
+ * (allocated, not yet written) reads as zeroes.
+ */
+int blk_pread_full(int fd, void *buf, uint64_t len, uint64_t off);
 /* Flush of the host file unless cache=unsafe. */
 int bimg_sync(struct bimg *bs);
 

@@ -361,7 +361,7 @@ int bimg_sync(struct bimg *bs)
 	return fdatasync(bs->fd) < 0 ? -errno : 0;
 }
 
-static int pread_full(int fd, void *buf, uint64_t len, uint64_t off)
+int blk_pread_full(int fd, void *buf, uint64_t len, uint64_t off)
 {
 	uint64_t done = 0;
 
@@ -396,7 +396,7 @@ int bimg_pread(struct bimg *bs, uint64_t off, void *buf, uint64_t len)
 			return ret;
 		switch (m.kind) {
 		case BMAP_DATA:
-			ret = pread_full(bs->fd, buf, m.len, m.host);
+			ret = blk_pread_full(bs->fd, buf, m.len, m.host);
 			break;
 		case BMAP_BACKING:
 			ret = bimg_pread(bs->backing, off, buf, m.len);

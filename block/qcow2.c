@@ -22,23 +22,7 @@ static uint32_t be32(const uint8_t *p)
 
 int qcow2_pread(struct qcow2 *s, void *buf, uint64_t len, uint64_t off)
 {
-	uint64_t done = 0;
-
-	while (done < len) {
-		ssize_t r = pread(s->bs->fd, (char *)buf + done, len - done, off + done);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0) {
-			/* Allocated past the end and not yet written: zeroes. */
-			memset((char *)buf + done, 0, len - done);
-			break;
-		}
-		done += r;
-	}
-	return 0;
+	return blk_pread_full(s->bs->fd, buf, len, off);
 }
 
 int qcow2_pwrite(struct qcow2 *s, const void *buf, uint64_t len, uint64_t off)
