@@ -45,6 +45,7 @@ struct machine_config {
 	const char *name;
 	const char *uuid;		/* -uuid, or NULL */
 	const char *serial[4];		/* -serial per COM port; NULL: none */
+	unsigned log_mask;		/* -d: LOG_* items of log.h */
 };
 
 /* A device that wants to hear of reset and teardown embeds one of these. */
