@@ -3,6 +3,7 @@
 #define VIREO_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 void vlog(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
