@@ -10,12 +10,14 @@ The serial output of the same guests is compared by test_machine.py and
 test_machine_tcg.py.
 """
 import os
+import shutil
+import tempfile
 import unittest
 
 from tests.integration.regdump_cases import (
     CASES, comparable, expected_path, image_bytes, parse_dump, run_case)
 from tests.integration.vireotest import (
-    EXIT_FAIL, EXIT_PASS, guest, kvm_available, machine_args, run_vireo)
+    EXIT_FAIL, EXIT_PASS, Vm, guest, kvm_available, machine_args, run_vireo)
 
 OUT_EAX_F4 = b"\xe7\xf4"	# out %eax, $0xf4: the isa-debug-exit write
 UD2 = b"\x0f\x0b"
@@ -128,6 +130,32 @@ class Option(unittest.TestCase):
         r = run_vireo(args)
         self.assertEqual(r.status, EXIT_PASS, r)
         self.assertNotIn("CPU#0", r.stderr)
+
+    def test_same_layout_as_info_registers(self):
+        # HMP and -d cpu_exit share one formatter: the same lines, in the
+        # same order, for the boot state and for the final state.
+        tmp = tempfile.mkdtemp(prefix="vireo-regdump-")
+        try:
+            log = os.path.join(tmp, "regs.log")
+            args = machine_args(guest("hello.mb.elf"), accel="tcg")
+            with Vm(args + ["-S", "-d", "cpu_exit", "-D", log], qmp=True) as vm, \
+                    vm.qmp() as q:
+                hmp = q.hmp("info registers")
+                q.ok("cont")
+                self.assertEqual(vm.wait(30), EXIT_PASS, vm.stderr())
+            with open(log) as f:
+                dump = f.read()
+        finally:
+            shutil.rmtree(tmp)
+        self.assertTrue(hmp.endswith("\r\n"), hmp)
+        hmp = hmp.replace("\r\n", "\n")
+        names = [[w.split("=")[0] for w in line.split() if "=" in w]
+                 for text in (hmp, dump) for line in text.splitlines()]
+        half = len(names) // 2
+        self.assertEqual(names[:half], names[half:], (hmp, dump))
+        boot, final = parse_dump(hmp)[0], parse_dump(dump)[0]
+        self.assertEqual(set(boot), set(final))
+        self.assertNotEqual(boot["RIP"], final["RIP"])
 
     def test_log_file_unwritable(self):
         r = run_vireo(["-D", os.path.join("/nonexistent", "x.log"), "-kernel",
