@@ -81,6 +81,9 @@ CASES = {
     "power_reset_port92": Case("power.mb.elf", "reset=port92", status=0),
     # #UD with the runtime's IDT: its handler prints FAIL and exits.
     "fault_ud": Case("fault.mb.elf", "ud", status=EXIT_FAIL),
+    # #UD into a gate of the guest's own, which prints the pushed EFLAGS
+    # (a fault sets RF in that image).
+    "fault_frame": Case("fault.mb.elf", "frame"),
     # A triple fault ends the VM under -no-reboot.  The CPU is then in the
     # shutdown state, whose registers the architecture leaves undefined;
     # KVM reports RFLAGS.RF set, which it sets to inject #UD as a fault

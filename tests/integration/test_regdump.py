@@ -10,12 +10,13 @@ The serial output of the same guests is compared by test_machine.py and
 test_machine_tcg.py.
 """
 import os
+import re
 import shutil
 import tempfile
 import unittest
 
 from tests.integration.regdump_cases import (
-    CASES, comparable, expected_path, image_bytes, parse_dump, run_case)
+    CASES, RF, comparable, expected_path, image_bytes, parse_dump, run_case)
 from tests.integration.vireotest import (
     EXIT_FAIL, EXIT_PASS, Vm, guest, kvm_available, machine_args, run_vireo)
 
@@ -111,6 +112,17 @@ class FaultEnds(unittest.TestCase):
             self.assertEqual(regs["IDT"][1], 256 * 8 - 1, accel)
             self.assertEqual(regs["RAX"], 0x11, accel)
             self.assertEqual(image_bytes("fault_ud", regs["RIP"] - 2, 2), OUT_EAX_F4, accel)
+
+
+    def test_fault_pushes_rf(self):
+        # A fault-class exception sets RF in the EFLAGS image it pushes
+        # (TCG once pushed RFLAGS as it was); RFLAGS itself keeps RF clear.
+        for accel in ("tcg", "kvm") if kvm_available() else ("tcg",):
+            text, out = run_case("fault_frame", accel)
+            m = re.search(r"^fault: #UD frame eflags=0x([0-9a-f]+)$", out, re.M)
+            self.assertIsNotNone(m, out)
+            self.assertTrue(int(m.group(1), 16) & RF, (accel, out))
+            self.assertFalse(parse_dump(text)[0]["RFL"] & RF, (accel, text))
 
 
 class Option(unittest.TestCase):
