@@ -49,6 +49,8 @@ static void usage(void)
 	       "  -uuid UUID                 VM UUID\n"
 	       "  -pidfile PATH              write the process id to PATH\n"
 	       "  -daemonize                 detach once the VM is up\n"
+	       "  -d ITEM[,ITEM...]          debug log items (-d help lists them)\n"
+	       "  -D FILE                    write the debug log to FILE (default stderr)\n"
 	       "  -version, -help\n"
 	       "See docs/cmdline.md for every option.\n");
 }
@@ -345,6 +347,18 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 			c->pidfile = arg;
 		} else if (!strcmp(opt, "-daemonize")) {
 			c->daemonize = true;
+		} else if (!strcmp(opt, "-d")) {
+			TAKES_ARG();
+			if (!strcmp(arg, "help")) {
+				log_items_print();
+				return 1;
+			}
+			if (log_parse_items(arg, &c->cfg.log_mask, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-D")) {
+			TAKES_ARG();
+			if (log_set_file(arg, err, errlen))
+				return -1;
 		} else {
 			snprintf(err, errlen, "unknown option '%s' (vireo -help lists them)", argv[i]);
 			return -1;

@@ -6,6 +6,7 @@
  * what VMX's guest-state checks accept, so a state built here never makes
  * KVM_RUN fail with an invalid-guest-state entry failure.
  */
+#include <glib.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -114,4 +115,67 @@ void cpu_state_long64(struct cpu_state *s, uint64_t cr3, uint64_t gdt_base)
 	s->cr3 = cr3;
 	s->cr4 = CR4_PAE;
 	s->efer = EFER_LME | EFER_LMA;
+}
+
+/*
+ * The descriptor's attribute bits 8-23 of its high dword, as QEMU's
+ * "info registers" prints them in the fourth column.
+ */
+static unsigned seg_flags(const struct cpu_segment *seg)
+{
+	return (seg->type & 0xF) << 8 | (seg->s & 1) << 12 | (seg->dpl & 3) << 13 |
+	       (seg->present & 1) << 15 | (seg->avl & 1) << 20 | (seg->l & 1) << 21 |
+	       (seg->db & 1) << 22 | (seg->g & 1) << 23;
+}
+
+static void seg_format(GString *out, const char *name, const struct cpu_segment *seg,
+		       const char *eol)
+{
+	g_string_append_printf(out, "%-3s=%04x %016llx %08x %08x%s", name, seg->selector,
+			       (unsigned long long)seg->base, seg->limit, seg_flags(seg), eol);
+}
+
+char *cpu_state_format(const struct cpu_state *s, unsigned index, const char *eol)
+{
+	/* QEMU's order, not the encoding's. */
+	static const struct { const char *name; int reg; } gprs[] = {
+		{ "RAX", R_RAX }, { "RBX", R_RBX }, { "RCX", R_RCX }, { "RDX", R_RDX },
+		{ "RSI", R_RSI }, { "RDI", R_RDI }, { "RBP", R_RBP }, { "RSP", R_RSP },
+		{ "R8", R_R8 }, { "R9", R_R9 }, { "R10", R_R10 }, { "R11", R_R11 },
+		{ "R12", R_R12 }, { "R13", R_R13 }, { "R14", R_R14 }, { "R15", R_R15 },
+	};
+	static const char flag_names[] = "ODSZAPC";
+	static const int flag_bits[] = { 11, 10, 7, 6, 4, 2, 0 };
+	GString *out = g_string_new(NULL);
+	char flags[8];
+
+	g_string_append_printf(out, "CPU#%u%s", index, eol);
+	for (unsigned i = 0; i < G_N_ELEMENTS(gprs); i++)
+		g_string_append_printf(out, "%-3s=%016llx%s", gprs[i].name,
+				       (unsigned long long)s->gpr[gprs[i].reg],
+				       i % 4 == 3 ? eol : " ");
+	for (unsigned i = 0; i < 7; i++)
+		flags[i] = s->rflags >> flag_bits[i] & 1 ? flag_names[i] : '-';
+	flags[7] = 0;
+	/* In protected mode the CPL is SS.DPL (CS.DPL differs for conforming code). */
+	g_string_append_printf(out, "RIP=%016llx RFL=%08llx [%s] CPL=%u%s",
+			       (unsigned long long)s->rip, (unsigned long long)s->rflags, flags,
+			       s->cr0 & CR0_PE ? s->ss.dpl & 3 : 0, eol);
+	seg_format(out, "ES", &s->es, eol);
+	seg_format(out, "CS", &s->cs, eol);
+	seg_format(out, "SS", &s->ss, eol);
+	seg_format(out, "DS", &s->ds, eol);
+	seg_format(out, "FS", &s->fs, eol);
+	seg_format(out, "GS", &s->gs, eol);
+	seg_format(out, "LDT", &s->ldt, eol);
+	seg_format(out, "TR", &s->tr, eol);
+	g_string_append_printf(out, "GDT=     %016llx %08x%s", (unsigned long long)s->gdt.base,
+			       s->gdt.limit, eol);
+	g_string_append_printf(out, "IDT=     %016llx %08x%s", (unsigned long long)s->idt.base,
+			       s->idt.limit, eol);
+	g_string_append_printf(out, "CR0=%08llx CR2=%016llx CR3=%016llx CR4=%08llx%s",
+			       (unsigned long long)s->cr0, (unsigned long long)s->cr2,
+			       (unsigned long long)s->cr3, (unsigned long long)s->cr4, eol);
+	g_string_append_printf(out, "EFER=%016llx%s", (unsigned long long)s->efer, eol);
+	return g_string_free(out, FALSE);
 }

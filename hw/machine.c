@@ -124,12 +124,20 @@ static void machine_post(struct machine *m, enum machine_request req, int status
 		m->exit_status = status;
 	}
 	pthread_mutex_unlock(&m->lock);
+	if (current_vcpu && current_vcpu->m == m)
+		current_vcpu->posted_request = true;
 	if (first && m->on_request)
 		g_main_context_invoke(m->ctx, m->on_request, m);
 }
 
 bool machine_request_pending(struct machine *m)
 {
+	/*
+	 * The main thread may already have taken (and cleared) the request
+	 * this vCPU's access made; that vCPU must stop all the same.
+	 */
+	if (current_vcpu && current_vcpu->m == m && current_vcpu->posted_request)
+		return true;
 	return __atomic_load_n(&m->request, __ATOMIC_ACQUIRE) != MACHINE_REQ_NONE;
 }
 

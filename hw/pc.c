@@ -110,6 +110,33 @@ void machine_quit(struct machine *m, int status, const char *reason)
 	g_main_loop_quit(m->loop);
 }
 
+/*
+ * -d cpu_exit: the registers of every vCPU as the guest left the VM.  Each
+ * vCPU is paused first: the one that ended the VM has parked after its
+ * last instruction, the others stop where they are (typically in hlt).
+ */
+static void pc_log_cpu_exit(struct machine *m)
+{
+	if (!(m->cfg.log_mask & LOG_CPU_EXIT))
+		return;
+	for (unsigned i = 0; i < m->nr_vcpus; i++)
+		vcpu_pause(m->vcpus[i]);
+	for (unsigned i = 0; i < m->nr_vcpus; i++) {
+		struct cpu_state s;
+		char *text;
+		int ret = m->accel->vcpu_get_state(m->vcpus[i], &s);
+
+		if (ret) {
+			log_warn("-d cpu_exit: vCPU %u: cannot read the registers: %s", i,
+				 strerror(-ret));
+			continue;
+		}
+		text = cpu_state_format(&s, i, "\n");
+		log_text(text);
+		g_free(text);
+	}
+}
+
 static gboolean pc_handle_request(gpointer opaque)
 {
 	struct machine *m = opaque;
@@ -126,12 +153,14 @@ static gboolean pc_handle_request(gpointer opaque)
 	case MACHINE_REQ_NONE:
 		break;
 	case MACHINE_REQ_RESET:
-		if (m->cfg.no_reboot)
+		if (m->cfg.no_reboot) {
+			pc_log_cpu_exit(m);
 			machine_quit(m, 0, "guest-reset");
-		else if (machine_system_reset(m, true))
+		} else if (machine_system_reset(m, true))
 			machine_quit(m, 1, "guest-reset");
 		break;
 	case MACHINE_REQ_POWEROFF:
+		pc_log_cpu_exit(m);
 		if (!m->cfg.no_shutdown) {
 			machine_quit(m, 0, "guest-shutdown");
 			break;
@@ -142,6 +171,7 @@ static gboolean pc_handle_request(gpointer opaque)
 		machine_set_runstate(m, RUNSTATE_SHUTDOWN, "guest-shutdown");
 		break;
 	case MACHINE_REQ_EXIT:
+		pc_log_cpu_exit(m);
 		machine_quit(m, status, "guest-shutdown");
 		break;
 	case MACHINE_REQ_ERROR:

@@ -79,4 +79,12 @@ void cpu_state_flat32(struct cpu_state *s);
  */
 void cpu_state_long64(struct cpu_state *s, uint64_t cr3, uint64_t gdt_base);
 
+/*
+ * The registers of vCPU index as text, in the layout of QEMU's "info
+ * registers" (GPRs, RIP and RFLAGS, every segment with its attribute bits,
+ * descriptor tables, control registers, EFER), lines ended by eol.  HMP and
+ * "-d cpu_exit" both print this.  Free with g_free().
+ */
+char *cpu_state_format(const struct cpu_state *s, unsigned index, const char *eol);
+
 #endif

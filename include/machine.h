@@ -45,6 +45,7 @@ struct machine_config {
 	const char *name;
 	const char *uuid;		/* -uuid, or NULL */
 	const char *serial[4];		/* -serial per COM port; NULL: none */
+	unsigned log_mask;		/* -d: LOG_* items of log.h */
 };
 
 /* A device that wants to hear of reset and teardown embeds one of these. */
@@ -193,6 +194,8 @@ void machine_report_io_error(struct machine *m, const struct machine_io_error *e
  * vCPU that just made the access behind it (isa-debug-exit, a reset line)
  * runs no further guest code, as on hardware where that write is the last
  * thing the CPU does: accelerators that dispatch I/O themselves check this.
+ * On the vCPU thread whose access posted the request this stays true even
+ * after the main thread has taken it, until that vCPU next enters the guest.
  */
 bool machine_request_pending(struct machine *m);
 

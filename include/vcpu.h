@@ -41,6 +41,12 @@ struct vcpu {
 	unsigned target_gen;		/* bumped on every request, so none is missed */
 
 	uint64_t exits;			/* exits handled, for statistics */
+	/*
+	 * This vCPU's guest access posted a machine request (power-off,
+	 * reset, exit) since it last entered the guest: it must not run on,
+	 * even once the main thread has taken the request.  vCPU thread only.
+	 */
+	bool posted_request;
 };
 
 /* The vCPU whose thread is running (NULL on other threads): lets a device

@@ -58,12 +58,10 @@ static void info_blockstats(struct machine *m, GString *out)
 /* The vCPU is paused for the read if it runs, so the state is consistent. */
 static void info_registers(struct machine *m, unsigned idx, GString *out)
 {
-	static const char *const names[] = { "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI",
-					      "RDI", "R8", "R9", "R10", "R11", "R12", "R13",
-					      "R14", "R15" };
 	struct vcpu *v = m->vcpus[idx];
 	bool was_running = vcpu_get_state(v) == VCPU_RUNNING;
 	struct cpu_state s;
+	char *text;
 	int ret;
 
 	if (was_running)
@@ -75,22 +73,9 @@ static void info_registers(struct machine *m, unsigned idx, GString *out)
 		g_string_append_printf(out, "CPU#%u: cannot read the registers\r\n", idx);
 		return;
 	}
-	g_string_append_printf(out, "CPU#%u\r\n", idx);
-	for (int i = 0; i < CPU_NR_GPRS; i++)
-		g_string_append_printf(out, "%-3s=%016llx%s", names[i],
-				       (unsigned long long)s.gpr[i], i % 4 == 3 ? "\r\n" : " ");
-	g_string_append_printf(out, "RIP=%016llx RFL=%08llx\r\n", (unsigned long long)s.rip,
-			       (unsigned long long)s.rflags);
-	g_string_append_printf(out, "CS =%04x %016llx %08x\r\nSS =%04x %016llx %08x\r\n",
-			       s.cs.selector, (unsigned long long)s.cs.base, s.cs.limit,
-			       s.ss.selector, (unsigned long long)s.ss.base, s.ss.limit);
-	g_string_append_printf(out, "GDT=     %016llx %08x\r\nIDT=     %016llx %08x\r\n",
-			       (unsigned long long)s.gdt.base, s.gdt.limit,
-			       (unsigned long long)s.idt.base, s.idt.limit);
-	g_string_append_printf(out, "CR0=%08llx CR2=%016llx CR3=%016llx CR4=%08llx\r\n"
-			       "EFER=%016llx\r\n", (unsigned long long)s.cr0,
-			       (unsigned long long)s.cr2, (unsigned long long)s.cr3,
-			       (unsigned long long)s.cr4, (unsigned long long)s.efer);
+	text = cpu_state_format(&s, idx, "\r\n");
+	g_string_append(out, text);
+	g_free(text);
 }
 
 char *hmp_run(struct machine *m, const char *line, int cpu)

@@ -141,6 +141,7 @@ static void *vcpu_thread(void *opaque)
 		v->state = VCPU_RUNNING;
 		pthread_mutex_unlock(&v->lock);
 
+		v->posted_request = false;
 		ret = m->accel->vcpu_run(v, &e);
 		if (ret) {
 			machine_request_error(m, "vCPU %u: %s run failed: %s", v->index,

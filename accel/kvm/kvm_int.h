@@ -34,6 +34,7 @@ struct kvm_vcpu {
 	int fd;
 	struct kvm_run *run;
 	struct kvm_lapic_state lapic0;	/* power-on LAPIC state, restored at reset */
+	bool io_pending;		/* a PIO/MMIO exit KVM completes on the next KVM_RUN */
 };
 
 /* kvm_vcpu.c */
@@ -43,6 +44,7 @@ int kvm_vcpu_reset(struct vcpu *v, const struct cpu_state *s);
 int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e);
 void kvm_vcpu_kick(struct vcpu *v);
 int kvm_vcpu_get_state(struct vcpu *v, struct cpu_state *s);
+int kvm_vcpu_complete_io(struct vcpu *v);
 int kvm_vcpu_set_state(struct vcpu *v, const struct cpu_state *s);
 
 /* kvm_state.c: migration state (see accel.h) */

@@ -107,6 +107,11 @@ int kvm_state_vcpu_save(struct vcpu *v, struct vmstate_out *o)
 
 	if (!xsave)
 		return -ENOMEM;
+	ret = kvm_vcpu_complete_io(v);
+	if (ret) {
+		free(xsave);
+		return ret;
+	}
 	if (ioctl(fd, KVM_GET_REGS, &regs) || ioctl(fd, KVM_GET_SREGS, &sregs) ||
 	    ioctl(fd, xs > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave) ||
 	    ioctl(fd, KVM_GET_XCRS, &xcrs) || ioctl(fd, KVM_GET_LAPIC, &lapic) ||

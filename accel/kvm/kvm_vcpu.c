@@ -260,12 +260,40 @@ int kvm_vcpu_set_state(struct vcpu *v, const struct cpu_state *s)
 	return 0;
 }
 
+/*
+ * KVM finishes a PIO or MMIO exit (an IN's value into RAX, RIP past the
+ * instruction) only in the next KVM_RUN.  A vCPU parked right after such an
+ * exit -- the isa-debug-exit write that ends the VM, a pause for migration
+ * -- would otherwise show the state before the instruction, which then runs
+ * a second time on the destination.  KVM_RUN with immediate_exit completes
+ * the operation and returns EINTR without entering the guest.  Called only
+ * while the vCPU thread is parked; immediate_exit stays set, so its next
+ * KVM_RUN returns at once as a kick.
+ */
+int kvm_vcpu_complete_io(struct vcpu *v)
+{
+	struct kvm_vcpu *c = kv(v);
+
+	if (!c->io_pending)
+		return 0;
+	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (ioctl(c->fd, KVM_RUN, 0) == 0)
+		return -EIO;		/* not completed: KVM wants another exit */
+	if (errno != EINTR)
+		return -errno;
+	c->io_pending = false;
+	return 0;
+}
+
 int kvm_vcpu_get_state(struct vcpu *v, struct cpu_state *s)
 {
 	struct kvm_vcpu *c = kv(v);
 	struct kvm_regs r;
 	struct kvm_sregs sr;
+	int ret = kvm_vcpu_complete_io(v);
 
+	if (ret)
+		return ret;
 	if (ioctl(c->fd, KVM_GET_REGS, &r) || ioctl(c->fd, KVM_GET_SREGS, &sr))
 		return -errno;
 	memset(s, 0, sizeof(*s));
@@ -359,6 +387,7 @@ int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e)
 	struct kvm_vcpu *c = kv(v);
 	struct kvm_run *run = c->run;
 
+	c->io_pending = false;
 	if (ioctl(c->fd, KVM_RUN, 0) < 0) {
 		if (errno == EINTR || errno == EAGAIN) {
 			__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -375,6 +404,11 @@ int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e)
 		e->pio.write = run->io.direction == KVM_EXIT_IO_OUT;
 		e->pio.count = run->io.count;
 		e->pio.data = (uint8_t *)run + run->io.data_offset;
+		/*
+		 * A string instruction may need further exits to complete, which
+		 * only the vCPU loop can serve: kvm_vcpu_complete_io leaves it.
+		 */
+		c->io_pending = run->io.count == 1;
 		break;
 	case KVM_EXIT_MMIO:
 		e->reason = ACCEL_EXIT_MMIO;
@@ -382,6 +416,7 @@ int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e)
 		e->mmio.size = run->mmio.len;
 		e->mmio.write = run->mmio.is_write;
 		e->mmio.data = run->mmio.data;
+		c->io_pending = true;
 		break;
 	case KVM_EXIT_HLT:
 		e->reason = ACCEL_EXIT_HALT;

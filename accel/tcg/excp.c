@@ -18,6 +18,22 @@ static bool contributory(int vec)
 	return vec == EXC_DE || (vec >= EXC_TS && vec <= EXC_GP);
 }
 
+/*
+ * The EFLAGS image a protected-mode gate pushes.  For a fault-class
+ * exception the CPU sets RF in it, so that an IRET back to the faulting
+ * instruction does not hit that instruction's breakpoint again; traps
+ * (#DB, #BP, #OF), aborts (#DF, #MC) and interrupts push RF as it is.
+ */
+static uint64_t gate_flags(struct tcg_cpu *c, int vec, int kind)
+{
+	uint64_t flags = tcg_get_flags(c);
+
+	if (kind == INT_EXC && vec < 32 && vec != EXC_DB && vec != EXC_NMI && vec != EXC_BP &&
+	    vec != EXC_OF && vec != EXC_DF && vec != EXC_MC)
+		flags |= F_RF;
+	return flags;
+}
+
 void tcg_exit_tb(struct tcg_cpu *c)
 {
 	if (c->locked_global) {
@@ -102,7 +118,7 @@ static void push64(struct tcg_cpu *c, uint64_t *sp, uint64_t v)
 static void long_mode_int(struct tcg_cpu *c, int vec, bool has_err, uint32_t err,
 			  int kind, uint64_t ret_ip)
 {
-	uint64_t lo, hi, off, sp, flags = tcg_get_flags(c);
+	uint64_t lo, hi, off, sp, flags = gate_flags(c, vec, kind);
 	uint32_t d[2];
 	unsigned type, dpl, ist, newcpl;
 	uint16_t sel, old_ss = c->seg[S_SS].selector;
@@ -162,7 +178,7 @@ static void long_mode_int(struct tcg_cpu *c, int vec, bool has_err, uint32_t err
 static void prot_mode_int(struct tcg_cpu *c, int vec, bool has_err, uint32_t err,
 			  int kind, uint64_t ret_ip)
 {
-	uint64_t lo, flags = tcg_get_flags(c), sp, ssbase, off;
+	uint64_t lo, flags = gate_flags(c, vec, kind), sp, ssbase, off;
 	uint32_t d[2], sd[2];
 	unsigned type, dpl, newcpl, bytes, ssz;
 	uint16_t sel, nss = 0;

@@ -159,6 +159,14 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		tb = tcg_tb_find(c);
 		tf = c->rflags & F_TF;
 		c->shadow = false;
+		/*
+		 * RF (which an IRET back to a fault restores, see gate_flags)
+		 * lives until the next instruction completes.  It only
+		 * suppresses instruction breakpoints, which this translator
+		 * does not have, so clearing it as that instruction starts is
+		 * the same, and keeps it from going stale in later frames.
+		 */
+		c->rflags &= ~(uint64_t)F_RF;
 		c->cur_phys = tb->phys;
 		c->cur_end = tb->phys + tb->size;
 		c->brk = false;
