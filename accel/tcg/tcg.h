@@ -342,6 +342,13 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex);
  * request pending (the guest wrote isa-debug-exit, a reset port, ...). */
 void tcg_after_io(struct tcg_cpu *c);
 
+/* tcg_state.c: the migration hooks (sections "tcg-cpu" and "tcg-vm"). */
+#define TCG_STATE_VERSION 1
+int tcg_state_vcpu_save(struct vcpu *v, struct vmstate_out *o);
+int tcg_state_vcpu_load(struct vcpu *v, struct vmstate_in *in);
+int tcg_state_vm_save(struct machine *m, struct vmstate_out *o);
+int tcg_state_vm_load(struct machine *m, struct vmstate_in *in);
+
 /* tcg_accel.c: the irqchip, or NULL in a machine without one. */
 struct irqchip *tcg_irqchip(struct tcg_cpu *c);
 
