@@ -69,25 +69,25 @@ static bool st_cond(struct tcg_cpu *c, const struct uop *u)
 	case 0: {
 		uint8_t e = old;
 		ok = __atomic_compare_exchange_n(p, &e, (uint8_t)nv, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 		break;
 	}
 	case 1: {
 		uint16_t e = old;
 		ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)nv, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 		break;
 	}
 	case 2: {
 		uint32_t e = old;
 		ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)nv, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 		break;
 	}
 	default: {
 		uint64_t e = old;
 		ok = __atomic_compare_exchange_n((uint64_t *)p, &e, nv, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 		break;
 	}
 	}
