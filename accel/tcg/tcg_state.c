@@ -304,9 +304,12 @@ static int load_into(struct tcg_cpu *t, struct vmstate_in *in, bool *init, int *
 	*sipi = sv == 0xffff ? -1 : sv;
 	if ((ret = check_mode(in, t)))
 		return ret;
-	if (tcg_fx_restore(t, fx, 16, true))
-		return vmstate_fail(in, "fxsave: MXCSR %#x has reserved bits",
-				    *(const uint32_t *)(fx + 24));
+	if (tcg_fx_restore(t, fx, 16, true)) {
+		uint32_t mxcsr;
+
+		memcpy(&mxcsr, fx + 24, 4);
+		return vmstate_fail(in, "fxsave: MXCSR %#x has reserved bits", mxcsr);
+	}
 	return 0;
 }
 

@@ -81,6 +81,28 @@ class TcgMigration(unittest.TestCase):
             wait_count(dst, handed + 10)
             check_counter(self, out + dst.output(), min_count=handed + 10)
 
+    def test_bad_cpu_field_refused(self):
+        """A stream whose tcg-cpu section sets a CR4 bit TCG does not have
+        (SMEP) is refused naming the field; the guest never starts."""
+        path = os.path.join(self.dir, "vm.state")
+        with tcg_vm() as src, src.qmp() as q:
+            wait_count(src, 5)
+            q.ok("migrate", {"uri": "file:" + path})
+            self.assertEqual(wait_migration(q)["status"], "completed")
+        with open(path, "r+b") as f:
+            data = f.read()
+            key = b"\x03cr4" + (8).to_bytes(4, "little")
+            off = data.index(key) + len(key)
+            self.assertEqual(data.count(key), 1)
+            f.seek(off)
+            f.write((int.from_bytes(data[off:off + 8], "little") | 1 << 20).to_bytes(8, "little"))
+        with tcg_vm(extra=["-incoming", "file:" + path]) as dst:
+            self.assertEqual(dst.wait(60), 1)
+            err = dst.stderr()
+            self.assertIn("cr4", err)
+            self.assertIn("bits this CPU does not have", err)
+            self.assertEqual(dst.output(), "")
+
     def test_smp_ap_waiting_for_sipi(self):
         """Two vCPUs; the AP never gets a SIPI from the counter guest, so it
         must still wait for one on the destination, not run from garbage."""
