@@ -11,7 +11,8 @@
  *
  * The loader reads and checks everything into a copy first and installs
  * it under the lock only when all of it is valid: a bad stream leaves the
- * irqchip as it was.
+ * irqchip as it was.  It accepts every value the device models can hold
+ * (a guest may have written a reserved timer mode) and refuses the rest.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -127,13 +128,10 @@ static int get_lapic(struct irqchip *c, struct lapic *s, unsigned cpu, struct vm
 	if ((s->esr | s->esr_pending) & ~0xffu)
 		return vmstate_fail(in, "LAPIC %u: ESR %#x/%#x has reserved bits", cpu, s->esr,
 				    s->esr_pending);
-	for (unsigned i = 0; i < LVT_NR; i++) {
+	for (unsigned i = 0; i < LVT_NR; i++)
 		if (s->lvt[i] & ~0x7f7ffu)
 			return vmstate_fail(in, "LAPIC %u: LVT %u = %#x has reserved bits", cpu, i,
 					    s->lvt[i]);
-		if (i == LVT_TIMER && LVT_TIMER_MODE(s->lvt[i]) == 3)
-			return vmstate_fail(in, "LAPIC %u: LVT timer mode 3 is reserved", cpu);
-	}
 	if (s->divide_conf & ~0xbu)
 		return vmstate_fail(in, "LAPIC %u: divide configuration %#x has reserved bits",
 				    cpu, s->divide_conf);
@@ -290,16 +288,16 @@ int irqchip_save(struct irqchip *c, struct vmstate_out *o)
 		put_pit_channel(c, &c->pit.ch[i], o);
 	vmstate_put_u8(o, "pit.port61", c->pit.port61);
 	vmstate_put_bool(o, "pit.irq0-level", c->pit.irq0_level);
-	vmstate_put_u32(o, "lowest-rr", c->lowest_rr);
+	/* The next LAPIC to try, kept as "last one + 1": save it in range. */
+	vmstate_put_u32(o, "lowest-rr", c->lowest_rr % c->nr_cpus);
 	irqchip_unlock(c);
 	return o->error;
 }
 
 static int get_ioapic(struct ioapic *s, struct vmstate_in *in)
 {
-	const uint64_t rte_ok = 0xff000000000000ffull | (7ull << 8) | RTE_LOGICAL |
-				(1ull << 12) | RTE_POLARITY | RTE_REMOTE_IRR | RTE_LEVEL |
-				RTE_MASKED;
+	/* What a guest can store: the whole high dword, bits 0-16 of the low. */
+	const uint64_t rte_ok = 0xffffffff0001ffffull;
 	uint32_t pins;
 	int ret;
 
@@ -313,11 +311,11 @@ static int get_ioapic(struct ioapic *s, struct vmstate_in *in)
 	    (ret = vmstate_get(in, "ioapic.rte", s->rte, pins * sizeof(uint64_t))) ||
 	    (ret = vmstate_get_u64(in, "ioapic.line", &s->line)))
 		return ret;
-	if (s->regsel > 0xff || (s->id & ~0x0f000000u))
+	if (s->regsel > 0xff || s->id > 0xf)
 		return vmstate_fail(in, "IOAPIC register select %#x / ID %#x out of range",
 				    s->regsel, s->id);
 	for (unsigned i = 0; i < pins; i++) {
-		if ((s->rte[i] & ~rte_ok) || RTE_DM(s->rte[i]) == 3)
+		if (s->rte[i] & ~rte_ok)
 			return vmstate_fail(in, "IOAPIC pin %u: entry %#llx has reserved bits", i,
 					    (unsigned long long)s->rte[i]);
 	}

@@ -11,9 +11,11 @@
  * reads, rebased on the destination's clock.
  *
  * The loader reads every field into a scratch CPU, checks it the way the
- * instructions that write it would, and only then installs it: a stream
- * with a bad value is refused with a message naming the field, and the
- * vCPU stays as it was.
+ * instructions that write it do (so it takes every state a guest can
+ * reach, and no other), and only then installs it: a stream with a bad
+ * value is refused with a message naming the field, and the vCPU stays
+ * as it was.  RIP is not checked: a branch target is checked when it is
+ * fetched, on the destination as on the source.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -32,9 +34,12 @@
 #define RFLAGS_RSVD	(~0x3f7fd7ull)	/* bits 3, 5, 15, 22-63 */
 #define APIC_BASE_OK	(0x000ffffffffff000ull | (1ull << 11) | (1ull << 8))
 
-enum { CHK_ANY, CHK_CANON, CHK_U16, CHK_U32, CHK_PAT, CHK_APIC_BASE, CHK_MTRR_DEF };
+enum { CHK_ANY, CHK_CANON, CHK_U16, CHK_U32, CHK_APIC_BASE };
 
-/* The MSRs TCG keeps, each a u64 field of struct tcg_cpu. */
+/*
+ * The MSRs TCG keeps, each a u64 field of struct tcg_cpu, with the check
+ * wrmsr makes (PAT and MTRRs take any value there, so here too).
+ */
 static const struct {
 	const char *name;
 	size_t off;
@@ -49,10 +54,10 @@ static const struct {
 	{ "msr.sysenter-esp", offsetof(struct tcg_cpu, sysenter_esp), CHK_CANON },
 	{ "msr.sysenter-eip", offsetof(struct tcg_cpu, sysenter_eip), CHK_CANON },
 	{ "msr.tsc-aux", offsetof(struct tcg_cpu, tsc_aux), CHK_U32 },
-	{ "msr.pat", offsetof(struct tcg_cpu, pat), CHK_PAT },
+	{ "msr.pat", offsetof(struct tcg_cpu, pat), CHK_ANY },
 	{ "msr.misc-enable", offsetof(struct tcg_cpu, misc_enable), CHK_ANY },
 	{ "msr.apic-base", offsetof(struct tcg_cpu, apic_base), CHK_APIC_BASE },
-	{ "msr.mtrr-def-type", offsetof(struct tcg_cpu, mtrr_def), CHK_MTRR_DEF },
+	{ "msr.mtrr-def-type", offsetof(struct tcg_cpu, mtrr_def), CHK_ANY },
 };
 
 static const char *const seg_names[6] = {
@@ -67,18 +72,6 @@ static uint64_t *field_u64(struct tcg_cpu *c, size_t off)
 static bool canonical(uint64_t a)
 {
 	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
-}
-
-/* Memory types valid in PAT entries and fixed MTRRs: UC WC WT WP WB (UC-). */
-static bool mem_types_ok(uint64_t v, bool pat)
-{
-	for (unsigned k = 0; k < 8; k++) {
-		unsigned t = (v >> (8 * k)) & 0xff;
-
-		if (t != 0 && t != 1 && t != 4 && t != 5 && t != 6 && !(pat && t == 7))
-			return false;
-	}
-	return true;
 }
 
 static void put_seg(struct vmstate_out *o, const char *name, const struct cpu_segment *s)
@@ -125,8 +118,6 @@ static int get_seg(struct vmstate_in *in, const char *name, struct cpu_segment *
 		if (k != 16 && b[k] > 1)
 			return vmstate_fail(in, "%s: attribute byte %u is %u, not a flag", name,
 					    k - 14, b[k]);
-	if (s->l && s->db)
-		return vmstate_fail(in, "%s: both L and D/B are set", name);
 	return 0;
 }
 
@@ -205,9 +196,7 @@ static int check_msr(struct vmstate_in *in, const char *name, unsigned chk, uint
 	case CHK_CANON: ok = canonical(v); break;
 	case CHK_U16: ok = v <= 0xffff; break;
 	case CHK_U32: ok = v <= 0xffffffffull; break;
-	case CHK_PAT: ok = mem_types_ok(v, true); break;
 	case CHK_APIC_BASE: ok = !(v & ~APIC_BASE_OK); break;
-	case CHK_MTRR_DEF: ok = !(v & ~0xcffull) && mem_types_ok(v & 0xff, false); break;
 	}
 	if (!ok)
 		return vmstate_fail(in, "%s: value %#llx is not valid", name,
@@ -232,7 +221,7 @@ static int check_mode(struct vmstate_in *in, const struct tcg_cpu *t)
 				    (unsigned long long)t->efer);
 	if (lma != ((t->efer & EFER_LME) && (t->cr0 & CR0_PG)) || (lma && !(t->cr4 & CR4_PAE)))
 		return vmstate_fail(in, "efer.LMA does not match EFER.LME, CR0.PG and CR4.PAE");
-	if (t->cr3 >> (lma ? 40 : 32))
+	if (t->cr3 >> 40)
 		return vmstate_fail(in, "cr3: value %#llx is beyond the physical address width",
 				    (unsigned long long)t->cr3);
 	if ((t->dr[6] | t->dr[7]) >> 32)
@@ -242,9 +231,6 @@ static int check_mode(struct vmstate_in *in, const struct tcg_cpu *t)
 				    (unsigned long long)t->rflags);
 	if (t->cpl > 3 || (!(t->cr0 & CR0_PE) && t->cpl) || ((t->rflags & F_VM) && t->cpl != 3))
 		return vmstate_fail(in, "cpl: %u does not fit the mode", t->cpl);
-	if (lma && t->seg[S_CS].l ? !canonical(t->rip) : t->rip > 0xffffffffull)
-		return vmstate_fail(in, "rip: %#llx is not an address of this mode",
-				    (unsigned long long)t->rip);
 	for (unsigned i = 0; i < 6; i++)
 		if (!canonical(t->seg[i].base))
 			return vmstate_fail(in, "%s: base is not canonical", seg_names[i]);
@@ -295,10 +281,6 @@ static int load_into(struct tcg_cpu *t, struct vmstate_in *in, bool *init, int *
 	    (ret = vmstate_get_bool(in, "init-pending", init)) ||
 	    (ret = vmstate_get_u16(in, "sipi-pending", &sv)))
 		return ret;
-	for (unsigned k = 0; k < 11; k++)
-		if (!mem_types_ok(t->mtrr_fixed[k], false))
-			return vmstate_fail(in, "msr.mtrr-fixed: range %u = %#llx has a bad type", k,
-					    (unsigned long long)t->mtrr_fixed[k]);
 	if (sv != 0xffff && sv > 0xff)
 		return vmstate_fail(in, "sipi-pending: vector %#x is not 8 bits", sv);
 	*sipi = sv == 0xffff ? -1 : sv;

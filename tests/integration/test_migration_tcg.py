@@ -288,7 +288,7 @@ class LinuxTcgMigration(unittest.TestCase):
                 with src.qmp() as qs, dst.qmp() as qd:
                     qs.ok("migrate", {"uri": uri})
                     info = wait_migration(qs, timeout=300)
-                    self.assertEqual(info["status"], "completed", info)
+                    self.assertEqual(info["status"], "completed", (info, dst.stderr()))
                     self.assertEqual(wait_migration(qd)["status"], "completed")
                     self.assertTrue(qd.ok("query-status")["running"])
                 handed = max(int(n) for n in re.findall(PROGS, s.text()))

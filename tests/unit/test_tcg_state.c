@@ -218,30 +218,29 @@ static const struct bad_case bad_cases[] = {
 	{ "tcg-cpu", "cr0", 0, 8, 0x80000000, "cr0" },		/* PG without PE */
 	{ "tcg-cpu", "efer", 0, 8, 0x100, "LMA" },		/* long mode without LMA */
 	{ "tcg-cpu", "rflags", 0, 8, 0x0a, "rflags" },		/* reserved bit 3 */
-	{ "tcg-cpu", "rip", 0, 8, 0x0000800000000000ull, "rip" },
 	{ "tcg-cpu", "cpl", 0, 1, 9, "cpl" },
 	{ "tcg-cpu", "seg.cs", 16, 1, 7, "seg.cs" },		/* DPL 7 */
 	{ "tcg-cpu", "seg.ss", 14, 1, 0x1f, "seg.ss" },		/* type beyond 4 bits */
-	{ "tcg-cpu", "seg.cs", 17, 1, 1, "seg.cs" },		/* L and D both set */
+	{ "tcg-cpu", "seg.ds", 15, 1, 2, "not a flag" },	/* present = 2 */
+	{ "tcg-cpu", "cr3", 0, 8, 1ull << 45, "cr3" },
 	{ "tcg-cpu", "gdtr", 0, 8, 0x0000900000000000ull, "gdtr" },
 	{ "tcg-cpu", "msr.lstar", 0, 8, 0x0000800000000000ull, "msr.lstar" },
-	{ "tcg-cpu", "msr.pat", 0, 1, 3, "msr.pat" },		/* memory type 3 */
 	{ "tcg-cpu", "msr.apic-base", 0, 8, 1u << 9, "msr.apic-base" },
-	{ "tcg-cpu", "msr.mtrr-fixed", 0, 1, 2, "mtrr-fixed" },
 	{ "tcg-cpu", "fxsave", 24, 4, 0x10000, "MXCSR" },
 	{ "tcg-cpu", "sipi-pending", 0, 2, 0x1234, "sipi" },
 	{ "tcg-cpu", "dr", 7 * 8 + 4, 4, 1, "dr6/dr7" },
 	{ "tcg-vm", "nr-cpus", 0, 4, 5, "LAPICs" },
 	{ "tcg-vm", "lapic.irr", 0, 4, 1u << 3, "IRR" },
 	{ "tcg-vm", "lapic.isr", 0, 4, 1u << 15, "ISR" },
-	{ "tcg-vm", "lapic.lvt", 0, 4, 3u << 17, "timer mode" },
 	{ "tcg-vm", "lapic.lvt", 4, 4, 1u << 20, "LVT" },
 	{ "tcg-vm", "lapic.apic-base", 0, 8, 0xfee00000, "BSP" },
 	{ "tcg-vm", "lapic.tpr", 0, 4, 0x100, "TPR" },
 	{ "tcg-vm", "lapic.divide-conf", 0, 4, 0x4, "divide" },
 	{ "tcg-vm", "lapic.timer-period", 0, 8, ~0ull, "period" },
 	{ "tcg-vm", "ioapic.nr-pins", 0, 4, 64, "pins" },
-	{ "tcg-vm", "ioapic.rte", 0, 8, 3u << 8, "IOAPIC pin 0" },
+	{ "tcg-vm", "ioapic.rte", 0, 8, 1u << 20, "IOAPIC pin 0" },
+	{ "tcg-vm", "ioapic.id", 0, 4, 0x10, "IOAPIC register select" },
+	{ "tcg-vm", "lowest-rr", 0, 4, 1, "round robin" },
 	{ "tcg-vm", "ioapic.line", 0, 8, 1ull << 40, "levels" },
 	{ "tcg-vm", "pic.base", 0, 1, 0x21, "8259" },
 	{ "tcg-vm", "pic.elcr", 0, 1, 0x01, "ELCR" },
