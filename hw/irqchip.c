@@ -36,9 +36,16 @@ uint64_t irqchip_read_tsc(struct irqchip *c)
 
 uint64_t irqchip_tsc_to_ns(struct irqchip *c, uint64_t tsc)
 {
-	unsigned __int128 ns = (unsigned __int128)tsc * 1000000 / IRQCHIP_TSC_KHZ;
+	/*
+	 * The TSC base is "negative" after an incoming migration from a host
+	 * that was up longer than this one (the guest clock then exceeds
+	 * CLOCK_MONOTONIC): add it as a signed offset.
+	 */
+	__int128 ns = (__int128)((unsigned __int128)tsc * 1000000 / IRQCHIP_TSC_KHZ);
 
-	ns += c->tsc_base_ns;
+	ns += (int64_t)c->tsc_base_ns;
+	if (ns < 1)
+		return 1;
 	return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
 }
 

@@ -19,6 +19,8 @@
 
 struct machine;
 struct irqchip;
+struct vmstate_out;
+struct vmstate_in;
 
 struct irqchip_cpu_ops {
 	/* Something became pending for vCPU cpu: wake it if halted.  Any thread. */
@@ -67,5 +69,16 @@ uint64_t irqchip_read_tsc(struct irqchip *c);
 /* The LAPIC timer's input clock before its divider (for CPUID leaves that
  * report it, e.g. 0x15 ECX or 0x40000010 EBX): 1 GHz, as KVM uses. */
 #define IRQCHIP_APIC_BUS_KHZ 1000000ull
+
+/*
+ * Migration: the state of every LAPIC, the IOAPIC, the 8259 pair, the PIT
+ * and their clock, as vmstate fields (the TCG accelerator's "tcg-vm"
+ * section).  Timers travel relative to the guest clock, which continues
+ * on the destination where it stopped on the source.  Save with the vCPUs
+ * paused; load checks every field and changes nothing unless all are
+ * valid (-EINVAL with the message in the vmstate_in).
+ */
+int irqchip_save(struct irqchip *c, struct vmstate_out *o);
+int irqchip_load(struct irqchip *c, struct vmstate_in *in);
 
 #endif

@@ -83,6 +83,24 @@ void mig_save_end(struct mig_stream *s)
 	mig_put_u32(s, crc);
 }
 
+/* name is an accelerator's section ("kvm-cpu", "tcg-vm") of another accelerator. */
+static bool other_accel_section(struct machine *m, const char *name)
+{
+	static const char *const accels[] = { "kvm", "tcg", "xen" };
+	const char *dash = strrchr(name, '-');
+	size_t n;
+
+	if (!dash || (strcmp(dash, "-vm") && strcmp(dash, "-cpu")))
+		return false;
+	n = (size_t)(dash - name);
+	if (strlen(m->accel->name) == n && !strncmp(name, m->accel->name, n))
+		return false;
+	for (unsigned i = 0; i < sizeof(accels) / sizeof(accels[0]); i++)
+		if (strlen(accels[i]) == n && !strncmp(name, accels[i], n))
+			return true;
+	return false;
+}
+
 /* One section record, after its tag. */
 static int load_section(struct machine *m, struct mig_stream *s, GHashTable *seen)
 {
@@ -100,6 +118,10 @@ static int load_section(struct machine *m, struct mig_stream *s, GHashTable *see
 	if (mig_get_u32(s, &instance) || mig_get_u32(s, &version) || mig_get_u32(s, &len))
 		return s->error;
 	sec = vmstate_find(m, name, instance);
+	if (!sec && other_accel_section(m, name))
+		return mig_stream_fail(s, -ENOENT, "section '%s' comes from a guest under another "
+				       "accelerator, and this VM runs under %s: both ends of a "
+				       "migration must use the same -accel", name, m->accel->name);
 	if (!sec)
 		return mig_stream_fail(s, -ENOENT, "unknown section '%s' instance %u "
 				       "(this VM has no such device)", name, instance);

@@ -102,7 +102,6 @@ void mig_put(struct mig_stream *s, const void *p, size_t len)
 
 	if (s->error)
 		return;
-	s->crc = crc32(s->crc, b, len);
 	s->bytes += len;
 	while (len) {
 		size_t n = MIG_BUF_SIZE - s->len;
@@ -110,6 +109,11 @@ void mig_put(struct mig_stream *s, const void *p, size_t len)
 		if (n > len)
 			n = len;
 		memcpy(s->buf + s->len, b, n);
+		/*
+		 * The checksum covers the copy, the bytes that are sent: guest
+		 * RAM changes under a running vCPU between two reads of it.
+		 */
+		s->crc = crc32(s->crc, s->buf + s->len, n);
 		s->len += n;
 		b += n;
 		len -= n;

@@ -56,6 +56,7 @@ static bool st_cond(struct tcg_cpu *c, const struct uop *u)
 {
 	uint8_t *p = c->locked_hva;
 	uint64_t old = c->t[u->d], nv = c->t[u->b];
+	bool ok;
 
 	if (!p) {
 		tcg_store(c, u->x, c->t[u->a], 1u << u->size, nv);
@@ -67,25 +68,32 @@ static bool st_cond(struct tcg_cpu *c, const struct uop *u)
 	switch (u->size) {
 	case 0: {
 		uint8_t e = old;
-		return __atomic_compare_exchange_n(p, &e, (uint8_t)nv, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		ok = __atomic_compare_exchange_n(p, &e, (uint8_t)nv, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		break;
 	}
 	case 1: {
 		uint16_t e = old;
-		return __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)nv, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)nv, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		break;
 	}
 	case 2: {
 		uint32_t e = old;
-		return __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)nv, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)nv, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		break;
 	}
 	default: {
 		uint64_t e = old;
-		return __atomic_compare_exchange_n((uint64_t *)p, &e, nv, false,
-						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		ok = __atomic_compare_exchange_n((uint64_t *)p, &e, nv, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		break;
 	}
 	}
+	/* After the store, so a dirty-log sync in between cannot lose it. */
+	tcg_dirty_hva(c, p);
+	return ok;
 }
 
 static void alu(struct tcg_cpu *c, const struct uop *u)

@@ -169,11 +169,16 @@ leaf:
 		goto prot;
 	if (acc == ACC_X && nx && nxe)
 		goto prot;
-	for (k = 0; k < nptr; k++)
-		if (!(rd_pte(ptrs[k], bytes) & PTE_A))
+	/* Accessed and dirty bits are guest RAM writes: dirty-log them. */
+	for (k = 0; k < nptr; k++) {
+		if (!(rd_pte(ptrs[k], bytes) & PTE_A)) {
 			set_bits(ptrs[k], bytes, PTE_A);
+			tcg_dirty_hva(c, ptrs[k]);
+		}
+	}
 	if (acc == ACC_W && !(e & PTE_D)) {
 		set_bits(ptrs[nptr - 1], bytes, PTE_D);
+		tcg_dirty_hva(c, ptrs[nptr - 1]);
 		e |= PTE_D;
 	}
 	*perm = (w ? TLB_W : 0) | (us ? TLB_U : 0) | ((nx && nxe) ? 0 : TLB_X) |
@@ -244,23 +249,37 @@ static struct tlb_entry *tlb_fault(struct tcg_cpu *c, uint64_t lin, int acc, boo
 	return e;
 }
 
-void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes)
+/*
+ * Set the dirty-log bit of the RAM page at hva.  Called after the store:
+ * a sync that clears the bit between a mark and the store would let the
+ * migration send the page without the store and never send it again.
+ */
+void tcg_dirty_hva(struct tcg_cpu *c, const void *hva)
 {
 	struct tcg_vm *vm = c->vm;
+	const uint8_t *h = hva;
+	size_t pg, bits = 8 * sizeof(unsigned long);
+
+	if (!vm || !__atomic_load_n(&vm->dirty_on, __ATOMIC_SEQ_CST))
+		return;
+	if (h < c->m->mem.base || h >= c->m->mem.base + c->m->mem.map_size)
+		return;
+	pg = (size_t)(h - c->m->mem.base) >> 12;
+	if (!(__atomic_load_n(&vm->dirty[pg / bits], __ATOMIC_RELAXED) & (1ul << (pg % bits))))
+		__atomic_fetch_or(&vm->dirty[pg / bits], 1ul << (pg % bits), __ATOMIC_SEQ_CST);
+}
+
+void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes)
+{
+	uint8_t *h;
 
 	if (phys < c->cur_end && phys + bytes > c->cur_phys)
 		c->brk = true;		/* self-modifying code */
-	if (__atomic_load_n(&vm->dirty_on, __ATOMIC_RELAXED)) {
-		uint8_t *h = gpa_to_hva(&c->m->mem, phys, 1);
-		size_t pg, bits = 8 * sizeof(unsigned long);
-
-		if (!h)
-			return;
-		pg = (size_t)(h - c->m->mem.base) >> 12;
-		if (!(vm->dirty[pg / bits] & (1ul << (pg % bits))))
-			__atomic_fetch_or(&vm->dirty[pg / bits], 1ul << (pg % bits),
-					  __ATOMIC_RELAXED);
-	}
+	if (!c->vm || !__atomic_load_n(&c->vm->dirty_on, __ATOMIC_RELAXED))
+		return;
+	h = gpa_to_hva(&c->m->mem, phys, 1);
+	if (h)
+		tcg_dirty_hva(c, h);
 }
 
 static uint64_t ld_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t lin,

@@ -10,6 +10,7 @@
  * destination register, u->b the source register or SSE_MEM (the offset
  * is then in T[u->a], segment u->x), aux bits 8-15 an immediate.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "accel/tcg/sse.h"
@@ -428,17 +429,15 @@ void tcg_fpu_ctl(struct tcg_cpu *c, const struct uop *u)
 	}
 }
 
-/* fxsave / fxrstor m512: T[a] offset, segment u->x, size 3 with REX.W. */
-void tcg_fxsave(struct tcg_cpu *c, const struct uop *u)
+/*
+ * The 512-byte fxsave image (SDM vol. 1, 10.5.1): XMM0..nxmm-1, and FIP
+ * and FDP as 64-bit fields if wide.  Migration uses it too.
+ */
+void tcg_fx_image(const struct tcg_cpu *c, uint8_t img[512], unsigned nxmm, bool wide)
 {
-	uint64_t off = c->t[u->a];
-	unsigned nxmm = tcg_code64(c) ? 16 : 8;
-	uint8_t img[512], ftw = 0;
+	uint8_t ftw = 0;
 
-	fpu_check(c);
-	if (off & 15)
-		tcg_raise(c, EXC_GP, 0);
-	memset(img, 0, sizeof(img));
+	memset(img, 0, 512);
 	for (unsigned k = 0; k < 8; k++)
 		if (((c->ftw_full >> (2 * k)) & 3) != 3)
 			ftw |= 1u << k;
@@ -446,19 +445,55 @@ void tcg_fxsave(struct tcg_cpu *c, const struct uop *u)
 	*(uint16_t *)(img + 2) = fsw(c);
 	img[4] = ftw;
 	memcpy(img + 6, &c->fop, 2);
-	if (u->size == 3) {
-		memcpy(img + 8, &c->fip, 8);
-		memcpy(img + 16, &c->fdp, 8);
-	} else {
-		memcpy(img + 8, &c->fip, 4);
-		memcpy(img + 16, &c->fdp, 4);
-	}
+	memcpy(img + 8, &c->fip, wide ? 8 : 4);
+	memcpy(img + 16, &c->fdp, wide ? 8 : 4);
 	memcpy(img + 24, &c->mxcsr, 4);
 	*(uint32_t *)(img + 28) = MXCSR_MASK;
 	for (unsigned k = 0; k < 8; k++)
 		memcpy(img + 32 + 16 * k, &c->st[k], 10);
 	for (unsigned k = 0; k < nxmm; k++)
 		memcpy(img + 160 + 16 * k, &c->xmm[k], 16);
+}
+
+/* Load an fxsave image; -EINVAL, and nothing changed, if MXCSR has reserved bits. */
+int tcg_fx_restore(struct tcg_cpu *c, const uint8_t img[512], unsigned nxmm, bool wide)
+{
+	uint32_t mxcsr;
+
+	memcpy(&mxcsr, img + 24, 4);
+	if (mxcsr & ~MXCSR_MASK)
+		return -EINVAL;
+	memcpy(&c->fcw, img + 0, 2);
+	memcpy(&c->fsw, img + 2, 2);
+	c->ftop = (c->fsw >> 11) & 7;
+	c->ftw_full = 0;
+	for (unsigned k = 0; k < 8; k++)
+		if (!(img[4] & (1u << k)))
+			c->ftw_full |= 3u << (2 * k);
+	memcpy(&c->fop, img + 6, 2);
+	c->fip = c->fdp = 0;
+	memcpy(&c->fip, img + 8, wide ? 8 : 4);
+	memcpy(&c->fdp, img + 16, wide ? 8 : 4);
+	c->mxcsr = mxcsr;
+	for (unsigned k = 0; k < 8; k++) {
+		memset(&c->st[k], 0, sizeof(c->st[k]));
+		memcpy(&c->st[k], img + 32 + 16 * k, 10);
+	}
+	for (unsigned k = 0; k < nxmm; k++)
+		memcpy(&c->xmm[k], img + 160 + 16 * k, 16);
+	return 0;
+}
+
+/* fxsave / fxrstor m512: T[a] offset, segment u->x, size 3 with REX.W. */
+void tcg_fxsave(struct tcg_cpu *c, const struct uop *u)
+{
+	uint64_t off = c->t[u->a];
+	uint8_t img[512];
+
+	fpu_check(c);
+	if (off & 15)
+		tcg_raise(c, EXC_GP, 0);
+	tcg_fx_image(c, img, tcg_code64(c) ? 16 : 8, u->size == 3);
 	/* All of it is checked writable before the first byte is stored. */
 	(void)tcg_lin(c, u->x, off, 512, ACC_W);
 	for (unsigned k = 0; k < 512; k += 8) {
@@ -472,9 +507,7 @@ void tcg_fxsave(struct tcg_cpu *c, const struct uop *u)
 void tcg_fxrstor(struct tcg_cpu *c, const struct uop *u)
 {
 	uint64_t off = c->t[u->a];
-	unsigned nxmm = tcg_code64(c) ? 16 : 8;
 	uint8_t img[512];
-	uint32_t mxcsr;
 
 	fpu_check(c);
 	if (off & 15)
@@ -484,27 +517,8 @@ void tcg_fxrstor(struct tcg_cpu *c, const struct uop *u)
 
 		memcpy(img + k, &v, 8);
 	}
-	memcpy(&mxcsr, img + 24, 4);
-	if (mxcsr & ~MXCSR_MASK)
+	if (tcg_fx_restore(c, img, tcg_code64(c) ? 16 : 8, u->size == 3))
 		tcg_raise(c, EXC_GP, 0);
-	memcpy(&c->fcw, img + 0, 2);
-	memcpy(&c->fsw, img + 2, 2);
-	c->ftop = (c->fsw >> 11) & 7;
-	c->ftw_full = 0;
-	for (unsigned k = 0; k < 8; k++)
-		if (!(img[4] & (1u << k)))
-			c->ftw_full |= 3u << (2 * k);
-	memcpy(&c->fop, img + 6, 2);
-	c->fip = c->fdp = 0;
-	memcpy(&c->fip, img + 8, u->size == 3 ? 8 : 4);
-	memcpy(&c->fdp, img + 16, u->size == 3 ? 8 : 4);
-	c->mxcsr = mxcsr;
-	for (unsigned k = 0; k < 8; k++) {
-		memset(&c->st[k], 0, sizeof(c->st[k]));
-		memcpy(&c->st[k], img + 32 + 16 * k, 10);
-	}
-	for (unsigned k = 0; k < nxmm; k++)
-		memcpy(&c->xmm[k], img + 160 + 16 * k, 16);
 }
 
 /* pmaddwd, pmuludq, psadbw: size = SP_* kind. */

@@ -105,6 +105,8 @@ void tcg_sse_movmsk(struct tcg_cpu *c, const struct uop *u);
 void tcg_sse_mxcsr(struct tcg_cpu *c, const struct uop *u);
 void tcg_fxsave(struct tcg_cpu *c, const struct uop *u);
 void tcg_fxrstor(struct tcg_cpu *c, const struct uop *u);
+void tcg_fx_image(const struct tcg_cpu *c, uint8_t img[512], unsigned nxmm, bool wide);
+int tcg_fx_restore(struct tcg_cpu *c, const uint8_t img[512], unsigned nxmm, bool wide);
 enum { FC_INIT, FC_CLEX, FC_STSW_AX, FC_STSW, FC_STCW, FC_LDCW };
 void tcg_fpu_ctl(struct tcg_cpu *c, const struct uop *u);
 void tcg_fpu_init(struct tcg_cpu *c);

@@ -179,12 +179,6 @@ void tcg_null_outer_segs(struct tcg_cpu *c)
 	}
 }
 
-#define CR0_FIXED (CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | \
-		   CR0_AM | CR0_NW | CR0_CD | CR0_PG)
-#define CR4_TSD (1ull << 2)
-/* The CR4 bits of the features CPUID advertises. */
-#define CR4_OK (CR4_TSD | CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT)
-
 void tcg_write_cr(struct tcg_cpu *c, int cr, uint64_t v)
 {
 	uint64_t old;

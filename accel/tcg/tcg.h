@@ -57,6 +57,13 @@ enum { EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5,
 #define F_ID	0x200000u
 #define F_ARITH	(F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF)
 
+/* Control register bits this CPU has (mov to CR0/CR4, migration). */
+#define CR0_FIXED (CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | \
+		   CR0_AM | CR0_NW | CR0_CD | CR0_PG)
+#define CR4_TSD (1ull << 2)
+/* The CR4 bits of the features CPUID advertises. */
+#define CR4_OK (CR4_TSD | CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT)
+
 /* Lazy condition codes: how cc_res/cc_a/cc_b encode the arithmetic flags. */
 enum cc_op {
 	CC_EFLAGS,	/* cc_res holds the flag bits themselves */
@@ -294,6 +301,8 @@ int tcg_translate(struct tcg_cpu *c, uint64_t lin, int acc, bool user,
 		  uint64_t *phys, uint32_t *pferr);
 uint8_t *tcg_lock_hva(struct tcg_cpu *c, int sreg, uint64_t off, unsigned bytes);
 void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes);
+/* Dirty-log the RAM page of host address hva (after a store through it). */
+void tcg_dirty_hva(struct tcg_cpu *c, const void *hva);
 
 /* decode.c, translate*.c */
 /*
@@ -332,6 +341,13 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex);
 /* After a bus access: stop at the next instruction if the machine has a
  * request pending (the guest wrote isa-debug-exit, a reset port, ...). */
 void tcg_after_io(struct tcg_cpu *c);
+
+/* tcg_state.c: the migration hooks (sections "tcg-cpu" and "tcg-vm"). */
+#define TCG_STATE_VERSION 1
+int tcg_state_vcpu_save(struct vcpu *v, struct vmstate_out *o);
+int tcg_state_vcpu_load(struct vcpu *v, struct vmstate_in *in);
+int tcg_state_vm_save(struct machine *m, struct vmstate_out *o);
+int tcg_state_vm_load(struct machine *m, struct vmstate_in *in);
 
 /* tcg_accel.c: the irqchip, or NULL in a machine without one. */
 struct irqchip *tcg_irqchip(struct tcg_cpu *c);

@@ -371,4 +371,9 @@ const struct accel_ops tcg_accel_ops = {
 	.vcpu_kick = tcg_vcpu_kick,
 	.vcpu_get_state = tcg_vcpu_get_state,
 	.vcpu_set_state = tcg_vcpu_set_state,
+	.state_version = TCG_STATE_VERSION,
+	.vm_save = tcg_state_vm_save,
+	.vm_load = tcg_state_vm_load,
+	.vcpu_save = tcg_state_vcpu_save,
+	.vcpu_load = tcg_state_vcpu_load,
 };

@@ -390,6 +390,10 @@ static void helper_cmpxchg8b(struct tcg_cpu *c, const struct uop *u)
 		olo = elo;
 		ohi = ehi;
 		ok = cas16(p, &olo, &ohi, nlo, nhi);
+	}
+	if (p) {
+		/* After the store: a dirty-log sync in between cannot lose it. */
+		tcg_dirty_hva(c, p);
 	} else {
 		pthread_mutex_lock(&c->vm->atomic_lock);
 		c->locked_global = true;

@@ -58,15 +58,16 @@ def check_counter(test, text, min_count=1):
     return model.n
 
 
-def counter_args(mem="128M", extra=(), smp=1):
-    return machine_args(guest("counter.mb.elf"), mem=mem, smp=smp, extra=list(extra))
+def counter_args(mem="128M", extra=(), smp=1, accel="kvm"):
+    return machine_args(guest("counter.mb.elf"), mem=mem, smp=smp, accel=accel,
+                        extra=list(extra))
 
 
-def counter_vm(incoming=None, extra=(), mem="128M", smp=1):
+def counter_vm(incoming=None, extra=(), mem="128M", smp=1, accel="kvm"):
     extra = list(extra)
     if incoming is not None:
         extra += ["-incoming", incoming]
-    vm = Vm(counter_args(mem, extra, smp), serial="file", qmp=True)
+    vm = Vm(counter_args(mem, extra, smp, accel), serial="file", qmp=True)
     if incoming is not None:
         # QMP answers only from the main loop, which runs once -incoming listens.
         try:
