@@ -17,12 +17,13 @@
  * pass/fail: the host is shared and noisy.  docs/benchmarks.md has the
  * figures and the profile.
  *
+ * PROPS are added to the -device virtio-blk-pci line (poll-max-ns=32768).
  * Build (not part of `make check`):
  *     make -f Makefile -f tests/bench/bench.mk bench
  *   or, once the Makefile includes tests/bench/bench.mk, `make bench`.
  * Run:
  *     build/tests/bench/virtio_blk_bench [-t SECONDS] [-r ROUNDS] [-f FILE]
- *         [-s MIB] [-q 1,4] [-o WORKLOAD] [--qcow2] [--no-fio] [-v]
+ *         [-s MIB] [-q 1,4] [-o WORKLOAD] [-d PROPS] [--qcow2] [--no-fio] [-v]
  * FILE (default build/bench/vblk-bench.raw, 1024 MiB) is created and
  * filled with data on first use (fully written, so reads hit the disk, not
  * unwritten extents); it must not be on tmpfs, which has no O_DIRECT.
