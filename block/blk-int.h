@@ -55,6 +55,8 @@ struct engine_ops {
 	void (*kick)(void *state);
 	/* Run io->done for every finished io; returns how many. */
 	int (*reap)(void *state);
+	/* Optional: reap would run a done, known without a system call. */
+	bool (*ready)(void *state);
 };
 
 extern const struct engine_ops engine_io_uring, engine_aio, engine_threads;

@@ -718,6 +718,17 @@ int blk_queue_poll(struct blk_queue *q)
 	return n;
 }
 
+bool blk_queue_ready(struct blk_queue *q)
+{
+	struct pollfd p = { .fd = q->efd, .events = POLLIN };
+
+	if (q->done || q->sync_done)
+		return true;
+	if (q->eng->ready)
+		return q->eng->ready(q->es);
+	return poll(&p, 1, 0) == 1;
+}
+
 void blk_queue_plug(struct blk_queue *q)
 {
 	q->plugged++;

@@ -145,6 +145,13 @@ static int uring_reap(void *state)
 	return n;
 }
 
+static bool uring_ready(void *state)
+{
+	struct uring_state *u = state;
+
+	return io_uring_cq_ready(&u->ring) > 0;
+}
+
 const struct engine_ops engine_io_uring = {
 	.name = "io_uring",
 	.init = uring_init,
@@ -152,4 +159,5 @@ const struct engine_ops engine_io_uring = {
 	.submit = uring_submit,
 	.kick = uring_kick,
 	.reap = uring_reap,
+	.ready = uring_ready,
 };

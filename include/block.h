@@ -91,6 +91,13 @@ int blk_queue_fd(struct blk_queue *q);
 /* Run the completions that are ready; returns how many ran. */
 int blk_queue_poll(struct blk_queue *q);
 /*
+ * Whether blk_queue_poll would run a completion now: for a thread that
+ * busy-polls its queues before sleeping on blk_queue_fd.  With aio=io_uring
+ * it only reads the completion ring (no system call); the other engines
+ * look at the fd.
+ */
+bool blk_queue_ready(struct blk_queue *q);
+/*
  * Between plug and unplug, submissions are queued and reach the kernel in
  * one system call at the unplug (plugs nest).  A device plugs while it
  * pops a batch of guest requests.

@@ -9,7 +9,9 @@
  * run on the same thread, push to the used ring and raise the queue's
  * interrupt.  A device reset stops the threads, and each thread first waits
  * for its in-flight requests, so no completion writes into rings the
- * driver has taken back.
+ * driver has taken back.  Before it sleeps, a thread may poll its avail
+ * rings and completion rings for a self-tuned window of up to poll-max-ns,
+ * with kicks suppressed meanwhile (docs/virtio.md).
  *
  * A chain whose layout does not fit the request (no status byte, a header
  * that is not device-readable, data in the wrong direction) breaks the
@@ -34,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "block.h"
@@ -46,6 +49,9 @@
 #define VBLK_QUEUE_SIZE		256
 #define VBLK_SIZE_MAX		(1u << 20)
 #define VBLK_MAX_DZ_SECTORS	(1u << 22)	/* 2 GiB per discard/write-zeroes */
+#define VBLK_POLL_MAX_NS	0		/* poll-max-ns default: off (docs/benchmarks.md) */
+#define VBLK_POLL_START_NS	4096		/* first window after a short sleep */
+#define VBLK_POLL_LIMIT_NS	(1000ull * 1000 * 1000)	/* poll-max-ns: at most 1 s */
 #define PCI_CLASS_STORAGE_SCSI	0x010000
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
@@ -70,6 +76,8 @@ struct vblk_queue {
 struct vblk_worker {
 	struct virtio_blk *dev;
 	unsigned first, count;
+	uint64_t poll_max_ns;		/* 0: never poll, sleep at once */
+	uint64_t poll_ns;		/* current polling window, self-tuned */
 	int stop_fd;
 	int wake_fd;			/* the VM resumed, or the device may pop again */
 	unsigned seen_gen;		/* resume_gen whose retries this thread ran */
@@ -463,9 +471,11 @@ static bool vblk_held(struct virtio_blk *b)
 /*
  * Pop and start everything available (up to one ring's worth in flight).
  * While a request is held nothing is popped, and notifications stay off:
- * the wake-up when the last one completes serves the queue again.
+ * the wake-up when the last one completes serves the queue again.  With
+ * arm false notifications stay off too: the thread is polling the ring,
+ * and must arm every queue before it sleeps (vblk_worker_arm).
  */
-static void vblk_serve(struct vblk_queue *q)
+static void vblk_serve(struct vblk_queue *q, bool arm)
 {
 	struct virtq *vq = q->vq;
 	void *r;
@@ -479,7 +489,7 @@ static void vblk_serve(struct vblk_queue *q)
 			vblk_handle(q, r);
 		if (q->inflight >= vq->size || vblk_held(q->dev))
 			break;	/* resumed from a completion or a wake-up */
-	} while (virtq_enable_notify(vq));
+	} while (arm && virtq_enable_notify(vq));
 	blk_queue_unplug(q->bq);
 }
 
@@ -498,6 +508,18 @@ static void vblk_drain_fd(int fd)
 
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_once("virtio-blk: eventfd read failed: %s", strerror(errno));
+}
+
+/* Serve q as the worker's mode says: arm at once unless it polls. */
+static void vblk_worker_serve(struct vblk_worker *w, struct vblk_queue *q)
+{
+	vblk_serve(q, !w->poll_max_ns);
+}
+
+static void vblk_worker_notify(struct vblk_worker *w)
+{
+	for (unsigned i = w->first; i < w->first + w->count; i++)
+		vblk_maybe_notify(&w->dev->q[i]);
 }
 
 static unsigned vblk_worker_inflight(struct vblk_worker *w)
@@ -555,7 +577,98 @@ static void vblk_worker_wake(struct vblk_worker *w, bool stopping)
 			vblk_retry(&b->q[i]);
 	}
 	for (unsigned i = w->first; i < w->first + w->count; i++)
-		vblk_serve(&b->q[i]);
+		vblk_worker_serve(w, &b->q[i]);
+}
+
+static uint64_t vblk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* Did the driver publish requests that q would pop now?  Shared memory only. */
+static bool vblk_avail_pending(struct vblk_queue *q)
+{
+	struct virtq *vq = q->vq;
+
+	return vq->enabled && !vq->broken && q->inflight < vq->size && !vblk_held(q->dev) &&
+	       __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
+}
+
+/*
+ * One look at the worker's rings and completion queues, without sleeping
+ * (and, with aio=io_uring, without a system call unless there is work);
+ * serves what it finds.  True when it found something.
+ */
+static bool vblk_worker_poll_once(struct vblk_worker *w)
+{
+	bool progress = false;
+
+	for (unsigned i = w->first; i < w->first + w->count; i++) {
+		struct vblk_queue *q = &w->dev->q[i];
+
+		if (!q->vq->enabled)
+			continue;
+		if (q->inflight && blk_queue_ready(q->bq)) {
+			blk_queue_poll(q->bq);
+			progress = true;
+		}
+		if (vblk_avail_pending(q)) {
+			vblk_serve(q, false);
+			progress = true;
+		}
+	}
+	if (progress)
+		vblk_worker_notify(w);
+	return progress;
+}
+
+/* Poll for up to w->poll_ns; true when something was served. */
+static bool vblk_worker_poll(struct vblk_worker *w, uint64_t t0)
+{
+	do {
+		if (vblk_worker_poll_once(w))
+			return true;
+	} while (vblk_now_ns() - t0 < w->poll_ns);
+	return false;
+}
+
+/*
+ * Before sleeping: turn notifications back on for every queue (which
+ * serves what slipped in meanwhile).  Completions need nothing: the block
+ * layer always signals its fd.
+ */
+static void vblk_worker_arm(struct vblk_worker *w)
+{
+	for (unsigned i = w->first; i < w->first + w->count; i++)
+		if (w->dev->q[i].vq->enabled)
+			vblk_serve(&w->dev->q[i], true);
+	vblk_worker_notify(w);
+}
+
+/*
+ * Adapt the polling window to how long the thread just waited (from the
+ * start of its poll to the wake-up), as QEMU's iothreads do: a wait that
+ * polling would have covered, had the window been up to poll-max-ns,
+ * doubles it; a wait longer than poll-max-ns halves it, so a device that
+ * goes idle stops polling after a few sleeps.  Unlike QEMU, a long wait
+ * with requests in flight does not count: that is the disk's latency,
+ * which no window covers, and it says nothing about how soon the driver
+ * answers a completion, the wait polling is for.
+ */
+static void vblk_worker_tune(struct vblk_worker *w, uint64_t block_ns, bool busy)
+{
+	if (block_ns <= w->poll_ns)
+		return;
+	if (block_ns > w->poll_max_ns) {
+		if (!busy)
+			w->poll_ns = w->poll_ns > VBLK_POLL_START_NS ? w->poll_ns / 2 : 0;
+	} else if (w->poll_ns < w->poll_max_ns) {
+		w->poll_ns = MIN(w->poll_ns ? w->poll_ns * 2 : VBLK_POLL_START_NS,
+				 w->poll_max_ns);
+	}
 }
 
 static void *vblk_thread(void *opaque)
@@ -577,15 +690,29 @@ static void *vblk_thread(void *opaque)
 	}
 
 	w->stopping = false;
+	w->poll_ns = 0;
 	w->seen_gen = __atomic_load_n(&b->resume_gen, __ATOMIC_ACQUIRE);
 	/* Kicks that came before the thread started. */
-	for (unsigned i = w->first; i < w->first + w->count; i++) {
-		vblk_serve(&b->q[i]);
-		vblk_maybe_notify(&b->q[i]);
-	}
+	for (unsigned i = w->first; i < w->first + w->count; i++)
+		vblk_serve(&b->q[i], true);
+	vblk_worker_notify(w);
 	while (!stopping || vblk_worker_inflight(w)) {
-		int n = epoll_wait(ep, ev, G_N_ELEMENTS(ev), -1);
+		uint64_t t0 = 0;
+		int n, timeout = -1;
+		bool busy = false;
 
+		if (w->poll_max_ns && !stopping) {
+			/* Work found by polling: look at the fds without sleeping. */
+			t0 = vblk_now_ns();
+			if (w->poll_ns && vblk_worker_poll(w, t0))
+				timeout = 0;
+			else
+				vblk_worker_arm(w);
+			busy = vblk_worker_inflight(w) != 0;
+		}
+		n = epoll_wait(ep, ev, G_N_ELEMENTS(ev), timeout);
+		if (t0 && timeout)
+			vblk_worker_tune(w, vblk_now_ns() - t0, busy);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -610,10 +737,9 @@ static void *vblk_thread(void *opaque)
 			else
 				vblk_drain_fd(q->vq->kick_fd);
 			if (!stopping)
-				vblk_serve(q);
+				vblk_worker_serve(w, q);
 		}
-		for (unsigned i = w->first; i < w->first + w->count; i++)
-			vblk_maybe_notify(&b->q[i]);
+		vblk_worker_notify(w);
 	}
 	close(ep);
 	return NULL;
@@ -683,6 +809,7 @@ struct vblk_params {
 	uint64_t lbs, pbs;
 	int slot;
 	bool thread_per_queue;
+	uint64_t poll_max_ns;
 };
 
 static void vblk_fill_config(struct virtio_blk *b, const struct vblk_params *p)
@@ -828,6 +955,7 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 		w->dev = b;
 		w->first = p->thread_per_queue ? i : 0;
 		w->count = p->thread_per_queue ? 1 : b->nr_queues;
+		w->poll_max_ns = p->poll_max_ns;
 		w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (w->stop_fd < 0 || w->wake_fd < 0) {
@@ -897,6 +1025,8 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 	    (ret = opts_get_size(o, "physical_block_size", 512, &p.pbs, err, errlen)) < 0)
 		return ret;
 	if ((ret = opts_get_bool(o, "iothread-per-queue", true, &p.thread_per_queue,
+				 err, errlen)) < 0 ||
+	    (ret = opts_get_uint(o, "poll-max-ns", VBLK_POLL_MAX_NS, &p.poll_max_ns,
 				 err, errlen)) < 0)
 		return ret;
 	/* libvirt always passes one; vireo boots the kernel directly, so the
@@ -941,6 +1071,11 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 			 " physical not below logical", p.lbs, p.pbs);
 		return -EINVAL;
 	}
+	if (p.poll_max_ns > VBLK_POLL_LIMIT_NS) {
+		snprintf(err, errlen, "virtio-blk-pci: poll-max-ns=%" PRIu64 ": at most %llu",
+			 p.poll_max_ns, VBLK_POLL_LIMIT_NS);
+		return -EINVAL;
+	}
 	if (p.serial && strlen(p.serial) > VIRTIO_BLK_ID_BYTES) {
 		snprintf(err, errlen, "virtio-blk-pci: serial=%s: at most %d characters",
 			 p.serial, VIRTIO_BLK_ID_BYTES);
@@ -958,7 +1093,7 @@ DEVICE_TYPE(virtio_blk_pci,
 	.name = "virtio-blk-pci",
 	.help = "virtio block device: drive=ID[,num-queues=N][,queue-size=N][,serial=S]"
 		"[,logical_block_size=N][,physical_block_size=N][,iothread-per-queue=on|off]"
-		"[,addr=SLOT]",
+		"[,poll-max-ns=N][,addr=SLOT]",
 	.create = vblk_create,
 )
 
@@ -971,6 +1106,7 @@ int virtio_blk_create_for_drives(struct machine *m, char *err, size_t errlen)
 		.pbs = 512,
 		.slot = -1,
 		.thread_per_queue = true,
+		.poll_max_ns = VBLK_POLL_MAX_NS,
 	};
 
 	for (struct drive *d = m->drives; d; d = d->next) {

@@ -309,11 +309,15 @@ bool virtq_should_notify(struct virtq *vq)
 
 void virtq_disable_notify(struct virtq *vq)
 {
-	if (!vq->enabled || vq->event_idx)
-		/* With event idx, avail_event stays where the last enable put
-		 * it: the driver kicks once when it passes it, no more. */
+	if (!vq->enabled)
 		return;
-	__atomic_store_n(&vq->used->flags, VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+	/* With event idx: an avail_event the driver has already passed, so
+	 * no publish crosses it (2.7.10) until the next enable moves it. */
+	if (vq->event_idx)
+		__atomic_store_n(virtq_avail_event(vq), (uint16_t)(vq->last_avail - 1),
+				 __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(&vq->used->flags, VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 }
 
 bool virtq_enable_notify(struct virtq *vq)

@@ -17,12 +17,13 @@
  * pass/fail: the host is shared and noisy.  docs/benchmarks.md has the
  * figures and the profile.
  *
+ * PROPS are added to the -device virtio-blk-pci line (poll-max-ns=32768).
  * Build (not part of `make check`):
  *     make -f Makefile -f tests/bench/bench.mk bench
  *   or, once the Makefile includes tests/bench/bench.mk, `make bench`.
  * Run:
  *     build/tests/bench/virtio_blk_bench [-t SECONDS] [-r ROUNDS] [-f FILE]
- *         [-s MIB] [-q 1,4] [-o WORKLOAD] [--qcow2] [--no-fio] [-v]
+ *         [-s MIB] [-q 1,4] [-o WORKLOAD] [-d PROPS] [--qcow2] [--no-fio] [-v]
  * FILE (default build/bench/vblk-bench.raw, 1024 MiB) is created and
  * filled with data on first use (fully written, so reads hit the disk, not
  * unwritten extents); it must not be on tmpfs, which has no O_DIRECT.
@@ -311,8 +312,8 @@ static uint64_t vb_device_ticks(void)
 	return ticks;
 }
 
-static struct result vireo_run(const char *img, const char *fmt, const struct workload *wl,
-			       unsigned nq, unsigned secs)
+static struct result vireo_run(const char *img, const char *fmt, const char *props,
+			       const struct workload *wl, unsigned nq, unsigned secs)
 {
 	const uint64_t features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_EVENT_IDX |
 				  1ull << VIRTIO_BLK_F_MQ | 1ull << VIRTIO_BLK_F_FLUSH |
@@ -341,7 +342,8 @@ static struct result vireo_run(const char *img, const char *fmt, const struct wo
 		exit(1);
 	}
 	g_free(opt);
-	opt = g_strdup_printf("virtio-blk-pci,drive=d0,num-queues=%u", nq);
+	opt = g_strdup_printf("virtio-blk-pci,drive=d0,num-queues=%u%s%s", nq, props ? "," : "",
+			      props ? props : "");
 	if (machine_add_device(&h->m, opt, err, sizeof(err)) < 0) {
 		fprintf(stderr, "-device %s: %s\n", opt, err);
 		exit(1);
@@ -612,7 +614,7 @@ static void print_row(const char *fmt, const struct workload *wl, unsigned nq,
 int main(int argc, char **argv)
 {
 	gint secs = 10, size_mib = 1024, rounds = 1;
-	gchar *file = NULL, *queues = NULL, *only = NULL;
+	gchar *file = NULL, *queues = NULL, *only = NULL, *props = NULL;
 	gboolean qcow2 = FALSE, verbose = FALSE, no_fio = FALSE;
 	GOptionEntry entries[] = {
 		{ "time", 't', 0, G_OPTION_ARG_INT, &secs, "seconds per run (10)", "S" },
@@ -624,6 +626,8 @@ int main(int argc, char **argv)
 		{ "queues", 'q', 0, G_OPTION_ARG_STRING, &queues, "queue counts (1,4)", "N,N" },
 		{ "only", 'o', 0, G_OPTION_ARG_STRING, &only,
 		  "workloads whose name contains this", "TEXT" },
+		{ "device", 'd', 0, G_OPTION_ARG_STRING, &props,
+		  "more virtio-blk-pci properties (poll-max-ns=0)", "PROPS" },
 		{ "qcow2", 0, 0, G_OPTION_ARG_NONE, &qcow2,
 		  "also vireo on a qcow2 copy (vs fio on the raw file)", NULL },
 		{ "no-fio", 0, 0, G_OPTION_ARG_NONE, &no_fio,
@@ -660,7 +664,8 @@ int main(int argc, char **argv)
 	}
 	nqs = g_strsplit(queues ? queues : "1,4", ",", -1);
 	printf("# file %s (%d MiB), cache=none aio=io_uring, QD %d per queue, %d s per run, "
-	       "%d round(s)\n", file, size_mib, QD, secs, rounds);
+	       "%d round(s)%s%s\n", file, size_mib, QD, secs, rounds, props ? ", -device ...," : "",
+	       props ? props : "");
 	printf("%-6s %-13s %2s | %9s %8s | %9s %8s | %-17s | %6s %6s\n", "format", "workload", "q",
 	       "vireo IOPS", "MB/s", "fio IOPS", "MB/s", "ratio", "vCPUus", "fCPUus");
 	for (char **n = nqs; *n; n++) {
@@ -681,9 +686,9 @@ int main(int argc, char **argv)
 			for (int r = 0; r < rounds; r++) {
 				if (r % 2 && !no_fio)
 					f[r] = fio_run(file, disk, wl, nq, secs, verbose && !r);
-				v[r] = vireo_run(file, "raw", wl, nq, secs);
+				v[r] = vireo_run(file, "raw", props, wl, nq, secs);
 				if (qcow2)
-					c[r] = vireo_run(q2, "qcow2", wl, nq, secs);
+					c[r] = vireo_run(q2, "qcow2", props, wl, nq, secs);
 				if (!(r % 2) && !no_fio)
 					f[r] = fio_run(file, disk, wl, nq, secs, verbose && !r);
 			}
@@ -697,5 +702,6 @@ int main(int argc, char **argv)
 	g_free(file);
 	g_free(queues);
 	g_free(only);
+	g_free(props);
 	return 0;
 }

@@ -282,6 +282,9 @@ static void test_options(void)
 	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,"
 					   "iothread-per-queue=maybe", err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "iothread-per-queue"));
+	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,"
+					   "poll-max-ns=2000000000", err, sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "poll-max-ns"));
 	g_assert_cmpint(machine_add_device(&h.m, "virtio-blk-pci,drive=virtio0,bogus=1",
 					   err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "bogus"));
@@ -446,6 +449,97 @@ static unsigned io_threads(void)
 	return n;
 }
 
+/* CPU time (clock ticks) used so far by the device's I/O threads. */
+static uint64_t io_thread_ticks(void)
+{
+	GDir *d = g_dir_open("/proc/self/task", 0, NULL);
+	const char *tid;
+	uint64_t ticks = 0;
+
+	g_assert_nonnull(d);
+	while ((tid = g_dir_read_name(d))) {
+		char *path = g_strdup_printf("/proc/self/task/%s/stat", tid), *stat = NULL;
+		unsigned long ut, st;
+		char *p;
+
+		if (g_file_get_contents(path, &stat, NULL, NULL) &&
+		    g_strstr_len(stat, -1, "(virtio-blk io)") && (p = strrchr(stat, ')'))) {
+			g_assert_cmpint(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+					       "%lu %lu", &ut, &st), ==, 2);
+			ticks += ut + st;
+		}
+		g_free(stat);
+		g_free(path);
+	}
+	g_dir_close(d);
+	return ticks;
+}
+
+/*
+ * Polling (here up to 100 ms per wait) must not outlive the work: after a
+ * burst of requests, an idle device's I/O threads use no CPU.  A thread
+ * that kept polling would use all of the idle second (100 ticks).
+ */
+static void test_poll_idle(void)
+{
+	enum { NQ = 2, N = 200 };
+	uint64_t before;
+	struct bt t;
+
+	if (!bt_init(&t, "raw", NULL, "num-queues=2,poll-max-ns=100000000", 2, true))
+		return;
+	bt_up(&t, base_features | 1ull << VIRTIO_F_EVENT_IDX, NQ);
+	/* One request at a time: each wait is short, so the window grows. */
+	for (unsigned i = 0; i < N; i++)
+		g_assert_cmpuint(rw(&t, i % NQ, i & 1, i % 64, DATA(i % NQ), 4096), ==,
+				 VIRTIO_BLK_S_OK);
+	/* At most one more window of polling; then the thread sleeps. */
+	g_usleep(G_USEC_PER_SEC);
+	before = io_thread_ticks();
+	g_usleep(G_USEC_PER_SEC);
+	g_assert_cmpuint(io_thread_ticks() - before, <=, 5);
+	/* Asleep, it still answers a kick. */
+	g_assert_cmpuint(rw(&t, 1, false, 0, DATA(1), 4096), ==, VIRTIO_BLK_S_OK);
+	g_free(bt_finish(&t));
+}
+
+/*
+ * Polling with kicks suppressed: once the window has grown (each sleep
+ * shorter than poll-max-ns doubles it), a request published right after a
+ * completion is served without a kick, and the device's avail_event says
+ * that none is wanted (2.7.10: the driver has already passed it).
+ */
+static void test_poll_no_kick(void)
+{
+	struct vh_buf b = { DATA(0), 4096, true };
+	struct vh_ring *r;
+	struct bt t;
+
+	if (!bt_init(&t, "raw", NULL, "num-queues=1,poll-max-ns=1000000000", 1, true))
+		return;
+	bt_up(&t, base_features | 1ull << VIRTIO_F_EVENT_IDX, 1);
+	r = &t.d.ring[0];
+	/* 50 ms between requests: the window doubles past 4 us * 2^14 = 67 ms,
+	 * far longer than the driver below takes to publish the next one. */
+	for (unsigned i = 0; i < 20; i++) {
+		g_assert_cmpuint(rw(&t, 0, false, i, DATA(0), 4096), ==, VIRTIO_BLK_S_OK);
+		g_usleep(50000);
+	}
+	for (unsigned i = 0; i < 10; i++) {
+		uint16_t old = r->avail_idx, ev, head;
+		uint32_t id, len;
+
+		head = submit(&t, 0, VIRTIO_BLK_T_IN, i, &b, 1, false);
+		ev = vh_get_avail_event(r);
+		/* Not within (old, new]: a Linux driver would not kick. */
+		g_assert_cmpuint((uint16_t)(r->avail_idx - ev - 1), >=, (uint16_t)(r->avail_idx - old));
+		g_assert_true(vh_wait_used(&t.d, 0, &id, &len));
+		g_assert_cmpuint(id, ==, head);
+		g_assert_cmpuint(status_of(&t, 0, head), ==, VIRTIO_BLK_S_OK);
+	}
+	g_free(bt_finish(&t));
+}
+
 /* 4 queues, each with a batch of writes in flight at once, then reads. */
 static void multiqueue(const char *fmt, const char *extra)
 {
@@ -526,6 +620,12 @@ static void test_multiqueue_one_thread(void)
 	multiqueue("raw", "iothread-per-queue=off");
 }
 
+/* One thread polling four queues and their completions (1 ms windows). */
+static void test_multiqueue_poll(void)
+{
+	multiqueue("raw", "iothread-per-queue=off,poll-max-ns=1000000");
+}
+
 /* VIRTIO_F_EVENT_IDX: interrupts only when used_event is crossed. */
 static void test_event_idx(void)
 {
@@ -552,7 +652,10 @@ static void test_event_idx(void)
 	for (unsigned i = 0; i < 3; i++)
 		g_assert_cmpuint(rw(&t, 0, false, i, DATA(0), 512), ==, VIRTIO_BLK_S_OK);
 	g_assert_cmpuint(vh_msi_count(&t.h, 1), ==, base + 1);
-	/* The device asks for a kick only past what it consumed. */
+	/* The device asks for a kick only past what it consumed (once it
+	 * stops polling the ring: until then no kick is wanted at all). */
+	for (unsigned i = 0; i < 5000 && vh_get_avail_event(r) != 4; i++)
+		g_usleep(1000);
 	g_assert_cmpuint(vh_get_avail_event(r), ==, 4);
 	/* used_event = 4: the 5th completion crosses it. */
 	vh_set_used_event(r, 4);
@@ -855,6 +958,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/multiqueue/one-thread", test_multiqueue_one_thread);
 	g_test_add_func("/virtio-blk/event-idx", test_event_idx);
 	g_test_add_func("/virtio-blk/reset-inflight", test_reset_inflight);
+	g_test_add_func("/virtio-blk/poll-idle", test_poll_idle);
+	g_test_add_func("/virtio-blk/poll-no-kick", test_poll_no_kick);
+	g_test_add_func("/virtio-blk/multiqueue/poll", test_multiqueue_poll);
 	g_test_add_func("/virtio-blk/bad/loop", test_bad_loop);
 	g_test_add_func("/virtio-blk/bad/overlong", test_bad_overlong);
 	g_test_add_func("/virtio-blk/bad/outside-ram", test_bad_outside_ram);
