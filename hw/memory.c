@@ -101,6 +101,10 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size, const char *mem_path
 
 void guest_mem_destroy(struct guest_mem *gm)
 {
+	for (unsigned i = 0; i < GUEST_MAX_RAM_REGIONS; i++) {
+		free(gm->dev_dirty[i]);
+		gm->dev_dirty[i] = NULL;
+	}
 	if (gm->base)
 		munmap(gm->base, gm->map_size);
 	if (gm->fd >= 0)
@@ -145,4 +149,73 @@ int guest_write(const struct guest_mem *gm, uint64_t gpa, const void *buf, size_
 uint64_t guest_mem_lowmem_end(const struct guest_mem *gm)
 {
 	return gm->nr ? gm->r[0].size : 0;
+}
+
+#define DIRTY_PAGE_SHIFT 12
+#define LONG_BITS (8 * sizeof(unsigned long))
+
+/* Whole pages only, as migration's bitmaps count them (regions are page multiples). */
+static uint64_t dirty_pages(const struct ram_region *r)
+{
+	return r->size >> DIRTY_PAGE_SHIFT;
+}
+
+static size_t dirty_words(const struct ram_region *r)
+{
+	return (dirty_pages(r) + LONG_BITS - 1) / LONG_BITS;
+}
+
+void guest_mem_mark_dirty(const struct guest_mem *gm, const void *hva, size_t len)
+{
+	const uint8_t *p = hva;
+
+	if (!len || !__atomic_load_n(&gm->dev_logging, __ATOMIC_ACQUIRE))
+		return;
+	for (unsigned i = 0; i < gm->nr; i++) {
+		const struct ram_region *r = &gm->r[i];
+		uint64_t first, last;
+
+		if (p < r->hva || (uint64_t)(p - r->hva) >= r->size || !dirty_pages(r))
+			continue;
+		first = (uint64_t)(p - r->hva) >> DIRTY_PAGE_SHIFT;
+		last = ((uint64_t)(p - r->hva) + len - 1) >> DIRTY_PAGE_SHIFT;
+		if (last >= dirty_pages(r))
+			last = dirty_pages(r) - 1;
+		for (uint64_t pg = first; pg <= last; pg++)
+			__atomic_or_fetch(&gm->dev_dirty[i][pg / LONG_BITS],
+					  1ul << (pg % LONG_BITS), __ATOMIC_RELAXED);
+		return;
+	}
+}
+
+int guest_mem_dirty_start(struct guest_mem *gm)
+{
+	for (unsigned i = 0; i < gm->nr; i++) {
+		if (gm->dev_dirty[i]) {
+			memset(gm->dev_dirty[i], 0, dirty_words(&gm->r[i]) * sizeof(unsigned long));
+			continue;
+		}
+		gm->dev_dirty[i] = calloc(dirty_words(&gm->r[i]), sizeof(unsigned long));
+		if (!gm->dev_dirty[i])
+			return -ENOMEM;
+	}
+	/* Release: a device that sees the flag sees the bitmaps. */
+	__atomic_store_n(&gm->dev_logging, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void guest_mem_dirty_sync(const struct guest_mem *gm, unsigned i, unsigned long *bitmap)
+{
+	size_t words;
+
+	if (i >= gm->nr || !gm->dev_dirty[i])
+		return;
+	words = dirty_words(&gm->r[i]);
+	for (size_t w = 0; w < words; w++)
+		bitmap[w] |= __atomic_exchange_n(&gm->dev_dirty[i][w], 0, __ATOMIC_RELAXED);
+}
+
+void guest_mem_dirty_stop(struct guest_mem *gm)
+{
+	__atomic_store_n(&gm->dev_logging, false, __ATOMIC_RELEASE);
 }

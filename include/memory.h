@@ -37,6 +37,15 @@ struct guest_mem {
 	int fd;			/* -mem-path file, or -1 */
 	struct ram_region r[GUEST_MAX_RAM_REGIONS];
 	unsigned nr;
+	/*
+	 * Pages written by devices (DMA through a host pointer), one bit per
+	 * 4 KiB page of each region: the accelerator's dirty log sees only
+	 * the vCPUs' writes.  Allocated at the first guest_mem_dirty_start and
+	 * kept until guest_mem_destroy, so a device marking a page never races
+	 * with a free.
+	 */
+	unsigned long *dev_dirty[GUEST_MAX_RAM_REGIONS];
+	bool dev_logging;
 };
 
 /*
@@ -53,6 +62,17 @@ void *gpa_to_hva(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 /* Copy to/from guest RAM; -EFAULT if any byte is outside RAM. */
 int guest_read(const struct guest_mem *gm, uint64_t gpa, void *buf, size_t len);
 int guest_write(const struct guest_mem *gm, uint64_t gpa, const void *buf, size_t len);
+
+/*
+ * Device dirty log, for migration.  A device that wrote len bytes at hva
+ * (a pointer it got from gpa_to_hva) marks them; outside logging this is
+ * one load.  Migration starts the log, ORs region i's marks into its own
+ * bitmap (and clears them) at each sync, and stops it.
+ */
+void guest_mem_mark_dirty(const struct guest_mem *gm, const void *hva, size_t len);
+int guest_mem_dirty_start(struct guest_mem *gm);
+void guest_mem_dirty_sync(const struct guest_mem *gm, unsigned i, unsigned long *bitmap);
+void guest_mem_dirty_stop(struct guest_mem *gm);
 
 /* Top of RAM below 4G (end of the first region). */
 uint64_t guest_mem_lowmem_end(const struct guest_mem *gm);

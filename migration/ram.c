@@ -108,6 +108,11 @@ int ram_save_setup(struct machine *m, struct mig_ram *r, struct mig_stream *s)
 					       strerror(-ret));
 		r->logging = true;
 	}
+	/* Devices write guest RAM behind the accelerator's back (DMA). */
+	ret = guest_mem_dirty_start(&m->mem);
+	if (ret)
+		return mig_stream_fail(s, ret, "cannot start device dirty tracking: %s",
+				       strerror(-ret));
 	/* After the dirty log started: a page written from now on is sent again. */
 	for (unsigned i = 0; i < m->mem.nr; i++)
 		r->untouched[i] = ram_untouched(&m->mem, &m->mem.r[i]);
@@ -124,12 +129,13 @@ int ram_sync(struct machine *m, struct mig_ram *r)
 {
 	int ret;
 
-	if (!r->logging)
-		return 0;
 	for (unsigned i = 0; i < m->mem.nr; i++) {
-		ret = m->accel->dirty_log_sync(m, &m->mem.r[i], r->bitmap[i]);
-		if (ret)
-			return ret;
+		if (r->logging) {
+			ret = m->accel->dirty_log_sync(m, &m->mem.r[i], r->bitmap[i]);
+			if (ret)
+				return ret;
+		}
+		guest_mem_dirty_sync(&m->mem, i, r->bitmap[i]);
 	}
 	r->dirty = count_bits(m, r);
 	return 0;
@@ -175,6 +181,7 @@ void ram_save_cleanup(struct machine *m, struct mig_ram *r)
 {
 	if (r->logging && m->accel->dirty_log_stop)
 		m->accel->dirty_log_stop(m);
+	guest_mem_dirty_stop(&m->mem);
 	r->logging = false;
 	ram_untouched_done(r);
 	for (unsigned i = 0; i < GUEST_MAX_RAM_REGIONS; i++) {

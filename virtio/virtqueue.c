@@ -274,6 +274,16 @@ void virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len)
 	u->id = e->head;
 	u->len = len;
 	vq->used_idx++;
+	/*
+	 * Migration resends what the device wrote: every device-writable
+	 * buffer (marked whole: a device may write past what it reports), the
+	 * entry and the index.  Marked before the index is published, so a
+	 * migration that reads the index has the marks.
+	 */
+	for (unsigned i = e->out_num; i < e->out_num + e->in_num; i++)
+		guest_mem_mark_dirty(vq->vd->mem, e->iov[i].iov_base, e->iov[i].iov_len);
+	guest_mem_mark_dirty(vq->vd->mem, (const void *)u, sizeof(*u));
+	guest_mem_mark_dirty(vq->vd->mem, (const void *)&vq->used->idx, sizeof(vq->used->idx));
 	/* Release: the entry (and the data written into the buffers) first. */
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
 }
@@ -307,6 +317,16 @@ bool virtq_should_notify(struct virtq *vq)
 	return virtq_need_event(event, vq->used_idx, old);
 }
 
+/* The driver-visible notification hint we just wrote, for migration. */
+static void virtq_hint_dirty(struct virtq *vq)
+{
+	if (vq->event_idx)
+		guest_mem_mark_dirty(vq->vd->mem, virtq_avail_event(vq), sizeof(uint16_t));
+	else
+		guest_mem_mark_dirty(vq->vd->mem, (const void *)&vq->used->flags,
+				     sizeof(vq->used->flags));
+}
+
 void virtq_disable_notify(struct virtq *vq)
 {
 	if (!vq->enabled)
@@ -318,6 +338,7 @@ void virtq_disable_notify(struct virtq *vq)
 				 __ATOMIC_RELAXED);
 	else
 		__atomic_store_n(&vq->used->flags, VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+	virtq_hint_dirty(vq);
 }
 
 bool virtq_enable_notify(struct virtq *vq)
@@ -330,6 +351,7 @@ bool virtq_enable_notify(struct virtq *vq)
 		__atomic_store_n(virtq_avail_event(vq), vq->last_avail, __ATOMIC_RELAXED);
 	else
 		__atomic_store_n(&vq->used->flags, 0, __ATOMIC_RELAXED);
+	virtq_hint_dirty(vq);
 	/* The driver checks avail_event/flags after publishing avail->idx; we
 	 * check avail->idx after publishing ours.  One of us sees the other. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

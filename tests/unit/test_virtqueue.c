@@ -641,6 +641,57 @@ static void test_fuzz(void)
 	g_rand_free(g);
 }
 
+static bool page_bit(const unsigned long *bm, uint64_t page)
+{
+	return bm[page / (8 * sizeof(long))] >> (page % (8 * sizeof(long))) & 1;
+}
+
+/*
+ * Migration resends the pages a device wrote: with the device dirty log on,
+ * a push marks every device-writable buffer and the used ring, not the
+ * buffers the device only read; a sync hands the marks over once.
+ */
+static void test_dirty_log(void)
+{
+	struct fixture f;
+	struct vh_buf b[3] = {
+		{ DATA, 16, false }, { DATA + 0x1000, 0x1800, true }, { MEM_4G + 0x3000, 8, true },
+	};
+	unsigned long lo[LO / 4096 / (8 * sizeof(long))] = { 0 };
+	unsigned long hi[1] = { 0 };
+	struct virtq_elem *e;
+
+	fx_setup(&f, 8, 0);
+	fx_enable(&f);
+	g_assert_cmpint(guest_mem_dirty_start(&f.mem), ==, 0);
+	vh_ring_add(&f.r, b, 3, 0);
+	e = pop_one(&f);
+	virtq_push(&f.vq, e, 0x1808);
+	g_free(e);
+	guest_mem_dirty_sync(&f.mem, 0, lo);
+	guest_mem_dirty_sync(&f.mem, 1, hi);
+	g_assert_false(page_bit(lo, DATA / 4096));		/* read only */
+	g_assert_true(page_bit(lo, DATA / 4096 + 1));		/* written, spans */
+	g_assert_true(page_bit(lo, DATA / 4096 + 2));		/* two pages */
+	g_assert_false(page_bit(lo, DATA / 4096 + 3));
+	g_assert_true(page_bit(lo, f.r.used / 4096));		/* the used ring */
+	g_assert_true(page_bit(hi, 3));				/* above 4G */
+
+	/* Handed over once; after stop a push marks nothing. */
+	memset(lo, 0, sizeof(lo));
+	guest_mem_dirty_sync(&f.mem, 0, lo);
+	g_assert_false(page_bit(lo, DATA / 4096 + 1));
+	guest_mem_dirty_stop(&f.mem);
+	vh_ring_add(&f.r, b, 3, 0);
+	e = pop_one(&f);
+	virtq_push(&f.vq, e, 8);
+	g_free(e);
+	guest_mem_dirty_sync(&f.mem, 0, lo);
+	g_assert_false(page_bit(lo, DATA / 4096 + 1));
+	g_assert_false(page_bit(lo, f.r.used / 4096));
+	fx_teardown(&f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -651,6 +702,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtqueue/event-idx", test_event_idx);
 	g_test_add_func("/virtqueue/flags-suppression", test_flags_suppression);
 	g_test_add_func("/virtqueue/iov-copy", test_iov_copy);
+	g_test_add_func("/virtqueue/dirty-log", test_dirty_log);
 	g_test_add_func("/virtqueue/bad/loop", test_bad_loop);
 	g_test_add_func("/virtqueue/bad/self-loop", test_bad_self_loop);
 	g_test_add_func("/virtqueue/bad/overlong", test_bad_overlong);

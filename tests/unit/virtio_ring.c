@@ -1,5 +1,6 @@
 /* Driver-side split rings for the virtio tests: see virtio_harness.h. */
 #include <glib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "virtio_harness.h"
@@ -22,6 +23,8 @@ void vh_mem_init(struct guest_mem *gm, uint64_t lo, uint64_t hi)
 
 void vh_mem_destroy(struct guest_mem *gm)
 {
+	for (unsigned i = 0; i < GUEST_MAX_RAM_REGIONS; i++)
+		free(gm->dev_dirty[i]);
 	g_free(gm->base);
 	memset(gm, 0, sizeof(*gm));
 }
