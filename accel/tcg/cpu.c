@@ -23,26 +23,6 @@ bool tcg_code64(const struct tcg_cpu *c)
 	return (c->efer & EFER_LMA) && c->seg[S_CS].l;
 }
 
-/* Recompute the block flags after anything that changes CS, SS, CR0 or EFER. */
-void tcg_update_mode(struct tcg_cpu *c)
-{
-	uint32_t f = 0;
-
-	if (c->cr0 & CR0_PE)
-		f |= TBF_PE;
-	if (c->rflags & F_VM)
-		f |= TBF_VM;
-	if (c->rflags & F_TF)
-		f |= TBF_TF;
-	if (tcg_code64(c))
-		f |= TBF_CS64;
-	else if (c->seg[S_CS].db)
-		f |= TBF_CS32;
-	if (c->seg[S_SS].db)
-		f |= TBF_SS32;
-	c->tb_flags = f;
-}
-
 void tcg_cpu_reset_state(struct tcg_cpu *c, const struct cpu_state *s)
 {
 	memcpy(c->gpr, s->gpr, sizeof(c->gpr));
@@ -97,18 +77,6 @@ void tcg_cpu_get_state(struct tcg_cpu *c, struct cpu_state *s)
 	s->cr4 = c->cr4;
 	s->efer = c->efer;
 	s->apic_base = c->apic_base;
-}
-
-uint64_t tcg_sized(uint64_t v, unsigned size)
-{
-	return size >= 3 ? v : v & ((1ull << tcg_bits(size)) - 1);
-}
-
-uint64_t tcg_sext(uint64_t v, unsigned size)
-{
-	unsigned sh = 64 - tcg_bits(size);
-
-	return (uint64_t)((int64_t)(v << sh) >> sh);
 }
 
 static unsigned parity(uint64_t res)
