@@ -140,7 +140,8 @@ uint64_t tcg_get_flags(struct tcg_cpu *c)
 /* Replace the bits of mask in RFLAGS by those of f. */
 void tcg_set_flags(struct tcg_cpu *c, uint64_t f, uint64_t mask)
 {
-	uint64_t cur = tcg_get_flags(c);
+	/* Writing every arithmetic flag: no need to compute the old ones. */
+	uint64_t cur = (mask & F_ARITH) == F_ARITH ? c->rflags : tcg_get_flags(c);
 
 	cur = (cur & ~mask) | (f & mask);
 	c->cc_op = CC_EFLAGS;
@@ -153,6 +154,18 @@ bool tcg_cond(struct tcg_cpu *c, unsigned cc)
 	uint64_t f;
 	bool r;
 
+	/* The common test-and-branch cases without building RFLAGS. */
+	if (c->cc_op == CC_LOGIC) {
+		uint64_t res = tcg_sized(c->cc_res, c->cc_size);
+		bool sf = (res >> (tcg_bits(c->cc_size) - 1)) & 1;
+
+		switch (cc >> 1) {
+		case CC_O >> 1: case CC_B >> 1: r = false; goto out;
+		case CC_E >> 1: case CC_BE >> 1: r = res == 0; goto out;
+		case CC_S >> 1: case CC_L >> 1: r = sf; goto out;
+		case CC_LE >> 1: r = res == 0 || sf; goto out;
+		}
+	}
 	/* The common compare-and-branch cases without building RFLAGS. */
 	if (c->cc_op == CC_SUB) {
 		uint64_t a = c->cc_a, b = c->cc_b;

@@ -111,12 +111,14 @@ static void alu(struct tcg_cpu *c, const struct uop *u)
 	default: r = a - b; op = CC_SUB; break;
 	}
 	r = tcg_sized(r, size);
+	c->t[u->d] = r;
+	if (u->aux & UF_NOFLAGS)
+		return;
 	c->cc_op = op;
 	c->cc_size = size;
 	c->cc_a = a;
 	c->cc_b = b;
 	c->cc_res = r;
-	c->t[u->d] = r;
 }
 
 /*
@@ -126,7 +128,7 @@ static void alu(struct tcg_cpu *c, const struct uop *u)
  */
 #define NEXT	do { if (++u >= end) goto cut; goto *lbl[u->op]; } while (0)
 
-int tcg_interp(struct tcg_cpu *c, const struct tb *tb)
+void tcg_interp(struct tcg_cpu *c, struct tb *tb)
 {
 	static const void *const lbl[U_NR] = {
 		[U_INSN] = &&l_insn, [U_MOVI] = &&l_movi, [U_MOV] = &&l_mov,
@@ -147,11 +149,14 @@ int tcg_interp(struct tcg_cpu *c, const struct tb *tb)
 		[U_JNZ] = &&l_jnz, [U_JZ] = &&l_jz, [U_HELPER] = &&l_helper,
 		[U_EXC] = &&l_exc,
 	};
-	const struct uop *u = tb->uops, *end = tb->uops + tb->nr_uops;
-	uint64_t *T = c->t;
-	uint64_t emask = (tb->flags & TBF_CS64) ? ~0ull :
-			 (tb->flags & TBF_CS32) ? 0xffffffffull : 0xffff;
+	const struct uop *u, *end;
+	uint64_t *T = c->t, emask;
+	int exit;
 
+next_tb:
+	u = tb->uops;
+	end = tb->uops + tb->nr_uops;
+	emask = (tb->flags & TBF_CS64) ? ~0ull : (tb->flags & TBF_CS32) ? 0xffffffffull : 0xffff;
 	if (u >= end)
 		goto cut;
 	goto *lbl[u->op];
@@ -162,7 +167,7 @@ l_insn:
 		 * this vCPU to stop. */
 		c->brk = false;
 		c->rip = u->imm;
-		return -1;
+		goto stop;
 	}
 	c->insn_eip = u->imm;
 	c->insn_next = (u->imm + u->a) & emask;
@@ -187,14 +192,19 @@ l_ldl: T[u->d] = ld_locked(c, u); NEXT;
 l_stc:
 	if (!st_cond(c, u)) {
 		c->rip = c->insn_eip;
-		return -1;
+		goto stop;
 	}
 	NEXT;
 l_alu: alu(c, u); NEXT;
 l_incdec: {
 	uint64_t a = T[u->a];
 
-	c->cc_cin = tcg_cond(c, CC_B);
+	if (u->aux & UF_NOFLAGS) {
+		T[u->d] = tcg_sized(u->x ? a - 1 : a + 1, u->size);
+		NEXT;
+	}
+	/* CF is kept: remember it, unless nothing reads it. */
+	c->cc_cin = (u->aux & UF_KEEP_DEAD) ? 0 : tcg_cond(c, CC_B);
 	c->cc_op = u->x ? CC_DEC : CC_INC;
 	c->cc_size = u->size;
 	c->cc_a = a;
@@ -206,6 +216,10 @@ l_incdec: {
 l_neg: {
 	uint64_t a = T[u->a];
 
+	if (u->aux & UF_NOFLAGS) {
+		T[u->d] = tcg_sized(-a, u->size);
+		NEXT;
+	}
 	c->cc_op = CC_SUB;
 	c->cc_size = u->size;
 	c->cc_a = 0;
@@ -236,24 +250,33 @@ l_setcf: {
 }
 l_getf: T[u->d] = tcg_get_flags(c); NEXT;
 l_select: T[u->d] = tcg_sized(T[u->x] ? T[u->a] : T[u->b], u->size); NEXT;
-l_jmp: c->rip = T[u->a]; return 2;
-l_jmpi: c->rip = u->imm; return 0;
+l_jmp:
+	c->rip = T[u->a];
+	exit = 2;
+	goto chain;
+l_jmpi:
+	c->rip = u->imm;
+	exit = 0;
+	goto chain;
 l_jcc:
 	if (tcg_cond(c, u->x)) {
 		c->rip = u->imm;
-		return 1;
+		exit = 1;
+		goto chain;
 	}
 	NEXT;
 l_jnz:
 	if (tcg_sized(T[u->a], u->size)) {
 		c->rip = u->imm;
-		return 1;
+		exit = 1;
+		goto chain;
 	}
 	NEXT;
 l_jz:
 	if (!tcg_sized(T[u->a], u->size)) {
 		c->rip = u->imm;
-		return 1;
+		exit = 1;
+		goto chain;
 	}
 	NEXT;
 l_helper:
@@ -261,14 +284,20 @@ l_helper:
 	((tcg_helper)(uintptr_t)u->imm)(c, u);
 	if (c->end_tb || (u->aux & 1)) {
 		c->end_tb = false;
-		return -1;
+		goto stop;
 	}
 	NEXT;
 l_exc:
 	c->rip = c->insn_eip;
 	tcg_raise(c, u->x, u->imm);
+chain:
+	tb = tcg_tb_next(c, tb, exit);
+	if (tb)
+		goto next_tb;
+	return;
 cut:
 	/* Every block ends in a jump; this is only reached if it was cut. */
 	c->rip = c->insn_next;
-	return -1;
+stop:
+	c->chain_from = NULL;	/* not an exit that may be linked */
 }

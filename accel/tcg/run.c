@@ -122,35 +122,20 @@ void tcg_after_io(struct tcg_cpu *c)
 
 static struct tb *tb_chained(struct tcg_cpu *c);
 
-static void run_tb(struct tcg_cpu *c, struct tb *tb)
+/*
+ * Called by the interpreter when tb left through exit (tcg_interp's
+ * codes): the block to run next without returning, or NULL.  A chain
+ * stops when anything the loop looks at is pending, and never enters a
+ * single-stepped block (the loop raises its trap).
+ */
+struct tb *tcg_tb_next(struct tcg_cpu *c, struct tb *tb, int exit)
 {
-	int exit;
+	struct tb *next;
 
-	c->shadow = false;
-	c->cur_phys = tb->phys;
-	c->cur_end = tb->phys + tb->size;
-	c->brk = false;
-	exit = tcg_interp(c, tb);
-	c->cur_end = 0;
 	c->chain_from = exit >= 0 && tb->cacheable ? tb : NULL;
 	c->chain_exit = exit;
-	if (tb->flags & TBF_TF) {
-		c->chain_from = NULL;
-		/* Single-step trap after the instruction (DR6.BS). */
-		c->dr[6] |= 1u << 14;
-		c->insn_eip = c->rip;
-		tcg_do_interrupt(c, EXC_DB, false, 0, INT_EXC, c->rip);
-	}
-}
-
-/*
- * The block to run next without going round the loop: the one linked to
- * the exit just taken, unless anything the loop looks at is pending.
- */
-static struct tb *tb_next_chained(struct tcg_cpu *c)
-{
-	if (!c->chain_from || c->exit_req || c->trace || c->shutdown ||
-	    __atomic_load_n(&c->kick, __ATOMIC_RELAXED) ||
+	if (!c->chain_from || (tb->flags & TBF_TF) || c->exit_req || c->trace ||
+	    c->shutdown || __atomic_load_n(&c->kick, __ATOMIC_RELAXED) ||
 	    __atomic_load_n(&c->irq_hint, __ATOMIC_RELAXED) ||
 	    __atomic_load_n(&c->init_req, __ATOMIC_RELAXED) ||
 	    __atomic_load_n(&c->sipi_vector, __ATOMIC_RELAXED) >= 0 ||
@@ -158,7 +143,33 @@ static struct tb *tb_next_chained(struct tcg_cpu *c)
 		return NULL;
 	c->insn_eip = c->rip;
 	tcg_update_mode(c);
-	return tb_chained(c);
+	if (c->tb_flags & TBF_TF)
+		return NULL;
+	next = tb_chained(c);
+	if (next) {
+		c->shadow = false;
+		c->cur_phys = next->phys;
+		c->cur_end = next->phys + next->size;
+		c->brk = false;
+	}
+	return next;
+}
+
+static void run_tb(struct tcg_cpu *c, struct tb *tb)
+{
+	c->shadow = false;
+	c->cur_phys = tb->phys;
+	c->cur_end = tb->phys + tb->size;
+	c->brk = false;
+	tcg_interp(c, tb);
+	c->cur_end = 0;
+	if (tb->flags & TBF_TF) {
+		c->chain_from = NULL;
+		/* Single-step trap after the instruction (DR6.BS). */
+		c->dr[6] |= 1u << 14;
+		c->insn_eip = c->rip;
+		tcg_do_interrupt(c, EXC_DB, false, 0, INT_EXC, c->rip);
+	}
 }
 
 int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
@@ -216,9 +227,7 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 				c->seg[S_CS].selector, (unsigned long long)c->rip);
 		tcg_update_mode(c);
 		tb = tcg_tb_find(c);
-		do
-			run_tb(c, tb);
-		while ((tb = tb_next_chained(c)));
+		run_tb(c, tb);
 		if (c->exit_req) {
 			/* The access is done; like a PIO exit after which the
 			 * machine has a request, the generic loop parks us. */

@@ -125,6 +125,14 @@ struct uop {
 	uint64_t imm;
 };
 
+/*
+ * Marks in aux of flag-writing micro-ops (opt.c; helpers use bit 0 and
+ * bits 8-15, U_SHD the whole field).
+ */
+#define UF_NOFLAGS	0x02	/* no later micro-op reads the flags it writes */
+#define UF_KEEP_DEAD	0x04	/* the flags it leaves unchanged are dead */
+#define UF_CNT_NZ	0x08	/* U_SHIFT: the count is a nonzero constant */
+
 #define TCG_NR_TEMPS 16
 
 /* Flags of the code a block was translated for. */
@@ -323,15 +331,19 @@ void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes);
 void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva,
 		      bool mmio);
 
-/* interp.c: returns the exit taken (0: the final direct jump, 1: a taken
- * conditional branch, 2: an indirect jump), or -1 for an exit that may
- * not be chained (a helper, an interruption of the block). */
-int tcg_interp(struct tcg_cpu *c, const struct tb *tb);
+/*
+ * interp.c: run tb, and the blocks chained to it, until one leaves in a
+ * way that may not be chained or tcg_tb_next says stop.  Exits are
+ * numbered 0: the final direct jump, 1: a taken conditional branch,
+ * 2: an indirect jump, -1: anything else (a helper, an interruption).
+ */
+void tcg_interp(struct tcg_cpu *c, struct tb *tb);
 
 /* run.c: the translation cache */
 int tcg_tb_init(struct tcg_cpu *c);
 void tcg_tb_destroy(struct tcg_cpu *c);
 struct tb *tcg_tb_find(struct tcg_cpu *c);
+struct tb *tcg_tb_next(struct tcg_cpu *c, struct tb *tb, int exit);
 void tcg_tb_flush(struct tcg_cpu *c);
 
 /* sys.c */
