@@ -6,28 +6,29 @@
 #include "accel/tcg/interp.h"
 #include "machine.h"
 
+/* Per operand size: the bits a write replaces (32-bit writes clear the
+ * upper half, 8- and 16-bit ones merge). */
+static const uint64_t st_mask[4] = { 0xff, 0xffff, ~0ull, ~0ull };
+static const uint64_t val_mask[4] = { 0xff, 0xffff, 0xffffffff, ~0ull };
+
 static void st_reg(struct tcg_cpu *c, unsigned r, unsigned size, uint64_t v)
 {
-	if (r & 0x10) {
+	if (__builtin_expect(r & 0x10, 0)) {
 		r &= 0xf;
 		c->gpr[r] = (c->gpr[r] & ~0xff00ull) | ((v & 0xff) << 8);
 		return;
 	}
-	switch (size) {
-	case 0: c->gpr[r] = (c->gpr[r] & ~0xffull) | (v & 0xff); break;
-	case 1: c->gpr[r] = (c->gpr[r] & ~0xffffull) | (v & 0xffff); break;
-	case 2: c->gpr[r] = (uint32_t)v; break;
-	default: c->gpr[r] = v; break;
-	}
+	c->gpr[r] = (c->gpr[r] & ~st_mask[size & 3]) | (v & val_mask[size & 3]);
 }
 
 static uint64_t ld_reg(struct tcg_cpu *c, unsigned r, unsigned size)
 {
-	if (r & 0x20)
-		return c->seg[r & 7].selector;
-	if (r & 0x10)
+	if (__builtin_expect(r & 0x30, 0)) {
+		if (r & 0x20)
+			return c->seg[r & 7].selector;
 		return (c->gpr[r & 0xf] >> 8) & 0xff;
-	return tcg_sized(c->gpr[r], size);
+	}
+	return c->gpr[r] & val_mask[size & 3];
 }
 
 /* Locked read-modify-write: a host atomic on the guest page when the

@@ -82,6 +82,7 @@ static void check_interrupts(struct tcg_cpu *c)
 		return;
 	c->insn_eip = c->rip;
 	c->chain_from = NULL;
+	c->jc_epoch++;
 	/* Cleared before asking, so a request that arrives meanwhile sets
 	 * it again and is seen at the next block. */
 	__atomic_store_n(&c->irq_hint, false, __ATOMIC_SEQ_CST);
@@ -178,8 +179,12 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 
 	memset(ex, 0, sizeof(*ex));
 	c->chain_from = NULL;
-	if (setjmp(c->jmp))
-		c->chain_from = NULL;	/* an exception: rip is a handler */
+	c->jc_epoch++;
+	if (setjmp(c->jmp)) {
+		/* An exception: rip is a handler. */
+		c->chain_from = NULL;
+		c->jc_epoch++;
+	}
 	for (;;) {
 		if (c->shutdown) {
 			c->shutdown = false;
@@ -240,6 +245,7 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 }
 
 #define TB_HASH_SIZE	8192
+#define TB_JC_SIZE	4096
 #define TB_ARENA_SIZE	(32u << 20)
 
 static size_t scratch_size(void)
@@ -252,10 +258,12 @@ int tcg_tb_init(struct tcg_cpu *c)
 	struct tb *s;
 
 	c->tb_hash = calloc(TB_HASH_SIZE, sizeof(*c->tb_hash));
+	c->tb_jc = calloc(TB_JC_SIZE, sizeof(*c->tb_jc));
 	c->tb_arena = malloc(TB_ARENA_SIZE);
 	s = malloc(scratch_size());
-	if (!c->tb_hash || !c->tb_arena || !s) {
+	if (!c->tb_hash || !c->tb_jc || !c->tb_arena || !s) {
 		free(c->tb_hash);
+		free(c->tb_jc);
 		free(c->tb_arena);
 		free(s);
 		return -ENOMEM;
@@ -271,9 +279,11 @@ int tcg_tb_init(struct tcg_cpu *c)
 void tcg_tb_destroy(struct tcg_cpu *c)
 {
 	free(c->tb_hash);
+	free(c->tb_jc);
 	free(c->tb_arena);
 	free(c->scratch);
 	c->tb_hash = NULL;
+	c->tb_jc = NULL;
 	c->tb_arena = NULL;
 	c->scratch = NULL;
 }
@@ -283,6 +293,7 @@ void tcg_tb_flush(struct tcg_cpu *c)
 	memset(c->tb_hash, 0, TB_HASH_SIZE * sizeof(*c->tb_hash));
 	c->tb_arena_used = 0;
 	c->chain_from = NULL;
+	c->jc_epoch++;		/* the jump cache points into the arena */
 }
 
 static unsigned tb_hash(uint64_t phys, uint64_t eip)
@@ -368,6 +379,47 @@ static void code_page_mark(struct tcg_cpu *c, uint64_t phys)
 }
 
 /*
+ * The jump cache: the block last found for an RIP, from anywhere (a
+ * call or return across pages, which chaining does not cover), without
+ * the soft-MMU walk, hash and byte comparison.  An entry holds while no
+ * TLB flush (the mapping), no store into code (code_gen), no change of
+ * CPL (the page's user/supervisor check) and no interrupt, exception or
+ * exit from the loop (jc_epoch: after those, the next lookups compare
+ * bytes again, which is what catches DMA into code) happened.
+ */
+static struct tb_jc *jc_slot(struct tcg_cpu *c)
+{
+	return &c->tb_jc[(c->rip ^ (c->rip >> 12)) % TB_JC_SIZE];
+}
+
+static struct tb *jc_lookup(struct tcg_cpu *c)
+{
+	struct tb_jc *e = jc_slot(c);
+	struct tb *tb;
+
+	if (e->epoch != c->jc_epoch || e->tlb_gen != c->tlb_gen || e->cpl != c->cpl ||
+	    e->code_gen != __atomic_load_n(&c->vm->code_gen, __ATOMIC_ACQUIRE))
+		return NULL;
+	tb = e->tb;
+	if (tb->invalid || tb->eip != c->rip || tb->flags != c->tb_flags ||
+	    tb->cs_base != c->seg[S_CS].base ||
+	    (!(tb->flags & TBF_CS64) && tb->eip > c->seg[S_CS].limit))
+		return NULL;
+	return tb;
+}
+
+static void jc_insert(struct tcg_cpu *c, struct tb *tb, uint64_t gen)
+{
+	struct tb_jc *e = jc_slot(c);
+
+	e->tb = tb;
+	e->tlb_gen = c->tlb_gen;
+	e->code_gen = gen;
+	e->epoch = c->jc_epoch;
+	e->cpl = c->cpl;
+}
+
+/*
  * The block for c->rip, translated if needed.  Faults on the fetch are
  * raised (the caller has set insn_eip to rip).
  */
@@ -382,6 +434,12 @@ struct tb *tcg_tb_find(struct tcg_cpu *c)
 	tb = tb_chained(c);
 	if (tb)
 		return tb;
+	tb = jc_lookup(c);
+	if (tb) {
+		c->chain_tlb_gen = c->tlb_gen;
+		tb_link(c, tb, jc_slot(c)->code_gen);
+		return tb;
+	}
 	lin = tcg_lin(c, S_CS, c->rip, 1, ACC_X);
 	if (tcg_translate(c, lin, ACC_X, c->cpl == 3, &phys, &err))
 		tcg_raise_pf(c, lin, err);
@@ -411,6 +469,7 @@ struct tb *tcg_tb_find(struct tcg_cpu *c)
 			continue;
 		if (!memcmp(tb->code, hva, tb->size)) {
 			tb_link(c, tb, gen);
+			jc_insert(c, tb, gen);
 			return tb;
 		}
 		/* The guest rewrote this code: drop the block. */
@@ -423,5 +482,6 @@ struct tb *tcg_tb_find(struct tcg_cpu *c)
 		return c->scratch;
 	tb = tb_commit(c, h);
 	tb_link(c, tb, gen);
+	jc_insert(c, tb, gen);
 	return tb;
 }

@@ -165,6 +165,16 @@ struct tb {
 	struct uop *uops;
 };
 
+/*
+ * Jump cache entry (run.c): the block last found for an RIP, valid while
+ * nothing that could change what that RIP means has happened.
+ */
+struct tb_jc {
+	struct tb *tb;
+	uint64_t tlb_gen, code_gen, epoch;
+	unsigned cpl;
+};
+
 /* A TLB entry maps one 4 KiB linear page. */
 struct tlb_entry {
 	uint64_t vpn;		/* linear page number, or ~0 if empty */
@@ -241,6 +251,8 @@ struct tcg_cpu {
 
 	/* Translation cache, private to this vCPU. */
 	struct tb **tb_hash;
+	struct tb_jc *tb_jc;		/* by RIP, see run.c */
+	uint64_t jc_epoch;		/* advanced by events that void it */
 	uint8_t *tb_arena;
 	size_t tb_arena_used, tb_arena_size;
 	struct tb *scratch;		/* block being translated */
