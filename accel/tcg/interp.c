@@ -98,12 +98,12 @@ static void alu(struct tcg_cpu *c, const struct uop *u)
 	case ALU_ADD: r = a + b; op = CC_ADD; break;
 	case ALU_OR: r = a | b; break;
 	case ALU_ADC:
-		c->cc_cin = tcg_cond(c, CC_B);
+		c->cc_cin = tcg_cf(c);
 		r = a + b + c->cc_cin;
 		op = CC_ADC;
 		break;
 	case ALU_SBB:
-		c->cc_cin = tcg_cond(c, CC_B);
+		c->cc_cin = tcg_cf(c);
 		r = a - b - c->cc_cin;
 		op = CC_SBB;
 		break;
@@ -205,7 +205,7 @@ l_incdec: {
 		NEXT;
 	}
 	/* CF is kept: remember it, unless nothing reads it. */
-	c->cc_cin = (u->aux & UF_KEEP_DEAD) ? 0 : tcg_cond(c, CC_B);
+	c->cc_cin = (u->aux & UF_KEEP_DEAD) ? 0 : tcg_cf(c);
 	c->cc_op = u->x ? CC_DEC : CC_INC;
 	c->cc_size = u->size;
 	c->cc_a = a;
@@ -242,7 +242,7 @@ l_bswap:
 		  u->size == 2 ? __builtin_bswap32(T[u->a]) : 0;
 	NEXT;
 l_getcc: T[u->d] = tcg_cond(c, u->x); NEXT;
-l_getcf: T[u->d] = tcg_cond(c, CC_B); NEXT;
+l_getcf: T[u->d] = tcg_cf(c); NEXT;
 l_setcf: {
 	uint64_t cf = u->x == 2 ? !tcg_cond(c, CC_B) : u->x;
 

@@ -307,6 +307,8 @@ uint64_t tcg_read_tsc(struct tcg_cpu *c);
 
 /* cpu.c: lazy flags */
 uint64_t tcg_get_flags(struct tcg_cpu *c);
+/* CF alone, without a call for the common lazy states (inc/dec, adc). */
+static inline bool tcg_cf(struct tcg_cpu *c);
 void tcg_set_flags(struct tcg_cpu *c, uint64_t f, uint64_t mask);
 bool tcg_cond(struct tcg_cpu *c, unsigned cc);
 
@@ -382,6 +384,16 @@ void tcg_after_io(struct tcg_cpu *c);
 struct irqchip *tcg_irqchip(struct tcg_cpu *c);
 
 static inline unsigned tcg_bits(unsigned size) { return 8u << size; }
+
+static inline bool tcg_cf(struct tcg_cpu *c)
+{
+	switch (c->cc_op) {
+	case CC_EFLAGS: return c->cc_res & F_CF;
+	case CC_LOGIC: return false;
+	case CC_SUB: return c->cc_a < c->cc_b;
+	}
+	return tcg_cond(c, CC_B);
+}
 
 /* Recompute the block flags after anything that changes CS, SS, CR0 or
  * EFER; inline because the run loop does it before every block. */
