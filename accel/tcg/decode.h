@@ -67,6 +67,8 @@ uint64_t next_eip(struct tctx *t);
 
 /* opt.c: mark flag work that no later micro-op of the block reads. */
 void tcg_opt_flags(struct uop *u, unsigned n);
+/* opt.c: fold constants into their consumer; returns the new count. */
+unsigned tcg_opt_imm(struct uop *u, unsigned n);
 /* opt.c: drop instruction markers nothing reads; returns the new count. */
 unsigned tcg_opt_insns(struct uop *u, unsigned n);
 

@@ -91,7 +91,7 @@ static bool st_cond(struct tcg_cpu *c, const struct uop *u)
 
 static void alu(struct tcg_cpu *c, const struct uop *u)
 {
-	uint64_t a = c->t[u->a], b = c->t[u->b], r;
+	uint64_t a = c->t[u->a], b = UOP_B(c, u), r;
 	unsigned size = u->size, op = CC_LOGIC;
 
 	switch (u->x) {

@@ -46,7 +46,7 @@ void tcg_exec_shift(struct tcg_cpu *c, const struct uop *u)
 {
 	unsigned size = u->size, w = tcg_bits(size), msb = w - 1;
 	uint64_t a = tcg_sized(c->t[u->a], size), r = a, f, cf = 0, of;
-	unsigned n = c->t[u->b] & (size == 3 ? 0x3f : 0x1f), k;
+	unsigned n = UOP_B(c, u) & (size == 3 ? 0x3f : 0x1f), k;
 
 	if (n == 0) {
 		c->t[u->d] = a;
@@ -236,7 +236,7 @@ void tcg_exec_imul2(struct tcg_cpu *c, const struct uop *u)
 {
 	unsigned size = u->size;
 	__int128 p = (__int128)(int64_t)tcg_sext(c->t[u->a], size) *
-		     (__int128)(int64_t)tcg_sext(c->t[u->b], size);
+		     (__int128)(int64_t)tcg_sext(UOP_B(c, u), size);
 	uint64_t lo = tcg_sized((uint64_t)p, size);
 	bool ovf = p != (__int128)(int64_t)tcg_sext(lo, size);
 

@@ -1,6 +1,7 @@
 /*
- * Optimisation passes over a translated block: dead flags and
- * instruction markers that nothing needs.
+ * Optimisation passes over a translated block: dead flags, constants
+ * folded into their one consumer, and instruction markers that nothing
+ * needs.
  *
  * Most x86 instructions write the arithmetic flags and most of those
  * writes are overwritten by the next instruction before anything reads
@@ -123,6 +124,72 @@ unsigned tcg_opt_insns(struct uop *u, unsigned n)
 			u[out++] = u[j];
 		prev_pure = pure;
 		k = end;
+	}
+	return out;
+}
+
+/* Does u name temporary t as an operand or a result? */
+static bool uop_mentions(const struct uop *u, unsigned t)
+{
+	switch (u->op) {
+	case U_INSN: case U_JMPI: case U_JCC: case U_EXC: case U_SETCF:
+		return false;
+	case U_MOVI: case U_LDR: case U_GETCC: case U_GETCF: case U_GETF:
+		return u->d == t;
+	case U_STR: case U_MUL: case U_DIV: case U_JMP: case U_JNZ: case U_JZ:
+		return u->a == t;
+	case U_ST:
+		return u->a == t || u->b == t;
+	case U_MOV: case U_ADDI: case U_SHLI: case U_SARI: case U_SEXT: case U_ZEXT:
+	case U_NOT: case U_BSWAP: case U_LD: case U_LDL: case U_INCDEC: case U_NEG:
+	case U_BSF: case U_BSR: case U_POPCNT: case U_TZCNT: case U_LZCNT:
+		return u->d == t || u->a == t;
+	case U_ADD: case U_SUB: case U_AND: case U_OR: case U_XOR: case U_STC:
+	case U_ALU: case U_SHIFT: case U_IMUL2: case U_BT:
+		return u->d == t || u->a == t || u->b == t;
+	case U_SHD:
+		return u->d == t || u->a == t || u->b == t || u->aux == t;
+	case U_SELECT:
+		return u->d == t || u->a == t || u->b == t || u->x == t;
+	}
+	return true;	/* helpers may use any temporary */
+}
+
+/*
+ * Fold "U_MOVI t, imm" into the ALU, IMUL2 or SHIFT that consumes t as
+ * its second operand (UF_BIMM: the operand is u->imm), when nothing
+ * else in the instruction reads t: one dispatch less per instruction
+ * with an immediate.  Temporaries do not live across instructions, so
+ * the search stops at the next U_INSN; run before tcg_opt_insns.
+ * Returns the new number of micro-ops.
+ */
+unsigned tcg_opt_imm(struct uop *u, unsigned n)
+{
+	unsigned out = 0;
+
+	for (unsigned k = 0; k < n; k++) {
+		unsigned t = u[k].d, j;
+		bool fold = false;
+
+		if (u[k].op == U_MOVI) {
+			for (j = k + 1; j < n && u[j].op != U_INSN; j++)
+				if (uop_mentions(&u[j], t))
+					break;
+			if (j < n && (u[j].op == U_ALU || u[j].op == U_IMUL2 || u[j].op == U_SHIFT) &&
+			    u[j].b == t && u[j].a != t && !(u[j].aux & UF_BIMM)) {
+				fold = true;
+				/* Later readers of t would need the constant. */
+				for (unsigned l = j + 1; fold && u[j].d != t && l < n &&
+				     u[l].op != U_INSN; l++)
+					fold = !uop_mentions(&u[l], t);
+			}
+			if (fold) {
+				u[j].aux |= UF_BIMM;
+				u[j].imm = u[k].imm;
+				continue;
+			}
+		}
+		u[out++] = u[k];
 	}
 	return out;
 }

@@ -132,6 +132,10 @@ struct uop {
 #define UF_NOFLAGS	0x02	/* no later micro-op reads the flags it writes */
 #define UF_KEEP_DEAD	0x04	/* the flags it leaves unchanged are dead */
 #define UF_CNT_NZ	0x08	/* U_SHIFT: the count is a nonzero constant */
+#define UF_BIMM		0x10	/* U_ALU, U_IMUL2, U_SHIFT: operand b is imm */
+
+/* The second operand of a micro-op that may carry it as UF_BIMM. */
+#define UOP_B(c, u)	(((u)->aux & UF_BIMM) ? (u)->imm : (c)->t[(u)->b])
 
 #define TCG_NR_TEMPS 16
 
