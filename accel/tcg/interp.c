@@ -122,6 +122,18 @@ static void alu(struct tcg_cpu *c, const struct uop *u)
 	c->cc_res = r;
 }
 
+/* tcg_cond, with jz/jnz after test, and, cmp or sub answered inline. */
+static inline bool jcc_taken(struct tcg_cpu *c, unsigned cc)
+{
+	if ((cc >> 1) == (CC_E >> 1)) {
+		if (c->cc_op == CC_LOGIC)
+			return !tcg_sized(c->cc_res, c->cc_size) ^ (cc & 1);
+		if (c->cc_op == CC_SUB)
+			return (c->cc_a == c->cc_b) ^ (cc & 1);
+	}
+	return tcg_cond(c, cc);
+}
+
 /*
  * Threaded dispatch (a computed goto per micro-op, GCC and Clang): each
  * handler ends in its own indirect jump, which the host predicts far
@@ -234,7 +246,14 @@ l_shift: tcg_exec_shift(c, u); NEXT;
 l_shd: tcg_exec_shd(c, u); NEXT;
 l_mul: tcg_exec_mul(c, u); NEXT;
 l_div: tcg_exec_div(c, u); NEXT;
-l_imul2: tcg_exec_imul2(c, u); NEXT;
+l_imul2:
+	if (u->aux & UF_NOFLAGS) {
+		/* The low half of a product does not depend on signedness. */
+		T[u->d] = tcg_sized(T[u->a] * UOP_B(c, u), u->size);
+		NEXT;
+	}
+	tcg_exec_imul2(c, u);
+	NEXT;
 l_bt: tcg_exec_bt(c, u); NEXT;
 l_bitscan: tcg_exec_bitscan(c, u); NEXT;
 l_bswap:
@@ -260,7 +279,7 @@ l_jmpi:
 	exit = 0;
 	goto chain;
 l_jcc:
-	if (tcg_cond(c, u->x)) {
+	if (jcc_taken(c, u->x)) {
 		c->rip = u->imm;
 		exit = 1;
 		goto chain;
