@@ -115,9 +115,11 @@ void tcg_after_io(struct tcg_cpu *c)
 		c->exit_req = true;
 		c->brk = true;
 	}
-	/* An EOI, TPR or ICR write may have made an interrupt deliverable:
-	 * look at once rather than at the end of the block. */
-	if (__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE))
+	/* An EOI, TPR or ICR write may have made an interrupt deliverable,
+	 * or the device kicked this vCPU: look at once rather than at the
+	 * end of the block (which chaining may put far away). */
+	if (__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&c->kick, __ATOMIC_ACQUIRE))
 		c->brk = true;
 }
 
