@@ -207,6 +207,38 @@ int migration_activate_drives(struct machine *m, char *err, size_t errlen)
 	return ret;
 }
 
+int migration_prepare_cont(struct machine *m, char *err, size_t errlen)
+{
+	struct migration *mig = m->migration;
+	bool switching;
+	int ret;
+
+	/* A destination takes its drives when the stream is in, not on cont. */
+	if (!mig || m->incoming)
+		return 0;
+	pthread_mutex_lock(&mig->lock);
+	switching = status_active(mig->status) && mig->stopped;
+	pthread_mutex_unlock(&mig->lock);
+	if (switching) {
+		snprintf(err, errlen, "the migration is switching over; cancel it "
+			 "(migrate_cancel) to run the guest here");
+		return -EBUSY;
+	}
+	/*
+	 * As QEMU: the images come back (locks taken, metadata re-read) and
+	 * only then may the guest run.  With the destination still holding
+	 * an image this fails and nothing is taken.
+	 */
+	ret = migration_activate_drives(m, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (mig->devices_quiesced) {
+		mig->devices_quiesced = false;
+		mig_resume_devices(m);
+	}
+	return 0;
+}
+
 static gboolean stop_vm(gpointer opaque)
 {
 	struct migration *mig = opaque;
@@ -226,6 +258,7 @@ static gboolean stop_vm(gpointer opaque)
 	for (unsigned i = 0; i < m->nr_vcpus; i++)
 		vcpu_pause(m->vcpus[i]);
 	ret = mig_quiesce_devices(m);
+	mig->devices_quiesced = true;
 	pthread_mutex_lock(&mig->lock);
 	if (ret)
 		snprintf(mig->info.error, sizeof(mig->info.error),
@@ -250,9 +283,9 @@ static gboolean resume_vm(gpointer opaque)
 	 */
 	if (migration_activate_drives(mig->m, err, sizeof(err)) < 0) {
 		log_error("migration failed and the VM stays paused: %s", err);
-		mig_resume_devices(mig->m);
 		return G_SOURCE_REMOVE;
 	}
+	mig->devices_quiesced = false;
 	mig_resume_devices(mig->m);
 	if (mig->was_running)
 		machine_resume(mig->m);

@@ -9,6 +9,7 @@
 #include "accel/accel.h"
 #include "block.h"
 #include "machine.h"
+#include "migration.h"
 #include "monitor.h"
 #include "monitor/qmp_int.h"
 #include "vcpu.h"
@@ -148,9 +149,15 @@ static JsonNode *cmd_stop(struct machine *m, struct qmp_client *c, JsonObject *a
 static JsonNode *cmd_cont(struct machine *m, struct qmp_client *c, JsonObject *args,
 			  struct qmp_error *err)
 {
+	char msg[320];
+
 	if (m->runstate == RUNSTATE_SHUTDOWN) {
 		qmp_set_error(err, QMP_ERR_GENERIC,
 			      "Resetting the Virtual Machine is required");
+		return NULL;
+	}
+	if (migration_prepare_cont(m, msg, sizeof(msg)) < 0) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
 		return NULL;
 	}
 	machine_resume(m);

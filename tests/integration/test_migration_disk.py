@@ -12,6 +12,7 @@ both processes holding the same qcow2 image."""
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -166,9 +167,10 @@ class SharedStorage(unittest.TestCase):
 
     def test_destination_writes_source_cannot(self):
         """A guest moved before it starts does its I/O on the destination;
-        the source, resumed by mistake, gets errors for every write and
-        leaves the image alone."""
-        args = self.args("sectors=%d" % SECTORS)
+        cont on the old source is refused while the destination holds the
+        image (as QEMU: it cannot re-take the locks), the guest stays
+        paused and the image is left alone."""
+        args = self.args("sectors=%d wait" % SECTORS)
         with Vm(args + ["-S"], serial="file", qmp=True) as src, \
                 Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
             with src.qmp() as qs, dst.qmp() as qd:
@@ -176,18 +178,53 @@ class SharedStorage(unittest.TestCase):
                 self.assertEqual(wait_migration(qs)["status"], "completed")
                 self.assertEqual(wait_migration(qd)["status"], "completed")
                 qd.ok("cont")
-                self.assertEqual(dst.wait(60), EXIT_PASS, dst._describe())
-                self.assertIn("wrote and read back %d sectors, serial 'MIG-1'" % SECTORS,
-                              dst.output())
-                self.check_image(SECTORS)
+                dst.wait_for("wrote and read back %d sectors, serial 'MIG-1'" % SECTORS, 60)
                 before = self.digest()
-                # The old source's guest now tries the same writes: refused.
-                qs.ok("cont")
-                # VIRTIO_BLK_S_IOERR, and the guest gives up.
-                self.assertEqual(src.wait(60), EXIT_FAIL, src._describe())
-                self.assertIn("FAIL: write: status 1", src.output())
-        self.assertEqual(self.digest(), before)
+                err = qs.cmd("cont")["error"]
+                self.assertIn("cannot activate drive d0", err["desc"])
+                self.assertFalse(qs.ok("query-status")["running"])
+                self.assertEqual(src.output(), "")
+                self.assertEqual(self.digest(), before)
+                qd.ok("quit")
+            dst.wait(30)
         self.check_image(SECTORS)
+
+    def image_round(self):
+        """The round number the loop guest last wrote to sector 0."""
+        raw = os.path.join(self.dir, "round.raw")
+        self.assertEqual(qemu_img("convert", "-O", "raw", self.disk, raw).returncode, 0)
+        with open(raw, "rb") as f:
+            head = f.read(SECTORS * 512)
+        self.assertEqual(head[4:], pattern(SECTORS)[4:])
+        return struct.unpack("<I", head[:4])[0]
+
+    def test_cont_after_completed_takes_disk_back(self):
+        """The destination is killed after a completed live migration:
+        cont on the source takes the image back (locks, metadata re-read),
+        restarts the device the switch-over stopped, and the rounds the
+        guest writes afterwards reach the image."""
+        args = self.args("sectors=%d loop" % SECTORS)
+        with Vm(args, serial="file", qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
+            src.wait_for("virtio-blk: round 16", 60)
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("migrate", {"uri": "unix:" + self.sock})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+            dst.kill()
+            rounds = [int(n) for n in re.findall(r"round (\d+)", src.output() + dst.output())]
+            # The destination may have written up to 15 rounds it did not print.
+            target = max(rounds) + 32
+            with src.qmp() as qs:
+                qs.ok("cont")
+                self.assertTrue(qs.ok("query-status")["running"])
+                src.wait_for("virtio-blk: round %d\n" % target, 60)
+                self.assert_locked()
+                qs.ok("quit")
+            src.wait(30)
+            self.assertNotIn("FAIL", src.output())
+        self.assertGreaterEqual(self.image_round(), target)
+        self.assertEqual(qemu_img("check", "-q", self.disk).returncode, 0)
 
     def test_failed_migration_source_keeps_disk(self):
         """The destination dies after the source handed the image over:
@@ -227,7 +264,6 @@ class SharedStorage(unittest.TestCase):
                 wait_migration(qs, states=("pre-switchover",))
                 # QEMU's "write" permission byte, taken and not shared.
                 fd = os.open(self.disk, os.O_RDWR)
-                self.addCleanup(os.close, fd)
                 for byte in (101, 201):
                     fcntl.fcntl(fd, fcntl.F_OFD_SETLK,
                                 struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, byte, 1, 0))
@@ -242,6 +278,14 @@ class SharedStorage(unittest.TestCase):
                     time.sleep(0.05)
                 self.assertIn("cannot activate drive d0", src.stderr())
                 self.assertFalse(qs.ok("query-status")["running"])
+                # cont cannot take it either while the third process holds it ...
+                self.assertIn("cannot activate drive d0", qs.cmd("cont")["error"]["desc"])
+                self.assertFalse(qs.ok("query-status")["running"])
+                # ... and can once it let go.
+                os.close(fd)
+                qs.ok("cont")
+                self.assertTrue(qs.ok("query-status")["running"])
+                self.assert_locked()
 
 
 if __name__ == "__main__":
