@@ -35,6 +35,8 @@ struct mig_params {
 	uint64_t max_bandwidth;		/* bytes per second; 0: no limit */
 	uint64_t multifd_channels;
 	bool direct_io;
+	uint64_t cpu_throttle_initial;	/* auto-converge: first percentage (1-99) */
+	uint64_t cpu_throttle_increment;	/* auto-converge: added per step (1-99) */
 };
 
 /* What query-migrate reports. */

@@ -68,6 +68,8 @@ struct migration *migration_get(struct machine *m)
 	mig->params.downtime_limit = 300;
 	mig->params.max_bandwidth = 128ull << 20;
 	mig->params.multifd_channels = 2;
+	mig->params.cpu_throttle_initial = 20;
+	mig->params.cpu_throttle_increment = 10;
 	m->migration = mig;
 	return mig;
 }
@@ -693,6 +695,16 @@ int migration_set_params(struct machine *m, const struct mig_params *p, char *er
 	if (p->multifd_channels < 1 || p->multifd_channels > 255) {
 		snprintf(err, errlen, "Parameter 'multifd-channels' expects a value between 1 "
 			 "and 255");
+		return -EINVAL;
+	}
+	if (p->cpu_throttle_initial < 1 || p->cpu_throttle_initial > 99) {
+		snprintf(err, errlen, "Parameter 'cpu_throttle_initial' expects an integer in "
+			 "the range of 1 to 99");
+		return -EINVAL;
+	}
+	if (p->cpu_throttle_increment < 1 || p->cpu_throttle_increment > 99) {
+		snprintf(err, errlen, "Parameter 'cpu_throttle_increment' expects an integer in "
+			 "the range of 1 to 99");
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&mig->lock);
