@@ -20,6 +20,7 @@ import tempfile
 import time
 import unittest
 
+from tests.integration import test_werror
 from tests.integration.migtest import (check_counter, counter_vm, last_count, wait_count,
                                        wait_migration)
 from tests.integration.vireotest import EXIT_FAIL, EXIT_PASS, Vm, guest, machine_args, requires_kvm
@@ -286,6 +287,48 @@ class SharedStorage(unittest.TestCase):
                 qs.ok("cont")
                 self.assertTrue(qs.ok("query-status")["running"])
                 self.assert_locked()
+
+
+@requires_kvm
+class ParkedWrite(unittest.TestCase):
+    """werror=stop and migration: the guest's 32 KiB write fails with ENOSPC
+    on a full tmpfs (test_werror's setup), the VM stops with the request
+    parked, and the paused VM migrates.  The parked request travels as its
+    ring head; on the destination, once the disk has room, cont re-reads
+    the chain from guest RAM and submits it: the guest sees success and
+    the data is on disk."""
+    setUp = test_werror.FullDisk.setUp
+    prepare = test_werror.FullDisk.prepare
+    fill = test_werror.FullDisk.fill
+    image_head = test_werror.FullDisk.image_head
+
+    def test_parked_write_completes_on_destination(self):
+        sockdir = tempfile.mkdtemp(prefix="vireo-migpark-")
+        self.addCleanup(shutil.rmtree, sockdir, True)
+        sock = os.path.join(sockdir, "mig.sock")
+        args = machine_args(guest("virtioblk.mb.elf"), append="sectors=%d" % SECTORS,
+                            extra=["-drive", "file=%s,format=raw,if=none,id=d0,werror=stop"
+                                   % self.image,
+                                   "-device", "virtio-blk-pci,drive=d0,serial=MIG-1"])
+        with Vm(args + ["-S"], qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + sock], qmp=True) as dst:
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("cont")
+                ev = qs.event("BLOCK_IO_ERROR", timeout=60)["data"]
+                self.assertEqual((ev["operation"], ev["action"]), ("write", "stop"))
+                qs.event("STOP")
+                qs.ok("migrate", {"uri": "unix:" + sock})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+                # The source was paused, so the destination is too.
+                self.assertFalse(qd.ok("query-status")["running"])
+                self.assertNotEqual(self.image_head(), pattern(SECTORS))
+                os.unlink(self.filler)
+                qd.ok("cont")
+                self.assertEqual(dst.wait(60), EXIT_PASS, dst._describe())
+            self.assertIn("wrote and read back %d sectors" % SECTORS, dst.output())
+            self.assertNotIn("write: status", src.output() + dst.output())
+        self.assertEqual(self.image_head(), pattern(SECTORS))
 
 
 if __name__ == "__main__":
