@@ -102,14 +102,19 @@ void mig_put(struct mig_stream *s, const void *p, size_t len)
 
 	if (s->error)
 		return;
-	s->crc = crc32(s->crc, b, len);
 	s->bytes += len;
 	while (len) {
 		size_t n = MIG_BUF_SIZE - s->len;
 
 		if (n > len)
 			n = len;
+		/*
+		 * The checksum covers the copy, not the source: guest RAM may
+		 * change under a running guest between a checksum of it and
+		 * the copy, and the stream would then not match its checksum.
+		 */
 		memcpy(s->buf + s->len, b, n);
+		s->crc = crc32(s->crc, s->buf + s->len, n);
 		s->len += n;
 		b += n;
 		len -= n;

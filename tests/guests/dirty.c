@@ -5,7 +5,9 @@
  * page (default 1000, about 0.5 ms: ~8 MB/s of dirty pages).  Prints
  * "dirty ready" and then "dirty sweep N" after every sweep over the
  * buffer, so a test sees it running.  The rate is in TSC time, so a guest
- * held still by the migration throttle dirties proportionally less.
+ * held still by the migration throttle dirties proportionally less.  Each
+ * page must still hold the previous sweep's number when its turn comes: a
+ * page a migration lost or sent stale fails the guest.
  */
 #include "rt/rt.h"
 
@@ -26,6 +28,8 @@ void guest_main(struct bootinfo *bi)
 		for (unsigned long p = 0; p < pages; p++) {
 			uint64_t until = rdtsc() + delay;
 
+			if (buf[p * PAGE / 4] != sweep - 1)
+				fail("page %lu holds %u in sweep %u", p, buf[p * PAGE / 4], sweep);
 			buf[p * PAGE / 4] = sweep;
 			while (rdtsc() < until)
 				cpu_relax();
