@@ -625,7 +625,6 @@ static void *vblk_thread(void *opaque)
 	}
 
 	w->stopping = false;
-	w->seen_gen = __atomic_load_n(&b->resume_gen, __ATOMIC_ACQUIRE);
 	/* Kicks that came before the thread started. */
 	for (unsigned i = w->first; i < w->first + w->count; i++) {
 		vblk_serve(&b->q[i]);
@@ -680,6 +679,12 @@ static int vblk_start(struct virtio_dev *vd)
 			any |= b->q[k].vq->enabled;
 		if (!any)
 			continue;
+		/*
+		 * Here, not in the thread: a resume right after this start (a
+		 * failed migration resuming the VM) must still retry what is
+		 * parked.
+		 */
+		w->seen_gen = __atomic_load_n(&b->resume_gen, __ATOMIC_ACQUIRE);
 		ret = pthread_create(&w->thread, NULL, vblk_thread, w);
 		if (ret) {
 			log_error("%s: cannot start I/O thread: %s", vd->name, strerror(ret));
@@ -782,10 +787,12 @@ static int vblk_load(struct virtio_dev *vd, struct vmstate_in *in)
 		heads = g_memdup2(p, len ? len : 1);
 		seen = g_malloc0(q->vq->size);
 		for (unsigned k = 0; k < n; k++) {
-			if (heads[k] >= q->vq->size || seen[heads[k]]++) {
+			uint16_t h = heads[k];
+
+			if (h >= q->vq->size || seen[h]++) {
 				g_free(heads);
 				return vmstate_fail(in, "queue %u: parked head %u is out of range "
-						    "or twice", i, heads[k]);
+						    "or twice", i, h);
 			}
 		}
 		g_free(q->replay);
