@@ -755,7 +755,8 @@ static int vblk_save(struct virtio_dev *vd, struct vmstate_out *o)
 		unsigned n = q->nr_replay;
 		uint16_t *heads = g_new(uint16_t, n + g_queue_get_length(&q->parked) + 1);
 
-		memcpy(heads, q->replay, n * sizeof(*heads));
+		if (n)
+			memcpy(heads, q->replay, n * sizeof(*heads));
 		for (GList *l = q->parked.head; l; l = l->next)
 			heads[n++] = ((struct vblk_req *)l->data)->elem.head;
 		vmstate_put(o, "parked", heads, n * sizeof(*heads));
