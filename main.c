@@ -23,7 +23,8 @@
 static void usage(void)
 {
 	printf("usage: vireo [options]\n"
-	       "  -accel kvm|tcg|xen[:...]   accelerators to try, in order (default kvm:tcg)\n"
+	       "  -accel kvm|tcg|xen[:...]   accelerators to try, in order (default kvm:tcg);\n"
+	       "                             kvm,dirty-ring-size=N: KVM dirty ring for migration\n"
 	       "  -enable-kvm                same as -accel kvm\n"
 	       "  -m SIZE                    guest RAM (default 128M; suffixes K M G T)\n"
 	       "  -smp N[,cpus=N,sockets=S,cores=C,threads=T]  vCPUs (default 1)\n"

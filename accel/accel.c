@@ -1,6 +1,7 @@
 /*
  * Accelerator selection: "-accel kvm:tcg" tries each in turn; one that is
- * not usable says why in one line and the next is tried.
+ * not usable says why in one line and the next is tried.  Options after a
+ * name ("kvm,dirty-ring-size=4096") are the accelerator's to parse.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,8 +40,11 @@ const struct accel_ops *accel_select(const char *list, char *err, size_t errlen)
 	unsigned n = 0;
 
 	snprintf(buf, sizeof(buf), "%s", list && *list ? list : "kvm:tcg");
-	for (char *t = strtok_r(buf, ":", &save); t && n < 8; t = strtok_r(NULL, ":", &save))
+	for (char *t = strtok_r(buf, ":", &save); t && n < 8; t = strtok_r(NULL, ":", &save)) {
+		/* "kvm,dirty-ring-size=4096": the accelerator reads its options itself. */
+		t[strcspn(t, ",")] = 0;
 		names[n++] = t;
+	}
 	if (!n) {
 		snprintf(err, errlen, "-accel: no accelerator named");
 		return NULL;

@@ -35,6 +35,8 @@ struct mig_params {
 	uint64_t max_bandwidth;		/* bytes per second; 0: no limit */
 	uint64_t multifd_channels;
 	bool direct_io;
+	uint64_t cpu_throttle_initial;	/* auto-converge: first percentage (1-99) */
+	uint64_t cpu_throttle_increment;	/* auto-converge: added per step (1-99) */
 };
 
 /* What query-migrate reports. */
@@ -73,6 +75,15 @@ bool migration_incoming_deferred(struct machine *m);
  * this call activated until then are inactivated again.
  */
 int migration_activate_drives(struct machine *m, char *err, size_t errlen);
+/*
+ * Before cont on a machine that migrated out (completed, failed or
+ * cancelled after the switch-over): take the drives back and restart the
+ * devices the switch-over stopped.  Fails, naming the drive, if another
+ * process (the destination) holds an image; the guest must then stay
+ * paused.  -EBUSY while a migration is switching over.  A no-op on a
+ * machine that never migrated out.
+ */
+int migration_prepare_cont(struct machine *m, char *err, size_t errlen);
 
 void migration_get_info(struct machine *m, struct mig_info *out);
 bool migration_get_cap(struct machine *m, enum mig_cap c);

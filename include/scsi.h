@@ -31,6 +31,8 @@
 
 struct blk;
 struct blk_queue;
+struct vmstate_in;
+struct vmstate_out;
 
 /* Status (SAM-5). */
 #define SCSI_STATUS_GOOD		0x00
@@ -177,6 +179,15 @@ void scsi_lun_reset(struct scsi_lun *l, unsigned ua);
  */
 int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, struct blk **old);
 bool scsi_lun_medium_locked(struct scsi_lun *l);
+/*
+ * Migration: what the initiator set or has yet to be told (pending unit
+ * attentions, caching and control mode parameters, the medium lock, tray
+ * and media event).  Load checks that both ends have a medium or neither
+ * (the destination names the same images) and refuses unknown values.
+ * No request of the LUN may be in flight.
+ */
+void scsi_lun_save(struct scsi_lun *l, struct vmstate_out *o);
+int scsi_lun_load(struct scsi_lun *l, struct vmstate_in *in);
 
 /*
  * Passthrough (scsi-block): the LUN hands every CDB, unchanged, to a host

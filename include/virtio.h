@@ -24,6 +24,8 @@
 #include "memory.h"
 
 struct machine;
+struct vmstate_out;
+struct vmstate_in;
 
 /* Device status (2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE	0x01
@@ -130,6 +132,19 @@ struct virtio_dev_ops {
 	void (*stop)(struct virtio_dev *vd);
 	/* Optional: the driver wrote size bytes of device config at off. */
 	void (*config_write)(struct virtio_dev *vd, unsigned off, unsigned size, uint64_t val);
+	/*
+	 * Optional, for migration: stop serving as stop does (every in-flight
+	 * request finished) but keep what a reset would clear (target state,
+	 * requests waiting for cont), so that save sees it and start serves
+	 * on.  Without it the transport calls stop.
+	 */
+	void (*quiesce)(struct virtio_dev *vd);
+	/*
+	 * Optional: the device's own state, saved after the transport's with
+	 * the device quiesced, and loaded before start on the destination.
+	 */
+	int (*save)(struct virtio_dev *vd, struct vmstate_out *o);
+	int (*load)(struct virtio_dev *vd, struct vmstate_in *in);
 };
 
 struct virtio_dev {
@@ -170,6 +185,12 @@ int virtq_enable(struct virtq *vq);
  * empty, -EIO if the queue is (or just became) broken.
  */
 int virtq_pop(struct virtq *vq, size_t sz, void **out);
+/*
+ * Map again the chain at head, popped before (a request carried across a
+ * migration): as virtq_pop, without moving last_avail.  -EIO if head or
+ * the chain is not valid (the queue is not broken: the caller decides).
+ */
+int virtq_pop_head(struct virtq *vq, uint16_t head, size_t sz, void **out);
 /* Return a chain to the driver with len bytes written into its in part. */
 void virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len);
 /* After pushes: does the driver want an interrupt now (EVENT_IDX aware)? */

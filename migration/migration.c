@@ -68,6 +68,8 @@ struct migration *migration_get(struct machine *m)
 	mig->params.downtime_limit = 300;
 	mig->params.max_bandwidth = 128ull << 20;
 	mig->params.multifd_channels = 2;
+	mig->params.cpu_throttle_initial = 20;
+	mig->params.cpu_throttle_increment = 10;
 	m->migration = mig;
 	return mig;
 }
@@ -207,6 +209,38 @@ int migration_activate_drives(struct machine *m, char *err, size_t errlen)
 	return ret;
 }
 
+int migration_prepare_cont(struct machine *m, char *err, size_t errlen)
+{
+	struct migration *mig = m->migration;
+	bool switching;
+	int ret;
+
+	/* A destination takes its drives when the stream is in, not on cont. */
+	if (!mig || m->incoming)
+		return 0;
+	pthread_mutex_lock(&mig->lock);
+	switching = status_active(mig->status) && mig->stopped;
+	pthread_mutex_unlock(&mig->lock);
+	if (switching) {
+		snprintf(err, errlen, "the migration is switching over; cancel it "
+			 "(migrate_cancel) to run the guest here");
+		return -EBUSY;
+	}
+	/*
+	 * As QEMU: the images come back (locks taken, metadata re-read) and
+	 * only then may the guest run.  With the destination still holding
+	 * an image this fails and nothing is taken.
+	 */
+	ret = migration_activate_drives(m, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (mig->devices_quiesced) {
+		mig->devices_quiesced = false;
+		mig_resume_devices(m);
+	}
+	return 0;
+}
+
 static gboolean stop_vm(gpointer opaque)
 {
 	struct migration *mig = opaque;
@@ -226,6 +260,7 @@ static gboolean stop_vm(gpointer opaque)
 	for (unsigned i = 0; i < m->nr_vcpus; i++)
 		vcpu_pause(m->vcpus[i]);
 	ret = mig_quiesce_devices(m);
+	mig->devices_quiesced = true;
 	pthread_mutex_lock(&mig->lock);
 	if (ret)
 		snprintf(mig->info.error, sizeof(mig->info.error),
@@ -250,9 +285,9 @@ static gboolean resume_vm(gpointer opaque)
 	 */
 	if (migration_activate_drives(mig->m, err, sizeof(err)) < 0) {
 		log_error("migration failed and the VM stays paused: %s", err);
-		mig_resume_devices(mig->m);
 		return G_SOURCE_REMOVE;
 	}
+	mig->devices_quiesced = false;
 	mig_resume_devices(mig->m);
 	if (mig->was_running)
 		machine_resume(mig->m);
@@ -660,6 +695,16 @@ int migration_set_params(struct machine *m, const struct mig_params *p, char *er
 	if (p->multifd_channels < 1 || p->multifd_channels > 255) {
 		snprintf(err, errlen, "Parameter 'multifd-channels' expects a value between 1 "
 			 "and 255");
+		return -EINVAL;
+	}
+	if (p->cpu_throttle_initial < 1 || p->cpu_throttle_initial > 99) {
+		snprintf(err, errlen, "Parameter 'cpu_throttle_initial' expects an integer in "
+			 "the range of 1 to 99");
+		return -EINVAL;
+	}
+	if (p->cpu_throttle_increment < 1 || p->cpu_throttle_increment > 99) {
+		snprintf(err, errlen, "Parameter 'cpu_throttle_increment' expects an integer in "
+			 "the range of 1 to 99");
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&mig->lock);

@@ -69,6 +69,7 @@ struct migration {
 	bool switchover_go;		/* migrate-continue */
 	bool stopped;			/* main thread paused the VM for switch-over */
 	bool was_running;
+	bool devices_quiesced;		/* stop_vm stopped them; nothing restarted them yet */
 	int64_t start_us, stop_us;
 	unsigned throttle;		/* auto-converge percent */
 	pthread_t throttle_thread;

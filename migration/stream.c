@@ -108,11 +108,12 @@ void mig_put(struct mig_stream *s, const void *p, size_t len)
 
 		if (n > len)
 			n = len;
-		memcpy(s->buf + s->len, b, n);
 		/*
-		 * The checksum covers the copy, the bytes that are sent: guest
-		 * RAM changes under a running vCPU between two reads of it.
+		 * The checksum covers the copy, not the source: guest RAM may
+		 * change under a running guest between a checksum of it and
+		 * the copy, and the stream would then not match its checksum.
 		 */
+		memcpy(s->buf + s->len, b, n);
 		s->crc = crc32(s->crc, s->buf + s->len, n);
 		s->len += n;
 		b += n;

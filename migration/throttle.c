@@ -1,8 +1,9 @@
 /*
  * auto-converge: when pre-copy passes stop shrinking, hold the vCPUs still
  * for a growing share of each 10 ms slice, so the guest dirties memory
- * more slowly than the link drains it.  QEMU's schedule: start at 20%,
- * add 10% per pass that did not shrink enough, at most 99%.
+ * more slowly than the link drains it.  QEMU's schedule: start at
+ * cpu-throttle-initial (20%), add cpu-throttle-increment (10%) per step,
+ * at most 99%.
  *
  * The throttle thread pauses and resumes only a guest that is running: a
  * QMP stop wins, and the migration thread ends throttling before it stops
@@ -65,7 +66,8 @@ static void *throttle_thread(void *opaque)
 void mig_throttle_step(struct migration *mig)
 {
 	pthread_mutex_lock(&mig->lock);
-	mig->throttle = mig->throttle ? mig->throttle + 10 : 20;
+	mig->throttle = mig->throttle ? mig->throttle + mig->params.cpu_throttle_increment :
+					mig->params.cpu_throttle_initial;
 	if (mig->throttle > 99)
 		mig->throttle = 99;
 	mig->info.cpu_throttle = mig->throttle;

@@ -9,6 +9,7 @@
 #include "accel/accel.h"
 #include "block.h"
 #include "machine.h"
+#include "migration.h"
 #include "monitor.h"
 #include "monitor/qmp_int.h"
 #include "vcpu.h"
@@ -148,9 +149,15 @@ static JsonNode *cmd_stop(struct machine *m, struct qmp_client *c, JsonObject *a
 static JsonNode *cmd_cont(struct machine *m, struct qmp_client *c, JsonObject *args,
 			  struct qmp_error *err)
 {
+	char msg[320];
+
 	if (m->runstate == RUNSTATE_SHUTDOWN) {
 		qmp_set_error(err, QMP_ERR_GENERIC,
 			      "Resetting the Virtual Machine is required");
+		return NULL;
+	}
+	if (migration_prepare_cont(m, msg, sizeof(msg)) < 0) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
 		return NULL;
 	}
 	machine_resume(m);
@@ -315,7 +322,9 @@ static const struct qmp_command commands[] = {
 	{ "query-migrate-capabilities", qmp_cmd_query_migrate_capabilities },
 	{ "migrate-set-parameters", qmp_cmd_migrate_set_parameters,
 	  { { "downtime-limit", QMP_INT, true }, { "max-bandwidth", QMP_INT, true },
-	    { "multifd-channels", QMP_INT, true }, { "direct-io", QMP_BOOL, true } } },
+	    { "multifd-channels", QMP_INT, true }, { "direct-io", QMP_BOOL, true },
+	    { "cpu-throttle-initial", QMP_INT, true },
+	    { "cpu-throttle-increment", QMP_INT, true } } },
 	{ "query-migrate-parameters", qmp_cmd_query_migrate_parameters },
 	{ "device_add", qmp_device_add, { { "driver", QMP_STR }, { "id", QMP_STR, true } },
 	  .free_form = true },

@@ -219,6 +219,16 @@ JsonNode *qmp_cmd_migrate_set_parameters(struct machine *m, struct qmp_client *c
 	}
 	if (json_object_has_member(args, "direct-io"))
 		p.direct_io = json_object_get_boolean_member(args, "direct-io");
+	if (json_object_has_member(args, "cpu-throttle-initial")) {
+		gint64 v = json_object_get_int_member(args, "cpu-throttle-initial");
+
+		p.cpu_throttle_initial = v < 0 ? 0 : v;
+	}
+	if (json_object_has_member(args, "cpu-throttle-increment")) {
+		gint64 v = json_object_get_int_member(args, "cpu-throttle-increment");
+
+		p.cpu_throttle_increment = v < 0 ? 0 : v;
+	}
 	if (migration_set_params(m, &p, msg, sizeof(msg))) {
 		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
 		return NULL;
@@ -238,5 +248,7 @@ JsonNode *qmp_cmd_query_migrate_parameters(struct machine *m, struct qmp_client 
 	json_object_set_int_member(o, "max-bandwidth", p.max_bandwidth);
 	json_object_set_int_member(o, "multifd-channels", p.multifd_channels);
 	json_object_set_boolean_member(o, "direct-io", p.direct_io);
+	json_object_set_int_member(o, "cpu-throttle-initial", p.cpu_throttle_initial);
+	json_object_set_int_member(o, "cpu-throttle-increment", p.cpu_throttle_increment);
 	return n;
 }

@@ -70,6 +70,12 @@ struct vblk_queue {
 	bool completed;			/* pushed since the last interrupt decision */
 	GQueue parked;			/* failed with action stop, by seq */
 	uint64_t next_seq;
+	/*
+	 * Heads of requests parked on the migration source, in order: read
+	 * again from the ring and submitted when the VM runs.  Counted in held.
+	 */
+	uint16_t *replay;
+	unsigned nr_replay;
 };
 
 /* One I/O thread, serving queues [first, first + count). */
@@ -106,6 +112,8 @@ struct virtio_blk {
 	unsigned held;
 	/* Atomic: bumped by the main thread each time the VM runs again. */
 	unsigned resume_gen;
+	/* Stopping for a migration: a request failing meanwhile parks as usual. */
+	bool quiescing;
 	struct machine_listener ml;
 };
 
@@ -123,16 +131,6 @@ struct vblk_req {
 	bool held;			/* counted in dev->held */
 	uint64_t seq;			/* pop order on its queue */
 };
-
-static void vblk_complete(struct vblk_req *r, uint8_t status)
-{
-	struct vblk_queue *q = r->q;
-
-	*r->status = status;
-	virtq_push(q->vq, &r->elem, status == VIRTIO_BLK_S_OK ? r->used : 1);
-	q->completed = true;
-	g_free(r);
-}
 
 static void vblk_wake_all(struct virtio_blk *b)
 {
@@ -155,10 +153,19 @@ static void vblk_unhold(struct vblk_req *r)
 		vblk_wake_all(b);
 }
 
-static void vblk_finish(struct vblk_req *r, uint8_t status)
+/*
+ * Give r back to the driver.  A held request (parked, retried, carried
+ * over a migration) no longer holds the queues back, whatever its end.
+ */
+static void vblk_complete(struct vblk_req *r, uint8_t status)
 {
+	struct vblk_queue *q = r->q;
+
 	vblk_unhold(r);
-	vblk_complete(r, status);
+	*r->status = status;
+	virtq_push(q->vq, &r->elem, status == VIRTIO_BLK_S_OK ? r->used : 1);
+	q->completed = true;
+	g_free(r);
 }
 
 /* Into the queue's parked list, which stays in pop order. */
@@ -198,11 +205,11 @@ static void vblk_failed(struct vblk_req *r, int error)
 	switch (drive_error_action(b->drive, e.write, error)) {
 	case BLK_ERR_IGNORE:
 		e.action = MACHINE_IO_IGNORE;
-		vblk_finish(r, VIRTIO_BLK_S_OK);
+		vblk_complete(r, VIRTIO_BLK_S_OK);
 		break;
 	case BLK_ERR_STOP:
 		/* A device reset is taking the rings back: nothing to wait for. */
-		if (!q->w->stopping) {
+		if (!q->w->stopping || __atomic_load_n(&b->quiescing, __ATOMIC_ACQUIRE)) {
 			e.action = MACHINE_IO_STOP;
 			vblk_park(r, error);
 			break;
@@ -210,7 +217,7 @@ static void vblk_failed(struct vblk_req *r, int error)
 		/* fall through */
 	default:
 		e.action = MACHINE_IO_REPORT;
-		vblk_finish(r, VIRTIO_BLK_S_IOERR);
+		vblk_complete(r, VIRTIO_BLK_S_IOERR);
 		break;
 	}
 	machine_report_io_error(b->m, &e);
@@ -225,7 +232,7 @@ static void vblk_io_done(void *opaque, int64_t ret)
 	if (ret < 0)
 		vblk_failed(r, -ret);
 	else
-		vblk_finish(r, VIRTIO_BLK_S_OK);
+		vblk_complete(r, VIRTIO_BLK_S_OK);
 }
 
 static int vblk_submit(struct vblk_req *r)
@@ -258,6 +265,41 @@ static void vblk_start_io(struct vblk_req *r)
 		vblk_io_done(r, ret);
 }
 
+static void vblk_handle(struct vblk_queue *q, struct vblk_req *r);
+
+/* One fewer held request that never became a struct vblk_req. */
+static void vblk_unhold_head(struct virtio_blk *b)
+{
+	if (!__atomic_sub_fetch(&b->held, 1, __ATOMIC_ACQ_REL))
+		vblk_wake_all(b);
+}
+
+/*
+ * Requests the migration source had parked: the destination reads their
+ * chains again from the ring (guest RAM came along) and submits them, in
+ * their order, before anything new.  A head whose chain is no longer valid
+ * (the guest rewrote it meanwhile) breaks the queue, as a bad chain does.
+ */
+static void vblk_replay(struct vblk_queue *q)
+{
+	for (unsigned i = 0; i < q->nr_replay; i++) {
+		struct vblk_req *r;
+
+		if (virtq_pop_head(q->vq, q->replay[i], sizeof(*r), (void **)&r)) {
+			log_once("%s: queue %u: request at head %u carried over a migration is "
+				 "not valid any more", q->dev->vd.name, q->vq->index, q->replay[i]);
+			vblk_unhold_head(q->dev);
+			virtq_fail(q->vq);
+			continue;
+		}
+		r->held = true;
+		vblk_handle(q, r);
+	}
+	g_free(q->replay);
+	q->replay = NULL;
+	q->nr_replay = 0;
+}
+
 /*
  * The VM runs again: resubmit the parked requests in order.  If one fails
  * again at once and parks, the later ones stay parked behind it.
@@ -267,6 +309,7 @@ static void vblk_retry(struct vblk_queue *q)
 	GQueue todo = q->parked;
 	struct vblk_req *r;
 
+	vblk_replay(q);
 	g_queue_init(&q->parked);
 	while ((r = g_queue_pop_head(&todo))) {
 		if (!g_queue_is_empty(&q->parked))
@@ -286,6 +329,10 @@ static void vblk_drop_parked(struct vblk_queue *q)
 			__atomic_sub_fetch(&q->dev->held, 1, __ATOMIC_ACQ_REL);
 		g_free(r);
 	}
+	__atomic_sub_fetch(&q->dev->held, q->nr_replay, __ATOMIC_ACQ_REL);
+	g_free(q->replay);
+	q->replay = NULL;
+	q->nr_replay = 0;
 }
 
 /* Drop the first skip bytes of iov (in place); returns the new count. */
@@ -459,6 +506,7 @@ static void vblk_handle(struct vblk_queue *q, struct vblk_req *r)
 	vblk_complete(r, VIRTIO_BLK_S_UNSUPP);
 	return;
 bad:
+	vblk_unhold(r);
 	g_free(r);
 	virtq_fail(q->vq);
 }
@@ -691,7 +739,6 @@ static void *vblk_thread(void *opaque)
 
 	w->stopping = false;
 	w->poll_ns = 0;
-	w->seen_gen = __atomic_load_n(&b->resume_gen, __ATOMIC_ACQUIRE);
 	/* Kicks that came before the thread started. */
 	for (unsigned i = w->first; i < w->first + w->count; i++)
 		vblk_serve(&b->q[i], true);
@@ -758,6 +805,12 @@ static int vblk_start(struct virtio_dev *vd)
 			any |= b->q[k].vq->enabled;
 		if (!any)
 			continue;
+		/*
+		 * Here, not in the thread: a resume right after this start (a
+		 * failed migration resuming the VM) must still retry what is
+		 * parked.
+		 */
+		w->seen_gen = __atomic_load_n(&b->resume_gen, __ATOMIC_ACQUIRE);
 		ret = pthread_create(&w->thread, NULL, vblk_thread, w);
 		if (ret) {
 			log_error("%s: cannot start I/O thread: %s", vd->name, strerror(ret));
@@ -769,9 +822,9 @@ static int vblk_start(struct virtio_dev *vd)
 	return 0;
 }
 
-static void vblk_stop(struct virtio_dev *vd)
+/* Every I/O thread ends once its requests in flight completed. */
+static void vblk_threads_stop(struct virtio_blk *b)
 {
-	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
 	uint64_t one = 1;
 
 	for (unsigned i = 0; i < b->nr_workers; i++) {
@@ -780,10 +833,31 @@ static void vblk_stop(struct virtio_dev *vd)
 		if (!w->running)
 			continue;
 		if (write(w->stop_fd, &one, sizeof(one)) < 0)
-			log_error("%s: cannot stop I/O thread: %s", vd->name, strerror(errno));
+			log_error("%s: cannot stop I/O thread: %s", b->vd.name, strerror(errno));
 		pthread_join(w->thread, NULL);
 		w->running = false;
 	}
+}
+
+/* Migration: the parked requests stay, for the save and for a resume here. */
+static void vblk_quiesce(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
+
+	__atomic_store_n(&b->quiescing, true, __ATOMIC_RELEASE);
+	vblk_threads_stop(b);
+	__atomic_store_n(&b->quiescing, false, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		b->q[i].inflight = 0;
+		b->q[i].completed = false;
+	}
+}
+
+static void vblk_stop(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
+
+	vblk_threads_stop(b);
 	for (unsigned i = 0; i < b->nr_queues; i++) {
 		vblk_drop_parked(&b->q[i]);
 		b->q[i].inflight = 0;
@@ -794,9 +868,75 @@ static void vblk_stop(struct virtio_dev *vd)
 		__atomic_store_n(&b->drive->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
 }
 
+/*
+ * The requests waiting for cont (werror/rerror=stop), per queue, as ring
+ * heads in their order: the chains themselves are in guest RAM.
+ */
+static int vblk_save(struct virtio_dev *vd, struct vmstate_out *o)
+{
+	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
+
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct vblk_queue *q = &b->q[i];
+		unsigned n = q->nr_replay;
+		uint16_t *heads = g_new(uint16_t, n + g_queue_get_length(&q->parked) + 1);
+
+		if (n)
+			memcpy(heads, q->replay, n * sizeof(*heads));
+		for (GList *l = q->parked.head; l; l = l->next)
+			heads[n++] = ((struct vblk_req *)l->data)->elem.head;
+		vmstate_put(o, "parked", heads, n * sizeof(*heads));
+		g_free(heads);
+	}
+	return 0;
+}
+
+static int vblk_load(struct virtio_dev *vd, struct vmstate_in *in)
+{
+	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
+
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct vblk_queue *q = &b->q[i];
+		g_autofree uint8_t *seen = NULL;
+		const void *p;
+		uint16_t *heads;
+		uint32_t len;
+		unsigned n;
+		int ret;
+
+		if ((ret = vmstate_get_var(in, "parked", &p, &len)))
+			return ret;
+		n = len / sizeof(uint16_t);
+		if (len % sizeof(uint16_t) || n > q->vq->size || (n && !q->vq->enabled))
+			return vmstate_fail(in, "queue %u: %u bytes of parked requests for a "
+					    "queue of %u entries%s", i, len, q->vq->size,
+					    q->vq->enabled ? "" : " that is off");
+		heads = g_memdup2(p, len ? len : 1);
+		seen = g_malloc0(q->vq->size);
+		for (unsigned k = 0; k < n; k++) {
+			uint16_t h = heads[k];
+
+			if (h >= q->vq->size || seen[h]++) {
+				g_free(heads);
+				return vmstate_fail(in, "queue %u: parked head %u is out of range "
+						    "or twice", i, h);
+			}
+		}
+		g_free(q->replay);
+		q->replay = heads;
+		q->nr_replay = n;
+	}
+	for (unsigned i = 0; i < b->nr_queues; i++)
+		__atomic_add_fetch(&b->held, b->q[i].nr_replay, __ATOMIC_ACQ_REL);
+	return 0;
+}
+
 static const struct virtio_dev_ops vblk_ops = {
 	.start = vblk_start,
 	.stop = vblk_stop,
+	.quiesce = vblk_quiesce,
+	.save = vblk_save,
+	.load = vblk_load,
 };
 
 /* ---- creation ---- */

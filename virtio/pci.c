@@ -555,14 +555,20 @@ struct vp_vq_state {
 	uint8_t enabled, signalled_valid, broken, pad;
 } __attribute__((packed));
 
-/* Finish the requests in flight: their results land in guest RAM before it is sent. */
+/*
+ * Finish the requests in flight: their results land in guest RAM before it
+ * is sent.  What the device keeps for the guest (requests waiting for
+ * cont, target state) stays, for the device's save and for a resume.
+ */
 static int vp_quiesce(void *opaque)
 {
 	struct virtio_pci *vp = opaque;
 
+	const struct virtio_dev_ops *ops = vp->vd->ops;
+
 	pthread_mutex_lock(&vp->lock);
 	if (vp->started)
-		vp->vd->ops->stop(vp->vd);
+		(ops->quiesce ? ops->quiesce : ops->stop)(vp->vd);
 	pthread_mutex_unlock(&vp->lock);
 	return 0;
 }
@@ -581,6 +587,7 @@ static int vp_save(void *opaque, struct vmstate_out *o)
 {
 	struct virtio_pci *vp = opaque;
 	struct virtio_dev *vd = vp->vd;
+	int ret;
 
 	pci_device_save(&vp->pci, o);
 	pthread_mutex_lock(&vp->lock);
@@ -607,8 +614,9 @@ static int vp_save(void *opaque, struct vmstate_out *o)
 
 		vmstate_put(o, "queue", &q, sizeof(q));
 	}
+	ret = vd->ops->save ? vd->ops->save(vd, o) : 0;
 	pthread_mutex_unlock(&vp->lock);
-	return 0;
+	return ret;
 }
 
 static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
@@ -666,6 +674,9 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 		vq->signalled_valid = q.signalled_valid;
 		vq->broken = q.broken;
 	}
+	/* Version 1 streams carry no device state: nothing was waiting. */
+	if (in->version >= 2 && vd->ops->load && (ret = vd->ops->load(vd, in)))
+		return ret;
 	if (started && !vp->started) {
 		vp->started = true;
 		vp_ioeventfd_start(vp);
@@ -748,7 +759,7 @@ int virtio_pci_init(struct virtio_pci *vp, struct machine *m, struct virtio_dev 
 	if (ret < 0)
 		goto fail;
 	vp->vms = (struct vmstate_section){ .name = "virtio-pci", .instance = d->devfn,
-					    .version = 1, .min_version = 1, .save = vp_save,
+					    .version = 2, .min_version = 1, .save = vp_save,
 					    .load = vp_load, .quiesce = vp_quiesce,
 					    .resume = vp_unquiesce, .opaque = vp };
 	ret = vmstate_register(m, &vp->vms);

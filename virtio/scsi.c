@@ -19,6 +19,7 @@
 #include "block.h"
 #include "log.h"
 #include "scsi_int.h"
+#include "vmstate.h"
 
 /* ---- iovec helpers ---- */
 
@@ -515,6 +516,58 @@ int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, stru
 	l->media_event = blk ? MEC_NEW_MEDIA : MEC_MEDIA_REMOVAL;
 	if (blk)
 		__atomic_or_fetch(&l->ua, SCSI_UA_MEDIUM_CHANGED, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+}
+
+/* ---- migration ---- */
+
+#define SCSI_UA_ALL	(SCSI_UA_POWER_ON | SCSI_UA_LUN_RESET | SCSI_UA_NEXUS_LOSS | \
+			 SCSI_UA_MEDIUM_CHANGED | SCSI_UA_REPORTED_LUNS)
+
+void scsi_lun_save(struct scsi_lun *l, struct vmstate_out *o)
+{
+	pthread_mutex_lock(&l->lock);
+	vmstate_put_u32(o, "ua", __atomic_load_n(&l->ua, __ATOMIC_RELAXED));
+	vmstate_put_bool(o, "wce", l->wce);
+	vmstate_put_bool(o, "dsense", l->dsense);
+	vmstate_put_bool(o, "prevent", l->prevent);
+	vmstate_put_bool(o, "tray-open", l->tray_open);
+	vmstate_put_u8(o, "media-event", l->media_event);
+	vmstate_put_bool(o, "medium", l->blk != NULL);
+	pthread_mutex_unlock(&l->lock);
+}
+
+int scsi_lun_load(struct scsi_lun *l, struct vmstate_in *in)
+{
+	bool wce, dsense, prevent, tray_open, medium;
+	uint8_t media_event;
+	uint32_t ua;
+	int ret;
+
+	if ((ret = vmstate_get_u32(in, "ua", &ua)) ||
+	    (ret = vmstate_get_bool(in, "wce", &wce)) ||
+	    (ret = vmstate_get_bool(in, "dsense", &dsense)) ||
+	    (ret = vmstate_get_bool(in, "prevent", &prevent)) ||
+	    (ret = vmstate_get_bool(in, "tray-open", &tray_open)) ||
+	    (ret = vmstate_get_u8(in, "media-event", &media_event)) ||
+	    (ret = vmstate_get_bool(in, "medium", &medium)))
+		return ret;
+	if (ua & ~SCSI_UA_ALL || media_event > MEC_MEDIA_REMOVAL)
+		return vmstate_fail(in, "unit attentions 0x%x or media event %u unknown", ua,
+				    media_event);
+	pthread_mutex_lock(&l->lock);
+	if (medium != (l->blk != NULL)) {
+		pthread_mutex_unlock(&l->lock);
+		return vmstate_fail(in, "the source's unit %s a medium, this one %s", medium ?
+				    "has" : "has no", medium ? "has none" : "has one");
+	}
+	__atomic_store_n(&l->ua, ua, __ATOMIC_RELAXED);
+	l->wce = wce;
+	l->dsense = dsense;
+	l->prevent = prevent;
+	l->tray_open = tray_open;
+	l->media_event = media_event;
 	pthread_mutex_unlock(&l->lock);
 	return 0;
 }

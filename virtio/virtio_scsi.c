@@ -678,6 +678,12 @@ static int vscsi_start(struct virtio_dev *vd)
 	return vscsi_threads_start(s);
 }
 
+/* Migration: the queues drain, the driver's settings and the units' state stay. */
+static void vscsi_quiesce(struct virtio_dev *vd)
+{
+	vscsi_threads_stop(container_of(vd, struct virtio_scsi, vd));
+}
+
 static void vscsi_stop(struct virtio_dev *vd)
 {
 	struct virtio_scsi *s = container_of(vd, struct virtio_scsi, vd);
@@ -721,6 +727,9 @@ const struct virtio_dev_ops vscsi_ops = {
 	.start = vscsi_start,
 	.stop = vscsi_stop,
 	.config_write = vscsi_config_write,
+	.quiesce = vscsi_quiesce,
+	.save = vscsi_save,
+	.load = vscsi_load,
 };
 
 int vscsi_queues_init(struct virtio_scsi *s, char *err, size_t errlen)

@@ -82,6 +82,9 @@ int vscsi_threads_start(struct virtio_scsi *s);
 /* Post an event if the driver runs and wants it; under s->lock. */
 void vscsi_event_locked(struct virtio_scsi *s, uint32_t event, unsigned target, unsigned lun,
 			uint32_t reason);
+/* virtio_scsi_state.c: the device's part of the virtio-pci section. */
+int vscsi_save(struct virtio_dev *vd, struct vmstate_out *o);
+int vscsi_load(struct virtio_dev *vd, struct vmstate_in *in);
 /* Initialise and release the request tracking and queue state. */
 int vscsi_queues_init(struct virtio_scsi *s, char *err, size_t errlen);
 void vscsi_queues_free(struct virtio_scsi *s);

@@ -218,12 +218,36 @@ bad:
 	return -EIO;
 }
 
+/* The caller's request of sz bytes with the chain walked into scratch behind it. */
+static void *virtq_elem_new(struct virtq *vq, const struct virtq_elem *tmp, uint16_t head,
+			    size_t sz)
+{
+	size_t hdr = (sz + _Alignof(struct iovec) - 1) & ~(_Alignof(struct iovec) - 1);
+	char *p = g_malloc0(hdr + (tmp->out_num + tmp->in_num) * sizeof(struct iovec));
+	struct virtq_elem *e = (struct virtq_elem *)p;
+
+	*e = *tmp;
+	e->head = head;
+	e->iov = (struct iovec *)(p + hdr);
+	memcpy(e->iov, vq->scratch, (tmp->out_num + tmp->in_num) * sizeof(struct iovec));
+	return e;
+}
+
+int virtq_pop_head(struct virtq *vq, uint16_t head, size_t sz, void **out)
+{
+	struct virtq_elem tmp;
+
+	*out = NULL;
+	if (vq->broken || !vq->enabled || head >= vq->size || virtq_walk(vq, head, &tmp))
+		return -EIO;
+	*out = virtq_elem_new(vq, &tmp, head, sz);
+	return 0;
+}
+
 int virtq_pop(struct virtq *vq, size_t sz, void **out)
 {
-	struct virtq_elem tmp, *e;
+	struct virtq_elem tmp;
 	uint16_t avail_idx, head;
-	size_t hdr;
-	char *p;
 
 	*out = NULL;
 	if (vq->broken || !vq->enabled)
@@ -246,16 +270,8 @@ int virtq_pop(struct virtq *vq, size_t sz, void **out)
 	}
 	if (virtq_walk(vq, head, &tmp))
 		goto bad;
-
-	hdr = (sz + _Alignof(struct iovec) - 1) & ~(_Alignof(struct iovec) - 1);
-	p = g_malloc0(hdr + (tmp.out_num + tmp.in_num) * sizeof(struct iovec));
-	e = (struct virtq_elem *)p;
-	*e = tmp;
-	e->head = head;
-	e->iov = (struct iovec *)(p + hdr);
-	memcpy(e->iov, vq->scratch, (tmp.out_num + tmp.in_num) * sizeof(struct iovec));
+	*out = virtq_elem_new(vq, &tmp, head, sz);
 	vq->last_avail++;
-	*out = e;
 	return 1;
 bad:
 	virtq_break(vq);

@@ -101,6 +101,7 @@ static int kvm_vm_init(struct machine *m, char *err, size_t errlen)
 	m->accel_state = k;
 	k->vm_fd = -1;
 	pthread_mutex_init(&k->route_lock, NULL);
+	pthread_mutex_init(&k->dirty_lock, NULL);
 	k->sys_fd = open(KVM_DEVICE, O_RDWR | O_CLOEXEC);
 	if (k->sys_fd < 0) {
 		snprintf(err, errlen, "kvm: cannot open %s: %s", KVM_DEVICE, strerror(errno));
@@ -140,6 +141,10 @@ static int kvm_vm_init(struct machine *m, char *err, size_t errlen)
 		snprintf(err, errlen, "kvm: cannot create a VM: %s", strerror(errno));
 		return -errno;
 	}
+	/* Before the first vCPU, or KVM refuses it. */
+	ret = kvm_dirty_ring_enable(m, k, err, errlen);
+	if (ret)
+		return ret;
 	if (ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){ KVM_IDENTITY_MAP_ADDR }) ||
 	    ioctl(k->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) ||
 	    ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) ||
@@ -186,6 +191,9 @@ static void kvm_vm_destroy(struct machine *m)
 		close(k->sys_fd);
 	free(k->cpuid);
 	free(k->routes);
+	for (unsigned i = 0; i < GUEST_MAX_RAM_REGIONS; i++)
+		free(k->ring_bm[i]);
+	pthread_mutex_destroy(&k->dirty_lock);
 	pthread_mutex_destroy(&k->route_lock);
 	free(k);
 	m->accel_state = NULL;
@@ -351,21 +359,36 @@ static int kvm_dirty_log_set(struct machine *m, bool on)
 
 static int kvm_dirty_log_start(struct machine *m)
 {
-	return kvm_dirty_log_set(m, true);
+	int ret = kvm(m)->ring_entries ? kvm_dirty_ring_start(m, kvm(m)) : 0;
+
+	if (kvm(m)->ring_entries)
+		log_info("kvm: dirty pages tracked with the dirty ring (%u entries per vCPU)",
+			 kvm(m)->ring_entries);
+	else
+		log_info("kvm: dirty pages tracked with the dirty log bitmap");
+	return ret ? ret : kvm_dirty_log_set(m, true);
 }
 
 static int kvm_dirty_log_stop(struct machine *m)
 {
-	return kvm_dirty_log_set(m, false);
+	int ret = kvm_dirty_log_set(m, false);
+
+	if (kvm(m)->ring_entries)
+		kvm_dirty_ring_stop(m, kvm(m));
+	return ret;
 }
 
 static int kvm_dirty_log_sync(struct machine *m, const struct ram_region *r, unsigned long *bitmap)
 {
 	size_t words = (r->size / 4096 + 63) / 64;
-	unsigned long *tmp = calloc(words, sizeof(*tmp));
-	struct kvm_dirty_log log = { .slot = r->slot, .dirty_bitmap = tmp };
+	unsigned long *tmp;
+	struct kvm_dirty_log log = { .slot = r->slot };
 	int ret = 0;
 
+	if (kvm(m)->ring_entries)
+		return kvm_dirty_ring_sync(m, kvm(m), r, bitmap);
+	tmp = calloc(words, sizeof(*tmp));
+	log.dirty_bitmap = tmp;
 	if (!tmp)
 		return -ENOMEM;
 	if (ioctl(kvm(m)->vm_fd, KVM_GET_DIRTY_LOG, &log))

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "accel/accel.h"
+#include "memory.h"
 
 #define KVM_DEVICE "/dev/kvm"
 /* GSI routes: 0-23 are the irqchip pins; MSI routes for irqfds follow. */
@@ -20,6 +21,10 @@ struct kvm_vm {
 	int max_vcpus;
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
 	bool dirty_logging;
+	/* kvm_dirty.c: entries per vCPU ring, 0 without the dirty ring */
+	unsigned ring_entries;
+	pthread_mutex_t dirty_lock;	/* ring_bm, and harvesting the rings */
+	unsigned long *ring_bm[GUEST_MAX_RAM_REGIONS];	/* harvested, not yet synced */
 
 	pthread_mutex_t route_lock;
 	struct kvm_irq_routing *routes;	/* header + KVM_MAX_ROUTES entries */
@@ -35,6 +40,8 @@ struct kvm_vcpu {
 	struct kvm_run *run;
 	struct kvm_lapic_state lapic0;	/* power-on LAPIC state, restored at reset */
 	bool io_pending;		/* a PIO/MMIO exit KVM completes on the next KVM_RUN */
+	struct kvm_dirty_gfn *ring;	/* dirty ring, or NULL */
+	uint32_t ring_fetch;		/* next entry to harvest */
 };
 
 /* kvm_vcpu.c */
@@ -57,5 +64,17 @@ int kvm_state_vcpu_load(struct vcpu *v, struct vmstate_in *in);
 
 /* kvm.c */
 int kvm_vm_reset_irqchip(struct machine *m);
+
+/* kvm_dirty.c: the dirty ring, when the host offers it */
+/* -accel kvm,dirty-ring-size=N: -EINVAL and err on a bad option. */
+int kvm_dirty_ring_enable(struct machine *m, struct kvm_vm *k, char *err, size_t errlen);
+int kvm_dirty_ring_map(struct kvm_vm *k, struct kvm_vcpu *c);
+void kvm_dirty_ring_unmap(struct kvm_vm *k, struct kvm_vcpu *c);
+/* A vCPU's ring filled up (KVM_EXIT_DIRTY_RING_FULL): harvest it. */
+int kvm_dirty_ring_full(struct vcpu *v);
+int kvm_dirty_ring_start(struct machine *m, struct kvm_vm *k);
+void kvm_dirty_ring_stop(struct machine *m, struct kvm_vm *k);
+int kvm_dirty_ring_sync(struct machine *m, struct kvm_vm *k, const struct ram_region *r,
+			unsigned long *bitmap);
 
 #endif

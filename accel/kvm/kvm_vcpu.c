@@ -170,6 +170,12 @@ int kvm_vcpu_init(struct vcpu *v, char *err, size_t errlen)
 		c->run = NULL;
 		goto fail;
 	}
+	ret = kvm_dirty_ring_map(k, c);
+	if (ret) {
+		snprintf(err, errlen, "kvm: cannot map vCPU %u's dirty ring: %s", v->index,
+			 strerror(-ret));
+		goto fail;
+	}
 	ret = kvm_set_cpuid(v);
 	if (ret) {
 		snprintf(err, errlen, "kvm: vCPU %u: KVM_SET_CPUID2: %s", v->index, strerror(-ret));
@@ -196,6 +202,7 @@ void kvm_vcpu_destroy(struct vcpu *v)
 		return;
 	if (c->run)
 		munmap(c->run, vm_of(v)->run_size);
+	kvm_dirty_ring_unmap(vm_of(v), c);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c);
@@ -424,6 +431,16 @@ int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e)
 	case KVM_EXIT_SHUTDOWN:
 		e->reason = ACCEL_EXIT_SHUTDOWN;
 		break;
+	case KVM_EXIT_DIRTY_RING_FULL: {
+		/* Harvest and hand the entries back; the vCPU runs on. */
+		int ret = kvm_dirty_ring_full(v);
+
+		if (ret < 0)
+			kvm_exit_error(e, "cannot reset the dirty ring: %s", strerror(-ret));
+		else
+			e->reason = ACCEL_EXIT_KICK;
+		break;
+	}
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_INTR:
 		e->reason = ACCEL_EXIT_KICK;

@@ -7,7 +7,7 @@
 
 GUEST_DIR  := tests/guests
 GUEST_OUT  := $(BUILD)/tests/guests
-GUESTS32   := hello smp timer memmap pciscan ioloop counter power virtioblk cpuid \
+GUESTS32   := hello smp timer memmap pciscan ioloop counter power virtioblk cpuid dirty \
 	randseq spin fault
 GUESTS64   := hello memmap pciscan
 

@@ -5,7 +5,10 @@
  * sets up queue 0 with an MSI-X vector aimed at this CPU's LAPIC, writes
  * "sectors=N" sectors (default 64) with a pattern, flushes, reads them back
  * and compares, reads the serial with GET_ID, and exits (or, with "wait",
- * spins so a test can query the device).  Each request
+ * spins so a test can query the device; with "loop", writes, flushes and
+ * reads back rounds forever, the round number in the first 4 bytes of
+ * sector 0, printing "virtio-blk: round N" every 16th round, so a test
+ * can see writes made at any later time reach the image).  Each request
  * waits until both the used ring moved and its MSI-X interrupt was taken,
  * so every completion is proven to arrive as an interrupt.  The wait spins
  * with interrupts enabled rather than halting: on nested KVM hosts whose
@@ -267,6 +270,23 @@ void guest_main(struct bootinfo *bi)
 	printf("virtio-blk: past-the-end read status %u\n", st);
 	printf("virtio-blk: wrote and read back %u sectors, serial '%s', irqs %u\n",
 	       sectors, serial, irqs);
+	for (uint32_t round = 1; cmdline_has(bi->cmdline, "loop"); round++) {
+		for (s = 0; s < sectors; s++)
+			for (unsigned i = 0; i < SECTOR; i++)
+				data[s * SECTOR + i] = (uint8_t)(s * 31 + i * 7 + 1);
+		memcpy(data, &round, sizeof(round));
+		if ((st = request(1, 0, data, sectors * SECTOR, 0)))
+			fail("round %u: write: status %u", round, st);
+		if ((st = request(4, 0, 0, 0, 0)))
+			fail("round %u: flush: status %u", round, st);
+		memset(data, 0, sizeof(data));
+		if ((st = request(0, 0, data, sectors * SECTOR, 1)))
+			fail("round %u: read: status %u", round, st);
+		if (memcmp(data, &round, sizeof(round)))
+			fail("round %u: read back another round", round);
+		if (round % 16 == 0)
+			printf("virtio-blk: round %u\n", round);
+	}
 	/* "wait": stay up so a test can look at the device from outside. */
 	while (cmdline_has(bi->cmdline, "wait"))
 		cpu_relax();

@@ -12,6 +12,7 @@ both processes holding the same qcow2 image."""
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -19,6 +20,7 @@ import tempfile
 import time
 import unittest
 
+from tests.integration import test_werror
 from tests.integration.migtest import (check_counter, counter_vm, last_count, wait_count,
                                        wait_migration)
 from tests.integration.vireotest import EXIT_FAIL, EXIT_PASS, Vm, guest, machine_args, requires_kvm
@@ -166,9 +168,10 @@ class SharedStorage(unittest.TestCase):
 
     def test_destination_writes_source_cannot(self):
         """A guest moved before it starts does its I/O on the destination;
-        the source, resumed by mistake, gets errors for every write and
-        leaves the image alone."""
-        args = self.args("sectors=%d" % SECTORS)
+        cont on the old source is refused while the destination holds the
+        image (as QEMU: it cannot re-take the locks), the guest stays
+        paused and the image is left alone."""
+        args = self.args("sectors=%d wait" % SECTORS)
         with Vm(args + ["-S"], serial="file", qmp=True) as src, \
                 Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
             with src.qmp() as qs, dst.qmp() as qd:
@@ -176,18 +179,53 @@ class SharedStorage(unittest.TestCase):
                 self.assertEqual(wait_migration(qs)["status"], "completed")
                 self.assertEqual(wait_migration(qd)["status"], "completed")
                 qd.ok("cont")
-                self.assertEqual(dst.wait(60), EXIT_PASS, dst._describe())
-                self.assertIn("wrote and read back %d sectors, serial 'MIG-1'" % SECTORS,
-                              dst.output())
-                self.check_image(SECTORS)
+                dst.wait_for("wrote and read back %d sectors, serial 'MIG-1'" % SECTORS, 60)
                 before = self.digest()
-                # The old source's guest now tries the same writes: refused.
-                qs.ok("cont")
-                # VIRTIO_BLK_S_IOERR, and the guest gives up.
-                self.assertEqual(src.wait(60), EXIT_FAIL, src._describe())
-                self.assertIn("FAIL: write: status 1", src.output())
-        self.assertEqual(self.digest(), before)
+                err = qs.cmd("cont")["error"]
+                self.assertIn("cannot activate drive d0", err["desc"])
+                self.assertFalse(qs.ok("query-status")["running"])
+                self.assertEqual(src.output(), "")
+                self.assertEqual(self.digest(), before)
+                qd.ok("quit")
+            dst.wait(30)
         self.check_image(SECTORS)
+
+    def image_round(self):
+        """The round number the loop guest last wrote to sector 0."""
+        raw = os.path.join(self.dir, "round.raw")
+        self.assertEqual(qemu_img("convert", "-O", "raw", self.disk, raw).returncode, 0)
+        with open(raw, "rb") as f:
+            head = f.read(SECTORS * 512)
+        self.assertEqual(head[4:], pattern(SECTORS)[4:])
+        return struct.unpack("<I", head[:4])[0]
+
+    def test_cont_after_completed_takes_disk_back(self):
+        """The destination is killed after a completed live migration:
+        cont on the source takes the image back (locks, metadata re-read),
+        restarts the device the switch-over stopped, and the rounds the
+        guest writes afterwards reach the image."""
+        args = self.args("sectors=%d loop" % SECTORS)
+        with Vm(args, serial="file", qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
+            src.wait_for("virtio-blk: round 16", 60)
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("migrate", {"uri": "unix:" + self.sock})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+            dst.kill()
+            rounds = [int(n) for n in re.findall(r"round (\d+)", src.output() + dst.output())]
+            # The destination may have written up to 15 rounds it did not print.
+            target = max(rounds) + 32
+            with src.qmp() as qs:
+                qs.ok("cont")
+                self.assertTrue(qs.ok("query-status")["running"])
+                src.wait_for("virtio-blk: round %d\n" % target, 60)
+                self.assert_locked()
+                qs.ok("quit")
+            src.wait(30)
+            self.assertNotIn("FAIL", src.output())
+        self.assertGreaterEqual(self.image_round(), target)
+        self.assertEqual(qemu_img("check", "-q", self.disk).returncode, 0)
 
     def test_failed_migration_source_keeps_disk(self):
         """The destination dies after the source handed the image over:
@@ -227,7 +265,6 @@ class SharedStorage(unittest.TestCase):
                 wait_migration(qs, states=("pre-switchover",))
                 # QEMU's "write" permission byte, taken and not shared.
                 fd = os.open(self.disk, os.O_RDWR)
-                self.addCleanup(os.close, fd)
                 for byte in (101, 201):
                     fcntl.fcntl(fd, fcntl.F_OFD_SETLK,
                                 struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, byte, 1, 0))
@@ -242,6 +279,56 @@ class SharedStorage(unittest.TestCase):
                     time.sleep(0.05)
                 self.assertIn("cannot activate drive d0", src.stderr())
                 self.assertFalse(qs.ok("query-status")["running"])
+                # cont cannot take it either while the third process holds it ...
+                self.assertIn("cannot activate drive d0", qs.cmd("cont")["error"]["desc"])
+                self.assertFalse(qs.ok("query-status")["running"])
+                # ... and can once it let go.
+                os.close(fd)
+                qs.ok("cont")
+                self.assertTrue(qs.ok("query-status")["running"])
+                self.assert_locked()
+
+
+@requires_kvm
+class ParkedWrite(unittest.TestCase):
+    """werror=stop and migration: the guest's 32 KiB write fails with ENOSPC
+    on a full tmpfs (test_werror's setup), the VM stops with the request
+    parked, and the paused VM migrates.  The parked request travels as its
+    ring head; on the destination, once the disk has room, cont re-reads
+    the chain from guest RAM and submits it: the guest sees success and
+    the data is on disk."""
+    setUp = test_werror.FullDisk.setUp
+    prepare = test_werror.FullDisk.prepare
+    fill = test_werror.FullDisk.fill
+    image_head = test_werror.FullDisk.image_head
+
+    def test_parked_write_completes_on_destination(self):
+        sockdir = tempfile.mkdtemp(prefix="vireo-migpark-")
+        self.addCleanup(shutil.rmtree, sockdir, True)
+        sock = os.path.join(sockdir, "mig.sock")
+        args = machine_args(guest("virtioblk.mb.elf"), append="sectors=%d" % SECTORS,
+                            extra=["-drive", "file=%s,format=raw,if=none,id=d0,werror=stop"
+                                   % self.image,
+                                   "-device", "virtio-blk-pci,drive=d0,serial=MIG-1"])
+        with Vm(args + ["-S"], qmp=True) as src, \
+                Vm(args + ["-incoming", "unix:" + sock], qmp=True) as dst:
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("cont")
+                ev = qs.event("BLOCK_IO_ERROR", timeout=60)["data"]
+                self.assertEqual((ev["operation"], ev["action"]), ("write", "stop"))
+                qs.event("STOP")
+                qs.ok("migrate", {"uri": "unix:" + sock})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+                # The source was paused, so the destination is too.
+                self.assertFalse(qd.ok("query-status")["running"])
+                self.assertNotEqual(self.image_head(), pattern(SECTORS))
+                os.unlink(self.filler)
+                qd.ok("cont")
+                self.assertEqual(dst.wait(60), EXIT_PASS, dst._describe())
+            self.assertIn("wrote and read back %d sectors" % SECTORS, dst.output())
+            self.assertNotIn("write: status", src.output() + dst.output())
+        self.assertEqual(self.image_head(), pattern(SECTORS))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
  * The KVM accelerator and the vCPU thread machinery, with a real vCPU
  * running small real-mode programs: port I/O (including rep outsb) and
  * MMIO reach the buses, pause/resume stops and restarts the guest, the
- * dirty log sees guest writes, an ioeventfd takes a write without an exit.
+ * dirty log sees guest writes (through the dirty ring where the host offers
+ * it, and through the bitmap), an ioeventfd takes a write without an exit.
  * Skipped where /dev/kvm cannot be opened.
  */
 #include <errno.h>
@@ -11,9 +12,11 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "accel/accel.h"
+#include "accel/kvm/kvm_int.h"
 #include "machine.h"
 #include "vcpu.h"
 
@@ -90,13 +93,17 @@ static bool kvm_usable(void)
 	return true;
 }
 
-/* A one-vCPU KVM machine with no board, running code at 0:CODE in real mode. */
-static void rig_init(struct rig *r, const uint8_t *code, size_t len)
+/*
+ * A one-vCPU KVM machine with no board, running code at 0:CODE in real mode;
+ * accel: the -accel string (kvm's options), or NULL.
+ */
+static void rig_init_ring(struct rig *r, const uint8_t *code, size_t len, const char *accel)
 {
 	char err[256];
 	struct cpu_state s;
 
 	memset(r, 0, sizeof(*r));
+	r->m.cfg.accel = accel;
 	g_mutex_init(&r->lock);
 	g_cond_init(&r->cond);
 	r->m.cfg.smp = 1;
@@ -121,6 +128,11 @@ static void rig_init(struct rig *r, const uint8_t *code, size_t len)
 	g_assert_cmpint(kvm_accel_ops.vcpu_set_state(r->v, &s), ==, 0);
 	g_assert_cmpint(bus_register(&r->m.pio, 0x510, 2, &port_ops, r, "test"), ==, 0);
 	g_assert_cmpint(bus_register(&r->m.mmio, 0xd0000000ull, 0x1000, &mmio_ops, r, "t"), ==, 0);
+}
+
+static void rig_init(struct rig *r, const uint8_t *code, size_t len)
+{
+	rig_init_ring(r, code, len, NULL);
 }
 
 static void rig_wait_done(struct rig *r)
@@ -222,7 +234,7 @@ static void test_pause_resume(void)
 	rig_destroy(&r);
 }
 
-static void test_dirty_log(void)
+static void dirty_log(bool ring)
 {
 	/* mov byte [0x5000],1; mov byte [0x7fff],2; mov dx,0x511; out dx,al; jmp $ */
 	static const uint8_t code[] = {
@@ -235,7 +247,20 @@ static void test_dirty_log(void)
 
 	if (!kvm_usable())
 		return;
-	rig_init(&r, code, sizeof(code));
+	rig_init_ring(&r, code, sizeof(code), ring ? "kvm,dirty-ring-size=4096" : "kvm");
+	if (ring) {
+		int sys = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+		int max = ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING);
+
+		close(sys);
+		/* The ring is used when asked for and the host offers one big enough. */
+		g_assert_cmpuint(((struct kvm_vm *)r.m.accel_state)->ring_entries, ==,
+				 max >= 4096 * 16 ? 4096 : 0);
+		if (max < 4096 * 16)
+			g_test_message("this host's KVM offers no dirty ring: bitmap only");
+	} else {
+		g_assert_cmpuint(((struct kvm_vm *)r.m.accel_state)->ring_entries, ==, 0);
+	}
 	g_assert_cmpint(kvm_accel_ops.dirty_log_start(&r.m), ==, 0);
 	g_assert_cmpint(vcpu_start(r.v, false), ==, 0);
 	rig_wait_done(&r);
@@ -252,6 +277,39 @@ static void test_dirty_log(void)
 	g_assert_cmpuint(bitmap[0], ==, 0);
 	g_assert_cmpint(kvm_accel_ops.dirty_log_stop(&r.m), ==, 0);
 	rig_destroy(&r);
+}
+
+static void test_dirty_log_ring(void)
+{
+	dirty_log(true);
+}
+
+static void test_dirty_log(void)
+{
+	dirty_log(false);
+}
+
+static void test_dirty_ring_option(void)
+{
+	static const char *const bad[] = {
+		"kvm,dirty-ring-size=1000", "kvm,dirty-ring-size=512", "kvm,dirty-ring-size=x",
+		"kvm,dirty-ring-size=131072", "kvm,bogus=1",
+	};
+	char err[256];
+
+	if (!kvm_usable())
+		return;
+	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+		struct machine m;
+
+		memset(&m, 0, sizeof(m));
+		m.cfg.smp = 1;
+		m.cfg.accel = bad[i];
+		err[0] = 0;
+		g_assert_cmpint(kvm_accel_ops.vm_init(&m, err, sizeof(err)), ==, -EINVAL);
+		g_assert_nonnull(strstr(err, "-accel kvm"));
+		kvm_accel_ops.vm_destroy(&m);
+	}
 }
 
 static void test_ioeventfd_irqfd(void)
@@ -334,6 +392,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/kvm/pio-mmio", test_pio_mmio);
 	g_test_add_func("/kvm/pause-resume", test_pause_resume);
 	g_test_add_func("/kvm/dirty-log", test_dirty_log);
+	g_test_add_func("/kvm/dirty-log-ring", test_dirty_log_ring);
+	g_test_add_func("/kvm/dirty-ring-option", test_dirty_ring_option);
 	g_test_add_func("/kvm/ioeventfd-irqfd", test_ioeventfd_irqfd);
 	g_test_add_func("/kvm/parked-resume", test_parked_resume);
 	return g_test_run();

@@ -6,7 +6,7 @@
  * data in the response, bad targets, 1,024 LUNs on one controller, task
  * management with I/O in flight, hot-plug, unplug and media-change events,
  * the driver-set CDB size, and malformed chains (NEEDS_RESET, then a reset
- * brings the device back).
+ * brings the device back), and the target state across a migration.
  */
 #include <errno.h>
 #include <glib.h>
@@ -19,6 +19,7 @@
 #include "virtio.h"
 #include "virtio/virtio-pci.h"
 #include "virtio_harness.h"
+#include "vmstate.h"
 
 #define QSIZE		128
 #define REQ(q, h)	(0x300000ull + (q) * 0x10000ull + (h) * 0x100ull)
@@ -970,6 +971,128 @@ static void test_malformed(void)
 	g_free(img);
 }
 
+/*
+ * A migration of the controller from a to b: quiesce, the virtio-pci
+ * section (which carries the device's state) and guest RAM.  b then
+ * serves the rings a's driver set up.  Returns the load's result.
+ */
+static int st_migrate(struct st *a, struct st *b, char *err, size_t errlen)
+{
+	struct vmstate_section *sa = vmstate_find(&a->h.m, "virtio-pci", a->d.devfn);
+	struct vmstate_section *sb = vmstate_find(&b->h.m, "virtio-pci", a->d.devfn);
+	struct vmstate_in in = { .section = "virtio-pci", .err = err, .errlen = errlen };
+	struct vmstate_out o;
+	int ret;
+
+	g_assert_nonnull(sa);
+	g_assert_nonnull(sb);
+	g_assert_cmpint(sa->quiesce(sa->opaque), ==, 0);
+	vmstate_out_init(&o);
+	g_assert_cmpint(sa->save(sa->opaque, &o), ==, 0);
+	memcpy(vh_ptr(&b->h.m.mem, 0, VH_RAM), vh_ptr(&a->h.m.mem, 0, VH_RAM), VH_RAM);
+	in.buf = o.buf;
+	in.len = o.len;
+	in.version = sa->version;
+	ret = sb->load(sb->opaque, &in);
+	if (!ret)
+		ret = vmstate_in_finish(&in);
+	vmstate_out_free(&o);
+	b->d = a->d;
+	b->d.h = &b->h;
+	for (unsigned i = 0; i < G_N_ELEMENTS(b->d.ring); i++)
+		b->d.ring[i].mem = &b->h.m.mem;
+	return ret;
+}
+
+/* A disk at 0:0 and a CD-ROM (id cd0) at 1:0, on images of t's own. */
+static void st_units(struct st *t)
+{
+	char *img = st_image(t, "d.raw", "raw", DISK), *iso = st_image(t, "c.iso", "raw", 2048 * 100);
+
+	st_drive(t, "d0", img, "raw", NULL);
+	st_device(t, "scsi-hd,drive=d0,scsi-id=0,lun=0");
+	st_drive(t, "cd", iso, "raw", "readonly=on");
+	st_device(t, "scsi-cd,drive=cd,id=cd0,scsi-id=1,lun=0");
+	g_free(img);
+	g_free(iso);
+}
+
+/* What the disk's initiator set: no UA pending, descriptor sense. */
+static void st_check_disk_state(struct st *t)
+{
+	g_assert_cmpuint(CMD(t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmpuint(t->resp.status, ==, SCSI_STATUS_GOOD);
+	g_assert_cmpuint(CMD(t, 0, 0, 0, 0, DATA(0), 512, SCSI_READ_10, 0, B4(DISK / 512), 0,
+			     B2(1), 0), ==, 0);
+	g_assert_cmpuint(t->resp.status, ==, SCSI_STATUS_CHECK_CONDITION);
+	g_assert_cmphex(t->sense[0], ==, 0x72);
+}
+
+/*
+ * The target state the guest set travels: the disk's cleared unit
+ * attention and D_SENSE, the CD's medium lock; a failed migration resumes
+ * the source without resetting any of it; a destination without the same
+ * units refuses the state.
+ */
+static void test_migration(void)
+{
+	struct st a, b, c;
+	char err[512] = "";
+	uint8_t *sel;
+
+	st_init(&a, 1, false);
+	st_units(&a);
+	st_find(&a);
+	st_up(&a);
+	st_clear_ua(&a, 0, 0);
+	st_clear_ua(&a, 1, 0);
+	sel = gp(&a, DATA(1), 64);
+	memset(sel, 0, 64);
+	sel[8] = 0x0a;			/* control mode page, D_SENSE */
+	sel[9] = 10;
+	sel[10] = 0x04;
+	sel[11] = 0x10;			/* as MODE SENSE reports them */
+	sel[16] = 0xff;
+	sel[17] = 0xff;
+	g_assert_cmpuint(CMD(&a, 0, 0, DATA(1), 20, 0, 0, SCSI_MODE_SELECT_10, 0x10, 0, 0, 0, 0,
+			     0, B2(20), 0), ==, 0);
+	g_assert_cmpuint(a.resp.status, ==, SCSI_STATUS_GOOD);
+	g_assert_cmpuint(CMD(&a, 1, 0, 0, 0, 0, 0, SCSI_PREVENT_ALLOW, 0, 0, 0, 1, 0), ==, 0);
+	g_assert_cmpuint(a.resp.status, ==, SCSI_STATUS_GOOD);
+
+	st_init(&b, 1, false);
+	st_units(&b);
+	if (st_migrate(&a, &b, err, sizeof(err))) {
+		g_test_message("%s", err);
+		g_assert_not_reached();
+	}
+	/* A fresh unit would report POWER ON and fixed-format sense. */
+	st_check_disk_state(&b);
+	g_assert_cmpint(virtio_scsi_eject(&b.h.m, "cd0", false, err, sizeof(err)), ==, -EBUSY);
+	g_assert_nonnull(strstr(err, "locked"));
+
+	/* The migration failed after all: the source runs on, nothing reset. */
+	vmstate_find(&a.h.m, "virtio-pci", a.d.devfn)->resume(
+		vmstate_find(&a.h.m, "virtio-pci", a.d.devfn)->opaque);
+	st_check_disk_state(&a);
+	g_assert_cmpint(virtio_scsi_eject(&a.h.m, "cd0", false, err, sizeof(err)), ==, -EBUSY);
+
+	/* A destination without the CD-ROM. */
+	st_init(&c, 1, false);
+	{
+		char *img = st_image(&c, "d.raw", "raw", DISK);
+
+		st_drive(&c, "d0", img, "raw", NULL);
+		st_device(&c, "scsi-hd,drive=d0,scsi-id=0,lun=0");
+		g_free(img);
+	}
+	g_assert_cmpint(st_migrate(&a, &c, err, sizeof(err)), ==, -EINVAL);
+	g_assert_nonnull(strstr(err, "2 SCSI units"));
+	st_fini(&c);
+	st_fini(&b);
+	st_fini(&a);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -983,5 +1106,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-scsi/cdrom", test_cdrom);
 	g_test_add_func("/virtio-scsi/cdb-size", test_cdb_size);
 	g_test_add_func("/virtio-scsi/malformed", test_malformed);
+	g_test_add_func("/virtio-scsi/migration", test_migration);
 	return g_test_run();
 }

@@ -6,7 +6,9 @@
  * on the same file, so pread fails with EBADF while writes still work;
  * swapping the read-write descriptor back "repairs the disk".  The write
  * path under werror= is tested end to end on a full tmpfs by
- * tests/integration/test_werror.py.
+ * tests/integration/test_werror.py.  A parked read carried across a
+ * migration (its ring head in the device state) is retried on the
+ * destination; a stream naming a bad head is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include "virtio.h"
 #include "virtio/virtio-pci.h"
 #include "virtio_harness.h"
+#include "vmstate.h"
 
 #define DISK		(1ull << 20)
 #define HDR		0x300000ull	/* request headers, 16 bytes per head */
@@ -362,6 +365,113 @@ static void test_rerror_report_and_ignore(void)
 	wt_finish(&t);
 }
 
+/*
+ * Hand a's virtio-blk over to b as a migration does: a quiesces and saves
+ * its virtio-pci section, b (whose device is held still meanwhile) loads
+ * it with a's guest RAM.  corrupt_parked: the stream's first parked head
+ * becomes 0xffff.  Returns the load's result.
+ */
+static int wt_migrate(struct wt *a, struct wt *b, bool corrupt_parked, char *err, size_t errlen)
+{
+	struct vmstate_section *sa = vmstate_find(&a->h.m, "virtio-pci", a->d.devfn);
+	struct vmstate_section *sb = vmstate_find(&b->h.m, "virtio-pci", a->d.devfn);
+	struct vmstate_in in = { .section = "virtio-pci", .err = err, .errlen = errlen };
+	struct vmstate_out o;
+	int ret;
+
+	g_assert_nonnull(sa);
+	g_assert_nonnull(sb);
+	g_assert_cmpint(sa->quiesce(sa->opaque), ==, 0);
+	vmstate_out_init(&o);
+	g_assert_cmpint(sa->save(sa->opaque, &o), ==, 0);
+	if (corrupt_parked) {
+		uint8_t *f = memmem(o.buf, o.len, "\x06parked", 7);
+
+		g_assert_nonnull(f);
+		g_assert_cmpuint(f[7], ==, 2);		/* one head */
+		f[11] = f[12] = 0xff;
+	}
+	memcpy(vh_ptr(&b->h.m.mem, 0, VH_RAM), vh_ptr(&a->h.m.mem, 0, VH_RAM), VH_RAM);
+	/* A destination's device has not run: b's is held still around the load. */
+	g_assert_cmpint(sb->quiesce(sb->opaque), ==, 0);
+	in.buf = o.buf;
+	in.len = o.len;
+	in.version = sa->version;
+	ret = sb->load(sb->opaque, &in);
+	if (!ret)
+		ret = vmstate_in_finish(&in);
+	sb->resume(sb->opaque);
+	vmstate_out_free(&o);
+	b->d = a->d;
+	b->d.h = &b->h;
+	for (unsigned i = 0; i < G_N_ELEMENTS(b->d.ring); i++)
+		b->d.ring[i].mem = &b->h.m.mem;
+	return ret;
+}
+
+/*
+ * rerror=stop and a migration: the read parked on a (and the write the
+ * guest queued behind it) complete on b once it runs, the read first and
+ * with the data on b's disk; a's copy of the request is left alone.
+ */
+static void test_rerror_stop_migrates(void)
+{
+	struct wt a, b, c;
+	guint8 want_old[4096], want_new[4096];
+	char err[512] = "";
+	uint16_t rd, wr;
+
+	wt_init(&a, "rerror=stop");
+	fill(want_old, 4096, 3);
+	fill(want_new, 4096, 4);
+	memcpy(gp(&a, DATA + 4096 * a.d.ring[0].next_desc, 4096), want_old, 4096);
+	expect_used(&a, submit(&a, true, 8), VIRTIO_BLK_S_OK);
+	break_reads(&a);
+	rd = submit(&a, false, 8);
+	wait_errors(&a, 1);
+	g_assert_cmpint(a.h.m.runstate, ==, RUNSTATE_PAUSED);
+	wr = a.d.ring[0].next_desc;
+	memcpy(gp(&a, DATA + 4096 * wr, 4096), want_new, 4096);
+	g_assert_cmpuint(submit(&a, true, 8), ==, wr);
+
+	/* b's disk holds what a's does (shared storage, here a copy). */
+	wt_init(&b, "rerror=stop");
+	{
+		gchar *data;
+		gsize len;
+
+		int fd = open(b.img, O_WRONLY | O_CLOEXEC);
+
+		/* In place: b's drive has the file open already. */
+		g_assert_true(g_file_get_contents(a.img, &data, &len, NULL));
+		g_assert_cmpint(fd, >=, 0);
+		g_assert_cmpint(pwrite(fd, data, len, 0), ==, (ssize_t)len);
+		close(fd);
+		g_free(data);
+	}
+	b.h.m.runstate = RUNSTATE_PAUSED;
+	if (wt_migrate(&a, &b, false, err, sizeof(err))) {
+		g_test_message("%s", err);
+		g_assert_not_reached();
+	}
+	g_assert_cmpuint(*(uint8_t *)gp(&b, STATUS + rd, 1), ==, 0xff);
+	machine_resume(&b.h.m);
+	expect_used(&b, rd, VIRTIO_BLK_S_OK);
+	g_assert_true(memcmp(gp(&b, DATA + 4096 * rd, 4096), want_old, 4096) == 0);
+	expect_used(&b, wr, VIRTIO_BLK_S_OK);
+	g_assert_cmpuint(b.nr_errors, ==, 0);
+
+	/* A stream whose parked head is out of the ring is refused. */
+	wt_init(&c, "rerror=stop");
+	c.h.m.runstate = RUNSTATE_PAUSED;
+	g_assert_cmpint(wt_migrate(&a, &c, true, err, sizeof(err)), ==, -EINVAL);
+	g_assert_nonnull(strstr(err, "parked head 65535"));
+	wt_finish(&c);
+	wt_finish(&b);
+	repair_reads(&a);
+	wt_finish(&a);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -370,5 +480,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/werror/rerror-stop", test_rerror_stop);
 	g_test_add_func("/werror/rerror-stop-twice", test_rerror_stop_twice);
 	g_test_add_func("/werror/rerror-report-ignore", test_rerror_report_and_ignore);
+	g_test_add_func("/werror/rerror-stop-migrates", test_rerror_stop_migrates);
 	return g_test_run();
 }
