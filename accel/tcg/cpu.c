@@ -23,26 +23,6 @@ bool tcg_code64(const struct tcg_cpu *c)
 	return (c->efer & EFER_LMA) && c->seg[S_CS].l;
 }
 
-/* Recompute the block flags after anything that changes CS, SS, CR0 or EFER. */
-void tcg_update_mode(struct tcg_cpu *c)
-{
-	uint32_t f = 0;
-
-	if (c->cr0 & CR0_PE)
-		f |= TBF_PE;
-	if (c->rflags & F_VM)
-		f |= TBF_VM;
-	if (c->rflags & F_TF)
-		f |= TBF_TF;
-	if (tcg_code64(c))
-		f |= TBF_CS64;
-	else if (c->seg[S_CS].db)
-		f |= TBF_CS32;
-	if (c->seg[S_SS].db)
-		f |= TBF_SS32;
-	c->tb_flags = f;
-}
-
 void tcg_cpu_reset_state(struct tcg_cpu *c, const struct cpu_state *s)
 {
 	memcpy(c->gpr, s->gpr, sizeof(c->gpr));
@@ -97,18 +77,6 @@ void tcg_cpu_get_state(struct tcg_cpu *c, struct cpu_state *s)
 	s->cr4 = c->cr4;
 	s->efer = c->efer;
 	s->apic_base = c->apic_base;
-}
-
-uint64_t tcg_sized(uint64_t v, unsigned size)
-{
-	return size >= 3 ? v : v & ((1ull << tcg_bits(size)) - 1);
-}
-
-uint64_t tcg_sext(uint64_t v, unsigned size)
-{
-	unsigned sh = 64 - tcg_bits(size);
-
-	return (uint64_t)((int64_t)(v << sh) >> sh);
 }
 
 static unsigned parity(uint64_t res)
@@ -172,7 +140,8 @@ uint64_t tcg_get_flags(struct tcg_cpu *c)
 /* Replace the bits of mask in RFLAGS by those of f. */
 void tcg_set_flags(struct tcg_cpu *c, uint64_t f, uint64_t mask)
 {
-	uint64_t cur = tcg_get_flags(c);
+	/* Writing every arithmetic flag: no need to compute the old ones. */
+	uint64_t cur = (mask & F_ARITH) == F_ARITH ? c->rflags : tcg_get_flags(c);
 
 	cur = (cur & ~mask) | (f & mask);
 	c->cc_op = CC_EFLAGS;
@@ -185,6 +154,18 @@ bool tcg_cond(struct tcg_cpu *c, unsigned cc)
 	uint64_t f;
 	bool r;
 
+	/* The common test-and-branch cases without building RFLAGS. */
+	if (c->cc_op == CC_LOGIC) {
+		uint64_t res = tcg_sized(c->cc_res, c->cc_size);
+		bool sf = (res >> (tcg_bits(c->cc_size) - 1)) & 1;
+
+		switch (cc >> 1) {
+		case CC_O >> 1: case CC_B >> 1: r = false; goto out;
+		case CC_E >> 1: case CC_BE >> 1: r = res == 0; goto out;
+		case CC_S >> 1: case CC_L >> 1: r = sf; goto out;
+		case CC_LE >> 1: r = res == 0 || sf; goto out;
+		}
+	}
 	/* The common compare-and-branch cases without building RFLAGS. */
 	if (c->cc_op == CC_SUB) {
 		uint64_t a = c->cc_a, b = c->cc_b;

@@ -65,6 +65,13 @@ struct uop *gen_helper(struct tctx *t, tcg_helper fn, unsigned size, unsigned d,
 unsigned stack_size(struct tctx *t);
 uint64_t next_eip(struct tctx *t);
 
+/* opt.c: mark flag work that no later micro-op of the block reads. */
+void tcg_opt_flags(struct uop *u, unsigned n);
+/* opt.c: fold constants into their consumer; returns the new count. */
+unsigned tcg_opt_imm(struct uop *u, unsigned n);
+/* opt.c: drop instruction markers nothing reads; returns the new count. */
+unsigned tcg_opt_insns(struct uop *u, unsigned n);
+
 /* Instruction groups: each returns false if it does not know the opcode. */
 bool tcg_tr_alu(struct tctx *t);
 bool tcg_tr_ctl(struct tctx *t);

@@ -6,28 +6,29 @@
 #include "accel/tcg/interp.h"
 #include "machine.h"
 
+/* Per operand size: the bits a write replaces (32-bit writes clear the
+ * upper half, 8- and 16-bit ones merge). */
+static const uint64_t st_mask[4] = { 0xff, 0xffff, ~0ull, ~0ull };
+static const uint64_t val_mask[4] = { 0xff, 0xffff, 0xffffffff, ~0ull };
+
 static void st_reg(struct tcg_cpu *c, unsigned r, unsigned size, uint64_t v)
 {
-	if (r & 0x10) {
+	if (__builtin_expect(r & 0x10, 0)) {
 		r &= 0xf;
 		c->gpr[r] = (c->gpr[r] & ~0xff00ull) | ((v & 0xff) << 8);
 		return;
 	}
-	switch (size) {
-	case 0: c->gpr[r] = (c->gpr[r] & ~0xffull) | (v & 0xff); break;
-	case 1: c->gpr[r] = (c->gpr[r] & ~0xffffull) | (v & 0xffff); break;
-	case 2: c->gpr[r] = (uint32_t)v; break;
-	default: c->gpr[r] = v; break;
-	}
+	c->gpr[r] = (c->gpr[r] & ~st_mask[size & 3]) | (v & val_mask[size & 3]);
 }
 
 static uint64_t ld_reg(struct tcg_cpu *c, unsigned r, unsigned size)
 {
-	if (r & 0x20)
-		return c->seg[r & 7].selector;
-	if (r & 0x10)
+	if (__builtin_expect(r & 0x30, 0)) {
+		if (r & 0x20)
+			return c->seg[r & 7].selector;
 		return (c->gpr[r & 0xf] >> 8) & 0xff;
-	return tcg_sized(c->gpr[r], size);
+	}
+	return c->gpr[r] & val_mask[size & 3];
 }
 
 /* Locked read-modify-write: a host atomic on the guest page when the
@@ -98,19 +99,19 @@ static bool st_cond(struct tcg_cpu *c, const struct uop *u)
 
 static void alu(struct tcg_cpu *c, const struct uop *u)
 {
-	uint64_t a = c->t[u->a], b = c->t[u->b], r;
+	uint64_t a = c->t[u->a], b = UOP_B(c, u), r;
 	unsigned size = u->size, op = CC_LOGIC;
 
 	switch (u->x) {
 	case ALU_ADD: r = a + b; op = CC_ADD; break;
 	case ALU_OR: r = a | b; break;
 	case ALU_ADC:
-		c->cc_cin = tcg_cond(c, CC_B);
+		c->cc_cin = tcg_cf(c);
 		r = a + b + c->cc_cin;
 		op = CC_ADC;
 		break;
 	case ALU_SBB:
-		c->cc_cin = tcg_cond(c, CC_B);
+		c->cc_cin = tcg_cf(c);
 		r = a - b - c->cc_cin;
 		op = CC_SBB;
 		break;
@@ -119,139 +120,212 @@ static void alu(struct tcg_cpu *c, const struct uop *u)
 	default: r = a - b; op = CC_SUB; break;
 	}
 	r = tcg_sized(r, size);
+	c->t[u->d] = r;
+	if (u->aux & UF_NOFLAGS)
+		return;
 	c->cc_op = op;
 	c->cc_size = size;
 	c->cc_a = a;
 	c->cc_b = b;
 	c->cc_res = r;
-	c->t[u->d] = r;
 }
 
-void tcg_interp(struct tcg_cpu *c, const struct tb *tb)
+/* tcg_cond, with jz/jnz after test, and, cmp or sub answered inline. */
+static inline bool jcc_taken(struct tcg_cpu *c, unsigned cc)
 {
-	const struct uop *u = tb->uops, *end = tb->uops + tb->nr_uops;
-	uint64_t *T = c->t;
-	uint64_t emask = (tb->flags & TBF_CS64) ? ~0ull :
-			 (tb->flags & TBF_CS32) ? 0xffffffffull : 0xffff;
-
-	for (; u < end; u++) {
-		switch (u->op) {
-		case U_INSN:
-			if (c->brk) {
-				/* The block rewrote itself (translate again), a
-				 * device access made an interrupt pending, or the
-				 * machine wants this vCPU to stop. */
-				c->brk = false;
-				c->rip = u->imm;
-				return;
-			}
-			c->insn_eip = u->imm;
-			c->insn_next = (u->imm + u->a) & emask;
-			break;
-		case U_MOVI: T[u->d] = u->imm; break;
-		case U_MOV: T[u->d] = T[u->a]; break;
-		case U_LDR: T[u->d] = ld_reg(c, u->a, u->size); break;
-		case U_STR: st_reg(c, u->d, u->size, T[u->a]); break;
-		case U_ADD: T[u->d] = tcg_sized(T[u->a] + T[u->b], u->size); break;
-		case U_SUB: T[u->d] = tcg_sized(T[u->a] - T[u->b], u->size); break;
-		case U_AND: T[u->d] = T[u->a] & T[u->b]; break;
-		case U_OR: T[u->d] = T[u->a] | T[u->b]; break;
-		case U_XOR: T[u->d] = T[u->a] ^ T[u->b]; break;
-		case U_ADDI: T[u->d] = tcg_sized(T[u->a] + u->imm, u->size); break;
-		case U_SHLI: T[u->d] = tcg_sized(T[u->a] << u->imm, u->size); break;
-		case U_SARI: T[u->d] = (uint64_t)((int64_t)T[u->a] >> u->imm); break;
-		case U_SEXT: T[u->d] = tcg_sext(T[u->a], u->size); break;
-		case U_ZEXT: T[u->d] = tcg_sized(T[u->a], u->size); break;
-		case U_LD: T[u->d] = tcg_load(c, u->x, T[u->a], 1u << u->size); break;
-		case U_ST: tcg_store(c, u->x, T[u->a], 1u << u->size, T[u->b]); break;
-		case U_LDL: T[u->d] = ld_locked(c, u); break;
-		case U_STC:
-			if (!st_cond(c, u)) {
-				c->rip = c->insn_eip;
-				return;
-			}
-			break;
-		case U_ALU: alu(c, u); break;
-		case U_INCDEC: {
-			uint64_t a = T[u->a];
-
-			c->cc_cin = tcg_cond(c, CC_B);
-			c->cc_op = u->x ? CC_DEC : CC_INC;
-			c->cc_size = u->size;
-			c->cc_a = a;
-			c->cc_b = 1;
-			c->cc_res = tcg_sized(u->x ? a - 1 : a + 1, u->size);
-			T[u->d] = c->cc_res;
-			break;
-		}
-		case U_NEG: {
-			uint64_t a = T[u->a];
-
-			c->cc_op = CC_SUB;
-			c->cc_size = u->size;
-			c->cc_a = 0;
-			c->cc_b = a;
-			c->cc_res = tcg_sized(-a, u->size);
-			T[u->d] = c->cc_res;
-			break;
-		}
-		case U_NOT: T[u->d] = tcg_sized(~T[u->a], u->size); break;
-		case U_SHIFT: tcg_exec_shift(c, u); break;
-		case U_SHD: tcg_exec_shd(c, u); break;
-		case U_MUL: tcg_exec_mul(c, u); break;
-		case U_DIV: tcg_exec_div(c, u); break;
-		case U_IMUL2: tcg_exec_imul2(c, u); break;
-		case U_BT: tcg_exec_bt(c, u); break;
-		case U_BSF: case U_BSR: case U_POPCNT: case U_TZCNT: case U_LZCNT:
-			tcg_exec_bitscan(c, u);
-			break;
-		case U_BSWAP:
-			T[u->d] = u->size == 3 ? __builtin_bswap64(T[u->a]) :
-				  u->size == 2 ? __builtin_bswap32(T[u->a]) : 0;
-			break;
-		case U_GETCC: T[u->d] = tcg_cond(c, u->x); break;
-		case U_GETCF: T[u->d] = tcg_cond(c, CC_B); break;
-		case U_SETCF: {
-			uint64_t cf = u->x == 2 ? !tcg_cond(c, CC_B) : u->x;
-
-			tcg_set_flags(c, cf ? F_CF : 0, F_CF);
-			break;
-		}
-		case U_GETF: T[u->d] = tcg_get_flags(c); break;
-		case U_SELECT: T[u->d] = tcg_sized(T[u->x] ? T[u->a] : T[u->b], u->size); break;
-		case U_JMP: c->rip = T[u->a]; return;
-		case U_JMPI: c->rip = u->imm; return;
-		case U_JCC:
-			if (tcg_cond(c, u->x)) {
-				c->rip = u->imm;
-				return;
-			}
-			break;
-		case U_JNZ:
-			if (tcg_sized(T[u->a], u->size)) {
-				c->rip = u->imm;
-				return;
-			}
-			break;
-		case U_JZ:
-			if (!tcg_sized(T[u->a], u->size)) {
-				c->rip = u->imm;
-				return;
-			}
-			break;
-		case U_HELPER:
-			c->rip = c->insn_next;
-			((tcg_helper)(uintptr_t)u->imm)(c, u);
-			if (c->end_tb || (u->aux & 1)) {
-				c->end_tb = false;
-				return;
-			}
-			break;
-		case U_EXC:
-			c->rip = c->insn_eip;
-			tcg_raise(c, u->x, u->imm);
-		}
+	if ((cc >> 1) == (CC_E >> 1)) {
+		if (c->cc_op == CC_LOGIC)
+			return !tcg_sized(c->cc_res, c->cc_size) ^ (cc & 1);
+		if (c->cc_op == CC_SUB)
+			return (c->cc_a == c->cc_b) ^ (cc & 1);
 	}
+	return tcg_cond(c, cc);
+}
+
+/*
+ * Threaded dispatch (a computed goto per micro-op, GCC and Clang): each
+ * handler ends in its own indirect jump, which the host predicts far
+ * better than the one shared jump of a switch.
+ */
+#define NEXT	do { if (++u >= end) goto cut; goto *lbl[u->op]; } while (0)
+
+void tcg_interp(struct tcg_cpu *c, struct tb *tb)
+{
+	static const void *const lbl[U_NR] = {
+		[U_INSN] = &&l_insn, [U_MOVI] = &&l_movi, [U_MOV] = &&l_mov,
+		[U_LDR] = &&l_ldr, [U_STR] = &&l_str, [U_ADD] = &&l_add,
+		[U_SUB] = &&l_sub, [U_AND] = &&l_and, [U_OR] = &&l_or,
+		[U_XOR] = &&l_xor, [U_ADDI] = &&l_addi, [U_SHLI] = &&l_shli,
+		[U_SARI] = &&l_sari, [U_SEXT] = &&l_sext, [U_ZEXT] = &&l_zext,
+		[U_LD] = &&l_ld, [U_ST] = &&l_st, [U_LDL] = &&l_ldl,
+		[U_STC] = &&l_stc, [U_ALU] = &&l_alu, [U_INCDEC] = &&l_incdec,
+		[U_NEG] = &&l_neg, [U_NOT] = &&l_not, [U_SHIFT] = &&l_shift,
+		[U_SHD] = &&l_shd, [U_MUL] = &&l_mul, [U_DIV] = &&l_div,
+		[U_IMUL2] = &&l_imul2, [U_BT] = &&l_bt, [U_BSF] = &&l_bitscan,
+		[U_BSR] = &&l_bitscan, [U_POPCNT] = &&l_bitscan,
+		[U_TZCNT] = &&l_bitscan, [U_LZCNT] = &&l_bitscan,
+		[U_BSWAP] = &&l_bswap, [U_GETCC] = &&l_getcc, [U_GETCF] = &&l_getcf,
+		[U_SETCF] = &&l_setcf, [U_GETF] = &&l_getf, [U_SELECT] = &&l_select,
+		[U_JMP] = &&l_jmp, [U_JMPI] = &&l_jmpi, [U_JCC] = &&l_jcc,
+		[U_JNZ] = &&l_jnz, [U_JZ] = &&l_jz, [U_HELPER] = &&l_helper,
+		[U_EXC] = &&l_exc,
+	};
+	const struct uop *u, *end;
+	uint64_t *T = c->t, emask;
+	int exit;
+
+next_tb:
+	u = tb->uops;
+	end = tb->uops + tb->nr_uops;
+	emask = (tb->flags & TBF_CS64) ? ~0ull : (tb->flags & TBF_CS32) ? 0xffffffffull : 0xffff;
+	if (u >= end)
+		goto cut;
+	goto *lbl[u->op];
+l_insn:
+	if (c->brk) {
+		/* The block rewrote itself (translate again), a device
+		 * access made an interrupt pending, or the machine wants
+		 * this vCPU to stop. */
+		c->brk = false;
+		c->rip = u->imm;
+		goto stop;
+	}
+	c->insn_eip = u->imm;
+	c->insn_next = (u->imm + u->a) & emask;
+	NEXT;
+l_movi: T[u->d] = u->imm; NEXT;
+l_mov: T[u->d] = T[u->a]; NEXT;
+l_ldr: T[u->d] = ld_reg(c, u->a, u->size); NEXT;
+l_str: st_reg(c, u->d, u->size, T[u->a]); NEXT;
+l_add: T[u->d] = tcg_sized(T[u->a] + T[u->b], u->size); NEXT;
+l_sub: T[u->d] = tcg_sized(T[u->a] - T[u->b], u->size); NEXT;
+l_and: T[u->d] = T[u->a] & T[u->b]; NEXT;
+l_or: T[u->d] = T[u->a] | T[u->b]; NEXT;
+l_xor: T[u->d] = T[u->a] ^ T[u->b]; NEXT;
+l_addi: T[u->d] = tcg_sized(T[u->a] + u->imm, u->size); NEXT;
+l_shli: T[u->d] = tcg_sized(T[u->a] << u->imm, u->size); NEXT;
+l_sari: T[u->d] = (uint64_t)((int64_t)T[u->a] >> u->imm); NEXT;
+l_sext: T[u->d] = tcg_sext(T[u->a], u->size); NEXT;
+l_zext: T[u->d] = tcg_sized(T[u->a], u->size); NEXT;
+l_ld: T[u->d] = tcg_load(c, u->x, T[u->a], 1u << u->size); NEXT;
+l_st: tcg_store(c, u->x, T[u->a], 1u << u->size, T[u->b]); NEXT;
+l_ldl: T[u->d] = ld_locked(c, u); NEXT;
+l_stc:
+	if (!st_cond(c, u)) {
+		c->rip = c->insn_eip;
+		goto stop;
+	}
+	NEXT;
+l_alu: alu(c, u); NEXT;
+l_incdec: {
+	uint64_t a = T[u->a];
+
+	if (u->aux & UF_NOFLAGS) {
+		T[u->d] = tcg_sized(u->x ? a - 1 : a + 1, u->size);
+		NEXT;
+	}
+	/* CF is kept: remember it, unless nothing reads it. */
+	c->cc_cin = (u->aux & UF_KEEP_DEAD) ? 0 : tcg_cf(c);
+	c->cc_op = u->x ? CC_DEC : CC_INC;
+	c->cc_size = u->size;
+	c->cc_a = a;
+	c->cc_b = 1;
+	c->cc_res = tcg_sized(u->x ? a - 1 : a + 1, u->size);
+	T[u->d] = c->cc_res;
+	NEXT;
+}
+l_neg: {
+	uint64_t a = T[u->a];
+
+	if (u->aux & UF_NOFLAGS) {
+		T[u->d] = tcg_sized(-a, u->size);
+		NEXT;
+	}
+	c->cc_op = CC_SUB;
+	c->cc_size = u->size;
+	c->cc_a = 0;
+	c->cc_b = a;
+	c->cc_res = tcg_sized(-a, u->size);
+	T[u->d] = c->cc_res;
+	NEXT;
+}
+l_not: T[u->d] = tcg_sized(~T[u->a], u->size); NEXT;
+l_shift: tcg_exec_shift(c, u); NEXT;
+l_shd: tcg_exec_shd(c, u); NEXT;
+l_mul: tcg_exec_mul(c, u); NEXT;
+l_div: tcg_exec_div(c, u); NEXT;
+l_imul2:
+	if (u->aux & UF_NOFLAGS) {
+		/* The low half of a product does not depend on signedness. */
+		T[u->d] = tcg_sized(T[u->a] * UOP_B(c, u), u->size);
+		NEXT;
+	}
+	tcg_exec_imul2(c, u);
+	NEXT;
+l_bt: tcg_exec_bt(c, u); NEXT;
+l_bitscan: tcg_exec_bitscan(c, u); NEXT;
+l_bswap:
+	T[u->d] = u->size == 3 ? __builtin_bswap64(T[u->a]) :
+		  u->size == 2 ? __builtin_bswap32(T[u->a]) : 0;
+	NEXT;
+l_getcc: T[u->d] = tcg_cond(c, u->x); NEXT;
+l_getcf: T[u->d] = tcg_cf(c); NEXT;
+l_setcf: {
+	uint64_t cf = u->x == 2 ? !tcg_cond(c, CC_B) : u->x;
+
+	tcg_set_flags(c, cf ? F_CF : 0, F_CF);
+	NEXT;
+}
+l_getf: T[u->d] = tcg_get_flags(c); NEXT;
+l_select: T[u->d] = tcg_sized(T[u->x] ? T[u->a] : T[u->b], u->size); NEXT;
+l_jmp:
+	c->rip = T[u->a];
+	exit = 2;
+	goto chain;
+l_jmpi:
+	c->rip = u->imm;
+	exit = 0;
+	goto chain;
+l_jcc:
+	if (jcc_taken(c, u->x)) {
+		c->rip = u->imm;
+		exit = 1;
+		goto chain;
+	}
+	NEXT;
+l_jnz:
+	if (tcg_sized(T[u->a], u->size)) {
+		c->rip = u->imm;
+		exit = 1;
+		goto chain;
+	}
+	NEXT;
+l_jz:
+	if (!tcg_sized(T[u->a], u->size)) {
+		c->rip = u->imm;
+		exit = 1;
+		goto chain;
+	}
+	NEXT;
+l_helper:
+	c->rip = c->insn_next;
+	((tcg_helper)(uintptr_t)u->imm)(c, u);
+	if (c->end_tb || (u->aux & 1)) {
+		c->end_tb = false;
+		goto stop;
+	}
+	NEXT;
+l_exc:
+	c->rip = c->insn_eip;
+	tcg_raise(c, u->x, u->imm);
+chain:
+	tb = tcg_tb_next(c, tb, exit);
+	if (tb)
+		goto next_tb;
+	return;
+cut:
 	/* Every block ends in a jump; this is only reached if it was cut. */
 	c->rip = c->insn_next;
+stop:
+	c->chain_from = NULL;	/* not an exit that may be linked */
 }

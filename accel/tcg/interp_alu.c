@@ -19,30 +19,54 @@ static uint64_t szf(uint64_t r, unsigned size)
 	return f;
 }
 
+/* The flags of a shift, unless the block overwrites them unread (opt.c). */
+static void put_flags(struct tcg_cpu *c, const struct uop *u, uint64_t f, uint64_t mask)
+{
+	if (!(u->aux & UF_NOFLAGS))
+		tcg_set_flags(c, f, mask);
+}
+
+/* CF and OF of a rotate; the other flags are kept, unless nothing reads
+ * them before they are overwritten (UF_KEEP_DEAD). */
+static void set_cf_of(struct tcg_cpu *c, const struct uop *u, uint64_t cf, uint64_t of)
+{
+	uint64_t f = (cf ? F_CF : 0) | (of ? F_OF : 0);
+
+	if (u->aux & UF_NOFLAGS)
+		return;
+	if (u->aux & UF_KEEP_DEAD) {
+		c->cc_op = CC_EFLAGS;
+		c->cc_res = f;
+		return;
+	}
+	tcg_set_flags(c, f, F_CF | F_OF);
+}
+
 void tcg_exec_shift(struct tcg_cpu *c, const struct uop *u)
 {
 	unsigned size = u->size, w = tcg_bits(size), msb = w - 1;
 	uint64_t a = tcg_sized(c->t[u->a], size), r = a, f, cf = 0, of;
-	unsigned n = c->t[u->b] & (size == 3 ? 0x3f : 0x1f), k;
+	unsigned n = UOP_B(c, u) & (size == 3 ? 0x3f : 0x1f), k;
 
 	if (n == 0) {
 		c->t[u->d] = a;
 		return;
 	}
+
 	switch (u->x) {
 	case SH_ROL:
 		k = n % w;
 		r = k ? tcg_sized((a << k) | (a >> (w - k)), size) : a;
 		cf = r & 1;
 		of = ((r >> msb) & 1) ^ cf;
-		tcg_set_flags(c, (cf ? F_CF : 0) | (of ? F_OF : 0), F_CF | F_OF);
+		set_cf_of(c, u, cf, of);
 		break;
 	case SH_ROR:
 		k = n % w;
 		r = k ? tcg_sized((a >> k) | (a << (w - k)), size) : a;
 		cf = (r >> msb) & 1;
 		of = cf ^ ((r >> (msb - 1)) & 1);
-		tcg_set_flags(c, (cf ? F_CF : 0) | (of ? F_OF : 0), F_CF | F_OF);
+		set_cf_of(c, u, cf, of);
 		break;
 	case SH_RCL: case SH_RCR: {
 		unsigned __int128 v;
@@ -64,7 +88,7 @@ void tcg_exec_shift(struct tcg_cpu *c, const struct uop *u)
 			of = ((r >> msb) & 1) ^ cf;
 		else
 			of = ((r >> msb) ^ (r >> (msb - 1))) & 1;
-		tcg_set_flags(c, (cf ? F_CF : 0) | (of ? F_OF : 0), F_CF | F_OF);
+		set_cf_of(c, u, cf, of);
 		break;
 	}
 	case SH_SHL: case SH_SAL:
@@ -72,14 +96,14 @@ void tcg_exec_shift(struct tcg_cpu *c, const struct uop *u)
 		cf = n <= w ? (a >> (w - n)) & 1 : 0;
 		of = ((r >> msb) & 1) ^ cf;
 		f = szf(r, size) | (cf ? F_CF : 0) | (of ? F_OF : 0);
-		tcg_set_flags(c, f, F_ARITH);
+		put_flags(c, u, f, F_ARITH);
 		break;
 	case SH_SHR:
 		r = n < w ? a >> n : 0;
 		cf = n <= w ? (a >> (n - 1)) & 1 : 0;
 		of = n == 1 ? (a >> msb) & 1 : 0;
 		f = szf(r, size) | (cf ? F_CF : 0) | (of ? F_OF : 0);
-		tcg_set_flags(c, f, F_ARITH);
+		put_flags(c, u, f, F_ARITH);
 		break;
 	case SH_SAR: {
 		int64_t s = tcg_sext(a, size);
@@ -87,7 +111,7 @@ void tcg_exec_shift(struct tcg_cpu *c, const struct uop *u)
 		r = tcg_sized((uint64_t)(s >> (n < 64 ? n : 63)), size);
 		cf = (uint64_t)(s >> (n - 1 < 63 ? n - 1 : 63)) & 1;
 		f = szf(r, size) | (cf ? F_CF : 0);
-		tcg_set_flags(c, f, F_ARITH);
+		put_flags(c, u, f, F_ARITH);
 		break;
 	}
 	}
@@ -212,12 +236,13 @@ void tcg_exec_imul2(struct tcg_cpu *c, const struct uop *u)
 {
 	unsigned size = u->size;
 	__int128 p = (__int128)(int64_t)tcg_sext(c->t[u->a], size) *
-		     (__int128)(int64_t)tcg_sext(c->t[u->b], size);
+		     (__int128)(int64_t)tcg_sext(UOP_B(c, u), size);
 	uint64_t lo = tcg_sized((uint64_t)p, size);
 	bool ovf = p != (__int128)(int64_t)tcg_sext(lo, size);
 
-	tcg_set_flags(c, szf(lo, size) | (ovf ? F_CF | F_OF : 0), F_ARITH);
 	c->t[u->d] = lo;
+	if (!(u->aux & UF_NOFLAGS))
+		tcg_set_flags(c, szf(lo, size) | (ovf ? F_CF | F_OF : 0), F_ARITH);
 }
 
 void tcg_exec_bt(struct tcg_cpu *c, const struct uop *u)

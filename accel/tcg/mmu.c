@@ -36,6 +36,7 @@
 
 void tcg_tlb_flush(struct tcg_cpu *c, bool global)
 {
+	c->tlb_gen++;		/* a mapping may change: stop chaining */
 	for (unsigned k = 0; k < TLB_SIZE; k++)
 		if (global || !(c->tlb[k].perm & TLB_G))
 			c->tlb[k].vpn = ~0ull;
@@ -47,6 +48,7 @@ void tcg_tlb_flush_page(struct tcg_cpu *c, uint64_t lin)
 {
 	uint64_t vpn = lin >> 12;
 
+	c->tlb_gen++;
 	for (unsigned k = 0; k < TLB_SIZE; k++) {
 		struct tlb_entry *e = &c->tlb[k];
 
@@ -271,11 +273,21 @@ void tcg_dirty_hva(struct tcg_cpu *c, const void *hva)
 
 void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes)
 {
+	struct tcg_vm *vm = c->vm;
+	size_t cp = (phys >> 12) % TCG_CODE_PAGE_BITS, w = 8 * sizeof(unsigned long);
 	uint8_t *h;
 
 	if (phys < c->cur_end && phys + bytes > c->cur_phys)
 		c->brk = true;		/* self-modifying code */
-	if (!c->vm || !__atomic_load_n(&c->vm->dirty_on, __ATOMIC_RELAXED))
+	if (!vm)
+		return;
+	if (__atomic_load_n(&vm->code_pages[cp / w], __ATOMIC_RELAXED) & (1ul << (cp % w))) {
+		/* Code of some vCPU changed: no chained block may run
+		 * without a lookup, which compares its bytes again. */
+		__atomic_fetch_and(&vm->code_pages[cp / w], ~(1ul << (cp % w)), __ATOMIC_RELAXED);
+		__atomic_fetch_add(&vm->code_gen, 1, __ATOMIC_SEQ_CST);
+	}
+	if (!__atomic_load_n(&vm->dirty_on, __ATOMIC_RELAXED))
 		return;
 	h = gpa_to_hva(&c->m->mem, phys, 1);
 	if (h)

@@ -64,24 +64,41 @@ static void sleep_until_event(struct tcg_cpu *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Deliver an NMI or a maskable interrupt if one is pending and allowed. */
+/*
+ * Deliver an NMI or a maskable interrupt if one is pending and allowed.
+ * A hint that arrives while IF is 0 is consumed once (an NMI is taken at
+ * once) and remembered in irq_masked, so that the blocks that run with
+ * interrupts off do not ask the irqchip, under its lock, every time.
+ */
 static void check_interrupts(struct tcg_cpu *c)
 {
 	struct irqchip *ic = tcg_irqchip(c);
 	int vec;
 
-	if (!ic || !__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) || c->shadow)
+	if (!ic || c->shadow)
+		return;
+	if (!__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) &&
+	    !(c->irq_masked && (c->rflags & F_IF)))
 		return;
 	c->insn_eip = c->rip;
+	c->chain_from = NULL;
+	c->jc_epoch++;
+	/* Cleared before asking, so a request that arrives meanwhile sets
+	 * it again and is seen at the next block. */
+	__atomic_store_n(&c->irq_hint, false, __ATOMIC_SEQ_CST);
 	/* NMIs are blocked from delivery until the next iret. */
 	if (!c->nmi_blocked && irqchip_take_nmi(ic, c->index)) {
 		c->nmi_blocked = true;
+		/* A maskable interrupt may be pending as well. */
+		c->irq_masked = true;
 		tcg_do_interrupt(c, EXC_NMI, false, 0, INT_HW, c->rip);
 		return;
 	}
-	if (!(c->rflags & F_IF))
-		return;		/* the hint stays for when IF is set again */
-	__atomic_store_n(&c->irq_hint, false, __ATOMIC_RELEASE);
+	if (!(c->rflags & F_IF)) {
+		c->irq_masked = true;	/* look again when IF is set */
+		return;
+	}
+	c->irq_masked = false;
 	if (!irqchip_has_interrupt(ic, c->index))
 		return;
 	vec = irqchip_ack_interrupt(ic, c->index);
@@ -104,13 +121,70 @@ void tcg_after_io(struct tcg_cpu *c)
 		c->brk = true;
 }
 
+static struct tb *tb_chained(struct tcg_cpu *c);
+
+/*
+ * Called by the interpreter when tb left through exit (tcg_interp's
+ * codes): the block to run next without returning, or NULL.  A chain
+ * stops when anything the loop looks at is pending, and never enters a
+ * single-stepped block (the loop raises its trap).
+ */
+struct tb *tcg_tb_next(struct tcg_cpu *c, struct tb *tb, int exit)
+{
+	struct tb *next;
+
+	c->chain_from = exit >= 0 && tb->cacheable ? tb : NULL;
+	c->chain_exit = exit;
+	if (!c->chain_from || (tb->flags & TBF_TF) || c->exit_req || c->trace ||
+	    c->shutdown || __atomic_load_n(&c->kick, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&c->irq_hint, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&c->init_req, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&c->sipi_vector, __ATOMIC_RELAXED) >= 0 ||
+	    (c->irq_masked && (c->rflags & F_IF)))
+		return NULL;
+	c->insn_eip = c->rip;
+	tcg_update_mode(c);
+	if (c->tb_flags & TBF_TF)
+		return NULL;
+	next = tb_chained(c);
+	if (next) {
+		c->shadow = false;
+		c->cur_phys = next->phys;
+		c->cur_end = next->phys + next->size;
+		c->brk = false;
+	}
+	return next;
+}
+
+static void run_tb(struct tcg_cpu *c, struct tb *tb)
+{
+	c->shadow = false;
+	c->cur_phys = tb->phys;
+	c->cur_end = tb->phys + tb->size;
+	c->brk = false;
+	tcg_interp(c, tb);
+	c->cur_end = 0;
+	if (tb->flags & TBF_TF) {
+		c->chain_from = NULL;
+		/* Single-step trap after the instruction (DR6.BS). */
+		c->dr[6] |= 1u << 14;
+		c->insn_eip = c->rip;
+		tcg_do_interrupt(c, EXC_DB, false, 0, INT_EXC, c->rip);
+	}
+}
+
 int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 {
 	struct tb *tb;
-	bool tf;
 
 	memset(ex, 0, sizeof(*ex));
-	setjmp(c->jmp);
+	c->chain_from = NULL;
+	c->jc_epoch++;
+	if (setjmp(c->jmp)) {
+		/* An exception: rip is a handler. */
+		c->chain_from = NULL;
+		c->jc_epoch++;
+	}
 	for (;;) {
 		if (c->shutdown) {
 			c->shutdown = false;
@@ -138,6 +212,7 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		}
 		check_interrupts(c);
 		if (c->halted) {
+			c->chain_from = NULL;
 			if (!tcg_irqchip(c)) {
 				ex->reason = ACCEL_EXIT_HALT;
 				return 0;
@@ -157,8 +232,6 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 				c->seg[S_CS].selector, (unsigned long long)c->rip);
 		tcg_update_mode(c);
 		tb = tcg_tb_find(c);
-		tf = c->rflags & F_TF;
-		c->shadow = false;
 		/*
 		 * RF (which an IRET back to a fault restores, see gate_flags)
 		 * lives until the next instruction completes.  It only
@@ -167,17 +240,7 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		 * the same, and keeps it from going stale in later frames.
 		 */
 		c->rflags &= ~(uint64_t)F_RF;
-		c->cur_phys = tb->phys;
-		c->cur_end = tb->phys + tb->size;
-		c->brk = false;
-		tcg_interp(c, tb);
-		c->cur_end = 0;
-		if (tf) {
-			/* Single-step trap after the instruction (DR6.BS). */
-			c->dr[6] |= 1u << 14;
-			c->insn_eip = c->rip;
-			tcg_do_interrupt(c, EXC_DB, false, 0, INT_EXC, c->rip);
-		}
+		run_tb(c, tb);
 		if (c->exit_req) {
 			/* The access is done; like a PIO exit after which the
 			 * machine has a request, the generic loop parks us. */
@@ -190,6 +253,7 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 }
 
 #define TB_HASH_SIZE	8192
+#define TB_JC_SIZE	4096
 #define TB_ARENA_SIZE	(32u << 20)
 
 static size_t scratch_size(void)
@@ -202,10 +266,12 @@ int tcg_tb_init(struct tcg_cpu *c)
 	struct tb *s;
 
 	c->tb_hash = calloc(TB_HASH_SIZE, sizeof(*c->tb_hash));
+	c->tb_jc = calloc(TB_JC_SIZE, sizeof(*c->tb_jc));
 	c->tb_arena = malloc(TB_ARENA_SIZE);
 	s = malloc(scratch_size());
-	if (!c->tb_hash || !c->tb_arena || !s) {
+	if (!c->tb_hash || !c->tb_jc || !c->tb_arena || !s) {
 		free(c->tb_hash);
+		free(c->tb_jc);
 		free(c->tb_arena);
 		free(s);
 		return -ENOMEM;
@@ -221,9 +287,11 @@ int tcg_tb_init(struct tcg_cpu *c)
 void tcg_tb_destroy(struct tcg_cpu *c)
 {
 	free(c->tb_hash);
+	free(c->tb_jc);
 	free(c->tb_arena);
 	free(c->scratch);
 	c->tb_hash = NULL;
+	c->tb_jc = NULL;
 	c->tb_arena = NULL;
 	c->scratch = NULL;
 }
@@ -232,6 +300,8 @@ void tcg_tb_flush(struct tcg_cpu *c)
 {
 	memset(c->tb_hash, 0, TB_HASH_SIZE * sizeof(*c->tb_hash));
 	c->tb_arena_used = 0;
+	c->chain_from = NULL;
+	c->jc_epoch++;		/* the jump cache points into the arena */
 }
 
 static unsigned tb_hash(uint64_t phys, uint64_t eip)
@@ -259,9 +329,102 @@ static struct tb *tb_commit(struct tcg_cpu *c, unsigned h)
 	tb->code = (uint8_t *)(tb->uops + s->nr_uops);
 	memcpy(tb->uops, s->uops, s->nr_uops * sizeof(struct uop));
 	memcpy(tb->code, s->code, s->size);
+	tb->invalid = false;
+	memset(tb->link, 0, sizeof(tb->link));
+	tb->link_gen = 0;
 	tb->next = c->tb_hash[h];
 	c->tb_hash[h] = tb;
 	return tb;
+}
+
+/* The block linked to the exit the last block took, if still valid. */
+static struct tb *tb_chained(struct tcg_cpu *c)
+{
+	struct tb *from = c->chain_from, *tb;
+
+	if (!from || c->tlb_gen != c->chain_tlb_gen ||
+	    from->link_gen != __atomic_load_n(&c->vm->code_gen, __ATOMIC_ACQUIRE))
+		return NULL;
+	tb = from->link[c->chain_exit];
+	if (!tb || tb->invalid || tb->eip != c->rip || tb->flags != c->tb_flags ||
+	    tb->cs_base != c->seg[S_CS].base)
+		return NULL;
+	/* The fetch's limit check, which a full lookup does in tcg_lin. */
+	if (!(tb->flags & TBF_CS64) && tb->eip > c->seg[S_CS].limit)
+		return NULL;
+	return tb;
+}
+
+/*
+ * Link the exit the last block took to tb, found by a full lookup at
+ * code generation gen.  Only within one guest page, linear and physical:
+ * then the mapping that took the first block of a chain to its page
+ * takes every block of the chain to its own, and a chain stops at any
+ * TLB flush (tlb_gen) and any store into code (code_gen).
+ */
+static void tb_link(struct tcg_cpu *c, struct tb *tb, uint64_t gen)
+{
+	struct tb *from = c->chain_from;
+
+	if (!from || !tb->cacheable || (from->phys ^ tb->phys) >> 12 ||
+	    ((from->cs_base + from->eip) ^ (tb->cs_base + tb->eip)) >> 12)
+		return;
+	if (from->link_gen != gen) {
+		memset(from->link, 0, sizeof(from->link));
+		from->link_gen = gen;
+	}
+	from->link[c->chain_exit] = tb;
+}
+
+/* Note that the page of phys holds translated code (see tcg_vm). */
+static void code_page_mark(struct tcg_cpu *c, uint64_t phys)
+{
+	size_t cp = (phys >> 12) % TCG_CODE_PAGE_BITS, w = 8 * sizeof(unsigned long);
+	unsigned long *word = &c->vm->code_pages[cp / w];
+
+	if (!(__atomic_load_n(word, __ATOMIC_RELAXED) & (1ul << (cp % w))))
+		__atomic_fetch_or(word, 1ul << (cp % w), __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The jump cache: the block last found for an RIP, from anywhere (a
+ * call or return across pages, which chaining does not cover), without
+ * the soft-MMU walk, hash and byte comparison.  An entry holds while no
+ * TLB flush (the mapping), no store into code (code_gen), no change of
+ * CPL (the page's user/supervisor check) and no interrupt, exception or
+ * exit from the loop (jc_epoch: after those, the next lookups compare
+ * bytes again, which is what catches DMA into code) happened.
+ */
+static struct tb_jc *jc_slot(struct tcg_cpu *c)
+{
+	return &c->tb_jc[(c->rip ^ (c->rip >> 12)) % TB_JC_SIZE];
+}
+
+static struct tb *jc_lookup(struct tcg_cpu *c)
+{
+	struct tb_jc *e = jc_slot(c);
+	struct tb *tb;
+
+	if (e->epoch != c->jc_epoch || e->tlb_gen != c->tlb_gen || e->cpl != c->cpl ||
+	    e->code_gen != __atomic_load_n(&c->vm->code_gen, __ATOMIC_ACQUIRE))
+		return NULL;
+	tb = e->tb;
+	if (tb->invalid || tb->eip != c->rip || tb->flags != c->tb_flags ||
+	    tb->cs_base != c->seg[S_CS].base ||
+	    (!(tb->flags & TBF_CS64) && tb->eip > c->seg[S_CS].limit))
+		return NULL;
+	return tb;
+}
+
+static void jc_insert(struct tcg_cpu *c, struct tb *tb, uint64_t gen)
+{
+	struct tb_jc *e = jc_slot(c);
+
+	e->tb = tb;
+	e->tlb_gen = c->tlb_gen;
+	e->code_gen = gen;
+	e->epoch = c->jc_epoch;
+	e->cpl = c->cpl;
 }
 
 /*
@@ -270,12 +433,21 @@ static struct tb *tb_commit(struct tcg_cpu *c, unsigned h)
  */
 struct tb *tcg_tb_find(struct tcg_cpu *c)
 {
-	uint64_t lin, phys;
+	uint64_t lin, phys, gen;
 	uint32_t err;
 	const uint8_t *hva;
 	struct tb **pp, *tb;
 	unsigned h;
 
+	tb = tb_chained(c);
+	if (tb)
+		return tb;
+	tb = jc_lookup(c);
+	if (tb) {
+		c->chain_tlb_gen = c->tlb_gen;
+		tb_link(c, tb, jc_slot(c)->code_gen);
+		return tb;
+	}
 	lin = tcg_lin(c, S_CS, c->rip, 1, ACC_X);
 	if (tcg_translate(c, lin, ACC_X, c->cpl == 3, &phys, &err))
 		tcg_raise_pf(c, lin, err);
@@ -293,19 +465,31 @@ struct tb *tcg_tb_find(struct tcg_cpu *c)
 		tcg_translate_tb(c, phys, lin, b, true);
 		return c->scratch;
 	}
+	/* The generation first, then the page mark, then the bytes: a
+	 * store that the comparison misses advances the generation. */
+	gen = __atomic_load_n(&c->vm->code_gen, __ATOMIC_SEQ_CST);
+	code_page_mark(c, phys);
+	c->chain_tlb_gen = c->tlb_gen;
 	h = tb_hash(phys, c->rip);
 	for (pp = &c->tb_hash[h]; (tb = *pp); pp = &tb->next) {
 		if (tb->phys != phys || tb->eip != c->rip || tb->flags != c->tb_flags ||
 		    tb->cs_base != c->seg[S_CS].base)
 			continue;
-		if (!memcmp(tb->code, hva, tb->size))
+		if (!memcmp(tb->code, hva, tb->size)) {
+			tb_link(c, tb, gen);
+			jc_insert(c, tb, gen);
 			return tb;
+		}
 		/* The guest rewrote this code: drop the block. */
+		tb->invalid = true;
 		*pp = tb->next;
 		break;
 	}
 	tcg_translate_tb(c, phys, lin, hva, false);
 	if (!c->scratch->cacheable)
 		return c->scratch;
-	return tb_commit(c, h);
+	tb = tb_commit(c, h);
+	tb_link(c, tb, gen);
+	jc_insert(c, tb, gen);
+	return tb;
 }

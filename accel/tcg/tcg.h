@@ -132,6 +132,18 @@ struct uop {
 	uint64_t imm;
 };
 
+/*
+ * Marks in aux of flag-writing micro-ops (opt.c; helpers use bit 0 and
+ * bits 8-15, U_SHD the whole field).
+ */
+#define UF_NOFLAGS	0x02	/* no later micro-op reads the flags it writes */
+#define UF_KEEP_DEAD	0x04	/* the flags it leaves unchanged are dead */
+#define UF_CNT_NZ	0x08	/* U_SHIFT: the count is a nonzero constant */
+#define UF_BIMM		0x10	/* U_ALU, U_IMUL2, U_SHIFT: operand b is imm */
+
+/* The second operand of a micro-op that may carry it as UF_BIMM. */
+#define UOP_B(c, u)	(((u)->aux & UF_BIMM) ? (u)->imm : (c)->t[(u)->b])
+
 #define TCG_NR_TEMPS 16
 
 /* Flags of the code a block was translated for. */
@@ -152,9 +164,26 @@ struct tb {
 	uint16_t nr_uops, nr_insns;
 	uint16_t size;		/* bytes of guest code */
 	bool cacheable;		/* false if an instruction crosses a page */
+	bool invalid;		/* dropped from the cache: never chain to it */
 	struct tb *next;	/* hash chain */
+	/*
+	 * Links to the blocks that followed each exit last time, when they
+	 * lie in the same guest page (run.c: tb_link).
+	 */
+	struct tb *link[3];	/* 2: an indirect jump */
+	uint64_t link_gen;	/* tcg_vm.code_gen the links are valid at */
 	uint8_t *code;		/* copy of the guest bytes, checked on lookup */
 	struct uop *uops;
+};
+
+/*
+ * Jump cache entry (run.c): the block last found for an RIP, valid while
+ * nothing that could change what that RIP means has happened.
+ */
+struct tb_jc {
+	struct tb *tb;
+	uint64_t tlb_gen, code_gen, epoch;
+	unsigned cpl;
 };
 
 /* A TLB entry maps one 4 KiB linear page. */
@@ -213,6 +242,11 @@ struct tcg_cpu {
 	bool exit_req;			/* a device access posted a machine request */
 	uint64_t cur_phys, cur_end;	/* guest bytes of the running block */
 	bool shadow;			/* interrupt shadow (sti, mov ss) */
+	bool irq_masked;		/* irq_hint seen while IF was 0 */
+	struct tb *chain_from;		/* block that just ran, if it may chain */
+	int chain_exit;			/* its exit taken (tcg_interp's result) */
+	uint64_t tlb_gen;		/* counts TLB flushes */
+	uint64_t chain_tlb_gen;		/* tlb_gen when the chain began */
 	bool halted;
 	bool nmi_blocked;		/* in an NMI handler, until iret */
 	bool trace;			/* VIREO_TCG_TRACE: log each block */
@@ -228,6 +262,8 @@ struct tcg_cpu {
 
 	/* Translation cache, private to this vCPU. */
 	struct tb **tb_hash;
+	struct tb_jc *tb_jc;		/* by RIP, see run.c */
+	uint64_t jc_epoch;		/* advanced by events that void it */
 	uint8_t *tb_arena;
 	size_t tb_arena_used, tb_arena_size;
 	struct tb *scratch;		/* block being translated */
@@ -249,6 +285,8 @@ struct tcg_cpu {
 	int sipi_vector;		/* SIPI arrived: vector, or -1 */
 };
 
+#define TCG_CODE_PAGE_BITS	(1u << 20)
+
 /* Machine-wide TCG state (m->accel_state). */
 struct tcg_vm {
 	struct machine *m;
@@ -258,6 +296,14 @@ struct tcg_vm {
 	bool dirty_on;
 	/* Serialises locked accesses that cannot use a host atomic. */
 	pthread_mutex_t atomic_lock;
+	/*
+	 * Guest pages that hold translated code, hashed by page number (a
+	 * collision only costs a broken chain), and a generation that a
+	 * soft-MMU store to such a page advances: chained blocks run only
+	 * while it is unchanged (run.c).
+	 */
+	unsigned long code_pages[TCG_CODE_PAGE_BITS / (8 * sizeof(unsigned long))];
+	uint64_t code_gen;
 };
 
 typedef void (*tcg_helper)(struct tcg_cpu *c, const struct uop *u);
@@ -265,7 +311,6 @@ typedef void (*tcg_helper)(struct tcg_cpu *c, const struct uop *u);
 /* cpu.c */
 void tcg_cpu_reset_state(struct tcg_cpu *c, const struct cpu_state *s);
 void tcg_cpu_get_state(struct tcg_cpu *c, struct cpu_state *s);
-void tcg_update_mode(struct tcg_cpu *c);
 bool tcg_long_mode(const struct tcg_cpu *c);
 bool tcg_code64(const struct tcg_cpu *c);
 void tcg_seg_load_real(struct tcg_cpu *c, int sreg, uint16_t sel);
@@ -273,10 +318,10 @@ uint64_t tcg_read_tsc(struct tcg_cpu *c);
 
 /* cpu.c: lazy flags */
 uint64_t tcg_get_flags(struct tcg_cpu *c);
+/* CF alone, without a call for the common lazy states (inc/dec, adc). */
+static inline bool tcg_cf(struct tcg_cpu *c);
 void tcg_set_flags(struct tcg_cpu *c, uint64_t f, uint64_t mask);
 bool tcg_cond(struct tcg_cpu *c, unsigned cc);
-uint64_t tcg_sized(uint64_t v, unsigned size);
-uint64_t tcg_sext(uint64_t v, unsigned size);
 
 /* excp.c */
 void __attribute__((noreturn)) tcg_raise(struct tcg_cpu *c, int vec, uint32_t err);
@@ -313,13 +358,19 @@ void tcg_dirty_hva(struct tcg_cpu *c, const void *hva);
 void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint8_t *hva,
 		      bool mmio);
 
-/* interp.c */
-void tcg_interp(struct tcg_cpu *c, const struct tb *tb);
+/*
+ * interp.c: run tb, and the blocks chained to it, until one leaves in a
+ * way that may not be chained or tcg_tb_next says stop.  Exits are
+ * numbered 0: the final direct jump, 1: a taken conditional branch,
+ * 2: an indirect jump, -1: anything else (a helper, an interruption).
+ */
+void tcg_interp(struct tcg_cpu *c, struct tb *tb);
 
 /* run.c: the translation cache */
 int tcg_tb_init(struct tcg_cpu *c);
 void tcg_tb_destroy(struct tcg_cpu *c);
 struct tb *tcg_tb_find(struct tcg_cpu *c);
+struct tb *tcg_tb_next(struct tcg_cpu *c, struct tb *tb, int exit);
 void tcg_tb_flush(struct tcg_cpu *c);
 
 /* sys.c */
@@ -353,5 +404,50 @@ int tcg_state_vm_load(struct machine *m, struct vmstate_in *in);
 struct irqchip *tcg_irqchip(struct tcg_cpu *c);
 
 static inline unsigned tcg_bits(unsigned size) { return 8u << size; }
+
+static inline bool tcg_cf(struct tcg_cpu *c)
+{
+	switch (c->cc_op) {
+	case CC_EFLAGS: return c->cc_res & F_CF;
+	case CC_LOGIC: return false;
+	case CC_SUB: return c->cc_a < c->cc_b;
+	}
+	return tcg_cond(c, CC_B);
+}
+
+/* Recompute the block flags after anything that changes CS, SS, CR0 or
+ * EFER; inline because the run loop does it before every block. */
+static inline void tcg_update_mode(struct tcg_cpu *c)
+{
+	uint32_t f = 0;
+
+	if (c->cr0 & CR0_PE)
+		f |= TBF_PE;
+	if (c->rflags & F_VM)
+		f |= TBF_VM;
+	if (c->rflags & F_TF)
+		f |= TBF_TF;
+	if ((c->efer & EFER_LMA) && c->seg[S_CS].l)
+		f |= TBF_CS64;
+	else if (c->seg[S_CS].db)
+		f |= TBF_CS32;
+	if (c->seg[S_SS].db)
+		f |= TBF_SS32;
+	c->tb_flags = f;
+}
+
+/* v truncated to 8 << size bits; inline because nearly every micro-op
+ * uses it. */
+static inline uint64_t tcg_sized(uint64_t v, unsigned size)
+{
+	return size >= 3 ? v : v & ((1ull << tcg_bits(size)) - 1);
+}
+
+static inline uint64_t tcg_sext(uint64_t v, unsigned size)
+{
+	unsigned sh = 64 - tcg_bits(size);
+
+	return (uint64_t)((int64_t)(v << sh) >> sh);
+}
 
 #endif

@@ -304,5 +304,7 @@ void tcg_translate_tb(struct tcg_cpu *c, uint64_t phys, uint64_t lin, const uint
 	if (!t.end)
 		tcg_emit(&t, U_JMPI, 0, 0, 0, 0, 0, eip);
 	tb->size = cur - lin;
-	tb->nr_uops = t.n;
+	tcg_opt_flags(tb->uops, t.n);
+	t.n = tcg_opt_imm(tb->uops, t.n);
+	tb->nr_uops = tcg_opt_insns(tb->uops, t.n);
 }

@@ -122,6 +122,7 @@ static bool tr_shift(struct tctx *t)
 {
 	struct insn *i = t->i;
 	unsigned size = opsize(t), a, n, r;
+	struct uop *u;
 
 	if (lock_bad(t, false))
 		return true;
@@ -133,7 +134,10 @@ static bool tr_shift(struct tctx *t)
 		n = gen_imm(t, i->imm & 0xff);
 	a = gen_ld_rm(t, size);
 	r = tcg_tmp(t);
-	tcg_emit(t, U_SHIFT, size, r, a, n, i->reg & 7, 0);
+	u = tcg_emit(t, U_SHIFT, size, r, a, n, i->reg & 7, 0);
+	if (i->op != 0xd2 && i->op != 0xd3 &&
+	    ((i->op == 0xd0 || i->op == 0xd1) || (i->imm & (size == 3 ? 0x3f : 0x1f))))
+		u->aux |= UF_CNT_NZ;
 	gen_st_rm(t, size, r);
 	return true;
 }

@@ -275,6 +275,39 @@ static void test_smc(void)
 	tm_free(t);
 }
 
+/*
+ * A block chained to the next one in its page (1: -> 2:) runs without a
+ * lookup; a store from code in another page into the linked block must
+ * still be seen the next time round (tcg_vm.code_gen).
+ */
+static void test_chain_invalidate(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"start: xor %ecx, %ecx\n"
+		"xor %ebx, %ebx\n"
+		"mov $0x1000, %edi\n"
+		"1: inc %ecx\n"
+		"jmp 2f\n"
+		"2: add $1, %ebx\n"
+		"cmp $2, %ecx\n"
+		"jne 3f\n"
+		"call patch\n"
+		"3: cmp $4, %ecx\n"
+		"jb 1b\n"
+		"hlt\n"
+		".org 0x1000\n"
+		"patch: movb $0x10, 2b - start + 2(%rdi)\n"	/* add $1 -> add $0x10 */
+		"ret\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 1 + 1 + 0x10 + 0x10);
+	tm_free(t);
+}
+
 /* lock add, xadd and cmpxchg from two vCPU threads do not lose updates. */
 struct racer {
 	struct tvm *t;
@@ -567,6 +600,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/tcg/long/basic", test_long_basic);
 	g_test_add_func("/tcg/long/loop-string", test_long_loop_string);
 	g_test_add_func("/tcg/real/basic", test_real_mode);
+	g_test_add_func("/tcg/chain/invalidate", test_chain_invalidate);
 	g_test_add_func("/tcg/flat32/pio", test_flat32_pio);
 	g_test_add_func("/tcg/excp/idt64", test_exceptions64);
 	g_test_add_func("/tcg/excp/triple", test_triple_fault);

@@ -109,6 +109,17 @@ static const struct tmpl tmpls[] = {
 	{ "cmp %ebx, %eax; jae 1f; inc %rcx; 1: jg 2f; inc %rdx; 2: jnp 3f; inc %rsi; 3: ja 4f; inc %rdi; 4:" },
 	{ "add %al, %bl; jc 1f; inc %rcx; 1: jge 2f; inc %rdx; 2: jno 3f; inc %rsi; 3: jns 4f; inc %rdi; 4:" },
 	{ "movzbl %bl, %ecx; inc %ecx; 1: inc %rax; loop 1b" },
+	/* flags across instructions of one block (opt.c's liveness) */
+	{ "imul $1103515245, %eax, %eax; add $12345, %eax; rol $7, %eax; dec %ecx" },
+	{ "add %rbx, %rax; rol $1, %rcx" }, { "sub %ebx, %eax; ror $5, %edx", F_OF },
+	{ "sub %ebx, %eax; ror $3, %edx; adc %esi, %edi" },
+	{ "neg %rax; inc %rbx; setc %cl; dec %rdx" }, { "add %ebx, %eax; inc %ecx; dec %edx" },
+	{ "add %esi, %edi; rcl $3, %eax; add %ebx, %ecx" },
+	{ "sub %esi, %edi; rcr $1, %al; sub %bl, %cl" },
+	{ "add %ebx, %eax; shl $0, %ecx" }, { "add %ebx, %eax; shl %cl, %edx", F_OF | F_AF, FIX_SHIFT8 },
+	{ "imul %rbx, %rax; test %ecx, %ecx; jz 1f; inc %rsi; 1: js 2f; inc %rdi; 2:" },
+	{ "and %ebx, %eax; jle 1f; inc %rsi; 1: jl 2f; inc %rdi; 2: jbe 3f; inc %rdx; 3:" },
+	{ "or %bl, %al; jo 1f; inc %rsi; 1: jb 2f; inc %rdi; 2: jp 3f; inc %rdx; 3:" },
 	{ "mov %bl, %cl; xor %ch, %ch; jrcxz 1f; inc %rax; 1:" },
 };
 

@@ -230,6 +230,43 @@ static void test_user_mode64(void)
 	tm_free(t);
 }
 
+/*
+ * The kernel calls a function on a supervisor page, then user code calls
+ * the same address: the fetch must fault with U and I set although the
+ * block is in the jump cache from the call at CPL 0 (run.c: jc_lookup).
+ */
+static void test_user_fetch_after_kernel(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+
+	setup64(t, ".code64\n"
+		"mov $0x109000, %rax\n"
+		"call *%rax\n"
+		"mov $0x2b, %eax; mov %eax, %ds\n"
+		"pushq $0x2b\n"		/* ss */
+		"pushq $0x90000\n"		/* rsp */
+		"pushq $0x202\n"		/* rflags */
+		"pushq $0x33\n"		/* cs: 64-bit user code */
+		"pushq $0x108000\n"		/* rip */
+		"iretq\n");
+	gate64(t, 0x80, 0x3000, 3, 0);
+	tm_load_asm(t, 0x3000, ".code64\nhlt\n");
+	tm_load_asm(t, 0x108000, ".code64\n"
+		"mov $0x109000, %rax\n"
+		"call *%rax\n"			/* #PF, mapped user, retried */
+		"int $0x80\n");
+	tm_load_asm(t, 0x109000, ".code64\nret\n");
+	tm_wr(t, PT + 0x108 * 8, 0x108000 | P | W | U, 8);
+	tm_wr(t, PT + 0x109 * 8, 0x109000 | P | W, 8);
+	tm_wr(t, PT + 0x90 * 8, 0x90000 | P | W | U, 8);
+	tm_wr(t, PT + 0x8f * 8, 0x8f000 | P | W | U, 8);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
+	g_assert_cmphex(log_at(t, 0, 0) & 0x14, ==, 0x14);	/* U, I */
+	g_assert_cmphex(log_at(t, 0, 1), ==, 0x109000);
+	tm_free(t);
+}
+
 /* A 32-bit (compatibility mode) user process under a 64-bit kernel:
  * iretq to CS 0x23, 32-bit code with 32-bit addressing, int $0x80 back
  * through a 64-bit gate, then sysenter from compatibility mode. */
@@ -443,6 +480,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/tcg/mmu/pf-codes64", test_pf_codes64);
 	g_test_add_func("/tcg/mmu/user-mode64", test_user_mode64);
+	g_test_add_func("/tcg/mmu/user-fetch-after-kernel", test_user_fetch_after_kernel);
 	g_test_add_func("/tcg/mmu/compat-mode", test_compat_mode);
 	g_test_add_func("/tcg/mmu/invlpg", test_invlpg);
 	g_test_add_func("/tcg/mmu/paging32", test_paging32);
