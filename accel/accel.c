@@ -17,11 +17,20 @@ static const struct accel_ops *const accels[] = {
 /* Accelerators that exist by name but are not built into this vireo. */
 static const char *const planned[] = { "xen" };
 
+/* name may carry properties ("tcg,jit=off"), which the accelerator parses. */
 static const struct accel_ops *accel_find(const char *name, char *why, size_t len)
 {
-	for (size_t i = 0; i < sizeof(accels) / sizeof(accels[0]); i++)
-		if (!strcmp(accels[i]->name, name))
-			return accels[i];
+	size_t n = strcspn(name, ",");
+
+	for (size_t i = 0; i < sizeof(accels) / sizeof(accels[0]); i++) {
+		if (strlen(accels[i]->name) != n || strncmp(accels[i]->name, name, n))
+			continue;
+		if (name[n] && accels[i] != &tcg_accel_ops) {
+			snprintf(why, len, "%.*s: takes no properties", (int)n, name);
+			return NULL;
+		}
+		return accels[i];
+	}
 	for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++) {
 		if (!strcmp(planned[i], name)) {
 			snprintf(why, len, "%s: not available in this build of vireo", name);
