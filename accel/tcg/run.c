@@ -120,6 +120,10 @@ void tcg_after_io(struct tcg_cpu *c)
 	 * look at once rather than at the end of the block. */
 	if (__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE))
 		c->brk = true;
+	/* The device kicked this vCPU (vcpu_kick): return before the next
+	 * instruction, as a KVM exit would. */
+	if (__atomic_load_n(&c->kick, __ATOMIC_ACQUIRE))
+		c->brk = true;
 }
 
 static struct tb *tb_chained(struct tcg_cpu *c);
