@@ -260,6 +260,14 @@ static void gen_call(struct emit *e, const struct uop *u)
 	land(e, s);
 }
 
+/* A micro-op whose handler cannot stop the block: call it directly. */
+static void gen_direct(struct emit *e, const struct uop *u, void (*fn)(struct tcg_cpu *, const struct uop *))
+{
+	alu_rr(e, OP_MOV, RDI, RBX);
+	movi(e, RSI, (uintptr_t)u);
+	call(e, fn);
+}
+
 /* T[d] = rax truncated to size */
 static void put_t(struct emit *e, const struct uop *u, unsigned reg, bool sized)
 {
@@ -323,24 +331,50 @@ static void gen_alu(struct emit *e, const struct uop *u)
 	st(e, OFF(cc_res), RDX);
 }
 
-static void gen_incdec(struct emit *e, const struct uop *u)
+/*
+ * rol/ror by a constant whose flags are dead (UF_NOFLAGS) or that leaves
+ * only CF and OF for later (UF_KEEP_DEAD): interp_alu.c's set_cf_of.
+ * Returns false if u is not such a rotate.
+ */
+static bool gen_rot(struct emit *e, const struct uop *u)
 {
+	unsigned w = tcg_bits(u->size), msb = w - 1, n, k;
+
+	if ((u->x != SH_ROL && u->x != SH_ROR) || !(u->aux & UF_BIMM) ||
+	    !(u->aux & (UF_NOFLAGS | UF_KEEP_DEAD)))
+		return false;
+	n = u->imm & (u->size == 3 ? 0x3f : 0x1f);
+	k = n % w;
+	if (!k)
+		return false;	/* the rare counts that change nothing */
 	ld(e, RAX, OFF_T(u->a));
-	alu_rr(e, OP_MOV, RDX, RAX);
-	e8(e, 0x48);		/* add/sub rdx, 1 */
-	e8(e, 0x83);
-	e8(e, u->x ? 0xea : 0xc2);
-	e8(e, 1);
-	put_t(e, u, RDX, true);
+	zext(e, RAX, u->size);
+	if (u->size == 1)
+		e8(e, 0x66);
+	if (u->size == 3)
+		e8(e, 0x48);
+	e8(e, u->size == 0 ? 0xc0 : 0xc1);	/* rol/ror r/m, imm8 */
+	e8(e, u->x == SH_ROL ? 0xc0 : 0xc8);
+	e8(e, k);
+	put_t(e, u, RAX, true);
 	if (u->aux & UF_NOFLAGS)
-		return;
-	/* UF_KEEP_DEAD: the carry it keeps is never read */
-	st64i(e, OFF(cc_cin), 0);
-	st32i(e, OFF(cc_op), u->x ? CC_DEC : CC_INC);
-	st32i(e, OFF(cc_size), u->size);
-	st(e, OFF(cc_a), RAX);
-	st64i(e, OFF(cc_b), 1);
-	st(e, OFF(cc_res), RDX);
+		return true;
+	/* rcx = CF, rdx = the bit that OF compares it with */
+	alu_rr(e, OP_MOV, RCX, RAX);
+	if (u->x == SH_ROR) {
+		e8(e, 0x48); e8(e, 0xc1); e8(e, 0xe9); e8(e, msb);	/* shr rcx, msb */
+	}
+	e8(e, 0x83); e8(e, 0xe1); e8(e, 1);				/* and ecx, 1 */
+	alu_rr(e, OP_MOV, RDX, RAX);
+	e8(e, 0x48); e8(e, 0xc1); e8(e, 0xea);				/* shr rdx, */
+	e8(e, u->x == SH_ROL ? msb : msb - 1);
+	e8(e, 0x83); e8(e, 0xe2); e8(e, 1);				/* and edx, 1 */
+	e8(e, 0x31); e8(e, 0xca);					/* xor edx, ecx */
+	e8(e, 0xc1); e8(e, 0xe2); e8(e, 11);				/* shl edx, 11: OF */
+	e8(e, 0x09); e8(e, 0xd1);					/* or ecx, edx */
+	st32i(e, OFF(cc_op), CC_EFLAGS);
+	st(e, OFF(cc_res), RCX);
+	return true;
 }
 
 /* if (taken) leave through exit 1; rax holds the tested value */
@@ -352,12 +386,101 @@ static void gen_branch(struct emit *e, const struct uop *u, uint8_t skip_op)
 	land(e, s);
 }
 
-static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask)
+/*
+ * CF into rcx, as tcg_cf computes it, for the lazy states the code knows
+ * at translation time (cc: the cc_op the last inline flag write left, or
+ * -1).  Returns false if it cannot.
+ */
+static bool gen_cf(struct emit *e, int cc)
+{
+	switch (cc) {
+	case CC_EFLAGS:
+		ld(e, RCX, OFF(cc_res));
+		e8(e, 0x83); e8(e, 0xe1); e8(e, 1);	/* and ecx, 1 */
+		return true;
+	case CC_LOGIC:
+		e8(e, 0x31); e8(e, 0xc9);		/* xor ecx, ecx */
+		return true;
+	case CC_SUB:
+		ld(e, RDX, OFF(cc_a));
+		e8(e, 0x31); e8(e, 0xc9);		/* xor ecx, ecx */
+		e8(e, 0x48); e8(e, 0x3b);		/* cmp rdx, [cc_b] */
+		mem_rbx(e, RDX, OFF(cc_b));
+		e8(e, 0x0f); e8(e, 0x92); e8(e, 0xc1);	/* setb cl */
+		return true;
+	}
+	return false;
+}
+
+/* inc/dec unless CF must be kept from a lazy state unknown here. */
+static bool gen_incdec(struct emit *e, const struct uop *u, int cc)
+{
+	bool keep = !(u->aux & (UF_NOFLAGS | UF_KEEP_DEAD));
+
+	if (keep && !gen_cf(e, cc))
+		return false;
+	if (keep)
+		st(e, OFF(cc_cin), RCX);
+	ld(e, RAX, OFF_T(u->a));
+	alu_rr(e, OP_MOV, RDX, RAX);
+	e8(e, 0x48);		/* add/sub rdx, 1 */
+	e8(e, 0x83);
+	e8(e, u->x ? 0xea : 0xc2);
+	e8(e, 1);
+	put_t(e, u, RDX, true);
+	if (u->aux & UF_NOFLAGS)
+		return true;
+	/* UF_KEEP_DEAD: the carry it keeps is never read */
+	if (!keep)
+		st64i(e, OFF(cc_cin), 0);
+	st32i(e, OFF(cc_op), u->x ? CC_DEC : CC_INC);
+	st32i(e, OFF(cc_size), u->size);
+	st(e, OFF(cc_a), RAX);
+	st64i(e, OFF(cc_b), 1);
+	st(e, OFF(cc_res), RDX);
+	return true;
+}
+
+/*
+ * jz/jnz (U_JCC with CC_E or CC_NE) after a flag write this block made
+ * inline: interp.c's jcc_taken without the call.  Returns false if the
+ * lazy state is not known here.
+ */
+static bool gen_jcc_known(struct emit *e, const struct uop *u, int cc)
+{
+	bool ne = u->x & 1;
+
+	if ((u->x >> 1) != (CC_E >> 1))
+		return false;
+	if (cc == CC_LOGIC) {
+		/* cc_res is stored truncated to cc_size already */
+		ld(e, RAX, OFF(cc_res));
+		alu_rr(e, OP_TEST, RAX, RAX);
+	} else if (cc == CC_SUB) {
+		ld(e, RAX, OFF(cc_a));
+		e8(e, 0x48); e8(e, 0x3b);		/* cmp rax, [cc_b] */
+		mem_rbx(e, RAX, OFF(cc_b));
+	} else {
+		return false;
+	}
+	gen_branch(e, u, ne ? JZ : JNZ);
+	return true;
+}
+
+/*
+ * Code for u.  *cc tracks the cc_op that the inline flag writes of this
+ * block left (-1: unknown, after anything that may change it).
+ */
+static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, int *cc)
 {
 	uint8_t *s;
+	int known = *cc;
+
+	*cc = -1;
 
 	switch (u->op) {
 	case U_INSN:
+		*cc = known;
 		e8(e, 0x80);	/* cmp byte [brk], 0 */
 		mem_rbx(e, 7, OFF(brk));
 		e8(e, 0);
@@ -371,25 +494,30 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask)
 		st64i(e, OFF(insn_next), (u->imm + u->a) & emask);
 		return;
 	case U_MOVI:
+		*cc = known;
 		movi(e, RAX, u->imm);
 		put_t(e, u, RAX, false);
 		return;
 	case U_MOV:
+		*cc = known;
 		ld(e, RAX, OFF_T(u->a));
 		put_t(e, u, RAX, false);
 		return;
 	case U_LDR:
+		*cc = known;
 		if (u->a & 0x30)
 			break;	/* high byte or segment register */
 		ld(e, RAX, OFF_GPR(u->a));
 		put_t(e, u, RAX, true);
 		return;
 	case U_STR:
+		*cc = known;
 		if (u->d & 0x10)
 			break;
 		gen_str(e, u);
 		return;
 	case U_ADD: case U_SUB: case U_AND: case U_OR: case U_XOR: {
+		*cc = known;
 		static const uint8_t ops[] = { OP_ADD, OP_SUB, OP_AND, OP_OR, OP_XOR };
 
 		ld(e, RAX, OFF_T(u->a));
@@ -399,12 +527,14 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask)
 		return;
 	}
 	case U_ADDI:
+		*cc = known;
 		ld(e, RAX, OFF_T(u->a));
 		movi(e, RCX, u->imm);
 		alu_rr(e, OP_ADD, RAX, RCX);
 		put_t(e, u, RAX, true);
 		return;
 	case U_SHLI: case U_SARI:
+		*cc = known;
 		ld(e, RAX, OFF_T(u->a));
 		e8(e, 0x48);	/* shl/sar rax, imm8 */
 		e8(e, 0xc1);
@@ -413,6 +543,7 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask)
 		put_t(e, u, RAX, u->op == U_SHLI);
 		return;
 	case U_SEXT:
+		*cc = known;
 		ld(e, RAX, OFF_T(u->a));
 		switch (u->size) {
 		case 0: e8(e, 0x48); e8(e, 0x0f); e8(e, 0xbe); e8(e, 0xc0); break;
@@ -422,10 +553,12 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask)
 		put_t(e, u, RAX, false);
 		return;
 	case U_ZEXT:
+		*cc = known;
 		ld(e, RAX, OFF_T(u->a));
 		put_t(e, u, RAX, true);
 		return;
 	case U_NOT:
+		*cc = known;
 		ld(e, RAX, OFF_T(u->a));
 		e8(e, 0x48);	/* not rax */
 		e8(e, 0xf7);
@@ -436,15 +569,33 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask)
 		if (u->x == ALU_ADC || u->x == ALU_SBB)
 			break;
 		gen_alu(e, u);
+		*cc = (u->aux & UF_NOFLAGS) ? known :
+		      u->x == ALU_ADD ? CC_ADD :
+		      u->x == ALU_SUB || u->x == ALU_CMP ? CC_SUB : CC_LOGIC;
 		return;
 	case U_INCDEC:
-		if (!(u->aux & (UF_NOFLAGS | UF_KEEP_DEAD)))
+		if (!gen_incdec(e, u, known))
 			break;
-		gen_incdec(e, u);
+		*cc = (u->aux & UF_NOFLAGS) ? known : u->x ? CC_DEC : CC_INC;
+		return;
+	case U_SHIFT:
+		if (gen_rot(e, u))
+			*cc = (u->aux & UF_NOFLAGS) ? known : CC_EFLAGS;
+		else
+			gen_direct(e, u, tcg_exec_shift);
+		return;
+	case U_SHD: gen_direct(e, u, tcg_exec_shd); return;
+	case U_MUL: gen_direct(e, u, tcg_exec_mul); return;
+	case U_DIV: gen_direct(e, u, tcg_exec_div); return;
+	case U_BT: gen_direct(e, u, tcg_exec_bt); return;
+	case U_BSF: case U_BSR: case U_POPCNT: case U_TZCNT: case U_LZCNT:
+		gen_direct(e, u, tcg_exec_bitscan);
 		return;
 	case U_IMUL2:
-		if (!(u->aux & UF_NOFLAGS))
-			break;
+		if (!(u->aux & UF_NOFLAGS)) {
+			gen_direct(e, u, tcg_exec_imul2);
+			return;
+		}
 		ld(e, RAX, OFF_T(u->a));
 		get_b(e, u);
 		e8(e, 0x48);	/* imul rax, rcx */
@@ -462,6 +613,9 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask)
 		leave_to(e, u->imm, 0);
 		return;
 	case U_JCC:
+		*cc = known;	/* a branch not taken changes nothing */
+		if (gen_jcc_known(e, u, known))
+			return;
 		alu_rr(e, OP_MOV, RDI, RBX);
 		e8(e, 0xbe);	/* mov esi, cc */
 		e32(e, u->x);
@@ -471,6 +625,7 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask)
 		gen_branch(e, u, JZ);
 		return;
 	case U_JNZ: case U_JZ:
+		*cc = known;
 		ld(e, RAX, OFF_T(u->a));
 		zext(e, RAX, u->size);
 		alu_rr(e, OP_TEST, RAX, RAX);
@@ -486,13 +641,14 @@ void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb)
 	uint64_t emask = (tb->flags & TBF_CS64) ? ~0ull :
 			 (tb->flags & TBF_CS32) ? 0xffffffffull : 0xffff;
 	void *entry = j->x + j->used;
+	int cc = -1;
 
 	if (!tcg_jit_room(j, tb->nr_uops))
 		return NULL;
 	e8(&e, 0x53);		/* push rbx */
 	alu_rr(&e, OP_MOV, RBX, RDI);
 	for (unsigned i = 0; i < tb->nr_uops; i++)
-		gen_uop(&e, &tb->uops[i], emask);
+		gen_uop(&e, &tb->uops[i], emask, &cc);
 	/* Cut short (every block ends in a jump otherwise): go on after
 	 * the last instruction. */
 	ld(&e, RAX, OFF(insn_next));
