@@ -598,11 +598,49 @@ static void test_sse_disabled(void)
 	tm_free(t);
 }
 
+/*
+ * Conditional branches no longer end a block: a loop with its exit test
+ * at the top is one block, the taken branch leaves from the middle and
+ * the fall-through goes on in the same block, with the flags of the
+ * compare before it.
+ */
+static void test_jcc_in_block(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c;
+
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"mov $10, %ecx\n"
+		"xor %eax, %eax\n"
+		"xor %ebx, %ebx\n"
+		"1: test %ecx, %ecx\n"
+		"jz 2f\n"
+		"add %ecx, %eax\n"
+		"dec %ecx\n"
+		"jmp 1b\n"
+		"2: cmp $55, %eax\n"
+		"jne 3f\n"			/* not taken: falls through */
+		"mov $1, %ebx\n"
+		"cmp $54, %eax\n"
+		"jne 3f\n"			/* taken from the middle */
+		"mov $2, %ebx\n"
+		"3: hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	c = t->c[0];
+	g_assert_cmphex(c->gpr[R_RAX], ==, 55);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 1);
+	g_assert_cmphex(c->gpr[R_RCX], ==, 0);
+	tm_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	tm_add_both("/tcg", "long/basic", test_long_basic);
 	tm_add_both("/tcg", "long/loop-string", test_long_loop_string);
+	tm_add_both("/tcg", "long/jcc-in-block", test_jcc_in_block);
 	tm_add_both("/tcg", "real/basic", test_real_mode);
 	tm_add_both("/tcg", "chain/invalidate", test_chain_invalidate);
 	tm_add_both("/tcg", "flat32/pio", test_flat32_pio);
