@@ -578,6 +578,20 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, int *cc
 			break;
 		*cc = (u->aux & UF_NOFLAGS) ? known : u->x ? CC_DEC : CC_INC;
 		return;
+	case U_LD: case U_ST:
+		/* the soft-MMU directly: tcg_load/tcg_store(c, seg, T[a], bytes[, T[b]]) */
+		alu_rr(e, OP_MOV, RDI, RBX);
+		movi(e, RSI, u->x);
+		ld(e, RDX, OFF_T(u->a));
+		movi(e, RCX, 1u << u->size);
+		if (u->op == U_ST) {
+			ld(e, R8, OFF_T(u->b));
+			call(e, tcg_store);
+		} else {
+			call(e, tcg_load);
+			st(e, OFF_T(u->d), RAX);
+		}
+		return;
 	case U_SHIFT:
 		if (gen_rot(e, u))
 			*cc = (u->aux & UF_NOFLAGS) ? known : CC_EFLAGS;
