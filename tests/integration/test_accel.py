@@ -19,6 +19,20 @@ class AccelSelection(unittest.TestCase):
         self.assertEqual(r.status, EXIT_PASS, r)
         self.assertIn("Hello from vireo guest", r.stdout)
 
+    def test_tcg_jit_property(self):
+        for accel in ("tcg,jit=on", "tcg,jit=off", "kvm,jit=on:tcg,jit=off"):
+            r = hello(accel)
+            self.assertEqual(r.status, EXIT_PASS, (accel, r))
+            self.assertIn("Hello from vireo guest", r.stdout)
+
+    def test_bad_properties(self):
+        r = hello("tcg,jit=maybe")
+        self.assertEqual(r.status, 1, r)
+        self.assertIn("tcg: unknown property 'jit=maybe' (known: jit=on|off)", r.stderr)
+        r = hello("kvm,jit=on")
+        self.assertEqual(r.status, 1, r)
+        self.assertIn("-accel kvm: takes no properties", r.stderr)
+
     def test_unknown(self):
         r = hello("warp")
         self.assertEqual(r.status, 1, r)
