@@ -18,6 +18,11 @@ static const struct accel_ops *const accels[] = {
 /* Accelerators that exist by name but are not built into this vireo. */
 static const char *const planned[] = { "xen" };
 
+/*
+ * name is bare: its properties ("tcg,jit=off", "kvm,dirty-ring-size=N")
+ * are checked by the accelerator once it is chosen, so a mistyped one is
+ * an error, never a silent fall-back to the next accelerator.
+ */
 static const struct accel_ops *accel_find(const char *name, char *why, size_t len)
 {
 	for (size_t i = 0; i < sizeof(accels) / sizeof(accels[0]); i++)
@@ -41,7 +46,6 @@ const struct accel_ops *accel_select(const char *list, char *err, size_t errlen)
 
 	snprintf(buf, sizeof(buf), "%s", list && *list ? list : "kvm:tcg");
 	for (char *t = strtok_r(buf, ":", &save); t && n < 8; t = strtok_r(NULL, ":", &save)) {
-		/* "kvm,dirty-ring-size=4096": the accelerator reads its options itself. */
 		t[strcspn(t, ",")] = 0;
 		names[n++] = t;
 	}

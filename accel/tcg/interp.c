@@ -142,6 +142,164 @@ static inline bool jcc_taken(struct tcg_cpu *c, unsigned cc)
 	return tcg_cond(c, cc);
 }
 
+static inline void ex_ldr(struct tcg_cpu *c, const struct uop *u)
+{
+	c->t[u->d] = ld_reg(c, u->a, u->size);
+}
+
+static inline void ex_str(struct tcg_cpu *c, const struct uop *u)
+{
+	st_reg(c, u->d, u->size, c->t[u->a]);
+}
+
+static inline void ex_ld(struct tcg_cpu *c, const struct uop *u)
+{
+	c->t[u->d] = tcg_load(c, u->x, c->t[u->a], 1u << u->size);
+}
+
+static inline void ex_st(struct tcg_cpu *c, const struct uop *u)
+{
+	tcg_store(c, u->x, c->t[u->a], 1u << u->size, c->t[u->b]);
+}
+
+static inline void ex_select(struct tcg_cpu *c, const struct uop *u)
+{
+	c->t[u->d] = tcg_sized(c->t[u->x] ? c->t[u->a] : c->t[u->b], u->size);
+}
+
+static inline void ex_incdec(struct tcg_cpu *c, const struct uop *u)
+{
+	uint64_t a = c->t[u->a];
+
+	if (u->aux & UF_NOFLAGS) {
+		c->t[u->d] = tcg_sized(u->x ? a - 1 : a + 1, u->size);
+		return;
+	}
+	/* CF is kept: remember it, unless nothing reads it. */
+	c->cc_cin = (u->aux & UF_KEEP_DEAD) ? 0 : tcg_cf(c);
+	c->cc_op = u->x ? CC_DEC : CC_INC;
+	c->cc_size = u->size;
+	c->cc_a = a;
+	c->cc_b = 1;
+	c->cc_res = tcg_sized(u->x ? a - 1 : a + 1, u->size);
+	c->t[u->d] = c->cc_res;
+}
+
+static inline void ex_neg(struct tcg_cpu *c, const struct uop *u)
+{
+	uint64_t a = c->t[u->a];
+
+	if (u->aux & UF_NOFLAGS) {
+		c->t[u->d] = tcg_sized(-a, u->size);
+		return;
+	}
+	c->cc_op = CC_SUB;
+	c->cc_size = u->size;
+	c->cc_a = 0;
+	c->cc_b = a;
+	c->cc_res = tcg_sized(-a, u->size);
+	c->t[u->d] = c->cc_res;
+}
+
+static inline void ex_imul2(struct tcg_cpu *c, const struct uop *u)
+{
+	if (u->aux & UF_NOFLAGS) {
+		/* The low half of a product does not depend on signedness. */
+		c->t[u->d] = tcg_sized(c->t[u->a] * UOP_B(c, u), u->size);
+		return;
+	}
+	tcg_exec_imul2(c, u);
+}
+
+static inline void ex_bswap(struct tcg_cpu *c, const struct uop *u)
+{
+	uint64_t a = c->t[u->a];
+
+	c->t[u->d] = u->size == 3 ? __builtin_bswap64(a) :
+		     u->size == 2 ? __builtin_bswap32(a) : 0;
+}
+
+static inline void ex_setcf(struct tcg_cpu *c, const struct uop *u)
+{
+	uint64_t cf = u->x == 2 ? !tcg_cond(c, CC_B) : u->x;
+
+	tcg_set_flags(c, cf ? F_CF : 0, F_CF);
+}
+
+/* Returns true if the block must stop: memory changed, restart the insn. */
+static inline bool ex_stc(struct tcg_cpu *c, const struct uop *u)
+{
+	if (st_cond(c, u))
+		return false;
+	c->rip = c->insn_eip;
+	return true;
+}
+
+/* Returns true if the helper ends the block. */
+static inline bool ex_helper(struct tcg_cpu *c, const struct uop *u)
+{
+	c->rip = c->insn_next;
+	((tcg_helper)(uintptr_t)u->imm)(c, u);
+	if (c->end_tb || (u->aux & 1)) {
+		c->end_tb = false;
+		return true;
+	}
+	return false;
+}
+
+static inline void __attribute__((noreturn)) ex_exc(struct tcg_cpu *c, const struct uop *u)
+{
+	c->rip = c->insn_eip;
+	tcg_raise(c, u->x, u->imm);
+}
+
+#define T	c->t
+
+/*
+ * One micro-op that is not control flow, for the code generator
+ * (jit_x86.c), with the interpreter's semantics: the cases below are the
+ * interpreter's handlers.  Returns true if the block must stop (rip set).
+ */
+bool tcg_uop_exec(struct tcg_cpu *c, const struct uop *u)
+{
+	switch (u->op) {
+	case U_LDR: ex_ldr(c, u); break;
+	case U_STR: ex_str(c, u); break;
+	case U_LD: ex_ld(c, u); break;
+	case U_ST: ex_st(c, u); break;
+	case U_LDL: T[u->d] = ld_locked(c, u); break;
+	case U_STC: return ex_stc(c, u);
+	case U_ALU: alu(c, u); break;
+	case U_INCDEC: ex_incdec(c, u); break;
+	case U_NEG: ex_neg(c, u); break;
+	case U_SHIFT: tcg_exec_shift(c, u); break;
+	case U_SHD: tcg_exec_shd(c, u); break;
+	case U_MUL: tcg_exec_mul(c, u); break;
+	case U_DIV: tcg_exec_div(c, u); break;
+	case U_IMUL2: ex_imul2(c, u); break;
+	case U_BT: tcg_exec_bt(c, u); break;
+	case U_BSF: case U_BSR: case U_POPCNT: case U_TZCNT: case U_LZCNT:
+		tcg_exec_bitscan(c, u);
+		break;
+	case U_BSWAP: ex_bswap(c, u); break;
+	case U_GETCC: T[u->d] = tcg_cond(c, u->x); break;
+	case U_GETCF: T[u->d] = tcg_cf(c); break;
+	case U_SETCF: ex_setcf(c, u); break;
+	case U_GETF: T[u->d] = tcg_get_flags(c); break;
+	case U_SELECT: ex_select(c, u); break;
+	case U_HELPER: return ex_helper(c, u);
+	case U_EXC: ex_exc(c, u);
+	}
+	return false;
+}
+
+#undef T
+
+bool tcg_uop_cond(struct tcg_cpu *c, unsigned cc)
+{
+	return jcc_taken(c, cc);
+}
+
 /*
  * Threaded dispatch (a computed goto per micro-op, GCC and Clang): each
  * handler ends in its own indirect jump, which the host predicts far
@@ -195,8 +353,8 @@ l_insn:
 	NEXT;
 l_movi: T[u->d] = u->imm; NEXT;
 l_mov: T[u->d] = T[u->a]; NEXT;
-l_ldr: T[u->d] = ld_reg(c, u->a, u->size); NEXT;
-l_str: st_reg(c, u->d, u->size, T[u->a]); NEXT;
+l_ldr: ex_ldr(c, u); NEXT;
+l_str: ex_str(c, u); NEXT;
 l_add: T[u->d] = tcg_sized(T[u->a] + T[u->b], u->size); NEXT;
 l_sub: T[u->d] = tcg_sized(T[u->a] - T[u->b], u->size); NEXT;
 l_and: T[u->d] = T[u->a] & T[u->b]; NEXT;
@@ -207,77 +365,30 @@ l_shli: T[u->d] = tcg_sized(T[u->a] << u->imm, u->size); NEXT;
 l_sari: T[u->d] = (uint64_t)((int64_t)T[u->a] >> u->imm); NEXT;
 l_sext: T[u->d] = tcg_sext(T[u->a], u->size); NEXT;
 l_zext: T[u->d] = tcg_sized(T[u->a], u->size); NEXT;
-l_ld: T[u->d] = tcg_load(c, u->x, T[u->a], 1u << u->size); NEXT;
-l_st: tcg_store(c, u->x, T[u->a], 1u << u->size, T[u->b]); NEXT;
+l_ld: ex_ld(c, u); NEXT;
+l_st: ex_st(c, u); NEXT;
 l_ldl: T[u->d] = ld_locked(c, u); NEXT;
 l_stc:
-	if (!st_cond(c, u)) {
-		c->rip = c->insn_eip;
+	if (ex_stc(c, u))
 		goto stop;
-	}
 	NEXT;
 l_alu: alu(c, u); NEXT;
-l_incdec: {
-	uint64_t a = T[u->a];
-
-	if (u->aux & UF_NOFLAGS) {
-		T[u->d] = tcg_sized(u->x ? a - 1 : a + 1, u->size);
-		NEXT;
-	}
-	/* CF is kept: remember it, unless nothing reads it. */
-	c->cc_cin = (u->aux & UF_KEEP_DEAD) ? 0 : tcg_cf(c);
-	c->cc_op = u->x ? CC_DEC : CC_INC;
-	c->cc_size = u->size;
-	c->cc_a = a;
-	c->cc_b = 1;
-	c->cc_res = tcg_sized(u->x ? a - 1 : a + 1, u->size);
-	T[u->d] = c->cc_res;
-	NEXT;
-}
-l_neg: {
-	uint64_t a = T[u->a];
-
-	if (u->aux & UF_NOFLAGS) {
-		T[u->d] = tcg_sized(-a, u->size);
-		NEXT;
-	}
-	c->cc_op = CC_SUB;
-	c->cc_size = u->size;
-	c->cc_a = 0;
-	c->cc_b = a;
-	c->cc_res = tcg_sized(-a, u->size);
-	T[u->d] = c->cc_res;
-	NEXT;
-}
+l_incdec: ex_incdec(c, u); NEXT;
+l_neg: ex_neg(c, u); NEXT;
 l_not: T[u->d] = tcg_sized(~T[u->a], u->size); NEXT;
 l_shift: tcg_exec_shift(c, u); NEXT;
 l_shd: tcg_exec_shd(c, u); NEXT;
 l_mul: tcg_exec_mul(c, u); NEXT;
 l_div: tcg_exec_div(c, u); NEXT;
-l_imul2:
-	if (u->aux & UF_NOFLAGS) {
-		/* The low half of a product does not depend on signedness. */
-		T[u->d] = tcg_sized(T[u->a] * UOP_B(c, u), u->size);
-		NEXT;
-	}
-	tcg_exec_imul2(c, u);
-	NEXT;
+l_imul2: ex_imul2(c, u); NEXT;
 l_bt: tcg_exec_bt(c, u); NEXT;
 l_bitscan: tcg_exec_bitscan(c, u); NEXT;
-l_bswap:
-	T[u->d] = u->size == 3 ? __builtin_bswap64(T[u->a]) :
-		  u->size == 2 ? __builtin_bswap32(T[u->a]) : 0;
-	NEXT;
+l_bswap: ex_bswap(c, u); NEXT;
 l_getcc: T[u->d] = tcg_cond(c, u->x); NEXT;
 l_getcf: T[u->d] = tcg_cf(c); NEXT;
-l_setcf: {
-	uint64_t cf = u->x == 2 ? !tcg_cond(c, CC_B) : u->x;
-
-	tcg_set_flags(c, cf ? F_CF : 0, F_CF);
-	NEXT;
-}
+l_setcf: ex_setcf(c, u); NEXT;
 l_getf: T[u->d] = tcg_get_flags(c); NEXT;
-l_select: T[u->d] = tcg_sized(T[u->x] ? T[u->a] : T[u->b], u->size); NEXT;
+l_select: ex_select(c, u); NEXT;
 l_jmp:
 	c->rip = T[u->a];
 	exit = 2;
@@ -308,16 +419,11 @@ l_jz:
 	}
 	NEXT;
 l_helper:
-	c->rip = c->insn_next;
-	((tcg_helper)(uintptr_t)u->imm)(c, u);
-	if (c->end_tb || (u->aux & 1)) {
-		c->end_tb = false;
+	if (ex_helper(c, u))
 		goto stop;
-	}
 	NEXT;
 l_exc:
-	c->rip = c->insn_eip;
-	tcg_raise(c, u->x, u->imm);
+	ex_exc(c, u);
 chain:
 	tb = tcg_tb_next(c, tb, exit);
 	if (tb)

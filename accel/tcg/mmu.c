@@ -294,15 +294,48 @@ void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes)
 		tcg_dirty_hva(c, h);
 }
 
+/*
+ * RAM accesses by size: a memcpy of a constant size is one host move, a
+ * variable one is a library call (5% of a Linux boot with host code).
+ */
+static uint64_t ld_ram(const uint8_t *p, unsigned bytes)
+{
+	uint8_t b;
+	uint16_t w;
+	uint32_t l;
+	uint64_t q = 0;
+
+	switch (bytes) {
+	case 1: memcpy(&b, p, 1); return b;
+	case 2: memcpy(&w, p, 2); return w;
+	case 4: memcpy(&l, p, 4); return l;
+	case 8: memcpy(&q, p, 8); return q;
+	}
+	memcpy(&q, p, bytes);
+	return q;
+}
+
+static void st_ram(uint8_t *p, unsigned bytes, uint64_t v)
+{
+	uint8_t b = v;
+	uint16_t w = v;
+	uint32_t l = v;
+
+	switch (bytes) {
+	case 1: memcpy(p, &b, 1); break;
+	case 2: memcpy(p, &w, 2); break;
+	case 4: memcpy(p, &l, 4); break;
+	default: memcpy(p, &v, bytes); break;
+	}
+}
+
 static uint64_t ld_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t lin,
 			     unsigned bytes)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	if (e->hva) {
-		memcpy(&v, e->hva + (lin & 0xfff), bytes);
-		return v;
-	}
+	if (e->hva)
+		return ld_ram(e->hva + (lin & 0xfff), bytes);
 	v = bus_read(&c->m->mmio, e->ppn | (lin & 0xfff), bytes);
 	tcg_after_io(c);
 	return v;
@@ -312,7 +345,7 @@ static void st_phys_page(struct tcg_cpu *c, struct tlb_entry *e, uint64_t lin,
 			 unsigned bytes, uint64_t v)
 {
 	if (e->hva) {
-		memcpy(e->hva + (lin & 0xfff), &v, bytes);
+		st_ram(e->hva + (lin & 0xfff), bytes, v);
 		tcg_mark_written(c, e->ppn | (lin & 0xfff), bytes);
 		return;
 	}

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accel/tcg/jit.h"
 #include "accel/tcg/tcg.h"
 #include "irqchip.h"
 #include "log.h"
@@ -173,7 +174,10 @@ struct tb *tcg_tb_next(struct tcg_cpu *c, struct tb *tb, int exit)
 static void run_tb(struct tcg_cpu *c, struct tb *tb)
 {
 	enter_tb(c, tb);
-	tcg_interp(c, tb);
+	if (tb->host)
+		tcg_jit_run(c, tb);
+	else
+		tcg_interp(c, tb);
 	c->cur_end = 0;
 	if (tb->flags & TBF_TF) {
 		c->chain_from = NULL;
@@ -280,6 +284,7 @@ int tcg_tb_init(struct tcg_cpu *c)
 		return -ENOMEM;
 	}
 	s->uops = (struct uop *)(s + 1);
+	s->host = NULL;		/* uncached blocks are interpreted */
 	s->code = (uint8_t *)(s->uops + TB_MAX_UOPS);
 	c->scratch = s;
 	c->tb_arena_size = TB_ARENA_SIZE;
@@ -293,6 +298,8 @@ void tcg_tb_destroy(struct tcg_cpu *c)
 	free(c->tb_jc);
 	free(c->tb_arena);
 	free(c->scratch);
+	tcg_jit_destroy(c->jit);
+	c->jit = NULL;
 	c->tb_hash = NULL;
 	c->tb_jc = NULL;
 	c->tb_arena = NULL;
@@ -303,6 +310,8 @@ void tcg_tb_flush(struct tcg_cpu *c)
 {
 	memset(c->tb_hash, 0, TB_HASH_SIZE * sizeof(*c->tb_hash));
 	c->tb_arena_used = 0;
+	if (c->jit)
+		tcg_jit_reset(c->jit);	/* host code dies with its blocks */
 	c->chain_from = NULL;
 	c->jc_epoch++;		/* the jump cache points into the arena */
 }
@@ -321,7 +330,8 @@ static struct tb *tb_commit(struct tcg_cpu *c, unsigned h)
 	size_t need = sizeof(*tb) + s->nr_uops * sizeof(struct uop) + s->size;
 
 	need = (need + 15) & ~(size_t)15;
-	if (c->tb_arena_used + need > c->tb_arena_size) {
+	if (c->tb_arena_used + need > c->tb_arena_size ||
+	    (c->jit && !tcg_jit_room(c->jit, s->nr_uops))) {
 		tcg_tb_flush(c);
 		h = tb_hash(s->phys, s->eip);
 	}
@@ -335,6 +345,7 @@ static struct tb *tb_commit(struct tcg_cpu *c, unsigned h)
 	tb->invalid = false;
 	memset(tb->link, 0, sizeof(tb->link));
 	tb->link_gen = 0;
+	tb->host = c->jit ? tcg_jit_gen(c->jit, tb) : NULL;
 	tb->next = c->tb_hash[h];
 	c->tb_hash[h] = tb;
 	return tb;

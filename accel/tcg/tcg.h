@@ -174,6 +174,7 @@ struct tb {
 	uint64_t link_gen;	/* tcg_vm.code_gen the links are valid at */
 	uint8_t *code;		/* copy of the guest bytes, checked on lookup */
 	struct uop *uops;
+	void *host;		/* host code (jit.h), or NULL: interpret */
 };
 
 /*
@@ -267,6 +268,7 @@ struct tcg_cpu {
 	uint8_t *tb_arena;
 	size_t tb_arena_used, tb_arena_size;
 	struct tb *scratch;		/* block being translated */
+	struct tcg_jit *jit;		/* host code buffer, NULL: interpreter only */
 	uint8_t mmio_code[16];		/* code bytes fetched from the MMIO bus */
 
 	/* Links to the machine */
@@ -296,6 +298,7 @@ struct tcg_vm {
 	bool dirty_on;
 	/* Serialises locked accesses that cannot use a host atomic. */
 	pthread_mutex_t atomic_lock;
+	bool jit;			/* -accel tcg,jit=on: generate host code */
 	/*
 	 * Guest pages that hold translated code, hashed by page number (a
 	 * collision only costs a broken chain), and a generation that a

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "accel/tcg/jit.h"
 #include "accel/tcg/sse.h"
 #include "accel/tcg/tcg.h"
 #include "irqchip.h"
@@ -81,6 +82,40 @@ static int tcg_probe(char *why, size_t len)
 	return 0;
 }
 
+/*
+ * The properties of the tcg entry of the -accel list ("tcg,jit=off").
+ * Host code is the default where there is a code generator.
+ */
+static int tcg_parse_props(struct tcg_vm *vm, const char *list, char *err, size_t errlen)
+{
+	char buf[256], *save, *t, *p;
+
+#if defined(__x86_64__)
+	vm->jit = true;
+#endif
+	snprintf(buf, sizeof(buf), "%s", list ? list : "");
+	for (t = strtok_r(buf, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+		p = strchr(t, ',');
+		if (!p || p - t != 3 || strncmp(t, "tcg", 3))
+			continue;
+		for (char *s2, *q = strtok_r(p + 1, ",", &s2); q; q = strtok_r(NULL, ",", &s2)) {
+			if (!strcmp(q, "jit=on")) {
+#if !defined(__x86_64__)
+				snprintf(err, errlen, "tcg: jit=on needs an x86-64 host");
+				return -EINVAL;
+#endif
+				vm->jit = true;
+			} else if (!strcmp(q, "jit=off")) {
+				vm->jit = false;
+			} else {
+				snprintf(err, errlen, "tcg: unknown property '%s' (known: jit=on|off)", q);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
 static int tcg_vm_init(struct machine *m, char *err, size_t errlen)
 {
 	struct tcg_vm *vm = calloc(1, sizeof(*vm));
@@ -91,6 +126,10 @@ static int tcg_vm_init(struct machine *m, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	vm->m = m;
+	if (tcg_parse_props(vm, m->cfg.accel, err, errlen)) {
+		free(vm);
+		return -EINVAL;
+	}
 	pthread_mutex_init(&vm->atomic_lock, NULL);
 	m->accel_state = vm;
 	vm->irqchip = irqchip_create(m, n, &tcg_irq_ops, vm, err, errlen);
@@ -213,6 +252,11 @@ static int tcg_vcpu_init(struct vcpu *v, char *err, size_t errlen)
 	c->m = v->m;
 	c->v = v;
 	c->vm = v->m->accel_state;
+	if (c->vm->jit) {
+		c->jit = tcg_jit_create();
+		if (!c->jit)
+			log_warn("tcg: no buffer for host code (%s); interpreting", strerror(errno));
+	}
 	c->index = v->index;
 	c->delivering = -1;
 	c->sipi_vector = -1;

@@ -56,14 +56,12 @@ static bool tr_near(struct tctx *t)
 
 	switch (i->op) {
 	case 0x70 ... 0x7f:
+		/* The block goes on with the fall-through path: a loop
+		 * whose exit test is at the top is then one block. */
 		tcg_emit(t, U_JCC, 0, 0, 0, 0, i->op & 15, rel_target(t, rel8));
-		tcg_emit(t, U_JMPI, 0, 0, 0, 0, 0, next_eip(t));
-		t->end = true;
 		return true;
 	case 0x180 ... 0x18f:
 		tcg_emit(t, U_JCC, 0, 0, 0, 0, i->op & 15, rel_target(t, relz));
-		tcg_emit(t, U_JMPI, 0, 0, 0, 0, 0, next_eip(t));
-		t->end = true;
 		return true;
 	case 0xeb:
 		tcg_emit(t, U_JMPI, 0, 0, 0, 0, 0, rel_target(t, rel8));

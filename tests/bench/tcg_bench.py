@@ -4,6 +4,7 @@
 Run by hand (not part of `make check`), after `make tests`:
 
     python3 tests/bench/tcg_bench.py [--runs N] [--iters N] [--skip-linux]
+                                     [--vireo-accel tcg,jit=off]
 
 Measures, for each VMM:
   linux boot   wall time from process start to the "VIREO-INIT uptime=<s>"
@@ -42,9 +43,12 @@ LINUX_APPEND = "console=ttyS0 quiet vireo.cmd=" + base64.b64encode(b"true").deco
 MARKER = b"VIREO-INIT uptime="
 
 
+VIREO_ACCEL = "tcg"
+
+
 def vmm_cmd(vmm, binary, kernel, append, mem="128M", initrd=None):
     if vmm == "vireo":
-        args = [binary, "-accel", "tcg", "-nographic", "-serial", "stdio"]
+        args = [binary, "-accel", VIREO_ACCEL, "-nographic", "-serial", "stdio"]
     else:
         args = [binary, "-accel", "tcg", "-nodefaults", "-display", "none",
                 "-serial", "stdio", "-monitor", "none"]
@@ -114,7 +118,11 @@ def main():
                     help="iterations of the spin guest's loop")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--skip-linux", action="store_true")
+    ap.add_argument("--vireo-accel", default="tcg",
+                    help="vireo's -accel, e.g. tcg,jit=off for the interpreter")
     a = ap.parse_args()
+    global VIREO_ACCEL
+    VIREO_ACCEL = a.vireo_accel
     if not os.access(VIREO, os.X_OK):
         sys.exit("%s is missing: run `make tests` first" % VIREO)
     linux = None
@@ -125,7 +133,8 @@ def main():
             sys.exit("%s (or use --skip-linux)" % e)
     r = bench({"vireo": VIREO, "qemu": a.qemu}, a.runs, a.iters, linux)
     v, q = r["vireo"], r["qemu"]
-    print("vireo vs %s, both -accel tcg, median of %d runs" % (a.qemu, a.runs))
+    print("vireo (-accel %s) vs %s (-accel tcg), median of %d runs" % (
+        a.vireo_accel, a.qemu, a.runs))
     print("%-28s %14s %14s %12s" % ("", "vireo", "qemu", "vireo/qemu"))
     if linux:
         print("%-28s %14.2f %14.2f %12.2f" % ("linux to /init, wall s", v["boot"],

@@ -19,6 +19,24 @@ class AccelSelection(unittest.TestCase):
         self.assertEqual(r.status, EXIT_PASS, r)
         self.assertIn("Hello from vireo guest", r.stdout)
 
+    def test_tcg_jit_property(self):
+        for accel in ("tcg,jit=on", "tcg,jit=off", "xen:tcg,jit=off"):
+            r = hello(accel)
+            self.assertEqual(r.status, EXIT_PASS, (accel, r))
+            self.assertIn("Hello from vireo guest", r.stdout)
+
+    def test_bad_properties(self):
+        r = hello("tcg,jit=maybe")
+        self.assertEqual(r.status, 1, r)
+        self.assertIn("tcg: unknown property 'jit=maybe' (known: jit=on|off)", r.stderr)
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            return
+        # A property the chosen accelerator does not know is an error, not
+        # a reason to fall back to the next one.
+        r = hello("kvm,jit=on:tcg")
+        self.assertEqual(r.status, 1, r)
+        self.assertIn("-accel kvm: unknown option 'jit=on' (known: dirty-ring-size)", r.stderr)
+
     def test_unknown(self):
         r = hello("warp")
         self.assertEqual(r.status, 1, r)

@@ -31,6 +31,24 @@ class Devices(Tcg, mc.Devices, unittest.TestCase):
     pass
 
 
+class Interp:
+    """The portable interpreter (-accel tcg,jit=off) on the same cases."""
+    ACCEL = "tcg,jit=off"
+    THREAD_SUFFIX = "TCG"
+
+
+class InterpBootFormats(Interp, mc.BootFormats, unittest.TestCase):
+    pass
+
+
+class InterpSmp(Interp, mc.Smp, unittest.TestCase):
+    pass
+
+
+class InterpDevices(Interp, mc.Devices, unittest.TestCase):
+    pass
+
+
 
 if __name__ == "__main__":
     unittest.main()

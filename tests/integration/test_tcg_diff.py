@@ -25,10 +25,10 @@ def first_difference(a, b, what):
 
 
 class RandomSequences(unittest.TestCase):
-    def check_recorded(self, name):
+    def check_recorded(self, name, accel="tcg"):
         with open(expected_path(name)) as f:
             expected = f.read()
-        out = run_case(name, "tcg")
+        out = run_case(name, accel)
         self.assertGreater(out.count("\nseq "), 100, out[-2000:])
         if out != expected:
             self.fail("TCG differs from the recorded KVM results (%s):\n%s" % (
@@ -53,6 +53,20 @@ class RandomSequences(unittest.TestCase):
 
     def test_recorded_seed4(self):
         self.check_recorded("seed4")
+
+    # The same with the interpreter (-accel tcg,jit=off): the default
+    # above runs host code.
+    def test_interp_seed1(self):
+        self.check_recorded("seed1", "tcg,jit=off")
+
+    def test_interp_seed2(self):
+        self.check_recorded("seed2", "tcg,jit=off")
+
+    def test_interp_seed3(self):
+        self.check_recorded("seed3", "tcg,jit=off")
+
+    def test_interp_seed4(self):
+        self.check_recorded("seed4", "tcg,jit=off")
 
     def test_kvm_seed1(self):
         self.check_kvm("seed1")

@@ -38,6 +38,10 @@ static void test_long_basic(void)
 	tm_long64(t, 0, 0x1000);
 	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
 	c = t->c[0];
+	/* The mode under test ran: the first block cached has host code
+	 * with jit=on and none with jit=off. */
+	g_assert_cmpuint(c->tb_arena_used, >, 0);
+	g_assert_cmpint(((struct tb *)c->tb_arena)->host != NULL, ==, tm_jit);
 	g_assert_cmphex(c->gpr[R_RAX], ==, 0x123456789abc80f0);
 	g_assert_cmphex(c->gpr[R_RBX], ==, 0x123456789abcdef1);
 	g_assert_cmphex(c->gpr[R_RCX], ==, 0);
@@ -594,24 +598,62 @@ static void test_sse_disabled(void)
 	tm_free(t);
 }
 
+/*
+ * Conditional branches no longer end a block: a loop with its exit test
+ * at the top is one block, the taken branch leaves from the middle and
+ * the fall-through goes on in the same block, with the flags of the
+ * compare before it.
+ */
+static void test_jcc_in_block(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c;
+
+	tm_load_asm(t, 0x1000,
+		".code64\n"
+		"mov $10, %ecx\n"
+		"xor %eax, %eax\n"
+		"xor %ebx, %ebx\n"
+		"1: test %ecx, %ecx\n"
+		"jz 2f\n"
+		"add %ecx, %eax\n"
+		"dec %ecx\n"
+		"jmp 1b\n"
+		"2: cmp $55, %eax\n"
+		"jne 3f\n"			/* not taken: falls through */
+		"mov $1, %ebx\n"
+		"cmp $54, %eax\n"
+		"jne 3f\n"			/* taken from the middle */
+		"mov $2, %ebx\n"
+		"3: hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	c = t->c[0];
+	g_assert_cmphex(c->gpr[R_RAX], ==, 55);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 1);
+	g_assert_cmphex(c->gpr[R_RCX], ==, 0);
+	tm_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add_func("/tcg/long/basic", test_long_basic);
-	g_test_add_func("/tcg/long/loop-string", test_long_loop_string);
-	g_test_add_func("/tcg/real/basic", test_real_mode);
-	g_test_add_func("/tcg/chain/invalidate", test_chain_invalidate);
-	g_test_add_func("/tcg/flat32/pio", test_flat32_pio);
-	g_test_add_func("/tcg/excp/idt64", test_exceptions64);
-	g_test_add_func("/tcg/excp/triple", test_triple_fault);
-	g_test_add_func("/tcg/smc", test_smc);
-	g_test_add_func("/tcg/lock/two-threads", test_locked_two_threads);
-	g_test_add_func("/tcg/sse/fxsave", test_fxsave);
-	g_test_add_func("/tcg/sse/disabled", test_sse_disabled);
-	g_test_add_func("/tcg/cpuid", test_cpuid);
-	g_test_add_func("/tcg/state", test_state_roundtrip);
-	g_test_add_func("/tcg/flat32/legacy", test_legacy32);
-	g_test_add_func("/tcg/flat32/exec-mmio", test_exec_mmio);
-	g_test_add_func("/tcg/excp/single-step", test_single_step);
+	tm_add_both("/tcg", "long/basic", test_long_basic);
+	tm_add_both("/tcg", "long/loop-string", test_long_loop_string);
+	tm_add_both("/tcg", "long/jcc-in-block", test_jcc_in_block);
+	tm_add_both("/tcg", "real/basic", test_real_mode);
+	tm_add_both("/tcg", "chain/invalidate", test_chain_invalidate);
+	tm_add_both("/tcg", "flat32/pio", test_flat32_pio);
+	tm_add_both("/tcg", "excp/idt64", test_exceptions64);
+	tm_add_both("/tcg", "excp/triple", test_triple_fault);
+	tm_add_both("/tcg", "smc", test_smc);
+	tm_add_both("/tcg", "lock/two-threads", test_locked_two_threads);
+	tm_add_both("/tcg", "sse/fxsave", test_fxsave);
+	tm_add_both("/tcg", "sse/disabled", test_sse_disabled);
+	tm_add_both("/tcg", "cpuid", test_cpuid);
+	tm_add_both("/tcg", "state", test_state_roundtrip);
+	tm_add_both("/tcg", "flat32/legacy", test_legacy32);
+	tm_add_both("/tcg", "flat32/exec-mmio", test_exec_mmio);
+	tm_add_both("/tcg", "excp/single-step", test_single_step);
 	return g_test_run();
 }

@@ -704,10 +704,10 @@ static void test_diff_x87(void)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add_func("/tcg/diff/integer", test_diff);
-	g_test_add_func("/tcg/diff/sse", test_diff_sse);
-	g_test_add_func("/tcg/diff/sse-fp", test_diff_sse_fp);
-	g_test_add_func("/tcg/diff/mmx", test_diff_mmx);
-	g_test_add_func("/tcg/diff/x87", test_diff_x87);
+	tm_add_both("/tcg/diff", "integer", test_diff);
+	tm_add_both("/tcg/diff", "sse", test_diff_sse);
+	tm_add_both("/tcg/diff", "sse-fp", test_diff_sse_fp);
+	tm_add_both("/tcg/diff", "mmx", test_diff_mmx);
+	tm_add_both("/tcg/diff", "x87", test_diff_x87);
 	return g_test_run();
 }

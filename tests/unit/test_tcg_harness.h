@@ -59,6 +59,40 @@ static void tm_port_write(void *opaque, uint64_t off, unsigned size, uint64_t v)
 
 static const struct bus_ops tm_port_ops = { .read = tm_port_read, .write = tm_port_write };
 
+/*
+ * Whether the machines tm_new builds run host code (-accel tcg,jit=on,
+ * the default) or the interpreter; tm_add_both registers a test in both.
+ */
+static bool tm_jit = true;
+
+struct tm_mode_test {
+	void (*fn)(void);
+	bool jit;
+};
+
+static void tm_run_in_mode(gconstpointer data)
+{
+	const struct tm_mode_test *m = data;
+
+	tm_jit = m->jit;
+	m->fn();
+	tm_jit = true;
+}
+
+/* Register fn as PREFIX/jit/NAME and PREFIX/interp/NAME. */
+static inline void tm_add_both(const char *prefix, const char *name, void (*fn)(void))
+{
+	for (int jit = 1; jit >= 0; jit--) {
+		struct tm_mode_test *m = g_new0(struct tm_mode_test, 1);
+		char *path = g_strdup_printf("%s/%s/%s", prefix, jit ? "jit" : "interp", name);
+
+		m->fn = fn;
+		m->jit = jit;
+		g_test_add_data_func_full(path, m, tm_run_in_mode, g_free);
+		g_free(path);
+	}
+}
+
 static inline struct tvm *tm_new(uint64_t ram, unsigned nr_cpus, bool irqchip)
 {
 	struct tvm *t = g_new0(struct tvm, 1);
@@ -74,11 +108,13 @@ static inline struct tvm *tm_new(uint64_t ram, unsigned nr_cpus, bool irqchip)
 	bus_init(&t->m.mmio, "mmio");
 	g_assert_cmpint(guest_mem_init(&t->m.mem, ram, NULL, false, err, sizeof(err)), ==, 0);
 	if (irqchip) {
+		t->m.cfg.accel = tm_jit ? "tcg,jit=on" : "tcg,jit=off";
 		g_assert_cmpint(tcg_accel_ops.vm_init(&t->m, err, sizeof(err)), ==, 0);
 	} else {
 		struct tcg_vm *vm = g_new0(struct tcg_vm, 1);
 
 		vm->m = &t->m;
+		vm->jit = tm_jit;
 		pthread_mutex_init(&vm->atomic_lock, NULL);
 		t->m.accel_state = vm;
 	}

@@ -1,0 +1,725 @@
+/*
+ * The code generator for x86-64 hosts: each micro-op of a block becomes a
+ * short load-op-store sequence on struct tcg_cpu, or a call of
+ * tcg_uop_exec, which runs it with the interpreter's own code.
+ *
+ * Conventions of the generated function int f(struct tcg_cpu *c):
+ * rbx holds c for its whole life (callee-saved, so calls keep it); guest
+ * registers, temporaries and the lazy flags stay in c, so there is no
+ * register allocation; rax, rcx, rdx, rsi, rdi are scratch.  The one push
+ * of rbx leaves the stack 16-byte aligned for the calls.  An exception
+ * inside a call longjmps to the run loop, which drops this frame: nothing
+ * in it needs unwinding.
+ *
+ * Inline: the moves, register accesses, plain arithmetic, the ALU ops
+ * other than adc/sbb with their lazy-flag stores exactly as interp.c's
+ * alu() does them, inc/dec and imul whose flags are dead, and every block
+ * exit.  The rest is a call.
+ *
+ * The buffer is W^X: one memfd mapped twice, written through a read-write
+ * view and executed through a read-execute one.
+ */
+#include "accel/tcg/jit.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "accel/tcg/interp.h"
+
+#if defined(__x86_64__)
+
+#define JIT_SIZE	(64u << 20)
+/* Bytes a micro-op's code may take at most (the longest is about 80). */
+#define JIT_UOP_MAX	128
+#define JIT_FIXED	64	/* prologue, the end of a cut block */
+
+struct tcg_jit {
+	uint8_t *w, *x;		/* the two views of the buffer */
+	size_t used;
+};
+
+struct tcg_jit *tcg_jit_create(void)
+{
+	struct tcg_jit *j = calloc(1, sizeof(*j));
+	int fd, err;
+
+	if (!j)
+		return NULL;
+	fd = memfd_create("vireo-tcg-jit", MFD_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	if (ftruncate(fd, JIT_SIZE) < 0)
+		goto fail_fd;
+	j->w = mmap(NULL, JIT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (j->w == MAP_FAILED)
+		goto fail_fd;
+	j->x = mmap(NULL, JIT_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	if (j->x == MAP_FAILED)
+		goto fail_w;
+	close(fd);
+	return j;
+fail_w:
+	err = errno;
+	munmap(j->w, JIT_SIZE);
+	errno = err;
+fail_fd:
+	err = errno;
+	close(fd);
+	errno = err;
+fail:
+	free(j);
+	return NULL;
+}
+
+void tcg_jit_destroy(struct tcg_jit *j)
+{
+	if (!j)
+		return;
+	munmap(j->w, JIT_SIZE);
+	munmap(j->x, JIT_SIZE);
+	free(j);
+}
+
+void tcg_jit_reset(struct tcg_jit *j)
+{
+	j->used = 0;
+}
+
+bool tcg_jit_room(const struct tcg_jit *j, unsigned nr_uops)
+{
+	return j->used + JIT_FIXED + (size_t)nr_uops * JIT_UOP_MAX <= JIT_SIZE;
+}
+
+/* ---- the emitter ---- */
+
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8 };
+
+struct emit {
+	uint8_t *p;
+};
+
+#define OFF_T(i)	(int32_t)(offsetof(struct tcg_cpu, t) + 8 * (i))
+#define OFF_GPR(i)	(int32_t)(offsetof(struct tcg_cpu, gpr) + 8 * (i))
+#define OFF(f)		(int32_t)offsetof(struct tcg_cpu, f)
+
+static void e8(struct emit *e, uint8_t b)
+{
+	*e->p++ = b;
+}
+
+static void e32(struct emit *e, uint32_t v)
+{
+	memcpy(e->p, &v, 4);
+	e->p += 4;
+}
+
+static void e64(struct emit *e, uint64_t v)
+{
+	memcpy(e->p, &v, 8);
+	e->p += 8;
+}
+
+/* ModRM for [rbx + disp32] with register field reg. */
+static void mem_rbx(struct emit *e, unsigned reg, int32_t off)
+{
+	e8(e, 0x80 | (reg & 7) << 3 | RBX);
+	e32(e, (uint32_t)off);
+}
+
+/* mov reg, [rbx + off] (64 bits) */
+static void ld(struct emit *e, unsigned reg, int32_t off)
+{
+	e8(e, 0x48 | (reg >= 8 ? 4 : 0));
+	e8(e, 0x8b);
+	mem_rbx(e, reg, off);
+}
+
+/* mov [rbx + off], reg (64 bits) */
+static void st(struct emit *e, int32_t off, unsigned reg)
+{
+	e8(e, 0x48 | (reg >= 8 ? 4 : 0));
+	e8(e, 0x89);
+	mem_rbx(e, reg, off);
+}
+
+/* mov reg, imm (reg < 8), in the shortest form. */
+static void movi(struct emit *e, unsigned reg, uint64_t imm)
+{
+	if (imm <= 0xffffffffull) {
+		e8(e, 0xb8 + reg);
+		e32(e, (uint32_t)imm);
+	} else if ((int64_t)imm == (int32_t)imm) {
+		e8(e, 0x48);
+		e8(e, 0xc7);
+		e8(e, 0xc0 + reg);
+		e32(e, (uint32_t)imm);
+	} else {
+		e8(e, 0x48);
+		e8(e, 0xb8 + reg);
+		e64(e, imm);
+	}
+}
+
+/* mov dword [rbx + off], imm32 */
+static void st32i(struct emit *e, int32_t off, uint32_t imm)
+{
+	e8(e, 0xc7);
+	mem_rbx(e, 0, off);
+	e32(e, imm);
+}
+
+/* mov qword [rbx + off], imm (via rax when it does not sign-extend). */
+static void st64i(struct emit *e, int32_t off, uint64_t imm)
+{
+	if ((int64_t)imm == (int32_t)imm) {
+		e8(e, 0x48);
+		e8(e, 0xc7);
+		mem_rbx(e, 0, off);
+		e32(e, (uint32_t)imm);
+		return;
+	}
+	movi(e, RAX, imm);
+	st(e, off, RAX);
+}
+
+/* reg (rax..rbx) truncated to 8 << size bits: tcg_sized. */
+static void zext(struct emit *e, unsigned reg, unsigned size)
+{
+	switch (size) {
+	case 0: e8(e, 0x0f); e8(e, 0xb6); e8(e, 0xc0 | reg << 3 | reg); break;
+	case 1: e8(e, 0x0f); e8(e, 0xb7); e8(e, 0xc0 | reg << 3 | reg); break;
+	case 2: e8(e, 0x89); e8(e, 0xc0 | reg << 3 | reg); break;
+	}
+}
+
+/* 64-bit op dst, src for the "op r/m64, r64" opcodes. */
+enum { OP_ADD = 0x01, OP_OR = 0x09, OP_AND = 0x21, OP_SUB = 0x29, OP_XOR = 0x31,
+       OP_MOV = 0x89, OP_TEST = 0x85 };
+
+static void alu_rr(struct emit *e, uint8_t op, unsigned dst, unsigned src)
+{
+	e8(e, 0x48);
+	e8(e, op);
+	e8(e, 0xc0 | src << 3 | dst);
+}
+
+static void call(struct emit *e, const void *fn)
+{
+	movi(e, RAX, (uintptr_t)fn);
+	e8(e, 0xff);
+	e8(e, 0xd0);
+}
+
+/* return code from the generated function */
+static void ret(struct emit *e, int code)
+{
+	e8(e, 0xb8);
+	e32(e, (uint32_t)code);
+	e8(e, 0x5b);		/* pop rbx */
+	e8(e, 0xc3);
+}
+
+/* A short forward branch (jcc rel8, opcode op) to be patched by land. */
+static uint8_t *skip(struct emit *e, uint8_t op)
+{
+	e8(e, op);
+	e8(e, 0);
+	return e->p - 1;
+}
+
+static void land(struct emit *e, uint8_t *at)
+{
+	*at = (uint8_t)(e->p - (at + 1));
+}
+
+enum { JZ = 0x74, JNZ = 0x75 };
+
+/* rip = imm; return code */
+static void leave_to(struct emit *e, uint64_t rip, int code)
+{
+	st64i(e, OFF(rip), rip);
+	ret(e, code);
+}
+
+/* The micro-op through the interpreter's code; stop if it says so. */
+static void gen_call(struct emit *e, const struct uop *u)
+{
+	uint8_t *s;
+
+	alu_rr(e, OP_MOV, RDI, RBX);
+	movi(e, RSI, (uintptr_t)u);
+	call(e, tcg_uop_exec);
+	e8(e, 0x84);		/* test al, al */
+	e8(e, 0xc0);
+	s = skip(e, JZ);
+	ret(e, -1);
+	land(e, s);
+}
+
+/* A micro-op whose handler cannot stop the block: call it directly. */
+static void gen_direct(struct emit *e, const struct uop *u, void (*fn)(struct tcg_cpu *, const struct uop *))
+{
+	alu_rr(e, OP_MOV, RDI, RBX);
+	movi(e, RSI, (uintptr_t)u);
+	call(e, fn);
+}
+
+/* T[d] = rax truncated to size */
+static void put_t(struct emit *e, const struct uop *u, unsigned reg, bool sized)
+{
+	if (sized)
+		zext(e, reg, u->size);
+	st(e, OFF_T(u->d), reg);
+}
+
+static void gen_str(struct emit *e, const struct uop *u)
+{
+	ld(e, RAX, OFF_T(u->a));
+	switch (u->size) {
+	case 0:			/* mov [gpr], al */
+		e8(e, 0x88);
+		mem_rbx(e, RAX, OFF_GPR(u->d));
+		break;
+	case 1:			/* mov [gpr], ax */
+		e8(e, 0x66);
+		e8(e, 0x89);
+		mem_rbx(e, RAX, OFF_GPR(u->d));
+		break;
+	case 2:			/* 32-bit writes clear the upper half */
+		zext(e, RAX, 2);
+		/* fallthrough */
+	default:
+		st(e, OFF_GPR(u->d), RAX);
+	}
+}
+
+/* operand b of u into rcx */
+static void get_b(struct emit *e, const struct uop *u)
+{
+	if (u->aux & UF_BIMM)
+		movi(e, RCX, u->imm);
+	else
+		ld(e, RCX, OFF_T(u->b));
+}
+
+static void gen_alu(struct emit *e, const struct uop *u)
+{
+	static const uint8_t ops[8] = {
+		[ALU_ADD] = OP_ADD, [ALU_OR] = OP_OR, [ALU_AND] = OP_AND,
+		[ALU_SUB] = OP_SUB, [ALU_XOR] = OP_XOR, [ALU_CMP] = OP_SUB,
+	};
+	static const uint32_t cc[8] = {
+		[ALU_ADD] = CC_ADD, [ALU_OR] = CC_LOGIC, [ALU_AND] = CC_LOGIC,
+		[ALU_SUB] = CC_SUB, [ALU_XOR] = CC_LOGIC, [ALU_CMP] = CC_SUB,
+	};
+
+	ld(e, RAX, OFF_T(u->a));
+	get_b(e, u);
+	alu_rr(e, OP_MOV, RDX, RAX);
+	alu_rr(e, ops[u->x & 7], RDX, RCX);
+	put_t(e, u, RDX, true);
+	if (u->aux & UF_NOFLAGS)
+		return;
+	st32i(e, OFF(cc_op), cc[u->x & 7]);
+	st32i(e, OFF(cc_size), u->size);
+	st(e, OFF(cc_a), RAX);
+	st(e, OFF(cc_b), RCX);
+	st(e, OFF(cc_res), RDX);
+}
+
+/*
+ * rol/ror by a constant whose flags are dead (UF_NOFLAGS) or that leaves
+ * only CF and OF for later (UF_KEEP_DEAD): interp_alu.c's set_cf_of.
+ * Returns false if u is not such a rotate.
+ */
+static bool gen_rot(struct emit *e, const struct uop *u)
+{
+	unsigned w = tcg_bits(u->size), msb = w - 1, n, k;
+
+	if ((u->x != SH_ROL && u->x != SH_ROR) || !(u->aux & UF_BIMM) ||
+	    !(u->aux & (UF_NOFLAGS | UF_KEEP_DEAD)))
+		return false;
+	n = u->imm & (u->size == 3 ? 0x3f : 0x1f);
+	k = n % w;
+	if (!k)
+		return false;	/* the rare counts that change nothing */
+	ld(e, RAX, OFF_T(u->a));
+	zext(e, RAX, u->size);
+	if (u->size == 1)
+		e8(e, 0x66);
+	if (u->size == 3)
+		e8(e, 0x48);
+	e8(e, u->size == 0 ? 0xc0 : 0xc1);	/* rol/ror r/m, imm8 */
+	e8(e, u->x == SH_ROL ? 0xc0 : 0xc8);
+	e8(e, k);
+	put_t(e, u, RAX, true);
+	if (u->aux & UF_NOFLAGS)
+		return true;
+	/* rcx = CF, rdx = the bit that OF compares it with */
+	alu_rr(e, OP_MOV, RCX, RAX);
+	if (u->x == SH_ROR) {
+		e8(e, 0x48); e8(e, 0xc1); e8(e, 0xe9); e8(e, msb);	/* shr rcx, msb */
+	}
+	e8(e, 0x83); e8(e, 0xe1); e8(e, 1);				/* and ecx, 1 */
+	alu_rr(e, OP_MOV, RDX, RAX);
+	e8(e, 0x48); e8(e, 0xc1); e8(e, 0xea);				/* shr rdx, */
+	e8(e, u->x == SH_ROL ? msb : msb - 1);
+	e8(e, 0x83); e8(e, 0xe2); e8(e, 1);				/* and edx, 1 */
+	e8(e, 0x31); e8(e, 0xca);					/* xor edx, ecx */
+	e8(e, 0xc1); e8(e, 0xe2); e8(e, 11);				/* shl edx, 11: OF */
+	e8(e, 0x09); e8(e, 0xd1);					/* or ecx, edx */
+	st32i(e, OFF(cc_op), CC_EFLAGS);
+	st(e, OFF(cc_res), RCX);
+	return true;
+}
+
+/* if (taken) leave through exit 1; rax holds the tested value */
+static void gen_branch(struct emit *e, const struct uop *u, uint8_t skip_op)
+{
+	uint8_t *s = skip(e, skip_op);
+
+	leave_to(e, u->imm, 1);
+	land(e, s);
+}
+
+/*
+ * CF into rcx, as tcg_cf computes it, for the lazy states the code knows
+ * at translation time (cc: the cc_op the last inline flag write left, or
+ * -1).  Returns false if it cannot.
+ */
+static bool gen_cf(struct emit *e, int cc)
+{
+	switch (cc) {
+	case CC_EFLAGS:
+		ld(e, RCX, OFF(cc_res));
+		e8(e, 0x83); e8(e, 0xe1); e8(e, 1);	/* and ecx, 1 */
+		return true;
+	case CC_LOGIC:
+		e8(e, 0x31); e8(e, 0xc9);		/* xor ecx, ecx */
+		return true;
+	case CC_SUB:
+		ld(e, RDX, OFF(cc_a));
+		e8(e, 0x31); e8(e, 0xc9);		/* xor ecx, ecx */
+		e8(e, 0x48); e8(e, 0x3b);		/* cmp rdx, [cc_b] */
+		mem_rbx(e, RDX, OFF(cc_b));
+		e8(e, 0x0f); e8(e, 0x92); e8(e, 0xc1);	/* setb cl */
+		return true;
+	}
+	return false;
+}
+
+/* inc/dec unless CF must be kept from a lazy state unknown here. */
+static bool gen_incdec(struct emit *e, const struct uop *u, int cc)
+{
+	bool keep = !(u->aux & (UF_NOFLAGS | UF_KEEP_DEAD));
+
+	if (keep && !gen_cf(e, cc))
+		return false;
+	if (keep)
+		st(e, OFF(cc_cin), RCX);
+	ld(e, RAX, OFF_T(u->a));
+	alu_rr(e, OP_MOV, RDX, RAX);
+	e8(e, 0x48);		/* add/sub rdx, 1 */
+	e8(e, 0x83);
+	e8(e, u->x ? 0xea : 0xc2);
+	e8(e, 1);
+	put_t(e, u, RDX, true);
+	if (u->aux & UF_NOFLAGS)
+		return true;
+	/* UF_KEEP_DEAD: the carry it keeps is never read */
+	if (!keep)
+		st64i(e, OFF(cc_cin), 0);
+	st32i(e, OFF(cc_op), u->x ? CC_DEC : CC_INC);
+	st32i(e, OFF(cc_size), u->size);
+	st(e, OFF(cc_a), RAX);
+	st64i(e, OFF(cc_b), 1);
+	st(e, OFF(cc_res), RDX);
+	return true;
+}
+
+/*
+ * jz/jnz (U_JCC with CC_E or CC_NE) after a flag write this block made
+ * inline: interp.c's jcc_taken without the call.  Returns false if the
+ * lazy state is not known here.
+ */
+static bool gen_jcc_known(struct emit *e, const struct uop *u, int cc)
+{
+	bool ne = u->x & 1;
+
+	if ((u->x >> 1) != (CC_E >> 1))
+		return false;
+	if (cc == CC_LOGIC) {
+		/* cc_res is stored truncated to cc_size already */
+		ld(e, RAX, OFF(cc_res));
+		alu_rr(e, OP_TEST, RAX, RAX);
+	} else if (cc == CC_SUB) {
+		ld(e, RAX, OFF(cc_a));
+		e8(e, 0x48); e8(e, 0x3b);		/* cmp rax, [cc_b] */
+		mem_rbx(e, RAX, OFF(cc_b));
+	} else {
+		return false;
+	}
+	gen_branch(e, u, ne ? JZ : JNZ);
+	return true;
+}
+
+/*
+ * Code for u.  *cc tracks the cc_op that the inline flag writes of this
+ * block left (-1: unknown, after anything that may change it).
+ */
+static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, int *cc)
+{
+	uint8_t *s;
+	int known = *cc;
+
+	*cc = -1;
+
+	switch (u->op) {
+	case U_INSN:
+		*cc = known;
+		e8(e, 0x80);	/* cmp byte [brk], 0 */
+		mem_rbx(e, 7, OFF(brk));
+		e8(e, 0);
+		s = skip(e, JZ);
+		e8(e, 0xc6);	/* mov byte [brk], 0 */
+		mem_rbx(e, 0, OFF(brk));
+		e8(e, 0);
+		leave_to(e, u->imm, -1);
+		land(e, s);
+		st64i(e, OFF(insn_eip), u->imm);
+		st64i(e, OFF(insn_next), (u->imm + u->a) & emask);
+		return;
+	case U_MOVI:
+		*cc = known;
+		movi(e, RAX, u->imm);
+		put_t(e, u, RAX, false);
+		return;
+	case U_MOV:
+		*cc = known;
+		ld(e, RAX, OFF_T(u->a));
+		put_t(e, u, RAX, false);
+		return;
+	case U_LDR:
+		*cc = known;
+		if (u->a & 0x30)
+			break;	/* high byte or segment register */
+		ld(e, RAX, OFF_GPR(u->a));
+		put_t(e, u, RAX, true);
+		return;
+	case U_STR:
+		*cc = known;
+		if (u->d & 0x10)
+			break;
+		gen_str(e, u);
+		return;
+	case U_ADD: case U_SUB: case U_AND: case U_OR: case U_XOR: {
+		*cc = known;
+		static const uint8_t ops[] = { OP_ADD, OP_SUB, OP_AND, OP_OR, OP_XOR };
+
+		ld(e, RAX, OFF_T(u->a));
+		ld(e, RCX, OFF_T(u->b));
+		alu_rr(e, ops[u->op - U_ADD], RAX, RCX);
+		put_t(e, u, RAX, u->op == U_ADD || u->op == U_SUB);
+		return;
+	}
+	case U_ADDI:
+		*cc = known;
+		ld(e, RAX, OFF_T(u->a));
+		movi(e, RCX, u->imm);
+		alu_rr(e, OP_ADD, RAX, RCX);
+		put_t(e, u, RAX, true);
+		return;
+	case U_SHLI: case U_SARI:
+		*cc = known;
+		ld(e, RAX, OFF_T(u->a));
+		e8(e, 0x48);	/* shl/sar rax, imm8 */
+		e8(e, 0xc1);
+		e8(e, u->op == U_SHLI ? 0xe0 : 0xf8);
+		e8(e, u->imm & 63);
+		put_t(e, u, RAX, u->op == U_SHLI);
+		return;
+	case U_SEXT:
+		*cc = known;
+		ld(e, RAX, OFF_T(u->a));
+		switch (u->size) {
+		case 0: e8(e, 0x48); e8(e, 0x0f); e8(e, 0xbe); e8(e, 0xc0); break;
+		case 1: e8(e, 0x48); e8(e, 0x0f); e8(e, 0xbf); e8(e, 0xc0); break;
+		case 2: e8(e, 0x48); e8(e, 0x63); e8(e, 0xc0); break;
+		}
+		put_t(e, u, RAX, false);
+		return;
+	case U_ZEXT:
+		*cc = known;
+		ld(e, RAX, OFF_T(u->a));
+		put_t(e, u, RAX, true);
+		return;
+	case U_NOT:
+		*cc = known;
+		ld(e, RAX, OFF_T(u->a));
+		e8(e, 0x48);	/* not rax */
+		e8(e, 0xf7);
+		e8(e, 0xd0);
+		put_t(e, u, RAX, true);
+		return;
+	case U_ALU:
+		if (u->x == ALU_ADC || u->x == ALU_SBB)
+			break;
+		gen_alu(e, u);
+		*cc = (u->aux & UF_NOFLAGS) ? known :
+		      u->x == ALU_ADD ? CC_ADD :
+		      u->x == ALU_SUB || u->x == ALU_CMP ? CC_SUB : CC_LOGIC;
+		return;
+	case U_INCDEC:
+		if (!gen_incdec(e, u, known))
+			break;
+		*cc = (u->aux & UF_NOFLAGS) ? known : u->x ? CC_DEC : CC_INC;
+		return;
+	case U_LD: case U_ST:
+		/* the soft-MMU directly: tcg_load/tcg_store(c, seg, T[a], bytes[, T[b]]) */
+		alu_rr(e, OP_MOV, RDI, RBX);
+		movi(e, RSI, u->x);
+		ld(e, RDX, OFF_T(u->a));
+		movi(e, RCX, 1u << u->size);
+		if (u->op == U_ST) {
+			ld(e, R8, OFF_T(u->b));
+			call(e, tcg_store);
+		} else {
+			call(e, tcg_load);
+			st(e, OFF_T(u->d), RAX);
+		}
+		return;
+	case U_SHIFT:
+		if (gen_rot(e, u))
+			*cc = (u->aux & UF_NOFLAGS) ? known : CC_EFLAGS;
+		else
+			gen_direct(e, u, tcg_exec_shift);
+		return;
+	case U_SHD: gen_direct(e, u, tcg_exec_shd); return;
+	case U_MUL: gen_direct(e, u, tcg_exec_mul); return;
+	case U_DIV: gen_direct(e, u, tcg_exec_div); return;
+	case U_BT: gen_direct(e, u, tcg_exec_bt); return;
+	case U_BSF: case U_BSR: case U_POPCNT: case U_TZCNT: case U_LZCNT:
+		gen_direct(e, u, tcg_exec_bitscan);
+		return;
+	case U_IMUL2:
+		if (!(u->aux & UF_NOFLAGS)) {
+			gen_direct(e, u, tcg_exec_imul2);
+			return;
+		}
+		ld(e, RAX, OFF_T(u->a));
+		get_b(e, u);
+		e8(e, 0x48);	/* imul rax, rcx */
+		e8(e, 0x0f);
+		e8(e, 0xaf);
+		e8(e, 0xc1);
+		put_t(e, u, RAX, true);
+		return;
+	case U_JMP:
+		ld(e, RAX, OFF_T(u->a));
+		st(e, OFF(rip), RAX);
+		ret(e, 2);
+		return;
+	case U_JMPI:
+		leave_to(e, u->imm, 0);
+		return;
+	case U_JCC:
+		*cc = known;	/* a branch not taken changes nothing */
+		if (gen_jcc_known(e, u, known))
+			return;
+		alu_rr(e, OP_MOV, RDI, RBX);
+		e8(e, 0xbe);	/* mov esi, cc */
+		e32(e, u->x);
+		call(e, tcg_uop_cond);
+		e8(e, 0x84);	/* test al, al */
+		e8(e, 0xc0);
+		gen_branch(e, u, JZ);
+		return;
+	case U_JNZ: case U_JZ:
+		*cc = known;
+		ld(e, RAX, OFF_T(u->a));
+		zext(e, RAX, u->size);
+		alu_rr(e, OP_TEST, RAX, RAX);
+		gen_branch(e, u, u->op == U_JNZ ? JZ : JNZ);
+		return;
+	}
+	gen_call(e, u);
+}
+
+void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb)
+{
+	struct emit e = { j->w + j->used };
+	uint64_t emask = (tb->flags & TBF_CS64) ? ~0ull :
+			 (tb->flags & TBF_CS32) ? 0xffffffffull : 0xffff;
+	void *entry = j->x + j->used;
+	int cc = -1;
+
+	if (!tcg_jit_room(j, tb->nr_uops))
+		return NULL;
+	e8(&e, 0x53);		/* push rbx */
+	alu_rr(&e, OP_MOV, RBX, RDI);
+	for (unsigned i = 0; i < tb->nr_uops; i++)
+		gen_uop(&e, &tb->uops[i], emask, &cc);
+	/* Cut short (every block ends in a jump otherwise): go on after
+	 * the last instruction. */
+	ld(&e, RAX, OFF(insn_next));
+	st(&e, OFF(rip), RAX);
+	ret(&e, -1);
+	j->used = (size_t)(e.p - j->w + 15) & ~(size_t)15;
+	return entry;
+}
+
+void tcg_jit_run(struct tcg_cpu *c, struct tb *tb)
+{
+	for (;;) {
+		int exit = ((int (*)(struct tcg_cpu *))tb->host)(c);
+
+		if (exit < 0) {
+			c->chain_from = NULL;	/* not an exit that may be linked */
+			return;
+		}
+		tb = tcg_tb_next(c, tb, exit);
+		if (!tb)
+			return;
+		if (!tb->host) {
+			tcg_interp(c, tb);
+			return;
+		}
+	}
+}
+
+#else	/* not an x86-64 host: the interpreter runs everything */
+
+struct tcg_jit *tcg_jit_create(void)
+{
+	errno = ENOSYS;
+	return NULL;
+}
+
+void tcg_jit_destroy(struct tcg_jit *j)
+{
+}
+
+void tcg_jit_reset(struct tcg_jit *j)
+{
+}
+
+bool tcg_jit_room(const struct tcg_jit *j, unsigned nr_uops)
+{
+	return false;
+}
+
+void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb)
+{
+	return NULL;
+}
+
+void tcg_jit_run(struct tcg_cpu *c, struct tb *tb)
+{
+	tcg_interp(c, tb);
+}
+
+#endif
