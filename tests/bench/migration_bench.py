@@ -11,10 +11,14 @@ Measures, for each VMM, medians of N runs:
   live tcp     total time and downtime of a live migration over TCP on
                loopback, as each VMM's query-migrate reports them, with
                downtime-limit 300 ms and no bandwidth cap
+  loaded tcp   the same while the guest dirties memory flat out (dirty.mb.elf
+               pages=4096 delay=0: one word into each of 4096 pages, over
+               and over)
   file save    wall time to save the running guest to a file and its
                throughput (RAM size / time): vireo with mapped-ram to
                file:, QEMU 7.2 (which has neither file: nor mapped-ram) with
-               exec:cat > FILE
+               exec:cat > FILE; vireo also with multifd 4 channels, and each
+               with direct-io (O_DIRECT); the qemu column repeats exec:cat
   file restore wall time from starting the destination until its
                query-migrate says completed, and throughput; plus the size
                on disk of the file
@@ -49,8 +53,13 @@ def free_port():
     return port
 
 
+COUNTER = ("counter.mb.elf", None, b"count ")
+DIRTY = ("dirty.mb.elf", "pages=4096 delay=0", b"dirty sweep ")
+
+
 class Proc:
-    def __init__(self, vmm, mem, workdir, name, incoming=None):
+    def __init__(self, vmm, mem, workdir, name, incoming=None, load=COUNTER):
+        kernel, append, self.marker = load
         self.qmp_path = os.path.join(workdir, name + ".qmp")
         self.serial = os.path.join(workdir, name + ".serial")
         if vmm == "vireo":
@@ -58,7 +67,9 @@ class Proc:
         else:
             args = [QEMU, "-accel", "kvm", "-nodefaults", "-display", "none",
                     "-monitor", "none"]
-        args += ["-m", mem, "-kernel", guest("counter.mb.elf"), "-no-reboot",
+        if append:
+            args += ["-append", append]
+        args += ["-m", mem, "-kernel", guest(kernel), "-no-reboot",
                  "-serial", "file:" + self.serial,
                  "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path] + DEBUG_EXIT
         if incoming:
@@ -71,7 +82,7 @@ class Proc:
     def count(self):
         try:
             with open(self.serial, "rb") as f:
-                return f.read().count(b"count ")
+                return f.read().count(self.marker)
         except FileNotFoundError:
             return 0
 
@@ -106,32 +117,37 @@ def params(q, vmm):
     q.ok("migrate-set-parameters", {"downtime-limit": 300, "max-bandwidth": 1 << 40})
 
 
-def live(vmm, mem, workdir):
+def live(vmm, mem, workdir, load=COUNTER):
     port = free_port()
-    src = Proc(vmm, mem, workdir, "src")
-    dst = Proc(vmm, mem, workdir, "dst", incoming="tcp:127.0.0.1:%d" % port)
+    src = Proc(vmm, mem, workdir, "src", load=load)
+    dst = Proc(vmm, mem, workdir, "dst", incoming="tcp:127.0.0.1:%d" % port, load=load)
     try:
-        src.wait_count(50)
+        src.wait_count(50 if load is COUNTER else 5)
         params(src.q, vmm)
         src.q.ok("migrate", {"uri": "tcp:127.0.0.1:%d" % port})
         r = src.wait_migration()
         n = dst.count()
-        dst.wait_count(n + 5)
+        dst.wait_count(n + 2)
         return r["total-time"], r["downtime"]
     finally:
         src.close()
         dst.close()
 
 
-def file_round(vmm, mem, workdir):
+def file_round(vmm, mem, workdir, channels=1, direct=False):
     path = os.path.join(workdir, "state")
     src = Proc(vmm, mem, workdir, "fsrc")
     try:
         src.wait_count(50)
         params(src.q, vmm)
         if vmm == "vireo":
-            src.q.ok("migrate-set-capabilities", {"capabilities": [
-                {"capability": "mapped-ram", "state": True}]})
+            caps = [{"capability": "mapped-ram", "state": True}]
+            if channels > 1:
+                caps.append({"capability": "multifd", "state": True})
+                src.q.ok("migrate-set-parameters", {"multifd-channels": channels})
+            src.q.ok("migrate-set-capabilities", {"capabilities": caps})
+            if direct:
+                src.q.ok("migrate-set-parameters", {"direct-io": True})
             uri = "file:" + path
         else:
             uri = "exec:cat > " + path
@@ -170,20 +186,36 @@ def main():
     vmms = ["vireo"] + (["qemu"] if QEMU else [])
     ram = parse_size(a.mem)
     res = {}
-    workdir = tempfile.mkdtemp(prefix="vireo-migbench-")
+    # Not /tmp: direct-io needs a file system with O_DIRECT (tmpfs has none).
+    os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="migbench-", dir=os.path.join(ROOT, "build", "bench"))
+    mib = ram / (1 << 20)
     try:
         for vmm in vmms:
             lv = [live(vmm, a.mem, workdir) for _ in range(a.runs)]
-            fr = [file_round(vmm, a.mem, workdir) for _ in range(a.runs)]
+            ld = [live(vmm, a.mem, workdir, DIRTY) for _ in range(a.runs)]
             res[vmm] = {
                 "live total ms": statistics.median(x[0] for x in lv),
                 "live downtime ms": statistics.median(x[1] for x in lv),
-                "file save s": statistics.median(x[0] for x in fr),
-                "file restore s": statistics.median(x[1] for x in fr),
-                "file on disk MiB": statistics.median(x[2] for x in fr) / (1 << 20),
+                "loaded total ms": statistics.median(x[0] for x in ld),
+                "loaded downtime ms": statistics.median(x[1] for x in ld),
             }
-            res[vmm]["save MiB/s"] = ram / (1 << 20) / res[vmm]["file save s"]
-            res[vmm]["restore MiB/s"] = ram / (1 << 20) / res[vmm]["file restore s"]
+            variants = [("", 1, False)]
+            if vmm == "vireo":
+                variants += [(" 4ch", 4, False), (" dio", 1, True), (" 4ch dio", 4, True)]
+            for tag, ch, dio in variants:
+                fr = [file_round(vmm, a.mem, workdir, ch, dio) for _ in range(a.runs)]
+                save = statistics.median(x[0] for x in fr)
+                restore = statistics.median(x[1] for x in fr)
+                res[vmm]["save MiB/s" + tag] = mib / save
+                res[vmm]["restore MiB/s" + tag] = mib / restore
+                if not tag:
+                    res[vmm]["file on disk MiB"] = statistics.median(x[2] for x in fr) / (1 << 20)
+        if "qemu" in res:
+            # One exec:cat figure to set each vireo variant against.
+            for k in res["vireo"]:
+                if k not in res["qemu"]:
+                    res["qemu"][k] = res["qemu"][k.split(" MiB/s")[0] + " MiB/s"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("guest RAM %s, %d runs, medians" % (a.mem, a.runs))
