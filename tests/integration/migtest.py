@@ -103,6 +103,21 @@ def wait_migration(q, states=("completed", "failed", "cancelled"), timeout=120):
         time.sleep(0.05)
 
 
+def assert_handed_over(test, src, dst, qs, qd, more=40):
+    """After a completed live migration: the source is paused and stays
+    where it stopped, the destination completes and counts on by more.
+    Returns the source's last count."""
+    test.assertEqual(qs.ok("query-status")["status"], "paused")
+    test.assertEqual(wait_migration(qd)["status"], "completed")
+    handed = last_count(src)
+    wait_count(dst, handed + more)
+    test.assertTrue(qd.ok("query-status")["running"])
+    # The source stays stopped: its output ends where the destination's starts.
+    time.sleep(0.3)
+    test.assertEqual(last_count(src), handed)
+    return handed
+
+
 def enable_events(q):
     q.ok("migrate-set-capabilities",
          {"capabilities": [{"capability": "events", "state": True}]})
