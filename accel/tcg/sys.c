@@ -257,6 +257,7 @@ int tcg_rdmsr(struct tcg_cpu *c, uint32_t msr, uint64_t *v)
 	switch (msr) {
 	case 0x10: *v = tcg_read_tsc(c); break;
 	case 0x1b: *v = ic ? irqchip_get_apic_base(ic, c->index) : c->apic_base; break;
+	case 0x3a: *v = 0; break;				/* feature control: no VMX/SMX */
 	case 0x8b: *v = 0; break;				/* microcode revision */
 	case 0xfe: *v = 0x508; break;				/* MTRRcap: 8 var, fixed, WC */
 	case 0x174: *v = c->sysenter_cs; break;

@@ -522,6 +522,25 @@ static void test_state_roundtrip(void)
 	tm_free(t);
 }
 
+/*
+ * Linux reads IA32_FEATURE_CONTROL (0x3a) on every boot: it reads as 0
+ * (no VMX, unlocked) rather than raising #GP.
+ */
+static void test_rdmsr_feature_control(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"mov $-1, %rax; mov $-1, %rdx\n"
+		"mov $0x3a, %ecx; rdmsr\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(t->c[0]->gpr[R_RAX], ==, 0);
+	g_assert_cmphex(t->c[0]->gpr[R_RDX], ==, 0);
+	tm_free(t);
+}
+
 /* x87 control words, MXCSR, fxsave/fxrstor, and the #NM/#GP/#UD rules
  * of CR0.TS, MXCSR reserved bits and alignment. */
 static void test_fxsave(void)
@@ -652,6 +671,7 @@ int main(int argc, char **argv)
 	tm_add_both("/tcg", "sse/disabled", test_sse_disabled);
 	tm_add_both("/tcg", "cpuid", test_cpuid);
 	tm_add_both("/tcg", "state", test_state_roundtrip);
+	tm_add_both("/tcg", "rdmsr-feature-control", test_rdmsr_feature_control);
 	tm_add_both("/tcg", "flat32/legacy", test_legacy32);
 	tm_add_both("/tcg", "flat32/exec-mmio", test_exec_mmio);
 	tm_add_both("/tcg", "excp/single-step", test_single_step);
