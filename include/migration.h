@@ -52,7 +52,11 @@ struct mig_info {
 	char error[256];
 };
 
-/* Start migrating to uri.  -EBUSY if one is running. */
+/*
+ * Start migrating to uri.  -EBUSY if one is running.  An "fd:N"
+ * descriptor belongs to the migration once this succeeds; on failure it
+ * is left open for the caller (as for migration_incoming).
+ */
 int migration_start(struct machine *m, const char *uri, char *err, size_t errlen);
 /* Stop a running outgoing migration; the VM keeps (or resumes) running. */
 void migration_cancel(struct machine *m);
@@ -61,7 +65,8 @@ int migration_continue(struct machine *m, char *err, size_t errlen);
 /*
  * Accept an incoming migration from uri ("defer": wait for
  * migration_incoming with a real URI).  The VM must be booted paused.
- * autostart: resume the guest once the state is in.
+ * autostart: resume the guest once the state is in.  "fd:N": see
+ * migration_start for who owns the descriptor.
  */
 int migration_incoming(struct machine *m, const char *uri, bool autostart, char *err,
 		       size_t errlen);

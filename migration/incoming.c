@@ -172,7 +172,8 @@ int migration_incoming(struct machine *m, const char *uri, bool autostart, char 
 	ret = start_loader(mig, fd);
 	if (ret) {
 		snprintf(err, errlen, "cannot start the incoming migration: %s", strerror(-ret));
-		close(fd);
+		if (strncmp(uri, "fd:", 3))	/* the caller's to close (migration.h) */
+			close(fd);
 		mig->in_fd = -1;
 	}
 	return ret;

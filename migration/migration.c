@@ -588,7 +588,8 @@ int migration_start(struct machine *m, const char *uri, char *err, size_t errlen
 	migration_set_status(mig, MIG_SETUP);
 	ret = pthread_create(&mig->thread, NULL, outgoing_thread, mig);
 	if (ret) {
-		close(fd);
+		if (strncmp(uri, "fd:", 3))	/* the caller's to close (migration.h) */
+			close(fd);
 		mig->fd = -1;
 		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(ret));
 		migration_set_status(mig, MIG_FAILED);

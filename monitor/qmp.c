@@ -29,6 +29,8 @@
 #define QMP_MAX_MESSAGE (1 << 20)
 #define QMP_MAX_DEPTH 64
 #define QMP_MAX_BACKLOG (16 << 20)
+/* Descriptors a client may pass ahead of the getfd commands that name them. */
+#define QMP_MAX_PASSED_FDS 16
 
 struct qmp_client {
 	struct monitor *mon;
@@ -37,6 +39,9 @@ struct qmp_client {
 	GString *in, *out;
 	unsigned depth;
 	bool in_string, escape, junk, negotiated;
+	/* Received with SCM_RIGHTS and not yet named by getfd, oldest first. */
+	int passed[QMP_MAX_PASSED_FDS];
+	unsigned nr_passed;
 	struct qmp_client *next;
 };
 
@@ -52,6 +57,7 @@ struct monitor {
 	struct qmp_listener *listeners;
 	struct qmp_client *clients;
 	struct machine_listener ml;
+	GHashTable *named_fds;		/* getfd name -> descriptor */
 };
 
 void qmp_set_error(struct qmp_error *e, const char *cls, const char *fmt, ...)
@@ -435,18 +441,72 @@ static bool client_scan(struct qmp_client *c, const char *buf, size_t len)
 	return true;
 }
 
+static void client_drop_passed(struct qmp_client *c)
+{
+	while (c->nr_passed)
+		close(c->passed[--c->nr_passed]);
+}
+
+/* Keep the descriptors of an SCM_RIGHTS message for getfd; close the rest. */
+static void client_keep_passed(struct qmp_client *c, struct msghdr *msg)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		size_t n;
+		int *fds;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		fds = (int *)CMSG_DATA(cm);
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			if (c->nr_passed < QMP_MAX_PASSED_FDS)
+				c->passed[c->nr_passed++] = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+}
+
+int qmp_client_take_passed_fd(struct qmp_client *c)
+{
+	int fd;
+
+	if (!c->nr_passed)
+		return -1;
+	fd = c->passed[0];
+	memmove(c->passed, c->passed + 1, --c->nr_passed * sizeof(int));
+	return fd;
+}
+
 static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
 {
 	struct qmp_client *c = opaque;
 	char buf[65536];
-	ssize_t n = read(fd, buf, sizeof(buf));
+	union {
+		char space[CMSG_SPACE(sizeof(int) * QMP_MAX_PASSED_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl.space, .msg_controllen = sizeof(ctl.space),
+	};
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return G_SOURCE_CONTINUE;
+	if (n > 0)
+		client_keep_passed(c, &msg);
 	if (n <= 0 || !client_scan(c, buf, n)) {
 		client_close(c);
 		return G_SOURCE_REMOVE;
 	}
+	/*
+	 * A descriptor belongs to the command it came with: once every
+	 * complete command of this read ran, one that none claimed is closed.
+	 */
+	if (!c->in->len)
+		client_drop_passed(c);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -468,6 +528,7 @@ static void client_close(struct qmp_client *c)
 		g_source_destroy(c->out_src);
 		g_source_unref(c->out_src);
 	}
+	client_drop_passed(c);
 	close(c->fd);
 	g_string_free(c->in, TRUE);
 	g_string_free(c->out, TRUE);
@@ -622,6 +683,7 @@ static struct monitor *monitor_get(struct machine *m)
 		return mon;
 	mon = g_new0(struct monitor, 1);
 	mon->m = m;
+	mon->named_fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	mon->ml.runstate_changed = on_runstate;
 	mon->ml.reset = on_reset;
 	mon->ml.powerdown = on_powerdown;
@@ -673,6 +735,35 @@ out:
 	return fd < 0 ? fd : 0;
 }
 
+/* ---- descriptors named by getfd ---- */
+
+static void close_named_fd(gpointer name, gpointer fd, gpointer unused)
+{
+	close(GPOINTER_TO_INT(fd));
+}
+
+void qmp_fd_add(struct machine *m, const char *name, int fd)
+{
+	struct monitor *mon = monitor_get(m);
+	gpointer old;
+
+	/* As QEMU: a name given again replaces (and closes) the old descriptor. */
+	if (g_hash_table_lookup_extended(mon->named_fds, name, NULL, &old))
+		close(GPOINTER_TO_INT(old));
+	g_hash_table_insert(mon->named_fds, g_strdup(name), GINT_TO_POINTER(fd));
+}
+
+int qmp_fd_take(struct machine *m, const char *name)
+{
+	struct monitor *mon = monitor_get(m);
+	gpointer fd;
+
+	if (!g_hash_table_lookup_extended(mon->named_fds, name, NULL, &fd))
+		return -1;
+	g_hash_table_remove(mon->named_fds, name);
+	return GPOINTER_TO_INT(fd);
+}
+
 void monitor_destroy(struct machine *m)
 {
 	struct monitor *mon = m->monitor;
@@ -703,6 +794,8 @@ void monitor_destroy(struct machine *m)
 		g_free(l);
 	}
 	machine_remove_listener(m, &mon->ml);
+	g_hash_table_foreach(mon->named_fds, close_named_fd, NULL);
+	g_hash_table_destroy(mon->named_fds);
 	g_free(mon);
 	m->monitor = NULL;
 }

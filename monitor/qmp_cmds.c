@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "accel/accel.h"
 #include "block.h"
@@ -287,6 +288,45 @@ static JsonNode *cmd_hmp(struct machine *m, struct qmp_client *c, JsonObject *ar
 	return n;
 }
 
+/*
+ * getfd names the descriptor the client sent with this command
+ * (SCM_RIGHTS on a unix socket), for a later "fd:NAME" migration URI.
+ */
+static JsonNode *cmd_getfd(struct machine *m, struct qmp_client *c, JsonObject *args,
+			   struct qmp_error *err)
+{
+	const char *name = json_object_get_string_member(args, "fdname");
+	int fd;
+
+	/* A leading digit would read as an inherited descriptor number in fd:N. */
+	if (!name[0] || g_ascii_isdigit(name[0]) || strlen(name) > 255) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "Parameter 'fdname' expects a name of "
+			      "1 to 255 characters not starting with a digit");
+		return NULL;
+	}
+	fd = qmp_client_take_passed_fd(c);
+	if (fd < 0) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "No file descriptor supplied via SCM_RIGHTS");
+		return NULL;
+	}
+	qmp_fd_add(m, name, fd);
+	return empty_return();
+}
+
+static JsonNode *cmd_closefd(struct machine *m, struct qmp_client *c, JsonObject *args,
+			     struct qmp_error *err)
+{
+	const char *name = json_object_get_string_member(args, "fdname");
+	int fd = qmp_fd_take(m, name);
+
+	if (fd < 0) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "File descriptor named '%s' not found", name);
+		return NULL;
+	}
+	close(fd);
+	return empty_return();
+}
+
 static JsonNode *cmd_query_qmp_schema(struct machine *m, struct qmp_client *c, JsonObject *args,
 				      struct qmp_error *err);
 
@@ -310,6 +350,8 @@ static const struct qmp_command commands[] = {
 	  { { "query-nodes", QMP_BOOL, true } } },
 	{ "human-monitor-command", cmd_hmp,
 	  { { "command-line", QMP_STR }, { "cpu-index", QMP_INT, true } } },
+	{ "getfd", cmd_getfd, { { "fdname", QMP_STR } } },
+	{ "closefd", cmd_closefd, { { "fdname", QMP_STR } } },
 	{ "migrate", qmp_cmd_migrate,
 	  { { "uri", QMP_STR }, { "blk", QMP_BOOL, true }, { "inc", QMP_BOOL, true },
 	    { "detach", QMP_BOOL, true }, { "resume", QMP_BOOL, true } } },

@@ -63,6 +63,17 @@ QMP_HANDLER(qmp_change_medium);
 /* cpu: the vCPU for per-CPU commands (QMP's cpu-index), -1 for the first. */
 char *hmp_run(struct machine *m, const char *line, int cpu);
 
+/*
+ * Descriptors passed over a unix socket (getfd/closefd, as QEMU):
+ * the oldest one a client sent with SCM_RIGHTS and no command claimed
+ * yet (-1: none); then kept by name on the machine's monitor until a
+ * command takes it (the caller then owns it, -1 if there is no such
+ * name).
+ */
+int qmp_client_take_passed_fd(struct qmp_client *c);
+void qmp_fd_add(struct machine *m, const char *name, int fd);
+int qmp_fd_take(struct machine *m, const char *name);
+
 /* The migration commands (qmp_migration.c). */
 #define QMP_CMD_DECL(fn) JsonNode *fn(struct machine *m, struct qmp_client *c, \
 				      JsonObject *args, struct qmp_error *err)

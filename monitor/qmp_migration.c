@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "machine.h"
 #include "migration.h"
@@ -16,21 +17,47 @@ static JsonNode *ok(void)
 	return qmp_new_object(NULL);
 }
 
+/*
+ * migrate and migrate-incoming.  "fd:NAME" (a name given to getfd, as
+ * libvirt passes its sockets) becomes "fd:N" here, so the transports
+ * only ever see descriptor numbers; a number is an inherited descriptor.
+ */
+static JsonNode *start_with_named_fd(struct machine *m, const char *uri, bool incoming,
+				     struct qmp_error *err)
+{
+	char msg[256], byfd[32];
+	int fd = -1, ret;
+
+	if (!strncmp(uri, "fd:", 3) && uri[3] && !g_ascii_isdigit(uri[3])) {
+		fd = qmp_fd_take(m, uri + 3);
+		if (fd < 0) {
+			qmp_set_error(err, QMP_ERR_GENERIC, "%.200s: no file descriptor named "
+				      "'%.200s' (pass one with getfd first)", uri, uri + 3);
+			return NULL;
+		}
+		snprintf(byfd, sizeof(byfd), "fd:%d", fd);
+		uri = byfd;
+	}
+	ret = incoming ? migration_incoming(m, uri, true, msg, sizeof(msg)) :
+			 migration_start(m, uri, msg, sizeof(msg));
+	if (ret) {
+		if (fd >= 0)		/* still ours on failure (migration.h) */
+			close(fd);
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
+		return NULL;
+	}
+	return ok();
+}
+
 JsonNode *qmp_cmd_migrate(struct machine *m, struct qmp_client *c, JsonObject *args,
 			  struct qmp_error *err)
 {
-	char msg[256];
-
 	if (json_object_has_member(args, "resume") &&
 	    json_object_get_boolean_member(args, "resume")) {
 		qmp_set_error(err, QMP_ERR_GENERIC, "postcopy resume is not supported");
 		return NULL;
 	}
-	if (migration_start(m, json_object_get_string_member(args, "uri"), msg, sizeof(msg))) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
-		return NULL;
-	}
-	return ok();
+	return start_with_named_fd(m, json_object_get_string_member(args, "uri"), false, err);
 }
 
 JsonNode *qmp_cmd_migrate_cancel(struct machine *m, struct qmp_client *c, JsonObject *args,
@@ -60,19 +87,12 @@ JsonNode *qmp_cmd_migrate_continue(struct machine *m, struct qmp_client *c, Json
 JsonNode *qmp_cmd_migrate_incoming(struct machine *m, struct qmp_client *c, JsonObject *args,
 				   struct qmp_error *err)
 {
-	char msg[256];
-
 	if (!migration_incoming_deferred(m)) {
 		qmp_set_error(err, QMP_ERR_GENERIC,
 			      "'-incoming' was not specified on the command line");
 		return NULL;
 	}
-	if (migration_incoming(m, json_object_get_string_member(args, "uri"), true, msg,
-			       sizeof(msg))) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
-		return NULL;
-	}
-	return ok();
+	return start_with_named_fd(m, json_object_get_string_member(args, "uri"), true, err);
 }
 
 JsonNode *qmp_cmd_query_migrate(struct machine *m, struct qmp_client *c, JsonObject *args,

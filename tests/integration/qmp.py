@@ -67,6 +67,13 @@ class QMP:
         self.send_raw(json.dumps(req).encode() + b"\n")
         return self.reply()
 
+    def cmd_fds(self, name, args, fds):
+        """Send a command with open file descriptors attached (SCM_RIGHTS on
+        the unix socket), as libvirt does for getfd."""
+        req = {"execute": name, "arguments": args}
+        socket.send_fds(self.sock, [json.dumps(req).encode() + b"\n"], fds)
+        return self.reply()
+
     def ok(self, name, args=None):
         """Send a command that must succeed; returns its "return" value."""
         r = self.cmd(name, args)

@@ -157,6 +157,28 @@ class LiveMigration(unittest.TestCase):
                 wait_count(dst, handed + 10)
             check_counter(self, src.output() + dst.output(), min_count=handed + 10)
 
+    def test_named_fd(self):
+        """libvirt's way: each side gets its end of a socket pair with getfd
+        and migrates over fd:NAME."""
+        import socket
+        a, b = socket.socketpair()
+        with counter_vm() as src, counter_vm(incoming="defer") as dst:
+            wait_count(src, 30)
+            with src.qmp() as qs, dst.qmp() as qd:
+                qd.cmd_fds("getfd", {"fdname": "migin"}, [b.fileno()])
+                qs.cmd_fds("getfd", {"fdname": "migout"}, [a.fileno()])
+                a.close()
+                b.close()
+                qd.ok("migrate-incoming", {"uri": "fd:migin"})
+                qs.ok("migrate", {"uri": "fd:migout"})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                handed = assert_handed_over(self, src, dst, qs, qd)
+                # The name was used up by the migration.
+                e = qs.cmd("closefd", {"fdname": "migout"})["error"]
+                self.assertIn("not found", e["desc"])
+            last = check_counter(self, src.output() + dst.output(), min_count=handed + 40)
+            self.assertGreater(last, handed)
+
     def test_exec(self):
         """exec: on both ends, through a file the two commands share."""
         path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "stream")

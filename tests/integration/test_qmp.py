@@ -276,6 +276,43 @@ class Lifecycle(unittest.TestCase):
 
 
 @requires_kvm
+@requires_kvm
+class PassedDescriptors(unittest.TestCase):
+    """getfd/closefd: descriptors sent with SCM_RIGHTS, kept by name."""
+
+    def fd_count(self, vm):
+        return len(os.listdir("/proc/%d/fd" % vm.proc.pid))
+
+    def test_getfd_closefd(self):
+        with counter_vm() as vm, vm.qmp() as q:
+            before = self.fd_count(vm)
+            r, w = os.pipe()
+            try:
+                self.assertEqual(q.cmd_fds("getfd", {"fdname": "one"}, [r]), {"return": {}})
+                self.assertEqual(self.fd_count(vm), before + 1)
+                # The same name again replaces (and closes) the first one.
+                self.assertEqual(q.cmd_fds("getfd", {"fdname": "one"}, [w]), {"return": {}})
+                self.assertEqual(self.fd_count(vm), before + 1)
+                q.ok("closefd", {"fdname": "one"})
+                self.assertEqual(self.fd_count(vm), before)
+                e = q.cmd("closefd", {"fdname": "one"})["error"]
+                self.assertIn("File descriptor named 'one' not found", e["desc"])
+                # No descriptor attached, or a name that reads as a number.
+                e = q.cmd("getfd", {"fdname": "two"})["error"]
+                self.assertIn("No file descriptor supplied via SCM_RIGHTS", e["desc"])
+                e = q.cmd_fds("getfd", {"fdname": "3x"}, [r])["error"]
+                self.assertIn("fdname", e["desc"])
+                # A descriptor no command claimed was closed, not kept.
+                q.ok("query-status")
+                self.assertEqual(self.fd_count(vm), before)
+                e = q.cmd("migrate", {"uri": "fd:nosuch"})["error"]
+                self.assertIn("no file descriptor named 'nosuch'", e["desc"])
+                self.assertTrue(q.ok("query-status")["running"])
+            finally:
+                os.close(r)
+                os.close(w)
+
+
 class HostileInput(unittest.TestCase):
     """Each case gets an error or a closed connection; the VM keeps running
     and the next well-formed command works."""
