@@ -227,6 +227,83 @@ static void seg_from_kvm(const struct kvm_segment *k, struct cpu_segment *s)
 	};
 }
 
+/*
+ * The MSRs of struct cpu_msrs, in its order.  TSC_AUX comes last: KVM
+ * stops a KVM_GET/SET_MSRS at the first MSR it refuses, and TSC_AUX is
+ * the one a host without RDTSCP refuses.
+ */
+static const uint32_t state_msrs[] = {
+	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,	/* STAR LSTAR CSTAR SFMASK */
+	0xc0000102,					/* KERNEL_GS_BASE */
+	0x174, 0x175, 0x176,				/* SYSENTER_CS/ESP/EIP */
+	0x277,						/* PAT */
+	0xc0000103,					/* TSC_AUX */
+};
+#define NR_STATE_MSRS (sizeof(state_msrs) / sizeof(state_msrs[0]))
+
+struct state_msr_buf {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[NR_STATE_MSRS];
+};
+
+static uint64_t *state_msr_field(struct cpu_msrs *m, unsigned i)
+{
+	uint64_t *f[NR_STATE_MSRS] = {
+		&m->star, &m->lstar, &m->cstar, &m->sfmask, &m->kernel_gs_base,
+		&m->sysenter_cs, &m->sysenter_esp, &m->sysenter_eip, &m->pat, &m->tsc_aux,
+	};
+
+	return f[i];
+}
+
+static int get_state_msrs(struct kvm_vcpu *c, struct cpu_msrs *m)
+{
+	struct state_msr_buf b = { .hdr.nmsrs = NR_STATE_MSRS };
+	struct kvm_debugregs dbg;
+	int n;
+
+	for (unsigned i = 0; i < NR_STATE_MSRS; i++)
+		b.e[i].index = state_msrs[i];
+	n = ioctl(c->fd, KVM_GET_MSRS, &b);
+	if (n < 0)
+		return -errno;
+	if (n < (int)NR_STATE_MSRS - 1)
+		return -EIO;
+	for (int i = 0; i < n; i++)
+		*state_msr_field(m, i) = b.e[i].data;
+	if (ioctl(c->fd, KVM_GET_DEBUGREGS, &dbg))
+		return -errno;
+	memcpy(m->dr, dbg.db, sizeof(dbg.db));
+	m->dr[4] = m->dr[6] = dbg.dr6;		/* DR4/DR5 alias DR6/DR7 */
+	m->dr[5] = m->dr[7] = dbg.dr7;
+	return 0;
+}
+
+/* As TCG: a zero PAT is the power-on PAT, DR6/DR7 keep their fixed ones. */
+static int set_state_msrs(struct kvm_vcpu *c, const struct cpu_msrs *m)
+{
+	struct state_msr_buf b = { .hdr.nmsrs = NR_STATE_MSRS };
+	struct cpu_msrs v = *m;
+	struct kvm_debugregs dbg = {
+		.dr6 = m->dr[6] | 0xffff0ff0, .dr7 = m->dr[7] | 0x400,
+	};
+	int n;
+
+	if (!v.pat)
+		v.pat = 0x0007040600070406ull;
+	for (unsigned i = 0; i < NR_STATE_MSRS; i++) {
+		b.e[i].index = state_msrs[i];
+		b.e[i].data = *state_msr_field(&v, i);
+	}
+	n = ioctl(c->fd, KVM_SET_MSRS, &b);
+	if (n < 0)
+		return -errno;
+	if (n < (int)NR_STATE_MSRS - (v.tsc_aux ? 0 : 1))
+		return -EINVAL;
+	memcpy(dbg.db, m->dr, sizeof(dbg.db));
+	return ioctl(c->fd, KVM_SET_DEBUGREGS, &dbg) ? -errno : 0;
+}
+
 int kvm_vcpu_set_state(struct vcpu *v, const struct cpu_state *s)
 {
 	struct kvm_vcpu *c = kv(v);
@@ -264,7 +341,7 @@ int kvm_vcpu_set_state(struct vcpu *v, const struct cpu_state *s)
 		sregs.apic_base = s->apic_base;
 	if (ioctl(c->fd, KVM_SET_SREGS, &sregs) || ioctl(c->fd, KVM_SET_REGS, &regs))
 		return -errno;
-	return 0;
+	return set_state_msrs(c, &s->msrs);
 }
 
 /*
@@ -331,7 +408,7 @@ int kvm_vcpu_get_state(struct vcpu *v, struct cpu_state *s)
 	s->cr8 = sr.cr8;
 	s->efer = sr.efer;
 	s->apic_base = sr.apic_base;
-	return 0;
+	return get_state_msrs(c, &s->msrs);
 }
 
 /*

@@ -155,6 +155,42 @@ static void rig_destroy(struct rig *r)
 	g_main_context_unref(r->m.ctx);
 }
 
+/* get_state/set_state carry the MSRs and debug registers of cpu_state. */
+static void test_state_msrs(void)
+{
+	static const uint8_t code[] = { 0xeb, 0xfe };	/* jmp $ */
+	struct cpu_state s;
+	struct rig r;
+
+	if (!kvm_usable())
+		return;
+	rig_init(&r, code, sizeof(code));
+	g_assert_cmpint(kvm_accel_ops.vcpu_get_state(r.v, &s), ==, 0);
+	g_assert_cmphex(s.msrs.pat, ==, 0x0007040600070406ull);	/* power-on PAT */
+	g_assert_cmphex(s.msrs.dr[7], ==, 0x400);
+	s.msrs.lstar = 0xffffffff81a00000ull;
+	s.msrs.star = 0x0023001000000000ull;
+	s.msrs.sfmask = 0x47700;
+	s.msrs.kernel_gs_base = 0xffff888000100000ull;
+	s.msrs.sysenter_eip = 0x12345678;
+	s.msrs.pat = 0x0007010600070106ull;
+	s.msrs.dr[0] = 0x401000;
+	s.msrs.dr[7] = 0x401;			/* L0 */
+	g_assert_cmpint(kvm_accel_ops.vcpu_set_state(r.v, &s), ==, 0);
+	memset(&s, 0, sizeof(s));
+	g_assert_cmpint(kvm_accel_ops.vcpu_get_state(r.v, &s), ==, 0);
+	g_assert_cmphex(s.msrs.lstar, ==, 0xffffffff81a00000ull);
+	g_assert_cmphex(s.msrs.star, ==, 0x0023001000000000ull);
+	g_assert_cmphex(s.msrs.sfmask, ==, 0x47700);
+	g_assert_cmphex(s.msrs.kernel_gs_base, ==, 0xffff888000100000ull);
+	g_assert_cmphex(s.msrs.sysenter_eip, ==, 0x12345678);
+	g_assert_cmphex(s.msrs.pat, ==, 0x0007010600070106ull);
+	g_assert_cmphex(s.msrs.dr[0], ==, 0x401000);
+	g_assert_cmphex(s.msrs.dr[7], ==, 0x401);
+	g_assert_cmphex(s.msrs.dr[6] & 0xffff0ff0, ==, 0xffff0ff0);
+	rig_destroy(&r);
+}
+
 static void test_pio_mmio(void)
 {
 	/*
@@ -390,6 +426,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/kvm/pio-mmio", test_pio_mmio);
+	g_test_add_func("/kvm/state-msrs", test_state_msrs);
 	g_test_add_func("/kvm/pause-resume", test_pause_resume);
 	g_test_add_func("/kvm/dirty-log", test_dirty_log);
 	g_test_add_func("/kvm/dirty-log-ring", test_dirty_log_ring);
