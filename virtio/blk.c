@@ -888,6 +888,8 @@ static int vblk_save(struct virtio_dev *vd, struct vmstate_out *o)
 		vmstate_put(o, "parked", heads, n * sizeof(*heads));
 		g_free(heads);
 	}
+	/* Why they wait, for query-block on the destination (version 3). */
+	vmstate_put_u8(o, "io-status", __atomic_load_n(&b->drive->io_status, __ATOMIC_ACQUIRE));
 	return 0;
 }
 
@@ -925,6 +927,17 @@ static int vblk_load(struct virtio_dev *vd, struct vmstate_in *in)
 		g_free(q->replay);
 		q->replay = heads;
 		q->nr_replay = n;
+	}
+	if (in->version >= 3) {
+		uint8_t st;
+		int ret = vmstate_get_u8(in, "io-status", &st);
+
+		if (ret)
+			return ret;
+		if (st > BLK_IOSTATUS_NOSPACE)
+			return vmstate_fail(in, "io-status %u is not one of ok, failed, nospace",
+					    st);
+		__atomic_store_n(&b->drive->io_status, st, __ATOMIC_RELEASE);
 	}
 	for (unsigned i = 0; i < b->nr_queues; i++)
 		__atomic_add_fetch(&b->held, b->q[i].nr_replay, __ATOMIC_ACQ_REL);

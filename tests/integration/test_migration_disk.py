@@ -301,6 +301,7 @@ class ParkedWrite(unittest.TestCase):
     prepare = test_werror.FullDisk.prepare
     fill = test_werror.FullDisk.fill
     image_head = test_werror.FullDisk.image_head
+    io_status = test_werror.FullDisk.io_status
 
     def test_parked_write_completes_on_destination(self):
         sockdir = tempfile.mkdtemp(prefix="vireo-migpark-")
@@ -322,9 +323,12 @@ class ParkedWrite(unittest.TestCase):
                 self.assertEqual(wait_migration(qd)["status"], "completed")
                 # The source was paused, so the destination is too.
                 self.assertFalse(qd.ok("query-status")["running"])
+                # ... and says why: the write waits for room on the disk.
+                self.assertEqual(self.io_status(qd), "nospace")
                 self.assertNotEqual(self.image_head(), pattern(SECTORS))
                 os.unlink(self.filler)
                 qd.ok("cont")
+                self.assertEqual(self.io_status(qd), "ok")
                 self.assertEqual(dst.wait(60), EXIT_PASS, dst._describe())
             self.assertIn("wrote and read back %d sectors" % SECTORS, dst.output())
             self.assertNotIn("write: status", src.output() + dst.output())

@@ -365,13 +365,17 @@ static void test_rerror_report_and_ignore(void)
 	wt_finish(&t);
 }
 
+enum wt_corrupt { WT_INTACT, WT_BAD_PARKED, WT_BAD_IO_STATUS };
+
 /*
  * Hand a's virtio-blk over to b as a migration does: a quiesces and saves
  * its virtio-pci section, b (whose device is held still meanwhile) loads
- * it with a's guest RAM.  corrupt_parked: the stream's first parked head
- * becomes 0xffff.  Returns the load's result.
+ * it with a's guest RAM.  WT_BAD_PARKED: the stream's first parked head
+ * becomes 0xffff; WT_BAD_IO_STATUS: the io-status becomes 7.  Returns the
+ * load's result.
  */
-static int wt_migrate(struct wt *a, struct wt *b, bool corrupt_parked, char *err, size_t errlen)
+static int wt_migrate(struct wt *a, struct wt *b, enum wt_corrupt corrupt, char *err,
+		      size_t errlen)
 {
 	struct vmstate_section *sa = vmstate_find(&a->h.m, "virtio-pci", a->d.devfn);
 	struct vmstate_section *sb = vmstate_find(&b->h.m, "virtio-pci", a->d.devfn);
@@ -384,12 +388,18 @@ static int wt_migrate(struct wt *a, struct wt *b, bool corrupt_parked, char *err
 	g_assert_cmpint(sa->quiesce(sa->opaque), ==, 0);
 	vmstate_out_init(&o);
 	g_assert_cmpint(sa->save(sa->opaque, &o), ==, 0);
-	if (corrupt_parked) {
+	if (corrupt == WT_BAD_PARKED) {
 		uint8_t *f = memmem(o.buf, o.len, "\x06parked", 7);
 
 		g_assert_nonnull(f);
 		g_assert_cmpuint(f[7], ==, 2);		/* one head */
 		f[11] = f[12] = 0xff;
+	} else if (corrupt == WT_BAD_IO_STATUS) {
+		uint8_t *f = memmem(o.buf, o.len, "\x09io-status", 10);
+
+		g_assert_nonnull(f);
+		g_assert_cmpuint(f[10], ==, 1);		/* one byte */
+		f[14] = 7;
 	}
 	memcpy(vh_ptr(&b->h.m.mem, 0, VH_RAM), vh_ptr(&a->h.m.mem, 0, VH_RAM), VH_RAM);
 	/* A destination's device has not run: b's is held still around the load. */
@@ -450,11 +460,14 @@ static void test_rerror_stop_migrates(void)
 		g_free(data);
 	}
 	b.h.m.runstate = RUNSTATE_PAUSED;
-	if (wt_migrate(&a, &b, false, err, sizeof(err))) {
+	if (wt_migrate(&a, &b, WT_INTACT, err, sizeof(err))) {
 		g_test_message("%s", err);
 		g_assert_not_reached();
 	}
 	g_assert_cmpuint(*(uint8_t *)gp(&b, STATUS + rd, 1), ==, 0xff);
+	/* b's query-block says why the read waits, as a's did. */
+	g_assert_cmpint(__atomic_load_n(&b.h.m.drives->io_status, __ATOMIC_ACQUIRE), ==,
+			BLK_IOSTATUS_FAILED);
 	machine_resume(&b.h.m);
 	expect_used(&b, rd, VIRTIO_BLK_S_OK);
 	g_assert_true(memcmp(gp(&b, DATA + 4096 * rd, 4096), want_old, 4096) == 0);
@@ -464,8 +477,14 @@ static void test_rerror_stop_migrates(void)
 	/* A stream whose parked head is out of the ring is refused. */
 	wt_init(&c, "rerror=stop");
 	c.h.m.runstate = RUNSTATE_PAUSED;
-	g_assert_cmpint(wt_migrate(&a, &c, true, err, sizeof(err)), ==, -EINVAL);
+	g_assert_cmpint(wt_migrate(&a, &c, WT_BAD_PARKED, err, sizeof(err)), ==, -EINVAL);
 	g_assert_nonnull(strstr(err, "parked head 65535"));
+	wt_finish(&c);
+	/* So is one with an io-status that does not exist. */
+	wt_init(&c, "rerror=stop");
+	c.h.m.runstate = RUNSTATE_PAUSED;
+	g_assert_cmpint(wt_migrate(&a, &c, WT_BAD_IO_STATUS, err, sizeof(err)), ==, -EINVAL);
+	g_assert_nonnull(strstr(err, "io-status 7"));
 	wt_finish(&c);
 	wt_finish(&b);
 	repair_reads(&a);
