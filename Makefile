@@ -68,10 +68,16 @@ linux-guest:
 	tests/guests/linux/build.sh $(BUILD)/guests/linux
 
 # Boot the default guest to a shell on the serial console (Ctrl-A x quits).
+# ACCEL=kvm|tcg|kvm:tcg picks the accelerator; by default vireo's own
+# choice (KVM when there is one), except on a PVM host (a nested,
+# paravirtual KVM, module kvm_pvm), whose KVM stops a full Linux kernel
+# with an emulation failure: there the guest boots under TCG.
+ACCEL ?= $(if $(wildcard /sys/module/kvm_pvm),tcg)
 run: $(BUILD)/vireo linux-guest
-	$(BUILD)/vireo -m 512M -smp 2 -nographic \
+	@$(if $(and $(filter file,$(origin ACCEL)),$(ACCEL)),echo "make run: this host's KVM is PVM (nested, paravirtual) and cannot run a full Linux kernel; booting under TCG (ACCEL=kvm to try KVM anyway)")
+	$(BUILD)/vireo $(if $(ACCEL),-accel $(ACCEL)) -m 512M -smp 2 -nographic \
 		-kernel $(BUILD)/guests/linux/vmlinuz -initrd $(BUILD)/guests/linux/initrd.gz \
-		-append "console=ttyS0 vireo.shell=1"
+		-append "console=ttyS0 earlyprintk=ttyS0 vireo.shell=1"
 
 tests: $(UNIT_BINS) guests hdrcheck $(BUILD)/vireo linux-guest
 

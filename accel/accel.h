@@ -46,7 +46,7 @@ struct accel_exit {
 			uint8_t *data;		/* little-endian value, owned by the accel */
 		} mmio;
 		struct {
-			char msg[128];
+			char msg[256];
 		} error;
 	};
 };

@@ -466,6 +466,42 @@ kvm_exit_error(struct accel_exit *e, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * KVM met an instruction it could not emulate.  Say which: its address and
+ * bytes (as far as they are RAM), and that the translator does not depend
+ * on the host's KVM -- nested KVMs that emulate much of the guest stop
+ * here on instructions such as xrstor.
+ */
+static void kvm_emulation_failure(struct vcpu *v, struct accel_exit *e)
+{
+	struct kvm_vcpu *c = kv(v);
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+	struct kvm_translation tr = { 0 };
+	uint8_t code[15];
+	char hex[3 * sizeof(code) + 1] = "";
+	unsigned n = 0;
+
+	if (ioctl(c->fd, KVM_GET_REGS, &r) || ioctl(c->fd, KVM_GET_SREGS, &sr)) {
+		kvm_exit_error(e, "KVM emulation failure");
+		return;
+	}
+	tr.linear_address = sr.cs.base + r.rip;
+	/* Bytes up to the end of the page, or of the instruction's 15. */
+	if (!ioctl(c->fd, KVM_TRANSLATE, &tr) && tr.valid) {
+		n = 4096 - (tr.physical_address & 4095);
+		if (n > sizeof(code))
+			n = sizeof(code);
+		if (guest_read(&v->m->mem, tr.physical_address, code, n))
+			n = 0;
+	}
+	for (unsigned i = 0; i < n; i++)
+		snprintf(hex + 3 * i, 4, " %02x", code[i]);
+	kvm_exit_error(e, "KVM emulation failure at RIP %#llx (code%s): the host's KVM cannot run "
+		       "this instruction; -accel tcg runs the guest without KVM",
+		       (unsigned long long)r.rip, n ? hex : " not in RAM");
+}
+
 int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e)
 {
 	struct kvm_vcpu *c = kv(v);
@@ -532,7 +568,7 @@ int kvm_vcpu_run(struct vcpu *v, struct accel_exit *e)
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:
 		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION)
-			kvm_exit_error(e, "KVM emulation failure");
+			kvm_emulation_failure(v, e);
 		else
 			kvm_exit_error(e, "KVM internal error, suberror %u",
 				       run->internal.suberror);

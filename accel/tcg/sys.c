@@ -257,7 +257,11 @@ int tcg_rdmsr(struct tcg_cpu *c, uint32_t msr, uint64_t *v)
 	switch (msr) {
 	case 0x10: *v = tcg_read_tsc(c); break;
 	case 0x1b: *v = ic ? irqchip_get_apic_base(ic, c->index) : c->apic_base; break;
-	case 0x3a: *v = 0; break;				/* feature control: no VMX/SMX */
+	/*
+	 * Feature control, locked with nothing enabled, as firmware leaves it
+	 * on a CPU without VMX/SMX; unlocked, Linux would try to lock it.
+	 */
+	case 0x3a: *v = 1; break;
 	case 0x8b: *v = 0; break;				/* microcode revision */
 	case 0xfe: *v = 0x508; break;				/* MTRRcap: 8 var, fixed, WC */
 	case 0x174: *v = c->sysenter_cs; break;

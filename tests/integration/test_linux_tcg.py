@@ -38,8 +38,12 @@ class LinuxOnTcg(unittest.TestCase):
         return r.stdout
 
     def test_two_vcpus(self):
-        out = self.boot("grep -c ^processor /proc/cpuinfo", smp=2)
+        out = self.boot("grep -c ^processor /proc/cpuinfo; dmesg", smp=2)
         self.assertRegex(out, r"(?m)^2\r?$")
+        # The kernel met nothing it had to warn about with a backtrace
+        # (an MSR that faults, a bad CPU feature, a lockup).
+        for bad in ("Call Trace", "unchecked MSR access", "WARNING:", "BUG:"):
+            self.assertNotIn(bad, out)
 
     def test_disks_and_cdrom(self):
         if not shutil.which("qemu-img") or not shutil.which("genisoimage"):

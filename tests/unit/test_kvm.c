@@ -155,6 +155,40 @@ static void rig_destroy(struct rig *r)
 	g_main_context_unref(r->m.ctx);
 }
 
+/*
+ * Code fetched from an address with no RAM and no device behind it is
+ * something KVM cannot emulate: the exit names the failure, its RIP and
+ * that the code is not in RAM, and points at -accel tcg.
+ */
+static void test_emulation_failure(void)
+{
+	static const uint8_t code[] = { 0xea, 0x34, 0x12, 0x00, 0xd0 };	/* ljmp $0xd000,$0x1234 */
+	struct accel_exit e;
+	struct rig r;
+	int i;
+
+	if (!kvm_usable())
+		return;
+	rig_init(&r, code, sizeof(code));
+	/* End the RAM slot below 0xd0000: nothing answers there. */
+	r.m.mem.r[0].size = 0;
+	g_assert_cmpint(kvm_accel_ops.set_memory(&r.m, &r.m.mem.r[0]), ==, 0);
+	r.m.mem.r[0].size = 0xd0000;
+	g_assert_cmpint(kvm_accel_ops.set_memory(&r.m, &r.m.mem.r[0]), ==, 0);
+	for (i = 0; i < 100; i++) {
+		memset(&e, 0, sizeof(e));
+		g_assert_cmpint(kvm_accel_ops.vcpu_run(r.v, &e), ==, 0);
+		if (e.reason != ACCEL_EXIT_KICK)
+			break;
+	}
+	g_assert_cmpint(e.reason, ==, ACCEL_EXIT_ERROR);
+	g_test_message("%s", e.error.msg);
+	g_assert_nonnull(strstr(e.error.msg, "KVM emulation failure at RIP 0x1234"));
+	g_assert_nonnull(strstr(e.error.msg, "code not in RAM"));
+	g_assert_nonnull(strstr(e.error.msg, "-accel tcg"));
+	rig_destroy(&r);
+}
+
 /* get_state/set_state carry the MSRs and debug registers of cpu_state. */
 static void test_state_msrs(void)
 {
@@ -427,6 +461,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/kvm/pio-mmio", test_pio_mmio);
 	g_test_add_func("/kvm/state-msrs", test_state_msrs);
+	g_test_add_func("/kvm/emulation-failure", test_emulation_failure);
 	g_test_add_func("/kvm/pause-resume", test_pause_resume);
 	g_test_add_func("/kvm/dirty-log", test_dirty_log);
 	g_test_add_func("/kvm/dirty-log-ring", test_dirty_log_ring);
