@@ -474,8 +474,9 @@ static void *outgoing_thread(void *opaque)
 		mig_stream_fail(&s, ret, "dirty log: %s", strerror(-ret));
 		goto out;
 	}
-	/* The rest goes as fast as it can: the guest is down. */
+	/* The rest goes as fast as it can, from guest RAM: the guest is down. */
 	s.max_bw = 0;
+	r.stopped = true;
 	if (!send_dirty(m, &s, &r, mr)) {
 		if (mr)
 			mapped_ram_save_finish(m, mr, &s);
