@@ -5,7 +5,9 @@ checksum every ~10 ms) and the same RAM size.
 
 Run by hand (not part of `make check`), after `make tests`:
 
-    python3 tests/bench/migration_bench.py [--mem 1G] [--runs N]
+    python3 tests/bench/migration_bench.py [--mem 1G] [--runs N] [--live-only]
+
+(VIREO_BUILD=DIR measures the vireo in DIR/vireo, e.g. an older build.)
 
 Measures, for each VMM, medians of N runs:
   live tcp     total time and downtime of a live migration over TCP on
@@ -191,6 +193,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mem", default="1G")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--live-only", action="store_true", help="skip the file save/restore rows")
     a = ap.parse_args()
     if not kvm_available():
         sys.exit("needs /dev/kvm")
@@ -213,8 +216,8 @@ def main():
                 "loaded downtime ms": statistics.median(x[1] for x in ld),
                 "loaded guest pause ms": statistics.median(x[2] for x in ld),
             }
-            variants = [("", 1, False)]
-            if vmm == "vireo":
+            variants = [] if a.live_only else [("", 1, False)]
+            if vmm == "vireo" and not a.live_only:
                 variants += [(" 4ch", 4, False), (" dio", 1, True), (" 4ch dio", 4, True)]
             for tag, ch, dio in variants:
                 fr = [file_round(vmm, a.mem, workdir, ch, dio) for _ in range(a.runs)]
