@@ -7,7 +7,7 @@
 
 BUILD    ?= build
 CC       ?= gcc
-PKGS     := glib-2.0 json-glib-1.0 liburing zlib libzstd liblz4
+PKGS     := glib-2.0 json-glib-1.0 liburing zlib libzstd liblz4 libxxhash
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
             -Wno-missing-field-initializers -fno-strict-aliasing \

@@ -24,6 +24,11 @@ struct mig_ram {
 	unsigned long *untouched[GUEST_MAX_RAM_REGIONS];
 	uint64_t dirty;			/* bits set */
 	bool logging;			/* the accelerator's dirty log is on */
+	/*
+	 * Source: the VM is stopped and its RAM cannot change, so pages go
+	 * out from guest RAM without a copy (mig_put_ref).
+	 */
+	bool stopped;
 	uint64_t sent_pages, zero_pages;
 };
 
@@ -113,6 +118,8 @@ int ram_load_page(struct machine *m, struct mig_stream *s, struct mig_ram *r);
 void ram_load_cleanup(struct mig_ram *r);
 void ram_untouched_done(struct mig_ram *r);
 bool ram_page_is_zero(const uint8_t *p);
+/* A page's 4096 bytes: copied, or by reference once the VM is stopped. */
+void ram_put_page(struct mig_stream *s, const struct mig_ram *r, const uint8_t *p);
 /* Bitmap of the never-touched pages of an anonymous region, or NULL. */
 unsigned long *ram_untouched(const struct guest_mem *gm, const struct ram_region *reg);
 static inline bool ram_test_bit(const unsigned long *b, uint64_t i)
@@ -147,6 +154,8 @@ int multifd_recv_finish(struct multifd *mf, struct mig_stream *main_s);
 void mig_save_header(struct mig_stream *s);
 int mig_save_sections(struct machine *m, struct mig_stream *s);
 void mig_save_end(struct mig_stream *s);
+/* Read the checksum after an END tag and check it; what names the stream. */
+int mig_load_sum(struct mig_stream *s, const char *what);
 /* Load a whole stream; the message of a failure is in s->msg. */
 int mig_load(struct machine *m, struct mig_stream *s);
 int mig_quiesce_devices(struct machine *m);

@@ -7,8 +7,8 @@
  * and on the destination each channel thread writes its own pages only
  * (and its own words of the bitmaps).  Each channel is a stream of its
  * own: "VIREOMFD", u32 version, u32 channel index, RAM_PAGE records, END
- * with the CRC-32 of the channel.  The main stream says how many channels
- * follow (MIG_TAG_MULTIFD, u32 n) right after the RAM layout; the source
+ * with the XXH3-64 of the channel (as the main stream).  The main stream
+ * says how many channels follow (MIG_TAG_MULTIFD, u32 n) right after the RAM layout; the source
  * ends every channel before it sends the device sections, and the
  * destination checks every channel's end before it accepts the main one.
  */
@@ -90,7 +90,7 @@ static void *send_thread(void *opaque)
 					j->mf->ch[j->c].zero++;
 				} else {
 					mig_put_u64(s, reg->gpa + idx * MIG_PAGE_SIZE);
-					mig_put(s, p, MIG_PAGE_SIZE);
+					ram_put_page(s, j->r, p);
 					j->mf->ch[j->c].sent++;
 				}
 			}
@@ -206,11 +206,7 @@ static void *recv_thread(void *opaque)
 			if (ram_load_page(a->m, s, a->r))
 				break;
 		} else if (tag == MIG_TAG_END) {
-			uint32_t want = s->crc, crc;
-
-			if (!mig_get_u32(s, &crc) && crc != want)
-				mig_stream_fail(s, -EBADMSG, "checksum does not match (0x%08x, "
-						"computed 0x%08x): the channel is corrupt", crc, want);
+			mig_load_sum(s, "the channel's");
 			a->ch->done = !s->error;
 			break;
 		} else {

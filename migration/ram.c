@@ -34,6 +34,14 @@ bool ram_page_is_zero(const uint8_t *p)
 	return true;
 }
 
+void ram_put_page(struct mig_stream *s, const struct mig_ram *r, const uint8_t *p)
+{
+	if (r->stopped)
+		mig_put_ref(s, p, MIG_PAGE_SIZE);
+	else
+		mig_put(s, p, MIG_PAGE_SIZE);
+}
+
 /* The first pass is out: from now on every page is read. */
 void ram_untouched_done(struct mig_ram *r)
 {
@@ -165,7 +173,7 @@ int ram_save_dirty(struct machine *m, struct mig_ram *r, struct mig_stream *s)
 				} else {
 					mig_put_u8(s, MIG_TAG_RAM_PAGE);
 					mig_put_u64(s, reg->gpa + off);
-					mig_put(s, p, MIG_PAGE_SIZE);
+					ram_put_page(s, r, p);
 					r->sent_pages++;
 				}
 				if (r->dirty)

@@ -76,11 +76,22 @@ void mig_resume_devices(struct machine *m)
 
 void mig_save_end(struct mig_stream *s)
 {
-	uint32_t crc;
-
 	mig_put_u8(s, MIG_TAG_END);
-	crc = s->crc;
-	mig_put_u32(s, crc);
+	mig_put_u64(s, mig_sum(s));
+}
+
+/* After the END tag: the checksum that follows must be that of every byte before it. */
+int mig_load_sum(struct mig_stream *s, const char *what)
+{
+	uint64_t want = mig_sum(s), sum;
+
+	if (mig_get_u64(s, &sum))
+		return s->error;
+	if (sum != want)
+		return mig_stream_fail(s, -EBADMSG, "%s checksum does not match (0x%016llx, "
+				       "computed 0x%016llx): it is corrupt", what,
+				       (unsigned long long)sum, (unsigned long long)want);
+	return 0;
 }
 
 /* name is an accelerator's section ("kvm-cpu", "tcg-vm") of another accelerator. */
@@ -159,14 +170,10 @@ static int load_section(struct machine *m, struct mig_stream *s, GHashTable *see
 
 static int load_end(struct machine *m, struct mig_stream *s, GHashTable *seen)
 {
-	uint32_t want = s->crc, crc;
 	char key[300];
 
-	if (mig_get_u32(s, &crc))
+	if (mig_load_sum(s, "the migration stream's"))
 		return s->error;
-	if (crc != want)
-		return mig_stream_fail(s, -EBADMSG, "the migration stream's checksum does not "
-				       "match (0x%08x, computed 0x%08x): it is corrupt", crc, want);
 	for (struct vmstate_section *sec = m->vmstate; sec; sec = sec->next) {
 		snprintf(key, sizeof(key), "%s/%u", sec->name, sec->instance);
 		if (!g_hash_table_contains(seen, key))

@@ -1,6 +1,11 @@
 /*
- * The migration byte stream (see stream.h): buffering, CRC-32, rate limit
- * and truncation detection.
+ * The migration byte stream (see stream.h): buffering, checksum, rate
+ * limit and truncation detection.
+ *
+ * The checksum is taken lazily, over whole stretches of the buffer: the
+ * writer sums what it put when it flushes, the reader what it consumed
+ * when it refills, so the many 1- and 8-byte fields cost no call each.
+ * s->summed marks how far the buffer is in the sum.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -9,7 +14,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
+
+/* The implementation from the header, inlined: see stream.h for why. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "migration/stream.h"
 
@@ -26,15 +34,62 @@ int mig_stream_init(struct mig_stream *s, int fd)
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
 	s->accept_fd = -1;
-	s->crc = crc32(0, NULL, 0);
 	s->buf = malloc(MIG_BUF_SIZE);
-	return s->buf ? 0 : -ENOMEM;
+	s->sum = mig_hash_new();
+	if (!s->buf || !s->sum) {
+		mig_stream_free(s);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void mig_stream_free(struct mig_stream *s)
 {
 	free(s->buf);
 	s->buf = NULL;
+	XXH3_freeState(s->sum);
+	s->sum = NULL;
+}
+
+/* Add buf up to end (writer: s->len, reader: s->pos) to the checksum. */
+static void sum_buf(struct mig_stream *s, size_t end)
+{
+	if (end > s->summed)
+		XXH3_64bits_update(s->sum, s->buf + s->summed, end - s->summed);
+	s->summed = end;
+}
+
+struct XXH3_state_s *mig_hash_new(void)
+{
+	XXH3_state_t *h = XXH3_createState();
+
+	if (h && XXH3_64bits_reset(h) != XXH_OK) {
+		XXH3_freeState(h);
+		h = NULL;
+	}
+	return h;
+}
+
+void mig_hash_add(struct XXH3_state_s *h, const void *p, size_t len)
+{
+	XXH3_64bits_update(h, p, len);
+}
+
+uint64_t mig_hash_value(struct XXH3_state_s *h)
+{
+	return XXH3_64bits_digest(h);
+}
+
+void mig_hash_free(struct XXH3_state_s *h)
+{
+	XXH3_freeState(h);
+}
+
+uint64_t mig_sum(struct mig_stream *s)
+{
+	/* A reader consumed the buffer up to pos, a writer filled it up to len. */
+	sum_buf(s, s->reading ? s->pos : s->len);
+	return XXH3_64bits_digest(s->sum);
 }
 
 int mig_stream_fail(struct mig_stream *s, int error, const char *fmt, ...)
@@ -72,27 +127,62 @@ static void rate_limit(struct mig_stream *s, size_t n)
 	}
 }
 
+/* The buffer since the last piece queued by reference becomes a piece too. */
+static void close_segment(struct mig_stream *s)
+{
+	if (s->len > s->seg)
+		s->iov[s->niov++] = (struct iovec){ s->buf + s->seg, s->len - s->seg };
+	s->seg = s->len;
+}
+
+/* Write iov[0..n) whole (n <= MIG_IOV_MAX); writev may take any part of it. */
+static int write_all(struct mig_stream *s, struct iovec *iov, unsigned n)
+{
+	while (n) {
+		ssize_t w = writev(s->fd, iov, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return mig_stream_fail(s, w < 0 ? -errno : -EPIPE,
+					       "cannot send the migration stream: %s",
+					       w < 0 ? strerror(errno) : "connection closed");
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= w;
+		}
+	}
+	return 0;
+}
+
 int mig_flush(struct mig_stream *s)
 {
-	size_t done = 0;
+	int ret;
 
 	if (s->error)
 		return s->error;
 	if (s->cancel && __atomic_load_n(s->cancel, __ATOMIC_RELAXED))
 		return mig_stream_fail(s, -ECANCELED, "migration cancelled");
-	rate_limit(s, s->len);
-	while (done < s->len) {
-		ssize_t n = write(s->fd, s->buf + done, s->len - done);
+	sum_buf(s, s->len);
+	rate_limit(s, s->len + s->ref_bytes);
+	if (s->niov) {
+		close_segment(s);
+		ret = write_all(s, s->iov, s->niov);
+	} else {
+		struct iovec one = { s->buf, s->len };
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return mig_stream_fail(s, n < 0 ? -errno : -EPIPE,
-					       "cannot send the migration stream: %s",
-					       n < 0 ? strerror(errno) : "connection closed");
-		done += n;
+		ret = s->len ? write_all(s, &one, 1) : 0;
 	}
-	s->len = 0;
+	if (ret)
+		return ret;
+	s->len = s->seg = s->summed = 0;
+	s->niov = 0;
+	s->ref_bytes = 0;
 	return 0;
 }
 
@@ -109,18 +199,34 @@ void mig_put(struct mig_stream *s, const void *p, size_t len)
 		if (n > len)
 			n = len;
 		/*
-		 * The checksum covers the copy, not the source: guest RAM may
-		 * change under a running guest between a checksum of it and
-		 * the copy, and the stream would then not match its checksum.
+		 * The checksum covers the copy (at the flush), not the source:
+		 * guest RAM may change under a running guest between a
+		 * checksum of it and the copy, and the stream would then not
+		 * match its checksum.
 		 */
 		memcpy(s->buf + s->len, b, n);
-		s->crc = crc32(s->crc, s->buf + s->len, n);
 		s->len += n;
 		b += n;
 		len -= n;
 		if (s->len == MIG_BUF_SIZE && mig_flush(s))
 			return;
 	}
+}
+
+void mig_put_ref(struct mig_stream *s, const void *p, size_t len)
+{
+	if (s->error || !len)
+		return;
+	/* In stream order: what is buffered before p, then p itself. */
+	sum_buf(s, s->len);
+	XXH3_64bits_update(s->sum, p, len);
+	close_segment(s);
+	s->iov[s->niov++] = (struct iovec){ (void *)p, len };
+	s->ref_bytes += len;
+	s->bytes += len;
+	/* Room for one more buffer piece and one more reference. */
+	if (s->niov > MIG_IOV_MAX - 3)
+		mig_flush(s);
 }
 
 void mig_put_u8(struct mig_stream *s, uint8_t v)
@@ -144,6 +250,8 @@ static int refill(struct mig_stream *s)
 {
 	ssize_t n;
 
+	sum_buf(s, s->pos);
+	s->pos = s->len = s->summed = 0;
 	do {
 		n = read(s->fd, s->buf, MIG_BUF_SIZE);
 	} while (n < 0 && errno == EINTR);
@@ -165,6 +273,7 @@ int mig_get(struct mig_stream *s, void *p, size_t len)
 	uint8_t *b = p;
 	size_t want = len;
 
+	s->reading = true;
 	while (!s->error && len) {
 		size_t n = s->len - s->pos;
 
@@ -182,9 +291,14 @@ int mig_get(struct mig_stream *s, void *p, size_t len)
 	}
 	if (s->error)
 		return s->error;
-	s->crc = crc32(s->crc, p, want);
 	s->bytes += want;
 	return 0;
+}
+
+void mig_drop_readahead(struct mig_stream *s)
+{
+	sum_buf(s, s->pos);
+	s->pos = s->len = s->summed = 0;
 }
 
 int mig_get_u8(struct mig_stream *s, uint8_t *v)

@@ -5,7 +5,9 @@ checksum every ~10 ms) and the same RAM size.
 
 Run by hand (not part of `make check`), after `make tests`:
 
-    python3 tests/bench/migration_bench.py [--mem 1G] [--runs N]
+    python3 tests/bench/migration_bench.py [--mem 1G] [--runs N] [--live-only]
+
+(VIREO_BUILD=DIR measures the vireo in DIR/vireo, e.g. an older build.)
 
 Measures, for each VMM, medians of N runs:
   live tcp     total time and downtime of a live migration over TCP on
@@ -14,6 +16,11 @@ Measures, for each VMM, medians of N runs:
   loaded tcp   the same while the guest dirties memory flat out (dirty.mb.elf
                pages=4096 delay=0: one word into each of 4096 pages, over
                and over)
+  guest pause  for both: the destination's RESUME event timestamp minus the
+               source's STOP event timestamp (QMP event timestamps, both
+               processes on the host's real-time clock): how long the guest
+               did not run, measured the same way for both VMMs, whatever
+               each one's query-migrate "downtime" covers
   file save    wall time to save the running guest to a file and its
                throughput (RAM size / time): vireo with mapped-ram to
                file:, QEMU 7.2 (which has neither file: nor mapped-ram) with
@@ -117,6 +124,11 @@ def params(q, vmm):
     q.ok("migrate-set-parameters", {"downtime-limit": 300, "max-bandwidth": 1 << 40})
 
 
+def event_time(q, name):
+    ts = q.event(name, timeout=30)["timestamp"]
+    return ts["seconds"] + ts["microseconds"] / 1e6
+
+
 def live(vmm, mem, workdir, load=COUNTER):
     port = free_port()
     src = Proc(vmm, mem, workdir, "src", load=load)
@@ -126,9 +138,10 @@ def live(vmm, mem, workdir, load=COUNTER):
         params(src.q, vmm)
         src.q.ok("migrate", {"uri": "tcp:127.0.0.1:%d" % port})
         r = src.wait_migration()
+        pause = event_time(dst.q, "RESUME") - event_time(src.q, "STOP")
         n = dst.count()
         dst.wait_count(n + 2)
-        return r["total-time"], r["downtime"]
+        return r["total-time"], r["downtime"], pause * 1000
     finally:
         src.close()
         dst.close()
@@ -180,6 +193,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mem", default="1G")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--live-only", action="store_true", help="skip the file save/restore rows")
     a = ap.parse_args()
     if not kvm_available():
         sys.exit("needs /dev/kvm")
@@ -197,11 +211,13 @@ def main():
             res[vmm] = {
                 "live total ms": statistics.median(x[0] for x in lv),
                 "live downtime ms": statistics.median(x[1] for x in lv),
+                "live guest pause ms": statistics.median(x[2] for x in lv),
                 "loaded total ms": statistics.median(x[0] for x in ld),
                 "loaded downtime ms": statistics.median(x[1] for x in ld),
+                "loaded guest pause ms": statistics.median(x[2] for x in ld),
             }
-            variants = [("", 1, False)]
-            if vmm == "vireo":
+            variants = [] if a.live_only else [("", 1, False)]
+            if vmm == "vireo" and not a.live_only:
                 variants += [(" 4ch", 4, False), (" dio", 1, True), (" 4ch dio", 4, True)]
             for tag, ch, dio in variants:
                 fr = [file_round(vmm, a.mem, workdir, ch, dio) for _ in range(a.runs)]

@@ -90,9 +90,37 @@ class LiveMigration(unittest.TestCase):
                 self.assertFalse(qd.ok("query-status")["running"])
                 time.sleep(0.3)
                 self.assertEqual(last_count(dst), 0)
+                # Nothing resumed it: no RESUME (events come before the reply).
+                qd.ok("query-status")
+                self.assertNotIn("RESUME", [e["event"] for e in qd.events])
                 qd.ok("cont")
                 wait_count(dst, handed + 10)
             check_counter(self, src.output() + dst.output(), min_count=handed + 10)
+
+    def test_stop_resume_events(self):
+        """The source says STOP when it stops the guest for the switch-over,
+        the destination RESUME when it starts it: their timestamps bound
+        the time the guest did not run (what the bench reports as "guest
+        pause" for vireo and QEMU alike)."""
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        with counter_vm() as src, counter_vm(incoming=uri) as dst:
+            wait_count(src, 10)
+            with src.qmp() as qs, dst.qmp() as qd:
+                qs.ok("migrate", {"uri": uri})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                stop = qs.event("STOP", timeout=30)
+                resume = qd.event("RESUME", timeout=30)
+                self.assertFalse(qs.ok("query-status")["running"])
+                self.assertTrue(qd.ok("query-status")["running"])
+
+                def t(e):
+                    return e["timestamp"]["seconds"] * 1000000 + e["timestamp"]["microseconds"]
+                self.assertGreaterEqual(t(resume), t(stop))
+                # One each: no stray RESUME on the source, STOP on the destination.
+                self.assertNotIn("RESUME", [e["event"] for e in qs.events])
+                self.assertNotIn("STOP", [e["event"] for e in qd.events])
+                wait_count(dst, last_count(src) + 5)
 
     def test_smp_and_high_ram(self):
         """Four vCPUs (three waiting for SIPI in the in-kernel LAPIC) and RAM

@@ -136,6 +136,15 @@ class FileMigration(unittest.TestCase):
             f.write(bytes([b[0] ^ 0x01]))
         self.refused("incoming migration failed")
 
+    def test_old_stream_version_refused(self):
+        """A version 1 stream (CRC-32, before XXH3) is refused by name."""
+        self.save(mapped=False)
+        with open(self.path, "r+b") as f:
+            self.assertEqual(f.read(12), b"VIREOMIG" + (2).to_bytes(4, "little"))
+            f.seek(8)
+            f.write((1).to_bytes(4, "little"))
+        self.refused("migration stream version 1, this vireo reads version 2")
+
     def test_truncated_refused(self):
         for mapped in (True, False):
             with self.subTest(mapped=mapped):

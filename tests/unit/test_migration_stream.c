@@ -5,10 +5,12 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "accel/accel.h"
@@ -77,27 +79,41 @@ static void fixture_fini(struct fixture *f)
 	guest_mem_destroy(&f->m.mem);
 }
 
-/* Save f's RAM and sections into a memory file; returns its fd at offset 0. */
-static int save_to_file(struct fixture *f, bool end)
+/*
+ * Save f's RAM and sections to fd; stopped: the pages go by reference, as
+ * in the final pass with the VM stopped.  Returns the pages sent.
+ */
+static uint64_t save_fd(struct fixture *f, int fd, bool end, bool stopped)
 {
-	int fd = memfd_create("mig", 0);
 	struct mig_stream s;
 	struct mig_ram r;
+	uint64_t sent;
 
-	g_assert_cmpint(fd, >=, 0);
 	g_assert_cmpint(mig_stream_init(&s, fd), ==, 0);
 	mig_save_header(&s);
 	/* No accelerator: ram_save_setup must not need one. */
 	f->m.accel = &(struct accel_ops){ .name = "none" };
 	g_assert_cmpint(ram_save_setup(&f->m, &r, &s), ==, 0);
+	r.stopped = stopped;
 	g_assert_cmpint(ram_save_dirty(&f->m, &r, &s), ==, 0);
 	g_assert_cmpint(mig_save_sections(&f->m, &s), ==, 0);
 	if (end)
 		mig_save_end(&s);
 	g_assert_cmpint(mig_flush(&s), ==, 0);
-	g_assert_cmpuint(r.sent_pages, ==, 2);	/* the two pages the test wrote */
+	sent = r.sent_pages;
 	ram_save_cleanup(&f->m, &r);
 	mig_stream_free(&s);
+	return sent;
+}
+
+/* Save f's RAM and sections into a memory file; returns its fd at offset 0. */
+static int save_to_file(struct fixture *f, bool end)
+{
+	int fd = memfd_create("mig", 0);
+
+	g_assert_cmpint(fd, >=, 0);
+	/* the two pages the test wrote */
+	g_assert_cmpuint(save_fd(f, fd, end, false), ==, 2);
 	lseek(fd, 0, SEEK_SET);
 	return fd;
 }
@@ -312,8 +328,8 @@ static void test_ram_layout(void)
 	expect_refusal(different_ram, NULL, "give both the same -m");
 }
 
-/* Every prefix of a good stream is refused as truncated (or, at the last
- * byte, as a checksum mismatch because the CRC itself is cut). */
+/* Every prefix of a good stream, down to one cut inside the final
+ * checksum, is refused as truncated. */
 static void test_truncation(void)
 {
 	struct fixture f;
@@ -343,6 +359,134 @@ static void test_truncation(void)
 	g_assert_cmpint(load_from_fd(&f, fd, msg, sizeof(msg)), <, 0);
 	g_assert_nonnull(strstr(msg, "truncated"));
 	free(buf);
+	close(fd);
+	fixture_fini(&f);
+}
+
+/* Every 3rd page of the 4 MiB fixture non-zero and different: 343 pages with fill's. */
+static void fill_many(struct fixture *f)
+{
+	fill(f);
+	for (unsigned pg = 0; pg < 1024; pg += 3)
+		for (unsigned i = 0; i < 4096; i += 8)
+			memcpy(f->m.mem.base + pg * 4096ull + i, &(uint64_t){ pg * 7919ull + i + 1 }, 8);
+}
+
+static uint8_t *read_all(int fd, size_t *len)
+{
+	uint8_t *b;
+
+	*len = lseek(fd, 0, SEEK_END);
+	b = malloc(*len);
+	g_assert_cmpint(pread(fd, b, *len, 0), ==, (ssize_t)*len);
+	return b;
+}
+
+struct drain {
+	int fd;
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+/* Read a socket to its end in small bites, so the writer waits on a full socket. */
+static void *drain_thread(void *opaque)
+{
+	struct drain *d = opaque;
+	ssize_t n;
+
+	do {
+		if (d->len + 1000 > d->cap) {
+			d->cap = d->cap * 2 + 4096;
+			d->buf = realloc(d->buf, d->cap);
+		}
+		n = read(d->fd, d->buf + d->len, 1000);
+		if (n > 0)
+			d->len += n;
+	} while (n > 0);
+	return NULL;
+}
+
+/*
+ * Pages put by reference (VM stopped) give the very bytes, checksum
+ * included, that copied pages give: over a file and over a socket that
+ * takes a little at a time, with more pages than one writev holds.
+ */
+static void test_by_reference(void)
+{
+	struct fixture f;
+	struct drain d = { 0 };
+	pthread_t t;
+	char msg[256];
+	size_t clen, rlen;
+	uint8_t *copied, *byref;
+	int fd, sv[2], small = 4096;
+
+	fixture_init(&f);
+	fill_many(&f);
+	fd = memfd_create("copied", 0);
+	g_assert_cmpuint(save_fd(&f, fd, true, false), ==, 343);
+	copied = read_all(fd, &clen);
+	close(fd);
+	fd = memfd_create("byref", 0);
+	g_assert_cmpuint(save_fd(&f, fd, true, true), ==, 343);
+	byref = read_all(fd, &rlen);
+	g_assert_cmpuint(rlen, ==, clen);
+	g_assert_true(!memcmp(copied, byref, clen));
+
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+	g_assert_cmpint(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), ==, 0);
+	d.fd = sv[1];
+	g_assert_cmpint(pthread_create(&t, NULL, drain_thread, &d), ==, 0);
+	g_assert_cmpuint(save_fd(&f, sv[0], true, true), ==, 343);
+	close(sv[0]);
+	pthread_join(t, NULL);
+	close(sv[1]);
+	g_assert_cmpuint(d.len, ==, clen);
+	g_assert_true(!memcmp(copied, d.buf, clen));
+
+	/* And it loads. */
+	wipe(&f);
+	lseek(fd, 0, SEEK_SET);
+	g_assert_cmpint(load_from_fd(&f, fd, msg, sizeof(msg)), ==, 0);
+	g_assert_cmpuint(f.m.mem.base[3 * 4096ull * 100 + 8], ==, (300 * 7919ull + 9) & 0xff);
+	g_assert_cmpuint(f.m.mem.base[0x1000], ==, 0x5a);
+	g_assert_cmpuint(f.m.mem.base[0x2000], ==, 0);
+	free(d.buf);
+	free(copied);
+	free(byref);
+	close(fd);
+	fixture_fini(&f);
+}
+
+/* A flipped bit in the last page sent by reference is caught too. */
+static void test_by_reference_checksum(void)
+{
+	struct fixture f;
+	char msg[256];
+	size_t len;
+	uint8_t *b;
+	int fd;
+
+	fixture_init(&f);
+	fill_many(&f);
+	fd = memfd_create("byref", 0);
+	save_fd(&f, fd, true, true);
+	b = read_all(fd, &len);
+	/* 1023 % 3 == 0: the last page of RAM went whole, before the sections. */
+	for (size_t off = 1; off + 8 <= len; off++) {
+		uint64_t addr;
+
+		memcpy(&addr, b + off, 8);
+		if (b[off - 1] == MIG_TAG_RAM_PAGE && addr == 1023 * 4096ull) {
+			b[off + 8 + 4000] ^= 0x40;
+			break;
+		}
+	}
+	g_assert_cmpint(pwrite(fd, b, len, 0), ==, (ssize_t)len);
+	lseek(fd, 0, SEEK_SET);
+	g_assert_cmpint(load_from_fd(&f, fd, msg, sizeof(msg)), <, 0);
+	g_assert_nonnull(strstr(msg, "checksum does not match"));
+	free(b);
 	close(fd);
 	fixture_fini(&f);
 }
@@ -384,6 +528,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/migration/stream/bad-magic", test_bad_magic);
 	g_test_add_func("/migration/stream/bad-version", test_bad_version);
 	g_test_add_func("/migration/stream/checksum", test_checksum);
+	g_test_add_func("/migration/stream/by-reference", test_by_reference);
+	g_test_add_func("/migration/stream/by-reference-checksum", test_by_reference_checksum);
 	g_test_add_func("/migration/stream/unknown-record", test_unknown_record);
 	g_test_add_func("/migration/stream/unknown-section", test_unknown_section);
 	g_test_add_func("/migration/stream/missing-section", test_missing_section);
