@@ -212,6 +212,7 @@ void machine_report_io_error(struct machine *m, const struct machine_io_error *e
 void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason)
 {
 	m->runstate = s;
+	m->pause_reason = s == RUNSTATE_PAUSED ? reason : NULL;
 	for (struct machine_listener *l = m->listeners; l; l = l->next)
 		if (l->runstate_changed)
 			l->runstate_changed(l->opaque, s, reason);

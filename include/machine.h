@@ -153,6 +153,12 @@ struct machine {
 	pthread_mutex_t lock;		/* guards the fields below */
 	enum machine_request request;
 	enum machine_runstate runstate;
+	/*
+	 * Why a machine that is not running stopped (a string constant:
+	 * "qmp", "io-error", "finish-migrate"), for query-status; NULL when
+	 * it runs, or was never started (-S).
+	 */
+	const char *pause_reason;
 	int exit_status;
 	char error[256];
 };

@@ -260,6 +260,9 @@ static gboolean stop_vm(gpointer opaque)
 	mig->was_running = m->runstate == RUNSTATE_RUNNING;
 	mig->stop_us = mig_now_us();
 	machine_pause(m, "finish-migrate");
+	/* Stopped for the switch-over even if it was paused before (query-status). */
+	if (m->runstate != RUNSTATE_RUNNING)
+		m->pause_reason = "finish-migrate";
 	/* A VM paused before (stop, -S) still has vCPUs to hold still. */
 	for (unsigned i = 0; i < m->nr_vcpus; i++)
 		vcpu_pause(m->vcpus[i]);

@@ -78,6 +78,17 @@ static void info_registers(struct machine *m, unsigned idx, GString *out)
 	g_free(text);
 }
 
+/* As QEMU: "running", "paused", or "paused (REASON)" for the finer states. */
+static void info_status(struct machine *m, GString *out)
+{
+	const char *st = qmp_status_name(m);
+
+	if (!strcmp(st, "running") || !strcmp(st, "paused"))
+		g_string_append_printf(out, "VM status: %s\r\n", st);
+	else
+		g_string_append_printf(out, "VM status: paused (%s)\r\n", st);
+}
+
 char *hmp_run(struct machine *m, const char *line, int cpu)
 {
 	GString *out = g_string_new(NULL);
@@ -93,7 +104,7 @@ char *hmp_run(struct machine *m, const char *line, int cpu)
 	w[n] = NULL;
 
 	if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "status"))
-		g_string_append_printf(out, "VM status: %s\r\n", qmp_runstate_name(m->runstate));
+		info_status(m, out);
 	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "mtree"))
 		info_mtree(m, out);
 	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "blockstats"))

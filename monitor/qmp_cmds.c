@@ -51,6 +51,36 @@ static JsonNode *cmd_query_version(struct machine *m, struct qmp_client *c, Json
 	return n;
 }
 
+/*
+ * query-status's status, with QEMU's finer names for a VM that is not
+ * running: "inmigrate" while an incoming migration is awaited or loads,
+ * "io-error" when werror/rerror=stop paused it, "finish-migrate" while a
+ * migration holds it stopped for the switch-over and "postmigrate" once it
+ * handed the guest over.  libvirt tells paused reasons apart by these.
+ */
+const char *qmp_status_name(struct machine *m)
+{
+	struct mig_info mi;
+
+	if (m->runstate != RUNSTATE_PRELAUNCH && m->runstate != RUNSTATE_PAUSED)
+		return qmp_runstate_name(m->runstate);
+	if (m->incoming)		/* cleared once the stream is in */
+		return "inmigrate";
+	migration_get_info(m, &mi);
+	if (m->pause_reason && !strcmp(m->pause_reason, "io-error"))
+		return "io-error";
+	if (m->pause_reason && !strcmp(m->pause_reason, "finish-migrate")) {
+		if (mi.status == MIG_COMPLETED)
+			return "postmigrate";
+		if (mi.status != MIG_FAILED && mi.status != MIG_CANCELLED)
+			return "finish-migrate";
+	}
+	if (m->runstate == RUNSTATE_PRELAUNCH)
+		/* An incoming migration loaded it and -S holds it: QEMU says paused. */
+		return mi.status == MIG_COMPLETED ? "paused" : "prelaunch";
+	return "paused";
+}
+
 static JsonNode *cmd_query_status(struct machine *m, struct qmp_client *c, JsonObject *args,
 				  struct qmp_error *err)
 {
@@ -59,7 +89,7 @@ static JsonNode *cmd_query_status(struct machine *m, struct qmp_client *c, JsonO
 
 	json_object_set_boolean_member(o, "running", m->runstate == RUNSTATE_RUNNING);
 	json_object_set_boolean_member(o, "singlestep", FALSE);
-	json_object_set_string_member(o, "status", qmp_runstate_name(m->runstate));
+	json_object_set_string_member(o, "status", qmp_status_name(m));
 	return n;
 }
 

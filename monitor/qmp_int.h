@@ -90,6 +90,8 @@ QMP_CMD_DECL(qmp_cmd_query_migrate_parameters);
 
 /* Shared by QMP and HMP. */
 const char *qmp_runstate_name(enum machine_runstate s);
+/* query-status's (and HMP info status's) name for the VM's state. */
+const char *qmp_status_name(struct machine *m);
 JsonNode *qmp_new_object(JsonObject **out);
 
 #endif

@@ -107,7 +107,7 @@ def assert_handed_over(test, src, dst, qs, qd, more=40):
     """After a completed live migration: the source is paused and stays
     where it stopped, the destination completes and counts on by more.
     Returns the source's last count."""
-    test.assertEqual(qs.ok("query-status")["status"], "paused")
+    test.assertEqual(qs.ok("query-status")["status"], "postmigrate")
     test.assertEqual(wait_migration(qd)["status"], "completed")
     handed = last_count(src)
     wait_count(dst, handed + more)

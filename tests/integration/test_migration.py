@@ -29,7 +29,7 @@ class LiveMigration(unittest.TestCase):
             wait_count(src, 30)
             with src.qmp() as qs, dst.qmp() as qd:
                 if defer:
-                    self.assertEqual(qd.ok("query-status")["status"], "prelaunch")
+                    self.assertEqual(qd.ok("query-status")["status"], "inmigrate")
                     qd.ok("migrate-incoming", {"uri": uri})
                 enable_events(qs)
                 if multifd:
@@ -87,7 +87,10 @@ class LiveMigration(unittest.TestCase):
                 qs.ok("migrate", {"uri": "unix:" + path})
                 self.assertEqual(wait_migration(qs)["status"], "completed")
                 self.assertEqual(wait_migration(qd)["status"], "completed")
-                self.assertFalse(qd.ok("query-status")["running"])
+                # Paused as it was on the source; the source handed it over.
+                self.assertEqual(qd.ok("query-status")["status"], "paused")
+                self.assertEqual(qs.ok("query-status")["status"], "postmigrate")
+                self.assertEqual(qs.hmp("info status"), "VM status: paused (postmigrate)\r\n")
                 time.sleep(0.3)
                 self.assertEqual(last_count(dst), 0)
                 # Nothing resumed it: no RESUME (events come before the reply).
@@ -178,7 +181,7 @@ class LiveMigration(unittest.TestCase):
                 qs.ok("migrate", {"uri": "unix:" + path})
                 self.assertEqual(migration_events(qs, until="pre-switchover"),
                                  ["setup", "active", "pre-switchover"])
-                self.assertEqual(qs.ok("query-status")["status"], "paused")
+                self.assertEqual(qs.ok("query-status")["status"], "finish-migrate")
                 handed = last_count(src)
                 qs.ok("migrate-continue", {"state": "pre-switchover"})
                 self.assertEqual(wait_migration(qs)["status"], "completed")

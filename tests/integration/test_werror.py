@@ -105,7 +105,7 @@ class FullDisk(unittest.TestCase):
         self.assertEqual(ev["reason"], os.strerror(errno.ENOSPC))
         q.event("STOP")
         st = q.ok("query-status")
-        self.assertEqual(st["status"], "paused")
+        self.assertEqual(st["status"], "io-error")
         self.assertIs(st["running"], False)
         self.assertEqual(self.io_status(q), "nospace")
         # Still paused and waiting: the guest has not been told anything.
