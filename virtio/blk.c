@@ -719,6 +719,78 @@ static void vblk_worker_tune(struct vblk_worker *w, uint64_t block_ns, bool busy
 	}
 }
 
+/* Bits of blk_queue_wait's fired mask, in the order vblk_ring_watch adds them. */
+#define VBLK_RING_STOP	(1ull << 0)
+#define VBLK_RING_WAKE	(1ull << 1)
+#define VBLK_RING_KICK	(1ull << 2)
+
+static int vblk_ring_watch(struct vblk_worker *w, struct blk_queue *bq)
+{
+	int fds[] = { w->stop_fd, w->wake_fd, w->dev->q[w->first].vq->kick_fd };
+
+	for (unsigned i = 0; i < G_N_ELEMENTS(fds); i++) {
+		int ret = blk_queue_watch(bq, fds[i]);
+
+		if (ret < 0)
+			return ret;
+		if (ret != (int)i)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The loop of a thread that serves one queue on an engine that can wait
+ * (aio=io_uring, no polling): it sleeps in one place, the io_uring_enter
+ * that also submits what the last pass popped, and wakes for completions
+ * and for writes to its kick, wake and stop eventfds alike, without an
+ * epoll_wait or an eventfd read per wake-up.  After every wake-up it runs
+ * the completions, looks at the avail ring (arming notifications again,
+ * so a kick can only be missed if it is not needed) and decides on one
+ * interrupt.  -EOPNOTSUPP (before anything was served) when the engine
+ * cannot: the epoll loop takes over.
+ */
+static int vblk_thread_ring(struct vblk_worker *w)
+{
+	struct virtio_blk *b = w->dev;
+	struct vblk_queue *q = &b->q[w->first];
+	bool stopping = false;
+	int ret;
+
+	if (w->count != 1 || w->poll_max_ns)
+		return -EOPNOTSUPP;
+	ret = vblk_ring_watch(w, q->bq);
+	if (ret < 0) {
+		blk_queue_unwatch(q->bq);
+		return ret;
+	}
+	w->stopping = false;
+	vblk_serve(q, true);
+	vblk_maybe_notify(q);
+	while (!stopping || q->inflight) {
+		uint64_t fired;
+
+		ret = blk_queue_wait(q->bq, &fired);
+		if (ret < 0) {
+			log_error("%s: I/O thread cannot wait: %s", b->vd.name, strerror(-ret));
+			virtio_dev_set_needs_reset(&b->vd);
+			break;
+		}
+		if (fired & VBLK_RING_STOP) {
+			/* The counter must not stop the next thread at once. */
+			vblk_drain_fd(w->stop_fd);
+			stopping = w->stopping = true;
+		}
+		if (fired & VBLK_RING_WAKE)
+			vblk_worker_wake(w, stopping);
+		if (!stopping)
+			vblk_serve(q, true);
+		vblk_maybe_notify(q);
+	}
+	blk_queue_unwatch(q->bq);
+	return 0;
+}
+
 static void *vblk_thread(void *opaque)
 {
 	struct vblk_worker *w = opaque;
@@ -727,6 +799,8 @@ static void *vblk_thread(void *opaque)
 	bool stopping = false;
 	int ep, ret;
 
+	if (vblk_thread_ring(w) != -EOPNOTSUPP)
+		return NULL;
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	ret = ep < 0 ? -errno : vblk_worker_watch(w, ep);
 	if (ret < 0) {
