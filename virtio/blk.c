@@ -3,11 +3,13 @@
  *
  * Each virtqueue has its own blk_queue and, by default, its own I/O thread
  * (iothread-per-queue=off: one thread serves all queues of the device).  A
- * thread waits in epoll on its queues' kick eventfds (signalled by an
- * ioeventfd or the notify MMIO handler), their blk_queue completion fds and
- * a stop eventfd.  Requests are submitted asynchronously; their completions
- * run on the same thread, push to the used ring and raise the queue's
- * interrupt.  A device reset stops the threads, and each thread first waits
+ * thread that serves one queue on aio=io_uring without polling sleeps in
+ * that queue's ring (vblk_thread_ring: kicks, wake-ups and completions in
+ * one io_uring_enter); otherwise it waits in epoll on its queues' kick
+ * eventfds (signalled by an ioeventfd or the notify MMIO handler), their
+ * blk_queue completion fds and a stop eventfd.  Requests are submitted
+ * asynchronously; their completions run on the same thread, push to the
+ * used ring and raise the queue's interrupt.  A device reset stops the threads, and each thread first waits
  * for its in-flight requests, so no completion writes into rings the
  * driver has taken back.  Before it sleeps, a thread may poll its avail
  * rings and completion rings for a self-tuned window of up to poll-max-ns,
