@@ -73,6 +73,14 @@ struct engine_ops {
 
 extern const struct engine_ops engine_io_uring, engine_aio, engine_threads;
 
+struct io_uring;
+/*
+ * io_uring_queue_init with the first of flags[0..n) the kernel accepts
+ * (it refuses unknown ones with -EINVAL); the engine's own setup.
+ */
+int uring_queue_init(struct io_uring *ring, unsigned entries, const unsigned *flags,
+		     unsigned n);
+
 /* Synchronous execution of one eio, shared by the thread pool and fallbacks. */
 int64_t eio_run_sync(struct eio *io);
 

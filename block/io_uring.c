@@ -38,6 +38,31 @@ struct uring_state {
 	uint64_t fired;
 };
 
+/*
+ * Setup flags, best first.  COOP_TASKRUN (Linux 5.19): a completion does
+ * not interrupt the queue's thread with an IPI while it runs in user space
+ * (it is picked up at its next io_uring_enter, which the I/O thread makes
+ * soon, to submit or to sleep); a sleeping thread is still woken.  In
+ * alternating runs of the 4k randread bench it was ahead in 3 of 4 pairs
+ * (~3%).  SINGLE_ISSUER/DEFER_TASKRUN do not fit: the ring is made on the
+ * main thread and used by I/O threads that a device reset replaces.
+ */
+static const unsigned uring_flags[] = { IORING_SETUP_COOP_TASKRUN, 0 };
+
+int uring_queue_init(struct io_uring *ring, unsigned entries, const unsigned *flags,
+		     unsigned n)
+{
+	int ret = -EINVAL;
+
+	/* An older kernel refuses a flag it does not know with EINVAL. */
+	for (unsigned i = 0; i < n; i++) {
+		ret = io_uring_queue_init(entries, ring, flags[i]);
+		if (ret != -EINVAL)
+			break;
+	}
+	return ret;
+}
+
 static int uring_init(void **state, int efd, char *err, size_t errlen)
 {
 	struct uring_state *u = calloc(1, sizeof(*u));
@@ -45,7 +70,8 @@ static int uring_init(void **state, int efd, char *err, size_t errlen)
 
 	if (!u)
 		return -ENOMEM;
-	ret = io_uring_queue_init(URING_ENTRIES, &u->ring, 0);
+	ret = uring_queue_init(&u->ring, URING_ENTRIES, uring_flags,
+			       sizeof(uring_flags) / sizeof(uring_flags[0]));
 	if (ret < 0) {
 		snprintf(err, errlen, "aio=io_uring: io_uring_queue_init: %s", strerror(-ret));
 		free(u);

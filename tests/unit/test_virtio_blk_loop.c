@@ -2,16 +2,19 @@
  * The I/O thread's event loop on its io_uring (blk_queue_watch/wait): the
  * block layer delivers writes to watched eventfds and request completions
  * through one wait, engines that cannot do it refuse cleanly, and after
- * unwatch the queue's fd signals completions again.  The virtio-blk device
+ * unwatch the queue's fd signals completions again; a ring setup flag the
+ * kernel refuses falls back to the next.  The virtio-blk device
  * runs this loop by default (aio=io_uring, one queue per I/O thread); its
  * requests, resets and EVENT_IDX behaviour are covered in test_virtio_blk.c
  * and test_werror.c, which run on it too.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 
+#include "block/blk-int.h"
 #include "test_block_util.h"
 
 #define DISK	(1024 * 1024)
@@ -263,6 +266,26 @@ static void test_watch_limit(void)
 	lt_fini(&t);
 }
 
+/* A setup flag the kernel refuses falls back to the next set of flags. */
+static void test_setup_fallback(void)
+{
+	const unsigned unknown = 1u << 31;	/* no kernel knows it */
+	const unsigned flags[] = { unknown, IORING_SETUP_COOP_TASKRUN, 0 };
+	struct io_uring ring;
+	struct io_uring_cqe *cqe;
+
+	g_assert_cmpint(uring_queue_init(&ring, 8, flags, 1), ==, -EINVAL);
+	g_assert_cmpint(uring_queue_init(&ring, 8, flags, 3), ==, 0);
+	/* COOP_TASKRUN from Linux 5.19 on, else no flag at all. */
+	g_assert_true(ring.flags == IORING_SETUP_COOP_TASKRUN || ring.flags == 0);
+	g_test_message("ring flags 0x%x", ring.flags);
+	io_uring_prep_nop(io_uring_get_sqe(&ring));
+	g_assert_cmpint(io_uring_submit_and_wait(&ring, 1), ==, 1);
+	g_assert_cmpint(io_uring_peek_cqe(&ring, &cqe), ==, 0);
+	g_assert_cmpint(cqe->res, ==, 0);
+	io_uring_queue_exit(&ring);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -270,6 +293,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/blk-loop/wait-completions", test_wait_completions);
 	g_test_add_func("/blk-loop/free-watching", test_free_watching);
 	g_test_add_func("/blk-loop/watch-limit", test_watch_limit);
+	g_test_add_func("/blk-loop/setup-fallback", test_setup_fallback);
 	g_test_add_data_func("/blk-loop/refused/native", GINT_TO_POINTER(BLK_AIO_NATIVE),
 			     test_refused);
 	g_test_add_data_func("/blk-loop/refused/threads", GINT_TO_POINTER(BLK_AIO_THREADS),
