@@ -57,9 +57,29 @@ struct engine_ops {
 	int (*reap)(void *state);
 	/* Optional: reap would run a done, known without a system call. */
 	bool (*ready)(void *state);
+	/*
+	 * Optional, together (io_uring): the engine as its thread's event
+	 * loop.  watch adds an eventfd, whose writes reap then reports (bit
+	 * i of fired for the i-th watch) without reading the fd; wait pushes
+	 * queued submissions and sleeps until reap has something to do, in
+	 * one system call; unwatch asks to drop every watch and returns how
+	 * many are still armed (call wait and reap until it returns 0).
+	 */
+	int (*watch)(void *state, int fd);
+	int (*wait)(void *state);
+	uint64_t (*fired)(void *state);
+	int (*unwatch)(void *state);
 };
 
 extern const struct engine_ops engine_io_uring, engine_aio, engine_threads;
+
+struct io_uring;
+/*
+ * io_uring_queue_init with the first of flags[0..n) the kernel accepts
+ * (it refuses unknown ones with -EINVAL); the engine's own setup.
+ */
+int uring_queue_init(struct io_uring *ring, unsigned entries, const unsigned *flags,
+		     unsigned n);
 
 /* Synchronous execution of one eio, shared by the thread pool and fallbacks. */
 int64_t eio_run_sync(struct eio *io);

@@ -61,6 +61,7 @@ struct blk_queue {
 	struct breq *done, *done_tail;
 	unsigned plugged;	/* > 0: submissions wait for one kick at unplug */
 	unsigned nreqs;		/* submitted and not yet completed */
+	bool watching;		/* blk_queue_watch: efd silent, the engine waits */
 };
 
 static uint64_t now_ns(void)
@@ -226,6 +227,7 @@ void blk_queue_free(struct blk_queue *q)
 {
 	if (!q)
 		return;
+	blk_queue_unwatch(q);
 	/* Requests still in flight would complete into freed memory. */
 	while (q->nreqs) {
 		struct pollfd p = { .fd = q->efd, .events = POLLIN };
@@ -248,6 +250,9 @@ static void signal_efd(struct blk_queue *q)
 {
 	uint64_t one = 1;
 
+	/* A watching owner looks at q->done before it sleeps. */
+	if (q->watching)
+		return;
 	if (write(q->efd, &one, sizeof(one)) < 0) {
 		/* EAGAIN only at a counter of 2^64-2: already readable */
 	}
@@ -690,7 +695,7 @@ int blk_queue_poll(struct blk_queue *q)
 	uint64_t cnt;
 	int n = 0;
 
-	if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
+	if (!q->watching && read(q->efd, &cnt, sizeof(cnt)) < 0) {
 		/* EAGAIN: nothing signalled, poll anyway */
 	}
 	/* What completion callbacks submit goes to the kernel in one batch. */
@@ -727,6 +732,56 @@ bool blk_queue_ready(struct blk_queue *q)
 	if (q->eng->ready)
 		return q->eng->ready(q->es);
 	return poll(&p, 1, 0) == 1;
+}
+
+int blk_queue_watch(struct blk_queue *q, int fd)
+{
+	int ret;
+
+	if (!q->eng->watch)
+		return -EOPNOTSUPP;
+	ret = q->eng->watch(q->es, fd);
+	if (ret >= 0)
+		q->watching = true;
+	return ret;
+}
+
+int blk_queue_wait(struct blk_queue *q, uint64_t *fired)
+{
+	int ret = 0;
+
+	*fired = 0;
+	if (!q->watching)
+		return -EINVAL;
+	/* Completions the submissions already finished need no sleep. */
+	if (!q->done && !q->sync_done) {
+		ret = q->eng->wait(q->es);
+		if (ret == -EINTR)
+			ret = 0;
+	}
+	blk_queue_poll(q);
+	*fired = q->eng->fired(q->es);
+	return ret;
+}
+
+void blk_queue_unwatch(struct blk_queue *q)
+{
+	int ret;
+
+	if (!q->watching)
+		return;
+	while ((ret = q->eng->unwatch(q->es)) > 0) {
+		ret = q->eng->wait(q->es);
+		if (ret < 0 && ret != -EINTR)
+			break;
+		blk_queue_poll(q);
+	}
+	if (ret < 0)
+		log_error("block: '%s': cannot stop watching fds: %s", q->b->file, strerror(-ret));
+	q->watching = false;
+	/* Completions queued while watching were not announced on the fd. */
+	if (q->done || q->sync_done)
+		signal_efd(q);
 }
 
 void blk_queue_plug(struct blk_queue *q)

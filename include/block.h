@@ -98,6 +98,22 @@ int blk_queue_poll(struct blk_queue *q);
  */
 bool blk_queue_ready(struct blk_queue *q);
 /*
+ * The queue's engine as its owner thread's event loop, for a thread that
+ * serves this queue only (aio=io_uring; -EOPNOTSUPP otherwise: sleep on
+ * blk_queue_fd).  blk_queue_watch adds an eventfd (at most 8) and returns
+ * its index; from then on blk_queue_fd stays silent and the thread calls
+ * blk_queue_wait, which pushes queued submissions, sleeps until a
+ * completion or a write to a watched fd, runs the completions (as
+ * blk_queue_poll does) and sets bit i of *fired for each watched fd
+ * written since the last call.  It never reads the fds: counters keep
+ * growing, read them only to clear a level-triggered wait elsewhere.
+ * blk_queue_unwatch (also done by blk_queue_free) drops every watch and
+ * goes back to blk_queue_fd.
+ */
+int blk_queue_watch(struct blk_queue *q, int fd);
+int blk_queue_wait(struct blk_queue *q, uint64_t *fired);
+void blk_queue_unwatch(struct blk_queue *q);
+/*
  * Between plug and unplug, submissions are queued and reach the kernel in
  * one system call at the unplug (plugs nest).  A device plugs while it
  * pops a batch of guest requests.

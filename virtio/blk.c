@@ -3,11 +3,13 @@
  *
  * Each virtqueue has its own blk_queue and, by default, its own I/O thread
  * (iothread-per-queue=off: one thread serves all queues of the device).  A
- * thread waits in epoll on its queues' kick eventfds (signalled by an
- * ioeventfd or the notify MMIO handler), their blk_queue completion fds and
- * a stop eventfd.  Requests are submitted asynchronously; their completions
- * run on the same thread, push to the used ring and raise the queue's
- * interrupt.  A device reset stops the threads, and each thread first waits
+ * thread that serves one queue on aio=io_uring without polling sleeps in
+ * that queue's ring (vblk_thread_ring: kicks, wake-ups and completions in
+ * one io_uring_enter); otherwise it waits in epoll on its queues' kick
+ * eventfds (signalled by an ioeventfd or the notify MMIO handler), their
+ * blk_queue completion fds and a stop eventfd.  Requests are submitted
+ * asynchronously; their completions run on the same thread, push to the
+ * used ring and raise the queue's interrupt.  A device reset stops the threads, and each thread first waits
  * for its in-flight requests, so no completion writes into rings the
  * driver has taken back.  Before it sleeps, a thread may poll its avail
  * rings and completion rings for a self-tuned window of up to poll-max-ns,
@@ -52,6 +54,7 @@
 #define VBLK_POLL_MAX_NS	0		/* poll-max-ns default: off (docs/benchmarks.md) */
 #define VBLK_POLL_START_NS	4096		/* first window after a short sleep */
 #define VBLK_POLL_LIMIT_NS	(1000ull * 1000 * 1000)	/* poll-max-ns: at most 1 s */
+#define VBLK_SUBMIT_BATCH	8		/* requests per submission (docs/benchmarks.md) */
 #define PCI_CLASS_STORAGE_SCSI	0x010000
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
@@ -526,15 +529,26 @@ static bool vblk_held(struct virtio_blk *b)
 static void vblk_serve(struct vblk_queue *q, bool arm)
 {
 	struct virtq *vq = q->vq;
+	unsigned popped = 0;
 	void *r;
 
-	/* Everything popped in one pass goes to the kernel in one submission. */
+	/*
+	 * What is popped goes to the kernel in submissions of up to
+	 * VBLK_SUBMIT_BATCH requests: one per request costs a system call
+	 * (and a notify of the host's disk) each, one for a whole ring's
+	 * worth leaves the disk idle until the last request is prepared.
+	 */
 	blk_queue_plug(q->bq);
 	do {
 		virtq_disable_notify(vq);
 		while (q->inflight < vq->size && !vblk_held(q->dev) &&
-		       virtq_pop(vq, sizeof(struct vblk_req), &r) == 1)
+		       virtq_pop(vq, sizeof(struct vblk_req), &r) == 1) {
 			vblk_handle(q, r);
+			if (++popped % VBLK_SUBMIT_BATCH == 0) {
+				blk_queue_unplug(q->bq);
+				blk_queue_plug(q->bq);
+			}
+		}
 		if (q->inflight >= vq->size || vblk_held(q->dev))
 			break;	/* resumed from a completion or a wake-up */
 	} while (arm && virtq_enable_notify(vq));
@@ -719,6 +733,78 @@ static void vblk_worker_tune(struct vblk_worker *w, uint64_t block_ns, bool busy
 	}
 }
 
+/* Bits of blk_queue_wait's fired mask, in the order vblk_ring_watch adds them. */
+#define VBLK_RING_STOP	(1ull << 0)
+#define VBLK_RING_WAKE	(1ull << 1)
+#define VBLK_RING_KICK	(1ull << 2)
+
+static int vblk_ring_watch(struct vblk_worker *w, struct blk_queue *bq)
+{
+	int fds[] = { w->stop_fd, w->wake_fd, w->dev->q[w->first].vq->kick_fd };
+
+	for (unsigned i = 0; i < G_N_ELEMENTS(fds); i++) {
+		int ret = blk_queue_watch(bq, fds[i]);
+
+		if (ret < 0)
+			return ret;
+		if (ret != (int)i)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The loop of a thread that serves one queue on an engine that can wait
+ * (aio=io_uring, no polling): it sleeps in one place, the io_uring_enter
+ * that also submits what the last pass popped, and wakes for completions
+ * and for writes to its kick, wake and stop eventfds alike, without an
+ * epoll_wait or an eventfd read per wake-up.  After every wake-up it runs
+ * the completions, looks at the avail ring (arming notifications again,
+ * so a kick can only be missed if it is not needed) and decides on one
+ * interrupt.  -EOPNOTSUPP (before anything was served) when the engine
+ * cannot: the epoll loop takes over.
+ */
+static int vblk_thread_ring(struct vblk_worker *w)
+{
+	struct virtio_blk *b = w->dev;
+	struct vblk_queue *q = &b->q[w->first];
+	bool stopping = false;
+	int ret;
+
+	if (w->count != 1 || w->poll_max_ns)
+		return -EOPNOTSUPP;
+	ret = vblk_ring_watch(w, q->bq);
+	if (ret < 0) {
+		blk_queue_unwatch(q->bq);
+		return ret;
+	}
+	w->stopping = false;
+	vblk_serve(q, true);
+	vblk_maybe_notify(q);
+	while (!stopping || q->inflight) {
+		uint64_t fired;
+
+		ret = blk_queue_wait(q->bq, &fired);
+		if (ret < 0) {
+			log_error("%s: I/O thread cannot wait: %s", b->vd.name, strerror(-ret));
+			virtio_dev_set_needs_reset(&b->vd);
+			break;
+		}
+		if (fired & VBLK_RING_STOP) {
+			/* The counter must not stop the next thread at once. */
+			vblk_drain_fd(w->stop_fd);
+			stopping = w->stopping = true;
+		}
+		if (fired & VBLK_RING_WAKE)
+			vblk_worker_wake(w, stopping);
+		if (!stopping)
+			vblk_serve(q, true);
+		vblk_maybe_notify(q);
+	}
+	blk_queue_unwatch(q->bq);
+	return 0;
+}
+
 static void *vblk_thread(void *opaque)
 {
 	struct vblk_worker *w = opaque;
@@ -727,6 +813,8 @@ static void *vblk_thread(void *opaque)
 	bool stopping = false;
 	int ep, ret;
 
+	if (vblk_thread_ring(w) != -EOPNOTSUPP)
+		return NULL;
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	ret = ep < 0 ? -errno : vblk_worker_watch(w, ep);
 	if (ret < 0) {

@@ -9,6 +9,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "block.h"
@@ -541,6 +542,110 @@ static void test_poll_no_kick(void)
 }
 
 /* 4 queues, each with a batch of writes in flight at once, then reads. */
+/* The system call a thread of this process sleeps in, or -1 (running). */
+static long task_syscall(const char *tid)
+{
+	char *path = g_strdup_printf("/proc/self/task/%s/syscall", tid), *buf = NULL;
+	long nr = -1;
+
+	/* "running", or the number of the call it sleeps in, then its arguments */
+	if (g_file_get_contents(path, &buf, NULL, NULL) && g_ascii_isdigit(buf[0]))
+		nr = strtol(buf, NULL, 10);
+	g_free(buf);
+	g_free(path);
+	return nr;
+}
+
+/*
+ * Wait up to 10 s for a thread named like the device's I/O threads to
+ * sleep in one of the system calls of want (the thread pool's workers,
+ * named after the thread that made them, sleep in futex).
+ */
+static bool io_thread_blocked_in(const long *want, unsigned n)
+{
+	for (unsigned tries = 0; tries < 10000; tries++) {
+		GDir *d = g_dir_open("/proc/self/task", 0, NULL);
+		const char *tid;
+		bool found = false;
+
+		g_assert_nonnull(d);
+		while (!found && (tid = g_dir_read_name(d))) {
+			char *path = g_strdup_printf("/proc/self/task/%s/comm", tid), *comm = NULL;
+
+			if (g_file_get_contents(path, &comm, NULL, NULL) &&
+			    g_str_has_prefix(comm, "virtio-blk io")) {
+				long nr = task_syscall(tid);
+
+				for (unsigned i = 0; i < n; i++)
+					found |= nr == want[i];
+			}
+			g_free(comm);
+			g_free(path);
+		}
+		g_dir_close(d);
+		if (found)
+			return true;
+		g_usleep(1000);
+	}
+	return false;
+}
+
+/*
+ * With aio=io_uring the I/O thread sleeps in io_uring_enter (kicks and
+ * completions both arrive on its ring); with aio=threads, polling on, or
+ * one thread for several queues, in epoll.  Requests go through either way, before and after a reset.
+ */
+static void io_thread_loop(const char *drive_opts, const char *dev_opts, const long *want,
+			   unsigned n)
+{
+	struct bt t;
+	guint8 *disk;
+
+	if (!bt_init(&t, "raw", drive_opts, dev_opts, 1, true))
+		return;
+	for (unsigned round = 0; round < 2; round++) {
+		bt_up(&t, base_features | 1ull << VIRTIO_F_EVENT_IDX, 1);
+		g_assert_true(io_thread_blocked_in(want, n));
+		for (unsigned i = 0; i < 20; i++) {
+			fill(gp(&t, DATA(0), 4096), 4096, i + round);
+			g_assert_cmpuint(rw(&t, 0, true, i * 8, DATA(0), 4096), ==, VIRTIO_BLK_S_OK);
+			g_assert_cmpuint(rw(&t, 0, false, i * 8, DATA(0) + 4096, 4096), ==,
+					 VIRTIO_BLK_S_OK);
+			g_assert_cmpint(memcmp(gp(&t, DATA(0), 4096), gp(&t, DATA(0) + 4096, 4096),
+					       4096), ==, 0);
+		}
+		/* Between requests, the thread is back in the same wait. */
+		g_assert_true(io_thread_blocked_in(want, n));
+		vh_common_write(&t.d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+		g_assert_cmpuint(vh_status(&t.d), ==, 0);
+	}
+	disk = bt_finish(&t);
+	for (unsigned i = 0; i < 20; i++) {
+		guint8 want_data[4096];
+
+		fill(want_data, 4096, i + 1);
+		g_assert_cmpint(memcmp(disk + i * 4096, want_data, 4096), ==, 0);
+	}
+	g_free(disk);
+}
+
+static void test_io_thread_ring(void)
+{
+	const long want[] = { SYS_io_uring_enter };
+
+	io_thread_loop("aio=io_uring", NULL, want, 1);
+}
+
+static void test_io_thread_epoll(void)
+{
+	const long want[] = { SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_pwait2 };
+
+	io_thread_loop("aio=threads", NULL, want, 3);
+	io_thread_loop("aio=io_uring", "poll-max-ns=1000", want, 3);
+	/* One thread for two queues (the driver enables one of them). */
+	io_thread_loop("aio=io_uring", "num-queues=2,iothread-per-queue=off", want, 3);
+}
+
 static void multiqueue(const char *fmt, const char *extra)
 {
 	enum { NQ = 4, PER = 16, LEN = 8192 };
@@ -957,6 +1062,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/multiqueue/qcow2", test_multiqueue_qcow2);
 	g_test_add_func("/virtio-blk/multiqueue/one-thread", test_multiqueue_one_thread);
 	g_test_add_func("/virtio-blk/event-idx", test_event_idx);
+	g_test_add_func("/virtio-blk/io-thread/ring", test_io_thread_ring);
+	g_test_add_func("/virtio-blk/io-thread/epoll", test_io_thread_epoll);
 	g_test_add_func("/virtio-blk/reset-inflight", test_reset_inflight);
 	g_test_add_func("/virtio-blk/poll-idle", test_poll_idle);
 	g_test_add_func("/virtio-blk/poll-no-kick", test_poll_no_kick);
