@@ -105,10 +105,15 @@ int mapped_ram_save_setup(struct machine *m, struct mapped_ram *mr, struct mig_s
 	return 0;
 }
 
+/* Pages a writer accounts to max-bandwidth at a time. */
+#define THROTTLE_PAGES		64
+
 struct writer {
 	struct machine *m;
 	struct mapped_ram *mr;
 	struct mig_ram *r;
+	struct mig_stream *s;		/* its rate limit and cancel flag */
+	pthread_mutex_t *rate_lock;	/* the channels share one budget */
 	unsigned region;
 	size_t w0, w1;			/* bitmap words of the region this thread takes */
 	uint64_t sent, zero;
@@ -133,12 +138,27 @@ static int write_page(struct mapped_ram *mr, unsigned region, uint64_t idx, cons
 	return 0;
 }
 
+/* max-bandwidth for what this writer wrote since it last asked; 0 or -ECANCELED. */
+static int writer_throttle(struct writer *w, uint64_t *unpaid)
+{
+	const bool *cancel = w->s->cancel;
+
+	if (w->s->max_bw && *unpaid) {
+		pthread_mutex_lock(w->rate_lock);
+		mig_rate_limit(w->s, *unpaid * MIG_PAGE_SIZE);
+		pthread_mutex_unlock(w->rate_lock);
+	}
+	*unpaid = 0;
+	return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED) ? -ECANCELED : 0;
+}
+
 static void *writer_thread(void *opaque)
 {
 	struct writer *w = opaque;
 	const struct ram_region *reg = &w->m->mem.r[w->region];
 	unsigned long *dirty = w->r->bitmap[w->region];
 	unsigned long *present = w->mr->present[w->region];
+	uint64_t unpaid = 0;
 
 	for (size_t i = w->w0; i < w->w1 && !w->error; i++) {
 		unsigned long bits = __atomic_exchange_n(&dirty[i], 0, __ATOMIC_RELAXED);
@@ -165,9 +185,13 @@ static void *writer_thread(void *opaque)
 				w->error = write_page(w->mr, w->region, idx, p);
 				present[i] |= bit;
 				w->sent++;
+				if (++unpaid == THROTTLE_PAGES && !w->error)
+					w->error = writer_throttle(w, &unpaid);
 			}
 		}
 	}
+	if (!w->error)
+		w->error = writer_throttle(w, &unpaid);
 	return NULL;
 }
 
@@ -178,6 +202,7 @@ int mapped_ram_save_dirty(struct machine *m, struct mapped_ram *mr, struct mig_r
 	struct writer *w = calloc(n, sizeof(*w));
 	pthread_t *t = calloc(n, sizeof(*t));
 	bool *running = calloc(n, sizeof(*running));
+	pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
 	int error = 0;
 
 	if (!w || !t || !running) {
@@ -191,7 +216,8 @@ int mapped_ram_save_dirty(struct machine *m, struct mapped_ram *mr, struct mig_r
 
 		/* Each channel takes a contiguous share of the region (word-aligned: no bit is shared). */
 		for (unsigned c = 0; c < n; c++) {
-			w[c] = (struct writer){ .m = m, .mr = mr, .r = r, .region = i,
+			w[c] = (struct writer){ .m = m, .mr = mr, .r = r, .s = s,
+						.rate_lock = &rate_lock, .region = i,
 						.w0 = words * c / n, .w1 = words * (c + 1) / n };
 			running[c] = n > 1 && !pthread_create(&t[c], NULL, writer_thread, &w[c]);
 			if (!running[c])
@@ -213,6 +239,8 @@ int mapped_ram_save_dirty(struct machine *m, struct mapped_ram *mr, struct mig_r
 	free(w);
 	free(t);
 	free(running);
+	if (error == -ECANCELED)
+		return mig_stream_fail(s, error, "migration cancelled");
 	if (error)
 		return mig_stream_fail(s, error, "cannot write RAM pages to the file: %s",
 				       strerror(-error));

@@ -105,8 +105,7 @@ int mig_stream_fail(struct mig_stream *s, int error, const char *fmt, ...)
 	return error;
 }
 
-/* Sleep as long as max_bw asks for the bytes of this 100 ms window. */
-static void rate_limit(struct mig_stream *s, size_t n)
+void mig_rate_limit(struct mig_stream *s, size_t n)
 {
 	int64_t now, due;
 
@@ -169,7 +168,7 @@ int mig_flush(struct mig_stream *s)
 	if (s->cancel && __atomic_load_n(s->cancel, __ATOMIC_RELAXED))
 		return mig_stream_fail(s, -ECANCELED, "migration cancelled");
 	sum_buf(s, s->len);
-	rate_limit(s, s->len + s->ref_bytes);
+	mig_rate_limit(s, s->len + s->ref_bytes);
 	if (s->niov) {
 		close_segment(s);
 		ret = write_all(s, s->iov, s->niov);

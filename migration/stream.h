@@ -100,6 +100,13 @@ void mig_put_u64(struct mig_stream *s, uint64_t v);
  * stopped VM, not of a running one).
  */
 void mig_put_ref(struct mig_stream *s, const void *p, size_t len);
+/*
+ * Account n bytes about to go out, and sleep as long as max_bw asks for
+ * the bytes of this 100 ms window (not at all when max_bw is 0; a cancel
+ * ends the sleep).  mig_flush calls it; writers that bypass the stream
+ * (mapped-ram's page writers) call it themselves, one at a time.
+ */
+void mig_rate_limit(struct mig_stream *s, size_t n);
 /* Write out what is buffered; returns s->error. */
 int mig_flush(struct mig_stream *s);
 
