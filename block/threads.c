@@ -100,6 +100,8 @@ static void *pool_worker(void *opaque)
 	struct pool *p = opaque;
 	uint64_t one = 1;
 
+	/* Not the name of the device thread that happened to start it. */
+	pthread_setname_np(pthread_self(), "blk worker");
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct eio *io;

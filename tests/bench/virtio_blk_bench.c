@@ -300,7 +300,8 @@ static uint64_t vb_device_ticks(void)
 		char *p;
 
 		if (g_file_get_contents(path, &stat, NULL, NULL) &&
-		    (g_strstr_len(stat, -1, "(virtio-blk io)") || g_strstr_len(stat, -1, "(iou-")) &&
+		    (g_strstr_len(stat, -1, "(virtio-blk io)") || g_strstr_len(stat, -1, "(iou-") ||
+		     g_strstr_len(stat, -1, "(blk worker)")) &&
 		    (p = strrchr(stat, ')')) &&
 		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
 			   &ut, &st) == 2)
