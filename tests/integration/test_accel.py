@@ -8,9 +8,9 @@ import unittest
 from tests.integration.vireotest import EXIT_PASS, guest, machine_args, run_vireo
 
 
-def hello(accel, **kw):
-    return run_vireo(machine_args(guest("hello.mb.elf"), accel=accel) + ["-serial", "stdio"],
-                     timeout=60, **kw)
+def hello(accel, kernel=None, **kw):
+    return run_vireo(machine_args(kernel or guest("hello.mb.elf"), accel=accel) +
+                     ["-serial", "stdio"], timeout=60, **kw)
 
 
 class AccelSelection(unittest.TestCase):
@@ -58,7 +58,10 @@ class AccelSelection(unittest.TestCase):
         cwd = tempfile.mkdtemp(prefix="vireo-accel-")
         self.addCleanup(shutil.rmtree, cwd, True)
         os.chmod(cwd, 0o755)
-        r = hello("kvm:tcg", cwd=cwd, uid=65534)
+        # A kernel that user can read wherever the checkout is.
+        kernel = shutil.copy(guest("hello.mb.elf"), cwd)
+        os.chmod(kernel, 0o644)
+        r = hello("kvm:tcg", kernel=kernel, cwd=cwd, uid=65534)
         self.assertEqual(r.status, EXIT_PASS, r)
         self.assertIn("cannot open /dev/kvm", r.stderr)
         self.assertIn("trying tcg", r.stderr)

@@ -83,14 +83,29 @@ def run_vireo(args, timeout=60, env=None, cwd=None, uid=None):
     """Run vireo to completion; the timeout kills it and fails the test.
 
     uid: run as that user, with the same gid and no supplementary groups
-    (so membership of the kvm group does not come along); needs root.
+    (so membership of the kvm group does not come along); needs root.  It
+    runs a copy of the binary from a directory anyone may enter, as the
+    checkout may sit in one that user cannot (a 0700 mktemp -d).
     """
     full_env = dict(os.environ)
     full_env.update(env or {})
     creds = {}
+    binary = vireo_binary()
     if uid is not None:
         creds = dict(user=uid, group=uid, extra_groups=[])
-    p = subprocess.Popen([vireo_binary()] + list(args), stdin=subprocess.DEVNULL,
+        bindir = tempfile.mkdtemp(prefix="vireo-bin-")
+        os.chmod(bindir, 0o755)
+        binary = shutil.copy(binary, bindir)
+        os.chmod(binary, 0o755)
+    try:
+        return _run(binary, args, timeout, full_env, cwd, creds)
+    finally:
+        if uid is not None:
+            shutil.rmtree(bindir, True)
+
+
+def _run(binary, args, timeout, full_env, cwd, creds):
+    p = subprocess.Popen([binary] + list(args), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=full_env, cwd=cwd, start_new_session=True, **creds)
     try:
