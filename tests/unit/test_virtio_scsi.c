@@ -978,30 +978,7 @@ static void test_malformed(void)
  */
 static int st_migrate(struct st *a, struct st *b, char *err, size_t errlen)
 {
-	struct vmstate_section *sa = vmstate_find(&a->h.m, "virtio-pci", a->d.devfn);
-	struct vmstate_section *sb = vmstate_find(&b->h.m, "virtio-pci", a->d.devfn);
-	struct vmstate_in in = { .section = "virtio-pci", .err = err, .errlen = errlen };
-	struct vmstate_out o;
-	int ret;
-
-	g_assert_nonnull(sa);
-	g_assert_nonnull(sb);
-	g_assert_cmpint(sa->quiesce(sa->opaque), ==, 0);
-	vmstate_out_init(&o);
-	g_assert_cmpint(sa->save(sa->opaque, &o), ==, 0);
-	memcpy(vh_ptr(&b->h.m.mem, 0, VH_RAM), vh_ptr(&a->h.m.mem, 0, VH_RAM), VH_RAM);
-	in.buf = o.buf;
-	in.len = o.len;
-	in.version = sa->version;
-	ret = sb->load(sb->opaque, &in);
-	if (!ret)
-		ret = vmstate_in_finish(&in);
-	vmstate_out_free(&o);
-	b->d = a->d;
-	b->d.h = &b->h;
-	for (unsigned i = 0; i < G_N_ELEMENTS(b->d.ring); i++)
-		b->d.ring[i].mem = &b->h.m.mem;
-	return ret;
+	return vh_migrate_dev(&a->d, &b->h, &b->d, false, NULL, err, errlen);
 }
 
 /* A disk at 0:0 and a CD-ROM (id cd0) at 1:0, on images of t's own. */

@@ -365,58 +365,31 @@ static void test_rerror_report_and_ignore(void)
 	wt_finish(&t);
 }
 
-enum wt_corrupt { WT_INTACT, WT_BAD_PARKED, WT_BAD_IO_STATUS };
-
-/*
- * Hand a's virtio-blk over to b as a migration does: a quiesces and saves
- * its virtio-pci section, b (whose device is held still meanwhile) loads
- * it with a's guest RAM.  WT_BAD_PARKED: the stream's first parked head
- * becomes 0xffff; WT_BAD_IO_STATUS: the io-status becomes 7.  Returns the
- * load's result.
- */
-static int wt_migrate(struct wt *a, struct wt *b, enum wt_corrupt corrupt, char *err,
-		      size_t errlen)
+/* Hostile edits of a saved virtio-pci section, for vh_migrate_dev. */
+static void bad_parked(struct vmstate_out *o)	/* the first parked head: 0xffff */
 {
-	struct vmstate_section *sa = vmstate_find(&a->h.m, "virtio-pci", a->d.devfn);
-	struct vmstate_section *sb = vmstate_find(&b->h.m, "virtio-pci", a->d.devfn);
-	struct vmstate_in in = { .section = "virtio-pci", .err = err, .errlen = errlen };
-	struct vmstate_out o;
-	int ret;
+	uint8_t *f = memmem(o->buf, o->len, "\x06parked", 7);
 
-	g_assert_nonnull(sa);
-	g_assert_nonnull(sb);
-	g_assert_cmpint(sa->quiesce(sa->opaque), ==, 0);
-	vmstate_out_init(&o);
-	g_assert_cmpint(sa->save(sa->opaque, &o), ==, 0);
-	if (corrupt == WT_BAD_PARKED) {
-		uint8_t *f = memmem(o.buf, o.len, "\x06parked", 7);
+	g_assert_nonnull(f);
+	g_assert_cmpuint(f[7], ==, 2);		/* one head */
+	f[11] = f[12] = 0xff;
+}
 
-		g_assert_nonnull(f);
-		g_assert_cmpuint(f[7], ==, 2);		/* one head */
-		f[11] = f[12] = 0xff;
-	} else if (corrupt == WT_BAD_IO_STATUS) {
-		uint8_t *f = memmem(o.buf, o.len, "\x09io-status", 10);
+static void bad_io_status(struct vmstate_out *o)	/* an io-status of 7 */
+{
+	uint8_t *f = memmem(o->buf, o->len, "\x09io-status", 10);
 
-		g_assert_nonnull(f);
-		g_assert_cmpuint(f[10], ==, 1);		/* one byte */
-		f[14] = 7;
-	}
-	memcpy(vh_ptr(&b->h.m.mem, 0, VH_RAM), vh_ptr(&a->h.m.mem, 0, VH_RAM), VH_RAM);
-	/* A destination's device has not run: b's is held still around the load. */
-	g_assert_cmpint(sb->quiesce(sb->opaque), ==, 0);
-	in.buf = o.buf;
-	in.len = o.len;
-	in.version = sa->version;
-	ret = sb->load(sb->opaque, &in);
-	if (!ret)
-		ret = vmstate_in_finish(&in);
-	sb->resume(sb->opaque);
-	vmstate_out_free(&o);
-	b->d = a->d;
-	b->d.h = &b->h;
-	for (unsigned i = 0; i < G_N_ELEMENTS(b->d.ring); i++)
-		b->d.ring[i].mem = &b->h.m.mem;
-	return ret;
+	g_assert_nonnull(f);
+	g_assert_cmpuint(f[10], ==, 1);		/* one byte */
+	f[14] = 7;
+}
+
+/* Hand a's virtio-blk over to b as a migration does (vh_migrate_dev). */
+static int wt_migrate(struct wt *a, struct wt *b, void (*edit)(struct vmstate_out *o),
+		      char *err, size_t errlen)
+{
+	/* b's device ran its own driver setup: held still around the load. */
+	return vh_migrate_dev(&a->d, &b->h, &b->d, true, edit, err, errlen);
 }
 
 /*
@@ -460,7 +433,7 @@ static void test_rerror_stop_migrates(void)
 		g_free(data);
 	}
 	b.h.m.runstate = RUNSTATE_PAUSED;
-	if (wt_migrate(&a, &b, WT_INTACT, err, sizeof(err))) {
+	if (wt_migrate(&a, &b, NULL, err, sizeof(err))) {
 		g_test_message("%s", err);
 		g_assert_not_reached();
 	}
@@ -477,13 +450,13 @@ static void test_rerror_stop_migrates(void)
 	/* A stream whose parked head is out of the ring is refused. */
 	wt_init(&c, "rerror=stop");
 	c.h.m.runstate = RUNSTATE_PAUSED;
-	g_assert_cmpint(wt_migrate(&a, &c, WT_BAD_PARKED, err, sizeof(err)), ==, -EINVAL);
+	g_assert_cmpint(wt_migrate(&a, &c, bad_parked, err, sizeof(err)), ==, -EINVAL);
 	g_assert_nonnull(strstr(err, "parked head 65535"));
 	wt_finish(&c);
 	/* So is one with an io-status that does not exist. */
 	wt_init(&c, "rerror=stop");
 	c.h.m.runstate = RUNSTATE_PAUSED;
-	g_assert_cmpint(wt_migrate(&a, &c, WT_BAD_IO_STATUS, err, sizeof(err)), ==, -EINVAL);
+	g_assert_cmpint(wt_migrate(&a, &c, bad_io_status, err, sizeof(err)), ==, -EINVAL);
 	g_assert_nonnull(strstr(err, "io-status 7"));
 	wt_finish(&c);
 	wt_finish(&b);

@@ -13,6 +13,7 @@
 #include "block.h"
 #include "pci.h"
 #include "virtio/virtio-pci.h"
+#include "vmstate.h"
 #include "virtio_harness.h"
 
 #define VH_RING_BASE	0x100000ull	/* 16 KiB per queue */
@@ -418,4 +419,39 @@ bool vh_wait_status(struct vh_dev *d, uint8_t bits)
 		g_usleep(1000);
 	}
 	return false;
+}
+
+int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
+		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen)
+{
+	struct vmstate_section *sa = vmstate_find(&a->h->m, "virtio-pci", a->devfn);
+	struct vmstate_section *sb = vmstate_find(&hb->m, "virtio-pci", a->devfn);
+	struct vmstate_in in = { .section = "virtio-pci", .err = err, .errlen = errlen };
+	struct vmstate_out o;
+	int ret;
+
+	g_assert_nonnull(sa);
+	g_assert_nonnull(sb);
+	g_assert_cmpint(sa->quiesce(sa->opaque), ==, 0);
+	vmstate_out_init(&o);
+	g_assert_cmpint(sa->save(sa->opaque, &o), ==, 0);
+	if (edit)
+		edit(&o);
+	memcpy(vh_ptr(&hb->m.mem, 0, VH_RAM), vh_ptr(&a->h->m.mem, 0, VH_RAM), VH_RAM);
+	if (hold)
+		g_assert_cmpint(sb->quiesce(sb->opaque), ==, 0);
+	in.buf = o.buf;
+	in.len = o.len;
+	in.version = sa->version;
+	ret = sb->load(sb->opaque, &in);
+	if (!ret)
+		ret = vmstate_in_finish(&in);
+	if (hold)
+		sb->resume(sb->opaque);
+	vmstate_out_free(&o);
+	*b = *a;
+	b->h = hb;
+	for (unsigned i = 0; i < G_N_ELEMENTS(b->ring); i++)
+		b->ring[i].mem = &hb->m.mem;
+	return ret;
 }

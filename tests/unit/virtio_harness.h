@@ -126,4 +126,17 @@ bool vh_wait_used(struct vh_dev *d, unsigned q, uint32_t *id, uint32_t *len);
 /* Wait (up to 10 s) until the device status has bits. */
 bool vh_wait_status(struct vh_dev *d, uint8_t bits);
 
+struct vmstate_out;
+/*
+ * Hand the device of a over to machine hb as a migration does: a's side
+ * quiesces and saves its virtio-pci section; hb gets a copy of a's guest
+ * RAM and its device loads the section; b becomes
+ * the driver's view of it on hb.  hold: quiesce hb's device around the
+ * load (one a test started itself; a real destination's never ran).
+ * edit, when given, may change the saved bytes first (a hostile stream).
+ * Returns the load's result, err says why.
+ */
+int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
+		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen);
+
 #endif
