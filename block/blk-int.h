@@ -69,6 +69,8 @@ struct engine_ops {
 	int (*wait)(void *state);
 	uint64_t (*fired)(void *state);
 	int (*unwatch)(void *state);
+	/* Optional, while watching: write 1 to eventfd fd with the next wait. */
+	int (*signal)(void *state, int fd);
 };
 
 extern const struct engine_ops engine_io_uring, engine_aio, engine_threads;

@@ -758,10 +758,19 @@ int blk_queue_wait(struct blk_queue *q, uint64_t *fired)
 		ret = q->eng->wait(q->es);
 		if (ret == -EINTR)
 			ret = 0;
+	} else {
+		q->eng->kick(q->es);	/* signals queued by blk_queue_signal */
 	}
 	blk_queue_poll(q);
 	*fired = q->eng->fired(q->es);
 	return ret;
+}
+
+int blk_queue_signal(struct blk_queue *q, int fd)
+{
+	if (!q->watching || !q->eng->signal)
+		return -EOPNOTSUPP;
+	return q->eng->signal(q->es, fd);
 }
 
 void blk_queue_unwatch(struct blk_queue *q)

@@ -7,7 +7,8 @@
  * thread sleeps in io_uring_enter, which submits and waits in one call.
  * The queue's eventfd is unregistered meanwhile: nobody sleeps on it.
  * CQEs of watches carry an odd user_data (eio pointers are aligned):
- * (index << 1) | 1, or URING_UD_INTERNAL for a POLL_REMOVE's own answer.
+ * (index << 1) | 1, URING_UD_INTERNAL for a POLL_REMOVE's own answer, or
+ * URING_UD_SIGNAL for an eventfd write that failed (uring_signal).
  */
 #include <errno.h>
 #include <liburing.h>
@@ -17,10 +18,12 @@
 #include <string.h>
 
 #include "blk-int.h"
+#include "log.h"
 
 #define URING_ENTRIES 256
 #define URING_MAX_WATCH 8
 #define URING_UD_INTERNAL UINT64_MAX
+#define URING_UD_SIGNAL (UINT64_MAX - 2)
 
 struct uring_watch {
 	int fd;
@@ -174,7 +177,11 @@ static void uring_watch_cqe(struct uring_state *u, const struct io_uring_cqe *cq
 	uint64_t i = cqe->user_data >> 1;
 	struct uring_watch *w;
 
-	if (cqe->user_data == URING_UD_INTERNAL || i >= u->nwatch)
+	/* A signal answers only when it failed; a full counter wakes anyway. */
+	if (cqe->user_data == URING_UD_SIGNAL && cqe->res != -EAGAIN)
+		log_once("io_uring: eventfd write failed: %s", strerror(-cqe->res));
+	if (cqe->user_data == URING_UD_INTERNAL || cqe->user_data == URING_UD_SIGNAL ||
+	    i >= u->nwatch)
 		return;
 	w = &u->watch[i];
 	if (cqe->res > 0)
@@ -286,6 +293,26 @@ static int uring_wait(void *state)
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * An eventfd write as an SQE, answered only on failure.  The kernel copies
+ * the 8 bytes when it issues the write, maybe later from a worker: they
+ * live in the read-only data, not on a stack.
+ */
+static const uint64_t uring_one = 1;
+
+static int uring_signal(void *state, int fd)
+{
+	struct uring_state *u = state;
+	struct io_uring_sqe *sqe = uring_own_sqe(u);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_write(sqe, fd, &uring_one, sizeof(uring_one), 0);
+	io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+	io_uring_sqe_set_data64(sqe, URING_UD_SIGNAL);
+	return 0;
+}
+
 static uint64_t uring_fired(void *state)
 {
 	struct uring_state *u = state;
@@ -340,4 +367,5 @@ const struct engine_ops engine_io_uring = {
 	.wait = uring_wait,
 	.fired = uring_fired,
 	.unwatch = uring_unwatch,
+	.signal = uring_signal,
 };

@@ -114,6 +114,14 @@ int blk_queue_watch(struct blk_queue *q, int fd);
 int blk_queue_wait(struct blk_queue *q, uint64_t *fired);
 void blk_queue_unwatch(struct blk_queue *q);
 /*
+ * While watching: add 1 to eventfd fd in the system call of the next
+ * blk_queue_wait, which also submits and then sleeps.  A device raises
+ * its interrupt this way after a batch of completions: the woken vCPU
+ * finds the I/O thread already asleep instead of preempting it between
+ * two system calls.  -EOPNOTSUPP when not watching: write the fd.
+ */
+int blk_queue_signal(struct blk_queue *q, int fd);
+/*
  * Between plug and unplug, submissions are queued and reach the kernel in
  * one system call at the unplug (plugs nest).  A device plugs while it
  * pops a batch of guest requests.

@@ -166,6 +166,11 @@ struct virtio_dev {
 	/* Set by the transport: raise the interrupt of a queue, or of a config
 	 * change when queue < 0.  Any thread. */
 	void (*notify)(struct virtio_dev *vd, int queue);
+	/* Optional, set by the transport: the eventfd a queue's interrupt is
+	 * raised by writing to right now (an MSI-X irqfd), or -1 when notify
+	 * must be called.  An I/O thread hands the write to its io_uring, to
+	 * go with the submission that puts it to sleep.  Any thread. */
+	int (*notify_fd)(struct virtio_dev *vd, int queue);
 	void *transport;
 };
 

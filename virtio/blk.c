@@ -733,6 +733,25 @@ static void vblk_worker_tune(struct vblk_worker *w, uint64_t block_ns, bool busy
 	}
 }
 
+/*
+ * vblk_maybe_notify for the ring loop: an interrupt that is one eventfd
+ * write goes into the ring, with the wait that follows.
+ */
+static void vblk_ring_notify(struct vblk_queue *q)
+{
+	struct virtio_dev *vd = &q->dev->vd;
+	int fd;
+
+	if (!q->completed)
+		return;
+	q->completed = false;
+	if (!virtq_should_notify(q->vq))
+		return;
+	fd = vd->notify_fd ? vd->notify_fd(vd, q->vq->index) : -1;
+	if (fd < 0 || blk_queue_signal(q->bq, fd) < 0)
+		vd->notify(vd, q->vq->index);
+}
+
 /* Bits of blk_queue_wait's fired mask, in the order vblk_ring_watch adds them. */
 #define VBLK_RING_STOP	(1ull << 0)
 #define VBLK_RING_WAKE	(1ull << 1)
@@ -780,7 +799,7 @@ static int vblk_thread_ring(struct vblk_worker *w)
 	}
 	w->stopping = false;
 	vblk_serve(q, true);
-	vblk_maybe_notify(q);
+	vblk_ring_notify(q);
 	while (!stopping || q->inflight) {
 		uint64_t fired;
 
@@ -799,7 +818,7 @@ static int vblk_thread_ring(struct vblk_worker *w)
 			vblk_worker_wake(w, stopping);
 		if (!stopping)
 			vblk_serve(q, true);
-		vblk_maybe_notify(q);
+		vblk_ring_notify(q);
 	}
 	blk_queue_unwatch(q->bq);
 	return 0;

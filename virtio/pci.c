@@ -70,6 +70,19 @@ static void vp_notify(struct virtio_dev *vd, int queue)
 		pci_msix_notify(&vp->pci, vector);
 }
 
+static int vp_notify_fd(struct virtio_dev *vd, int queue)
+{
+	struct virtio_pci *vp = vd->transport;
+	uint16_t vector;
+
+	if (queue < 0 || !vp_msix_enabled(vp))
+		return -1;
+	vector = __atomic_load_n(&vp->queue_vector[queue], __ATOMIC_RELAXED);
+	if (vector >= vp->nr_vec || !__atomic_load_n(&vp->vec[vector].live, __ATOMIC_ACQUIRE))
+		return -1;
+	return vp->vec[vector].fd;
+}
+
 /*
  * A vector's entry, or the function's mask or enable, changed (pci device
  * lock held; called for each vector on a function-wide change): point the
@@ -714,6 +727,7 @@ int virtio_pci_init(struct virtio_pci *vp, struct machine *m, struct virtio_dev 
 	vp->vd = vd;
 	vd->transport = vp;
 	vd->notify = vp_notify;
+	vd->notify_fd = vp_notify_fd;
 	pthread_mutex_init(&vp->lock, NULL);
 	pthread_mutex_init(&vp->irq_lock, NULL);
 	pthread_mutex_init(&vp->ioeventfd_lock, NULL);

@@ -2,7 +2,8 @@
  * The I/O thread's event loop on its io_uring (blk_queue_watch/wait): the
  * block layer delivers writes to watched eventfds and request completions
  * through one wait, engines that cannot do it refuse cleanly, and after
- * unwatch the queue's fd signals completions again; a ring setup flag the
+ * unwatch the queue's fd signals completions again; blk_queue_signal's
+ * eventfd writes go out with the next wait; a ring setup flag the
  * kernel refuses falls back to the next.  The virtio-blk device
  * runs this loop by default (aio=io_uring, one queue per I/O thread); its
  * requests, resets and EVENT_IDX behaviour are covered in test_virtio_blk.c
@@ -248,6 +249,44 @@ static void test_refused(gconstpointer data)
 	lt_fini(&t);
 }
 
+/*
+ * blk_queue_signal: the eventfd write goes out with the next wait, once per
+ * call; not watching, it is refused and the caller writes the fd itself.
+ */
+static void test_signal(void)
+{
+	int watched = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int irq = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	eventfd_t v = 0;
+	struct lt t;
+
+	g_assert_true(lt_init(&t, BLK_AIO_IO_URING));
+	g_assert_cmpint(blk_queue_signal(t.q, irq), ==, -EOPNOTSUPP);
+	g_assert_cmpint(blk_queue_watch(t.q, watched), ==, 0);
+	/* Signalling a watched fd wakes the very wait that writes it. */
+	g_assert_cmpint(blk_queue_signal(t.q, watched), ==, 0);
+	g_assert_cmpint(eventfd_read(watched, &v), <, 0);	/* not yet */
+	lt_wait_for(&t, 1 << 0);
+	g_assert_cmpint(eventfd_read(watched, &v), ==, 0);
+	g_assert_cmpuint(v, ==, 1);
+	/* An unwatched fd: written by the wait, three signals add three. */
+	for (int i = 0; i < 3; i++)
+		g_assert_cmpint(blk_queue_signal(t.q, irq), ==, 0);
+	g_assert_cmpint(blk_queue_signal(t.q, watched), ==, 0);
+	lt_wait_for(&t, 1 << 0);
+	g_assert_cmpint(eventfd_read(irq, &v), ==, 0);
+	g_assert_cmpuint(v, ==, 3);
+	/* A bad fd fails in the kernel: logged, the loop goes on. */
+	g_assert_cmpint(blk_queue_signal(t.q, 1000000), ==, 0);
+	g_assert_cmpint(blk_queue_signal(t.q, watched), ==, 0);
+	lt_wait_for(&t, 1 << 0);
+	blk_queue_unwatch(t.q);
+	g_assert_cmpint(blk_queue_signal(t.q, irq), ==, -EOPNOTSUPP);
+	close(watched);
+	close(irq);
+	lt_fini(&t);
+}
+
 /* More watches than the ring keeps: refused, the first ones still work. */
 static void test_watch_limit(void)
 {
@@ -293,6 +332,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/blk-loop/wait-completions", test_wait_completions);
 	g_test_add_func("/blk-loop/free-watching", test_free_watching);
 	g_test_add_func("/blk-loop/watch-limit", test_watch_limit);
+	g_test_add_func("/blk-loop/signal", test_signal);
 	g_test_add_func("/blk-loop/setup-fallback", test_setup_fallback);
 	g_test_add_data_func("/blk-loop/refused/native", GINT_TO_POINTER(BLK_AIO_NATIVE),
 			     test_refused);
