@@ -788,6 +788,7 @@ void blk_queue_unwatch(struct blk_queue *q)
 	if (ret < 0)
 		log_error("block: '%s': cannot stop watching fds: %s", q->b->file, strerror(-ret));
 	q->watching = false;
+	blk_queue_push(q);	/* what an unplug left for the next wait */
 	/* Completions queued while watching were not announced on the fd. */
 	if (q->done || q->sync_done)
 		signal_efd(q);
@@ -800,6 +801,12 @@ void blk_queue_plug(struct blk_queue *q)
 
 void blk_queue_unplug(struct blk_queue *q)
 {
-	if (--q->plugged == 0)
+	/* A watching owner is about to wait, which submits: no system call. */
+	if (--q->plugged == 0 && !q->watching)
 		q->eng->kick(q->es);
+}
+
+void blk_queue_push(struct blk_queue *q)
+{
+	q->eng->kick(q->es);
 }

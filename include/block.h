@@ -123,11 +123,14 @@ void blk_queue_unwatch(struct blk_queue *q);
 int blk_queue_signal(struct blk_queue *q, int fd);
 /*
  * Between plug and unplug, submissions are queued and reach the kernel in
- * one system call at the unplug (plugs nest).  A device plugs while it
- * pops a batch of guest requests.
+ * one system call at the unplug (plugs nest); while watching, in the one
+ * of the next blk_queue_wait, which comes next anyway.  A device plugs
+ * while it pops a batch of guest requests, and calls blk_queue_push to
+ * send what it has so far before it goes on popping.
  */
 void blk_queue_plug(struct blk_queue *q);
 void blk_queue_unplug(struct blk_queue *q);
+void blk_queue_push(struct blk_queue *q);
 
 /* Submission: 0, or -errno without calling cb. */
 int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,

@@ -544,10 +544,8 @@ static void vblk_serve(struct vblk_queue *q, bool arm)
 		while (q->inflight < vq->size && !vblk_held(q->dev) &&
 		       virtq_pop(vq, sizeof(struct vblk_req), &r) == 1) {
 			vblk_handle(q, r);
-			if (++popped % VBLK_SUBMIT_BATCH == 0) {
-				blk_queue_unplug(q->bq);
-				blk_queue_plug(q->bq);
-			}
+			if (++popped % VBLK_SUBMIT_BATCH == 0)
+				blk_queue_push(q->bq);
 		}
 		if (q->inflight >= vq->size || vblk_held(q->dev))
 			break;	/* resumed from a completion or a wake-up */

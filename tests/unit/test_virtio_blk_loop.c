@@ -200,6 +200,41 @@ static void test_wait_completions(void)
 	lt_fini(&t);
 }
 
+/*
+ * While watching, an unplug leaves its submissions to the next wait; an
+ * unwatch that comes first pushes them, or they would never complete.
+ */
+static void test_unplug_unwatch(void)
+{
+	static uint8_t buf[8][4096];
+	struct lt_req r[8] = { 0 };
+	struct pollfd p;
+	struct lt t;
+	int kick;
+
+	g_assert_true(lt_init(&t, BLK_AIO_IO_URING));
+	kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	g_assert_cmpint(blk_queue_watch(t.q, kick), ==, 0);
+	blk_queue_plug(t.q);
+	for (unsigned i = 0; i < 8; i++) {
+		struct iovec iov = { buf[i], sizeof(buf[i]) };
+
+		g_assert_cmpint(blk_preadv(t.q, i * 4096, &iov, 1, lt_cb, &r[i]), ==, 0);
+	}
+	blk_queue_unplug(t.q);
+	blk_queue_unwatch(t.q);
+	p = (struct pollfd){ .fd = blk_queue_fd(t.q), .events = POLLIN };
+	for (unsigned i = 0; i < 8; i++) {
+		while (!r[i].done) {
+			g_assert_cmpint(poll(&p, 1, 10000), ==, 1);
+			blk_queue_poll(t.q);
+		}
+		g_assert_cmpint(r[i].ret, ==, 4096);
+	}
+	close(kick);
+	lt_fini(&t);
+}
+
 /* Free while watching, requests in flight: they complete, nothing leaks. */
 static void test_free_watching(void)
 {
@@ -331,6 +366,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/blk-loop/watch-fds", test_watch_fds);
 	g_test_add_func("/blk-loop/wait-completions", test_wait_completions);
 	g_test_add_func("/blk-loop/free-watching", test_free_watching);
+	g_test_add_func("/blk-loop/unplug-unwatch", test_unplug_unwatch);
 	g_test_add_func("/blk-loop/watch-limit", test_watch_limit);
 	g_test_add_func("/blk-loop/signal", test_signal);
 	g_test_add_func("/blk-loop/setup-fallback", test_setup_fallback);
