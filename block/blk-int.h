@@ -63,7 +63,8 @@ struct engine_ops {
 	 * i of fired for the i-th watch) without reading the fd; wait pushes
 	 * queued submissions and sleeps until reap has something to do, in
 	 * one system call; unwatch asks to drop every watch and returns how
-	 * many are still armed (call wait and reap until it returns 0).
+	 * many are still armed or in flight (call wait and reap until it
+	 * returns 0).
 	 */
 	int (*watch)(void *state, int fd);
 	int (*wait)(void *state);

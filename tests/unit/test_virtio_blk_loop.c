@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 
 #include "block/blk-int.h"
@@ -235,6 +236,76 @@ static void test_unplug_unwatch(void)
 	lt_fini(&t);
 }
 
+struct lt_owner {
+	struct lt *t;
+	uint8_t (*buf)[4096];
+	struct lt_req *r;
+	unsigned n;
+};
+
+/*
+ * A thread watches (on its own ring, where the kernel has one), writes,
+ * and unwatches with its writes still in flight.
+ */
+static void *lt_owner_run(void *opaque)
+{
+	struct lt_owner *o = opaque;
+	int kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	g_assert_cmpint(blk_queue_watch(o->t->q, kick), ==, 0);
+	for (unsigned i = 0; i < o->n; i++) {
+		struct iovec iov = { o->buf[i], 4096 };
+
+		tb_fill(o->buf[i], 4096, 0x40 + i);
+		g_assert_cmpint(blk_pwritev(o->t->q, i * 4096, &iov, 1, lt_cb, &o->r[i]), ==, 0);
+	}
+	blk_queue_unwatch(o->t->q);
+	close(kick);
+	return NULL;
+}
+
+/*
+ * After its watching thread is gone, the queue serves any thread on its
+ * fd: the writes the thread left in flight completed at its unwatch, and
+ * reads from this thread see them.
+ */
+static void test_owner_gone(void)
+{
+	static uint8_t wbuf[16][4096], rbuf[16][4096];
+	struct lt_req w[16] = { 0 }, r[16] = { 0 };
+	struct lt_owner o = { .buf = wbuf, .r = w, .n = 16 };
+	struct pollfd p;
+	pthread_t th;
+	struct lt t;
+
+	g_assert_true(lt_init(&t, BLK_AIO_IO_URING));
+	o.t = &t;
+	for (int round = 0; round < 3; round++) {
+		memset(w, 0, sizeof(w));
+		g_assert_cmpint(pthread_create(&th, NULL, lt_owner_run, &o), ==, 0);
+		g_assert_cmpint(pthread_join(th, NULL), ==, 0);
+		for (unsigned i = 0; i < 16; i++) {
+			g_assert_true(w[i].done);
+			g_assert_cmpint(w[i].ret, ==, 4096);
+		}
+	}
+	p = (struct pollfd){ .fd = blk_queue_fd(t.q), .events = POLLIN };
+	for (unsigned i = 0; i < 16; i++) {
+		struct iovec iov = { rbuf[i], sizeof(rbuf[i]) };
+
+		g_assert_cmpint(blk_preadv(t.q, i * 4096, &iov, 1, lt_cb, &r[i]), ==, 0);
+	}
+	for (unsigned i = 0; i < 16; i++) {
+		while (!r[i].done) {
+			g_assert_cmpint(poll(&p, 1, 10000), ==, 1);
+			blk_queue_poll(t.q);
+		}
+		g_assert_cmpint(r[i].ret, ==, 4096);
+		g_assert_cmpmem(rbuf[i], 4096, wbuf[i], 4096);
+	}
+	lt_fini(&t);
+}
+
 /* Free while watching, requests in flight: they complete, nothing leaks. */
 static void test_free_watching(void)
 {
@@ -367,6 +438,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/blk-loop/wait-completions", test_wait_completions);
 	g_test_add_func("/blk-loop/free-watching", test_free_watching);
 	g_test_add_func("/blk-loop/unplug-unwatch", test_unplug_unwatch);
+	g_test_add_func("/blk-loop/owner-gone", test_owner_gone);
 	g_test_add_func("/blk-loop/watch-limit", test_watch_limit);
 	g_test_add_func("/blk-loop/signal", test_signal);
 	g_test_add_func("/blk-loop/setup-fallback", test_setup_fallback);
