@@ -637,13 +637,23 @@ void vscsi_threads_stop(struct virtio_scsi *s)
 	}
 }
 
+/* Whether a queue thread serves; under vp.lock, as start and stop are. */
+static bool vscsi_threads_running(struct virtio_scsi *s)
+{
+	for (unsigned i = 0; i <= s->nr_req_queues; i++)
+		if (s->q[i].running)
+			return true;
+	return false;
+}
+
 int vscsi_threads_start(struct virtio_scsi *s)
 {
 	for (unsigned i = 0; i <= s->nr_req_queues; i++) {
 		struct vscsi_queue *q = &s->q[i];
 		int ret;
 
-		if (!q->vq->enabled)
+		/* One thread per queue: a second would share its epoll and fds. */
+		if (!q->vq->enabled || q->running)
 			continue;
 		ret = pthread_create(&q->thread, NULL, vscsi_thread, q);
 		if (ret) {
@@ -667,6 +677,15 @@ static int vscsi_start(struct virtio_dev *vd)
 	struct virtio_scsi *s = container_of(vd, struct virtio_scsi, vd);
 	uint32_t cdb, sense;
 
+	/*
+	 * Started already: a load into a device held by quiesce starts it
+	 * (the transport was not started), and the resume that ends the hold
+	 * starts it again.  The threads that serve go on, with the sizes they
+	 * use; only a queue without its thread (one that failed to start)
+	 * gets one.
+	 */
+	if (vscsi_threads_running(s))
+		return vscsi_threads_start(s);
 	/* The sizes the driver wrote (5.6.4); they hold until the next reset. */
 	memcpy(&cdb, vd->config + offsetof(struct virtio_scsi_config, cdb_size), 4);
 	memcpy(&sense, vd->config + offsetof(struct virtio_scsi_config, sense_size), 4);
