@@ -6,7 +6,8 @@
  * data in the response, bad targets, 1,024 LUNs on one controller, task
  * management with I/O in flight, hot-plug, unplug and media-change events,
  * the driver-set CDB size, and malformed chains (NEEDS_RESET, then a reset
- * brings the device back), and the target state across a migration.
+ * brings the device back), the target state across a migration, and a
+ * held load (quiesce, load, resume) into a controller that exists.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1176,6 +1177,9 @@ static void test_load_held(void)
 	log = st_log_end(saved, path);
 	g_assert_null(strstr(log, "epoll_ctl"));
 	g_free(log);
+	/* b and c serve, each with one thread per queue; a stays quiesced. */
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2 * 2);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 2);
 	st_eject_then_read(&b);
 	st_eject_then_read(&c);
 	st_fini(&c);

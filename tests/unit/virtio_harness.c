@@ -421,6 +421,26 @@ bool vh_wait_status(struct vh_dev *d, uint8_t bits)
 	return false;
 }
 
+unsigned vh_thread_count(const char *name)
+{
+	GDir *dir = g_dir_open("/proc/self/task", 0, NULL);
+	const char *tid;
+	unsigned n = 0;
+
+	g_assert_nonnull(dir);
+	while ((tid = g_dir_read_name(dir))) {
+		char *path = g_strdup_printf("/proc/self/task/%s/comm", tid), *comm = NULL;
+
+		/* A thread that ended meanwhile has no comm any more. */
+		if (g_file_get_contents(path, &comm, NULL, NULL))
+			n += !strcmp(g_strchomp(comm), name);
+		g_free(comm);
+		g_free(path);
+	}
+	g_dir_close(dir);
+	return n;
+}
+
 int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
 		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen)
 {
