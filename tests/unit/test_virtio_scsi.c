@@ -7,7 +7,8 @@
  * management with I/O in flight, hot-plug, unplug and media-change events,
  * the driver-set CDB size, and malformed chains (NEEDS_RESET, then a reset
  * brings the device back), the target state across a migration, and a
- * held load (quiesce, load, resume) into a controller that exists.
+ * held load (quiesce, load, resume) into a controller that exists, and an
+ * eject while the controller is quiesced.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1182,9 +1183,54 @@ static void test_load_held(void)
 	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 2);
 	st_eject_then_read(&b);
 	st_eject_then_read(&c);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2 * 2);
 	st_fini(&c);
 	st_fini(&b);
 	st_fini(&a);
+}
+
+/*
+ * An eject (or a medium change, a unit's removal) while the controller is
+ * quiesced for a migration, between the switch-over and the end of the
+ * migration (QMP is served meanwhile): the threads stay stopped, since
+ * the guest's RAM and disks may be on their way to the destination, and
+ * the resume starts one set, which serves what the driver queued.
+ */
+static void test_eject_held(void)
+{
+	struct vmstate_section *sec;
+	char err[512] = "";
+	struct st t;
+	uint16_t head;
+	uint32_t id, len;
+
+	st_init(&t, 2, false);
+	st_units(&t);
+	st_find(&t);
+	st_up(&t);
+	st_clear_ua(&t, 0, 0);
+	sec = vmstate_find(&t.h.m, "virtio-pci", t.d.devfn);
+	g_assert_cmpint(sec->quiesce(sec->opaque), ==, 0);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 0);
+	/* A command the driver queued as the VM stopped. */
+	head = st_submit(&t, 0, 0, 0, 1, CDB(SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), 6, 0, 0, 0, 0,
+			 false);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+	g_assert_cmpint(virtio_scsi_eject(&t.h.m, "cd0", false, err, sizeof(err)), ==, 0);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 0);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 0);
+	g_assert_false(vh_used_get(&t.d.ring[VIRTIO_SCSI_VQ_REQ], &id, &len));
+
+	sec->resume(sec->opaque);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 1);
+	g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ, &id, &len));
+	g_assert_cmpuint(id, ==, head);
+	g_assert_cmpuint(st_result(&t, 0, head), ==, VIRTIO_SCSI_S_OK);
+	g_assert_cmpuint(t.resp.status, ==, SCSI_STATUS_GOOD);
+	st_eject_then_read(&t);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2);
+	st_fini(&t);
 }
 
 int main(int argc, char **argv)
@@ -1202,5 +1248,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-scsi/malformed", test_malformed);
 	g_test_add_func("/virtio-scsi/migration", test_migration);
 	g_test_add_func("/virtio-scsi/load-held", test_load_held);
+	g_test_add_func("/virtio-scsi/eject-held", test_eject_held);
 	return g_test_run();
 }

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -421,6 +422,31 @@ bool vh_wait_status(struct vh_dev *d, uint8_t bits)
 	return false;
 }
 
+#define VH_PF_EXITING	0x4	/* the kernel's task flag: in exit */
+
+/*
+ * Whether task tid of this process runs and is named name.  A thread
+ * already joined may still be listed for a moment, in exit: it does not
+ * count.
+ */
+static bool vh_thread_named(const char *tid, const char *name)
+{
+	char *path = g_strdup_printf("/proc/self/task/%s/stat", tid), *stat = NULL;
+	const char *lp, *rp;
+	unsigned long flags;
+	bool ret = false;
+
+	/* "tid (comm) state ppid pgrp session tty tpgid flags ...": comm may hold ") ". */
+	if (g_file_get_contents(path, &stat, NULL, NULL) && (lp = strchr(stat, '(')) &&
+	    (rp = strrchr(stat, ')')) &&
+	    sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) == 1)
+		ret = (size_t)(rp - lp - 1) == strlen(name) &&
+		      !strncmp(lp + 1, name, strlen(name)) && !(flags & VH_PF_EXITING);
+	g_free(stat);
+	g_free(path);
+	return ret;
+}
+
 unsigned vh_thread_count(const char *name)
 {
 	GDir *dir = g_dir_open("/proc/self/task", 0, NULL);
@@ -428,15 +454,8 @@ unsigned vh_thread_count(const char *name)
 	unsigned n = 0;
 
 	g_assert_nonnull(dir);
-	while ((tid = g_dir_read_name(dir))) {
-		char *path = g_strdup_printf("/proc/self/task/%s/comm", tid), *comm = NULL;
-
-		/* A thread that ended meanwhile has no comm any more. */
-		if (g_file_get_contents(path, &comm, NULL, NULL))
-			n += !strcmp(g_strchomp(comm), name);
-		g_free(comm);
-		g_free(path);
-	}
+	while ((tid = g_dir_read_name(dir)))
+		n += vh_thread_named(tid, name);
 	g_dir_close(dir);
 	return n;
 }
