@@ -1192,23 +1192,29 @@ static void test_load_held(void)
 /*
  * An eject (or a medium change, a unit's removal) while the controller is
  * quiesced for a migration, between the switch-over and the end of the
- * migration (QMP is served meanwhile): the threads stay stopped, since
- * the guest's RAM and disks may be on their way to the destination, and
- * the resume starts one set, which serves what the driver queued.
+ * migration (QMP is served meanwhile): the threads stay stopped and the
+ * media event waits, since the guest's RAM and disks may be on their way
+ * to the destination.  The resume starts one set of threads, which serves
+ * what the driver queued and reports the event as missed.
  */
 static void test_eject_held(void)
 {
+	struct virtio_scsi_event ev;
 	struct vmstate_section *sec;
 	char err[512] = "";
+	uint32_t id, len, actual;
 	struct st t;
 	uint16_t head;
-	uint32_t id, len;
 
 	st_init(&t, 2, false);
 	st_units(&t);
 	st_find(&t);
 	st_up(&t);
 	st_clear_ua(&t, 0, 0);
+	g_assert_cmpuint(st_an(&t, true, 1, 0, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE, &actual), ==,
+			 VIRTIO_SCSI_S_OK);
+	g_assert_cmpuint(actual, ==, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE);
+	st_event_bufs(&t, 0, 2);
 	sec = vmstate_find(&t.h.m, "virtio-pci", t.d.devfn);
 	g_assert_cmpint(sec->quiesce(sec->opaque), ==, 0);
 	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 0);
@@ -1220,10 +1226,13 @@ static void test_eject_held(void)
 	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 0);
 	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 0);
 	g_assert_false(vh_used_get(&t.d.ring[VIRTIO_SCSI_VQ_REQ], &id, &len));
+	g_assert_false(vh_used_get(&t.d.ring[VIRTIO_SCSI_VQ_EVENT], &id, &len));
 
 	sec->resume(sec->opaque);
 	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2);
 	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 1);
+	ev = st_event(&t);
+	g_assert_cmphex(ev.event, ==, VIRTIO_SCSI_T_NO_EVENT | VIRTIO_SCSI_T_EVENTS_MISSED);
 	g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ, &id, &len));
 	g_assert_cmpuint(id, ==, head);
 	g_assert_cmpuint(st_result(&t, 0, head), ==, VIRTIO_SCSI_S_OK);
