@@ -470,6 +470,15 @@ void vscsi_event_locked(struct virtio_scsi *s, uint32_t event, unsigned target, 
 
 	if (!s->running || !vq->enabled)
 		return;
+	/*
+	 * Held for a migration (a hot-plug or an eject from the monitor):
+	 * guest RAM may be sent already.  The driver hears of it as missed:
+	 * from the resume here, or on the destination if the flag is saved.
+	 */
+	if (__atomic_load_n(&s->quiesced, __ATOMIC_RELAXED)) {
+		s->events_dropped = true;
+		return;
+	}
 	ret = virtq_pop(vq, sizeof(*e), (void **)&e);
 	if (ret <= 0) {
 		/* No buffer: the driver learns of it with the next event. */
@@ -637,13 +646,23 @@ void vscsi_threads_stop(struct virtio_scsi *s)
 	}
 }
 
+/* Whether a queue thread serves; under vp.lock, as start and stop are. */
+static bool vscsi_threads_running(struct virtio_scsi *s)
+{
+	for (unsigned i = 0; i <= s->nr_req_queues; i++)
+		if (s->q[i].running)
+			return true;
+	return false;
+}
+
 int vscsi_threads_start(struct virtio_scsi *s)
 {
 	for (unsigned i = 0; i <= s->nr_req_queues; i++) {
 		struct vscsi_queue *q = &s->q[i];
 		int ret;
 
-		if (!q->vq->enabled)
+		/* One thread per queue: a second would share its epoll and fds. */
+		if (!q->vq->enabled || q->running)
 			continue;
 		ret = pthread_create(&q->thread, NULL, vscsi_thread, q);
 		if (ret) {
@@ -667,6 +686,17 @@ static int vscsi_start(struct virtio_dev *vd)
 	struct virtio_scsi *s = container_of(vd, struct virtio_scsi, vd);
 	uint32_t cdb, sense;
 
+	/* A resume ends the hold of a quiesce, and so does a load that starts. */
+	__atomic_store_n(&s->quiesced, false, __ATOMIC_RELAXED);
+	/*
+	 * Started already: a load into a device held by quiesce starts it
+	 * (the transport was not started), and the resume that ends the hold
+	 * starts it again.  The threads that serve go on, with the sizes they
+	 * use; only a queue without its thread (one that failed to start)
+	 * gets one.
+	 */
+	if (vscsi_threads_running(s))
+		return vscsi_threads_start(s);
 	/* The sizes the driver wrote (5.6.4); they hold until the next reset. */
 	memcpy(&cdb, vd->config + offsetof(struct virtio_scsi_config, cdb_size), 4);
 	memcpy(&sense, vd->config + offsetof(struct virtio_scsi_config, sense_size), 4);
@@ -681,7 +711,10 @@ static int vscsi_start(struct virtio_dev *vd)
 /* Migration: the queues drain, the driver's settings and the units' state stay. */
 static void vscsi_quiesce(struct virtio_dev *vd)
 {
-	vscsi_threads_stop(container_of(vd, struct virtio_scsi, vd));
+	struct virtio_scsi *s = container_of(vd, struct virtio_scsi, vd);
+
+	vscsi_threads_stop(s);
+	__atomic_store_n(&s->quiesced, true, __ATOMIC_RELAXED);
 }
 
 static void vscsi_stop(struct virtio_dev *vd)
@@ -689,6 +722,7 @@ static void vscsi_stop(struct virtio_dev *vd)
 	struct virtio_scsi *s = container_of(vd, struct virtio_scsi, vd);
 
 	vscsi_threads_stop(s);
+	__atomic_store_n(&s->quiesced, false, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&s->lock);
 	s->running = false;
 	s->events_dropped = false;

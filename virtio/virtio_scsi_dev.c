@@ -479,7 +479,11 @@ DEVICE_TYPE(scsi_block,
 
 /* ---- host-side operations ---- */
 
-/* Run fn with the queue threads stopped (their requests done). */
+/*
+ * Run fn with the queue threads stopped (their requests done).  Held by a
+ * migration's quiesce, they stay stopped: the guest's RAM and disks may
+ * be on their way, and the resume starts them.
+ */
 static int vscsi_quiesced(struct virtio_scsi *s, int (*fn)(struct virtio_scsi *s, void *arg),
 			  void *arg)
 {
@@ -487,7 +491,7 @@ static int vscsi_quiesced(struct virtio_scsi *s, int (*fn)(struct virtio_scsi *s
 	int ret;
 
 	pthread_mutex_lock(&s->vp.lock);
-	started = s->vp.started;
+	started = s->vp.started && !__atomic_load_n(&s->quiesced, __ATOMIC_RELAXED);
 	if (started)
 		vscsi_threads_stop(s);
 	ret = fn(s, arg);

@@ -60,6 +60,8 @@ struct virtio_scsi {
 	unsigned nr_req_queues;
 	unsigned queue_size;
 	struct vscsi_queue *q;		/* [0]: control + events, [1..]: requests */
+	/* Held for a migration: no thread, no event; set under vp.lock, atomic. */
+	bool quiesced;
 	uint32_t cdb_size, sense_size;	/* as the driver set them, at DRIVER_OK */
 
 	/* Requests a task management function aborted and waits for. */

@@ -6,9 +6,12 @@
  * data in the response, bad targets, 1,024 LUNs on one controller, task
  * management with I/O in flight, hot-plug, unplug and media-change events,
  * the driver-set CDB size, and malformed chains (NEEDS_RESET, then a reset
- * brings the device back), and the target state across a migration.
+ * brings the device back), the target state across a migration, and a
+ * held load (quiesce, load, resume) into a controller that exists, and an
+ * eject while the controller is quiesced.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -1070,6 +1073,175 @@ static void test_migration(void)
 	st_fini(&a);
 }
 
+/* Where stderr goes while a test watches the device's log: a file of dir's. */
+static int st_log_begin(struct st *t, char **path)
+{
+	int saved = dup(STDERR_FILENO), fd;
+
+	*path = g_build_filename(t->dir, "log", NULL);
+	fd = open(*path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	g_assert_cmpint(saved, >=, 0);
+	g_assert_cmpint(fd, >=, 0);
+	fflush(stderr);
+	g_assert_cmpint(dup2(fd, STDERR_FILENO), ==, STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+/* Back to the real stderr; returns what was logged meanwhile. */
+static char *st_log_end(int saved, char *path)
+{
+	char *text = NULL;
+
+	fflush(stderr);
+	g_assert_cmpint(dup2(saved, STDERR_FILENO), ==, STDERR_FILENO);
+	close(saved);
+	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+	g_free(path);
+	g_test_message("device log: %s", text);
+	return text;
+}
+
+/*
+ * a's controller handed to b with b's device held (quiesced) around the
+ * load and resumed after it, as a snapshot restored into a VM that exists
+ * does.  Then both request queues and the control queue serve b's driver,
+ * which has the rings a's driver left.
+ */
+static void st_held_load(struct st *a, struct st *b, uint8_t fill)
+{
+	uint8_t *buf = gp(b, DATA(1), 512);
+	char err[512] = "";
+
+	if (vh_migrate_dev(&a->d, &b->h, &b->d, true, NULL, err, sizeof(err))) {
+		g_test_message("%s", err);
+		g_assert_not_reached();
+	}
+	for (unsigned rq = 0; rq < 2; rq++) {
+		memset(buf, fill + rq, 512);
+		g_assert_cmpuint(st_cmd_q(b, rq, 0, 0, CDB(SCSI_WRITE_10, 0, B4(rq), 0, B2(1), 0),
+					  10, DATA(1), 512, 0, 0, NULL), ==, VIRTIO_SCSI_S_OK);
+		g_assert_cmpuint(b->resp.status, ==, SCSI_STATUS_GOOD);
+		memset(gp(b, DATA(2), 512), 0, 512);
+		g_assert_cmpuint(st_cmd_q(b, rq, 0, 0, CDB(SCSI_READ_10, 0, B4(rq), 0, B2(1), 0),
+					  10, 0, 0, DATA(2), 512, NULL), ==, VIRTIO_SCSI_S_OK);
+		g_assert_cmpuint(b->resp.status, ==, SCSI_STATUS_GOOD);
+		g_assert_true(memcmp(gp(b, DATA(2), 512), buf, 512) == 0);
+	}
+	g_assert_cmpuint(st_tmf(b, VIRTIO_SCSI_T_TMF_QUERY_TASK_SET, 0, 0, 0), ==,
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+}
+
+/* An eject stops the queue threads and starts them again: it must return. */
+static void st_eject_then_read(struct st *t)
+{
+	char err[512] = "";
+
+	g_assert_cmpint(virtio_scsi_eject(&t->h.m, "cd0", false, err, sizeof(err)), ==, 0);
+	g_assert_cmpuint(CMD(t, 0, 0, 0, 0, DATA(0), 512, SCSI_READ_10, 0, B4(0), 0, B2(1), 0),
+			 ==, VIRTIO_SCSI_S_OK);
+	g_assert_cmpuint(t->resp.status, ==, SCSI_STATUS_GOOD);
+}
+
+/*
+ * Quiesce, load, resume on a controller that exists already must leave
+ * one set of queue threads, whatever the controller did before: on one
+ * whose driver runs (twice: the second time its threads are those the
+ * first resume started) and on one no driver has set up.  Nothing logs an
+ * epoll_ctl failure (a second thread's EEXIST), and an eject, which waits
+ * for the threads it stops, returns.
+ */
+static void test_load_held(void)
+{
+	struct st a, b, c;
+	char *log, *path;
+	int saved;
+
+	st_init(&a, 2, false);
+	st_units(&a);
+	st_find(&a);
+	st_up(&a);
+	st_clear_ua(&a, 0, 0);
+	st_clear_ua(&a, 1, 0);
+	st_init(&b, 2, false);
+	st_units(&b);
+	st_find(&b);
+	st_up(&b);
+	st_init(&c, 2, false);
+	st_units(&c);
+	st_find(&c);
+
+	saved = st_log_begin(&b, &path);
+	st_held_load(&a, &b, 0x10);
+	st_held_load(&a, &b, 0x20);
+	st_held_load(&a, &c, 0x30);
+	log = st_log_end(saved, path);
+	g_assert_null(strstr(log, "epoll_ctl"));
+	g_free(log);
+	/* b and c serve, each with one thread per queue; a stays quiesced. */
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2 * 2);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 2);
+	st_eject_then_read(&b);
+	st_eject_then_read(&c);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2 * 2);
+	st_fini(&c);
+	st_fini(&b);
+	st_fini(&a);
+}
+
+/*
+ * An eject (or a medium change, a unit's removal) while the controller is
+ * quiesced for a migration, between the switch-over and the end of the
+ * migration (QMP is served meanwhile): the threads stay stopped and the
+ * media event waits, since the guest's RAM and disks may be on their way
+ * to the destination.  The resume starts one set of threads, which serves
+ * what the driver queued and reports the event as missed.
+ */
+static void test_eject_held(void)
+{
+	struct virtio_scsi_event ev;
+	struct vmstate_section *sec;
+	char err[512] = "";
+	uint32_t id, len, actual;
+	struct st t;
+	uint16_t head;
+
+	st_init(&t, 2, false);
+	st_units(&t);
+	st_find(&t);
+	st_up(&t);
+	st_clear_ua(&t, 0, 0);
+	g_assert_cmpuint(st_an(&t, true, 1, 0, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE, &actual), ==,
+			 VIRTIO_SCSI_S_OK);
+	g_assert_cmpuint(actual, ==, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE);
+	st_event_bufs(&t, 0, 2);
+	sec = vmstate_find(&t.h.m, "virtio-pci", t.d.devfn);
+	g_assert_cmpint(sec->quiesce(sec->opaque), ==, 0);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 0);
+	/* A command the driver queued as the VM stopped. */
+	head = st_submit(&t, 0, 0, 0, 1, CDB(SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), 6, 0, 0, 0, 0,
+			 false);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+	g_assert_cmpint(virtio_scsi_eject(&t.h.m, "cd0", false, err, sizeof(err)), ==, 0);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 0);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 0);
+	g_assert_false(vh_used_get(&t.d.ring[VIRTIO_SCSI_VQ_REQ], &id, &len));
+	g_assert_false(vh_used_get(&t.d.ring[VIRTIO_SCSI_VQ_EVENT], &id, &len));
+
+	sec->resume(sec->opaque);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi ctl"), ==, 1);
+	ev = st_event(&t);
+	g_assert_cmphex(ev.event, ==, VIRTIO_SCSI_T_NO_EVENT | VIRTIO_SCSI_T_EVENTS_MISSED);
+	g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ, &id, &len));
+	g_assert_cmpuint(id, ==, head);
+	g_assert_cmpuint(st_result(&t, 0, head), ==, VIRTIO_SCSI_S_OK);
+	g_assert_cmpuint(t.resp.status, ==, SCSI_STATUS_GOOD);
+	st_eject_then_read(&t);
+	g_assert_cmpuint(vh_thread_count("virtio-scsi io"), ==, 2);
+	st_fini(&t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1084,5 +1256,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-scsi/cdb-size", test_cdb_size);
 	g_test_add_func("/virtio-scsi/malformed", test_malformed);
 	g_test_add_func("/virtio-scsi/migration", test_migration);
+	g_test_add_func("/virtio-scsi/load-held", test_load_held);
+	g_test_add_func("/virtio-scsi/eject-held", test_eject_held);
 	return g_test_run();
 }

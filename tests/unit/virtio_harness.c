@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -419,6 +420,44 @@ bool vh_wait_status(struct vh_dev *d, uint8_t bits)
 		g_usleep(1000);
 	}
 	return false;
+}
+
+#define VH_PF_EXITING	0x4	/* the kernel's task flag: in exit */
+
+/*
+ * Whether task tid of this process runs and is named name.  A thread
+ * already joined may still be listed for a moment, in exit: it does not
+ * count.
+ */
+static bool vh_thread_named(const char *tid, const char *name)
+{
+	char *path = g_strdup_printf("/proc/self/task/%s/stat", tid), *stat = NULL;
+	const char *lp, *rp;
+	unsigned long flags;
+	bool ret = false;
+
+	/* "tid (comm) state ppid pgrp session tty tpgid flags ...": comm may hold ") ". */
+	if (g_file_get_contents(path, &stat, NULL, NULL) && (lp = strchr(stat, '(')) &&
+	    (rp = strrchr(stat, ')')) &&
+	    sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) == 1)
+		ret = (size_t)(rp - lp - 1) == strlen(name) &&
+		      !strncmp(lp + 1, name, strlen(name)) && !(flags & VH_PF_EXITING);
+	g_free(stat);
+	g_free(path);
+	return ret;
+}
+
+unsigned vh_thread_count(const char *name)
+{
+	GDir *dir = g_dir_open("/proc/self/task", 0, NULL);
+	const char *tid;
+	unsigned n = 0;
+
+	g_assert_nonnull(dir);
+	while ((tid = g_dir_read_name(dir)))
+		n += vh_thread_named(tid, name);
+	g_dir_close(dir);
+	return n;
 }
 
 int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,

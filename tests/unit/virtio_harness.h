@@ -126,6 +126,13 @@ bool vh_wait_used(struct vh_dev *d, unsigned q, uint32_t *id, uint32_t *len);
 /* Wait (up to 10 s) until the device status has bits. */
 bool vh_wait_status(struct vh_dev *d, uint8_t bits);
 
+/*
+ * Threads of this process that run (not in exit) and whose name
+ * (pthread_setname_np, as the devices name their I/O threads) is exactly
+ * name.
+ */
+unsigned vh_thread_count(const char *name);
+
 struct vmstate_out;
 /*
  * Hand the device of a over to machine hb as a migration does: a's side
