@@ -908,7 +908,8 @@ static int vblk_start(struct virtio_dev *vd)
 
 		for (unsigned k = w->first; k < w->first + w->count; k++)
 			any |= b->q[k].vq->enabled;
-		if (!any)
+		/* A load started it already, and now the resume does. */
+		if (!any || w->running)
 			continue;
 		/*
 		 * Here, not in the thread: a resume right after this start (a

@@ -1051,6 +1051,47 @@ static void test_fuzz_requests(void)
 	g_rand_free(g);
 }
 
+/*
+ * A held load (quiesce, load, resume) into a device whose driver reset it
+ * after it had run: the load starts the device as the stream says, the
+ * resume starts it again, and that must leave one thread per queue, not
+ * two racing on the same rings (the machine's teardown then hung).
+ */
+static void test_load_into_reset(void)
+{
+	enum { NQ = 2 };
+	struct bt a, b;
+	char err[512] = "";
+
+	if (!bt_init(&a, "raw", NULL, "num-queues=2", 2, true))
+		return;
+	g_assert_true(bt_init(&b, "raw", NULL, "num-queues=2", 2, true));
+	bt_up(&a, base_features, NQ);
+	bt_up(&b, base_features, NQ);
+	vh_common_write(&b.d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	if (vh_migrate_dev(&a.d, &b.h, &b.d, true, NULL, err, sizeof(err))) {
+		g_test_message("%s", err);
+		g_assert_not_reached();
+	}
+	/* a stays quiesced: its threads are gone, b has one per queue. */
+	g_assert_cmpuint(vh_thread_count("virtio-blk io"), ==, NQ);
+	for (unsigned q = 0; q < NQ; q++) {
+		fill(gp(&b, DATA(q), 4096), 4096, q + 1);
+		g_assert_cmpuint(rw(&b, q, true, q * 8, DATA(q), 4096), ==, VIRTIO_BLK_S_OK);
+		memset(gp(&b, DATA(q), 4096), 0, 4096);
+		g_assert_cmpuint(rw(&b, q, false, q * 8, DATA(q), 4096), ==, VIRTIO_BLK_S_OK);
+		{
+			guint8 want[4096];
+
+			fill(want, sizeof(want), q + 1);
+			g_assert_cmpint(memcmp(gp(&b, DATA(q), 4096), want, 4096), ==, 0);
+		}
+	}
+	g_free(bt_finish(&b));
+	g_free(bt_finish(&a));
+	g_assert_cmpuint(vh_thread_count("virtio-blk io"), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1079,5 +1120,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/bad/indirect-empty", test_bad_indirect_empty);
 	g_test_add_func("/virtio-blk/bad/queue-size", test_bad_queue_size);
 	g_test_add_func("/virtio-blk/fuzz", test_fuzz_requests);
+	g_test_add_func("/virtio-blk/load-into-reset", test_load_into_reset);
 	return g_test_run();
 }
