@@ -175,8 +175,11 @@ int bimg_sync(struct bimg *bs);
 void iov_copy_to(const struct iovec *iov, int iovcnt, size_t off, const void *buf, size_t len);
 void iov_copy_from(const struct iovec *iov, int iovcnt, size_t off, void *buf, size_t len);
 void iov_zero(const struct iovec *iov, int iovcnt, size_t off, size_t len);
-/* A new vector for bytes [off, off+len) of iov; *cnt gets its length. */
-struct iovec *iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len, int *cnt);
+/*
+ * Bytes [off, off+len) of iov as a vector in dst, which has room for
+ * iovcnt entries; returns its length.
+ */
+int iov_slice(struct iovec *dst, const struct iovec *iov, int iovcnt, size_t off, size_t len);
 
 #define BLK_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define BLK_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -42,8 +42,14 @@ struct breq {
 	struct breq *next;
 };
 
+/* Vectors of up to this many pieces need no allocation of their own. */
+#define BSUB_IOV	4
+/* Finished breqs and bsubs a queue keeps for its next requests. */
+#define BLK_CACHE_MAX	64
+
 struct bsub {
 	struct eio io;		/* first: the engine hands back &io */
+	struct iovec iov[BSUB_IOV];	/* io.iov, unless it needs more */
 	struct breq *r;
 	struct bimg *counted;	/* call counted->fmt->io_done at the end */
 	unsigned epoch;
@@ -62,7 +68,79 @@ struct blk_queue {
 	unsigned plugged;	/* > 0: submissions wait for one kick at unplug */
 	unsigned nreqs;		/* submitted and not yet completed */
 	bool watching;		/* blk_queue_watch: efd silent, the engine waits */
+	/*
+	 * Freed breqs and bsubs (linked by next, io.next), reused before
+	 * malloc: every request needs one of each, on this queue's thread.
+	 */
+	struct breq *req_cache;
+	struct eio *sub_cache;
+	unsigned nreq_cache, nsub_cache;
 };
+
+static struct breq *req_alloc(struct blk_queue *q)
+{
+	struct breq *r = q->req_cache;
+
+	if (!r)
+		return calloc(1, sizeof(*r));
+	q->req_cache = r->next;
+	q->nreq_cache--;
+	memset(r, 0, sizeof(*r));
+	return r;
+}
+
+static void req_release(struct blk_queue *q, struct breq *r)
+{
+	if (q->nreq_cache == BLK_CACHE_MAX) {
+		free(r);
+		return;
+	}
+	r->next = q->req_cache;
+	q->req_cache = r;
+	q->nreq_cache++;
+}
+
+static struct bsub *sub_alloc(struct blk_queue *q)
+{
+	struct bsub *s = (struct bsub *)q->sub_cache;
+
+	if (!s)
+		return calloc(1, sizeof(*s));
+	q->sub_cache = s->io.next;
+	q->nsub_cache--;
+	memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static void sub_release(struct blk_queue *q, struct bsub *s)
+{
+	if (s->io.iov != s->iov)
+		free(s->io.iov);
+	free(s->buf);
+	if (q->nsub_cache == BLK_CACHE_MAX) {
+		free(s);
+		return;
+	}
+	s->io.next = q->sub_cache;
+	q->sub_cache = &s->io;
+	q->nsub_cache++;
+}
+
+static void queue_cache_free(struct blk_queue *q)
+{
+	while (q->req_cache) {
+		struct breq *r = q->req_cache;
+
+		q->req_cache = r->next;
+		free(r);
+	}
+	while (q->sub_cache) {
+		struct eio *io = q->sub_cache;
+
+		q->sub_cache = io->next;
+		free(io);
+	}
+}
 
 static uint64_t now_ns(void)
 {
@@ -236,6 +314,7 @@ void blk_queue_free(struct blk_queue *q)
 		blk_queue_poll(q);
 	}
 	q->eng->fini(q->es);
+	queue_cache_free(q);
 	close(q->efd);
 	__atomic_sub_fetch(&q->b->nqueues, 1, __ATOMIC_RELAXED);
 	free(q);
@@ -276,7 +355,7 @@ static void req_complete(struct breq *r)
 	}
 	r->q->nreqs--;
 	r->cb(r->opaque, ret);
-	free(r);
+	req_release(r->q, r);
 }
 
 /* From blk_queue_poll only: may run the callback. */
@@ -295,7 +374,7 @@ static void req_fail(struct breq *r, int64_t err)
 static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
 			    blk_cb *cb, void *opaque)
 {
-	struct breq *r = calloc(1, sizeof(*r));
+	struct breq *r = req_alloc(q);
 
 	if (!r)
 		return NULL;
@@ -365,9 +444,7 @@ static void sub_done(struct eio *io, int64_t res)
 		s->counted->fmt->io_done(s->counted, s->epoch);
 	if (res < 0)
 		req_fail(r, res);
-	free(io->iov);
-	free(s->buf);
-	free(s);
+	sub_release(r->q, s);
 	req_put(r);
 }
 
@@ -405,23 +482,23 @@ static bool iov_aligned(const struct iovec *iov, int cnt)
 static int sub_rw(struct breq *r, struct bimg *bs, enum eio_op op, const struct bmap *m,
 		  const struct iovec *iov, int iovcnt, size_t iov_off, void *buf)
 {
-	struct bsub *s = calloc(1, sizeof(*s));
+	struct bsub *s = sub_alloc(r->q);
 	int cnt;
 
 	if (!s)
 		goto nomem;
+	s->io.iov = s->iov;
 	if (buf) {
-		s->io.iov = malloc(sizeof(struct iovec));
-		if (!s->io.iov)
-			goto nomem;
-		s->io.iov->iov_base = buf;
-		s->io.iov->iov_len = m->len;
+		s->iov[0] = (struct iovec){ buf, m->len };
 		cnt = 1;
 		s->buf = buf;
 	} else {
-		s->io.iov = iov_slice(iov, iovcnt, iov_off, m->len, &cnt);
-		if (!s->io.iov)
-			goto nomem;
+		if (iovcnt > BSUB_IOV) {
+			s->io.iov = malloc(sizeof(struct iovec) * iovcnt);
+			if (!s->io.iov)
+				goto nomem;
+		}
+		cnt = iov_slice(s->io.iov, iov, iovcnt, iov_off, m->len);
 	}
 	s->io.iovcnt = cnt;
 	s->io.op = op;
@@ -435,8 +512,6 @@ static int sub_rw(struct breq *r, struct bimg *bs, enum eio_op op, const struct 
 	s->epoch = m->epoch;
 	return sub_submit(r, s);
 nomem:
-	if (s)
-		free(s->io.iov);
 	free(s);
 	free(buf);
 	if (m->counted)
@@ -447,7 +522,7 @@ nomem:
 static int sub_simple(struct breq *r, struct bimg *bs, enum eio_op op, int mode,
 		      uint64_t off, uint64_t len, bool zero_fallback, bool advisory)
 {
-	struct bsub *s = calloc(1, sizeof(*s));
+	struct bsub *s = sub_alloc(r->q);
 
 	if (!s)
 		return -ENOMEM;

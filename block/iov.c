@@ -57,13 +57,10 @@ void iov_zero(const struct iovec *iov, int iovcnt, size_t off, size_t len)
 	iov_walk(iov, iovcnt, off, len, do_zero, NULL);
 }
 
-struct iovec *iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len, int *cnt)
+int iov_slice(struct iovec *v, const struct iovec *iov, int iovcnt, size_t off, size_t len)
 {
-	struct iovec *v = malloc(sizeof(*v) * (iovcnt ? iovcnt : 1));
 	int n = 0;
 
-	if (!v)
-		return NULL;
 	for (int i = 0; i < iovcnt && len; i++) {
 		size_t l = iov[i].iov_len;
 
@@ -78,6 +75,5 @@ struct iovec *iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t 
 		len -= l;
 		off = 0;
 	}
-	*cnt = n;
-	return v;
+	return n;
 }
