@@ -67,6 +67,12 @@ struct blk_queue {
 	struct breq *done, *done_tail;
 	unsigned plugged;	/* > 0: submissions wait for one kick at unplug */
 	unsigned nreqs;		/* submitted and not yet completed */
+	/*
+	 * The clock, read once per plug and per poll: requests started or
+	 * completed in one batch share it (statistics need no finer grain
+	 * than a batch, and two clock reads per request showed in profiles).
+	 */
+	uint64_t now;
 	bool watching;		/* blk_queue_watch: efd silent, the engine waits */
 	/*
 	 * Freed breqs and bsubs (linked by next, io.next), reused before
@@ -340,7 +346,7 @@ static void signal_efd(struct blk_queue *q)
 static void req_complete(struct breq *r)
 {
 	struct blk *b = r->q->b;
-	uint64_t dt = now_ns() - r->t0;
+	uint64_t dt = r->q->now - r->t0;
 	int64_t ret;
 
 	if (r->err) {
@@ -384,7 +390,7 @@ static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
 	r->opaque = opaque;
 	r->bytes = bytes;
 	r->refs = 1;
-	r->t0 = now_ns();
+	r->t0 = q->plugged ? q->now : now_ns();
 	q->nreqs++;
 	return r;
 }
@@ -775,6 +781,7 @@ int blk_queue_poll(struct blk_queue *q)
 	}
 	/* What completion callbacks submit goes to the kernel in one batch. */
 	blk_queue_plug(q);
+	q->now = now_ns();	/* also when nested: completions end now */
 	n += q->eng->reap(q->es);
 	while (q->sync_done) {
 		struct eio *io = q->sync_done;
@@ -871,7 +878,8 @@ void blk_queue_unwatch(struct blk_queue *q)
 
 void blk_queue_plug(struct blk_queue *q)
 {
-	q->plugged++;
+	if (!q->plugged++)
+		q->now = now_ns();
 }
 
 void blk_queue_unplug(struct blk_queue *q)

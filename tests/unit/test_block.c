@@ -47,6 +47,7 @@ static void test_raw_roundtrip(gconstpointer data)
 	struct blk_queue *q;
 	struct blk_stats st;
 	uint8_t *wbuf = NULL, *rbuf = NULL, *zero;
+	gint64 t_start = g_get_monotonic_time();
 	char err[256];
 	int fd;
 
@@ -115,6 +116,10 @@ static void test_raw_roundtrip(gconstpointer data)
 	g_assert_cmpuint(st.bytes[BLK_OP_WRITE], ==, 65536 + 3000 + 12800 + 8192);
 	g_assert_cmpuint(st.total_ns[BLK_OP_READ], >, 0);
 	g_assert_cmpuint(st.total_ns[BLK_OP_FLUSH], >, 0);
+	/* Latencies are taken per batch: none may come out negative (huge). */
+	for (int op = 0; op < BLK_OP_NR; op++)
+		g_assert_cmpuint(st.total_ns[op], <=,
+				 (uint64_t)(g_get_monotonic_time() - t_start) * 1000);
 
 	blk_queue_free(q);
 	g_assert_cmpint(blk_close(b), ==, 0);
