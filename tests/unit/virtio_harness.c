@@ -460,8 +460,9 @@ unsigned vh_thread_count(const char *name)
 	return n;
 }
 
-int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
-		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen)
+static int vh_migrate(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
+		      void (*edit)(struct vmstate_out *o), void (*between)(void *),
+		      void *opaque, char *err, size_t errlen)
 {
 	struct vmstate_section *sa = vmstate_find(&a->h->m, "virtio-pci", a->devfn);
 	struct vmstate_section *sb = vmstate_find(&hb->m, "virtio-pci", a->devfn);
@@ -485,6 +486,8 @@ int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bo
 	ret = sb->load(sb->opaque, &in);
 	if (!ret)
 		ret = vmstate_in_finish(&in);
+	if (between)
+		between(opaque);
 	if (hold)
 		sb->resume(sb->opaque);
 	vmstate_out_free(&o);
@@ -493,4 +496,16 @@ int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bo
 	for (unsigned i = 0; i < G_N_ELEMENTS(b->ring); i++)
 		b->ring[i].mem = &hb->m.mem;
 	return ret;
+}
+
+int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
+		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen)
+{
+	return vh_migrate(a, hb, b, hold, edit, NULL, NULL, err, errlen);
+}
+
+int vh_migrate_dev_held(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b,
+			void (*between)(void *), void *opaque, char *err, size_t errlen)
+{
+	return vh_migrate(a, hb, b, true, NULL, between, opaque, err, errlen);
 }

@@ -145,5 +145,12 @@ struct vmstate_out;
  */
 int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
 		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen);
+/*
+ * vh_migrate_dev with hold, calling between(opaque) after the load and
+ * before the resume: what a destination looks like while the rest of the
+ * stream still loads.
+ */
+int vh_migrate_dev_held(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b,
+			void (*between)(void *), void *opaque, char *err, size_t errlen);
 
 #endif
