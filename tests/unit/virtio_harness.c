@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -447,17 +448,27 @@ static bool vh_thread_named(const char *tid, const char *name)
 	return ret;
 }
 
-unsigned vh_thread_count(const char *name)
+unsigned vh_thread_ids(const char *name, long *ids, unsigned max)
 {
 	GDir *dir = g_dir_open("/proc/self/task", 0, NULL);
 	const char *tid;
 	unsigned n = 0;
 
 	g_assert_nonnull(dir);
-	while ((tid = g_dir_read_name(dir)))
-		n += vh_thread_named(tid, name);
+	while ((tid = g_dir_read_name(dir))) {
+		if (!vh_thread_named(tid, name))
+			continue;
+		if (n < max)
+			ids[n] = atol(tid);
+		n++;
+	}
 	g_dir_close(dir);
 	return n;
+}
+
+unsigned vh_thread_count(const char *name)
+{
+	return vh_thread_ids(name, NULL, 0);
 }
 
 static int vh_migrate(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,

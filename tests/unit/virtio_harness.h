@@ -132,6 +132,8 @@ bool vh_wait_status(struct vh_dev *d, uint8_t bits);
  * name.
  */
 unsigned vh_thread_count(const char *name);
+/* The same threads' ids (at most max of them stored); returns the count. */
+unsigned vh_thread_ids(const char *name, long *ids, unsigned max);
 
 struct vmstate_out;
 /*
