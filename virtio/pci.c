@@ -642,11 +642,11 @@ static int vp_save(void *opaque, struct vmstate_out *o)
 
 /*
  * After a load, the device serves again if the stream says it was started:
- * now, or on the resume when the transport is held (a migration's
- * destination starts nothing before the whole stream is in).  The threads
- * are stopped here, by the hold or by the load itself.
+ * now, or on the resume when the transport is held (nothing of a held
+ * device may run before the rest of the stream is in).  The threads are
+ * stopped here, by the hold or by the load itself.
  */
-static int vp_load_restart(struct virtio_pci *vp, bool started)
+static void vp_load_restart(struct virtio_pci *vp, bool started)
 {
 	struct virtio_dev *vd = vp->vd;
 
@@ -657,7 +657,7 @@ static int vp_load_restart(struct virtio_pci *vp, bool started)
 			vd->ops->stop(vd);
 			vp->started = false;
 		}
-		return 0;
+		return;
 	}
 	if (!vp->started) {
 		vp->started = true;
@@ -665,7 +665,6 @@ static int vp_load_restart(struct virtio_pci *vp, bool started)
 	}
 	if (!vp->held && vd->ops->start(vd) < 0)
 		virtio_dev_set_needs_reset(vd);
-	return 0;
 }
 
 static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
@@ -735,7 +734,8 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 	/* Version 1 streams carry no device state: nothing was waiting. */
 	if (in->version >= 2 && vd->ops->load && (ret = vd->ops->load(vd, in)))
 		goto fail;
-	return vp_load_restart(vp, started);
+	vp_load_restart(vp, started);
+	return 0;
 fail:
 	/*
 	 * Half of the state is loaded: a device that served stays stopped
