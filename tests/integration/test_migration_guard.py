@@ -76,6 +76,9 @@ class DeviceChangesWhileMigrating(unittest.TestCase):
                 self.assertEqual(wait_migration(qs, states=("active", "completed", "failed",
                                                             "cancelled"))["status"], "active")
                 self.assert_refused(qs, "a migration is active")
+                # The destination takes the connection on its own main loop.
+                self.assertEqual(wait_migration(qd, states=("active", "completed",
+                                                            "failed"))["status"], "active")
                 self.assert_refused(qd, "an incoming migration is loading")
                 qs.ok("migrate_cancel")
                 self.assertEqual(wait_migration(qs)["status"], "cancelled")
