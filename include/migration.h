@@ -90,6 +90,17 @@ int migration_activate_drives(struct machine *m, char *err, size_t errlen);
  */
 int migration_prepare_cont(struct machine *m, char *err, size_t errlen);
 
+/*
+ * True (why says so, e.g. "a migration is active") while the device set and
+ * the media must not change because a migration carries or carried them:
+ * an outgoing migration in setup/active/pre-switchover/device/cancelling,
+ * the source of a completed one until cont, and a destination from the
+ * moment it waits on its URI until the stream is in (-incoming defer
+ * before migrate-incoming does not count: that is when the destination
+ * is set up).  False again after a failed or cancelled migration.
+ */
+bool migration_locks_devices(struct machine *m, char *why, size_t len);
+
 void migration_get_info(struct machine *m, struct mig_info *out);
 bool migration_get_cap(struct machine *m, enum mig_cap c);
 int migration_set_cap(struct machine *m, enum mig_cap c, bool on, char *err, size_t errlen);

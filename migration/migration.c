@@ -667,6 +667,35 @@ int migration_continue(struct machine *m, char *err, size_t errlen)
 
 /* ---- queries and settings ---- */
 
+bool migration_locks_devices(struct machine *m, char *why, size_t len)
+{
+	struct migration *mig = m->migration;
+	enum mig_status st;
+
+	if (!mig)
+		return false;
+	pthread_mutex_lock(&mig->lock);
+	st = mig->status;
+	pthread_mutex_unlock(&mig->lock);
+	if (m->incoming && !mig->deferred && (st == MIG_SETUP || st == MIG_ACTIVE)) {
+		snprintf(why, len, "an incoming migration is %s",
+			 st == MIG_SETUP ? "awaited" : "loading");
+		return true;
+	}
+	if (status_active(st)) {
+		snprintf(why, len, "a migration is %s (cancel it with migrate_cancel)",
+			 migration_status_name(st));
+		return true;
+	}
+	/* The destination runs the guest with the devices it was sent. */
+	if (st == MIG_COMPLETED && mig->devices_quiesced) {
+		snprintf(why, len, "the migration completed and the destination has the "
+			 "devices (cont takes the guest back here)");
+		return true;
+	}
+	return false;
+}
+
 void migration_get_info(struct machine *m, struct mig_info *out)
 {
 	struct migration *mig = migration_get(m);

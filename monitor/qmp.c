@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "migration.h"
 #include "monitor.h"
 #include "monitor/qmp_int.h"
 #include "options.h"
@@ -361,6 +362,17 @@ static void client_dispatch(struct qmp_client *c, const char *text, size_t len)
 	if (!check_args(cmd, args, &err)) {
 		client_send_error(c, id, err.cls, err.desc);
 		goto out;
+	}
+	/* The destination would never learn of the change (docs/migration.md). */
+	if (cmd->changes_devices) {
+		char why[200];
+
+		if (migration_locks_devices(c->mon->m, why, sizeof(why))) {
+			snprintf(err.desc, sizeof(err.desc), "%s not allowed while migrating: %s",
+				 name, why);
+			client_send_error(c, id, QMP_ERR_GENERIC, err.desc);
+			goto out;
+		}
 	}
 	ret = cmd->fn(c->mon->m, c, args, &err);
 	if (!ret) {

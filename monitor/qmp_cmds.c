@@ -399,14 +399,15 @@ static const struct qmp_command commands[] = {
 	    { "cpu-throttle-increment", QMP_INT, true } } },
 	{ "query-migrate-parameters", qmp_cmd_query_migrate_parameters },
 	{ "device_add", qmp_device_add, { { "driver", QMP_STR }, { "id", QMP_STR, true } },
-	  .free_form = true },
-	{ "device_del", qmp_device_del, { { "id", QMP_STR } } },
+	  .free_form = true, .changes_devices = true },
+	{ "device_del", qmp_device_del, { { "id", QMP_STR } }, .changes_devices = true },
 	{ "eject", qmp_eject,
-	  { { "id", QMP_STR, true }, { "device", QMP_STR, true }, { "force", QMP_BOOL, true } } },
+	  { { "id", QMP_STR, true }, { "device", QMP_STR, true }, { "force", QMP_BOOL, true } },
+	  .changes_devices = true },
 	{ "blockdev-change-medium", qmp_change_medium,
 	  { { "id", QMP_STR, true }, { "device", QMP_STR, true }, { "filename", QMP_STR },
 	    { "format", QMP_STR, true }, { "read-only-mode", QMP_STR, true },
-	    { "force", QMP_BOOL, true } } },
+	    { "force", QMP_BOOL, true } }, .changes_devices = true },
 };
 
 static const char *const events[] = {

@@ -41,6 +41,11 @@ struct qmp_command {
 	struct qmp_arg args[QMP_MAX_ARGS];
 	/* Members beyond args are accepted and passed on (device_add's properties). */
 	bool free_form;
+	/*
+	 * Adds, removes or changes a device or a medium: refused while a
+	 * migration carries the device state (migration_locks_devices).
+	 */
+	bool changes_devices;
 	/* Runs after the reply is sent (quit). */
 	void (*after)(struct machine *m);
 };

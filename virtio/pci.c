@@ -573,15 +573,22 @@ struct vp_vq_state {
  * is sent.  What the device keeps for the guest (requests waiting for
  * cont, target state) stays, for the device's save and for a resume.
  */
+static void vp_quiesce_locked(struct virtio_pci *vp)
+{
+	const struct virtio_dev_ops *ops = vp->vd->ops;
+
+	(ops->quiesce ? ops->quiesce : ops->stop)(vp->vd);
+}
+
 static int vp_quiesce(void *opaque)
 {
 	struct virtio_pci *vp = opaque;
 
-	const struct virtio_dev_ops *ops = vp->vd->ops;
-
 	pthread_mutex_lock(&vp->lock);
+	/* Held even if not started: a load until the resume must not start it. */
+	vp->held = true;
 	if (vp->started)
-		(ops->quiesce ? ops->quiesce : ops->stop)(vp->vd);
+		vp_quiesce_locked(vp);
 	pthread_mutex_unlock(&vp->lock);
 	return 0;
 }
@@ -591,6 +598,7 @@ static void vp_unquiesce(void *opaque)
 	struct virtio_pci *vp = opaque;
 
 	pthread_mutex_lock(&vp->lock);
+	vp->held = false;
 	if (vp->started && vp->vd->ops->start(vp->vd) < 0)
 		virtio_dev_set_needs_reset(vp->vd);
 	pthread_mutex_unlock(&vp->lock);
@@ -632,6 +640,33 @@ static int vp_save(void *opaque, struct vmstate_out *o)
 	return ret;
 }
 
+/*
+ * After a load, the device serves again if the stream says it was started:
+ * now, or on the resume when the transport is held (nothing of a held
+ * device may run before the rest of the stream is in).  The threads are
+ * stopped here, by the hold or by the load itself.
+ */
+static void vp_load_restart(struct virtio_pci *vp, bool started)
+{
+	struct virtio_dev *vd = vp->vd;
+
+	if (!started) {
+		if (vp->started) {
+			/* The source's driver had not set it up: as after a reset. */
+			vp_ioeventfd_stop(vp);
+			vd->ops->stop(vd);
+			vp->started = false;
+		}
+		return;
+	}
+	if (!vp->started) {
+		vp->started = true;
+		vp_ioeventfd_start(vp);
+	}
+	if (!vp->held && vd->ops->start(vd) < 0)
+		virtio_dev_set_needs_reset(vd);
+}
+
 static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 {
 	struct virtio_dev *vd = vp->vd;
@@ -662,6 +697,13 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 		return vmstate_fail(in, "features 0x%llx exceed what this device offers (0x%llx)",
 				    (unsigned long long)gf,
 				    (unsigned long long)vd->host_features);
+	/*
+	 * The rings are rewritten below: a started device that nobody held
+	 * still has I/O threads walking them.  Stop those first (requests in
+	 * flight complete); they start again below as the stream says.
+	 */
+	if (vp->started && !vp->held)
+		vp_quiesce_locked(vp);
 	memcpy(vp->queue_vector, qv, qv_len);
 	memcpy(vd->config, cfg, cfg_len);
 	vd->guest_features = gf;
@@ -673,14 +715,16 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 		struct vp_vq_state q;
 
 		if ((ret = vmstate_get(in, "queue", &q, sizeof(q))))
-			return ret;
+			goto fail;
 		virtq_reset(vq);
 		vq->size = q.size;
 		vq->desc_gpa = q.desc;
 		vq->avail_gpa = q.avail;
 		vq->used_gpa = q.used;
-		if (q.enabled && virtq_enable(vq))
-			return vmstate_fail(in, "queue %u: the source's rings are not valid here", i);
+		if (q.enabled && virtq_enable(vq)) {
+			ret = vmstate_fail(in, "queue %u: the source's rings are not valid here", i);
+			goto fail;
+		}
 		vq->last_avail = q.last_avail;
 		vq->used_idx = q.used_idx;
 		vq->signalled_used = q.signalled_used;
@@ -689,14 +733,17 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 	}
 	/* Version 1 streams carry no device state: nothing was waiting. */
 	if (in->version >= 2 && vd->ops->load && (ret = vd->ops->load(vd, in)))
-		return ret;
-	if (started && !vp->started) {
-		vp->started = true;
-		vp_ioeventfd_start(vp);
-		if (vd->ops->start(vd) < 0)
-			virtio_dev_set_needs_reset(vd);
-	}
+		goto fail;
+	vp_load_restart(vp, started);
 	return 0;
+fail:
+	/*
+	 * Half of the state is loaded: a device that served stays stopped
+	 * and asks its driver for a reset rather than run on mixed rings.
+	 */
+	if (vp->started)
+		virtio_dev_set_needs_reset(vd);
+	return ret;
 }
 
 static int vp_load(void *opaque, struct vmstate_in *in)

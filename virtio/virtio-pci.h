@@ -96,6 +96,11 @@ struct virtio_pci {
 	uint16_t config_vector;
 	uint16_t *queue_vector;		/* per queue, atomic for readers */
 	bool started;			/* DRIVER_OK seen, device serving */
+	/*
+	 * Quiesced for a migration (vmstate quiesce) until its resume: no
+	 * I/O thread runs, and a load does not start one.
+	 */
+	bool held;
 
 	/* Taken alone, never around a PCI call: config_written runs under the
 	 * PCI device lock. */

@@ -25,6 +25,9 @@ struct testdev {
 	struct virtq vqs[NQ];
 	uint8_t config[8];
 	unsigned starts, stops;
+	bool serving;			/* between a start and a stop or quiesce */
+	unsigned quiesces;
+	bool rings_at_quiesce;		/* queue 0 was still enabled when quiesced */
 	unsigned cfg_writes;
 	uint64_t cfg_written;
 };
@@ -34,6 +37,7 @@ static int td_start(struct virtio_dev *vd)
 	struct testdev *t = (struct testdev *)((char *)vd - offsetof(struct testdev, vd));
 
 	t->starts++;
+	t->serving = true;
 	return 0;
 }
 
@@ -42,6 +46,16 @@ static void td_stop(struct virtio_dev *vd)
 	struct testdev *t = (struct testdev *)((char *)vd - offsetof(struct testdev, vd));
 
 	t->stops++;
+	t->serving = false;
+}
+
+static void td_quiesce(struct virtio_dev *vd)
+{
+	struct testdev *t = (struct testdev *)((char *)vd - offsetof(struct testdev, vd));
+
+	t->quiesces++;
+	t->rings_at_quiesce = t->vqs[0].enabled && t->vqs[0].desc;
+	t->serving = false;
 }
 
 static void td_config_write(struct virtio_dev *vd, unsigned off, unsigned size, uint64_t val)
@@ -55,6 +69,7 @@ static void td_config_write(struct virtio_dev *vd, unsigned off, unsigned size, 
 static const struct virtio_dev_ops td_ops = {
 	.start = td_start,
 	.stop = td_stop,
+	.quiesce = td_quiesce,
 	.config_write = td_config_write,
 };
 
@@ -398,6 +413,76 @@ static void test_needs_reset_via_pci(void)
 	fx_destroy(&f);
 }
 
+/*
+ * A load into a device that serves, with nobody holding it: the transport
+ * quiesces it before the rings change under it, and starts it again as the
+ * stream says.
+ */
+static void test_load_unheld_into_started(void)
+{
+	struct fx a, b;
+	char err[256] = "";
+
+	fx_init(&a, false);
+	fx_init(&b, false);
+	g_assert_cmphex(vh_dev_setup(&a.d, 1ull << VIRTIO_F_VERSION_1, NQ, 16), ==, 0xf);
+	g_assert_cmphex(vh_dev_setup(&b.d, 1ull << VIRTIO_F_VERSION_1, NQ, 32), ==, 0xf);
+	g_assert_cmpuint(b.t->starts, ==, 1);
+	g_assert_cmpint(vh_migrate_dev(&a.d, &b.h, &b.d, false, NULL, err, sizeof(err)), ==, 0);
+	g_assert_cmpuint(b.t->quiesces, ==, 1);
+	g_assert_true(b.t->rings_at_quiesce);
+	g_assert_true(b.t->serving);
+	g_assert_cmpuint(b.t->starts, ==, 2);
+	g_assert_cmpuint(b.t->vqs[0].size, ==, 16);	/* a's rings now */
+	fx_destroy(&b);
+	fx_destroy(&a);
+}
+
+/* The stream's device never started: one that served here stops, as on a reset. */
+static void test_load_unstarted_into_started(void)
+{
+	struct fx a, b;
+	char err[256] = "";
+
+	fx_init(&a, false);
+	fx_init(&b, false);
+	g_assert_cmphex(vh_dev_setup(&b.d, 1ull << VIRTIO_F_VERSION_1, NQ, 32), ==, 0xf);
+	g_assert_cmpint(vh_migrate_dev(&a.d, &b.h, &b.d, false, NULL, err, sizeof(err)), ==, 0);
+	g_assert_false(b.t->serving);
+	g_assert_false(b.t->vp.started);
+	g_assert_cmpuint(b.t->starts, ==, 1);
+	/* The driver can set it up again. */
+	g_assert_cmphex(vh_dev_setup(&b.d, 1ull << VIRTIO_F_VERSION_1, NQ, 32), ==, 0xf);
+	g_assert_true(b.t->serving);
+	fx_destroy(&b);
+	fx_destroy(&a);
+}
+
+static void td_not_serving(void *opaque)
+{
+	struct testdev *t = opaque;
+
+	g_assert_false(t->serving);
+	g_assert_cmpuint(t->starts, ==, 0);
+}
+
+/* A held load into a device that never ran starts it at the resume, not before. */
+static void test_held_load_into_never_started(void)
+{
+	struct fx a, b;
+	char err[256] = "";
+
+	fx_init(&a, false);
+	fx_init(&b, false);
+	g_assert_cmphex(vh_dev_setup(&a.d, 1ull << VIRTIO_F_VERSION_1, NQ, 16), ==, 0xf);
+	g_assert_cmpint(vh_migrate_dev_held(&a.d, &b.h, &b.d, td_not_serving, b.t, err,
+					    sizeof(err)), ==, 0);
+	g_assert_true(b.t->serving);
+	g_assert_cmpuint(b.t->starts, ==, 1);
+	fx_destroy(&b);
+	fx_destroy(&a);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -409,5 +494,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-pci/bar-move", test_bar_move);
 	g_test_add_func("/virtio-pci/intx", test_intx);
 	g_test_add_func("/virtio-pci/needs-reset", test_needs_reset_via_pci);
+	g_test_add_func("/virtio-pci/load/unheld-into-started", test_load_unheld_into_started);
+	g_test_add_func("/virtio-pci/load/unstarted-into-started",
+			test_load_unstarted_into_started);
+	g_test_add_func("/virtio-pci/load/held-into-never-started",
+			test_held_load_into_never_started);
 	return g_test_run();
 }

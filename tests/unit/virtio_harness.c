@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -447,21 +448,32 @@ static bool vh_thread_named(const char *tid, const char *name)
 	return ret;
 }
 
-unsigned vh_thread_count(const char *name)
+unsigned vh_thread_ids(const char *name, long *ids, unsigned max)
 {
 	GDir *dir = g_dir_open("/proc/self/task", 0, NULL);
 	const char *tid;
 	unsigned n = 0;
 
 	g_assert_nonnull(dir);
-	while ((tid = g_dir_read_name(dir)))
-		n += vh_thread_named(tid, name);
+	while ((tid = g_dir_read_name(dir))) {
+		if (!vh_thread_named(tid, name))
+			continue;
+		if (n < max)
+			ids[n] = atol(tid);
+		n++;
+	}
 	g_dir_close(dir);
 	return n;
 }
 
-int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
-		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen)
+unsigned vh_thread_count(const char *name)
+{
+	return vh_thread_ids(name, NULL, 0);
+}
+
+static int vh_migrate(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
+		      void (*edit)(struct vmstate_out *o), void (*between)(void *),
+		      void *opaque, char *err, size_t errlen)
 {
 	struct vmstate_section *sa = vmstate_find(&a->h->m, "virtio-pci", a->devfn);
 	struct vmstate_section *sb = vmstate_find(&hb->m, "virtio-pci", a->devfn);
@@ -485,6 +497,8 @@ int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bo
 	ret = sb->load(sb->opaque, &in);
 	if (!ret)
 		ret = vmstate_in_finish(&in);
+	if (between)
+		between(opaque);
 	if (hold)
 		sb->resume(sb->opaque);
 	vmstate_out_free(&o);
@@ -493,4 +507,16 @@ int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bo
 	for (unsigned i = 0; i < G_N_ELEMENTS(b->ring); i++)
 		b->ring[i].mem = &hb->m.mem;
 	return ret;
+}
+
+int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
+		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen)
+{
+	return vh_migrate(a, hb, b, hold, edit, NULL, NULL, err, errlen);
+}
+
+int vh_migrate_dev_held(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b,
+			void (*between)(void *), void *opaque, char *err, size_t errlen)
+{
+	return vh_migrate(a, hb, b, true, NULL, between, opaque, err, errlen);
 }

@@ -132,6 +132,8 @@ bool vh_wait_status(struct vh_dev *d, uint8_t bits);
  * name.
  */
 unsigned vh_thread_count(const char *name);
+/* The same threads' ids (at most max of them stored); returns the count. */
+unsigned vh_thread_ids(const char *name, long *ids, unsigned max);
 
 struct vmstate_out;
 /*
@@ -145,5 +147,12 @@ struct vmstate_out;
  */
 int vh_migrate_dev(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b, bool hold,
 		   void (*edit)(struct vmstate_out *o), char *err, size_t errlen);
+/*
+ * vh_migrate_dev with hold, calling between(opaque) after the load and
+ * before the resume: what a destination looks like while the rest of the
+ * stream still loads.
+ */
+int vh_migrate_dev_held(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b,
+			void (*between)(void *), void *opaque, char *err, size_t errlen);
 
 #endif
