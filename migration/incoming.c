@@ -4,6 +4,8 @@
  * the fd of file:, exec:, fd:) is read by a loader thread.  The guest
  * resumes only when the whole stream loaded and its checksum matched;
  * on a bad or cut stream the process exits with the loader's message.
+ * The devices are held (quiesced) over the load and start serving with
+ * the drives activated, at the end.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +54,8 @@ static gboolean incoming_done(gpointer opaque)
 	pthread_mutex_unlock(&mig->lock);
 	/* The disks are ours now: drives added from here on open active. */
 	m->incoming = false;
+	/* Devices serve from here on, not from when their section loaded. */
+	mig_resume_devices(m);
 	migration_set_status(mig, MIG_COMPLETED);
 	if (mig->autostart && mig->src_running)
 		machine_resume(m);
@@ -104,6 +108,15 @@ static int start_loader(struct migration *mig, int fd)
 	mig->in_fd = fd;
 	mig->start_us = mig_now_us();
 	ret = mig_register_accel_sections(mig->m, mig);
+	if (ret)
+		return ret;
+	/*
+	 * Hold the devices: a device whose section says it was serving
+	 * starts its I/O threads at the resume in incoming_done, once the
+	 * whole stream is in and the drives are ours, not in the middle of
+	 * the load, with disks the source may still be flushing.
+	 */
+	ret = mig_quiesce_devices(mig->m);
 	if (ret)
 		return ret;
 	migration_set_status(mig, MIG_ACTIVE);

@@ -78,6 +78,42 @@ class DiskMigration(unittest.TestCase):
             check_counter(self, out + dst.output(), min_count=handed + 10)
         self.assertEqual(self.digest(), before)
 
+    def test_destination_serves_only_after_the_stream(self):
+        """The destination's virtio-blk starts its I/O thread when the
+        whole stream is in and the drive is its own, not when the device's
+        section loads: with the stream held back just before its end
+        marker (9 bytes: tag and checksum), no I/O thread runs; once the
+        end is in, the device serves the guest again."""
+        args = machine_args(guest("virtioblk.mb.elf"), append="sectors=%d wait" % SECTORS,
+                            extra=self.drive())
+        state = os.path.join(self.dir, "vm.state")
+        with Vm(args, serial="file", qmp=True) as src:
+            src.wait_for("virtio-blk: wrote and read back %d sectors" % SECTORS, 60)
+            with src.qmp() as qs:
+                qs.ok("migrate", {"uri": "file:" + state})
+                self.assertEqual(wait_migration(qs)["status"], "completed")
+                qs.ok("quit")
+            src.wait(30)
+        with open(state, "rb") as f:
+            stream = f.read()
+        fifo = os.path.join(self.dir, "stream.fifo")
+        os.mkfifo(fifo)
+        with Vm(args + ["-incoming", "exec:cat " + fifo], serial="file", qmp=True) as dst:
+            with open(fifo, "wb") as w, dst.qmp() as qd:
+                w.write(stream[:-9])
+                w.flush()
+                # Time for the loader to get through every section.
+                time.sleep(1.5)
+                self.assertEqual(qd.ok("query-migrate")["status"], "active")
+                self.assertNotIn("virtio-blk io", dst.thread_names())
+                w.write(stream[-9:])
+                w.close()
+                self.assertEqual(wait_migration(qd)["status"], "completed")
+                deadline = time.monotonic() + 10
+                while "virtio-blk io" not in dst.thread_names():
+                    self.assertLess(time.monotonic(), deadline, dst.thread_names())
+                    time.sleep(0.05)
+
     def test_block_guest_finishes_on_destination(self):
         """A virtio-blk guest moved before it starts runs its whole
         write/flush/read-back on the destination, through the device and
