@@ -10,15 +10,9 @@ import tempfile
 import unittest
 
 from tests.integration.migtest import counter_vm, wait_count, wait_migration
-from tests.integration.vireotest import requires_kvm
+from tests.integration.vireotest import image, requires_kvm
 
 SLOW = 256 << 10	# bytes/s: the first pass takes many seconds
-
-
-def image(path, size=1 << 20, fill=b"\0"):
-    with open(path, "wb") as f:
-        f.write(fill * size)
-    return path
 
 
 @requires_kvm

@@ -5,13 +5,7 @@ import shutil
 import tempfile
 import unittest
 
-from tests.integration.vireotest import Vm, guest, machine_args, requires_kvm
-
-
-def image(path, size=1 << 20, fill=b"\0"):
-    with open(path, "wb") as f:
-        f.write(fill * size)
-    return path
+from tests.integration.vireotest import Vm, guest, image, machine_args, requires_kvm
 
 
 @requires_kvm

@@ -270,6 +270,13 @@ class Vm:
 _linux_guest = None
 
 
+def image(path, size=1 << 20, fill=b"\0"):
+    """A raw disk (or ISO) image of size bytes of fill at path; returns path."""
+    with open(path, "wb") as f:
+        f.write(fill * size)
+    return path
+
+
 def linux_guest():
     """(vmlinuz, initrd.gz) of the Linux test guest, built once and cached.
 
