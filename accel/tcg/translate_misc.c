@@ -161,7 +161,7 @@ static bool tr_ext(struct tctx *t)
 		return true;
 	case 0x63:
 		if (i->mode != 3)
-			return false;	/* arpl: not implemented */
+			return false;	/* arpl outside 64-bit mode: tcg_tr_legacy */
 		v = gen_ld_rm(t, 2);
 		tcg_emit(t, U_SEXT, 2, v, v, 0, 0, 0);
 		gen_st_reg(t, i->reg, i->osz, v);

@@ -194,6 +194,38 @@ static void test_flat32_pio(void)
 	tm_free(t);
 }
 
+/* arpl raises a selector's RPL to the source's (ZF set) or leaves it. */
+static void test_arpl32(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c;
+
+	tm_load_asm(t, 0x1000,
+		".code32\n"
+		"mov $0x12340010, %eax\n"
+		"mov $0x2b, %ebx\n"
+		"arpl %bx, %ax\n"			/* 0x10 -> 0x13, ZF=1 */
+		"setz %cl\n"
+		"mov $0x1b, %edx\n"
+		"mov $0x09, %esi\n"
+		"arpl %si, %dx\n"			/* RPL 3 >= 1: unchanged, ZF=0 */
+		"setz %ch\n"
+		"movl $0x55550022, 0x3000\n"
+		"mov $0x3, %edi\n"
+		"arpl %di, 0x3000\n"			/* memory: 0x22 -> 0x23 */
+		"setz %bl\n"
+		"hlt\n");
+	tm_flat32(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	c = t->c[0];
+	g_assert_cmphex(c->gpr[R_RAX], ==, 0x12340013);
+	g_assert_cmphex(c->gpr[R_RCX] & 0xffff, ==, 0x0001);
+	g_assert_cmphex(c->gpr[R_RDX], ==, 0x1b);
+	g_assert_cmphex(tm_rd(t, 0x3000, 4), ==, 0x55550023);
+	g_assert_cmphex(c->gpr[R_RBX] & 0xff, ==, 1);
+	tm_free(t);
+}
+
 /* Build a 64-bit IDT at 0x30000 whose entries all point at handler. */
 static void idt64(struct tvm *t, struct tcg_cpu *c, uint64_t handler, unsigned ist)
 {
@@ -664,6 +696,7 @@ int main(int argc, char **argv)
 	tm_add_both("/tcg", "real/basic", test_real_mode);
 	tm_add_both("/tcg", "chain/invalidate", test_chain_invalidate);
 	tm_add_both("/tcg", "flat32/pio", test_flat32_pio);
+	tm_add_both("/tcg", "flat32/arpl", test_arpl32);
 	tm_add_both("/tcg", "excp/idt64", test_exceptions64);
 	tm_add_both("/tcg", "excp/triple", test_triple_fault);
 	tm_add_both("/tcg", "smc", test_smc);
