@@ -180,6 +180,18 @@ void scsi_lun_reset(struct scsi_lun *l, unsigned ua);
 int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, struct blk **old);
 bool scsi_lun_medium_locked(struct scsi_lun *l);
 /*
+ * The medium, the tray and the guest's lock in one consistent snapshot
+ * (the guest moves the tray and the lock from its I/O threads).  blk is
+ * the medium in the unit, also while the tray is open; it stays valid
+ * only as long as the caller keeps scsi_lun_change_medium from running.
+ */
+struct scsi_medium_state {
+	struct blk *blk;		/* NULL: no disc */
+	bool tray_open;
+	bool locked;			/* PREVENT ALLOW MEDIUM REMOVAL */
+};
+void scsi_lun_get_medium(struct scsi_lun *l, struct scsi_medium_state *st);
+/*
  * Migration: what the initiator set or has yet to be told (pending unit
  * attentions, caching and control mode parameters, the medium lock, tray
  * and media event).  Load checks that both ends have a medium or neither
@@ -406,5 +418,32 @@ int virtio_scsi_eject(struct machine *m, const char *id, bool force, char *err, 
 /* Insert a disc from cfg (the controller owns the image from then on). */
 int virtio_scsi_change_medium(struct machine *m, const char *id, const struct blk_config *cfg,
 			      char *err, size_t errlen);
+
+/*
+ * What QMP query-block shows of each removable unit (scsi-cd), taken
+ * under the controller locks that medium changes and unplugs hold, so an
+ * entry is consistent and its disc is not closed while it is read.
+ * Strings are copies.
+ */
+struct virtio_scsi_medium_info {
+	char *qdev;			/* the unit's id=, or NULL */
+	/*
+	 * The id of the -drive the unit was created with, while that drive
+	 * is the unit's or free (an eject gives it back, and another device
+	 * may take it then); never the same for two units.  Else NULL.
+	 */
+	char *drive;
+	bool locked;			/* the guest prevents medium removal */
+	bool tray_open;
+	bool inserted;			/* a disc is in (the tray may be open) */
+	/* The disc, when inserted. */
+	char *file;			/* its image, as given */
+	char *format;			/* "raw", "qcow2" */
+	bool readonly;
+	uint64_t size;			/* bytes */
+};
+/* Every removable unit of m; *n of them.  Free with virtio_scsi_media_free. */
+struct virtio_scsi_medium_info *virtio_scsi_media(struct machine *m, size_t *n);
+void virtio_scsi_media_free(struct virtio_scsi_medium_info *v, size_t n);
 
 #endif

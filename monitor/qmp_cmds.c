@@ -13,6 +13,7 @@
 #include "migration.h"
 #include "monitor.h"
 #include "monitor/qmp_int.h"
+#include "scsi.h"
 #include "vcpu.h"
 
 const char *qmp_runstate_name(enum machine_runstate s)
@@ -262,10 +263,62 @@ static JsonObject *block_info(struct drive *d)
 	return o;
 }
 
+/*
+ * A CD unit as QEMU shows a removable device: named by its -drive (""
+ * for a unit created without one) and its qdev id, the guest's lock, the
+ * tray, and "inserted" only while a disc is in, describing that disc,
+ * which a medium change may have put there in place of the drive's image.
+ */
+static JsonObject *block_info_removable(struct drive *d, const struct virtio_scsi_medium_info *mi)
+{
+	JsonObject *o = json_object_new(), *img;
+
+	json_object_set_string_member(o, "device", d ? d->id : "");
+	if (mi->qdev)
+		json_object_set_string_member(o, "qdev", mi->qdev);
+	json_object_set_boolean_member(o, "locked", mi->locked);
+	json_object_set_boolean_member(o, "removable", TRUE);
+	json_object_set_boolean_member(o, "tray_open", mi->tray_open);
+	if (d && drive_can_stop(d))
+		json_object_set_string_member(o, "io-status", io_status_name(d));
+	if (!mi->inserted)
+		return o;
+	img = json_object_new();
+	json_object_set_string_member(img, "file", mi->file);
+	json_object_set_string_member(img, "drv", mi->format);
+	json_object_set_boolean_member(img, "ro", mi->readonly);
+	json_object_set_int_member(img, "image-size", mi->size);
+	json_object_set_object_member(o, "inserted", img);
+	return o;
+}
+
+/*
+ * Every drive in -drive order, a CD unit's drive as the unit sees it; then
+ * the CD units without a drive that a client can name (by id=), as QEMU
+ * lists a scsi-cd's anonymous backend.
+ */
 static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonObject *args,
 				 struct qmp_error *err)
 {
-	return per_drive(m, block_info);
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+	JsonArray *a = json_array_new();
+	size_t nr;
+	struct virtio_scsi_medium_info *media = virtio_scsi_media(m, &nr);
+
+	for (struct drive *d = m->drives; d; d = d->next) {
+		const struct virtio_scsi_medium_info *mi = NULL;
+
+		for (size_t i = 0; i < nr && !mi; i++)
+			if (media[i].drive && !strcmp(media[i].drive, d->id))
+				mi = &media[i];
+		json_array_add_object_element(a, mi ? block_info_removable(d, mi) : block_info(d));
+	}
+	for (size_t i = 0; i < nr; i++)
+		if (!media[i].drive && media[i].qdev)
+			json_array_add_object_element(a, block_info_removable(NULL, &media[i]));
+	virtio_scsi_media_free(media, nr);
+	json_node_take_array(n, a);
+	return n;
 }
 
 /* QEMU's BlockDeviceStats names for each counter of struct blk_stats. */

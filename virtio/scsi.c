@@ -496,6 +496,15 @@ bool scsi_lun_medium_locked(struct scsi_lun *l)
 	return p;
 }
 
+void scsi_lun_get_medium(struct scsi_lun *l, struct scsi_medium_state *st)
+{
+	pthread_mutex_lock(&l->lock);
+	st->blk = l->blk;
+	st->tray_open = l->tray_open;
+	st->locked = l->prevent;
+	pthread_mutex_unlock(&l->lock);
+}
+
 int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, struct blk **old)
 {
 	if (l->type != SCSI_LUN_CDROM)

@@ -413,6 +413,7 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 	u->target = p.target;
 	u->lun = p.lun;
 	u->drive = drv;
+	u->backend = drv;
 	ret = scsi_bus_attach(&s->bus, u->target, u->lun, u->sl);
 	if (ret < 0) {
 		scsi_lun_free(u->sl);
@@ -620,4 +621,84 @@ int virtio_scsi_change_medium(struct machine *m, const char *id, const struct bl
 		snprintf(err, errlen, "device '%s' is locked; eject it first", id);
 	}
 	return ret;
+}
+
+/* ---- what query-block shows ---- */
+
+static bool vscsi_name_taken(GArray *a, const char *name)
+{
+	for (guint i = 0; i < a->len; i++) {
+		const char *d = g_array_index(a, struct virtio_scsi_medium_info, i).drive;
+
+		if (d && !strcmp(d, name))
+			return true;
+	}
+	return false;
+}
+
+/* Under the controller's vp.lock and lock. */
+static void vscsi_medium_info(struct vscsi_dev *u, GArray *a, struct virtio_scsi_medium_info *mi)
+{
+	struct drive *b = u->backend;
+	struct scsi_medium_state st;
+	struct blk_info bi;
+
+	mi->qdev = g_strdup(u->id);
+	/* Only units hold drives, so free ones are named by one unit at most. */
+	if (b && (u->drive == b || (!b->claimed && !vscsi_name_taken(a, b->id))))
+		mi->drive = g_strdup(b->id);
+	scsi_lun_get_medium(u->sl, &st);
+	mi->locked = st.locked;
+	mi->tray_open = st.tray_open;
+	mi->inserted = st.blk != NULL;
+	if (!st.blk)
+		return;
+	blk_get_info(st.blk, &bi);
+	mi->file = g_strdup(bi.file);
+	mi->format = g_strdup(bi.format);
+	mi->readonly = bi.readonly;
+	mi->size = bi.size;
+}
+
+struct virtio_scsi_medium_info *virtio_scsi_media(struct machine *m, size_t *n)
+{
+	GArray *a = g_array_new(FALSE, TRUE, sizeof(struct virtio_scsi_medium_info));
+
+	for (struct device *d = m->devices; d; d = d->next) {
+		struct virtio_scsi *s;
+
+		if (d->type != vscsi_type)
+			continue;
+		s = container_of(d, struct virtio_scsi, dev);
+		/*
+		 * Medium changes and unplugs run under vp.lock (vscsi_quiesced):
+		 * holding it keeps each disc open while blk_get_info reads it.
+		 * The guest's tray and lock commands take the LUN's lock.
+		 */
+		pthread_mutex_lock(&s->vp.lock);
+		pthread_mutex_lock(&s->lock);
+		for (struct vscsi_dev *u = s->devs; u; u = u->next) {
+			struct virtio_scsi_medium_info mi = { 0 };
+
+			if (scsi_lun_type(u->sl) != SCSI_LUN_CDROM)
+				continue;
+			vscsi_medium_info(u, a, &mi);
+			g_array_append_val(a, mi);
+		}
+		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_unlock(&s->vp.lock);
+	}
+	*n = a->len;
+	return (struct virtio_scsi_medium_info *)g_array_free(a, FALSE);
+}
+
+void virtio_scsi_media_free(struct virtio_scsi_medium_info *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		g_free(v[i].qdev);
+		g_free(v[i].drive);
+		g_free(v[i].file);
+		g_free(v[i].format);
+	}
+	g_free(v);
 }

@@ -27,6 +27,12 @@ struct vscsi_dev {
 	unsigned target, lun;
 	struct scsi_lun *sl;		/* owned by the bus while attached */
 	struct drive *drive;		/* the claimed -drive, or NULL */
+	/*
+	 * The -drive the unit was created with, kept after an eject gave it
+	 * back: query-block names a CD unit by it, as QEMU names the unit's
+	 * BlockBackend by it whatever disc is in.
+	 */
+	struct drive *backend;
 	struct blk *own_blk;		/* a disc inserted by change_medium */
 	uint32_t an_subscribed;		/* AN classes, under the controller lock */
 	struct vscsi_dev *next;

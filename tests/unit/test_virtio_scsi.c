@@ -5,7 +5,8 @@
  * units: data round trips on raw and qcow2 (qemu-img check clean), sense
  * data in the response, bad targets, 1,024 LUNs on one controller, task
  * management with I/O in flight, hot-plug, unplug and media-change events,
- * the driver-set CDB size, and malformed chains (NEEDS_RESET, then a reset
+ * what query-block reads of CD units (lock, tray, current disc), the
+ * driver-set CDB size, and malformed chains (NEEDS_RESET, then a reset
  * brings the device back), the target state across a migration, and a
  * held load (quiesce, load, resume) into a controller that exists, and an
  * eject while the controller is quiesced.
@@ -898,6 +899,119 @@ static void test_cdrom(void)
 	g_free(iso2);
 }
 
+/* The removable unit named qdev in a query-block snapshot. */
+static const struct virtio_scsi_medium_info *st_medium(const struct virtio_scsi_medium_info *v,
+						       size_t n, const char *qdev)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].qdev && !strcmp(v[i].qdev, qdev))
+			return &v[i];
+	g_test_message("no removable unit %s", qdev);
+	g_assert_not_reached();
+}
+
+/*
+ * What query-block reads of CD units: the guest's lock and tray, the
+ * disc a medium change put in, none after an eject, the drive name kept
+ * across both, and only CD units listed.
+ */
+static void test_media_info(void)
+{
+	struct st t;
+	struct virtio_scsi_medium_info *v;
+	const struct virtio_scsi_medium_info *mi;
+	struct blk_config bc = { .format = "raw", .readonly = true };
+	char err[256], *iso, *iso2, *disk;
+	size_t n;
+
+	st_init(&t, 1, false);
+	iso = st_image(&t, "a.iso", "raw", 2048 * 100);
+	iso2 = st_image(&t, "b.iso", "qcow2", 2048 * 300);
+	disk = st_image(&t, "d.raw", "raw", DISK);
+	st_drive(&t, "cd", iso, "raw", "readonly=on");
+	st_drive(&t, "d0", disk, "raw", NULL);
+	st_device(&t, "scsi-cd,drive=cd,id=cd0");
+	st_device(&t, "scsi-cd,id=cd9,scsi-id=1");
+	st_device(&t, "scsi-hd,drive=d0,id=hd0,scsi-id=2");
+	st_find(&t);
+	st_up(&t);
+	st_clear_ua(&t, 0, 0);
+
+	v = virtio_scsi_media(&t.h.m, &n);
+	g_assert_cmpuint(n, ==, 2);
+	mi = st_medium(v, n, "cd0");
+	g_assert_cmpstr(mi->drive, ==, "cd");
+	g_assert_true(mi->inserted);
+	g_assert_cmpstr(mi->file, ==, iso);
+	g_assert_cmpstr(mi->format, ==, "raw");
+	g_assert_true(mi->readonly);
+	g_assert_cmpuint(mi->size, ==, 2048 * 100);
+	g_assert_false(mi->locked);
+	g_assert_false(mi->tray_open);
+	mi = st_medium(v, n, "cd9");
+	g_assert_null(mi->drive);
+	g_assert_false(mi->inserted);
+	g_assert_null(mi->file);
+	virtio_scsi_media_free(v, n);
+
+	/* The guest locks the tray, then unlocks and opens it: the disc stays in. */
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_PREVENT_ALLOW, 0, 0, 0, 1, 0), ==, 0);
+	v = virtio_scsi_media(&t.h.m, &n);
+	g_assert_true(st_medium(v, n, "cd0")->locked);
+	virtio_scsi_media_free(v, n);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_PREVENT_ALLOW, 0, 0, 0, 0, 0), ==, 0);
+	g_assert_cmpuint(CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_START_STOP_UNIT, 0, 0, 0, 0x02, 0), ==, 0);
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	v = virtio_scsi_media(&t.h.m, &n);
+	mi = st_medium(v, n, "cd0");
+	g_assert_false(mi->locked);
+	g_assert_true(mi->tray_open);
+	g_assert_true(mi->inserted);
+	virtio_scsi_media_free(v, n);
+
+	/* The host ejects: no disc, still named by its drive. */
+	g_assert_cmpint(virtio_scsi_eject(&t.h.m, "cd0", false, err, sizeof(err)), ==, 0);
+	v = virtio_scsi_media(&t.h.m, &n);
+	mi = st_medium(v, n, "cd0");
+	g_assert_false(mi->inserted);
+	g_assert_true(mi->tray_open);
+	g_assert_cmpstr(mi->drive, ==, "cd");
+	virtio_scsi_media_free(v, n);
+
+	/* A new disc (qcow2, probed): its file, format and size; tray closed. */
+	bc.file = iso2;
+	bc.format = NULL;
+	g_assert_cmpint(virtio_scsi_change_medium(&t.h.m, "cd0", &bc, err, sizeof(err)), ==, 0);
+	v = virtio_scsi_media(&t.h.m, &n);
+	mi = st_medium(v, n, "cd0");
+	g_assert_true(mi->inserted);
+	g_assert_cmpstr(mi->file, ==, iso2);
+	g_assert_cmpstr(mi->format, ==, "qcow2");
+	g_assert_cmpuint(mi->size, ==, 2048 * 300);
+	g_assert_false(mi->tray_open);
+	g_assert_cmpstr(mi->drive, ==, "cd");
+	virtio_scsi_media_free(v, n);
+
+	/* The freed drive goes to another unit: the name follows the drive. */
+	st_device(&t, "scsi-cd,drive=cd,id=cd2,scsi-id=3");
+	v = virtio_scsi_media(&t.h.m, &n);
+	g_assert_cmpuint(n, ==, 3);
+	g_assert_null(st_medium(v, n, "cd0")->drive);
+	g_assert_cmpstr(st_medium(v, n, "cd2")->drive, ==, "cd");
+	g_assert_cmpstr(st_medium(v, n, "cd2")->file, ==, iso);
+	virtio_scsi_media_free(v, n);
+	/* Both let it go: one of them, not both, is named by it. */
+	g_assert_cmpint(virtio_scsi_eject(&t.h.m, "cd2", false, err, sizeof(err)), ==, 0);
+	v = virtio_scsi_media(&t.h.m, &n);
+	g_assert_true(!st_medium(v, n, "cd0")->drive != !st_medium(v, n, "cd2")->drive);
+	virtio_scsi_media_free(v, n);
+
+	st_fini(&t);
+	g_free(iso);
+	g_free(iso2);
+	g_free(disk);
+}
+
 /* The driver may shrink the CDB field before DRIVER_OK. */
 static void test_cdb_size(void)
 {
@@ -1253,6 +1367,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-scsi/tmf", test_tmf);
 	g_test_add_func("/virtio-scsi/hotplug", test_hotplug);
 	g_test_add_func("/virtio-scsi/cdrom", test_cdrom);
+	g_test_add_func("/virtio-scsi/media-info", test_media_info);
 	g_test_add_func("/virtio-scsi/cdb-size", test_cdb_size);
 	g_test_add_func("/virtio-scsi/malformed", test_malformed);
 	g_test_add_func("/virtio-scsi/migration", test_migration);
