@@ -347,6 +347,49 @@ static void test_probed_raw_block0(void)
 }
 
 /* Freeing a queue completes what is still in flight, callbacks included. */
+/*
+ * discard=ignore (the -drive default): a discard succeeds, is counted, and
+ * leaves the data in place; the same discard with discard=unmap reads back
+ * as zeroes.
+ */
+static void test_discard_ignore(void)
+{
+	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), err[256];
+	uint8_t *wbuf = g_malloc(65536), *rbuf = g_malloc(65536);
+	struct blk_config cfg = { .file = f, .format = "raw", .aio = BLK_AIO_IO_URING,
+				  .cache = BLK_CACHE_WRITEBACK };
+
+	tb_fill(wbuf, 65536, 7);
+	for (int unmap = 0; unmap < 2; unmap++) {
+		struct blk *b;
+		struct blk_queue *q;
+		struct blk_stats st;
+
+		cfg.discard_unmap = unmap;
+		b = blk_open(&cfg, err, sizeof(err));
+		g_assert_nonnull(b);
+		q = blk_queue_new(b, err, sizeof(err));
+		g_assert_nonnull(q);
+		g_assert_cmpint(tb_pwrite(q, 0, wbuf, 65536), ==, 65536);
+		g_assert_cmpint(tb_discard(q, 0, 65536), ==, 0);
+		g_assert_cmpint(tb_pread(q, 0, rbuf, 65536), ==, 65536);
+		if (unmap) {
+			for (unsigned i = 0; i < 65536; i++)
+				g_assert_cmpuint(rbuf[i], ==, 0);
+		} else {
+			g_assert_cmpmem(rbuf, 65536, wbuf, 65536);
+		}
+		blk_get_stats(b, &st);
+		g_assert_cmpuint(st.ops[BLK_OP_DISCARD], ==, 1);
+		blk_queue_free(q);
+		blk_close(b);
+	}
+	g_free(wbuf);
+	g_free(rbuf);
+	g_free(f);
+	tb_rmdir(dir);
+}
+
 static void test_queue_free_drains(void)
 {
 	char *dir = tb_tmpdir(), *f = make_raw(dir, MiB), err[256];
@@ -427,6 +470,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/block/drive/options", test_drive_options);
 	g_test_add_func("/block/image-locking", test_image_locking);
 	g_test_add_func("/block/queue-free-drains", test_queue_free_drains);
+	g_test_add_func("/block/discard-ignore", test_discard_ignore);
 	g_test_add_func("/block/probed-raw-block0", test_probed_raw_block0);
 	return g_test_run();
 }
