@@ -464,7 +464,8 @@ static const struct qmp_command commands[] = {
 };
 
 static const char *const events[] = {
-	"STOP", "RESUME", "SHUTDOWN", "RESET", "POWERDOWN", "BLOCK_IO_ERROR", "MIGRATION", NULL,
+	"STOP", "RESUME", "SHUTDOWN", "RESET", "POWERDOWN", "BLOCK_IO_ERROR", "MIGRATION",
+	"DEVICE_TRAY_MOVED", NULL,
 };
 
 const struct qmp_command *qmp_commands(size_t *n)
