@@ -238,6 +238,7 @@ static void tray_post_free(gpointer opaque)
 void machine_report_tray_moved(struct machine *m, const struct machine_tray_event *e)
 {
 	struct tray_post *p = g_new0(struct tray_post, 1);
+	GSource *src = g_idle_source_new();
 
 	p->m = m;
 	p->e.tray_open = e->tray_open;
@@ -245,9 +246,16 @@ void machine_report_tray_moved(struct machine *m, const struct machine_tray_even
 	p->id = g_strdup(e->id);
 	p->e.device = p->device;
 	p->e.id = p->id;
-	/* As machine_report_io_error: queued from other threads, freed unrun with ctx. */
-	g_main_context_invoke_full(m->ctx, G_PRIORITY_DEFAULT, machine_tray_main, p,
-				   tray_post_free);
+	/*
+	 * Queued also on the main thread: sources of one priority run in the
+	 * order they were attached, so the listeners hear the moves in the
+	 * order they were reported, whichever thread reported them.  A
+	 * source still queued when ctx goes is freed unrun.
+	 */
+	g_source_set_priority(src, G_PRIORITY_DEFAULT);
+	g_source_set_callback(src, machine_tray_main, p, tray_post_free);
+	g_source_attach(src, m->ctx);
+	g_source_unref(src);
 }
 
 void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason)

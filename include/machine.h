@@ -204,8 +204,9 @@ void machine_request_error(struct machine *m, const char *fmt, ...)
 void machine_report_io_error(struct machine *m, const struct machine_io_error *e);
 /*
  * A tray moved (thread-safe; e is copied).  The listeners hear of it on
- * the main thread: at once when called there (a QMP command's event then
- * precedes its reply), else queued behind the earlier reports, in order.
+ * the main loop, later, in the order of the reports from every thread
+ * (so a QMP command's event follows its reply).  A device reports under
+ * the lock that orders its tray's moves.
  */
 void machine_report_tray_moved(struct machine *m, const struct machine_tray_event *e);
 

@@ -117,7 +117,9 @@ struct scsi_lun_config {
 	/*
 	 * A CD-ROM's tray opened or closed: by the initiator (START STOP UNIT
 	 * with LoEj, on the submitting thread) or by scsi_lun_change_medium
-	 * (on its caller's), never under a lock of the LUN.  NULL: not told.
+	 * (on its caller's).  Called under the LUN's lock, so the moves are
+	 * told in the order they happen: it must not call into the LUN.
+	 * NULL: not told.
 	 */
 	void (*tray_moved)(void *opaque, bool open);
 	void *tray_opaque;

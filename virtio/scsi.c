@@ -536,12 +536,12 @@ int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, stru
 	l->media_event = blk ? MEC_NEW_MEDIA : MEC_MEDIA_REMOVAL;
 	if (blk)
 		__atomic_or_fetch(&l->ua, SCSI_UA_MEDIUM_CHANGED, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&l->lock);
 	/* The old disc comes out of an open tray, the new one goes in and it closes. */
 	if (!was_open)
 		scsi_lun_tray_moved(l, true);
 	if (blk)
 		scsi_lun_tray_moved(l, false);
+	pthread_mutex_unlock(&l->lock);
 	return 0;
 }
 

@@ -126,7 +126,7 @@ void scsi_req_finish(struct scsi_req *r);
 void scsi_req_reply(struct scsi_req *r, const void *buf, size_t len, size_t alloc);
 /* Fail with the sense matching a block layer error. */
 void scsi_req_io_error(struct scsi_req *r, int err);
-/* Tell cfg->tray_moved, if any; not under l->lock. */
+/* Tell cfg->tray_moved, if any; under l->lock. */
 void scsi_lun_tray_moved(struct scsi_lun *l, bool open);
 /* The LUN has a readable medium; otherwise fail with NOT READY. */
 bool scsi_lun_check_ready(struct scsi_req *r);

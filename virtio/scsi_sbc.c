@@ -563,7 +563,7 @@ void scsi_sbc_start_stop(struct scsi_req *r)
 {
 	const uint8_t *c = r->cdb;
 	struct scsi_lun *l = r->lun;
-	bool loej = c[4] & 0x02, start = c[4] & 0x01, moved;
+	bool loej = c[4] & 0x02, start = c[4] & 0x01;
 
 	if (c[1] & 0xfe || c[4] & 0x08) {
 		scsi_req_bad_field(r, true, c[1] & 0xfe ? 1 : 4, -1);
@@ -584,15 +584,13 @@ void scsi_sbc_start_stop(struct scsi_req *r)
 		scsi_req_fail(r, SCSI_SK_ILLEGAL_REQUEST, ASC_MEDIUM_REMOVAL_PREVENTED);
 		return;
 	}
-	moved = l->tray_open == start;
-	if (moved) {
+	if (l->tray_open == start) {
 		l->tray_open = !start;
 		if (l->blk)
 			l->media_event = start ? MEC_NEW_MEDIA : MEC_MEDIA_REMOVAL;
+		scsi_lun_tray_moved(l, !start);
 	}
 	pthread_mutex_unlock(&l->lock);
-	if (moved)
-		scsi_lun_tray_moved(l, !start);
 	scsi_req_good(r);
 }
 

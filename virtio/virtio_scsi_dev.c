@@ -311,8 +311,9 @@ static bool vscsi_hotplug_on(struct virtio_scsi *s)
 
 /*
  * The LUN's tray moved (from an I/O thread, or the main thread's medium
- * change).  u outlives the call: unplug stops the threads before it frees
- * u, and u->drive, u->id and the drive's id do not change meanwhile.
+ * change; under the LUN's lock, so only queued here).  u outlives the
+ * call: unplug stops the threads before it frees u, and u->drive, u->id
+ * and the drive's id do not change meanwhile.
  */
 static void vscsi_tray_moved(void *opaque, bool open)
 {
