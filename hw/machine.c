@@ -209,6 +209,55 @@ void machine_report_io_error(struct machine *m, const struct machine_io_error *e
 				   io_error_post_free);
 }
 
+/* A tray movement on its way to the main thread. */
+struct tray_post {
+	struct machine *m;
+	struct machine_tray_event e;
+	char *device, *id;
+};
+
+static gboolean machine_tray_main(gpointer opaque)
+{
+	struct tray_post *p = opaque;
+
+	for (struct machine_listener *l = p->m->listeners; l; l = l->next)
+		if (l->tray_moved)
+			l->tray_moved(l->opaque, &p->e);
+	return G_SOURCE_REMOVE;
+}
+
+static void tray_post_free(gpointer opaque)
+{
+	struct tray_post *p = opaque;
+
+	g_free(p->device);
+	g_free(p->id);
+	g_free(p);
+}
+
+void machine_report_tray_moved(struct machine *m, const struct machine_tray_event *e)
+{
+	struct tray_post *p = g_new0(struct tray_post, 1);
+	GSource *src = g_idle_source_new();
+
+	p->m = m;
+	p->e.tray_open = e->tray_open;
+	p->device = g_strdup(e->device);
+	p->id = g_strdup(e->id);
+	p->e.device = p->device;
+	p->e.id = p->id;
+	/*
+	 * Queued also on the main thread: sources of one priority run in the
+	 * order they were attached, so the listeners hear the moves in the
+	 * order they were reported, whichever thread reported them.  A
+	 * source still queued when ctx goes is freed unrun.
+	 */
+	g_source_set_priority(src, G_PRIORITY_DEFAULT);
+	g_source_set_callback(src, machine_tray_main, p, tray_post_free);
+	g_source_attach(src, m->ctx);
+	g_source_unref(src);
+}
+
 void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason)
 {
 	m->runstate = s;

@@ -105,6 +105,13 @@ struct machine_io_error {
 	int error;			/* positive errno */
 };
 
+/* A removable unit's tray opened or closed (QMP's DEVICE_TRAY_MOVED). */
+struct machine_tray_event {
+	const char *device;		/* the unit's -drive id, or "" */
+	const char *id;			/* the unit's id=, or "" */
+	bool tray_open;
+};
+
 /*
  * Observers of machine events (the monitor turns them into QMP events).
  * All run on the main thread; a device that listens (for instance to
@@ -117,6 +124,7 @@ struct machine_listener {
 	void (*powerdown)(void *opaque);
 	/* Told before the VM pauses for an error with MACHINE_IO_STOP. */
 	void (*io_error)(void *opaque, const struct machine_io_error *e);
+	void (*tray_moved)(void *opaque, const struct machine_tray_event *e);
 	void *opaque;
 	struct machine_listener *next;
 };
@@ -194,6 +202,13 @@ void machine_request_error(struct machine *m, const char *fmt, ...)
  * keep running until the main thread pauses them.
  */
 void machine_report_io_error(struct machine *m, const struct machine_io_error *e);
+/*
+ * A tray moved (thread-safe; e is copied).  The listeners hear of it on
+ * the main loop, later, in the order of the reports from every thread
+ * (so a QMP command's event follows its reply).  A device reports under
+ * the lock that orders its tray's moves.
+ */
+void machine_report_tray_moved(struct machine *m, const struct machine_tray_event *e);
 
 /*
  * A power-off, reset, exit or error is waiting for the main thread.  A

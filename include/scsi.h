@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "block.h"
+
 struct blk;
 struct blk_queue;
 struct vmstate_in;
@@ -112,6 +114,15 @@ struct scsi_lun_config {
 	const char *product;		/* NULL: "VIREO HARDDISK" / "VIREO CD-ROM" */
 	const char *revision;		/* NULL: "1.0" */
 	uint16_t rotation_rate;		/* VPD 0xB1: 0 = not reported, 1 = SSD (default), rpm */
+	/*
+	 * A CD-ROM's tray opened or closed: by the initiator (START STOP UNIT
+	 * with LoEj, on the submitting thread) or by scsi_lun_change_medium
+	 * (on its caller's).  Called under the LUN's lock, so the moves are
+	 * told in the order they happen: it must not call into the LUN.
+	 * NULL: not told.
+	 */
+	void (*tray_moved)(void *opaque, bool open);
+	void *tray_opaque;
 };
 
 /* Unit attention conditions, in the order they are reported. */
@@ -176,6 +187,9 @@ void scsi_lun_reset(struct scsi_lun *l, unsigned ua);
  * Removable media: insert blk (NULL: eject).  -EBUSY when the guest
  * prevents removal and !force; then an eject request event is queued for
  * GET EVENT STATUS NOTIFICATION.  Returns the previous medium through old.
+ * The tray moves as QEMU moves it: an eject opens a closed tray; an
+ * insert opens it (if closed), then closes it, each move told to
+ * cfg->tray_moved.
  */
 int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, struct blk **old);
 bool scsi_lun_medium_locked(struct scsi_lun *l);
@@ -428,9 +442,8 @@ int virtio_scsi_change_medium(struct machine *m, const char *id, const struct bl
 struct virtio_scsi_medium_info {
 	char *qdev;			/* the unit's id=, or NULL */
 	/*
-	 * The id of the -drive the unit was created with, while that drive
-	 * is the unit's or free (an eject gives it back, and another device
-	 * may take it then); never the same for two units.  Else NULL.
+	 * The id of the -drive the unit was created with, or NULL.  The unit
+	 * keeps it whatever disc is in, as QEMU keeps its BlockBackend.
 	 */
 	char *drive;
 	bool locked;			/* the guest prevents medium removal */
@@ -441,6 +454,11 @@ struct virtio_scsi_medium_info {
 	char *format;			/* "raw", "qcow2" */
 	bool readonly;
 	uint64_t size;			/* bytes */
+	/*
+	 * Every disc's requests since the unit was created, counted on across
+	 * medium changes as QEMU counts a BlockBackend's (query-blockstats).
+	 */
+	struct blk_stats stats;
 };
 /* Every removable unit of m; *n of them.  Free with virtio_scsi_media_free. */
 struct virtio_scsi_medium_info *virtio_scsi_media(struct machine *m, size_t *n);

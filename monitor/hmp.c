@@ -10,6 +10,7 @@
 #include "block.h"
 #include "machine.h"
 #include "monitor/qmp_int.h"
+#include "scsi.h"
 #include "vcpu.h"
 
 static void mtree_range(const struct bus_range *r, void *opaque)
@@ -33,12 +34,19 @@ static void info_mtree(struct machine *m, GString *out)
 	bus_for_each(&m->pio, mtree_range, out);
 }
 
+/* As query-blockstats: a CD unit's drive counts every disc the unit had. */
 static void info_blockstats(struct machine *m, GString *out)
 {
+	size_t nr;
+	struct virtio_scsi_medium_info *media = virtio_scsi_media(m, &nr);
+
 	for (struct drive *d = m->drives; d; d = d->next) {
+		const struct virtio_scsi_medium_info *mi = qmp_medium_of(media, nr, d);
 		struct blk_stats s = { 0 };
 
-		if (d->blk)
+		if (mi)
+			s = mi->stats;
+		else if (d->blk)
 			blk_get_stats(d->blk, &s);
 		g_string_append_printf(out, "%s: rd_bytes=%llu wr_bytes=%llu rd_operations=%llu "
 				       "wr_operations=%llu flush_operations=%llu "
@@ -53,6 +61,7 @@ static void info_blockstats(struct machine *m, GString *out)
 				       (unsigned long long)s.total_ns[BLK_OP_READ],
 				       (unsigned long long)s.total_ns[BLK_OP_FLUSH]);
 	}
+	virtio_scsi_media_free(media, nr);
 }
 
 /* The vCPU is paused for the read if it runs, so the state is consistent. */

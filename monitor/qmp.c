@@ -630,6 +630,18 @@ static void on_io_error(void *opaque, const struct machine_io_error *e)
 	monitor_emit_event(opaque, "BLOCK_IO_ERROR", d);
 }
 
+/* As QEMU: the unit's drive ("" for none), its id, and where the tray is now. */
+static void on_tray_moved(void *opaque, const struct machine_tray_event *e)
+{
+	JsonObject *o;
+	JsonNode *d = qmp_new_object(&o);
+
+	json_object_set_string_member(o, "device", e->device);
+	json_object_set_string_member(o, "id", e->id);
+	json_object_set_boolean_member(o, "tray-open", e->tray_open);
+	monitor_emit_event(opaque, "DEVICE_TRAY_MOVED", d);
+}
+
 /* ---- listeners ---- */
 
 static int listen_unix(const char *path, char **unlink_path, char *err, size_t errlen)
@@ -700,6 +712,7 @@ static struct monitor *monitor_get(struct machine *m)
 	mon->ml.reset = on_reset;
 	mon->ml.powerdown = on_powerdown;
 	mon->ml.io_error = on_io_error;
+	mon->ml.tray_moved = on_tray_moved;
 	mon->ml.opaque = m;
 	machine_add_listener(m, &mon->ml);
 	m->monitor = mon;

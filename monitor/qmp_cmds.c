@@ -233,34 +233,40 @@ static const char *io_status_name(const struct drive *d)
 	return "ok";
 }
 
-/* A JSON array with one object per drive, made by fn. */
-static JsonNode *per_drive(struct machine *m, JsonObject *(*fn)(struct drive *d))
-{
-	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
-	JsonArray *a = json_array_new();
-
-	for (struct drive *d = m->drives; d; d = d->next)
-		json_array_add_object_element(a, fn(d));
-	json_node_take_array(n, a);
-	return n;
-}
-
+/*
+ * A drive as its image is: the format the open found (probed when -drive
+ * had no format=).  A drive whose image a CD unit ejected and that the
+ * unit then let go has none: no "inserted", as QEMU shows an empty drive.
+ */
 static JsonObject *block_info(struct drive *d)
 {
-	JsonObject *o = json_object_new(), *img = json_object_new();
+	JsonObject *o = json_object_new(), *img;
+	struct blk_info bi;
 
 	json_object_set_string_member(o, "device", d->id);
 	json_object_set_boolean_member(o, "locked", FALSE);
 	json_object_set_boolean_member(o, "removable", FALSE);
 	if (drive_can_stop(d))
 		json_object_set_string_member(o, "io-status", io_status_name(d));
+	if (!d->blk)
+		return o;
+	blk_get_info(d->blk, &bi);
+	img = json_object_new();
 	json_object_set_string_member(img, "file", d->cfg.file);
-	json_object_set_string_member(img, "drv", d->cfg.format ? d->cfg.format : "raw");
-	json_object_set_boolean_member(img, "ro", d->blk ? blk_is_readonly(d->blk) :
-				       d->cfg.readonly);
-	json_object_set_int_member(img, "image-size", d->blk ? blk_size(d->blk) : 0);
+	json_object_set_string_member(img, "drv", bi.format);
+	json_object_set_boolean_member(img, "ro", bi.readonly);
+	json_object_set_int_member(img, "image-size", bi.size);
 	json_object_set_object_member(o, "inserted", img);
 	return o;
+}
+
+const struct virtio_scsi_medium_info *qmp_medium_of(const struct virtio_scsi_medium_info *media,
+						    size_t n, const struct drive *d)
+{
+	for (size_t i = 0; i < n; i++)
+		if (media[i].drive && !strcmp(media[i].drive, d->id))
+			return &media[i];
+	return NULL;
 }
 
 /*
@@ -306,11 +312,8 @@ static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonOb
 	struct virtio_scsi_medium_info *media = virtio_scsi_media(m, &nr);
 
 	for (struct drive *d = m->drives; d; d = d->next) {
-		const struct virtio_scsi_medium_info *mi = NULL;
+		const struct virtio_scsi_medium_info *mi = qmp_medium_of(media, nr, d);
 
-		for (size_t i = 0; i < nr && !mi; i++)
-			if (media[i].drive && !strcmp(media[i].drive, d->id))
-				mi = &media[i];
 		json_array_add_object_element(a, mi ? block_info_removable(d, mi) : block_info(d));
 	}
 	for (size_t i = 0; i < nr; i++)
@@ -333,29 +336,59 @@ static const struct {
 			     "failed_unmap_operations" },
 };
 
-static JsonObject *block_stats(struct drive *d)
+/* One BlockStats entry: device (and qdev, if any) with the counters in st. */
+static JsonObject *block_stats_entry(const char *device, const char *qdev,
+				     const struct blk_stats *st)
 {
 	JsonObject *o = json_object_new(), *s = json_object_new();
-	struct blk_stats st = { 0 };
 
-	if (d->blk)
-		blk_get_stats(d->blk, &st);
-	json_object_set_string_member(o, "device", d->id);
+	json_object_set_string_member(o, "device", device);
+	if (qdev)
+		json_object_set_string_member(o, "qdev", qdev);
 	for (int op = 0; op < BLK_OP_NR; op++) {
 		if (stat_names[op].bytes)
-			json_object_set_int_member(s, stat_names[op].bytes, st.bytes[op]);
-		json_object_set_int_member(s, stat_names[op].ops, st.ops[op]);
-		json_object_set_int_member(s, stat_names[op].ns, st.total_ns[op]);
-		json_object_set_int_member(s, stat_names[op].failed, st.failed[op]);
+			json_object_set_int_member(s, stat_names[op].bytes, st->bytes[op]);
+		json_object_set_int_member(s, stat_names[op].ops, st->ops[op]);
+		json_object_set_int_member(s, stat_names[op].ns, st->total_ns[op]);
+		json_object_set_int_member(s, stat_names[op].failed, st->failed[op]);
 	}
 	json_object_set_object_member(o, "stats", s);
 	return o;
 }
 
+/*
+ * Listed as query-block lists them.  A CD unit's counters are those of
+ * every disc it had, as QEMU's belong to the unit's BlockBackend, which
+ * outlives medium changes; other drives count their image's requests.
+ */
 static JsonNode *cmd_query_blockstats(struct machine *m, struct qmp_client *c, JsonObject *args,
 				      struct qmp_error *err)
 {
-	return per_drive(m, block_stats);
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+	JsonArray *a = json_array_new();
+	size_t nr;
+	struct virtio_scsi_medium_info *media = virtio_scsi_media(m, &nr);
+
+	for (struct drive *d = m->drives; d; d = d->next) {
+		const struct virtio_scsi_medium_info *mi = qmp_medium_of(media, nr, d);
+		struct blk_stats st = { 0 };
+
+		if (mi) {
+			json_array_add_object_element(a, block_stats_entry(d->id, mi->qdev,
+									   &mi->stats));
+			continue;
+		}
+		if (d->blk)
+			blk_get_stats(d->blk, &st);
+		json_array_add_object_element(a, block_stats_entry(d->id, NULL, &st));
+	}
+	for (size_t i = 0; i < nr; i++)
+		if (!media[i].drive && media[i].qdev)
+			json_array_add_object_element(a, block_stats_entry("", media[i].qdev,
+									   &media[i].stats));
+	virtio_scsi_media_free(media, nr);
+	json_node_take_array(n, a);
+	return n;
 }
 
 static JsonNode *cmd_hmp(struct machine *m, struct qmp_client *c, JsonObject *args,
@@ -464,7 +497,8 @@ static const struct qmp_command commands[] = {
 };
 
 static const char *const events[] = {
-	"STOP", "RESUME", "SHUTDOWN", "RESET", "POWERDOWN", "BLOCK_IO_ERROR", "MIGRATION", NULL,
+	"STOP", "RESUME", "SHUTDOWN", "RESET", "POWERDOWN", "BLOCK_IO_ERROR", "MIGRATION",
+	"DEVICE_TRAY_MOVED", NULL,
 };
 
 const struct qmp_command *qmp_commands(size_t *n)

@@ -94,6 +94,16 @@ QMP_CMD_DECL(qmp_cmd_query_migrate_parameters);
 #undef QMP_CMD_DECL
 
 /* Shared by QMP and HMP. */
+/*
+ * The CD unit that drive d is in, in a virtio_scsi_media list, or NULL:
+ * query-block, query-blockstats and HMP info blockstats describe such a
+ * drive as the unit is now.
+ */
+struct drive;
+struct virtio_scsi_medium_info;
+const struct virtio_scsi_medium_info *qmp_medium_of(const struct virtio_scsi_medium_info *media,
+						    size_t n, const struct drive *d);
+
 const char *qmp_runstate_name(enum machine_runstate s);
 /* query-status's (and HMP info status's) name for the VM's state. */
 const char *qmp_status_name(struct machine *m);

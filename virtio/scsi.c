@@ -456,6 +456,8 @@ struct scsi_lun *scsi_lun_new(const struct scsi_lun_config *cfg, char *err, size
 	scsi_copy_id(l->revision, sizeof(l->revision), cfg->revision ? cfg->revision : "1.0");
 	l->wce_default = cfg->write_cache;
 	l->rotation_rate = cfg->rotation_rate;
+	l->tray_moved = cfg->tray_moved;
+	l->tray_opaque = cfg->tray_opaque;
 	pthread_mutex_init(&l->lock, NULL);
 	l->wce = l->wce_default;
 	l->blk = cfg->blk;
@@ -505,8 +507,16 @@ void scsi_lun_get_medium(struct scsi_lun *l, struct scsi_medium_state *st)
 	pthread_mutex_unlock(&l->lock);
 }
 
+void scsi_lun_tray_moved(struct scsi_lun *l, bool open)
+{
+	if (l->tray_moved)
+		l->tray_moved(l->tray_opaque, open);
+}
+
 int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, struct blk **old)
 {
+	bool was_open;
+
 	if (l->type != SCSI_LUN_CDROM)
 		return -ENOTSUP;
 	pthread_mutex_lock(&l->lock);
@@ -518,6 +528,7 @@ int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, stru
 	}
 	if (old)
 		*old = l->blk;
+	was_open = l->tray_open;
 	l->blk = blk;
 	l->nb = blk ? blk_size(blk) / l->bs : 0;
 	l->tray_open = !blk;
@@ -525,6 +536,11 @@ int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, stru
 	l->media_event = blk ? MEC_NEW_MEDIA : MEC_MEDIA_REMOVAL;
 	if (blk)
 		__atomic_or_fetch(&l->ua, SCSI_UA_MEDIUM_CHANGED, __ATOMIC_RELAXED);
+	/* The old disc comes out of an open tray, the new one goes in and it closes. */
+	if (!was_open)
+		scsi_lun_tray_moved(l, true);
+	if (blk)
+		scsi_lun_tray_moved(l, false);
 	pthread_mutex_unlock(&l->lock);
 	return 0;
 }

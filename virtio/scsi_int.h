@@ -53,6 +53,8 @@ struct scsi_lun {
 	char vendor[9], product[17], revision[5];
 	bool wce_default;
 	uint16_t rotation_rate;
+	void (*tray_moved)(void *opaque, bool open);
+	void *tray_opaque;
 	const struct scsi_pt_ops *pt;	/* passthrough: every CDB goes here */
 	void *pt_opaque;
 
@@ -124,6 +126,8 @@ void scsi_req_finish(struct scsi_req *r);
 void scsi_req_reply(struct scsi_req *r, const void *buf, size_t len, size_t alloc);
 /* Fail with the sense matching a block layer error. */
 void scsi_req_io_error(struct scsi_req *r, int err);
+/* Tell cfg->tray_moved, if any; under l->lock. */
+void scsi_lun_tray_moved(struct scsi_lun *l, bool open);
 /* The LUN has a readable medium; otherwise fail with NOT READY. */
 bool scsi_lun_check_ready(struct scsi_req *r);
 size_t scsi_iov_size(const struct iovec *iov, unsigned cnt);

@@ -176,7 +176,12 @@ void scsi_mmc_get_event_status(struct scsi_req *r)
 		d[2] = 4;	/* media class */
 		pthread_mutex_lock(&l->lock);
 		d[4] = l->media_event;
-		d[5] = (l->blk ? 0x02 : 0) | (l->tray_open ? 0x01 : 0);
+		/*
+		 * A disc in an open tray is not present, as QEMU reports it:
+		 * Linux's sr takes "present" for a closed drive it can read,
+		 * and closes an open tray (autoclose) only when not present.
+		 */
+		d[5] = l->tray_open ? 0x01 : l->blk ? 0x02 : 0;
 		/* Reported once; the next poll sees no change. */
 		l->media_event = MEC_NO_CHANGE;
 		pthread_mutex_unlock(&l->lock);

@@ -584,14 +584,11 @@ void scsi_sbc_start_stop(struct scsi_req *r)
 		scsi_req_fail(r, SCSI_SK_ILLEGAL_REQUEST, ASC_MEDIUM_REMOVAL_PREVENTED);
 		return;
 	}
-	if (!start && !l->tray_open) {
-		l->tray_open = true;
+	if (l->tray_open == start) {
+		l->tray_open = !start;
 		if (l->blk)
-			l->media_event = MEC_MEDIA_REMOVAL;
-	} else if (start && l->tray_open) {
-		l->tray_open = false;
-		if (l->blk)
-			l->media_event = MEC_NEW_MEDIA;
+			l->media_event = start ? MEC_NEW_MEDIA : MEC_MEDIA_REMOVAL;
+		scsi_lun_tray_moved(l, !start);
 	}
 	pthread_mutex_unlock(&l->lock);
 	scsi_req_good(r);

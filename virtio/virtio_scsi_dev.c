@@ -309,6 +309,24 @@ static bool vscsi_hotplug_on(struct virtio_scsi *s)
 	return s->running && virtio_has_feature(&s->vd, VIRTIO_SCSI_F_HOTPLUG);
 }
 
+/*
+ * The LUN's tray moved (from an I/O thread, or the main thread's medium
+ * change; under the LUN's lock, so only queued here).  u outlives the
+ * call: unplug stops the threads before it frees u, and u->drive, u->id
+ * and the drive's id do not change meanwhile.
+ */
+static void vscsi_tray_moved(void *opaque, bool open)
+{
+	struct vscsi_dev *u = opaque;
+	struct machine_tray_event e = {
+		.device = u->drive ? u->drive->id : "",
+		.id = u->id ? u->id : "",
+		.tray_open = open,
+	};
+
+	machine_report_tray_moved(u->s->m, &e);
+}
+
 static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_type type,
 			     const char *tname, bool passthrough, char *err, size_t errlen)
 {
@@ -339,8 +357,9 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 			snprintf(err, errlen, "%s: drive '%s' is already in use", tname, p.drive);
 			return -EBUSY;
 		}
-		if (!drv->blk) {
-			snprintf(err, errlen, "%s: drive '%s' is not open", tname, p.drive);
+		/* Ejected from a unit since unplugged: an empty tray, or nothing. */
+		if (!drv->blk && type != SCSI_LUN_CDROM) {
+			snprintf(err, errlen, "%s: drive '%s' has no medium", tname, p.drive);
 			return -ENODEV;
 		}
 	} else if (type != SCSI_LUN_CDROM) {
@@ -373,7 +392,7 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 	cfg.blk = drv ? drv->blk : NULL;
 	cfg.block_size = p.lbs;
 	cfg.physical_block_size = p.pbs;
-	cfg.readonly = drv && (drv->cfg.readonly || blk_is_readonly(drv->blk));
+	cfg.readonly = drv && (drv->cfg.readonly || (drv->blk && blk_is_readonly(drv->blk)));
 	cfg.discard = drv && drv->cfg.discard_unmap;
 	/* The drive's cache mode sets WCE unless write-cache= says otherwise. */
 	cfg.write_cache = p.write_cache_set ? p.write_cache :
@@ -387,6 +406,8 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 	cfg.product = p.product;
 	cfg.revision = p.ver;
 	u = g_new0(struct vscsi_dev, 1);
+	cfg.tray_moved = vscsi_tray_moved;
+	cfg.tray_opaque = u;
 	if (passthrough) {
 		/* scsi-block: the drive names a host SCSI node that answers SG_IO. */
 		const struct scsi_pt_ops *ops;
@@ -412,8 +433,8 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 	u->type = tname;
 	u->target = p.target;
 	u->lun = p.lun;
+	u->s = s;
 	u->drive = drv;
-	u->backend = drv;
 	ret = scsi_bus_attach(&s->bus, u->target, u->lun, u->sl);
 	if (ret < 0) {
 		scsi_lun_free(u->sl);
@@ -536,6 +557,16 @@ int virtio_scsi_device_del(struct machine *m, const char *id, char *err, size_t 
 	return vscsi_quiesced(s, vscsi_do_del, u);
 }
 
+static void vscsi_stats_add(struct blk_stats *sum, const struct blk_stats *s)
+{
+	for (int op = 0; op < BLK_OP_NR; op++) {
+		sum->ops[op] += s->ops[op];
+		sum->bytes[op] += s->bytes[op];
+		sum->total_ns[op] += s->total_ns[op];
+		sum->failed[op] += s->failed[op];
+	}
+}
+
 struct vscsi_medium {
 	struct vscsi_dev *u;
 	struct blk *blk;
@@ -552,13 +583,24 @@ static int vscsi_do_medium(struct virtio_scsi *s, void *arg)
 	ret = scsi_lun_change_medium(u->sl, c->blk, c->force, &old);
 	if (ret < 0)
 		return ret;
-	/* The old disc: a drive's stays with the drive; ours is closed. */
-	if (old && old == u->own_blk) {
-		blk_close(u->own_blk);
-		u->own_blk = NULL;
-	} else if (old && u->drive && old == u->drive->blk) {
-		u->drive->claimed = false;
-		u->drive = NULL;
+	/*
+	 * The old disc is closed, its image lock with it, as QEMU closes a
+	 * removed medium: another process may open the ISO now.  No thread
+	 * serves (vscsi_quiesced), their queues on it are gone, and whoever
+	 * reads a drive's blk (query-block, migration) runs on this thread.
+	 * The unit keeps its drive, empty now.
+	 */
+	if (old) {
+		struct blk_stats st;
+
+		blk_get_stats(old, &st);
+		vscsi_stats_add(&u->stats_past, &st);
+		if (blk_close(old) < 0)
+			log_error("virtio-scsi: %s: the removed disc did not flush", u->id ? u->id : "");
+		if (old == u->own_blk)
+			u->own_blk = NULL;
+		else if (u->drive && old == u->drive->blk)
+			u->drive->blk = NULL;
 	}
 	if (c->blk)
 		u->own_blk = c->blk;
@@ -625,28 +667,17 @@ int virtio_scsi_change_medium(struct machine *m, const char *id, const struct bl
 
 /* ---- what query-block shows ---- */
 
-static bool vscsi_name_taken(GArray *a, const char *name)
+/* Under the controller's vp.lock (no medium change, no unplug) and lock. */
+static void vscsi_medium_info(struct vscsi_dev *u, struct virtio_scsi_medium_info *mi)
 {
-	for (guint i = 0; i < a->len; i++) {
-		const char *d = g_array_index(a, struct virtio_scsi_medium_info, i).drive;
-
-		if (d && !strcmp(d, name))
-			return true;
-	}
-	return false;
-}
-
-/* Under the controller's vp.lock and lock. */
-static void vscsi_medium_info(struct vscsi_dev *u, GArray *a, struct virtio_scsi_medium_info *mi)
-{
-	struct drive *b = u->backend;
 	struct scsi_medium_state st;
+	struct blk_stats now;
 	struct blk_info bi;
 
 	mi->qdev = g_strdup(u->id);
-	/* Only units hold drives, so free ones are named by one unit at most. */
-	if (b && (u->drive == b || (!b->claimed && !vscsi_name_taken(a, b->id))))
-		mi->drive = g_strdup(b->id);
+	if (u->drive)
+		mi->drive = g_strdup(u->drive->id);
+	mi->stats = u->stats_past;
 	scsi_lun_get_medium(u->sl, &st);
 	mi->locked = st.locked;
 	mi->tray_open = st.tray_open;
@@ -658,6 +689,8 @@ static void vscsi_medium_info(struct vscsi_dev *u, GArray *a, struct virtio_scsi
 	mi->format = g_strdup(bi.format);
 	mi->readonly = bi.readonly;
 	mi->size = bi.size;
+	blk_get_stats(st.blk, &now);
+	vscsi_stats_add(&mi->stats, &now);
 }
 
 struct virtio_scsi_medium_info *virtio_scsi_media(struct machine *m, size_t *n)
@@ -682,7 +715,7 @@ struct virtio_scsi_medium_info *virtio_scsi_media(struct machine *m, size_t *n)
 
 			if (scsi_lun_type(u->sl) != SCSI_LUN_CDROM)
 				continue;
-			vscsi_medium_info(u, a, &mi);
+			vscsi_medium_info(u, &mi);
 			g_array_append_val(a, mi);
 		}
 		pthread_mutex_unlock(&s->lock);

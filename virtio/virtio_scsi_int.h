@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "block.h"
 #include "machine.h"
 #include "scsi.h"
 #include "virtio-pci.h"
@@ -26,14 +27,20 @@ struct vscsi_dev {
 	const char *type;		/* "scsi-hd"... */
 	unsigned target, lun;
 	struct scsi_lun *sl;		/* owned by the bus while attached */
-	struct drive *drive;		/* the claimed -drive, or NULL */
+	struct virtio_scsi *s;		/* the controller */
 	/*
-	 * The -drive the unit was created with, kept after an eject gave it
-	 * back: query-block names a CD unit by it, as QEMU names the unit's
-	 * BlockBackend by it whatever disc is in.
+	 * The claimed -drive, or NULL.  A CD unit keeps it, and is named by
+	 * it, whatever disc is in, as QEMU keeps the unit's BlockBackend;
+	 * once its image is out of the unit the drive has none (blk NULL).
 	 */
-	struct drive *backend;
+	struct drive *drive;
 	struct blk *own_blk;		/* a disc inserted by change_medium */
+	/*
+	 * What the discs that left the unit did (query-blockstats counts on
+	 * across medium changes, as QEMU's BlockBackend does); main thread,
+	 * under vp.lock.
+	 */
+	struct blk_stats stats_past;
 	uint32_t an_subscribed;		/* AN classes, under the controller lock */
 	struct vscsi_dev *next;
 };

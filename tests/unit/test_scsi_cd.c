@@ -269,7 +269,7 @@ static void test_media_change(void)
 	g_assert_cmpuint(CMD(&t, NULL, 0, NULL, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 2);
 	g_assert_cmphex(ts_sense(&t), ==, SENSE(2, 0x3a, 0x02));
 	g_assert_cmpuint(gesn(&t, &st), ==, 3);
-	g_assert_cmphex(st, ==, 0x03);			/* disc in the open tray */
+	g_assert_cmphex(st, ==, 0x01);			/* open tray: no disc in the drive */
 	g_assert_cmpuint(CMD(&t, NULL, 0, NULL, 0, SCSI_START_STOP_UNIT, 0, 0, 0, 0x03, 0), ==, 0);
 	g_assert_cmpuint(gesn(&t, NULL), ==, 2);
 	g_assert_cmpuint(CMD(&t, NULL, 0, NULL, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0), ==, 0);
