@@ -168,7 +168,11 @@ static void vscsi_cmd_done(struct scsi_req *sr)
 	struct vscsi_req *r = container_of(sr, struct vscsi_req, sreq);
 
 	r->q->inflight--;
-	if (sr->stopped)
+	/*
+	 * An abort that came while the I/O ran waits for it: answered now,
+	 * as parking it would keep the abort (and a reset after it) waiting.
+	 */
+	if (sr->stopped && !vscsi_req_aborted(r))
 		vscsi_park(r);
 	else
 		vscsi_req_end(r, VIRTIO_SCSI_S_OK);

@@ -123,7 +123,7 @@ void vscsi_park(struct vscsi_req *r)
 		g_queue_push_head(&q->parked, r);
 }
 
-static bool vscsi_req_aborted(struct vscsi_req *r)
+bool vscsi_req_aborted(struct vscsi_req *r)
 {
 	bool aborted;
 

@@ -137,6 +137,8 @@ void vscsi_wake_all(struct virtio_scsi *s);
 enum scsi_io_action vscsi_io_error(struct scsi_req *sr, bool write, int err);
 /* r stopped on an error: park it in order on its queue. */
 void vscsi_park(struct vscsi_req *r);
+/* A task management function aborted r (read under its queue's lock). */
+bool vscsi_req_aborted(struct vscsi_req *r);
 /* r no longer holds the queues back. */
 void vscsi_unhold(struct vscsi_req *r);
 /* On the thread, after a wake: end aborted parked requests, retry after a resume. */
