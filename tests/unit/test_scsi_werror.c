@@ -5,7 +5,8 @@
  * (or a write-only one, for reads); swapping it back repairs the disk.
  * report answers CHECK CONDITION, ignore answers GOOD; stop parks the
  * command, pauses the VM (BLOCK_IO_ERROR), sets io-status, lets nothing
- * later overtake it and retries it first on resume.  A device reset or an
+ * later overtake it and retries it first on resume, WRITE SAME (pattern
+ * and zeroes) included.  A device reset or an
  * abort while parked ends it without touching the disk; a migration
  * carries it (ring heads in the device state) and the destination retries
  * it; a hostile head is refused and an older stream still loads.
@@ -182,15 +183,19 @@ static const uint8_t *rw10(uint8_t *cdb, bool write, uint32_t lba)
 	return cdb;
 }
 
-/* Publish a command (tag = head) with 4 KiB of data at DATA(head) and kick. */
-static uint16_t sw_submit(struct sw *t, const uint8_t *cdb, unsigned len, bool write)
+/*
+ * Publish a command (tag = head) with data_len bytes of data at DATA(head)
+ * (data-out if write) and kick.
+ */
+static uint16_t sw_submit_data(struct sw *t, const uint8_t *cdb, unsigned len, bool write,
+			       uint32_t data_len)
 {
 	struct vh_ring *r = &t->d.ring[RQ];
 	uint16_t head = r->next_desc;
 	struct virtio_scsi_cmd_req *h = gp(t, REQ(head), sizeof(*h) + 32);
 	struct vh_buf b[3];
 	unsigned n = 0;
-	bool data = cdb[0] == SCSI_READ_10 || cdb[0] == SCSI_WRITE_10;
+	bool data = data_len;
 
 	memset(h, 0, sizeof(*h) + 32);
 	h->lun[0] = 1;
@@ -199,13 +204,21 @@ static uint16_t sw_submit(struct sw *t, const uint8_t *cdb, unsigned len, bool w
 	memset(gp(t, RESP(head), 0x80), 0xee, 0x80);
 	b[n++] = (struct vh_buf){ REQ(head), sizeof(*h) + 32, false };
 	if (data && write)
-		b[n++] = (struct vh_buf){ DATA(head), 4096, false };
+		b[n++] = (struct vh_buf){ DATA(head), data_len, false };
 	b[n++] = (struct vh_buf){ RESP(head), sizeof(struct virtio_scsi_cmd_resp) + 96, true };
 	if (data && !write)
-		b[n++] = (struct vh_buf){ DATA(head), 4096, true };
+		b[n++] = (struct vh_buf){ DATA(head), data_len, true };
 	g_assert_cmpuint(vh_ring_add(r, b, n, 0), ==, head);
 	vh_kick(&t->d, RQ);
 	return head;
+}
+
+/* READ (10) and WRITE (10) move 4 KiB; other commands here move none. */
+static uint16_t sw_submit(struct sw *t, const uint8_t *cdb, unsigned len, bool write)
+{
+	bool rw = cdb[0] == SCSI_READ_10 || cdb[0] == SCSI_WRITE_10;
+
+	return sw_submit_data(t, cdb, len, write, rw ? 4096 : 0);
 }
 
 static struct virtio_scsi_cmd_resp *sw_resp(struct sw *t, uint16_t head)
@@ -448,6 +461,56 @@ static void test_abort_parked(void)
 	sw_finish(&t);
 }
 
+/*
+ * WRITE SAME under werror=stop: a pattern (chunked writes) and zeroes with
+ * UNMAP (write-zeroes) whose host I/O fails park and pause the VM like a
+ * WRITE, and are run again whole on resume.  (UNMAP itself cannot fail
+ * this way: a discard the host refuses is advisory and succeeds.)
+ */
+static void test_stop_write_same(void)
+{
+	uint8_t want[4096], zero[4096] = { 0 }, got[4096];
+	const uint8_t ws[10] = { SCSI_WRITE_SAME_10, 0, 0, 0, 0, LBA, 0, 0, 8, 0 };
+	const uint8_t wsz[16] = { SCSI_WRITE_SAME_16, 0x08, 0, 0, 0, 0, 0, 0, 0, LBA,
+				  0, 0, 0, 8, 0, 0 };
+	uint16_t head;
+	struct sw t;
+
+	sw_init(&t, "werror=stop,discard=unmap");
+	memset(want, 0x5a, sizeof(want));
+	head = t.d.ring[RQ].next_desc;
+	memset(gp(&t, DATA(head), 512), 0x5a, 512);
+	sw_break(&t, true);
+	g_assert_cmpuint(sw_submit_data(&t, ws, sizeof(ws), true, 512), ==, head);
+	wait_errors(&t, 1);
+	g_assert_cmpint(t.last.action, ==, MACHINE_IO_STOP);
+	g_assert_true(t.last.write);
+	g_assert_cmpint(t.h.m.runstate, ==, RUNSTATE_PAUSED);
+	sw_repair(&t);
+	machine_resume(&t.h.m);
+	g_assert_cmpuint(sw_expect(&t, head, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
+	read_disk(&t, LBA * 512, got, sizeof(got));
+	g_assert_true(memcmp(got, want, sizeof(got)) == 0);
+
+	/* Zeroes over the same 8 blocks, unmapping allowed. */
+	head = t.d.ring[RQ].next_desc;
+	memset(gp(&t, DATA(head), 512), 0, 512);
+	sw_break(&t, true);
+	g_assert_cmpuint(sw_submit_data(&t, wsz, sizeof(wsz), true, 512), ==, head);
+	wait_errors(&t, 2);
+	g_assert_cmpint(t.last.action, ==, MACHINE_IO_STOP);
+	g_assert_cmpint(io_status(&t), ==, BLK_IOSTATUS_FAILED);
+	read_disk(&t, LBA * 512, got, sizeof(got));
+	g_assert_true(memcmp(got, want, sizeof(got)) == 0);
+	sw_repair(&t);
+	machine_resume(&t.h.m);
+	g_assert_cmpuint(sw_expect(&t, head, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
+	read_disk(&t, LBA * 512, got, sizeof(got));
+	g_assert_true(memcmp(got, zero, sizeof(got)) == 0);
+	g_assert_cmpuint(t.nr_errors, ==, 2);
+	sw_finish(&t);
+}
+
 static void bad_parked(struct vmstate_out *o)	/* the parked head: 0xffff */
 {
 	uint8_t *f = memmem(o->buf, o->len, "\x06parked", 7);
@@ -560,6 +623,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/scsi-werror/report-ignore", test_report_and_ignore);
 	g_test_add_func("/scsi-werror/stop-retry-order", test_stop_retry_order);
 	g_test_add_func("/scsi-werror/stop-twice", test_stop_twice);
+	g_test_add_func("/scsi-werror/stop-write-same", test_stop_write_same);
 	g_test_add_func("/scsi-werror/reset-while-parked", test_reset_while_parked);
 	g_test_add_func("/scsi-werror/abort-parked", test_abort_parked);
 	g_test_add_func("/scsi-werror/stop-migrates", test_stop_migrates);
