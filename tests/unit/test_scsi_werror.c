@@ -6,8 +6,8 @@
  * report answers CHECK CONDITION, ignore answers GOOD; stop parks the
  * command, pauses the VM (BLOCK_IO_ERROR), sets io-status, lets nothing
  * later overtake it and retries it first on resume, WRITE SAME (pattern
- * and zeroes) included.  A device reset or an
- * abort while parked ends it without touching the disk; a migration
+ * and zeroes) included.  A device reset, an abort or an unplug while
+ * parked ends it without touching the disk; a migration
  * carries it (ring heads in the device state) and the destination retries
  * it; a hostile head is refused and an older stream still loads.
  */
@@ -123,7 +123,7 @@ static void sw_init(struct sw *t, const char *drive_opts)
 	g_free(opt);
 	g_assert_cmpint(machine_add_device(&t->h.m, "virtio-scsi-pci,id=scsi0,num_queues=1",
 					   err, sizeof(err)), ==, 0);
-	g_assert_cmpint(machine_add_device(&t->h.m, "scsi-hd,drive=d0,scsi-id=0,lun=0",
+	g_assert_cmpint(machine_add_device(&t->h.m, "scsi-hd,drive=d0,id=hd0,scsi-id=0,lun=0",
 					   err, sizeof(err)), ==, 0);
 	/* A disk, not removable (and the reference links the -device types in). */
 	media = virtio_scsi_media(&t->h.m, &n);
@@ -425,6 +425,33 @@ static void test_reset_while_parked(void)
 	sw_finish(&t);
 }
 
+/*
+ * The unit is unplugged while its command is parked: the unplug does not
+ * wait for cont, the drive has nothing waiting any more, and the retry on
+ * resume finds no target (BAD_TARGET) and writes nothing.
+ */
+static void test_unplug_while_parked(void)
+{
+	uint8_t want[4096], zero[4096] = { 0 }, got[4096];
+	char err[256];
+	uint16_t wr;
+	struct sw t;
+
+	sw_init(&t, "werror=stop");
+	fill(want, sizeof(want), 10);
+	wr = sw_park_write(&t, want);
+	sw_repair(&t);
+	g_assert_cmpint(virtio_scsi_device_del(&t.h.m, "hd0", err, sizeof(err)), ==, 0);
+	g_assert_cmpint(io_status(&t), ==, BLK_IOSTATUS_OK);
+	g_assert_cmpuint(sw_resp(&t, wr)->response, ==, 0xee);
+	machine_resume(&t.h.m);
+	sw_expect(&t, wr, VIRTIO_SCSI_S_BAD_TARGET);
+	read_disk(&t, LBA * 512, got, sizeof(got));
+	g_assert_true(memcmp(got, zero, sizeof(got)) == 0);
+	g_assert_cmpuint(t.nr_errors, ==, 1);
+	sw_finish(&t);
+}
+
 /* ABORT TASK of a parked command: ABORTED, the TMF completes, nothing is written. */
 static void test_abort_parked(void)
 {
@@ -626,6 +653,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/scsi-werror/stop-write-same", test_stop_write_same);
 	g_test_add_func("/scsi-werror/reset-while-parked", test_reset_while_parked);
 	g_test_add_func("/scsi-werror/abort-parked", test_abort_parked);
+	g_test_add_func("/scsi-werror/unplug-while-parked", test_unplug_while_parked);
 	g_test_add_func("/scsi-werror/stop-migrates", test_stop_migrates);
 	return g_test_run();
 }
