@@ -545,11 +545,15 @@ static void vscsi_serve(struct vscsi_queue *q)
 				vscsi_handle_ctrl(q, r);
 			continue;
 		}
-		/* Nothing overtakes a parked request: vscsi_unhold wakes us. */
+		/*
+		 * Nothing overtakes a parked request, not even one parked by a
+		 * submission that failed at once: vscsi_unhold wakes us.
+		 */
+		while (!__atomic_load_n(&q->s->held, __ATOMIC_ACQUIRE) && q->inflight < vq->size &&
+		       virtq_pop(vq, sizeof(struct vscsi_req), &r) == 1)
+			vscsi_handle_cmd(q, r);
 		if (__atomic_load_n(&q->s->held, __ATOMIC_ACQUIRE))
 			return;
-		while (q->inflight < vq->size && virtq_pop(vq, sizeof(struct vscsi_req), &r) == 1)
-			vscsi_handle_cmd(q, r);
 		if (q->inflight >= vq->size)
 			return;	/* resumed from the next completion */
 	} while (virtq_enable_notify(vq));
