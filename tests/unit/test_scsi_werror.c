@@ -547,6 +547,15 @@ static void bad_parked(struct vmstate_out *o)	/* the parked head: 0xffff */
 	f[11] = f[12] = 0xff;
 }
 
+static void bad_io_status(struct vmstate_out *o)	/* the unit's io-status: 7 */
+{
+	uint8_t *f = memmem(o->buf, o->len, "\x09io-status", 10);
+
+	g_assert_nonnull(f);
+	g_assert_cmpuint(f[10], ==, 1);		/* one byte */
+	f[14] = 7;
+}
+
 /* A version 3 stream: no io-status, no parked requests (fields of 1, 6 chars). */
 static void as_v3(struct vmstate_out *o)
 {
@@ -623,6 +632,13 @@ static void test_stop_migrates(void)
 	g_assert_cmpint(vh_migrate_dev(&a.d, &c.h, &c.d, true, bad_parked, err, sizeof(err)),
 			==, -EINVAL);
 	g_assert_nonnull(strstr(err, "parked head 65535"));
+	sw_finish(&c);
+	/* So is one with an io-status that does not exist. */
+	sw_init(&c, "werror=stop");
+	c.h.m.runstate = RUNSTATE_PAUSED;
+	g_assert_cmpint(vh_migrate_dev(&a.d, &c.h, &c.d, true, bad_io_status, err, sizeof(err)),
+			==, -EINVAL);
+	g_assert_nonnull(strstr(err, "io-status 7"));
 	sw_finish(&c);
 
 	/* A version 3 stream (a source from before) loads, with nothing parked. */
