@@ -139,6 +139,17 @@ struct scsi_req;
 
 typedef void scsi_req_done(struct scsi_req *r);
 
+/*
+ * What the target does when the block layer fails an I/O of a command
+ * (the drive's werror=/rerror= policy, chosen by the transport): answer
+ * CHECK CONDITION, go on as if the I/O had succeeded, or stop: the
+ * command ends without a result (r->stopped) and the transport submits it
+ * again, from the start, to retry it.
+ */
+enum scsi_io_action { SCSI_IO_REPORT, SCSI_IO_IGNORE, SCSI_IO_STOP };
+/* err is a positive errno; write counts flushes, unmaps and WRITE SAME. */
+typedef enum scsi_io_action scsi_req_io_policy(struct scsi_req *r, bool write, int err);
+
 struct scsi_req {
 	/* Set by the transport. */
 	const uint8_t *cdb;
@@ -150,8 +161,10 @@ struct scsi_req {
 	struct blk_queue *bq;		/* this thread's queue on scsi_lun_blk() */
 	scsi_req_done *done;
 	void *opaque;
+	scsi_req_io_policy *io_error;	/* NULL: every failed I/O is reported */
 
 	/* Results, valid when done runs. */
+	bool stopped;			/* SCSI_IO_STOP: no result, submit r again */
 	uint8_t status;
 	uint8_t sense_len;
 	uint8_t sense[SCSI_SENSE_LEN];

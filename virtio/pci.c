@@ -820,7 +820,7 @@ int virtio_pci_init(struct virtio_pci *vp, struct machine *m, struct virtio_dev 
 	if (ret < 0)
 		goto fail;
 	vp->vms = (struct vmstate_section){ .name = "virtio-pci", .instance = d->devfn,
-					    .version = 3, .min_version = 1, .save = vp_save,
+					    .version = 4, .min_version = 1, .save = vp_save,
 					    .load = vp_load, .quiesce = vp_quiesce,
 					    .resume = vp_unquiesce, .opaque = vp };
 	ret = vmstate_register(m, &vp->vms);

@@ -8,7 +8,7 @@
  * knows the opcode, a pending unit attention is reported (except to the
  * commands SPC-4 and MMC-6 exempt), and commands that read the medium find
  * one.  Handlers then validate their own fields and end the request with
- * exactly one of scsi_req_good/fail/reply/io_error.
+ * exactly one of scsi_req_good/fail/reply, or scsi_req_io_failed.
  */
 #include <errno.h>
 #include <glib.h>
@@ -140,7 +140,8 @@ void scsi_req_reply(struct scsi_req *r, const void *buf, size_t len, size_t allo
 	scsi_req_good(r);
 }
 
-void scsi_req_io_error(struct scsi_req *r, int err)
+/* CHECK CONDITION with the sense matching a block layer error. */
+static void scsi_req_io_sense(struct scsi_req *r, int err)
 {
 	switch (err) {
 	case -ENOSPC:
@@ -159,6 +160,27 @@ void scsi_req_io_error(struct scsi_req *r, int err)
 	default:
 		scsi_req_fail(r, SCSI_SK_HARDWARE_ERROR, ASC_INTERNAL_TARGET_FAILURE);
 		break;
+	}
+}
+
+bool scsi_req_io_failed(struct scsi_req *r, int err)
+{
+	enum scsi_io_action a = r->io_error ? r->io_error(r, r->write, -err) : SCSI_IO_REPORT;
+
+	switch (a) {
+	case SCSI_IO_IGNORE:
+		return false;
+	case SCSI_IO_STOP:
+		/* Nothing of this attempt stays: the retry starts over. */
+		r->stopped = true;
+		r->status = SCSI_STATUS_GOOD;
+		r->sense_len = 0;
+		r->in_xfer = 0;
+		scsi_req_finish(r);
+		return true;
+	default:
+		scsi_req_io_sense(r, err);
+		return true;
 	}
 }
 
@@ -343,6 +365,7 @@ static void scsi_req_start(struct scsi_req *r, struct scsi_lun *l)
 	r->iov_cnt = 0;
 	r->buf = NULL;
 	r->err = 0;
+	r->stopped = false;
 	r->write = false;
 	r->fua = false;
 }

@@ -124,8 +124,12 @@ void scsi_req_finish(struct scsi_req *r);
  * length; fails the command if the buffers cannot hold the result.
  */
 void scsi_req_reply(struct scsi_req *r, const void *buf, size_t len, size_t alloc);
-/* Fail with the sense matching a block layer error. */
-void scsi_req_io_error(struct scsi_req *r, int err);
+/*
+ * A block operation of r failed with err (-errno): apply the transport's
+ * policy.  true: r was ended (CHECK CONDITION, or stopped for a retry);
+ * false: ignore the error and go on as if the operation had succeeded.
+ */
+bool scsi_req_io_failed(struct scsi_req *r, int err);
 /* Tell cfg->tray_moved, if any; under l->lock. */
 void scsi_lun_tray_moved(struct scsi_lun *l, bool open);
 /* The LUN has a readable medium; otherwise fail with NOT READY. */

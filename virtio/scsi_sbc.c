@@ -134,10 +134,8 @@ static void sbc_flush_done(void *opaque, int64_t ret)
 {
 	struct scsi_req *r = opaque;
 
-	if (ret < 0) {
-		scsi_req_io_error(r, ret);
+	if (ret < 0 && scsi_req_io_failed(r, ret))
 		return;
-	}
 	scsi_req_good(r);
 }
 
@@ -149,7 +147,7 @@ static void sbc_write_finish(struct scsi_req *r)
 	if (r->fua || !sbc_wce(r->lun)) {
 		ret = blk_flush(r->bq, sbc_flush_done, r);
 		if (ret < 0)
-			scsi_req_io_error(r, ret);
+			sbc_flush_done(r, ret);
 		return;
 	}
 	scsi_req_good(r);
@@ -159,10 +157,9 @@ static void sbc_rw_done(void *opaque, int64_t ret)
 {
 	struct scsi_req *r = opaque;
 
-	if (ret < 0) {
-		scsi_req_io_error(r, ret);
+	/* An ignored error (rerror/werror=ignore) counts as a full transfer. */
+	if (ret < 0 && scsi_req_io_failed(r, ret))
 		return;
-	}
 	if (!r->write) {
 		r->in_xfer = r->nb * r->lun->bs;
 		scsi_req_good(r);
@@ -257,35 +254,35 @@ void scsi_sbc_rw(struct scsi_req *r)
 	else
 		ret = blk_preadv(r->bq, lba * l->bs, iov, cnt, sbc_rw_done, r);
 	if (ret < 0)
-		scsi_req_io_error(r, ret);
+		sbc_rw_done(r, ret);
 }
 
 /* ---- WRITE SAME ---- */
 
+/* A loop, not a recursion: every submission may fail at once and be ignored. */
 static void sbc_ws_next(void *opaque, int64_t ret)
 {
 	struct scsi_req *r = opaque;
 	uint64_t end = (r->lba + r->nb) * r->lun->bs;
 	struct iovec iov;
-	int err;
 
-	if (ret < 0) {
-		scsi_req_io_error(r, ret);
-		return;
+	for (;;) {
+		if (ret < 0 && scsi_req_io_failed(r, ret))
+			return;
+		if (r->pos >= end) {
+			sbc_write_finish(r);
+			return;
+		}
+		iov.iov_base = r->buf;
+		iov.iov_len = MIN((uint64_t)WS_CHUNK, end - r->pos);
+		r->pos += iov.iov_len;
+		/* blk_pwritev copies nothing: the vector must outlive the call. */
+		r->iov = r->iov ? r->iov : g_new(struct iovec, 1);
+		r->iov[0] = iov;
+		ret = blk_pwritev(r->bq, r->pos - iov.iov_len, r->iov, 1, sbc_ws_next, r);
+		if (ret >= 0)
+			return;
 	}
-	if (r->pos >= end) {
-		sbc_write_finish(r);
-		return;
-	}
-	iov.iov_base = r->buf;
-	iov.iov_len = MIN((uint64_t)WS_CHUNK, end - r->pos);
-	r->pos += iov.iov_len;
-	/* blk_pwritev copies nothing: the vector must outlive the call. */
-	r->iov = r->iov ? r->iov : g_new(struct iovec, 1);
-	r->iov[0] = iov;
-	err = blk_pwritev(r->bq, r->pos - iov.iov_len, r->iov, 1, sbc_ws_next, r);
-	if (err < 0)
-		scsi_req_io_error(r, err);
 }
 
 static bool sbc_is_zero(const uint8_t *p, size_t len)
@@ -338,7 +335,7 @@ void scsi_sbc_write_same(struct scsi_req *r)
 		r->pos = (lba + n) * l->bs;	/* nothing left to write after it */
 		ret = blk_write_zeroes(r->bq, lba * l->bs, n * l->bs, unmap, sbc_ws_next, r);
 		if (ret < 0)
-			scsi_req_io_error(r, ret);
+			sbc_ws_next(r, ret);
 		return;
 	}
 	/* A pattern: repeat the block through a buffer of up to WS_CHUNK. */
@@ -361,24 +358,23 @@ static void sbc_unmap_next(void *opaque, int64_t ret)
 	struct scsi_req *r = opaque;
 	struct scsi_lun *l = r->lun;
 	const uint8_t *d;
-	int err;
 
-	if (ret < 0) {
-		scsi_req_io_error(r, ret);
-		return;
+	for (;;) {
+		if (ret < 0 && scsi_req_io_failed(r, ret))
+			return;
+		/* Skip empty descriptors; r->nb counts the list. */
+		while (r->step < r->nb && !get_be32(r->buf + 8 + 16 * r->step + 8))
+			r->step++;
+		if (r->step >= r->nb) {
+			scsi_req_good(r);
+			return;
+		}
+		d = r->buf + 8 + 16 * r->step++;
+		ret = blk_discard(r->bq, get_be64(d) * l->bs, (uint64_t)get_be32(d + 8) * l->bs,
+				  sbc_unmap_next, r);
+		if (ret >= 0)
+			return;
 	}
-	/* Skip empty descriptors; r->nb counts the list. */
-	while (r->step < r->nb && !get_be32(r->buf + 8 + 16 * r->step + 8))
-		r->step++;
-	if (r->step >= r->nb) {
-		scsi_req_good(r);
-		return;
-	}
-	d = r->buf + 8 + 16 * r->step++;
-	err = blk_discard(r->bq, get_be64(d) * l->bs, (uint64_t)get_be32(d + 8) * l->bs,
-			  sbc_unmap_next, r);
-	if (err < 0)
-		scsi_req_io_error(r, err);
 }
 
 void scsi_sbc_unmap(struct scsi_req *r)
@@ -460,7 +456,7 @@ void scsi_sbc_sync_cache(struct scsi_req *r)
 	r->write = true;
 	ret = blk_flush(r->bq, sbc_flush_done, r);
 	if (ret < 0)
-		scsi_req_io_error(r, ret);
+		sbc_flush_done(r, ret);
 }
 
 /*
@@ -474,31 +470,34 @@ static void sbc_verify_next(void *opaque, int64_t ret)
 	uint64_t total = r->nb * bs;
 	size_t got = r->iov[0].iov_len, chunk;
 	uint8_t *want = r->buf + VERIFY_CHUNK;
-	int err;
 
-	if (ret < 0) {
-		scsi_req_io_error(r, ret);
-		return;
-	}
-	/* BYTCHK 1 sent one block per block; BYTCHK 3 one block for all. */
-	if (got && r->step == 1)
-		virtio_iov_to_buf(r->out, r->out_cnt, r->pos, want, got);
-	for (size_t off = 0; off < got; off += bs) {
-		if (memcmp(r->buf + off, r->step == 3 ? want : want + off, bs)) {
-			scsi_req_fail(r, SCSI_SK_MISCOMPARE, ASC_MISCOMPARE_VERIFY);
+	for (;;) {
+		/* A chunk whose read failed and was ignored compares as equal. */
+		bool compare = ret >= 0;
+
+		if (ret < 0 && scsi_req_io_failed(r, ret))
+			return;
+		/* BYTCHK 1 sent one block per block; BYTCHK 3 one block for all. */
+		if (compare && got && r->step == 1)
+			virtio_iov_to_buf(r->out, r->out_cnt, r->pos, want, got);
+		for (size_t off = 0; compare && off < got; off += bs) {
+			if (memcmp(r->buf + off, r->step == 3 ? want : want + off, bs)) {
+				scsi_req_fail(r, SCSI_SK_MISCOMPARE, ASC_MISCOMPARE_VERIFY);
+				return;
+			}
+		}
+		r->pos += got;
+		if (r->pos >= total) {
+			scsi_req_good(r);
 			return;
 		}
+		chunk = MIN((uint64_t)VERIFY_CHUNK, total - r->pos);
+		r->iov[0] = (struct iovec){ r->buf, chunk };
+		ret = blk_preadv(r->bq, r->lba * bs + r->pos, r->iov, 1, sbc_verify_next, r);
+		if (ret >= 0)
+			return;
+		got = chunk;
 	}
-	r->pos += got;
-	if (r->pos >= total) {
-		scsi_req_good(r);
-		return;
-	}
-	chunk = MIN((uint64_t)VERIFY_CHUNK, total - r->pos);
-	r->iov[0] = (struct iovec){ r->buf, chunk };
-	err = blk_preadv(r->bq, r->lba * bs + r->pos, r->iov, 1, sbc_verify_next, r);
-	if (err < 0)
-		scsi_req_io_error(r, err);
 }
 
 void scsi_sbc_verify(struct scsi_req *r)

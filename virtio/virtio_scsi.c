@@ -35,19 +35,7 @@
 #define EP_STOP		0
 #define EP_KICK		1
 #define EP_EVENT_KICK	2
-
-struct vscsi_req {
-	struct virtq_elem elem;		/* first: virtq_pop allocates the request */
-	struct vscsi_queue *q;
-	struct scsi_req sreq;
-	struct virtio_scsi_cmd_req hdr;
-	uint8_t cdb[SCSI_CDB_MAX];
-	struct iovec *data;		/* data-out, then data-in */
-	struct iovec inline_iov[8];	/* data, when the chain is short */
-	unsigned target, lun;
-	bool aborted, responding;	/* under the queue's lock */
-	struct vscsi_req *prev, *next;
-};
+#define EP_WAKE		3
 
 /* ---- addressing ---- */
 
@@ -135,9 +123,16 @@ static void vscsi_inflight_add(struct vscsi_queue *q, struct vscsi_req *r)
 	pthread_mutex_unlock(&q->lock);
 }
 
-static void vscsi_cmd_done(struct scsi_req *sr)
+void vscsi_req_free(struct vscsi_req *r)
 {
-	struct vscsi_req *r = container_of(sr, struct vscsi_req, sreq);
+	vscsi_unhold(r);
+	if (r->data && r->data != r->inline_iov)
+		g_free(r->data);
+	g_free(r);
+}
+
+void vscsi_req_end(struct vscsi_req *r, uint8_t response)
+{
 	struct vscsi_queue *q = r->q;
 	struct virtio_scsi *s = q->s;
 	bool aborted;
@@ -147,7 +142,7 @@ static void vscsi_cmd_done(struct scsi_req *sr)
 	r->responding = true;
 	pthread_mutex_unlock(&q->lock);
 
-	vscsi_complete(r, aborted ? VIRTIO_SCSI_S_ABORTED : VIRTIO_SCSI_S_OK);
+	vscsi_complete(r, aborted ? VIRTIO_SCSI_S_ABORTED : response);
 
 	/* Only now may a task management function waiting on r complete. */
 	pthread_mutex_lock(&q->lock);
@@ -165,10 +160,22 @@ static void vscsi_cmd_done(struct scsi_req *sr)
 			pthread_cond_broadcast(&s->abort_cond);
 		pthread_mutex_unlock(&s->abort_lock);
 	}
-	q->inflight--;
-	if (r->data != r->inline_iov)
-		g_free(r->data);
-	g_free(r);
+	vscsi_req_free(r);
+}
+
+static void vscsi_cmd_done(struct scsi_req *sr)
+{
+	struct vscsi_req *r = container_of(sr, struct vscsi_req, sreq);
+
+	r->q->inflight--;
+	/*
+	 * An abort that came while the I/O ran waits for it: answered now,
+	 * as parking it would keep the abort (and a reset after it) waiting.
+	 */
+	if (sr->stopped && !vscsi_req_aborted(r))
+		vscsi_park(r);
+	else
+		vscsi_req_end(r, VIRTIO_SCSI_S_OK);
 }
 
 /* This thread's queue on blk, opened on first use. */
@@ -198,21 +205,21 @@ static struct blk_queue *vscsi_bq(struct vscsi_queue *q, struct blk *blk)
 	return bq;
 }
 
-static void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
+void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
 {
 	struct virtio_scsi *s = q->s;
 	struct virtq_elem *e = &r->elem;
 	size_t hdr_len = sizeof(r->hdr) + s->cdb_size;
 	size_t resp_len = sizeof(struct virtio_scsi_cmd_resp) + s->sense_size;
 	struct scsi_req *sr = &r->sreq;
-	struct scsi_lun *sl;
 	unsigned n_out, n_in;
 
 	r->q = q;
+	r->seq = q->next_seq++;
 	if (e->out_len < hdr_len || e->in_len < resp_len) {
 		log_once("virtio-scsi: request without its header (%zu bytes) or response (%zu)",
 			 hdr_len, resp_len);
-		g_free(r);
+		vscsi_req_free(r);
 		virtq_fail(q->vq);
 		return;
 	}
@@ -222,13 +229,7 @@ static void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
 			  MIN(s->cdb_size, (uint32_t)SCSI_CDB_MAX));
 	if (!vscsi_decode_lun(r->hdr.lun, &r->target, &r->lun)) {
 		vscsi_complete(r, VIRTIO_SCSI_S_BAD_TARGET);
-		g_free(r);
-		return;
-	}
-	sl = scsi_bus_find(&s->bus, r->target, r->lun);
-	if (!sl && !scsi_bus_target_luns(&s->bus, r->target)) {
-		vscsi_complete(r, VIRTIO_SCSI_S_BAD_TARGET);
-		g_free(r);
+		vscsi_req_free(r);
 		return;
 	}
 	r->data = e->out_num + e->in_num <= G_N_ELEMENTS(r->inline_iov) ? r->inline_iov :
@@ -241,16 +242,32 @@ static void vscsi_handle_cmd(struct vscsi_queue *q, struct vscsi_req *r)
 	sr->cdb = r->cdb;
 	sr->cdb_len = MIN(s->cdb_size, (uint32_t)SCSI_CDB_MAX);
 	sr->done = vscsi_cmd_done;
+	sr->io_error = vscsi_io_error;
+	vscsi_inflight_add(q, r);
+	vscsi_submit(q, r);
+}
+
+/*
+ * The LUN and this thread's queue on its medium are looked up at each
+ * submission: a retried command may find its unit unplugged or its disc
+ * changed, and the thread's blk queues closed by a stop meanwhile.
+ */
+void vscsi_submit(struct vscsi_queue *q, struct vscsi_req *r)
+{
+	struct virtio_scsi *s = q->s;
+	struct scsi_req *sr = &r->sreq;
+	struct scsi_lun *sl = scsi_bus_find(&s->bus, r->target, r->lun);
+
+	if (!sl && !scsi_bus_target_luns(&s->bus, r->target)) {
+		vscsi_req_end(r, VIRTIO_SCSI_S_BAD_TARGET);
+		return;
+	}
 	sr->bq = sl ? vscsi_bq(q, scsi_lun_blk(sl)) : NULL;
 	if (sl && scsi_lun_blk(sl) && !sr->bq) {
-		vscsi_complete(r, VIRTIO_SCSI_S_FAILURE);
-		if (r->data != r->inline_iov)
-			g_free(r->data);
-		g_free(r);
+		vscsi_req_end(r, VIRTIO_SCSI_S_FAILURE);
 		return;
 	}
 	q->inflight++;
-	vscsi_inflight_add(q, r);
 	/* The bus answers REPORT LUNS and the LUNs that are not there. */
 	if (sl && r->cdb[0] != SCSI_REPORT_LUNS)
 		scsi_req_submit(sl, sr);
@@ -290,6 +307,9 @@ static unsigned vscsi_abort(struct virtio_scsi *s, unsigned target, int lun, int
 		}
 		pthread_mutex_unlock(&q->lock);
 	}
+	/* A parked request ends on its thread, which a wake-up sends to it. */
+	if (n)
+		vscsi_wake_all(s);
 	while (s->abort_pending)
 		pthread_cond_wait(&s->abort_cond, &s->abort_lock);
 	pthread_mutex_unlock(&s->abort_lock);
@@ -525,8 +545,15 @@ static void vscsi_serve(struct vscsi_queue *q)
 				vscsi_handle_ctrl(q, r);
 			continue;
 		}
-		while (q->inflight < vq->size && virtq_pop(vq, sizeof(struct vscsi_req), &r) == 1)
+		/*
+		 * Nothing overtakes a parked request, not even one parked by a
+		 * submission that failed at once: vscsi_unhold wakes us.
+		 */
+		while (!__atomic_load_n(&q->s->held, __ATOMIC_ACQUIRE) && q->inflight < vq->size &&
+		       virtq_pop(vq, sizeof(struct vscsi_req), &r) == 1)
 			vscsi_handle_cmd(q, r);
+		if (__atomic_load_n(&q->s->held, __ATOMIC_ACQUIRE))
+			return;
 		if (q->inflight >= vq->size)
 			return;	/* resumed from the next completion */
 	} while (virtq_enable_notify(vq));
@@ -569,7 +596,12 @@ static void *vscsi_thread(void *opaque)
 	vscsi_ep_add(q, q->vq->kick_fd, EP_KICK);
 	if (q->ctrl)
 		vscsi_ep_add(q, evq->kick_fd, EP_EVENT_KICK);
-	/* Kicks that came before the thread started. */
+	else
+		vscsi_ep_add(q, q->wake_fd, EP_WAKE);
+	q->stopping = false;
+	/* A resume or an abort while no thread ran, then kicks from before. */
+	if (!q->ctrl)
+		vscsi_parked_run(q);
 	vscsi_serve(q);
 	if (q->ctrl)
 		vscsi_event_kick(s);
@@ -589,6 +621,13 @@ static void *vscsi_thread(void *opaque)
 			if (tag == EP_STOP) {
 				vscsi_drain_fd(q->stop_fd);
 				stopping = true;
+				__atomic_store_n(&q->stopping, true, __ATOMIC_RELEASE);
+			} else if (tag == EP_WAKE) {
+				vscsi_drain_fd(q->wake_fd);
+				if (!stopping) {
+					vscsi_parked_run(q);
+					vscsi_serve(q);
+				}
 			} else if (tag == EP_KICK) {
 				vscsi_drain_fd(q->vq->kick_fd);
 				if (!stopping)
@@ -623,14 +662,29 @@ static void vscsi_queue_release(struct vscsi_queue *q)
 	epoll_ctl(q->ep, EPOLL_CTL_DEL, q->vq->kick_fd, NULL);
 	if (q->ctrl)
 		epoll_ctl(q->ep, EPOLL_CTL_DEL, q->s->vd.vqs[VIRTIO_SCSI_VQ_EVENT].kick_fd, NULL);
+	else
+		epoll_ctl(q->ep, EPOLL_CTL_DEL, q->wake_fd, NULL);
+}
+
+void vscsi_wake_all(struct virtio_scsi *s)
+{
+	uint64_t one = 1;
+
+	for (unsigned i = 1; i <= s->nr_req_queues; i++)
+		if (write(s->q[i].wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_once("virtio-scsi: cannot wake I/O thread: %s", strerror(errno));
 }
 
 void vscsi_threads_stop(struct virtio_scsi *s)
 {
 	uint64_t one = 1;
 
-	/* Request queues first: a task management function may wait on them. */
-	for (int i = s->nr_req_queues; i >= 0; i--) {
+	/*
+	 * The control queue first: a task management function it runs may
+	 * wait for a request of a request queue (one in flight, or a parked
+	 * one its thread ends when woken), so those threads must still run.
+	 */
+	for (unsigned i = 0; i <= s->nr_req_queues; i++) {
 		struct vscsi_queue *q = &s->q[i];
 
 		if (!q->running)
@@ -721,7 +775,10 @@ static void vscsi_stop(struct virtio_dev *vd)
 {
 	struct virtio_scsi *s = container_of(vd, struct virtio_scsi, vd);
 
+	__atomic_store_n(&s->resetting, true, __ATOMIC_RELEASE);
 	vscsi_threads_stop(s);
+	__atomic_store_n(&s->resetting, false, __ATOMIC_RELEASE);
+	vscsi_parked_drop(s);
 	__atomic_store_n(&s->quiesced, false, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&s->lock);
 	s->running = false;
@@ -779,8 +836,9 @@ int vscsi_queues_init(struct virtio_scsi *s, char *err, size_t errlen)
 		virtq_init(&s->vd.vqs[i], &s->vd, i, s->queue_size);
 	s->q = g_new0(struct vscsi_queue, 1 + s->nr_req_queues);
 	for (unsigned i = 0; i <= s->nr_req_queues; i++) {
-		s->q[i].stop_fd = s->q[i].ep = -1;
+		s->q[i].stop_fd = s->q[i].wake_fd = s->q[i].ep = -1;
 		pthread_mutex_init(&s->q[i].lock, NULL);
+		g_queue_init(&s->q[i].parked);
 	}
 	for (unsigned i = 0; i <= s->nr_req_queues; i++) {
 		struct vscsi_queue *q = &s->q[i];
@@ -790,17 +848,20 @@ int vscsi_queues_init(struct virtio_scsi *s, char *err, size_t errlen)
 		q->vq = &s->vd.vqs[i ? VIRTIO_SCSI_VQ_REQ + i - 1 : VIRTIO_SCSI_VQ_CTRL];
 		q->bqs = g_hash_table_new(g_direct_hash, g_direct_equal);
 		q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		q->ep = epoll_create1(EPOLL_CLOEXEC);
-		if (q->stop_fd < 0 || q->ep < 0) {
+		if (q->stop_fd < 0 || q->wake_fd < 0 || q->ep < 0) {
 			snprintf(err, errlen, "virtio-scsi-pci: eventfd/epoll: %s", strerror(errno));
 			return -errno;
 		}
 	}
+	vscsi_err_init(s);
 	return 0;
 }
 
 void vscsi_queues_free(struct virtio_scsi *s)
 {
+	vscsi_err_fini(s);
 	if (s->q) {
 		for (unsigned i = 0; i <= s->nr_req_queues; i++) {
 			struct vscsi_queue *q = &s->q[i];
@@ -809,6 +870,8 @@ void vscsi_queues_free(struct virtio_scsi *s)
 				g_hash_table_destroy(q->bqs);
 			if (q->stop_fd >= 0)
 				close(q->stop_fd);
+			if (q->wake_fd >= 0)
+				close(q->wake_fd);
 			if (q->ep >= 0)
 				close(q->ep);
 			pthread_mutex_destroy(&q->lock);

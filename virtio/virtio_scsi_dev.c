@@ -41,6 +41,11 @@ static const char vscsi_type[] = "virtio-scsi-pci";
 
 static void vscsi_dev_release(struct vscsi_dev *d)
 {
+	struct drive *policy = vscsi_unit_policy_drive(d);
+
+	/* Its parked commands will meet no unit: nothing waits on the drive. */
+	if (policy)
+		__atomic_store_n(&policy->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
 	if (d->drive)
 		d->drive->claimed = false;
 	if (d->own_blk)

@@ -5,7 +5,9 @@
  * notification subscriptions and the target state of scsi_lun_save:
  * pending unit attentions, caching and D_SENSE mode parameters, the
  * medium lock, tray and media event.  Requests in flight finished before
- * the save (the queues drain at quiesce); virtio-scsi parks none.
+ * the save (the queues drain at quiesce).  Since section version 4: each
+ * unit's io-status and the requests parked by werror/rerror=stop, as ring
+ * heads per request queue (virtio_scsi_err.c); older streams carry none.
  *
  * Both ends must have the same units, as with QEMU: a unit the stream
  * names that is not here, or one here the stream lacks, refuses the load.
@@ -13,6 +15,7 @@
 #include <errno.h>
 #include <glib.h>
 
+#include "block.h"
 #include "virtio/virtio_scsi_int.h"
 #include "vmstate.h"
 
@@ -34,11 +37,17 @@ int vscsi_save(struct virtio_dev *vd, struct vmstate_out *o)
 	vmstate_put_bool(o, "events-dropped", s->events_dropped);
 	vmstate_put_u32(o, "units", n);
 	for (struct vscsi_dev *d = s->devs; d; d = d->next) {
+		struct drive *drv = vscsi_unit_policy_drive(d);
+
 		vmstate_put_u32(o, "unit", vscsi_unit_addr(d));
 		vmstate_put_u32(o, "an-subscribed", d->an_subscribed);
 		scsi_lun_save(d->sl, o);
+		/* Why its requests wait, for query-block on the destination. */
+		vmstate_put_u8(o, "io-status", drv ? __atomic_load_n(&drv->io_status,
+								     __ATOMIC_ACQUIRE) : 0);
 	}
 	pthread_mutex_unlock(&s->lock);
+	vscsi_parked_save(s, o);
 	return 0;
 }
 
@@ -58,6 +67,7 @@ static struct vscsi_dev *vscsi_find_addr(struct virtio_scsi *s, uint32_t addr, u
 static int vscsi_load_locked(struct virtio_scsi *s, struct vmstate_in *in)
 {
 	g_autofree bool *seen = NULL;
+	g_autofree uint8_t *status = NULL;
 	uint32_t n, here = 0;
 	bool dropped;
 	int ret;
@@ -71,6 +81,7 @@ static int vscsi_load_locked(struct virtio_scsi *s, struct vmstate_in *in)
 		return vmstate_fail(in, "the source has %u SCSI units on this controller, this "
 				    "VM %u", n, here);
 	seen = g_new0(bool, here + 1);
+	status = g_new0(uint8_t, here + 1);
 	for (uint32_t k = 0; k < n; k++) {
 		struct vscsi_dev *d;
 		uint32_t addr, an;
@@ -88,9 +99,25 @@ static int vscsi_load_locked(struct virtio_scsi *s, struct vmstate_in *in)
 		ret = scsi_lun_load(d->sl, in);
 		if (ret)
 			return ret;
+		if (in->version >= 4) {
+			if ((ret = vmstate_get_u8(in, "io-status", &status[i])))
+				return ret;
+			if (status[i] > BLK_IOSTATUS_NOSPACE)
+				return vmstate_fail(in, "io-status %u is not one of ok, failed, "
+						    "nospace", status[i]);
+		}
 		d->an_subscribed = an;
 	}
 	s->events_dropped = dropped;
+	if (in->version < 4)
+		return 0;
+	n = 0;
+	for (struct vscsi_dev *d = s->devs; d; d = d->next, n++) {
+		struct drive *drv = vscsi_unit_policy_drive(d);
+
+		if (drv)
+			__atomic_store_n(&drv->io_status, status[n], __ATOMIC_RELEASE);
+	}
 	return 0;
 }
 
@@ -102,5 +129,7 @@ int vscsi_load(struct virtio_dev *vd, struct vmstate_in *in)
 	pthread_mutex_lock(&s->lock);
 	ret = vscsi_load_locked(s, in);
 	pthread_mutex_unlock(&s->lock);
-	return ret;
+	if (ret || in->version < 4)
+		return ret;
+	return vscsi_parked_load(s, in);
 }

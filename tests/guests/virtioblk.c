@@ -15,11 +15,19 @@
  * KVM loses the wake-up of a halted vCPU for an injected MSI (QEMU 7.2
  * hangs the same way on the hlt version), hlt would hang forever.
  * Prints "virtio-blk: ..." lines a test checks.
+ *
+ * With "scsi" it drives a virtio-scsi-pci controller instead, whose disk
+ * at target 0, LUN 0 gets the same writes, flushes and reads as READ (10),
+ * WRITE (10) and SYNCHRONIZE CACHE (10) on request queue 0 (queue 2); a
+ * command's status is 0 for GOOD, 1 for CHECK CONDITION (as virtio-blk's
+ * IOERR) and 0x80 | response when the transport failed it.  The serial
+ * and past-the-end checks are virtio-blk's only.
  */
 #include "rt/rt.h"
 
 #define VIRTIO_VENDOR		0x1af4
 #define VIRTIO_BLK_MODERN	0x1042
+#define VIRTIO_SCSI_MODERN	0x1048
 #define IRQ_VECTOR		0x41
 #define QSIZE			16
 #define SECTOR			512
@@ -55,12 +63,21 @@ struct avail { uint16_t flags, idx, ring[QSIZE], used_event; };
 struct used_elem { uint32_t id, len; };
 struct used { uint16_t flags, idx; struct used_elem ring[QSIZE]; uint16_t avail_event; };
 struct req_hdr { uint32_t type, reserved; uint64_t sector; };
+/* virtio-scsi request (with the default 32-byte CDB) and response (96 bytes of sense). */
+struct scsi_hdr { uint8_t lun[8]; uint64_t id; uint8_t attr, prio, crn, cdb[32]; }
+	__attribute__((packed));
+struct scsi_resp { uint32_t sense_len, resid; uint16_t qual; uint8_t status, response;
+		   uint8_t sense[96]; } __attribute__((packed));
 
 static struct desc ring_desc[QSIZE] __attribute__((aligned(16)));
 static struct avail ring_avail __attribute__((aligned(4096)));
 static struct used ring_used __attribute__((aligned(4096)));
 static struct req_hdr hdr;
 static uint8_t status_byte;
+static struct scsi_hdr shdr;
+static struct scsi_resp sresp;
+static int scsi;
+static uint16_t qidx;			/* the queue used: 0, or 2 for virtio-scsi */
 static uint8_t data[64 * SECTOR] __attribute__((aligned(4096)));
 static volatile unsigned irqs;
 static uintptr_t common, notify, devcfg;
@@ -112,11 +129,12 @@ static uintptr_t probe(unsigned *devp)
 	for (dev = 0; dev < 32; dev++) {
 		uint32_t id = pci_read32(0, dev, 0, 0);
 
-		if ((id & 0xffff) == VIRTIO_VENDOR && id >> 16 == VIRTIO_BLK_MODERN)
+		if ((id & 0xffff) == VIRTIO_VENDOR &&
+		    id >> 16 == (scsi ? VIRTIO_SCSI_MODERN : VIRTIO_BLK_MODERN))
 			break;
 	}
 	if (dev == 32)
-		fail("no virtio-blk-pci device on bus 0");
+		fail("no %s device on bus 0", scsi ? "virtio-scsi-pci" : "virtio-blk-pci");
 	*devp = dev;
 	for (cap = pci_read32(0, dev, 0, 0x34) & 0xfc; cap; ) {
 		uint32_t h = pci_read32(0, dev, 0, cap);
@@ -178,9 +196,9 @@ static void setup(uintptr_t msix_table)
 	w32(msix_table + 12, 0);		/* unmasked */
 	w16(common + CC_MSIX_CONFIG, 0xffff);
 
-	w16(common + CC_Q_SELECT, 0);
+	w16(common + CC_Q_SELECT, qidx);
 	if (r16(common + CC_Q_SIZE) < QSIZE)
-		fail("queue 0 too small: %u", r16(common + CC_Q_SIZE));
+		fail("queue %u too small: %u", qidx, r16(common + CC_Q_SIZE));
 	w16(common + CC_Q_SIZE, QSIZE);
 	w16(common + CC_Q_MSIX, 0);
 	if (r16(common + CC_Q_MSIX) != 0)
@@ -195,11 +213,78 @@ static void setup(uintptr_t msix_table)
 	       r16(common + CC_NUM_QUEUES), r32(devcfg), f_hi, f_lo);
 }
 
-/* One request: header, optional data, status; waits for its interrupt. */
-static uint8_t request(uint32_t type, uint64_t sector, void *buf, uint32_t len, int dev_writes)
+/* Publish the chain at descriptor 0 and wait for its interrupt. */
+static void kick_wait(void)
 {
 	unsigned before = irqs;
 
+	ring_avail.ring[ring_avail.idx % QSIZE] = 0;
+	if (event_idx)
+		ring_avail.used_event = ring_avail.idx;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	ring_avail.idx++;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	w16(notify + notify_off * notify_mult, qidx);
+	asm volatile("sti");
+	while (*(volatile uint16_t *)&ring_used.idx == last_used || irqs == before) {
+		if (r8(common + CC_STATUS) & S_NEEDS_RESET)
+			fail("device set NEEDS_RESET");
+		cpu_relax();
+	}
+	asm volatile("cli");
+	last_used++;
+}
+
+/* A SCSI command to target 0, LUN 0: header, data-out, response, data-in. */
+static uint8_t scsi_cmd(const uint8_t *cdb, unsigned cdb_len, void *buf, uint32_t len,
+			int dev_writes)
+{
+	struct { void *p; uint32_t len; uint16_t write; } part[4];
+	unsigned n = 0;
+
+	memset(&shdr, 0, sizeof(shdr));
+	shdr.lun[0] = 1;
+	memcpy(shdr.cdb, cdb, cdb_len);
+	sresp.response = 0xff;
+	part[n].p = &shdr, part[n].len = sizeof(shdr), part[n++].write = 0;
+	if (len && !dev_writes)
+		part[n].p = buf, part[n].len = len, part[n++].write = 0;
+	part[n].p = &sresp, part[n].len = sizeof(sresp), part[n++].write = 2;
+	if (len && dev_writes)
+		part[n].p = buf, part[n].len = len, part[n++].write = 2;
+	for (unsigned i = 0; i < n; i++)
+		ring_desc[i] = (struct desc){ (uintptr_t)part[i].p, part[i].len,
+					      (uint16_t)(part[i].write | (i + 1 < n ? 1 : 0)),
+					      (uint16_t)(i + 1 < n ? i + 1 : 0) };
+	kick_wait();
+	if (sresp.response)
+		return 0x80 | sresp.response;
+	return sresp.status ? 1 : 0;
+}
+
+/* virtio-blk's request types (IN 0, OUT 1, FLUSH 4) as SCSI commands. */
+static uint8_t scsi_request(uint32_t type, uint64_t sector, void *buf, uint32_t len,
+			    int dev_writes)
+{
+	uint8_t cdb[10] = { type == 0 ? 0x28 : type == 1 ? 0x2a : 0x35 };
+	uint32_t blocks = len / SECTOR;
+
+	if (type != 4) {
+		cdb[2] = sector >> 24;
+		cdb[3] = sector >> 16;
+		cdb[4] = sector >> 8;
+		cdb[5] = sector;
+		cdb[7] = blocks >> 8;
+		cdb[8] = blocks;
+	}
+	return scsi_cmd(cdb, sizeof(cdb), buf, len, dev_writes);
+}
+
+/* One request: header, optional data, status; waits for its interrupt. */
+static uint8_t request(uint32_t type, uint64_t sector, void *buf, uint32_t len, int dev_writes)
+{
+	if (scsi)
+		return scsi_request(type, sector, buf, len, dev_writes);
 	hdr.type = type;
 	hdr.reserved = 0;
 	hdr.sector = sector;
@@ -211,21 +296,7 @@ static uint8_t request(uint32_t type, uint64_t sector, void *buf, uint32_t len, 
 		ring_desc[0].next = 2;
 	}
 	ring_desc[2] = (struct desc){ (uintptr_t)&status_byte, 1, 2, 0 };
-	ring_avail.ring[ring_avail.idx % QSIZE] = 0;
-	if (event_idx)
-		ring_avail.used_event = ring_avail.idx;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	ring_avail.idx++;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	w16(notify + notify_off * notify_mult, 0);
-	asm volatile("sti");
-	while (*(volatile uint16_t *)&ring_used.idx == last_used || irqs == before) {
-		if (r8(common + CC_STATUS) & S_NEEDS_RESET)
-			fail("device set NEEDS_RESET");
-		cpu_relax();
-	}
-	asm volatile("cli");
-	last_used++;
+	kick_wait();
 	return status_byte;
 }
 
@@ -236,6 +307,8 @@ void guest_main(struct bootinfo *bi)
 	uint8_t st;
 
 	event_idx = cmdline_has(bi->cmdline, "event_idx");
+	scsi = cmdline_has(bi->cmdline, "scsi");
+	qidx = scsi ? 2 : 0;
 	if (sectors > sizeof(data) / SECTOR)
 		fail("at most %u sectors", (unsigned)(sizeof(data) / SECTOR));
 	outb(0x21, 0xff);
@@ -244,6 +317,14 @@ void guest_main(struct bootinfo *bi)
 	idt_set_handler(IRQ_VECTOR, msix_irq);
 	lapic_write(LAPIC_SVR, 0x1ff);
 	setup(probe(&dev));
+	if (scsi) {
+		static const uint8_t tur[6] = { 0 };
+
+		/* The power-on unit attention comes first (CHECK CONDITION). */
+		scsi_cmd(tur, sizeof(tur), 0, 0, 0);
+		if ((st = scsi_cmd(tur, sizeof(tur), 0, 0, 0)))
+			fail("test unit ready: status %u", st);
+	}
 
 	for (s = 0; s < sectors; s++)
 		for (unsigned i = 0; i < SECTOR; i++)
@@ -262,12 +343,14 @@ void guest_main(struct bootinfo *bi)
 		for (unsigned i = 0; i < SECTOR; i++)
 			if (data[s * SECTOR + i] != (uint8_t)(s * 31 + i * 7 + 1))
 				fail("sector %u byte %u: read back 0x%x", s, i, data[s * SECTOR + i]);
-	st = request(8, 0, serial, 20, 1);
-	if (st)
-		fail("get-id: status %u", st);
-	/* A read past the end must fail with IOERR, not crash anything. */
-	st = request(0, r32(devcfg), data, SECTOR, 1);
-	printf("virtio-blk: past-the-end read status %u\n", st);
+	if (!scsi) {
+		st = request(8, 0, serial, 20, 1);
+		if (st)
+			fail("get-id: status %u", st);
+		/* A read past the end must fail with IOERR, not crash anything. */
+		st = request(0, r32(devcfg), data, SECTOR, 1);
+		printf("virtio-blk: past-the-end read status %u\n", st);
+	}
 	printf("virtio-blk: wrote and read back %u sectors, serial '%s', irqs %u\n",
 	       sectors, serial, irqs);
 	for (uint32_t round = 1; cmdline_has(bi->cmdline, "loop"); round++) {

@@ -338,15 +338,17 @@ class ParkedWrite(unittest.TestCase):
     fill = test_werror.FullDisk.fill
     image_head = test_werror.FullDisk.image_head
     io_status = test_werror.FullDisk.io_status
+    GUEST_OPTS = test_werror.FullDisk.GUEST_OPTS
+    DEVICES = ["-device", "virtio-blk-pci,drive=d0,serial=MIG-1"]
 
     def test_parked_write_completes_on_destination(self):
         sockdir = tempfile.mkdtemp(prefix="vireo-migpark-")
         self.addCleanup(shutil.rmtree, sockdir, True)
         sock = os.path.join(sockdir, "mig.sock")
-        args = machine_args(guest("virtioblk.mb.elf"), append="sectors=%d" % SECTORS,
+        args = machine_args(guest("virtioblk.mb.elf"),
+                            append="sectors=%d%s" % (SECTORS, self.GUEST_OPTS),
                             extra=["-drive", "file=%s,format=raw,if=none,id=d0,werror=stop"
-                                   % self.image,
-                                   "-device", "virtio-blk-pci,drive=d0,serial=MIG-1"])
+                                   % self.image] + self.DEVICES)
         with Vm(args + ["-S"], qmp=True) as src, \
                 Vm(args + ["-incoming", "unix:" + sock], qmp=True) as dst:
             with src.qmp() as qs, dst.qmp() as qd:
@@ -369,6 +371,12 @@ class ParkedWrite(unittest.TestCase):
             self.assertIn("wrote and read back %d sectors" % SECTORS, dst.output())
             self.assertNotIn("write: status", src.output() + dst.output())
         self.assertEqual(self.image_head(), pattern(SECTORS))
+
+
+class ParkedWriteScsi(ParkedWrite):
+    """The same on a scsi-hd: virtio-scsi carries its parked commands too."""
+    GUEST_OPTS = test_werror.FullDiskScsi.GUEST_OPTS
+    DEVICES = test_werror.FullDiskScsi.DEVICES
 
 
 if __name__ == "__main__":

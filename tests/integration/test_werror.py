@@ -8,9 +8,13 @@ the image holds it.  werror=report gives the guest IOERR; werror=ignore
 tells it the write succeeded (so its read-back finds zeros).  Mounting
 the tmpfs needs root (CI runs as root); the test skips without it.
 
+FullDiskScsi runs the same cases on a scsi-hd behind virtio-scsi-pci (the
+same guest, driving the controller with WRITE (10), SYNCHRONIZE CACHE and
+READ (10)): CHECK CONDITION is its "status 1".
+
 rerror= is checked here only for its parsing: no honest way to make a
 read fail on this host was found (no device-mapper), so the read path of
-the policy is covered by tests/unit/test_werror.c.
+the policy is covered by tests/unit/test_werror.c and test_scsi_werror.c.
 """
 import errno
 import os
@@ -71,13 +75,17 @@ class FullDisk(unittest.TestCase):
         st = os.statvfs(self.dir)
         self.assertLess(st.f_bavail * st.f_frsize, SECTORS * 512, "the tmpfs is not full")
 
+    # The guest's options and the device that serves the drive.
+    GUEST_OPTS = ""
+    DEVICES = ["-device", "virtio-blk-pci,drive=d0,serial=VIREO-SN-1"]
+
     def start(self, drive_opts, accel_name=None):
         """The guest, paused (-S) until a QMP client is there to see the events."""
         args = machine_args(guest("virtioblk.mb.elf"), accel=accel_name or accel(),
-                            append="sectors=%d" % SECTORS) + [
+                            append="sectors=%d%s" % (SECTORS, self.GUEST_OPTS)) + [
             "-S",
-            "-drive", "file=%s,format=raw,if=none,id=d0%s" % (self.image, drive_opts),
-            "-device", "virtio-blk-pci,drive=d0,serial=VIREO-SN-1"]
+            "-drive", "file=%s,format=raw,if=none,id=d0%s" % (self.image, drive_opts)
+        ] + self.DEVICES
         vm = Vm(args, qmp=True)
         self.addCleanup(vm.close)
         q = vm.qmp()
@@ -145,6 +153,13 @@ class FullDisk(unittest.TestCase):
         out = vm.output()
         self.assertNotIn("write: status", out)
         self.assertIn("FAIL: sector 0 byte 0: read back 0x0", out)
+
+
+class FullDiskScsi(FullDisk):
+    """The same full disk under a scsi-hd: the policy is the drive's, whatever the device."""
+    GUEST_OPTS = " scsi"
+    DEVICES = ["-device", "virtio-scsi-pci,id=scsi0",
+               "-device", "scsi-hd,drive=d0,bus=scsi0.0,scsi-id=0,lun=0"]
 
 
 class BadValues(unittest.TestCase):
