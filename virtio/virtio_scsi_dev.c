@@ -41,7 +41,7 @@ static const char vscsi_type[] = "virtio-scsi-pci";
 
 static void vscsi_dev_release(struct vscsi_dev *d)
 {
-	struct drive *policy = vscsi_unit_policy_drive(d);
+	struct drive *policy = d->drive;
 
 	/* Its parked commands will meet no unit: nothing waits on the drive. */
 	if (policy)

@@ -31,16 +31,6 @@
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
-/*
- * The -drive whose policy applies: the unit's, or for a CD whose disc the
- * monitor changed, the one the unit was created with (as QEMU keeps the
- * policy on the unit's BlockBackend, whatever medium is in).
- */
-struct drive *vscsi_unit_policy_drive(const struct vscsi_dev *d)
-{
-	return d->drive ? d->drive : d->backend;
-}
-
 static struct drive *vscsi_req_drive(struct virtio_scsi *s, const struct vscsi_req *r)
 {
 	struct drive *drv = NULL;
@@ -48,7 +38,7 @@ static struct drive *vscsi_req_drive(struct virtio_scsi *s, const struct vscsi_r
 	pthread_mutex_lock(&s->lock);
 	for (struct vscsi_dev *d = s->devs; d; d = d->next) {
 		if (d->target == r->target && d->lun == r->lun) {
-			drv = vscsi_unit_policy_drive(d);
+			drv = d->drive;
 			break;
 		}
 	}
@@ -230,7 +220,7 @@ void vscsi_parked_drop(struct virtio_scsi *s)
 	vscsi_parked_free(s);
 	pthread_mutex_lock(&s->lock);
 	for (struct vscsi_dev *d = s->devs; d; d = d->next) {
-		struct drive *drv = vscsi_unit_policy_drive(d);
+		struct drive *drv = d->drive;
 
 		if (drv)
 			__atomic_store_n(&drv->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
@@ -316,7 +306,7 @@ static void vscsi_runstate(void *opaque, enum machine_runstate st, const char *r
 	/* As QEMU's cont: the error is forgotten; a retry that fails sets it again. */
 	pthread_mutex_lock(&s->lock);
 	for (struct vscsi_dev *d = s->devs; d; d = d->next) {
-		struct drive *drv = vscsi_unit_policy_drive(d);
+		struct drive *drv = d->drive;
 
 		if (drv)
 			__atomic_store_n(&drv->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);

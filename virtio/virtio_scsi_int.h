@@ -155,8 +155,6 @@ void vscsi_parked_drop(struct virtio_scsi *s);
 /* The parked requests as ring heads, per request queue, in order. */
 void vscsi_parked_save(struct virtio_scsi *s, struct vmstate_out *o);
 int vscsi_parked_load(struct virtio_scsi *s, struct vmstate_in *in);
-/* The drive whose werror/rerror and io-status a unit uses, or NULL. */
-struct drive *vscsi_unit_policy_drive(const struct vscsi_dev *d);
 void vscsi_err_init(struct virtio_scsi *s);
 void vscsi_err_fini(struct virtio_scsi *s);
 

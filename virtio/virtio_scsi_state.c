@@ -37,7 +37,7 @@ int vscsi_save(struct virtio_dev *vd, struct vmstate_out *o)
 	vmstate_put_bool(o, "events-dropped", s->events_dropped);
 	vmstate_put_u32(o, "units", n);
 	for (struct vscsi_dev *d = s->devs; d; d = d->next) {
-		struct drive *drv = vscsi_unit_policy_drive(d);
+		struct drive *drv = d->drive;
 
 		vmstate_put_u32(o, "unit", vscsi_unit_addr(d));
 		vmstate_put_u32(o, "an-subscribed", d->an_subscribed);
@@ -113,7 +113,7 @@ static int vscsi_load_locked(struct virtio_scsi *s, struct vmstate_in *in)
 		return 0;
 	n = 0;
 	for (struct vscsi_dev *d = s->devs; d; d = d->next, n++) {
-		struct drive *drv = vscsi_unit_policy_drive(d);
+		struct drive *drv = d->drive;
 
 		if (drv)
 			__atomic_store_n(&drv->io_status, status[n], __ATOMIC_RELEASE);
