@@ -131,20 +131,16 @@ void vscsi_req_free(struct vscsi_req *r)
 	g_free(r);
 }
 
-void vscsi_req_end(struct vscsi_req *r, uint8_t response)
+/*
+ * Take r off its queue's list of live requests; a task management
+ * function that counted on r's abort may complete now.
+ */
+void vscsi_req_unlink(struct vscsi_req *r)
 {
 	struct vscsi_queue *q = r->q;
 	struct virtio_scsi *s = q->s;
 	bool aborted;
 
-	pthread_mutex_lock(&q->lock);
-	aborted = r->aborted;
-	r->responding = true;
-	pthread_mutex_unlock(&q->lock);
-
-	vscsi_complete(r, aborted ? VIRTIO_SCSI_S_ABORTED : response);
-
-	/* Only now may a task management function waiting on r complete. */
 	pthread_mutex_lock(&q->lock);
 	if (r->prev)
 		r->prev->next = r->next;
@@ -160,6 +156,22 @@ void vscsi_req_end(struct vscsi_req *r, uint8_t response)
 			pthread_cond_broadcast(&s->abort_cond);
 		pthread_mutex_unlock(&s->abort_lock);
 	}
+}
+
+void vscsi_req_end(struct vscsi_req *r, uint8_t response)
+{
+	struct vscsi_queue *q = r->q;
+	bool aborted;
+
+	pthread_mutex_lock(&q->lock);
+	aborted = r->aborted;
+	r->responding = true;
+	pthread_mutex_unlock(&q->lock);
+
+	vscsi_complete(r, aborted ? VIRTIO_SCSI_S_ABORTED : response);
+
+	/* Only now may a task management function waiting on r complete. */
+	vscsi_req_unlink(r);
 	vscsi_req_free(r);
 }
 

@@ -187,23 +187,7 @@ static void vscsi_parked_free(struct virtio_scsi *s)
 		struct vscsi_req *r;
 
 		while ((r = g_queue_pop_head(&q->parked))) {
-			bool aborted;
-
-			pthread_mutex_lock(&q->lock);
-			if (r->prev)
-				r->prev->next = r->next;
-			else
-				q->reqs = r->next;
-			if (r->next)
-				r->next->prev = r->prev;
-			aborted = r->aborted;
-			pthread_mutex_unlock(&q->lock);
-			if (aborted) {
-				pthread_mutex_lock(&s->abort_lock);
-				if (!--s->abort_pending)
-					pthread_cond_broadcast(&s->abort_cond);
-				pthread_mutex_unlock(&s->abort_lock);
-			}
+			vscsi_req_unlink(r);
 			r->held = false;
 			vscsi_req_free(r);
 		}
@@ -215,9 +199,9 @@ static void vscsi_parked_free(struct virtio_scsi *s)
 	__atomic_store_n(&s->held, 0, __ATOMIC_RELEASE);
 }
 
-void vscsi_parked_drop(struct virtio_scsi *s)
+/* No unit's drive has an error waiting any more (query-block's io-status). */
+static void vscsi_io_status_ok(struct virtio_scsi *s)
 {
-	vscsi_parked_free(s);
 	pthread_mutex_lock(&s->lock);
 	for (struct vscsi_dev *d = s->devs; d; d = d->next) {
 		struct drive *drv = d->drive;
@@ -226,6 +210,12 @@ void vscsi_parked_drop(struct virtio_scsi *s)
 			__atomic_store_n(&drv->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&s->lock);
+}
+
+void vscsi_parked_drop(struct virtio_scsi *s)
+{
+	vscsi_parked_free(s);
+	vscsi_io_status_ok(s);
 }
 
 /* Section version 4 and later; the threads are quiesced. */
@@ -304,14 +294,7 @@ static void vscsi_runstate(void *opaque, enum machine_runstate st, const char *r
 	if (st != RUNSTATE_RUNNING)
 		return;
 	/* As QEMU's cont: the error is forgotten; a retry that fails sets it again. */
-	pthread_mutex_lock(&s->lock);
-	for (struct vscsi_dev *d = s->devs; d; d = d->next) {
-		struct drive *drv = d->drive;
-
-		if (drv)
-			__atomic_store_n(&drv->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
-	}
-	pthread_mutex_unlock(&s->lock);
+	vscsi_io_status_ok(s);
 	__atomic_add_fetch(&s->resume_gen, 1, __ATOMIC_ACQ_REL);
 	vscsi_wake_all(s);
 }

@@ -137,6 +137,7 @@ void vscsi_submit(struct vscsi_queue *q, struct vscsi_req *r);
 void vscsi_req_end(struct vscsi_req *r, uint8_t response);
 /* Free r that never reached the driver's ring again (bad chain, reset). */
 void vscsi_req_free(struct vscsi_req *r);
+void vscsi_req_unlink(struct vscsi_req *r);
 void vscsi_wake_all(struct virtio_scsi *s);
 
 /* virtio_scsi_err.c */
