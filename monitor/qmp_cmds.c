@@ -299,29 +299,39 @@ static JsonObject *block_info_removable(struct drive *d, const struct virtio_scs
 }
 
 /*
- * Every drive in -drive order, a CD unit's drive as the unit sees it; then
- * the CD units without a drive that a client can name (by id=), as QEMU
- * lists a scsi-cd's anonymous backend.
+ * A JSON array with fn's entry for every drive, in -drive order, with a CD
+ * unit's drive as the unit sees it (mi); then for the CD units without a
+ * drive that a client can name (by id=), d NULL, as QEMU lists a
+ * scsi-cd's anonymous backend.
  */
-static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonObject *args,
-				 struct qmp_error *err)
+static JsonNode *per_block(struct machine *m,
+			   JsonObject *(*fn)(struct drive *d,
+					     const struct virtio_scsi_medium_info *mi))
 {
 	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
 	JsonArray *a = json_array_new();
 	size_t nr;
 	struct virtio_scsi_medium_info *media = virtio_scsi_media(m, &nr);
 
-	for (struct drive *d = m->drives; d; d = d->next) {
-		const struct virtio_scsi_medium_info *mi = qmp_medium_of(media, nr, d);
-
-		json_array_add_object_element(a, mi ? block_info_removable(d, mi) : block_info(d));
-	}
+	for (struct drive *d = m->drives; d; d = d->next)
+		json_array_add_object_element(a, fn(d, qmp_medium_of(media, nr, d)));
 	for (size_t i = 0; i < nr; i++)
 		if (!media[i].drive && media[i].qdev)
-			json_array_add_object_element(a, block_info_removable(NULL, &media[i]));
+			json_array_add_object_element(a, fn(NULL, &media[i]));
 	virtio_scsi_media_free(media, nr);
 	json_node_take_array(n, a);
 	return n;
+}
+
+static JsonObject *block_entry(struct drive *d, const struct virtio_scsi_medium_info *mi)
+{
+	return mi ? block_info_removable(d, mi) : block_info(d);
+}
+
+static JsonNode *cmd_query_block(struct machine *m, struct qmp_client *c, JsonObject *args,
+				 struct qmp_error *err)
+{
+	return per_block(m, block_entry);
 }
 
 /* QEMU's BlockDeviceStats names for each counter of struct blk_stats. */
@@ -361,34 +371,21 @@ static JsonObject *block_stats_entry(const char *device, const char *qdev,
  * every disc it had, as QEMU's belong to the unit's BlockBackend, which
  * outlives medium changes; other drives count their image's requests.
  */
+static JsonObject *blockstats_entry(struct drive *d, const struct virtio_scsi_medium_info *mi)
+{
+	struct blk_stats st = { 0 };
+
+	if (mi)
+		return block_stats_entry(d ? d->id : "", mi->qdev, &mi->stats);
+	if (d->blk)
+		blk_get_stats(d->blk, &st);
+	return block_stats_entry(d->id, NULL, &st);
+}
+
 static JsonNode *cmd_query_blockstats(struct machine *m, struct qmp_client *c, JsonObject *args,
 				      struct qmp_error *err)
 {
-	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
-	JsonArray *a = json_array_new();
-	size_t nr;
-	struct virtio_scsi_medium_info *media = virtio_scsi_media(m, &nr);
-
-	for (struct drive *d = m->drives; d; d = d->next) {
-		const struct virtio_scsi_medium_info *mi = qmp_medium_of(media, nr, d);
-		struct blk_stats st = { 0 };
-
-		if (mi) {
-			json_array_add_object_element(a, block_stats_entry(d->id, mi->qdev,
-									   &mi->stats));
-			continue;
-		}
-		if (d->blk)
-			blk_get_stats(d->blk, &st);
-		json_array_add_object_element(a, block_stats_entry(d->id, NULL, &st));
-	}
-	for (size_t i = 0; i < nr; i++)
-		if (!media[i].drive && media[i].qdev)
-			json_array_add_object_element(a, block_stats_entry("", media[i].qdev,
-									   &media[i].stats));
-	virtio_scsi_media_free(media, nr);
-	json_node_take_array(n, a);
-	return n;
+	return per_block(m, blockstats_entry);
 }
 
 static JsonNode *cmd_hmp(struct machine *m, struct qmp_client *c, JsonObject *args,
