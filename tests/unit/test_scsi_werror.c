@@ -11,116 +11,27 @@
  * carries it (ring heads in the device state) and the destination retries
  * it; a hostile head is refused and an older stream still loads.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <glib.h>
-#include <glib/gstdio.h>
-#include <limits.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "block.h"
-#include "machine.h"
 #include "scsi.h"
-#include "virtio.h"
-#include "virtio/virtio-pci.h"
-#include "virtio_harness.h"
-#include "vmstate.h"
+#include "werror_util.h"
 
-#define QSIZE		16
 #define RQ		VIRTIO_SCSI_VQ_REQ
 #define REQ(h)		(0x300000ull + (h) * 0x100ull)
 #define RESP(h)		(REQ(h) + 0x80)
 #define TMF_REQ		0x3f0000ull
 #define TMF_RESP	0x3f0100ull
 #define DATA(h)		(0x400000ull + (h) * 4096ull)
-#define DISK		(1ull << 20)
 #define LBA		8		/* 512-byte blocks; each command moves 8 */
 
-struct sw {
-	struct vh_machine h;
-	struct vh_dev d;
-	struct machine_listener ml;
-	char *dir, *img;
-	int img_fd;			/* the blk's descriptor of the image */
-	int saved_fd;			/* a copy of it, to repair the disk */
-	unsigned nr_errors;
-	struct machine_io_error last;
-};
+static uint8_t sw_cmd(struct we *t, const uint8_t *cdb, bool write);
 
-static void on_io_error(void *opaque, const struct machine_io_error *e)
-{
-	struct sw *t = opaque;
-
-	t->nr_errors++;
-	t->last = *e;
-	t->last.device = NULL;		/* only valid during the call */
-	g_assert_cmpstr(e->device, ==, "d0");
-}
-
-static int find_image_fd(const char *img)
-{
-	char *real = realpath(img, NULL);
-	GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
-	const char *name;
-	int found = -1;
-
-	g_assert_nonnull(real);
-	g_assert_nonnull(dir);
-	while ((name = g_dir_read_name(dir))) {
-		char *path = g_build_filename("/proc/self/fd", name, NULL);
-		char *target = g_file_read_link(path, NULL);
-
-		if (target && !strcmp(target, real)) {
-			g_assert_cmpint(found, ==, -1);	/* exactly one */
-			found = atoi(name);
-		}
-		g_free(target);
-		g_free(path);
-	}
-	g_dir_close(dir);
-	free(real);
-	g_assert_cmpint(found, >=, 0);
-	return found;
-}
-
-static void *gp(struct sw *t, uint64_t gpa, uint64_t len)
-{
-	return vh_ptr(&t->h.m.mem, gpa, len);
-}
-
-static void sw_setup(struct sw *t)
-{
-	g_assert_cmphex(vh_dev_setup(&t->d, 1ull << VIRTIO_F_VERSION_1, 3, QSIZE), ==,
-			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-			VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-}
-
-static uint8_t sw_cmd(struct sw *t, const uint8_t *cdb, bool write);
-
-static void sw_init(struct sw *t, const char *drive_opts)
+static void sw_init(struct we *t, const char *drive_opts)
 {
 	static const uint8_t tur[6] = { SCSI_TEST_UNIT_READY };
 	struct virtio_scsi_medium_info *media;
-	char err[256], *opt;
+	char err[256];
 	size_t n;
 
-	memset(t, 0, sizeof(*t));
-	t->dir = g_dir_make_tmp("vireo-scsi-werror-XXXXXX", NULL);
-	t->img = g_build_filename(t->dir, "disk.raw", NULL);
-	g_assert_true(g_file_set_contents(t->img, "", 0, NULL));
-	g_assert_cmpint(truncate(t->img, DISK), ==, 0);
-	vh_machine_init(&t->h, 1, false);
-	t->h.m.ctx = g_main_context_new();
-	/* The harness has no vCPUs: pausing only moves the runstate. */
-	t->h.m.runstate = RUNSTATE_RUNNING;
-	t->ml.io_error = on_io_error;
-	t->ml.opaque = t;
-	machine_add_listener(&t->h.m, &t->ml);
-	opt = g_strdup_printf("file=%s,format=raw,if=none,id=d0,aio=threads,%s", t->img,
-			      drive_opts);
-	g_assert_cmpint(drive_add(&t->h.m, opt, err, sizeof(err)), ==, 0);
-	g_free(opt);
+	we_init(t, "vireo-scsi-werror-XXXXXX", "none", drive_opts);
 	g_assert_cmpint(machine_add_device(&t->h.m, "virtio-scsi-pci,id=scsi0,num_queues=1",
 					   err, sizeof(err)), ==, 0);
 	g_assert_cmpint(machine_add_device(&t->h.m, "scsi-hd,drive=d0,id=hd0,scsi-id=0,lun=0",
@@ -129,45 +40,10 @@ static void sw_init(struct sw *t, const char *drive_opts)
 	media = virtio_scsi_media(&t->h.m, &n);
 	g_assert_cmpuint(n, ==, 0);
 	virtio_scsi_media_free(media, n);
-	g_assert_true(vh_dev_find(&t->h, VIRTIO_ID_SCSI, 0, &t->d));
-	vh_msix_enable(&t->d);
-	sw_setup(t);
-	t->img_fd = find_image_fd(t->img);
-	t->saved_fd = -1;
+	/* Three queues: control, event and one request queue. */
+	we_attach(t, VIRTIO_ID_SCSI, 3);
 	/* The power-on unit attention, out of the way. */
 	sw_cmd(t, tur, false);
-}
-
-static void sw_finish(struct sw *t)
-{
-	machine_remove_listener(&t->h.m, &t->ml);
-	vh_machine_destroy(&t->h);
-	g_main_context_unref(t->h.m.ctx);
-	if (t->saved_fd >= 0)
-		close(t->saved_fd);
-	g_unlink(t->img);
-	g_rmdir(t->dir);
-	g_free(t->img);
-	g_free(t->dir);
-}
-
-/* I/O of the given direction on the image fails from now on (EBADF). */
-static void sw_break(struct sw *t, bool writes)
-{
-	int fd = open(t->img, (writes ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
-
-	g_assert_cmpint(fd, >=, 0);
-	t->saved_fd = dup(t->img_fd);
-	g_assert_cmpint(t->saved_fd, >=, 0);
-	g_assert_cmpint(dup2(fd, t->img_fd), ==, t->img_fd);
-	close(fd);
-}
-
-static void sw_repair(struct sw *t)
-{
-	g_assert_cmpint(dup2(t->saved_fd, t->img_fd), ==, t->img_fd);
-	close(t->saved_fd);
-	t->saved_fd = -1;
 }
 
 /* READ (10) or WRITE (10) of 8 blocks at lba. */
@@ -187,7 +63,7 @@ static const uint8_t *rw10(uint8_t *cdb, bool write, uint32_t lba)
  * Publish a command (tag = head) with data_len bytes of data at DATA(head)
  * (data-out if write) and kick.
  */
-static uint16_t sw_submit_data(struct sw *t, const uint8_t *cdb, unsigned len, bool write,
+static uint16_t sw_submit_data(struct we *t, const uint8_t *cdb, unsigned len, bool write,
 			       uint32_t data_len)
 {
 	struct vh_ring *r = &t->d.ring[RQ];
@@ -214,20 +90,20 @@ static uint16_t sw_submit_data(struct sw *t, const uint8_t *cdb, unsigned len, b
 }
 
 /* READ (10) and WRITE (10) move 4 KiB; other commands here move none. */
-static uint16_t sw_submit(struct sw *t, const uint8_t *cdb, unsigned len, bool write)
+static uint16_t sw_submit(struct we *t, const uint8_t *cdb, unsigned len, bool write)
 {
 	bool rw = cdb[0] == SCSI_READ_10 || cdb[0] == SCSI_WRITE_10;
 
 	return sw_submit_data(t, cdb, len, write, rw ? 4096 : 0);
 }
 
-static struct virtio_scsi_cmd_resp *sw_resp(struct sw *t, uint16_t head)
+static struct virtio_scsi_cmd_resp *sw_resp(struct we *t, uint16_t head)
 {
 	return gp(t, RESP(head), sizeof(struct virtio_scsi_cmd_resp));
 }
 
 /* The next used entry is head's; returns its SCSI status. */
-static uint8_t sw_expect(struct sw *t, uint16_t head, uint8_t response)
+static uint8_t sw_expect(struct we *t, uint16_t head, uint8_t response)
 {
 	uint32_t id, len;
 
@@ -237,30 +113,12 @@ static uint8_t sw_expect(struct sw *t, uint16_t head, uint8_t response)
 	return sw_resp(t, head)->status;
 }
 
-static uint8_t sw_cmd(struct sw *t, const uint8_t *cdb, bool write)
+static uint8_t sw_cmd(struct we *t, const uint8_t *cdb, bool write)
 {
 	return sw_expect(t, sw_submit(t, cdb, cdb[0] < 0x20 ? 6 : 10, write), VIRTIO_SCSI_S_OK);
 }
 
-/* Run the main loop (as the main thread would) until n errors were told. */
-static void wait_errors(struct sw *t, unsigned n)
-{
-	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-
-	while (t->nr_errors < n) {
-		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-		if (!g_main_context_iteration(t->h.m.ctx, FALSE))
-			g_usleep(1000);
-	}
-}
-
-static void fill(void *p, size_t len, uint8_t seed)
-{
-	for (size_t i = 0; i < len; i++)
-		((uint8_t *)p)[i] = seed + i * 7 + (i >> 9);
-}
-
-static void read_disk(struct sw *t, uint64_t off, void *buf, size_t len)
+static void read_disk(struct we *t, uint64_t off, void *buf, size_t len)
 {
 	int fd = open(t->img, O_RDONLY | O_CLOEXEC);
 
@@ -269,64 +127,59 @@ static void read_disk(struct sw *t, uint64_t off, void *buf, size_t len)
 	close(fd);
 }
 
-static int io_status(struct sw *t)
-{
-	return __atomic_load_n(&t->h.m.drives->io_status, __ATOMIC_ACQUIRE);
-}
-
 /* werror=report: CHECK CONDITION, as before; ignore: GOOD, the VM runs on. */
 static void test_report_and_ignore(void)
 {
 	uint8_t cdb[10];
 	uint16_t rd;
-	struct sw t;
+	struct we t;
 
 	sw_init(&t, "werror=report");
-	sw_break(&t, true);
+	we_break(&t, true);
 	g_assert_cmpuint(sw_cmd(&t, rw10(cdb, true, LBA), true), ==, SCSI_STATUS_CHECK_CONDITION);
-	wait_errors(&t, 1);
+	we_wait_errors(&t, 1);
 	g_assert_true(t.last.write);
 	g_assert_cmpint(t.last.action, ==, MACHINE_IO_REPORT);
 	g_assert_cmpint(t.last.error, ==, EBADF);
 	g_assert_cmpint(t.h.m.runstate, ==, RUNSTATE_RUNNING);
-	sw_repair(&t);
-	sw_finish(&t);
+	we_repair(&t);
+	we_finish(&t);
 
 	sw_init(&t, "werror=ignore,rerror=ignore");
-	sw_break(&t, true);
+	we_break(&t, true);
 	g_assert_cmpuint(sw_cmd(&t, rw10(cdb, true, LBA), true), ==, SCSI_STATUS_GOOD);
-	wait_errors(&t, 1);
+	we_wait_errors(&t, 1);
 	g_assert_cmpint(t.last.action, ==, MACHINE_IO_IGNORE);
-	sw_repair(&t);
-	sw_break(&t, false);
+	we_repair(&t);
+	we_break(&t, false);
 	rd = sw_submit(&t, rw10(cdb, false, LBA), 10, false);
 	g_assert_cmpuint(sw_expect(&t, rd, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
 	/* As if the whole transfer was made. */
 	g_assert_cmpuint(sw_resp(&t, rd)->resid, ==, 0);
-	wait_errors(&t, 2);
+	we_wait_errors(&t, 2);
 	g_assert_false(t.last.write);
 	g_assert_cmpint(t.last.action, ==, MACHINE_IO_IGNORE);
 	g_assert_cmpint(t.h.m.runstate, ==, RUNSTATE_RUNNING);
-	g_assert_cmpint(io_status(&t), ==, BLK_IOSTATUS_OK);
-	sw_repair(&t);
-	sw_finish(&t);
+	g_assert_cmpint(we_io_status(&t), ==, BLK_IOSTATUS_OK);
+	we_repair(&t);
+	we_finish(&t);
 }
 
 /* Park a failing WRITE (10) of want at LBA; the VM pauses.  Returns its head. */
-static uint16_t sw_park_write(struct sw *t, const uint8_t *want)
+static uint16_t sw_park_write(struct we *t, const uint8_t *want)
 {
 	uint8_t cdb[10];
 	uint16_t head = t->d.ring[RQ].next_desc;
 
 	memcpy(gp(t, DATA(head), 4096), want, 4096);
-	sw_break(t, true);
+	we_break(t, true);
 	g_assert_cmpuint(sw_submit(t, rw10(cdb, true, LBA), 10, true), ==, head);
-	wait_errors(t, t->nr_errors + 1);
+	we_wait_errors(t, t->nr_errors + 1);
 	g_assert_true(t->last.write);
 	g_assert_cmpint(t->last.action, ==, MACHINE_IO_STOP);
 	g_assert_cmpint(t->last.error, ==, EBADF);
 	g_assert_cmpint(t->h.m.runstate, ==, RUNSTATE_PAUSED);
-	g_assert_cmpint(io_status(t), ==, BLK_IOSTATUS_FAILED);
+	g_assert_cmpint(we_io_status(t), ==, BLK_IOSTATUS_FAILED);
 	g_assert_cmpuint(sw_resp(t, head)->response, ==, 0xee);	/* not answered */
 	return head;
 }
@@ -340,26 +193,26 @@ static void test_stop_retry_order(void)
 {
 	uint8_t want[4096], zero[4096] = { 0 }, got[4096], cdb[10];
 	uint16_t wr, rd;
-	struct sw t;
+	struct we t;
 
 	sw_init(&t, "werror=stop");
-	fill(want, sizeof(want), 5);
+	we_fill(want, sizeof(want), 5);
 	wr = sw_park_write(&t, want);
 	rd = sw_submit(&t, rw10(cdb, false, LBA), 10, false);
 	memset(gp(&t, DATA(rd), 4096), 0xaa, 4096);
 	read_disk(&t, LBA * 512, got, sizeof(got));
 	g_assert_true(memcmp(got, zero, sizeof(got)) == 0);
 
-	sw_repair(&t);
+	we_repair(&t);
 	machine_resume(&t.h.m);
-	g_assert_cmpint(io_status(&t), ==, BLK_IOSTATUS_OK);
+	g_assert_cmpint(we_io_status(&t), ==, BLK_IOSTATUS_OK);
 	g_assert_cmpuint(sw_expect(&t, wr, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
 	g_assert_cmpuint(sw_expect(&t, rd, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
 	g_assert_true(memcmp(gp(&t, DATA(rd), 4096), want, 4096) == 0);
 	read_disk(&t, LBA * 512, got, sizeof(got));
 	g_assert_true(memcmp(got, want, sizeof(got)) == 0);
 	g_assert_cmpuint(t.nr_errors, ==, 1);
-	sw_finish(&t);
+	we_finish(&t);
 }
 
 /* A retry that fails again parks again and pauses again; rerror=stop too. */
@@ -367,30 +220,30 @@ static void test_stop_twice(void)
 {
 	uint8_t want[4096], cdb[10];
 	uint16_t wr, rd;
-	struct sw t;
+	struct we t;
 
 	sw_init(&t, "werror=stop,rerror=stop");
-	fill(want, sizeof(want), 6);
+	we_fill(want, sizeof(want), 6);
 	wr = sw_park_write(&t, want);
 	machine_resume(&t.h.m);
-	wait_errors(&t, 2);
+	we_wait_errors(&t, 2);
 	g_assert_cmpint(t.last.action, ==, MACHINE_IO_STOP);
 	g_assert_cmpint(t.h.m.runstate, ==, RUNSTATE_PAUSED);
-	g_assert_cmpint(io_status(&t), ==, BLK_IOSTATUS_FAILED);
-	sw_repair(&t);
+	g_assert_cmpint(we_io_status(&t), ==, BLK_IOSTATUS_FAILED);
+	we_repair(&t);
 	machine_resume(&t.h.m);
 	g_assert_cmpuint(sw_expect(&t, wr, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
 
-	sw_break(&t, false);
+	we_break(&t, false);
 	rd = sw_submit(&t, rw10(cdb, false, LBA), 10, false);
-	wait_errors(&t, 3);
+	we_wait_errors(&t, 3);
 	g_assert_false(t.last.write);
 	g_assert_cmpint(t.last.action, ==, MACHINE_IO_STOP);
-	sw_repair(&t);
+	we_repair(&t);
 	machine_resume(&t.h.m);
 	g_assert_cmpuint(sw_expect(&t, rd, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
 	g_assert_true(memcmp(gp(&t, DATA(rd), 4096), want, 4096) == 0);
-	sw_finish(&t);
+	we_finish(&t);
 }
 
 /*
@@ -403,26 +256,26 @@ static void test_reset_while_parked(void)
 	uint8_t want[4096], zero[4096] = { 0 }, got[4096], cdb[10];
 	struct vh_ring *r;
 	uint16_t used;
-	struct sw t;
+	struct we t;
 
 	sw_init(&t, "werror=stop");
-	fill(want, sizeof(want), 7);
+	we_fill(want, sizeof(want), 7);
 	sw_park_write(&t, want);
 	r = &t.d.ring[RQ];
 	used = *(uint16_t *)gp(&t, r->used + 2, 2);
 	vh_common_write(&t.d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	g_assert_cmpuint(vh_status(&t.d), ==, 0);
 	g_assert_cmpuint(*(uint16_t *)gp(&t, r->used + 2, 2), ==, used);
-	g_assert_cmpint(io_status(&t), ==, BLK_IOSTATUS_OK);
-	sw_repair(&t);
+	g_assert_cmpint(we_io_status(&t), ==, BLK_IOSTATUS_OK);
+	we_repair(&t);
 	machine_resume(&t.h.m);
-	sw_setup(&t);
+	we_setup(&t, 3);
 	sw_cmd(&t, (const uint8_t[6]){ SCSI_TEST_UNIT_READY }, false);	/* the reset's UA */
 	g_assert_cmpuint(sw_cmd(&t, rw10(cdb, false, LBA), false), ==, SCSI_STATUS_GOOD);
 	read_disk(&t, LBA * 512, got, sizeof(got));
 	g_assert_true(memcmp(got, zero, sizeof(got)) == 0);
 	g_assert_cmpuint(t.nr_errors, ==, 1);
-	sw_finish(&t);
+	we_finish(&t);
 }
 
 /*
@@ -435,21 +288,21 @@ static void test_unplug_while_parked(void)
 	uint8_t want[4096], zero[4096] = { 0 }, got[4096];
 	char err[256];
 	uint16_t wr;
-	struct sw t;
+	struct we t;
 
 	sw_init(&t, "werror=stop");
-	fill(want, sizeof(want), 10);
+	we_fill(want, sizeof(want), 10);
 	wr = sw_park_write(&t, want);
-	sw_repair(&t);
+	we_repair(&t);
 	g_assert_cmpint(virtio_scsi_device_del(&t.h.m, "hd0", err, sizeof(err)), ==, 0);
-	g_assert_cmpint(io_status(&t), ==, BLK_IOSTATUS_OK);
+	g_assert_cmpint(we_io_status(&t), ==, BLK_IOSTATUS_OK);
 	g_assert_cmpuint(sw_resp(&t, wr)->response, ==, 0xee);
 	machine_resume(&t.h.m);
 	sw_expect(&t, wr, VIRTIO_SCSI_S_BAD_TARGET);
 	read_disk(&t, LBA * 512, got, sizeof(got));
 	g_assert_true(memcmp(got, zero, sizeof(got)) == 0);
 	g_assert_cmpuint(t.nr_errors, ==, 1);
-	sw_finish(&t);
+	we_finish(&t);
 }
 
 /* ABORT TASK of a parked command: ABORTED, the TMF completes, nothing is written. */
@@ -460,10 +313,10 @@ static void test_abort_parked(void)
 	struct vh_buf b[2] = { { TMF_REQ, sizeof(*q), false }, { TMF_RESP, 1, true } };
 	uint32_t id, len;
 	uint16_t wr;
-	struct sw t;
+	struct we t;
 
 	sw_init(&t, "werror=stop");
-	fill(want, sizeof(want), 8);
+	we_fill(want, sizeof(want), 8);
 	wr = sw_park_write(&t, want);
 	q = gp(&t, TMF_REQ, sizeof(*q));
 	memset(q, 0, sizeof(*q));
@@ -478,14 +331,14 @@ static void test_abort_parked(void)
 	sw_expect(&t, wr, VIRTIO_SCSI_S_ABORTED);
 	g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_CTRL, &id, &len));
 	g_assert_cmpuint(*(uint8_t *)gp(&t, TMF_RESP, 1), ==, VIRTIO_SCSI_S_FUNCTION_COMPLETE);
-	sw_repair(&t);
+	we_repair(&t);
 	machine_resume(&t.h.m);
 	/* The queue serves again, and the aborted write never reached the disk. */
 	g_assert_cmpuint(sw_cmd(&t, (const uint8_t[6]){ SCSI_TEST_UNIT_READY }, false), ==,
 			 SCSI_STATUS_GOOD);
 	read_disk(&t, LBA * 512, got, sizeof(got));
 	g_assert_true(memcmp(got, zero, sizeof(got)) == 0);
-	sw_finish(&t);
+	we_finish(&t);
 }
 
 /*
@@ -501,19 +354,19 @@ static void test_stop_write_same(void)
 	const uint8_t wsz[16] = { SCSI_WRITE_SAME_16, 0x08, 0, 0, 0, 0, 0, 0, 0, LBA,
 				  0, 0, 0, 8, 0, 0 };
 	uint16_t head;
-	struct sw t;
+	struct we t;
 
 	sw_init(&t, "werror=stop,discard=unmap");
 	memset(want, 0x5a, sizeof(want));
 	head = t.d.ring[RQ].next_desc;
 	memset(gp(&t, DATA(head), 512), 0x5a, 512);
-	sw_break(&t, true);
+	we_break(&t, true);
 	g_assert_cmpuint(sw_submit_data(&t, ws, sizeof(ws), true, 512), ==, head);
-	wait_errors(&t, 1);
+	we_wait_errors(&t, 1);
 	g_assert_cmpint(t.last.action, ==, MACHINE_IO_STOP);
 	g_assert_true(t.last.write);
 	g_assert_cmpint(t.h.m.runstate, ==, RUNSTATE_PAUSED);
-	sw_repair(&t);
+	we_repair(&t);
 	machine_resume(&t.h.m);
 	g_assert_cmpuint(sw_expect(&t, head, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
 	read_disk(&t, LBA * 512, got, sizeof(got));
@@ -522,38 +375,20 @@ static void test_stop_write_same(void)
 	/* Zeroes over the same 8 blocks, unmapping allowed. */
 	head = t.d.ring[RQ].next_desc;
 	memset(gp(&t, DATA(head), 512), 0, 512);
-	sw_break(&t, true);
+	we_break(&t, true);
 	g_assert_cmpuint(sw_submit_data(&t, wsz, sizeof(wsz), true, 512), ==, head);
-	wait_errors(&t, 2);
+	we_wait_errors(&t, 2);
 	g_assert_cmpint(t.last.action, ==, MACHINE_IO_STOP);
-	g_assert_cmpint(io_status(&t), ==, BLK_IOSTATUS_FAILED);
+	g_assert_cmpint(we_io_status(&t), ==, BLK_IOSTATUS_FAILED);
 	read_disk(&t, LBA * 512, got, sizeof(got));
 	g_assert_true(memcmp(got, want, sizeof(got)) == 0);
-	sw_repair(&t);
+	we_repair(&t);
 	machine_resume(&t.h.m);
 	g_assert_cmpuint(sw_expect(&t, head, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
 	read_disk(&t, LBA * 512, got, sizeof(got));
 	g_assert_true(memcmp(got, zero, sizeof(got)) == 0);
 	g_assert_cmpuint(t.nr_errors, ==, 2);
-	sw_finish(&t);
-}
-
-static void bad_parked(struct vmstate_out *o)	/* the parked head: 0xffff */
-{
-	uint8_t *f = memmem(o->buf, o->len, "\x06parked", 7);
-
-	g_assert_nonnull(f);
-	g_assert_cmpuint(f[7], ==, 2);		/* one head */
-	f[11] = f[12] = 0xff;
-}
-
-static void bad_io_status(struct vmstate_out *o)	/* the unit's io-status: 7 */
-{
-	uint8_t *f = memmem(o->buf, o->len, "\x09io-status", 10);
-
-	g_assert_nonnull(f);
-	g_assert_cmpuint(f[10], ==, 1);		/* one byte */
-	f[14] = 7;
+	we_finish(&t);
 }
 
 /* A version 3 stream: no io-status, no parked requests (fields of 1, 6 chars). */
@@ -578,20 +413,6 @@ static void as_v3(struct vmstate_out *o)
 	}
 }
 
-static void sw_copy_disk(struct sw *from, struct sw *to)
-{
-	gchar *data;
-	gsize len;
-	int fd = open(to->img, O_WRONLY | O_CLOEXEC);
-
-	/* In place: to's drive has the file open already. */
-	g_assert_true(g_file_get_contents(from->img, &data, &len, NULL));
-	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(pwrite(fd, data, len, 0), ==, (ssize_t)len);
-	close(fd);
-	g_free(data);
-}
-
 /*
  * werror=stop and a migration: the write parked on a completes on b once
  * b runs, with the data on b's disk, and before the read queued behind it.
@@ -601,23 +422,19 @@ static void test_stop_migrates(void)
 	uint8_t want[4096], got[4096], cdb[10];
 	struct vmstate_section *sec;
 	char err[512] = "";
-	struct sw a, b, c;
+	struct we a, b, c;
 	uint16_t wr, rd;
 
 	sw_init(&a, "werror=stop");
-	fill(want, sizeof(want), 9);
+	we_fill(want, sizeof(want), 9);
 	wr = sw_park_write(&a, want);
 	rd = sw_submit(&a, rw10(cdb, false, LBA), 10, false);
 
 	sw_init(&b, "werror=stop");
-	sw_copy_disk(&a, &b);
-	b.h.m.runstate = RUNSTATE_PAUSED;
-	if (vh_migrate_dev(&a.d, &b.h, &b.d, true, NULL, err, sizeof(err))) {
-		g_test_message("%s", err);
-		g_assert_not_reached();
-	}
+	we_copy_disk(&a, &b);
+	we_migrate(&a, &b);
 	g_assert_cmpuint(sw_resp(&b, wr)->response, ==, 0xee);
-	g_assert_cmpint(io_status(&b), ==, BLK_IOSTATUS_FAILED);
+	g_assert_cmpint(we_io_status(&b), ==, BLK_IOSTATUS_FAILED);
 	machine_resume(&b.h.m);
 	g_assert_cmpuint(sw_expect(&b, wr, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
 	g_assert_cmpuint(sw_expect(&b, rd, VIRTIO_SCSI_S_OK), ==, SCSI_STATUS_GOOD);
@@ -626,20 +443,7 @@ static void test_stop_migrates(void)
 	g_assert_true(memcmp(got, want, sizeof(got)) == 0);
 	g_assert_cmpuint(b.nr_errors, ==, 0);
 
-	/* A stream whose parked head is out of the ring is refused. */
-	sw_init(&c, "werror=stop");
-	c.h.m.runstate = RUNSTATE_PAUSED;
-	g_assert_cmpint(vh_migrate_dev(&a.d, &c.h, &c.d, true, bad_parked, err, sizeof(err)),
-			==, -EINVAL);
-	g_assert_nonnull(strstr(err, "parked head 65535"));
-	sw_finish(&c);
-	/* So is one with an io-status that does not exist. */
-	sw_init(&c, "werror=stop");
-	c.h.m.runstate = RUNSTATE_PAUSED;
-	g_assert_cmpint(vh_migrate_dev(&a.d, &c.h, &c.d, true, bad_io_status, err, sizeof(err)),
-			==, -EINVAL);
-	g_assert_nonnull(strstr(err, "io-status 7"));
-	sw_finish(&c);
+	we_migrate_hostile(&a, sw_init, "werror=stop");
 
 	/* A version 3 stream (a source from before) loads, with nothing parked. */
 	sw_init(&c, "werror=stop");
@@ -647,17 +451,16 @@ static void test_stop_migrates(void)
 	g_assert_nonnull(sec);
 	g_assert_cmpuint(sec->version, ==, 4);
 	sec->version = 3;
-	err[0] = 0;
 	if (vh_migrate_dev(&b.d, &c.h, &c.d, true, as_v3, err, sizeof(err))) {
 		g_test_message("%s", err);
 		g_assert_not_reached();
 	}
 	sec->version = 4;
 	g_assert_cmpuint(sw_cmd(&c, rw10(cdb, false, LBA), false), ==, SCSI_STATUS_GOOD);
-	sw_finish(&c);
-	sw_finish(&b);
-	sw_repair(&a);
-	sw_finish(&a);
+	we_finish(&c);
+	we_finish(&b);
+	we_repair(&a);
+	we_finish(&a);
 }
 
 int main(int argc, char **argv)
