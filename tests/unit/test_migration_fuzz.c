@@ -1,0 +1,331 @@
+/*
+ * A hostile migration stream, well framed: every field of every section a
+ * real machine saves (virtio-pci and its devices, PCI, the irqchips, the
+ * RTC, the UART, i8042, ACPI, the TCG vCPUs, RAM records) mutated to
+ * boundary and random values, with the section lengths and the stream's
+ * checksum made to match again, so that the value reaches the loader.
+ * Every load must either fail with a message or leave a machine that the
+ * guest can use (its registers read, its queues notified, its interrupts
+ * raised) and that saves a stream which loads again.  Nothing may crash;
+ * under ASan/UBSan (make BUILD=build-asan SANITIZE=1) nothing may be
+ * reported.
+ *
+ * The suite runs a fixed seed for a bounded number of iterations;
+ * MIGFUZZ_ITERS and MIGFUZZ_SEED run a longer campaign:
+ *
+ *   MIGFUZZ_ITERS=100000 MIGFUZZ_SEED=7 build-asan/tests/unit/test_migration_fuzz \
+ *       -p /migration/fuzz/values
+ *
+ * The regression tests below each replay one value the fuzzer found that
+ * crashed or corrupted memory before its loader refused it.
+ */
+#include "migfuzz.h"
+
+struct fuzz {
+	char *dir;
+	struct mf_vm src;
+	uint8_t *stream;
+	size_t len;
+	GPtrArray *recs;
+};
+
+static void fuzz_init(struct fuzz *f)
+{
+	char msg[512] = "";
+
+	f->dir = g_dir_make_tmp("vireo-migfuzz-XXXXXX", NULL);
+	g_assert_nonnull(f->dir);
+	mf_vm_init(&f->src, f->dir, "src", true);
+	f->stream = mf_save(&f->src, &f->len, msg, sizeof(msg));
+	if (!f->stream)
+		g_error("the source does not save: %s", msg);
+	f->recs = mf_parse(f->stream, f->len);
+	g_assert_nonnull(f->recs);
+}
+
+static void fuzz_fini(struct fuzz *f)
+{
+	GDir *d;
+	const char *n;
+
+	g_ptr_array_unref(f->recs);
+	g_free(f->stream);
+	mf_vm_destroy(&f->src);
+	d = g_dir_open(f->dir, 0, NULL);
+	while (d && (n = g_dir_read_name(d))) {
+		char *p = g_build_filename(f->dir, n, NULL);
+
+		g_unlink(p);
+		g_free(p);
+	}
+	if (d)
+		g_dir_close(d);
+	g_rmdir(f->dir);
+	g_free(f->dir);
+}
+
+/*
+ * Load recs into a fresh destination.  A stream that loads must give a
+ * machine that saves a stream that loads again.  Returns the first load's
+ * result; msg its message.
+ */
+static int fuzz_load(struct fuzz *f, GPtrArray *recs, bool roundtrip, char *msg, size_t msglen)
+{
+	struct mf_vm dst, again;
+	uint8_t *b, *b2;
+	size_t len, len2;
+	char msg2[512] = "";
+	int ret;
+
+	b = mf_serialize(recs, &len);
+	mf_vm_init(&dst, f->dir, "dst", false);
+	msg[0] = 0;
+	ret = mf_load(&dst, b, len, msg, msglen);
+	if (ret) {
+		if (!msg[0])
+			g_error("a refused stream without a message (%d)", ret);
+	} else if (roundtrip) {
+		b2 = mf_save(&dst, &len2, msg2, sizeof(msg2));
+		if (!b2)
+			g_error("a loaded stream does not save again: %s", msg2);
+		mf_vm_init(&again, f->dir, "again", false);
+		if (mf_load(&again, b2, len2, msg2, sizeof(msg2)))
+			g_error("a loaded stream saved again does not load: %s", msg2);
+		mf_vm_destroy(&again);
+		g_free(b2);
+	}
+	mf_vm_destroy(&dst);
+	g_free(b);
+	return ret;
+}
+
+/* The source's own stream loads, and round trips. */
+static void test_unchanged(void)
+{
+	struct fuzz f;
+	char msg[512];
+
+	fuzz_init(&f);
+	if (fuzz_load(&f, f.recs, true, msg, sizeof(msg)))
+		g_error("the unchanged stream is refused: %s", msg);
+	fuzz_fini(&f);
+}
+
+/* ---- mutations ---- */
+
+static uint64_t interesting(GRand *g, unsigned width, uint64_t cur)
+{
+	static const uint64_t fixed[] = {
+		0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 65, 127, 128, 255, 256, 0x3ff,
+		0x400, 0xfff, 0x1000, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000,
+		0xffffffff, 0x100000000ull, MF_RAM - 1, MF_RAM, MF_RAM - 0x1000, 0xc0000000,
+		0xfec00000, 0xfee00000, 0xe0000000, 0x7fffffffffffffffull, 0x8000000000000000ull,
+		0x0000800000000000ull, 0xffff800000000000ull, ~0ull, ~0ull - 1,
+	};
+	uint64_t v;
+
+	switch (g_rand_int_range(g, 0, 8)) {
+	case 0:
+		v = fixed[g_rand_int_range(g, 0, G_N_ELEMENTS(fixed))];
+		break;
+	case 1:
+		v = cur + 1;
+		break;
+	case 2:
+		v = cur - 1;
+		break;
+	case 3:
+		v = cur ^ (1ull << g_rand_int_range(g, 0, width * 8));
+		break;
+	case 4:
+		v = 1ull << g_rand_int_range(g, 0, width * 8);
+		v += g_rand_int_range(g, -1, 2);
+		break;
+	case 5:
+		v = (uint64_t)g_rand_int(g) << 32 | g_rand_int(g);
+		break;
+	case 6:
+		v = ~0ull;
+		break;
+	default:
+		v = g_rand_int_range(g, 0, 300);
+		break;
+	}
+	return v;
+}
+
+static struct mf_rec *random_section(GPtrArray *recs, GRand *g)
+{
+	for (;;) {
+		struct mf_rec *r = recs->pdata[g_rand_int_range(g, 0, recs->len)];
+
+		if (r->tag == MIG_TAG_SECTION && r->fields->len)
+			return r;
+	}
+}
+
+/* An integer of a field's value (or of a raw record) set to a boundary value. */
+static void mutate_int(GByteArray *a, GRand *g, char *what, size_t wl)
+{
+	static const unsigned widths[] = { 1, 2, 4, 8 };
+	unsigned w = widths[g_rand_int_range(g, 0, 4)];
+	size_t off;
+	uint64_t cur = 0, v;
+
+	while (w > a->len)
+		w /= 2;
+	if (!w)
+		return;
+	off = g_rand_int_range(g, 0, a->len - w + 1);
+	/* Mostly aligned, as the fields of a struct are. */
+	if (g_rand_int_range(g, 0, 4))
+		off -= off % w;
+	memcpy(&cur, a->data + off, w);
+	v = interesting(g, w, cur);
+	mf_set(a, off, w, v);
+	snprintf(what, wl, "+%zu/%u = 0x%llx", off, w,
+		 (unsigned long long)(w == 8 ? v : v & ((1ull << 8 * w) - 1)));
+}
+
+static void mutate_field(GPtrArray *recs, GRand *g, char *what, size_t wl)
+{
+	struct mf_rec *r = random_section(recs, g);
+	unsigned i = g_rand_int_range(g, 0, r->fields->len);
+	struct mf_field *f = r->fields->pdata[i];
+	char how[128] = "", name[64];
+	unsigned k = g_rand_int_range(g, 0, 100);
+
+	snprintf(name, sizeof(name), "%.63s", f->name);
+
+	if (k < 80 && f->data->len) {
+		mutate_int(f->data, g, how, sizeof(how));
+	} else if (k < 86 && f->data->len) {
+		size_t off = g_rand_int_range(g, 0, f->data->len);
+		size_t n = MIN(f->data->len - off, (size_t)g_rand_int_range(g, 1, 64));
+
+		for (size_t j = 0; j < n; j++)
+			f->data->data[off + j] = g_rand_int(g);
+		snprintf(how, sizeof(how), "+%zu: %zu random bytes", off, n);
+	} else if (k < 94) {
+		/* Another length: lists (parked heads, FIFOs) and tables take any. */
+		static const int deltas[] = { -16, -8, -4, -2, -1, 1, 2, 4, 8, 16, 64, 4096 };
+		int d = deltas[g_rand_int_range(g, 0, G_N_ELEMENTS(deltas))];
+		size_t old = f->data->len, n = d < 0 && (size_t)-d > old ? 0 : old + d;
+
+		g_byte_array_set_size(f->data, n);
+		for (size_t j = old; j < n; j++)
+			f->data->data[j] = g_rand_int_range(g, 0, 4) ? 0 : g_rand_int(g);
+		snprintf(how, sizeof(how), "%zu bytes instead of %zu", n, old);
+	} else if (k < 97) {
+		snprintf(how, sizeof(how), "dropped");
+		g_ptr_array_remove_index(r->fields, i);
+	} else {
+		struct mf_field *c = g_new0(struct mf_field, 1);
+
+		memcpy(c->name, f->name, sizeof(c->name));
+		c->data = mf_bytes(f->data->data, f->data->len);
+		g_ptr_array_insert(r->fields, i, c);
+		snprintf(how, sizeof(how), "repeated");
+	}
+	snprintf(what, wl, "%.64s/%u %s %s", r->name, r->instance, name, how);
+}
+
+/* A RAM layout or page record's integers, a section's version. */
+static void mutate_frame(GPtrArray *recs, GRand *g, char *what, size_t wl)
+{
+	struct mf_rec *r = recs->pdata[g_rand_int_range(g, 0, recs->len)];
+	char how[128] = "";
+
+	if (r->tag == MIG_TAG_SECTION) {
+		r->version = g_rand_int_range(g, 0, 5);
+		snprintf(what, wl, "%s/%u version %u", r->name, r->instance, r->version);
+		return;
+	}
+	if (r->tag == MIG_TAG_RAM_PAGE) {
+		/* The page's address and flags, never its length (that is framing). */
+		uint64_t addr;
+
+		memcpy(&addr, r->raw->data, 8);
+		addr = (interesting(g, 8, addr) & ~MIG_PAGE_FLAGS) | (addr & MIG_PAGE_ZERO);
+		mf_set(r->raw, 0, 8, addr);
+		snprintf(what, wl, "RAM page address 0x%llx", (unsigned long long)addr);
+		return;
+	}
+	/* The layout: its count is framing, the regions are values. */
+	if (r->raw->len > 4) {
+		GByteArray body = { r->raw->data + 4, r->raw->len - 4 };
+
+		mutate_int(&body, g, how, sizeof(how));
+	}
+	snprintf(what, wl, "RAM layout %s", how);
+}
+
+static void mutate(GPtrArray *recs, GRand *g, char *what, size_t wl)
+{
+	if (g_rand_int_range(g, 0, 100) < 92)
+		mutate_field(recs, g, what, wl);
+	else
+		mutate_frame(recs, g, what, wl);
+}
+
+static unsigned env_uint(const char *name, unsigned dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoul(v, NULL, 0) : dflt;
+}
+
+/*
+ * The fuzz loop: 1-3 mutations per stream; every 16th iteration that
+ * loads also round trips (a second save and load), which doubles its cost.
+ */
+static void test_values(void)
+{
+	unsigned iters = env_uint("MIGFUZZ_ITERS", 1500), seed = env_uint("MIGFUZZ_SEED", 0x5eed);
+	unsigned loaded = 0, refused = 0;
+	GHashTable *why = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GRand *g = g_rand_new_with_seed(seed);
+	struct fuzz f;
+	bool verbose = getenv("MIGFUZZ_VERBOSE");
+
+	fuzz_init(&f);
+	for (unsigned it = 0; it < iters; it++) {
+		GPtrArray *recs = mf_copy(f.recs);
+		unsigned n = g_rand_int_range(g, 1, 4);
+		char what[3][384], msg[512];
+		int ret;
+
+		for (unsigned k = 0; k < n; k++)
+			mutate(recs, g, what[k], sizeof(what[k]));
+		if (verbose) {
+			for (unsigned k = 0; k < n; k++)
+				fprintf(stderr, "[%u] %s\n", it, what[k]);
+		}
+		ret = fuzz_load(&f, recs, it % 16 == 0, msg, sizeof(msg));
+		if (ret) {
+			refused++;
+			if (verbose)
+				fprintf(stderr, "[%u] refused: %s\n", it, msg);
+			g_hash_table_add(why, g_strdup(msg));
+		} else {
+			loaded++;
+		}
+		g_ptr_array_unref(recs);
+	}
+	g_test_message("seed 0x%x: %u iterations, %u loaded, %u refused (%u messages)", seed,
+		       iters, loaded, refused, g_hash_table_size(why));
+	/* The mutations reach the loaders: both outcomes happen. */
+	g_assert_cmpuint(loaded, >, iters / 20);
+	g_assert_cmpuint(refused, >, iters / 20);
+	g_hash_table_unref(why);
+	g_rand_free(g);
+	fuzz_fini(&f);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/migration/fuzz/unchanged", test_unchanged);
+	g_test_add_func("/migration/fuzz/values", test_values);
+	return g_test_run();
+}
