@@ -201,7 +201,9 @@ static void mutate_field(GPtrArray *recs, GRand *g, char *what, size_t wl)
 		mutate_int(f->data, g, how, sizeof(how));
 	} else if (k < 86 && f->data->len) {
 		size_t off = g_rand_int_range(g, 0, f->data->len);
-		size_t n = MIN(f->data->len - off, (size_t)g_rand_int_range(g, 1, 64));
+		size_t n = g_rand_int_range(g, 1, 64);
+
+		n = MIN(n, f->data->len - off);
 
 		for (size_t j = 0; j < n; j++)
 			f->data->data[off + j] = g_rand_int(g);
@@ -281,7 +283,7 @@ static unsigned env_uint(const char *name, unsigned dflt)
  */
 static void test_values(void)
 {
-	unsigned iters = env_uint("MIGFUZZ_ITERS", 1500), seed = env_uint("MIGFUZZ_SEED", 0x5eed);
+	unsigned iters = env_uint("MIGFUZZ_ITERS", 3000), seed = env_uint("MIGFUZZ_SEED", 0x5eed);
 	unsigned loaded = 0, refused = 0;
 	GHashTable *why = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	GRand *g = g_rand_new_with_seed(seed);
@@ -322,10 +324,94 @@ static void test_values(void)
 	fuzz_fini(&f);
 }
 
+/* ---- regressions: values the fuzzer found that crashed a loader ---- */
+
+/* The first section called name that has a field called field. */
+static struct mf_rec *section_with(GPtrArray *recs, const char *name, const char *field)
+{
+	for (unsigned i = 0; i < recs->len; i++) {
+		struct mf_rec *r = recs->pdata[i];
+
+		if (r->tag == MIG_TAG_SECTION && !strcmp(r->name, name) && mf_field(r, field, 0))
+			return r;
+	}
+	g_error("no section '%s' with a field '%s'", name, field);
+	return NULL;
+}
+
+/*
+ * The source's stream with the width-byte integer at off of the nth field
+ * called field of section name set to v: refused with want in the message
+ * (want NULL: loads, and the guest may use the machine).
+ */
+static void hostile(const char *name, const char *field, unsigned nth, size_t off,
+		    unsigned width, uint64_t v, const char *want)
+{
+	struct fuzz f;
+	GByteArray *a;
+	char msg[512];
+	int ret;
+
+	fuzz_init(&f);
+	a = mf_field(section_with(f.recs, name, field), field, nth);
+	g_assert_nonnull(a);
+	mf_set(a, off, width, v);
+	ret = fuzz_load(&f, f.recs, !want, msg, sizeof(msg));
+	if (want && (!ret || !strstr(msg, want)))
+		g_error("%s.%s = 0x%llx: '%s' lacks '%s'", name, field, (unsigned long long)v,
+			ret ? msg : "loaded", want);
+	if (!want && ret)
+		g_error("%s.%s = 0x%llx refused: %s", name, field, (unsigned long long)v, msg);
+	fuzz_fini(&f);
+}
+
+/*
+ * virtio-blk's last list of parked heads, empty, as the section's last
+ * field: its copy read a byte past the payload (ASan).
+ */
+static void test_blk_parked_last(void)
+{
+	struct fuzz f;
+	struct mf_rec *r;
+	char msg[512];
+
+	fuzz_init(&f);
+	r = section_with(f.recs, "virtio-pci", "io-status");
+	for (unsigned i = 0; i < r->fields->len; i++)
+		if (!strcmp(((struct mf_field *)r->fields->pdata[i])->name, "io-status"))
+			g_ptr_array_remove_index(r->fields, i);
+	g_assert_cmpint(fuzz_load(&f, f.recs, false, msg, sizeof(msg)), <, 0);
+	g_assert_nonnull(strstr(msg, "field 'io-status' is missing"));
+	fuzz_fini(&f);
+}
+
+/* The RTC's guest clock offset overflowed host time + offset (UBSan). */
+static void test_rtc_offset(void)
+{
+	hostile("mc146818rtc", "offset-ns", 0, 0, 8, INT64_MAX,
+		"offset-ns 9223372036854775807 is more than 2^62 ns");
+	hostile("mc146818rtc", "offset-ns", 0, 0, 8, (uint64_t)INT64_MIN, "offset-ns");
+	/* A century away either way is a clock a guest may set. */
+	hostile("mc146818rtc", "offset-ns", 0, 0, 8, 100ull * 365 * 86400 * 1000000000, NULL);
+	hostile("mc146818rtc", "offset-ns", 0, 0, 8, -100ll * 365 * 86400 * 1000000000, NULL);
+}
+
+/*
+ * A PIT channel running without a count loaded (reload 0): reading its
+ * count divided by zero (SIGFPE).  Channel 1 never got a count.
+ */
+static void test_pit_running_unloaded(void)
+{
+	hostile("tcg-vm", "pit.running", 1, 0, 1, 1, "PIT channel 1: running without a count");
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/migration/fuzz/unchanged", test_unchanged);
 	g_test_add_func("/migration/fuzz/values", test_values);
+	g_test_add_func("/migration/fuzz/blk-parked-last", test_blk_parked_last);
+	g_test_add_func("/migration/fuzz/rtc-offset", test_rtc_offset);
+	g_test_add_func("/migration/fuzz/pit-running-unloaded", test_pit_running_unloaded);
 	return g_test_run();
 }
