@@ -405,6 +405,39 @@ static void test_pit_running_unloaded(void)
 	hostile("tcg-vm", "pit.running", 1, 0, 1, 1, "PIT channel 1: running without a count");
 }
 
+/*
+ * The irqchip's timer thread runs until the VM goes, after the vCPUs: a
+ * timer that fired while machine_destroy freed them kicked a freed vCPU
+ * (ASan, found when a loaded LAPIC timer fired at teardown).  Here the
+ * interrupt comes from the test, for vCPU 0 between the frees.
+ */
+static void test_kick_freed_vcpu(void)
+{
+	char *dir = g_dir_make_tmp("vireo-migfuzz-XXXXXX", NULL);
+	struct mf_vm vm;
+	struct machine *m = &vm.h.m;
+	char *p;
+
+	mf_vm_init(&vm, dir, "kick", false);
+	vcpu_destroy(m->vcpus[0]);
+	/* An NMI and an INIT for APIC 0: delivered even with the LAPIC off. */
+	machine_send_msi(m, MEM_LAPIC_BASE, 0x400);
+	machine_send_msi(m, MEM_LAPIC_BASE, 0x500);
+	for (unsigned i = 1; i < m->nr_vcpus; i++)
+		vcpu_destroy(m->vcpus[i]);
+	free(m->vcpus);
+	m->vcpus = NULL;
+	m->nr_vcpus = 0;
+	mf_vm_destroy(&vm);
+	for (const char *n = "blk\0hd\0cd\0"; *n; n += strlen(n) + 1) {
+		p = g_strdup_printf("%s/kick-%s.img", dir, n);
+		g_unlink(p);
+		g_free(p);
+	}
+	g_rmdir(dir);
+	g_free(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -413,5 +446,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/migration/fuzz/blk-parked-last", test_blk_parked_last);
 	g_test_add_func("/migration/fuzz/rtc-offset", test_rtc_offset);
 	g_test_add_func("/migration/fuzz/pit-running-unloaded", test_pit_running_unloaded);
+	g_test_add_func("/migration/fuzz/kick-freed-vcpu", test_kick_freed_vcpu);
 	return g_test_run();
 }
