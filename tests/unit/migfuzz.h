@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "accel/accel.h"
+#include "accel/tcg/tcg.h"
+#include "irqchip.h"
 #include "block.h"
 #include "machine.h"
 #include "migration/migration_int.h"
@@ -294,6 +296,28 @@ static void mf_virtio_poke(struct machine *m, uint8_t devfn)
 	bus_read(&m->mmio, bar + VIRTIO_PCI_ISR_OFF, 1);
 }
 
+/*
+ * Each vCPU's LAPIC page, read as that vCPU, and what its CPU side asks
+ * of the irqchip: the pending interrupt, NMI, CR8, the TSC deadline.
+ */
+static void mf_lapic_poke(struct machine *m)
+{
+	struct irqchip *c = tcg_irqchip(m->vcpus[0]->accel_state);
+
+	for (unsigned i = 0; i < m->nr_vcpus; i++) {
+		current_vcpu = m->vcpus[i];
+		for (unsigned off = 0; off < 0x400; off += 0x10)
+			bus_read(&m->mmio, MEM_LAPIC_BASE + off, 4);
+		current_vcpu = NULL;
+		irqchip_get_cr8(c, i);
+		irqchip_get_apic_base(c, i);
+		irqchip_get_tsc_deadline(c, i);
+		if (irqchip_has_interrupt(c, i))
+			irqchip_ack_interrupt(c, i);
+		irqchip_take_nmi(c, i);
+	}
+}
+
 static void mf_exercise(struct machine *m)
 {
 	struct cpu_state s;
@@ -311,6 +335,7 @@ static void mf_exercise(struct machine *m)
 	}
 	machine_send_msi(m, MEM_LAPIC_BASE, 0x41);
 	machine_send_msi(m, MEM_LAPIC_BASE | 0xff000, 0x4041);
+	mf_lapic_poke(m);
 	for (unsigned i = 0; i < m->nr_vcpus; i++)
 		g_assert_cmpint(m->accel->vcpu_get_state(m->vcpus[i], &s), ==, 0);
 }
