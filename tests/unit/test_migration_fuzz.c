@@ -154,8 +154,30 @@ static uint64_t interesting(GRand *g, unsigned width, uint64_t cur)
 	return v;
 }
 
+/*
+ * Half the time any section alike (runstate as often as tcg-vm), half the
+ * time by its number of fields (the LAPICs' as often as the rest).
+ */
 static struct mf_rec *random_section(GPtrArray *recs, GRand *g)
 {
+	if (g_rand_boolean(g)) {
+		unsigned total = 0, pick;
+
+		for (unsigned i = 0; i < recs->len; i++) {
+			struct mf_rec *r = recs->pdata[i];
+
+			total += r->tag == MIG_TAG_SECTION ? r->fields->len : 0;
+		}
+		pick = g_rand_int_range(g, 0, total);
+		for (unsigned i = 0; i < recs->len; i++) {
+			struct mf_rec *r = recs->pdata[i];
+			unsigned n = r->tag == MIG_TAG_SECTION ? r->fields->len : 0;
+
+			if (pick < n)
+				return r;
+			pick -= n;
+		}
+	}
 	for (;;) {
 		struct mf_rec *r = recs->pdata[g_rand_int_range(g, 0, recs->len)];
 
@@ -235,9 +257,15 @@ static void mutate_field(GPtrArray *recs, GRand *g, char *what, size_t wl)
 /* A RAM layout or page record's integers, a section's version. */
 static void mutate_frame(GPtrArray *recs, GRand *g, char *what, size_t wl)
 {
-	struct mf_rec *r = recs->pdata[g_rand_int_range(g, 0, recs->len)];
+	/* One kind of record in three, so that the dozen sections get as many as the pages. */
+	unsigned kind = g_rand_int_range(g, 0, 3);
+	uint8_t tag = kind == 0 ? MIG_TAG_SECTION : kind == 1 ? MIG_TAG_RAM_PAGE : MIG_TAG_RAM_LAYOUT;
+	struct mf_rec *r;
 	char how[128] = "";
 
+	do
+		r = recs->pdata[g_rand_int_range(g, 0, recs->len)];
+	while (r->tag != tag);
 	if (r->tag == MIG_TAG_SECTION) {
 		r->version = g_rand_int_range(g, 0, 5);
 		snprintf(what, wl, "%s/%u version %u", r->name, r->instance, r->version);
@@ -286,6 +314,8 @@ static void test_values(void)
 	unsigned iters = env_uint("MIGFUZZ_ITERS", 3000), seed = env_uint("MIGFUZZ_SEED", 0x5eed);
 	unsigned loaded = 0, refused = 0;
 	GHashTable *why = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	/* Per section (or RAM record) mutated: iterations that loaded, and that were refused. */
+	GHashTable *per = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	GRand *g = g_rand_new_with_seed(seed);
 	struct fuzz f;
 	bool verbose = getenv("MIGFUZZ_VERBOSE");
@@ -312,10 +342,31 @@ static void test_values(void)
 		} else {
 			loaded++;
 		}
+		for (unsigned k = 0; k < n; k++) {
+			char *key = g_strndup(what[k], strcspn(what[k], "/ "));
+			unsigned *c = g_hash_table_lookup(per, key);
+
+			if (!c) {
+				c = g_new0(unsigned, 2);
+				g_hash_table_insert(per, g_strdup(key), c);
+			}
+			c[ret ? 1 : 0]++;
+			g_free(key);
+		}
 		g_ptr_array_unref(recs);
 	}
 	g_test_message("seed 0x%x: %u iterations, %u loaded, %u refused (%u messages)", seed,
 		       iters, loaded, refused, g_hash_table_size(why));
+	{
+		GHashTableIter hi;
+		gpointer key, val;
+
+		g_hash_table_iter_init(&hi, per);
+		while (g_hash_table_iter_next(&hi, &key, &val))
+			g_test_message("  %-12s mutated in %u loads that passed, %u refused",
+				       (char *)key, ((unsigned *)val)[0], ((unsigned *)val)[1]);
+	}
+	g_hash_table_unref(per);
 	/* The mutations reach the loaders: both outcomes happen. */
 	g_assert_cmpuint(loaded, >, iters / 20);
 	g_assert_cmpuint(refused, >, iters / 20);
