@@ -459,6 +459,22 @@ static void test_pit_running_unloaded(void)
 }
 
 /*
+ * What the guest cannot write in PCI config space came from the stream
+ * unchecked: a capability list pointer, a 64-bit BAR turned 32-bit, the
+ * MSI-X table size.  Now only writable bits may differ.
+ */
+static void test_pci_read_only(void)
+{
+	hostile("virtio-pci", "pci-config", 0, PCI_CAPABILITY_LIST, 1, 0xfc,
+		"PCI config byte 0x34 is 0xfc");
+	hostile("virtio-pci", "pci-config", 0, PCI_BASE_ADDRESS_0 + 4 * VIRTIO_PCI_BAR, 1, 0,
+		"PCI config byte 0x20 is 0x00");
+	hostile("pci-host", "pci-config", 0, PCI_VENDOR_ID, 2, 0x1234, "PCI identity differs");
+	/* The command register is the guest's: memory decoding off loads. */
+	hostile("virtio-pci", "pci-config", 0, PCI_COMMAND, 2, PCI_COMMAND_MASTER, NULL);
+}
+
+/*
  * The irqchip's timer thread runs until the VM goes, after the vCPUs: a
  * timer that fired while machine_destroy freed them kicked a freed vCPU
  * (ASan, found when a loaded LAPIC timer fired at teardown).  Here the
@@ -500,5 +516,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/migration/fuzz/rtc-offset", test_rtc_offset);
 	g_test_add_func("/migration/fuzz/pit-running-unloaded", test_pit_running_unloaded);
 	g_test_add_func("/migration/fuzz/kick-freed-vcpu", test_kick_freed_vcpu);
+	g_test_add_func("/migration/fuzz/pci-read-only", test_pci_read_only);
 	return g_test_run();
 }
