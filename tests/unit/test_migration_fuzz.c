@@ -474,6 +474,13 @@ static void test_pci_read_only(void)
 	hostile("virtio-pci", "pci-config", 0, PCI_COMMAND, 2, PCI_COMMAND_MASTER, NULL);
 }
 
+/* i8042 waiting for the data byte of a command that takes none. */
+static void test_i8042_pending(void)
+{
+	hostile("i8042", "pending", 0, 0, 1, 0xaa, "pending command 0xaa takes no data byte");
+	hostile("i8042", "pending", 0, 0, 1, 0xd1, NULL);
+}
+
 /*
  * The irqchip's timer thread runs until the VM goes, after the vCPUs: a
  * timer that fired while machine_destroy freed them kicked a freed vCPU
@@ -517,5 +524,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/migration/fuzz/pit-running-unloaded", test_pit_running_unloaded);
 	g_test_add_func("/migration/fuzz/kick-freed-vcpu", test_kick_freed_vcpu);
 	g_test_add_func("/migration/fuzz/pci-read-only", test_pci_read_only);
+	g_test_add_func("/migration/fuzz/i8042-pending", test_i8042_pending);
 	return g_test_run();
 }
