@@ -394,11 +394,12 @@ static struct mf_rec *section_with(GPtrArray *recs, const char *name, const char
 
 /*
  * The source's stream with the width-byte integer at off of the nth field
- * called field of section name set to v: refused with want in the message
- * (want NULL: loads, and the guest may use the machine).
+ * called field, in the first section called name that has a field called
+ * marker, set to v: refused with want in the message (want NULL: loads,
+ * and the guest may use the machine).
  */
-static void hostile(const char *name, const char *field, unsigned nth, size_t off,
-		    unsigned width, uint64_t v, const char *want)
+static void hostile_in(const char *name, const char *marker, const char *field, unsigned nth,
+		       size_t off, unsigned width, uint64_t v, const char *want)
 {
 	struct fuzz f;
 	GByteArray *a;
@@ -406,7 +407,7 @@ static void hostile(const char *name, const char *field, unsigned nth, size_t of
 	int ret;
 
 	fuzz_init(&f);
-	a = mf_field(section_with(f.recs, name, field), field, nth);
+	a = mf_field(section_with(f.recs, name, marker), field, nth);
 	g_assert_nonnull(a);
 	mf_set(a, off, width, v);
 	ret = fuzz_load(&f, f.recs, !want, true, msg, sizeof(msg));
@@ -416,6 +417,13 @@ static void hostile(const char *name, const char *field, unsigned nth, size_t of
 	if (!want && ret)
 		g_error("%s.%s = 0x%llx refused: %s", name, field, (unsigned long long)v, msg);
 	fuzz_fini(&f);
+}
+
+/* hostile_in the first section called name that has such a field. */
+static void hostile(const char *name, const char *field, unsigned nth, size_t off,
+		    unsigned width, uint64_t v, const char *want)
+{
+	hostile_in(name, field, field, nth, off, width, v, want);
 }
 
 /*
@@ -474,6 +482,23 @@ static void test_pci_read_only(void)
 	hostile("virtio-pci", "pci-config", 0, PCI_COMMAND, 2, PCI_COMMAND_MASTER, NULL);
 }
 
+/*
+ * virtio-scsi: sizes a driver cannot set (it may set up to 4096), and
+ * media notifications subscribed on a disk, which has none.
+ */
+static void test_scsi_config(void)
+{
+	/* The units go newest first: the CD-ROM (LUN 1), then the disk. */
+	hostile("virtio-pci", "an-subscribed", 1, 0, 4, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE,
+		"unit scsi-id=0 lun=0: notification classes 0x10 beyond the 0x0");
+	hostile("virtio-pci", "an-subscribed", 0, 0, 4, VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE, NULL);
+	hostile_in("virtio-pci", "units", "device-config", 0,
+		   offsetof(struct virtio_scsi_config, sense_size), 4, 4097,
+		   "sense_size 4097 or cdb_size 32 above 4096");
+	hostile_in("virtio-pci", "units", "device-config", 0,
+		   offsetof(struct virtio_scsi_config, cdb_size), 4, 4096, NULL);
+}
+
 /* i8042 waiting for the data byte of a command that takes none. */
 static void test_i8042_pending(void)
 {
@@ -525,5 +550,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/migration/fuzz/kick-freed-vcpu", test_kick_freed_vcpu);
 	g_test_add_func("/migration/fuzz/pci-read-only", test_pci_read_only);
 	g_test_add_func("/migration/fuzz/i8042-pending", test_i8042_pending);
+	g_test_add_func("/migration/fuzz/scsi-config", test_scsi_config);
 	return g_test_run();
 }
