@@ -499,6 +499,22 @@ static void test_scsi_config(void)
 		   offsetof(struct virtio_scsi_config, cdb_size), 4, 4096, NULL);
 }
 
+/*
+ * virtio-pci transport state no driver can reach: a vector the function
+ * lacks (it reads back as NO_VECTOR), DRIVER_OK without FEATURES_OK or
+ * with the device stopped, ISR bits the device never sets.
+ */
+static void test_virtio_pci_state(void)
+{
+	hostile("virtio-pci", "config-vector", 0, 0, 2, 0x7ff, "the config vector 2047 of 3");
+	hostile("virtio-pci", "config-vector", 0, 0, 2, VIRTIO_PCI_NO_VECTOR, NULL);
+	hostile("virtio-pci", "queue-vectors", 0, 2, 2, 3, "a queue's vector 3 of 3");
+	hostile("virtio-pci", "status", 0, 0, 1, VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DRIVER,
+		"DRIVER_OK without FEATURES_OK");
+	hostile("virtio-pci", "started", 0, 0, 1, 0, "with the device not started");
+	hostile("virtio-pci", "isr", 0, 0, 1, 0x80, "isr 0x80");
+}
+
 /* i8042 waiting for the data byte of a command that takes none. */
 static void test_i8042_pending(void)
 {
@@ -551,5 +567,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/migration/fuzz/pci-read-only", test_pci_read_only);
 	g_test_add_func("/migration/fuzz/i8042-pending", test_i8042_pending);
 	g_test_add_func("/migration/fuzz/scsi-config", test_scsi_config);
+	g_test_add_func("/migration/fuzz/virtio-pci-state", test_virtio_pci_state);
 	return g_test_run();
 }
