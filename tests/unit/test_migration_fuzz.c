@@ -515,6 +515,28 @@ static void test_virtio_pci_state(void)
 	hostile("virtio-pci", "isr", 0, 0, 1, 0x80, "isr 0x80");
 }
 
+/*
+ * The UART: 16 bytes in its receive FIFO with the FIFO off (room for one),
+ * which rx_push_locked then counted past; register bits no write sets.
+ */
+static void test_uart_state(void)
+{
+	struct fuzz f;
+	struct mf_rec *r;
+	char msg[512];
+
+	fuzz_init(&f);
+	r = mf_section(f.recs, "serial", 0);
+	g_byte_array_set_size(mf_field(r, "rx-fifo", 0), 16);
+	mf_field(r, "lsr", 0)->data[0] |= 0x01;		/* data ready */
+	g_assert_cmpint(fuzz_load(&f, f.recs, false, true, msg, sizeof(msg)), <, 0);
+	g_assert_nonnull(strstr(msg, "FIFO of 16 bytes (room for 1)"));
+	fuzz_fini(&f);
+	hostile("serial", "ier", 0, 0, 1, 0x1f, "ier 0x1f");
+	hostile("serial", "lsr", 0, 0, 1, 0x61, "lsr 0x61");
+	hostile("serial", "scr", 0, 0, 1, 0xa5, NULL);
+}
+
 /* i8042 waiting for the data byte of a command that takes none. */
 static void test_i8042_pending(void)
 {
@@ -568,5 +590,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/migration/fuzz/i8042-pending", test_i8042_pending);
 	g_test_add_func("/migration/fuzz/scsi-config", test_scsi_config);
 	g_test_add_func("/migration/fuzz/virtio-pci-state", test_virtio_pci_state);
+	g_test_add_func("/migration/fuzz/uart-state", test_uart_state);
 	return g_test_run();
 }
