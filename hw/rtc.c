@@ -470,27 +470,34 @@ static int rtc_save(void *opaque, struct vmstate_out *o)
 static int rtc_load(void *opaque, struct vmstate_in *in)
 {
 	struct rtc *s = opaque;
+	uint8_t index, cmos[sizeof(s->cmos)];
 	uint64_t off, last;
+	bool irq;
 	int ret;
 
+	if ((ret = vmstate_get_u8(in, "index", &index)) ||
+	    (ret = vmstate_get(in, "cmos", cmos, sizeof(cmos))) ||
+	    (ret = vmstate_get_u64(in, "offset-ns", &off)) ||
+	    (ret = vmstate_get_u64(in, "last-sec", &last)) ||
+	    (ret = vmstate_get_bool(in, "irq-level", &irq)))
+		return ret;
+	if ((int64_t)off < -RTC_MAX_OFFSET_NS || (int64_t)off > RTC_MAX_OFFSET_NS)
+		return vmstate_fail(in, "offset-ns %lld is more than 2^62 ns from the host's clock",
+				    (long long)off);
+	/* The index register has 7 bits; UIP and register C's low bits are never stored. */
+	if (index & 0x80 || cmos[RTC_REG_A] & REG_A_UIP || cmos[RTC_REG_C] & 0x0f)
+		return vmstate_fail(in, "index 0x%02x, register A 0x%02x or C 0x%02x has bits "
+				    "the RTC never keeps", index, cmos[RTC_REG_A], cmos[RTC_REG_C]);
 	pthread_mutex_lock(&s->lock);
-	if (!(ret = vmstate_get_u8(in, "index", &s->index)) &&
-	    !(ret = vmstate_get(in, "cmos", s->cmos, sizeof(s->cmos))) &&
-	    !(ret = vmstate_get_u64(in, "offset-ns", &off)) &&
-	    !(ret = vmstate_get_u64(in, "last-sec", &last)) &&
-	    !(ret = vmstate_get_bool(in, "irq-level", &s->irq_level)) &&
-	    ((int64_t)off < -RTC_MAX_OFFSET_NS || (int64_t)off > RTC_MAX_OFFSET_NS))
-		ret = vmstate_fail(in, "offset-ns %lld is more than 2^62 ns from the host's clock",
-				   (long long)off);
-	else if (!ret) {
-		s->index &= 0x7f;
-		s->offset_ns = (int64_t)off;
-		s->last_sec = (int64_t)last;
-		s->next_periodic = clock_ns(CLOCK_MONOTONIC) + periodic_ns(s);
-		pthread_cond_signal(&s->wake);
-	}
+	s->index = index;
+	memcpy(s->cmos, cmos, sizeof(cmos));
+	s->irq_level = irq;
+	s->offset_ns = (int64_t)off;
+	s->last_sec = (int64_t)last;
+	s->next_periodic = clock_ns(CLOCK_MONOTONIC) + periodic_ns(s);
+	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return 0;
 }
 
 static void rtc_destroy(struct device *d)
