@@ -200,11 +200,15 @@ static uint8_t *mf_read_fd(int fd, size_t *len)
 	return b;
 }
 
-/* The whole stream of vm, as the switch-over sends it; NULL if a save failed. */
-static uint8_t *mf_save(struct mf_vm *vm, size_t *len, char *msg, size_t msglen)
+/*
+ * The whole stream of vm, as the switch-over sends it (mapped: a file in
+ * the mapped-ram layout); NULL if a save failed.
+ */
+static uint8_t *mf_save_as(struct mf_vm *vm, bool mapped, size_t *len, char *msg, size_t msglen)
 {
 	struct machine *m = &vm->h.m;
 	struct mig_stream s;
+	struct mapped_ram mr = { .dfd = -1 };
 	struct mig_ram r;
 	uint8_t *b = NULL;
 	int fd = memfd_create("mf-save", 0);
@@ -215,10 +219,16 @@ static uint8_t *mf_save(struct mf_vm *vm, size_t *len, char *msg, size_t msglen)
 	mig_save_header(&s);
 	if (!ram_save_setup(m, &r, &s)) {
 		r.stopped = true;
-		if (!ram_save_dirty(m, &r, &s) && !mig_save_sections(m, &s)) {
+		if (mapped && !mapped_ram_save_setup(m, &mr, &s, false, 1) &&
+		    !mapped_ram_save_dirty(m, &mr, &r, &s))
+			mapped_ram_save_finish(m, &mr, &s);
+		else if (!mapped)
+			ram_save_dirty(m, &r, &s);
+		if (!s.error && !mig_save_sections(m, &s)) {
 			mig_save_end(&s);
 			mig_flush(&s);
 		}
+		mapped_ram_cleanup(&mr);
 		ram_save_cleanup(m, &r);
 	}
 	if (!s.error)
@@ -229,6 +239,11 @@ static uint8_t *mf_save(struct mf_vm *vm, size_t *len, char *msg, size_t msglen)
 	close(fd);
 	mig_resume_devices(m);
 	return b;
+}
+
+static uint8_t *mf_save(struct mf_vm *vm, size_t *len, char *msg, size_t msglen)
+{
+	return mf_save_as(vm, false, len, msg, msglen);
 }
 
 /* ---- the guest's next steps on a machine that loaded a stream ---- */

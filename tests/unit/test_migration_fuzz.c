@@ -114,6 +114,13 @@ static void test_unchanged(void)
 
 /* ---- mutations ---- */
 
+static unsigned env_uint(const char *name, unsigned dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoul(v, NULL, 0) : dflt;
+}
+
 static uint64_t interesting(GRand *g, unsigned width, uint64_t cur)
 {
 	static const uint64_t fixed[] = {
@@ -299,11 +306,150 @@ static void mutate(GPtrArray *recs, GRand *g, char *what, size_t wl)
 		mutate_frame(recs, g, what, wl);
 }
 
-static unsigned env_uint(const char *name, unsigned dflt)
-{
-	const char *v = getenv(name);
+/* ---- mapped-ram: the header's file offsets ---- */
 
-	return v && *v ? strtoul(v, NULL, 0) : dflt;
+struct mapped {
+	uint8_t *b;
+	size_t len;
+	size_t rec;			/* the MIG_TAG_MAPPED_RAM record */
+	unsigned nr;			/* RAM regions */
+	size_t rec_end;
+};
+
+/* Where the mapped-ram record's integers are: region i's (version, page size, bitmap, pages). */
+static size_t mapped_at(const struct mapped *mp, unsigned i, unsigned what)
+{
+	static const unsigned off[] = { 0, 4, 12, 20 };
+
+	return mp->rec + 1 + 4 + 28 * i + off[what];
+}
+
+static size_t mapped_resume_at(const struct mapped *mp)
+{
+	return mp->rec + 1 + 4 + 28 * mp->nr;
+}
+
+/*
+ * The stream's checksum covers what the loader reads: up to the end of
+ * the mapped-ram record, then from where the record says the stream goes
+ * on (after the pages) to the END tag.
+ */
+static void mapped_resum(struct mapped *mp, uint64_t resume)
+{
+	struct XXH3_state_s *h = mig_hash_new();
+	uint64_t sum;
+
+	mig_hash_add(h, mp->b, mp->rec_end);
+	mig_hash_add(h, mp->b + resume, mp->len - 8 - resume);
+	sum = mig_hash_value(h);
+	mig_hash_free(h);
+	memcpy(mp->b + mp->len - 8, &sum, 8);
+}
+
+/*
+ * A mapped-ram file whose header offsets, region count, versions and
+ * page sizes, and page bitmaps are hostile, with the stream's checksum
+ * made to match: refused (the RAM checksums catch bitmaps and pages that
+ * the stream's own does not cover), never read or written outside the
+ * file or guest RAM.  A fixed list, then random values.
+ */
+static void test_mapped_ram(void)
+{
+	static const struct {
+		unsigned region, what;	/* what: 0 version .. 3 pages; 4 resume; 5 count */
+		uint64_t v;
+		const char *want;
+	} cases[] = {
+		{ 0, 2, 1ull << 62, "truncated (page bitmap" },
+		{ 0, 3, 1ull << 63, "truncated (page" },
+		{ 0, 3, 0x1000, "not a layout this vireo reads" },
+		{ 0, 1, 0, "page size 0" },
+		{ 0, 0, 2, "version 2" },
+		{ 0, 2, 0, "does not match its checksum" },
+		{ 0, 4, ~0ull, "truncated" },
+		{ 0, 4, 0, "unknown record" },
+		{ 0, 5, 0, "0 RAM regions" },
+		{ 0, 5, ~0u, "RAM regions" },
+	};
+	char *dir = g_dir_make_tmp("vireo-migfuzz-XXXXXX", NULL), msg[512];
+	GRand *g = g_rand_new_with_seed(env_uint("MIGFUZZ_SEED", 0x5eed));
+	unsigned iters = env_uint("MIGFUZZ_ITERS", 3000) / 10;
+	struct mf_vm src, dst;
+	struct mapped mp = { 0 };
+	uint8_t *orig;
+	uint64_t resume;
+	uint32_t n;
+
+	mf_vm_init(&src, dir, "src", true);
+	orig = mf_save_as(&src, true, &mp.len, msg, sizeof(msg));
+	if (!orig)
+		g_error("mapped-ram save: %s", msg);
+	memcpy(&n, orig + 13, 4);
+	mp.rec = 12 + 1 + 4 + 16 * n;
+	g_assert_cmpuint(orig[mp.rec], ==, MIG_TAG_MAPPED_RAM);
+	memcpy(&mp.nr, orig + mp.rec + 1, 4);
+	mp.rec_end = mapped_resume_at(&mp) + 8;
+	g_assert_cmpuint(orig[mp.len - 9], ==, MIG_TAG_END);
+	mp.b = g_malloc(mp.len);
+	for (unsigned it = 0; it < G_N_ELEMENTS(cases) + 1 + iters; it++) {
+		unsigned c = it - 1, k = it - 1 - G_N_ELEMENTS(cases);
+		size_t at;
+		uint64_t v;
+		int ret;
+
+		memcpy(mp.b, orig, mp.len);
+		memcpy(&resume, orig + mapped_resume_at(&mp), 8);
+		if (it == 0) {
+			/* Unchanged, with the checksum as computed here: it loads. */
+		} else if (c < G_N_ELEMENTS(cases)) {
+			at = cases[c].what == 4 ? mapped_resume_at(&mp) :
+			     cases[c].what == 5 ? mp.rec + 1 : mapped_at(&mp, cases[c].region,
+									cases[c].what);
+			v = cases[c].v;
+			memcpy(mp.b + at, &v, cases[c].what == 0 || cases[c].what == 5 ? 4 : 8);
+		} else if (k % 4 == 3) {
+			/* A byte of region 0's bitmap (outside the stream's checksum). */
+			uint64_t bm;
+
+			memcpy(&bm, orig + mapped_at(&mp, 0, 2), 8);
+			mp.b[bm + g_rand_int_range(g, 0, 256)] ^= 1u << g_rand_int_range(g, 0, 8);
+		} else {
+			unsigned what = g_rand_int_range(g, 0, 5), w = what == 0 ? 4 : 8;
+
+			at = what == 4 ? mapped_resume_at(&mp) :
+			     mapped_at(&mp, g_rand_int_range(g, 0, mp.nr), what);
+			memcpy(&v, mp.b + at, w);
+			v = interesting(g, w, v);
+			memcpy(mp.b + at, &v, w);
+		}
+		/* The checksum over what the loader will read, if that is inside the file. */
+		memcpy(&resume, mp.b + mapped_resume_at(&mp), 8);
+		if (resume <= mp.len - 9)
+			mapped_resum(&mp, resume);
+		mf_vm_init(&dst, dir, "dst", false);
+		ret = mf_load(&dst, mp.b, mp.len, true, msg, sizeof(msg));
+		mf_vm_destroy(&dst);
+		if (it == 0 && ret)
+			g_error("the unchanged mapped-ram file is refused: %s", msg);
+		if (it && c < G_N_ELEMENTS(cases) && (!ret || !strstr(msg, cases[c].want)))
+			g_error("mapped-ram case %u: '%s' lacks '%s'", c, ret ? msg : "loaded",
+				cases[c].want);
+		if (ret && !msg[0])
+			g_error("a refused mapped-ram file without a message");
+	}
+	g_free(mp.b);
+	g_free(orig);
+	g_rand_free(g);
+	mf_vm_destroy(&src);
+	for (const char *t = "src\0dst\0"; *t; t += strlen(t) + 1)
+		for (const char *i = "blk\0hd\0cd\0"; *i; i += strlen(i) + 1) {
+			char *p = g_strdup_printf("%s/%s-%s.img", dir, t, i);
+
+			g_unlink(p);
+			g_free(p);
+		}
+	g_rmdir(dir);
+	g_free(dir);
 }
 
 /*
@@ -594,6 +740,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/migration/fuzz/unchanged", test_unchanged);
 	g_test_add_func("/migration/fuzz/values", test_values);
+	g_test_add_func("/migration/fuzz/mapped-ram", test_mapped_ram);
 	g_test_add_func("/migration/fuzz/blk-parked-last", test_blk_parked_last);
 	g_test_add_func("/migration/fuzz/rtc-offset", test_rtc_offset);
 	g_test_add_func("/migration/fuzz/pit-running-unloaded", test_pit_running_unloaded);
