@@ -653,25 +653,30 @@ static void fuzz_init(struct fuzz *f)
 	g_assert_nonnull(f->recs);
 }
 
-static void fuzz_fini(struct fuzz *f)
+/* Remove the images directory dir (g_dir_make_tmp) and free its name. */
+static void mf_dir_remove(char *dir)
 {
-	GDir *d;
+	GDir *d = g_dir_open(dir, 0, NULL);
 	const char *n;
 
-	g_ptr_array_unref(f->recs);
-	g_free(f->stream);
-	mf_vm_destroy(&f->src);
-	d = g_dir_open(f->dir, 0, NULL);
 	while (d && (n = g_dir_read_name(d))) {
-		char *p = g_build_filename(f->dir, n, NULL);
+		char *p = g_build_filename(dir, n, NULL);
 
 		g_unlink(p);
 		g_free(p);
 	}
 	if (d)
 		g_dir_close(d);
-	g_rmdir(f->dir);
-	g_free(f->dir);
+	g_rmdir(dir);
+	g_free(dir);
+}
+
+static void fuzz_fini(struct fuzz *f)
+{
+	g_ptr_array_unref(f->recs);
+	g_free(f->stream);
+	mf_vm_destroy(&f->src);
+	mf_dir_remove(f->dir);
 }
 
 /*

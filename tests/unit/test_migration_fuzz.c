@@ -365,15 +365,7 @@ static void test_mapped_ram(void)
 	g_free(orig);
 	g_rand_free(g);
 	mf_vm_destroy(&src);
-	for (const char *t = "src\0dst\0"; *t; t += strlen(t) + 1)
-		for (const char *i = "blk\0hd\0cd\0"; *i; i += strlen(i) + 1) {
-			char *p = g_strdup_printf("%s/%s-%s.img", dir, t, i);
-
-			g_unlink(p);
-			g_free(p);
-		}
-	g_rmdir(dir);
-	g_free(dir);
+	mf_dir_remove(dir);
 }
 
 /*

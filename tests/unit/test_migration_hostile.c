@@ -265,7 +265,6 @@ static void test_kick_freed_vcpu(void)
 	char *dir = g_dir_make_tmp("vireo-migfuzz-XXXXXX", NULL);
 	struct mf_vm vm;
 	struct machine *m = &vm.h.m;
-	char *p;
 
 	mf_vm_init(&vm, dir, "kick", false);
 	vcpu_destroy(m->vcpus[0]);
@@ -278,13 +277,7 @@ static void test_kick_freed_vcpu(void)
 	m->vcpus = NULL;
 	m->nr_vcpus = 0;
 	mf_vm_destroy(&vm);
-	for (const char *n = "blk\0hd\0cd\0"; *n; n += strlen(n) + 1) {
-		p = g_strdup_printf("%s/kick-%s.img", dir, n);
-		g_unlink(p);
-		g_free(p);
-	}
-	g_rmdir(dir);
-	g_free(dir);
+	mf_dir_remove(dir);
 }
 
 int main(int argc, char **argv)
