@@ -179,21 +179,30 @@ static int acpi_save(void *opaque, struct vmstate_out *o)
 static int acpi_load(void *opaque, struct vmstate_in *in)
 {
 	struct acpi *a = opaque;
+	uint16_t sts, en, cnt;
+	uint8_t reset;
+	bool sci;
 	int ret;
 
+	if ((ret = vmstate_get_u16(in, "pm1-sts", &sts)) ||
+	    (ret = vmstate_get_u16(in, "pm1-en", &en)) ||
+	    (ret = vmstate_get_u16(in, "pm1-cnt", &cnt)) ||
+	    (ret = vmstate_get_u8(in, "reset-ctl", &reset)) ||
+	    (ret = vmstate_get_bool(in, "sci", &sci)))
+		return ret;
+	/* Bits the registers do not have are never stored: a stream with them is not ours. */
+	if ((sts & ~PM1_STS_BITS) || (en & ~PM1_EN_BITS) || (cnt & ~PM1_CNT_BITS) ||
+	    (reset & ~RESET_CTL_BITS))
+		return vmstate_fail(in, "pm1-sts 0x%04x, pm1-en 0x%04x, pm1-cnt 0x%04x or reset-ctl "
+				    "0x%02x has bits the registers lack", sts, en, cnt, reset);
 	pthread_mutex_lock(&a->lock);
-	if (!(ret = vmstate_get_u16(in, "pm1-sts", &a->pm1_sts)) &&
-	    !(ret = vmstate_get_u16(in, "pm1-en", &a->pm1_en)) &&
-	    !(ret = vmstate_get_u16(in, "pm1-cnt", &a->pm1_cnt)) &&
-	    !(ret = vmstate_get_u8(in, "reset-ctl", &a->reset_ctl)) &&
-	    !(ret = vmstate_get_bool(in, "sci", &a->sci))) {
-		a->pm1_sts &= PM1_STS_BITS;
-		a->pm1_en &= PM1_EN_BITS;
-		a->pm1_cnt &= PM1_CNT_BITS;
-		a->reset_ctl &= RESET_CTL_BITS;
-	}
+	a->pm1_sts = sts;
+	a->pm1_en = en;
+	a->pm1_cnt = cnt;
+	a->reset_ctl = reset;
+	a->sci = sci;
 	pthread_mutex_unlock(&a->lock);
-	return ret;
+	return 0;
 }
 
 static void acpi_destroy(struct device *dev)

@@ -283,11 +283,20 @@ static int i8042_load(void *opaque, struct vmstate_in *in)
 	struct i8042 *k = opaque;
 	int ret = 0;
 
-	pthread_mutex_lock(&k->lock);
+	uint8_t v[6];
+
 	for (unsigned i = 0; i < 6 && !ret; i++)
-		ret = vmstate_get_u8(in, i8042_fields[i], i8042_field(k, i));
+		ret = vmstate_get_u8(in, i8042_fields[i], &v[i]);
+	if (ret)
+		return ret;
+	/* Only the commands that take a data byte wait for one (command_locked). */
+	if (v[3] && !(v[3] >= 0x60 && v[3] <= 0x7f) && !(v[3] >= 0xd1 && v[3] <= 0xd4))
+		return vmstate_fail(in, "pending command 0x%02x takes no data byte", v[3]);
+	pthread_mutex_lock(&k->lock);
+	for (unsigned i = 0; i < 6; i++)
+		*i8042_field(k, i) = v[i];
 	pthread_mutex_unlock(&k->lock);
-	return ret;
+	return 0;
 }
 
 int i8042_create(struct machine *m, char *err, size_t errlen)

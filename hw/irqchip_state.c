@@ -263,6 +263,9 @@ static int get_pit_channel(struct irqchip *c, struct pit_channel *ch, unsigned i
 		return vmstate_fail(in, "PIT channel %u: count above 65536", i);
 	if (ch->loaded && !ch->reload)
 		return vmstate_fail(in, "PIT channel %u: loaded with a zero reload value", i);
+	/* A count starts only once loaded; the rate modes divide by the reload. */
+	if (ch->running && !ch->loaded)
+		return vmstate_fail(in, "PIT channel %u: running without a count loaded", i);
 	if (i != 0 && armed)
 		return vmstate_fail(in, "PIT channel %u: only channel 0 raises IRQ 0", i);
 	ch->start_ns = c->tsc_base_ns + start;

@@ -57,7 +57,27 @@ int pci_device_load(struct pci_device *d, struct vmstate_in *in)
 	}
 	pthread_mutex_lock(&h->map_lock);
 	pthread_mutex_lock(&d->lock);
+	/*
+	 * What the guest cannot write (capabilities, BAR sizes and types, the
+	 * MSI-X table size and place...) is the destination's device's own:
+	 * the stream may differ only where the guest could have written.
+	 * The interrupt status follows pci-intx.
+	 */
+	for (unsigned i = 0; i < PCI_CONFIG_SIZE; i++) {
+		uint8_t ro = ~d->wmask[i] & (i == PCI_STATUS ? ~PCI_STATUS_INTERRUPT : 0xff);
+
+		if ((config[i] ^ d->config[i]) & ro) {
+			ret = vmstate_fail(in, "PCI config byte 0x%x is 0x%02x, this device has "
+					   "0x%02x (bits the guest cannot write)", i, config[i],
+					   d->config[i]);
+			pthread_mutex_unlock(&d->lock);
+			pthread_mutex_unlock(&h->map_lock);
+			goto out;
+		}
+	}
 	memcpy(d->config, config, PCI_CONFIG_SIZE);
+	d->config[PCI_STATUS] = (config[PCI_STATUS] & ~PCI_STATUS_INTERRUPT) |
+				(intx ? PCI_STATUS_INTERRUPT : 0);
 	d->intx_level = intx;
 	if (x->table) {
 		uint16_t ctrl = d->config[x->cap + PCI_MSIX_FLAGS] |

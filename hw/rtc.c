@@ -97,6 +97,13 @@ static int64_t clock_ns(clockid_t id)
 	return ts.tv_sec * NS + ts.tv_nsec;
 }
 
+/*
+ * How far the guest clock may be from the host's: 2^62 ns, some 146
+ * years, so that host time plus offset never overflows 64 bits.  A guest
+ * that sets a date further off gets the nearest it may have.
+ */
+#define RTC_MAX_OFFSET_NS (1ll << 62)
+
 static int64_t guest_ns(const struct rtc *s)
 {
 	return clock_ns(CLOCK_REALTIME) + s->offset_ns;
@@ -188,8 +195,15 @@ static void regs_to_time_locked(struct rtc *s)
 				 from_reg(s, s->cmos[RTC_YEAR])) - 1900,
 	};
 	time_t t = timegm(&tm);		/* normalizes junk, never fails badly */
+	int64_t now = clock_ns(CLOCK_REALTIME);
+	int64_t lo = (now - RTC_MAX_OFFSET_NS) / NS + 1, hi = (now + RTC_MAX_OFFSET_NS) / NS;
 
-	s->offset_ns = (int64_t)t * NS - clock_ns(CLOCK_REALTIME);
+	/* Year 9999 does not fit in 64 bits of ns: the nearest date that does. */
+	if (t < lo)
+		t = lo;
+	if (t > hi)
+		t = hi;
+	s->offset_ns = (int64_t)t * NS - now;
 	s->last_sec = t;
 }
 
@@ -456,23 +470,34 @@ static int rtc_save(void *opaque, struct vmstate_out *o)
 static int rtc_load(void *opaque, struct vmstate_in *in)
 {
 	struct rtc *s = opaque;
+	uint8_t index, cmos[sizeof(s->cmos)];
 	uint64_t off, last;
+	bool irq;
 	int ret;
 
+	if ((ret = vmstate_get_u8(in, "index", &index)) ||
+	    (ret = vmstate_get(in, "cmos", cmos, sizeof(cmos))) ||
+	    (ret = vmstate_get_u64(in, "offset-ns", &off)) ||
+	    (ret = vmstate_get_u64(in, "last-sec", &last)) ||
+	    (ret = vmstate_get_bool(in, "irq-level", &irq)))
+		return ret;
+	if ((int64_t)off < -RTC_MAX_OFFSET_NS || (int64_t)off > RTC_MAX_OFFSET_NS)
+		return vmstate_fail(in, "offset-ns %lld is more than 2^62 ns from the host's clock",
+				    (long long)off);
+	/* The index register has 7 bits; UIP and register C's low bits are never stored. */
+	if (index & 0x80 || cmos[RTC_REG_A] & REG_A_UIP || cmos[RTC_REG_C] & 0x0f)
+		return vmstate_fail(in, "index 0x%02x, register A 0x%02x or C 0x%02x has bits "
+				    "the RTC never keeps", index, cmos[RTC_REG_A], cmos[RTC_REG_C]);
 	pthread_mutex_lock(&s->lock);
-	if (!(ret = vmstate_get_u8(in, "index", &s->index)) &&
-	    !(ret = vmstate_get(in, "cmos", s->cmos, sizeof(s->cmos))) &&
-	    !(ret = vmstate_get_u64(in, "offset-ns", &off)) &&
-	    !(ret = vmstate_get_u64(in, "last-sec", &last)) &&
-	    !(ret = vmstate_get_bool(in, "irq-level", &s->irq_level))) {
-		s->index &= 0x7f;
-		s->offset_ns = (int64_t)off;
-		s->last_sec = (int64_t)last;
-		s->next_periodic = clock_ns(CLOCK_MONOTONIC) + periodic_ns(s);
-		pthread_cond_signal(&s->wake);
-	}
+	s->index = index;
+	memcpy(s->cmos, cmos, sizeof(cmos));
+	s->irq_level = irq;
+	s->offset_ns = (int64_t)off;
+	s->last_sec = (int64_t)last;
+	s->next_periodic = clock_ns(CLOCK_MONOTONIC) + periodic_ns(s);
+	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return 0;
 }
 
 static void rtc_destroy(struct device *d)

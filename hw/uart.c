@@ -458,8 +458,21 @@ static int uart_load(void *opaque, struct vmstate_in *in)
 	    (ret = vmstate_get_var(in, "rx-fifo", &rx, &rx_len)) ||
 	    (ret = vmstate_get_var(in, "rx-queue", &q, &q_len)))
 		goto out;
-	if (rx_len > UART_FIFO_LEN || q_len > UART_QUEUE_LEN) {
-		ret = vmstate_fail(in, "FIFO of %u or queue of %u bytes", rx_len, q_len);
+	/*
+	 * What the register writes let a guest set (uart_write masks IER, MCR
+	 * and FCR), and a FIFO within its capacity: one byte with the FIFO
+	 * off.  A FIFO fuller than that made rx_push_locked count past it.
+	 */
+	if (rx_len > rx_capacity(u) || q_len > UART_QUEUE_LEN) {
+		ret = vmstate_fail(in, "FIFO of %u bytes (room for %u) or queue of %u bytes",
+				   rx_len, rx_capacity(u), q_len);
+		goto out;
+	}
+	if ((u->ier & ~0x0f) || (u->mcr & ~0x1f) ||
+	    (u->fcr & ~(FCR_ENABLE | FCR_DMA | FCR_TRIGGER)) ||
+	    !(u->lsr & LSR_DR) != !rx_len) {
+		ret = vmstate_fail(in, "ier 0x%02x, mcr 0x%02x, fcr 0x%02x or lsr 0x%02x has bits "
+				   "no register write sets", u->ier, u->mcr, u->fcr, u->lsr);
 		goto out;
 	}
 	memcpy(u->rx, rx, rx_len);

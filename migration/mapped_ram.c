@@ -345,7 +345,7 @@ int mapped_ram_load(struct machine *m, struct mig_stream *s, struct mig_ram *r)
 	uint64_t bm_off[GUEST_MAX_RAM_REGIONS], pages_off[GUEST_MAX_RAM_REGIONS], resume;
 	uint32_t nr, version;
 	uint64_t page_size;
-	off_t size;
+	off_t size, here;
 
 	if (mig_get_u32(s, &nr))
 		return s->error;
@@ -366,6 +366,12 @@ int mapped_ram_load(struct machine *m, struct mig_stream *s, struct mig_ram *r)
 	}
 	if (mig_get_u64(s, &resume))
 		return s->error;
+	/* The stream goes on after this record, never back to it. */
+	here = lseek(s->fd, 0, SEEK_CUR);
+	if (here < 0 || resume < (uint64_t)here - (s->len - s->pos))
+		return mig_stream_fail(s, -EINVAL, "mapped-ram: the stream goes on at 0x%llx, "
+				       "before the record that says so",
+				       (unsigned long long)resume);
 	size = lseek(s->fd, 0, SEEK_END);
 	if (size < 0 || (uint64_t)size < resume)
 		return mig_stream_fail(s, -EPIPE, "the mapped-ram file is truncated (%lld bytes, "

@@ -235,6 +235,9 @@ int mig_load(struct machine *m, struct mig_stream *s)
 		case MIG_TAG_MAPPED_RAM:
 			if (!layout)
 				ret = mig_stream_fail(s, -EINVAL, "mapped RAM before the RAM layout");
+			else if (mapped)
+				/* Its seek could lead back to itself: a load without end. */
+				ret = mig_stream_fail(s, -EINVAL, "a second mapped-ram record");
 			else
 				ret = mapped_ram_load(m, s, &r);
 			mapped = true;

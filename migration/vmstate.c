@@ -24,7 +24,8 @@ void vmstate_out_free(struct vmstate_out *o)
 
 static void out_append(struct vmstate_out *o, const void *p, size_t len)
 {
-	if (o->error)
+	/* An empty field may come as NULL (a device without an MSI-X table). */
+	if (o->error || !len)
 		return;
 	if (o->len + len > o->cap) {
 		size_t cap = o->cap ? o->cap : 256;

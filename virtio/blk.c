@@ -1002,51 +1002,60 @@ static int vblk_save(struct virtio_dev *vd, struct vmstate_out *o)
 static int vblk_load(struct virtio_dev *vd, struct vmstate_in *in)
 {
 	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
+	g_autofree uint16_t **heads = g_new0(uint16_t *, b->nr_queues);
+	g_autofree unsigned *nr = g_new0(unsigned, b->nr_queues);
+	uint8_t st = __atomic_load_n(&b->drive->io_status, __ATOMIC_ACQUIRE);
+	int ret = 0;
 
-	for (unsigned i = 0; i < b->nr_queues; i++) {
+	/* Every queue's list is checked before any replaces what the queue had. */
+	for (unsigned i = 0; i < b->nr_queues && !ret; i++) {
 		struct vblk_queue *q = &b->q[i];
 		g_autofree uint8_t *seen = NULL;
 		const void *p;
-		uint16_t *heads;
 		uint32_t len;
 		unsigned n;
-		int ret;
 
 		if ((ret = vmstate_get_var(in, "parked", &p, &len)))
-			return ret;
+			break;
 		n = len / sizeof(uint16_t);
-		if (len % sizeof(uint16_t) || n > q->vq->size || (n && !q->vq->enabled))
-			return vmstate_fail(in, "queue %u: %u bytes of parked requests for a "
-					    "queue of %u entries%s", i, len, q->vq->size,
-					    q->vq->enabled ? "" : " that is off");
-		heads = g_memdup2(p, len ? len : 1);
-		seen = g_malloc0(q->vq->size);
-		for (unsigned k = 0; k < n; k++) {
-			uint16_t h = heads[k];
-
-			if (h >= q->vq->size || seen[h]++) {
-				g_free(heads);
-				return vmstate_fail(in, "queue %u: parked head %u is out of range "
-						    "or twice", i, h);
-			}
+		if (len % sizeof(uint16_t) || n > q->vq->size || (n && !q->vq->enabled)) {
+			ret = vmstate_fail(in, "queue %u: %u bytes of parked requests for a "
+					   "queue of %u entries%s", i, len, q->vq->size,
+					   q->vq->enabled ? "" : " that is off");
+			break;
 		}
-		g_free(q->replay);
-		q->replay = heads;
-		q->nr_replay = n;
-	}
-	if (in->version >= 3) {
-		uint8_t st;
-		int ret = vmstate_get_u8(in, "io-status", &st);
+		if (!n)
+			continue;
+		heads[i] = g_memdup2(p, len);
+		nr[i] = n;
+		seen = g_malloc0(q->vq->size);
+		for (unsigned k = 0; k < n && !ret; k++) {
+			uint16_t h = heads[i][k];
 
-		if (ret)
-			return ret;
-		if (st > BLK_IOSTATUS_NOSPACE)
-			return vmstate_fail(in, "io-status %u is not one of ok, failed, nospace",
-					    st);
-		__atomic_store_n(&b->drive->io_status, st, __ATOMIC_RELEASE);
+			if (h >= q->vq->size || seen[h]++)
+				ret = vmstate_fail(in, "queue %u: parked head %u is out of range "
+						   "or twice", i, h);
+		}
 	}
-	for (unsigned i = 0; i < b->nr_queues; i++)
-		__atomic_add_fetch(&b->held, b->q[i].nr_replay, __ATOMIC_ACQ_REL);
+	if (!ret && in->version >= 3 && !(ret = vmstate_get_u8(in, "io-status", &st)) &&
+	    st > BLK_IOSTATUS_NOSPACE)
+		ret = vmstate_fail(in, "io-status %u is not one of ok, failed, nospace", st);
+	if (ret) {
+		for (unsigned i = 0; i < b->nr_queues; i++)
+			g_free(heads[i]);
+		return ret;
+	}
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct vblk_queue *q = &b->q[i];
+
+		/* held counts the heads to replay: those replaced go out of it. */
+		__atomic_sub_fetch(&b->held, q->nr_replay, __ATOMIC_ACQ_REL);
+		g_free(q->replay);
+		q->replay = heads[i];
+		q->nr_replay = nr[i];
+		__atomic_add_fetch(&b->held, nr[i], __ATOMIC_ACQ_REL);
+	}
+	__atomic_store_n(&b->drive->io_status, st, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -1110,6 +1119,8 @@ static void vblk_free(struct virtio_blk *b)
 	for (unsigned i = 0; i < b->nr_queues; i++) {
 		if (b->q[i].bq)
 			blk_queue_free(b->q[i].bq);
+		/* Heads a migration brought that the VM never ran to replay. */
+		g_free(b->q[i].replay);
 		virtq_cleanup(&b->vd.vqs[i]);
 	}
 	for (unsigned i = 0; i < b->nr_workers; i++) {

@@ -673,6 +673,7 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 	const void *qv, *cfg;
 	uint32_t qv_len, cfg_len;
 	uint8_t isr, status, gen;
+	uint16_t cv;
 	uint64_t gf;
 	bool started;
 	int ret;
@@ -681,7 +682,7 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 	    (ret = vmstate_get_u32(in, "gfselect", &vp->gfselect)) ||
 	    (ret = vmstate_get_u64(in, "driver-features", &vp->driver_features)) ||
 	    (ret = vmstate_get_u16(in, "queue-sel", &vp->queue_sel)) ||
-	    (ret = vmstate_get_u16(in, "config-vector", &vp->config_vector)) ||
+	    (ret = vmstate_get_u16(in, "config-vector", &cv)) ||
 	    (ret = vmstate_get_var(in, "queue-vectors", &qv, &qv_len)) ||
 	    (ret = vmstate_get_u8(in, "isr", &isr)) ||
 	    (ret = vmstate_get_bool(in, "started", &started)) ||
@@ -697,6 +698,26 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 		return vmstate_fail(in, "features 0x%llx exceed what this device offers (0x%llx)",
 				    (unsigned long long)gf,
 				    (unsigned long long)vd->host_features);
+	/* What vp_status_write lets a driver reach, and what the device sets. */
+	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(gf & (1ull << VIRTIO_F_VERSION_1)))
+		return vmstate_fail(in, "status FEATURES_OK with features 0x%llx, without VERSION_1",
+				    (unsigned long long)gf);
+	if ((status & VIRTIO_STATUS_DRIVER_OK) &&
+	    (!(status & VIRTIO_STATUS_FEATURES_OK) || !started))
+		return vmstate_fail(in, "status 0x%02x: DRIVER_OK without FEATURES_OK or with the "
+				    "device not started", status);
+	if (isr & ~(VIRTIO_PCI_ISR_QUEUE | VIRTIO_PCI_ISR_CONFIG))
+		return vmstate_fail(in, "isr 0x%02x has bits the device never sets", isr);
+	/* A vector this function lacks reads back as NO_VECTOR (vp_checked_vector). */
+	for (unsigned i = 0; i <= vd->nr_vqs; i++) {
+		uint16_t v = cv;
+
+		if (i < vd->nr_vqs)
+			memcpy(&v, (const uint8_t *)qv + 2 * i, 2);
+		if (v >= vp->nr_vec && v != VIRTIO_PCI_NO_VECTOR)
+			return vmstate_fail(in, "%s vector %u of %u vectors", i < vd->nr_vqs ?
+					    "a queue's" : "the config", v, vp->nr_vec);
+	}
 	/*
 	 * The rings are rewritten below: a started device that nobody held
 	 * still has I/O threads walking them.  Stop those first (requests in
@@ -704,6 +725,7 @@ static int vp_load_locked(struct virtio_pci *vp, struct vmstate_in *in)
 	 */
 	if (vp->started && !vp->held)
 		vp_quiesce_locked(vp);
+	__atomic_store_n(&vp->config_vector, cv, __ATOMIC_RELAXED);
 	memcpy(vp->queue_vector, qv, qv_len);
 	memcpy(vd->config, cfg, cfg_len);
 	vd->guest_features = gf;

@@ -432,8 +432,7 @@ static void vscsi_an(struct virtio_scsi *s, const struct virtio_scsi_ctrl_an_req
 		resp->response = VIRTIO_SCSI_S_INCORRECT_LUN;
 		return;
 	}
-	supported = scsi_lun_type(d->sl) == SCSI_LUN_CDROM ?
-		    VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE : 0;
+	supported = vscsi_an_supported(d);
 	if (subscribe)
 		d->an_subscribed = a->event_requested & supported;
 	resp->event_actual = subscribe ? d->an_subscribed : a->event_requested & supported;
@@ -815,7 +814,7 @@ static void vscsi_config_write(struct virtio_dev *vd, unsigned off, unsigned siz
 		return;
 	}
 	/* Bounded so a request header stays a sane size. */
-	if (val > 4096) {
+	if (val > VSCSI_CONFIG_SIZE_MAX) {
 		log_once("virtio-scsi: %s of %llu refused", off == 20 ? "sense_size" : "cdb_size",
 			 (unsigned long long)val);
 		return;

@@ -47,6 +47,15 @@ struct vscsi_dev {
 	struct vscsi_dev *next;
 };
 
+/* The largest sense_size and cdb_size a driver may set (5.6.4). */
+#define VSCSI_CONFIG_SIZE_MAX	4096
+
+/* The asynchronous notification classes a unit offers. */
+static inline uint32_t vscsi_an_supported(const struct vscsi_dev *d)
+{
+	return scsi_lun_type(d->sl) == SCSI_LUN_CDROM ? VIRTIO_SCSI_EVT_ASYNC_MEDIA_CHANGE : 0;
+}
+
 /* One virtqueue and the thread that serves it. */
 struct vscsi_queue {
 	struct virtio_scsi *s;

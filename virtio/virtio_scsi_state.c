@@ -14,6 +14,8 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "block.h"
 #include "virtio/virtio_scsi_int.h"
@@ -72,6 +74,14 @@ static int vscsi_load_locked(struct virtio_scsi *s, struct vmstate_in *in)
 	bool dropped;
 	int ret;
 
+	uint32_t sense, cdb;
+
+	/* The transport loaded the device config: the sizes a driver could set. */
+	memcpy(&sense, s->vd.config + offsetof(struct virtio_scsi_config, sense_size), 4);
+	memcpy(&cdb, s->vd.config + offsetof(struct virtio_scsi_config, cdb_size), 4);
+	if (sense > VSCSI_CONFIG_SIZE_MAX || cdb > VSCSI_CONFIG_SIZE_MAX)
+		return vmstate_fail(in, "device-config: sense_size %u or cdb_size %u above %u",
+				    sense, cdb, VSCSI_CONFIG_SIZE_MAX);
 	for (struct vscsi_dev *d = s->devs; d; d = d->next)
 		here++;
 	if ((ret = vmstate_get_bool(in, "events-dropped", &dropped)) ||
@@ -96,6 +106,10 @@ static int vscsi_load_locked(struct virtio_scsi *s, struct vmstate_in *in)
 					    addr & 0xffff, d ? "appears twice" : "is not on this "
 					    "controller");
 		seen[i] = true;
+		if (an & ~vscsi_an_supported(d))
+			return vmstate_fail(in, "unit scsi-id=%u lun=%u: notification classes 0x%x "
+					    "beyond the 0x%x it offers", d->target, d->lun, an,
+					    vscsi_an_supported(d));
 		ret = scsi_lun_load(d->sl, in);
 		if (ret)
 			return ret;

@@ -307,6 +307,14 @@ struct tcg_vm {
 	 */
 	unsigned long code_pages[TCG_CODE_PAGE_BITS / (8 * sizeof(unsigned long))];
 	uint64_t code_gen;
+	/*
+	 * The vCPUs by index, for the irqchip's callbacks: its timer thread
+	 * runs until vm_destroy, after the vCPUs are gone, so it must not
+	 * reach them through struct machine.  Writers: vcpu create/destroy.
+	 */
+	pthread_rwlock_t cpus_lock;
+	struct tcg_cpu **cpus;
+	unsigned nr_cpus;
 };
 
 typedef void (*tcg_helper)(struct tcg_cpu *c, const struct uop *u);

@@ -24,13 +24,38 @@
 #include "machine.h"
 #include "vcpu.h"
 
-static struct tcg_cpu *cpu_of(struct tcg_vm *vm, unsigned index)
+/*
+ * What the irqchip asks of vCPU index (any thread, the timer thread too):
+ * done under cpus_lock, so the vCPU cannot be freed meanwhile.
+ */
+static void wake_cpu(struct tcg_vm *vm, unsigned index, bool irq, bool init, int sipi)
 {
-	struct machine *m = vm->m;
+	struct tcg_cpu *c;
 
-	if (!m->vcpus || index >= m->nr_vcpus || !m->vcpus[index])
-		return NULL;
-	return m->vcpus[index]->accel_state;
+	pthread_rwlock_rdlock(&vm->cpus_lock);
+	c = index < vm->nr_cpus ? vm->cpus[index] : NULL;
+	if (c) {
+		pthread_mutex_lock(&c->lock);
+		c->irq_hint |= irq;
+		c->init_req |= init;
+		if (sipi >= 0)
+			c->sipi_vector = sipi;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_rwlock_unlock(&vm->cpus_lock);
+}
+
+/* vm->cpus[index] from old to new (a test's vCPU may have no VM). */
+static void tcg_cpus_set(struct tcg_vm *vm, unsigned index, struct tcg_cpu *old,
+			 struct tcg_cpu *new)
+{
+	if (!vm)
+		return;
+	pthread_rwlock_wrlock(&vm->cpus_lock);
+	if (index < vm->nr_cpus && vm->cpus[index] == old)
+		vm->cpus[index] = new;
+	pthread_rwlock_unlock(&vm->cpus_lock);
 }
 
 struct irqchip *tcg_irqchip(struct tcg_cpu *c)
@@ -38,39 +63,19 @@ struct irqchip *tcg_irqchip(struct tcg_cpu *c)
 	return c->vm ? c->vm->irqchip : NULL;
 }
 
-static void wake(struct tcg_cpu *c, bool *flag, int *vector, int v)
-{
-	pthread_mutex_lock(&c->lock);
-	if (flag)
-		*flag = true;
-	if (vector)
-		*vector = v;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-}
-
 static void cb_kick(void *opaque, unsigned cpu)
 {
-	struct tcg_cpu *c = cpu_of(opaque, cpu);
-
-	if (c)
-		wake(c, &c->irq_hint, NULL, 0);
+	wake_cpu(opaque, cpu, true, false, -1);
 }
 
 static void cb_init(void *opaque, unsigned cpu)
 {
-	struct tcg_cpu *c = cpu_of(opaque, cpu);
-
-	if (c)
-		wake(c, &c->init_req, NULL, 0);
+	wake_cpu(opaque, cpu, false, true, -1);
 }
 
 static void cb_sipi(void *opaque, unsigned cpu, uint8_t vector)
 {
-	struct tcg_cpu *c = cpu_of(opaque, cpu);
-
-	if (c)
-		wake(c, NULL, &c->sipi_vector, vector);
+	wake_cpu(opaque, cpu, false, false, vector);
 }
 
 static const struct irqchip_cpu_ops tcg_irq_ops = {
@@ -130,11 +135,21 @@ static int tcg_vm_init(struct machine *m, char *err, size_t errlen)
 		free(vm);
 		return -EINVAL;
 	}
+	vm->cpus = calloc(n, sizeof(*vm->cpus));
+	if (!vm->cpus) {
+		free(vm);
+		snprintf(err, errlen, "tcg: out of memory");
+		return -ENOMEM;
+	}
+	vm->nr_cpus = n;
+	pthread_rwlock_init(&vm->cpus_lock, NULL);
 	pthread_mutex_init(&vm->atomic_lock, NULL);
 	m->accel_state = vm;
 	vm->irqchip = irqchip_create(m, n, &tcg_irq_ops, vm, err, errlen);
 	if (!vm->irqchip) {
 		pthread_mutex_destroy(&vm->atomic_lock);
+		pthread_rwlock_destroy(&vm->cpus_lock);
+		free(vm->cpus);
 		free(vm);
 		m->accel_state = NULL;
 		return -EINVAL;
@@ -151,6 +166,8 @@ static void tcg_vm_destroy(struct machine *m)
 	if (vm->irqchip)
 		irqchip_destroy(vm->irqchip);
 	pthread_mutex_destroy(&vm->atomic_lock);
+	pthread_rwlock_destroy(&vm->cpus_lock);
+	free(vm->cpus);
 	free(vm->dirty);
 	free(vm);
 	m->accel_state = NULL;
@@ -266,6 +283,7 @@ static int tcg_vcpu_init(struct vcpu *v, char *err, size_t errlen)
 	pthread_cond_init(&c->cond, NULL);
 	tcg_tlb_flush(c, true);
 	v->accel_state = c;
+	tcg_cpus_set(c->vm, c->index, NULL, c);
 	return 0;
 }
 
@@ -275,6 +293,7 @@ static void tcg_vcpu_destroy(struct vcpu *v)
 
 	if (!c)
 		return;
+	tcg_cpus_set(c->vm, c->index, c, NULL);
 	tcg_tb_destroy(c);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
@@ -335,7 +354,10 @@ static void tcg_vcpu_kick(struct vcpu *v)
 {
 	struct tcg_cpu *c = v->accel_state;
 
-	wake(c, &c->kick, NULL, 0);
+	pthread_mutex_lock(&c->lock);
+	c->kick = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 }
 
 static int tcg_vcpu_get_state(struct vcpu *v, struct cpu_state *s)

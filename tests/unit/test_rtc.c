@@ -180,6 +180,29 @@ static void test_set_time(void)
 	fixture_machine_free(m);
 }
 
+/*
+ * Year 9999 (BCD century 99) does not fit in the clock's 64 bits of
+ * nanoseconds (UBSan saw the overflow): the clock goes to the furthest
+ * date it holds, some 146 years on, and keeps running from there.
+ */
+static void test_set_far_future(void)
+{
+	struct machine *m = machine_new(256 * MiB);
+	struct rtc_time t;
+	struct tm tm;
+	time_t got;
+
+	cmos_write(m, 0x0b, 0x82);
+	cmos_write(m, 9, 0x99);
+	cmos_write(m, 0x32, 0x99);
+	cmos_write(m, 0x0b, 0x02);
+	read_time(m, &t);
+	got = decode(&t, false, &tm);
+	g_assert_cmpint(got, >, time(NULL) + 145ll * 365 * 86400);
+	g_assert_cmpint(got, <, time(NULL) + 147ll * 365 * 86400);
+	fixture_machine_free(m);
+}
+
 static uint16_t cmos16(struct machine *m, uint8_t idx)
 {
 	return cmos_read(m, idx) | cmos_read(m, idx + 1) << 8;
@@ -288,6 +311,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/rtc/host-time", test_host_time);
 	g_test_add_func("/rtc/set-time", test_set_time);
+	g_test_add_func("/rtc/set-far-future", test_set_far_future);
 	g_test_add_func("/rtc/memory-bytes", test_memory_bytes);
 	g_test_add_func("/rtc/interrupts", test_interrupts);
 	return g_test_run();

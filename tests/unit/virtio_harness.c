@@ -340,6 +340,12 @@ void vh_msix_mask(struct vh_dev *d, unsigned v, bool masked)
 
 uint8_t vh_dev_setup(struct vh_dev *d, uint64_t want, unsigned nq, uint16_t qsize)
 {
+	return vh_dev_setup_at(d, want, nq, qsize, VH_RING_BASE);
+}
+
+uint8_t vh_dev_setup_at(struct vh_dev *d, uint64_t want, unsigned nq, uint16_t qsize,
+			uint64_t ring_base)
+{
 	struct guest_mem *mem = &d->h->m.mem;
 	uint8_t s;
 
@@ -365,7 +371,7 @@ uint8_t vh_dev_setup(struct vh_dev *d, uint64_t want, unsigned nq, uint16_t qsiz
 	vh_common_write(d, VIRTIO_PCI_COMMON_MSIX, 2, 0);
 	for (unsigned q = 0; q < nq; q++) {
 		struct vh_ring *r = &d->ring[q];
-		uint64_t base = VH_RING_BASE + q * 0x4000ull;
+		uint64_t base = ring_base + q * 0x4000ull;
 
 		vh_common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
 		g_assert_cmpuint(vh_common_read(d, VIRTIO_PCI_COMMON_Q_SIZE, 2), >=, qsize);

@@ -119,6 +119,9 @@ void vh_msix_mask(struct vh_dev *d, unsigned v, bool masked);
  * q + 1 (config: 0), DRIVER_OK.  Returns the final status.
  */
 uint8_t vh_dev_setup(struct vh_dev *d, uint64_t want, unsigned nq, uint16_t qsize);
+/* The same with the rings at ring_base (16 KiB per queue), for a second device. */
+uint8_t vh_dev_setup_at(struct vh_dev *d, uint64_t want, unsigned nq, uint16_t qsize,
+			uint64_t ring_base);
 /* Write the notify register of queue q, as the guest would. */
 void vh_kick(struct vh_dev *d, unsigned q);
 /* Wait (up to 10 s) for the next used entry of queue q. */
