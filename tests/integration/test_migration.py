@@ -3,6 +3,7 @@ processes: over TCP on loopback, over a unix socket, and with -incoming
 defer.  The counter continues on the destination without a gap or a
 repeat, and every checksum matches a model of the guest's pages."""
 import os
+import shutil
 import tempfile
 import time
 import unittest
@@ -24,6 +25,12 @@ def free_port():
 
 @requires_kvm
 class LiveMigration(unittest.TestCase):
+    def tmp_path(self, name):
+        """NAME in a directory of its own, removed when the test ends."""
+        d = tempfile.mkdtemp(prefix="vireo-mig-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return os.path.join(d, name)
+
     def migrate_and_check(self, uri, defer=False, multifd=0):
         with counter_vm() as src, counter_vm(incoming="defer" if defer else uri) as dst:
             wait_count(src, 30)
@@ -63,22 +70,22 @@ class LiveMigration(unittest.TestCase):
         self.migrate_and_check("tcp:127.0.0.1:%d" % free_port())
 
     def test_unix(self):
-        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        path = self.tmp_path("mig.sock")
         self.migrate_and_check("unix:" + path)
 
     def test_multifd(self):
-        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        path = self.tmp_path("mig.sock")
         self.migrate_and_check("unix:" + path, multifd=4)
 
     def test_multifd_tcp(self):
         self.migrate_and_check("tcp:127.0.0.1:%d" % free_port(), multifd=2)
 
     def test_incoming_defer(self):
-        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        path = self.tmp_path("mig.sock")
         self.migrate_and_check("unix:" + path, defer=True)
 
     def test_paused_guest_stays_paused(self):
-        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        path = self.tmp_path("mig.sock")
         with counter_vm() as src, counter_vm(incoming="unix:" + path) as dst:
             wait_count(src, 10)
             with src.qmp() as qs, dst.qmp() as qd:
@@ -129,7 +136,7 @@ class LiveMigration(unittest.TestCase):
         """Four vCPUs (three waiting for SIPI in the in-kernel LAPIC) and RAM
         above 4 GiB (a second RAM region): every vCPU section and both
         regions load."""
-        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        path = self.tmp_path("mig.sock")
         with counter_vm(smp=4, mem="3200M") as src, \
                 counter_vm(incoming="unix:" + path, smp=4, mem="3200M") as dst:
             wait_count(src, 10)
@@ -171,7 +178,7 @@ class LiveMigration(unittest.TestCase):
             self.assertTrue(q.ok("query-status")["running"])
 
     def test_pause_before_switchover(self):
-        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        path = self.tmp_path("mig.sock")
         with counter_vm() as src, counter_vm(incoming="unix:" + path) as dst:
             wait_count(src, 10)
             with src.qmp() as qs, dst.qmp() as qd:
@@ -212,7 +219,7 @@ class LiveMigration(unittest.TestCase):
 
     def test_exec(self):
         """exec: on both ends, through a file the two commands share."""
-        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "stream")
+        path = self.tmp_path("stream")
         with counter_vm() as src, src.qmp() as qs:
             wait_count(src, 10)
             qs.ok("migrate", {"uri": "exec:cat > %s" % path})
@@ -230,7 +237,7 @@ class LiveMigration(unittest.TestCase):
         depends on this host's speed; test_migration_throttle checks the
         schedule), the result is a consistent guest, and a throttle that
         engaged has ended (the destination's guest runs at full speed)."""
-        path = os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
+        path = self.tmp_path("mig.sock")
         with counter_vm(extra=["-append", "delay=0"]) as src, \
                 counter_vm(incoming="unix:" + path, extra=["-append", "delay=0"]) as dst:
             wait_count(src, 10)

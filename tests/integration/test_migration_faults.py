@@ -3,6 +3,7 @@ killed mid-way, migrate_cancel at each stage, garbage and mismatched
 streams.  The source guest must never be harmed and must keep counting;
 a destination must never start a guest from a bad stream."""
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -16,10 +17,6 @@ from tests.integration.vireotest import requires_kvm
 SLOW = 256 << 10	# bytes/s: the first pass takes many seconds
 
 
-def sock_uri():
-    return "unix:" + os.path.join(tempfile.mkdtemp(prefix="vireo-mig-"), "mig.sock")
-
-
 def wait_status(q, status, timeout=30):
     return wait_migration(q, states=(status, "completed", "failed", "cancelled"),
                           timeout=timeout)
@@ -27,10 +24,16 @@ def wait_status(q, status, timeout=30):
 
 @requires_kvm
 class Faults(unittest.TestCase):
+    def sock_uri(self):
+        """A unix socket in a directory of its own, removed when the test ends."""
+        d = tempfile.mkdtemp(prefix="vireo-mig-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return "unix:" + os.path.join(d, "mig.sock")
+
     def second_migration_succeeds(self, src, qs):
         """After a failed or cancelled attempt, migrating again works and
         the counter runs on unbroken across source and new destination."""
-        uri = sock_uri()
+        uri = self.sock_uri()
         qs.ok("migrate-set-parameters", {"max-bandwidth": 0})
         with counter_vm(incoming=uri) as dst:
             qs.ok("migrate", {"uri": uri})
@@ -46,7 +49,7 @@ class Faults(unittest.TestCase):
         self.destination_killed(multifd=True)
 
     def destination_killed(self, multifd):
-        uri = sock_uri()
+        uri = self.sock_uri()
         with counter_vm() as src, src.qmp() as qs:
             wait_count(src, 5)
             qs.ok("migrate-set-parameters", {"max-bandwidth": SLOW})
@@ -67,7 +70,7 @@ class Faults(unittest.TestCase):
             self.second_migration_succeeds(src, qs)
 
     def test_source_killed(self):
-        uri = sock_uri()
+        uri = self.sock_uri()
         with counter_vm() as src, counter_vm(incoming=uri) as dst:
             wait_count(src, 5)
             with src.qmp() as qs:
@@ -82,7 +85,7 @@ class Faults(unittest.TestCase):
             self.assertEqual(last_count(dst), 0)
 
     def test_cancel_active(self):
-        uri = sock_uri()
+        uri = self.sock_uri()
         with counter_vm() as src, src.qmp() as qs:
             wait_count(src, 5)
             enable_events(qs)
@@ -107,7 +110,7 @@ class Faults(unittest.TestCase):
             self.assertTrue(qs.ok("query-status")["running"])
 
     def test_cancel_at_switchover(self):
-        uri = sock_uri()
+        uri = self.sock_uri()
         with counter_vm() as src, src.qmp() as qs:
             wait_count(src, 5)
             qs.ok("migrate-set-capabilities", {"capabilities": [
@@ -130,7 +133,7 @@ class Faults(unittest.TestCase):
             self.second_migration_succeeds(src, qs)
 
     def test_garbage_stream(self):
-        uri = sock_uri()
+        uri = self.sock_uri()
         with counter_vm(incoming=uri) as dst:
             deadline = time.monotonic() + 10
             while not os.path.exists(uri[5:]) and time.monotonic() < deadline:
@@ -144,7 +147,7 @@ class Faults(unittest.TestCase):
             self.assertEqual(dst.output(), "")
 
     def refused_by(self, dst_extra, dst_mem, message):
-        uri = sock_uri()
+        uri = self.sock_uri()
         with counter_vm() as src, src.qmp() as qs:
             wait_count(src, 5)
             with counter_vm(incoming=uri, extra=dst_extra, mem=dst_mem) as dst:
