@@ -262,7 +262,7 @@ int vscsi_parked_load(struct virtio_scsi *s, struct vmstate_in *in)
 					   vq->enabled ? "" : " that is off");
 			break;
 		}
-		heads[i] = g_memdup2(p, len ? len : 1);
+		heads[i] = g_memdup2(p, len);
 		for (unsigned k = 0; k < nr[i] && !ret; k++)
 			if (heads[i][k] >= vq->size || seen[heads[i][k]]++)
 				ret = vmstate_fail(in, "request queue %u: parked head %u is out of "
