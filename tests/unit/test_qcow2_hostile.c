@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "test_block_util.h"
 
@@ -260,6 +261,39 @@ static void test_backing_errors(void)
 	tb_rmdir(dir);
 }
 
+/*
+ * A backing file name that is a directory, a FIFO (whose open would block
+ * until a writer came) or a character device is refused at open.
+ */
+static void test_backing_not_a_file(void)
+{
+	static const char *const names[] = { "sub", "fifo", "/dev/null", "/dev/zero" };
+	char *dir, *top, *fifo, err[512];
+	struct blk *b;
+
+	if (!tb_have_qemu_img()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	dir = tb_tmpdir();
+	top = g_build_filename(dir, "top.qcow2", NULL);
+	fifo = g_build_filename(dir, "fifo", NULL);
+	g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+	g_assert_cmpint(tb_sh(NULL, "mkdir %s/sub", dir), ==, 0);
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -u -b %s -F raw %s 1M",
+				      names[i], top), ==, 0);
+		b = open_variant(top, i % 2, err, sizeof(err));
+		g_assert_null(b);
+		g_test_message("refused: %s", err);
+		g_assert_nonnull(strstr(err, "not a regular file or block device"));
+		g_assert_nonnull(strstr(err, names[i]));
+	}
+	g_free(fifo);
+	g_free(top);
+	tb_rmdir(dir);
+}
+
 static uint32_t rnd(uint32_t *s)
 {
 	*s ^= *s << 13;
@@ -392,6 +426,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/qcow2/hostile/readonly-allowed", test_readonly_allowed);
 	g_test_add_func("/qcow2/hostile/bad-l2-entries", test_bad_l2_entries);
 	g_test_add_func("/qcow2/hostile/backing-errors", test_backing_errors);
+	g_test_add_func("/qcow2/hostile/backing-not-a-file", test_backing_not_a_file);
 	g_test_add_func("/qcow2/hostile/fuzz", test_fuzz);
 	ret = g_test_run();
 	if (base.dir)
