@@ -233,6 +233,44 @@ static void test_bad_l2_entries(void)
 	}
 }
 
+/*
+ * A compressed descriptor starting just before an L2 table and ending
+ * after it covers three clusters, the middle one metadata: discarding it
+ * would drop that table's refcount to zero.  Both ends are plain data.
+ */
+static void test_compressed_spanning_metadata(void)
+{
+	uint8_t *img, buf[CS];
+	uint64_t l2b, e, nb;
+	struct blk_queue *q;
+	struct blk *b;
+	char err[512], *p;
+
+	if (!base_init()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	img = g_memdup2(base.img, base.len);
+	l2b = get64(img + base.l1_off + 8) & 0x00fffffffffffe00ull;	/* for 2M-4M */
+	g_assert_cmpuint(l2b, >, base.l2_off);
+	g_assert_cmpuint(l2b + CS, <, base.len);
+	/* from 512 bytes before it into the cluster after it, inside the file */
+	nb = MIN(16, (base.len - l2b + 1024) / 512);
+	g_assert_cmpuint(nb, >, 1 + CS / 512);
+	e = 1ull << 62 | (nb - 1) << (62 - (12 - 8)) | (l2b - 512);
+	put64(img + base.l2_off, e);
+	p = write_variant(img, base.len);
+	b = open_variant(p, false, err, sizeof(err));
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	g_assert_cmpint(tb_discard(q, 0, CS), ==, -EIO);
+	g_assert_cmpint(tb_pread(q, 0, buf, CS), ==, -EIO);
+	blk_queue_free(q);
+	blk_close(b);
+	g_free(p);
+	g_free(img);
+}
+
 static void test_backing_errors(void)
 {
 	char *dir, *a, err[512];
@@ -425,6 +463,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/qcow2/hostile/refused", test_refused);
 	g_test_add_func("/qcow2/hostile/readonly-allowed", test_readonly_allowed);
 	g_test_add_func("/qcow2/hostile/bad-l2-entries", test_bad_l2_entries);
+	g_test_add_func("/qcow2/hostile/compressed-spanning-metadata",
+			test_compressed_spanning_metadata);
 	g_test_add_func("/qcow2/hostile/backing-errors", test_backing_errors);
 	g_test_add_func("/qcow2/hostile/backing-not-a-file", test_backing_not_a_file);
 	g_test_add_func("/qcow2/hostile/fuzz", test_fuzz);
