@@ -74,7 +74,38 @@ int qcow2_rebuild_refcounts(struct qcow2 *s, char *err, size_t errlen)
 	uint64_t *rt = NULL;
 	int ret = -ENOMEM;
 
+	/* New blocks and table after everything, sized to cover themselves. */
 	c.n = (s->file_end + cs - 1) >> s->cluster_bits;
+	E = c.n;
+	for (int iter = 0; iter < 16; iter++) {
+		uint64_t nb;
+
+		n = (E + B + T + rbe - 1) / rbe;
+		T = (n * 8 + cs - 1) / cs;
+		nb = (E + B + T + rbe - 1) / rbe;
+		if (nb <= B)
+			break;
+		B = nb;
+	}
+	n = T * cs / 8;
+	ret = -ENOSPC;
+	if (T * cs > QCOW2_MAX_REFTABLE_BYTES) {
+		snprintf(err, errlen, "qcow2 '%s': refcount table too large to rebuild",
+			 s->bs->filename);
+		goto out;
+	}
+	/*
+	 * A count per cluster of the file and the new blocks, all in memory:
+	 * sized by the file's length, which a sparse file makes anything.
+	 */
+	if (c.n * sizeof(*c.v) + B * cs > QCOW2_MAX_REBUILD_BYTES) {
+		snprintf(err, errlen, "qcow2 '%s': image was not closed cleanly and is too large "
+			 "(%llu bytes) to rebuild its refcounts here; repair it with "
+			 "'qemu-img check -r all'", s->bs->filename,
+			 (unsigned long long)s->file_end);
+		ret = -EFBIG;
+		goto out;
+	}
 	c.v = calloc(c.n ? c.n : 1, sizeof(*c.v));
 	if (!t || !c.v)
 		goto nomem;
@@ -95,25 +126,6 @@ int qcow2_rebuild_refcounts(struct qcow2 *s, char *err, size_t errlen)
 	if (ret < 0)
 		goto out;
 
-	/* New blocks and table after everything, sized to cover themselves. */
-	E = c.n;
-	for (int iter = 0; iter < 16; iter++) {
-		uint64_t nb;
-
-		n = (E + B + T + rbe - 1) / rbe;
-		T = (n * 8 + cs - 1) / cs;
-		nb = (E + B + T + rbe - 1) / rbe;
-		if (nb <= B)
-			break;
-		B = nb;
-	}
-	n = T * cs / 8;
-	ret = -ENOSPC;
-	if (T * cs > QCOW2_MAX_REFTABLE_BYTES) {
-		snprintf(err, errlen, "qcow2 '%s': refcount table too large to rebuild",
-			 s->bs->filename);
-		goto out;
-	}
 	blocks = calloc(B, cs);
 	table = calloc(T, cs);
 	rt = calloc(n, 8);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "test_block_util.h"
@@ -271,6 +272,84 @@ static void test_compressed_spanning_metadata(void)
 	g_free(img);
 }
 
+static long max_rss_kib(void)
+{
+	struct rusage ru;
+
+	g_assert_cmpint(getrusage(RUSAGE_SELF, &ru), ==, 0);
+	return ru.ru_maxrss;
+}
+
+/*
+ * An L2 table 4 TiB into a sparse file of 512-byte clusters: opening it
+ * must not cost memory in proportion to the file's length (a bitmap of
+ * its 2^33 clusters was 1 GiB), nor must rebuilding the refcounts of such
+ * a file when it is dirty, which is refused instead.
+ */
+static void test_sparse_far_metadata(void)
+{
+	const uint64_t far = 1ull << 42;
+	uint8_t hdr[512], l2[512], buf[4096], want[4096];
+	char *dir, *p, err[512];
+	struct blk_queue *q;
+	struct blk *b;
+	uint64_t l1, e;
+	long rss;
+	int fd;
+
+	if (!tb_have_qemu_img()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	dir = tb_tmpdir();
+	p = g_build_filename(dir, "far.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=512 %s 1M && "
+			      "qemu-io -c 'write -P 0x3c 0 4k' %s", p, p), ==, 0);
+	fd = open(p, O_RDWR);
+	g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
+	l1 = get64(hdr + 40);
+	g_assert_cmpint(pread(fd, &e, 8, l1), ==, 8);
+	e = GUINT64_FROM_BE(e) & 0x00fffffffffffe00ull;
+	g_assert_cmpint(pread(fd, l2, sizeof(l2), e), ==, sizeof(l2));
+	if (pwrite(fd, l2, sizeof(l2), far) != sizeof(l2)) {
+		g_test_skip("the file system holds no 4 TiB sparse file");
+		goto out;
+	}
+	put64((uint8_t *)&e, far | 1ull << 63);
+	g_assert_cmpint(pwrite(fd, &e, 8, l1), ==, 8);
+	rss = max_rss_kib();
+	b = open_variant(p, true, err, sizeof(err));
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	memset(want, 0x3c, sizeof(want));
+	g_assert_cmpint(tb_pread(q, 0, buf, sizeof(buf)), ==, sizeof(buf));
+	g_assert_cmpmem(buf, sizeof(buf), want, sizeof(want));
+	blk_queue_free(q);
+	blk_close(b);
+	/* writable: a new cluster mapped through the far table */
+	b = open_variant(p, false, err, sizeof(err));
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	memset(want, 0x3d, sizeof(want));
+	g_assert_cmpint(tb_pwrite(q, 8192, want, sizeof(want)), ==, sizeof(want));
+	g_assert_cmpint(tb_pread(q, 8192, buf, sizeof(buf)), ==, sizeof(buf));
+	g_assert_cmpmem(buf, sizeof(buf), want, sizeof(want));
+	blk_queue_free(q);
+	g_assert_cmpint(blk_close(b), ==, 0);
+	/* dirty: a writable open would rebuild refcounts for 2^33 clusters */
+	hdr[79] |= 1;
+	g_assert_cmpint(pwrite(fd, hdr + 72, 8, 72), ==, 8);
+	b = open_variant(p, false, err, sizeof(err));
+	g_assert_null(b);
+	g_test_message("refused: %s", err);
+	g_assert_nonnull(strstr(err, "rebuild"));
+	g_assert_cmpint(max_rss_kib() - rss, <, 64 * 1024);
+out:
+	close(fd);
+	g_free(p);
+	tb_rmdir(dir);
+}
+
 static void test_backing_errors(void)
 {
 	char *dir, *a, err[512];
@@ -465,6 +544,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/qcow2/hostile/bad-l2-entries", test_bad_l2_entries);
 	g_test_add_func("/qcow2/hostile/compressed-spanning-metadata",
 			test_compressed_spanning_metadata);
+	g_test_add_func("/qcow2/hostile/sparse-far-metadata", test_sparse_far_metadata);
 	g_test_add_func("/qcow2/hostile/backing-errors", test_backing_errors);
 	g_test_add_func("/qcow2/hostile/backing-not-a-file", test_backing_not_a_file);
 	g_test_add_func("/qcow2/hostile/fuzz", test_fuzz);
