@@ -478,7 +478,8 @@ static gsize mutate(struct img *m, uint8_t *b, gsize len, uint32_t *s)
 			break;
 		case 12:
 			/* cut the file short */
-			len = MAX(len / 2, len - (rnd(s) % 4 + 1) * m->cs);
+			p = (rnd(s) % 4 + 1) * m->cs;
+			len = len > 2 * p ? len - p : len / 2;
 			break;
 		default:
 			/* dirty bit: writable opens rebuild the refcounts */
@@ -660,7 +661,8 @@ static void fuzz_one(uint32_t seed, struct stats *st)
 	cfg.cache = rnd(&s) % 3 == 0 ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK;
 	g_assert_true(g_file_set_contents(p, (const char *)b, len, NULL));
 	/* QEMU's view first, when the image is consistent and small enough */
-	if (cmp && be64(b + 24) <= MAXSIZE && consistent(p) && !model_load(p, &md, be64(b + 24)))
+	if (cmp && be64(b + 24) && be64(b + 24) <= MAXSIZE && consistent(p) &&
+	    !model_load(p, &md, be64(b + 24)))
 		model_free(&md);
 	bk = blk_open(&cfg, err, sizeof(err));
 	if (!bk) {
@@ -719,10 +721,12 @@ static void test_structured(void)
 		fprintf(stderr, "%u iterations: %u refused, %u opened, %u compared with QEMU; "
 			"%u requests, %u failed\n", iters, st.refused, st.opened, st.checked,
 			st.ops, st.failed);
-	/* the mutations reach both sides, and the model is used */
-	g_assert_cmpuint(st.refused, >, iters / 10);
-	g_assert_cmpuint(st.opened, >, iters / 10);
-	g_assert_cmpuint(st.checked, >, iters / 30);
+	/* the mutations reach both sides, and the model is used (not in a replay) */
+	if (iters >= 100) {
+		g_assert_cmpuint(st.refused, >, iters / 10);
+		g_assert_cmpuint(st.opened, >, iters / 10);
+		g_assert_cmpuint(st.checked, >, iters / 30);
+	}
 	for (unsigned i = 0; i < ncorpus; i++) {
 		g_free(corpus[i].buf);
 		g_array_free(corpus[i].meta, true);
