@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "block/blk-int.h"
 #include "test_block_util.h"
 
 #define CS 4096u
@@ -379,6 +380,62 @@ static void test_backing_errors(void)
 }
 
 /*
+ * Loops through a symlink or of an image onto itself, and chains one
+ * image deeper than BLK_MAX_BACKING_DEPTH, are refused; a chain exactly
+ * that deep opens and reads the bottom image through every level.
+ */
+static void test_backing_chains(void)
+{
+	static const char *const loops[] = { "self.qcow2", "x.qcow2" };
+	char *dir, *top, err[512];
+	uint8_t buf[4096], want[4096];
+	struct blk_queue *q;
+	struct blk *b;
+
+	if (!tb_have_qemu_img()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	dir = tb_tmpdir();
+	g_assert_cmpint(tb_sh(NULL, "cd %s && "
+			      "qemu-img create -q -f qcow2 -u -b ./self.qcow2 -F qcow2 self.qcow2 1M && "
+			      "qemu-img create -q -f qcow2 -u -b y.qcow2 -F qcow2 x.qcow2 1M && "
+			      "qemu-img create -q -f qcow2 -u -b lnk.qcow2 -F qcow2 y.qcow2 1M && "
+			      "ln -s x.qcow2 lnk.qcow2", dir), ==, 0);
+	for (size_t i = 0; i < G_N_ELEMENTS(loops); i++) {
+		top = g_build_filename(dir, loops[i], NULL);
+		b = open_variant(top, true, err, sizeof(err));
+		g_assert_null(b);
+		g_test_message("refused: %s", err);
+		g_assert_nonnull(strstr(err, "backing file loop"));
+		g_free(top);
+	}
+	/* c0 (data) <- c1 <- ... <- c65: 66 images, one more than allowed */
+	g_assert_cmpint(tb_sh(NULL, "cd %s && qemu-img create -q -f qcow2 c0.qcow2 1M && "
+			      "qemu-io -c 'write -P 0x6b 4k 4k' c0.qcow2 >/dev/null && "
+			      "for i in $(seq 1 %d); do qemu-img create -q -f qcow2 -u "
+			      "-b c$((i - 1)).qcow2 -F qcow2 c$i.qcow2 1M || exit 1; done",
+			      dir, BLK_MAX_BACKING_DEPTH + 1), ==, 0);
+	top = g_strdup_printf("%s/c%d.qcow2", dir, BLK_MAX_BACKING_DEPTH + 1);
+	b = open_variant(top, false, err, sizeof(err));
+	g_assert_null(b);
+	g_test_message("refused: %s", err);
+	g_assert_nonnull(strstr(err, "deeper than"));
+	g_free(top);
+	top = g_strdup_printf("%s/c%d.qcow2", dir, BLK_MAX_BACKING_DEPTH);
+	b = open_variant(top, false, err, sizeof(err));
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	memset(want, 0x6b, sizeof(want));
+	g_assert_cmpint(tb_pread(q, 4096, buf, sizeof(buf)), ==, sizeof(buf));
+	g_assert_cmpmem(buf, sizeof(buf), want, sizeof(want));
+	blk_queue_free(q);
+	blk_close(b);
+	g_free(top);
+	tb_rmdir(dir);
+}
+
+/*
  * A backing file name that is a directory, a FIFO (whose open would block
  * until a writer came) or a character device is refused at open.
  */
@@ -547,6 +604,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/qcow2/hostile/sparse-far-metadata", test_sparse_far_metadata);
 	g_test_add_func("/qcow2/hostile/backing-errors", test_backing_errors);
 	g_test_add_func("/qcow2/hostile/backing-not-a-file", test_backing_not_a_file);
+	g_test_add_func("/qcow2/hostile/backing-chains", test_backing_chains);
 	g_test_add_func("/qcow2/hostile/fuzz", test_fuzz);
 	ret = g_test_run();
 	if (base.dir)
