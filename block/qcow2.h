@@ -44,7 +44,7 @@
 #define QCOW2_MAX_L1_BYTES	(32u << 20)
 #define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
 #define QCOW2_MAX_PENDING_FREES	4096
-#define QCOW2_MAX_REBUILD_BYTES	(512ull << 20)	/* refcount rebuild: counts + blocks */
+#define QCOW2_MAX_REBUILD_BYTES	(256ull << 20)	/* refcount rebuild: counts + blocks */
 #define QCOW2_META_FLAT_BITS	(1ull << 27)	/* 16 MiB of bitmap at most */
 
 struct qcache_ent {

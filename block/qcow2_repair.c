@@ -15,7 +15,7 @@
 #include "qcow2.h"
 
 struct counts {
-	uint32_t *v;
+	uint16_t *v;		/* more references than this in a valid image: none */
 	uint64_t n;		/* clusters */
 };
 
@@ -30,7 +30,7 @@ static int count(struct qcow2 *s, struct counts *c, uint64_t off, uint64_t len,
 		return -EINVAL;
 	}
 	for (uint64_t i = first; i <= last; i++) {
-		if (c->v[i] == UINT32_MAX) {
+		if (c->v[i] == UINT16_MAX) {
 			snprintf(err, errlen, "qcow2 '%s': cluster %#llx referenced too often",
 				 s->bs->filename, (unsigned long long)(i << s->cluster_bits));
 			return -EINVAL;

@@ -282,15 +282,17 @@ static long max_rss_kib(void)
 }
 
 /*
- * An L2 table 4 TiB into a sparse file of 512-byte clusters: opening it
- * must not cost memory in proportion to the file's length (a bitmap of
- * its 2^33 clusters was 1 GiB), nor must rebuilding the refcounts of such
- * a file when it is dirty, which is refused instead.
+ * An L2 table 4 TiB into a sparse file: opening it must not cost
+ * memory in proportion to the file's length (with 512-byte clusters a
+ * bitmap of its 2^33 clusters was 1 GiB), nor must rebuilding the
+ * refcounts of such a file when it is dirty (with 64 KiB clusters that
+ * took 384 MiB and wrote 128 MiB of refcount blocks), which is refused.
  */
-static void test_sparse_far_metadata(void)
+static void test_sparse_far_metadata(gconstpointer data)
 {
+	const unsigned cs = GPOINTER_TO_UINT(data);
 	const uint64_t far = 1ull << 42;
-	uint8_t hdr[512], l2[512], buf[4096], want[4096];
+	uint8_t hdr[512], *l2 = g_malloc0(cs), buf[4096], want[4096];
 	char *dir, *p, err[512];
 	struct blk_queue *q;
 	struct blk *b;
@@ -304,16 +306,16 @@ static void test_sparse_far_metadata(void)
 	}
 	dir = tb_tmpdir();
 	p = g_build_filename(dir, "far.qcow2", NULL);
-	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=512 %s 1M && "
-			      "qemu-io -c 'write -P 0x3c 0 4k' %s", p, p), ==, 0);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=%u %s 1M && "
+			      "qemu-io -c 'write -P 0x3c 0 4k' %s", cs, p, p), ==, 0);
 	fd = open(p, O_RDWR);
 	g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
 	l1 = get64(hdr + 40);
 	g_assert_cmpint(pread(fd, &e, 8, l1), ==, 8);
 	e = GUINT64_FROM_BE(e) & 0x00fffffffffffe00ull;
-	g_assert_cmpint(pread(fd, l2, sizeof(l2), e), ==, sizeof(l2));
-	if (pwrite(fd, l2, sizeof(l2), far) != sizeof(l2)) {
-		g_test_skip("the file system holds no 4 TiB sparse file");
+	g_assert_cmpint(pread(fd, l2, cs, e), ==, cs);
+	if (pwrite(fd, l2, cs, far) != cs) {
+		g_test_skip("the file system holds no sparse file this long");
 		goto out;
 	}
 	put64((uint8_t *)&e, far | 1ull << 63);
@@ -337,15 +339,18 @@ static void test_sparse_far_metadata(void)
 	g_assert_cmpmem(buf, sizeof(buf), want, sizeof(want));
 	blk_queue_free(q);
 	g_assert_cmpint(blk_close(b), ==, 0);
-	/* dirty: a writable open would rebuild refcounts for 2^33 clusters */
+	/* dirty: a writable open would rebuild refcounts for 2^33 or 2^27 clusters */
 	hdr[79] |= 1;
 	g_assert_cmpint(pwrite(fd, hdr + 72, 8, 72), ==, 8);
 	b = open_variant(p, false, err, sizeof(err));
 	g_assert_null(b);
 	g_test_message("refused: %s", err);
 	g_assert_nonnull(strstr(err, "rebuild"));
+	if (cs == 65536)
+		g_assert_nonnull(strstr(err, "qemu-img check -r all"));
 	g_assert_cmpint(max_rss_kib() - rss, <, 64 * 1024);
 out:
+	g_free(l2);
 	close(fd);
 	g_free(p);
 	tb_rmdir(dir);
@@ -601,7 +606,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/qcow2/hostile/bad-l2-entries", test_bad_l2_entries);
 	g_test_add_func("/qcow2/hostile/compressed-spanning-metadata",
 			test_compressed_spanning_metadata);
-	g_test_add_func("/qcow2/hostile/sparse-far-metadata", test_sparse_far_metadata);
+	g_test_add_data_func("/qcow2/hostile/sparse-far-metadata/c512", GUINT_TO_POINTER(512),
+			     test_sparse_far_metadata);
+	g_test_add_data_func("/qcow2/hostile/sparse-far-metadata/c64k", GUINT_TO_POINTER(65536),
+			     test_sparse_far_metadata);
 	g_test_add_func("/qcow2/hostile/backing-errors", test_backing_errors);
 	g_test_add_func("/qcow2/hostile/backing-not-a-file", test_backing_not_a_file);
 	g_test_add_func("/qcow2/hostile/backing-chains", test_backing_chains);
