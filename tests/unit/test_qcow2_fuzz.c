@@ -641,6 +641,52 @@ static void run_ops(const struct img *m, struct blk *b, bool ro, struct model *m
 	g_free(buf);
 }
 
+/*
+ * Move an L2 table or refcount block (or the L1 or refcount table) up to
+ * 4 TiB into the file, which becomes sparse, and point at the copy.
+ */
+static bool relocate_far(const struct img *m, const uint8_t *b, const char *path, uint32_t *s)
+{
+	uint64_t far = (1ull << (30 + rnd(s) % 13)) + (rnd(s) % 4) * m->cs, ptr, from, n = m->cs;
+	unsigned what = rnd(s) % 4;
+	uint8_t v[8];
+	bool ok;
+	int fd;
+
+	if (what == 0 && m->l2e->len) {
+		ptr = m->l1_off;	/* the first L2 table */
+		from = be64(b + ptr) & 0x00fffffffffffe00ull;
+		put64(v, far | 1ull << 63);
+	} else if (what == 1 && m->rbs->len) {
+		ptr = m->rt_off;
+		from = be64(b + ptr);
+		put64(v, far);
+	} else if (what == 2) {
+		ptr = 40;
+		from = m->l1_off;
+		n = MAX(8ull * m->l1_size, 8);
+		put64(v, far);
+	} else {
+		ptr = 48;
+		from = m->rt_off;
+		n = (uint64_t)m->rt_clusters * m->cs;
+		put64(v, far);
+	}
+	if (!from || from + n > m->len)
+		return false;
+	fd = open(path, O_WRONLY);
+	g_assert_cmpint(fd, >=, 0);
+	/* a file system without room for it: no relocation */
+	ok = pwrite(fd, b + from, n, far) == (ssize_t)n;
+	if (ok)
+		g_assert_cmpint(pwrite(fd, v, 8, ptr), ==, 8);
+	close(fd);
+	if (verbose && ok)
+		fprintf(stderr, "  moved %#llx to %#llx\n", (unsigned long long)from,
+			(unsigned long long)far);
+	return ok;
+}
+
 static void fuzz_one(uint32_t seed, struct stats *st)
 {
 	uint32_t s = seed * 2654435761u + 0x9e3779b9u;
@@ -660,6 +706,8 @@ static void fuzz_one(uint32_t seed, struct stats *st)
 		fprintf(stderr, "iter seed %u image %s ro %d\n", seed, m->name, ro);
 	cfg.cache = rnd(&s) % 3 == 0 ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK;
 	g_assert_true(g_file_set_contents(p, (const char *)b, len, NULL));
+	if (rnd(&s) % 12 == 0 && relocate_far(m, b, p, &s))
+		cmp = false;	/* qemu-img check takes a count per cluster of the file */
 	/* QEMU's view first, when the image is consistent and small enough */
 	/* (QEMU rounds the size down to a sector: no model for odd sizes) */
 	if (cmp && be64(b + 24) && be64(b + 24) <= MAXSIZE && be64(b + 24) % 512 == 0 &&
