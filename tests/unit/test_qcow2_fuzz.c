@@ -672,7 +672,7 @@ static bool relocate_far(const struct img *m, const uint8_t *b, const char *path
 		n = (uint64_t)m->rt_clusters * m->cs;
 		put64(v, far);
 	}
-	if (!from || from + n > m->len)
+	if (!from || from > m->len || n > m->len - from)
 		return false;
 	fd = open(path, O_WRONLY);
 	g_assert_cmpint(fd, >=, 0);
@@ -705,6 +705,10 @@ static void fuzz_one(uint32_t seed, struct stats *st)
 	if (verbose)
 		fprintf(stderr, "iter seed %u image %s ro %d\n", seed, m->name, ro);
 	cfg.cache = rnd(&s) % 3 == 0 ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK;
+	/* every engine; Linux AIO only with O_DIRECT, as QEMU has it */
+	cfg.aio = rnd(&s) % 3;
+	if (cfg.aio == BLK_AIO_NATIVE)
+		cfg.cache = BLK_CACHE_NONE;
 	g_assert_true(g_file_set_contents(p, (const char *)b, len, NULL));
 	if (rnd(&s) % 12 == 0 && relocate_far(m, b, p, &s))
 		cmp = false;	/* qemu-img check takes a count per cluster of the file */
