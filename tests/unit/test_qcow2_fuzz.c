@@ -642,6 +642,74 @@ static void run_ops(const struct img *m, struct blk *b, bool ro, struct model *m
 }
 
 /*
+ * Up to 24 requests in flight at once on one queue (frees wait for the
+ * data I/O of the clusters they drop, corruption is found mid-batch); the
+ * queue is freed, which waits for them, or polled until they end.  The
+ * ranges written become unknown to the model: their order is not defined.
+ */
+static void run_batch(const struct img *m, struct blk *b, bool ro, struct model *md,
+		      uint32_t *s, struct stats *st)
+{
+	enum { MAXB = 24, BUFLEN = 64 * 1024 };
+	uint64_t size = blk_size(b);
+	unsigned n = 2 + rnd(s) % (MAXB - 1), pending = 0;
+	struct tb_wait w[MAXB] = { 0 };
+	struct iovec iov[MAXB];
+	uint8_t *buf = g_malloc(MAXB * BUFLEN);
+	char err[256];
+	struct blk_queue *q = blk_queue_new(b, err, sizeof(err));
+
+	g_assert_nonnull(q);
+	for (unsigned k = 0; k < n && size; k++) {
+		unsigned op = ro ? 0 : rnd(s) % 5;
+		uint64_t off, len;
+		int r;
+
+		pick_range(m, size, s, &off, &len);
+		len = MIN(len, BUFLEN);
+		iov[k] = (struct iovec){ buf + k * BUFLEN, len };
+		memset(iov[k].iov_base, 0xa0 + k, len);
+		if (op == 0)
+			r = blk_preadv(q, off, &iov[k], 1, tb_cb, &w[k]);
+		else if (op == 1)
+			r = blk_pwritev(q, off, &iov[k], 1, tb_cb, &w[k]);
+		else if (op == 2)
+			r = blk_discard(q, off, len, tb_cb, &w[k]);
+		else if (op == 3)
+			r = blk_write_zeroes(q, off, len, rnd(s) % 2, tb_cb, &w[k]);
+		else
+			r = blk_flush(q, tb_cb, &w[k]);
+		if (op && md->data)
+			memset(md->known + off, 0, len);
+		g_assert_cmpint(r, ==, 0);
+		pending++;
+		st->ops++;
+	}
+	if (rnd(s) % 2) {
+		blk_queue_free(q);	/* runs every callback first */
+		q = NULL;
+	}
+	for (unsigned k = 0; k < pending; k++) {
+		while (q && !w[k].done) {
+			struct pollfd p = { .fd = blk_queue_fd(q), .events = POLLIN };
+
+			poll(&p, 1, 1000);
+			blk_queue_poll(q);
+		}
+		g_assert_true(w[k].done);
+		if (w[k].ret < 0) {
+			st->failed++;
+			if (md->data)
+				fprintf(stderr, "  batch request %u: %s\n", k,
+					strerror((int)-w[k].ret));
+			g_assert_true(!md->data);
+		}
+	}
+	blk_queue_free(q);
+	g_free(buf);
+}
+
+/*
  * Move an L2 table or refcount block (or the L1 or refcount table) up to
  * 4 TiB into the file, which becomes sparse, and point at the copy.
  */
@@ -732,6 +800,8 @@ static void fuzz_one(uint32_t seed, struct stats *st)
 	if (md.data)
 		g_assert_cmpuint(blk_size(bk), ==, md.size);
 	run_ops(m, bk, ro, &md, &s, st);
+	if (rnd(&s) % 3 == 0)
+		run_batch(m, bk, ro, &md, &s, st);
 	cr = blk_close(bk);
 	if (md.data)
 		g_assert_cmpint(cr, ==, 0);
