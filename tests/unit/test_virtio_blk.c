@@ -1052,16 +1052,17 @@ static void test_fuzz_requests(void)
 }
 
 /*
- * Model-checked fuzzing on qcow2: reads and writes at the edges of the
- * disk and of uint64 (sector + length overflowing), lengths that are not
- * a multiple of a sector, data split over several descriptors; discard
+ * Model-checked fuzzing on qcow2 and raw: reads and writes at the edges
+ * of the disk and of uint64 (sector + length overflowing), lengths that
+ * are not a multiple of a sector, data split over descriptors; discard
  * and write-zeroes with 0 to 3 segments, huge, zero-length or unknown-flag
  * ranges; GET_ID into buffers of 1 to 29 bytes (status included); unknown
  * types; and bursts of requests cut short by a device reset.  Each status
  * is the one the request deserves, the used length is exact, no byte of
  * guest RAM outside the request's writable buffers changes (also after a
  * reset returned), reads return what the model holds, and the image ends
- * consistent and equal to the model.  VIREO_VBLK_FUZZ_ITERS runs longer.
+ * consistent and equal to the model.  VIREO_VBLK_FUZZ_ITERS and
+ * VIREO_VBLK_FUZZ_SEED run longer campaigns.
  */
 #define FZ_RAM	0x100000ull		/* the DATA(0) area the buffers live in */
 
@@ -1301,7 +1302,7 @@ static void fz_reset_burst(struct fz *f)
 	g_free(after);
 }
 
-static void test_fuzz_model(void)
+static void test_fuzz_model(gconstpointer fmt)
 {
 	const char *e = g_getenv("VIREO_VBLK_FUZZ_ITERS");
 	unsigned iters = e ? strtoul(e, NULL, 0) : 1500;
@@ -1309,7 +1310,7 @@ static void test_fuzz_model(void)
 	struct fz f = { 0 };
 	guint8 *disk;
 
-	if (!bt_init(&f.t, "qcow2", "discard=unmap", "num-queues=1,serial=fz-serial", 1, true))
+	if (!bt_init(&f.t, fmt, "discard=unmap", "num-queues=1,serial=fz-serial", 1, true))
 		return;
 	f.g = g_rand_new_with_seed(g_getenv("VIREO_VBLK_FUZZ_SEED") ?
 				   strtoul(g_getenv("VIREO_VBLK_FUZZ_SEED"), NULL, 0) : 0xf22);
@@ -1428,7 +1429,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/bad/indirect-empty", test_bad_indirect_empty);
 	g_test_add_func("/virtio-blk/bad/queue-size", test_bad_queue_size);
 	g_test_add_func("/virtio-blk/fuzz", test_fuzz_requests);
-	g_test_add_func("/virtio-blk/fuzz-model", test_fuzz_model);
+	g_test_add_data_func("/virtio-blk/fuzz-model/qcow2", "qcow2", test_fuzz_model);
+	g_test_add_data_func("/virtio-blk/fuzz-model/raw", "raw", test_fuzz_model);
 	g_test_add_func("/virtio-blk/load-into-reset", test_load_into_reset);
 	return g_test_run();
 }
