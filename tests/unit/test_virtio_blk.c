@@ -1055,8 +1055,8 @@ static void test_fuzz_requests(void)
  * Model-checked fuzzing on qcow2 and raw: reads and writes at the edges
  * of the disk and of uint64 (sector + length overflowing), lengths that
  * are not a multiple of a sector, data split over descriptors; discard
- * and write-zeroes with 0 to 3 segments, huge, zero-length or unknown-flag
- * ranges; GET_ID into buffers of 1 to 29 bytes (status included); unknown
+ * and write-zeroes with 0 to 60000 segments, with huge, zero-length,
+ * overlapping or unknown-flag ranges; GET_ID into buffers of 1 to 29 bytes (status included); unknown
  * types; and bursts of requests cut short by a device reset.  Each status
  * is the one the request deserves, the used length is exact, no byte of
  * guest RAM outside the request's writable buffers changes (also after a
@@ -1211,7 +1211,13 @@ static void fz_discard_zeroes(struct fz *f, uint32_t type)
 	/* overlapping segments: the second repeats the first, shifted */
 	if (nseg > 1 && g_rand_boolean(f->g))
 		seg[1].sector = seg[0].sector + seg[0].num_sectors / 2;
-	n = fz_split(f, b, DATA(0) + 0xf0000, nseg * sizeof(*seg), false);
+	if (g_rand_int_range(f->g, 0, 10) == 0) {
+		/* thousands of segments (whatever the data area holds) */
+		nseg = g_rand_int_range(f->g, 4, 0xf0000 / sizeof(*seg));
+		n = fz_split(f, b, DATA(0), nseg * sizeof(*seg), false);
+	} else {
+		n = fz_split(f, b, DATA(0) + 0xf0000, nseg * sizeof(*seg), false);
+	}
 	st = fz_run(f, type, 0, b, nseg ? n : 0, &used);
 	fz_check_ram(f, b, nseg ? n : 0);
 	g_assert_cmpuint(used, ==, 1);
