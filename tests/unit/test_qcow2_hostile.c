@@ -273,6 +273,39 @@ static void test_compressed_spanning_metadata(void)
 	g_free(img);
 }
 
+/*
+ * A dirty image where a data cluster has refcount 2 and no COPIED flag
+ * (what QEMU calls a leak): the rebuilt refcount is 1, so the flag must
+ * be set again, or qemu-img check reports an OFLAG_COPIED error.
+ */
+static void test_dirty_rebuild_copied(void)
+{
+	uint8_t *img;
+	uint64_t e, host;
+	char err[512], *p, *out = NULL;
+	struct blk *b;
+
+	if (!base_init()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	img = g_memdup2(base.img, base.len);
+	e = get64(img + base.l2_off);			/* guest cluster 0 */
+	g_assert_true(e & 1ull << 63);
+	host = e & 0x00fffffffffffe00ull;
+	put64(img + base.l2_off, e & ~(1ull << 63));
+	img[base.rb_off + 2 * (host / CS) + 1]++;	/* 16-bit refcount 1 -> 2 */
+	m_dirty(img);
+	p = write_variant(img, base.len);
+	b = open_variant(p, false, err, sizeof(err));
+	g_assert_nonnull(b);
+	g_assert_cmpint(blk_close(b), ==, 0);
+	g_assert_cmpint(tb_sh(&out, "qemu-img check %s", p), ==, 0);
+	g_free(out);
+	g_free(p);
+	g_free(img);
+}
+
 static long max_rss_kib(void)
 {
 	struct rusage ru;
@@ -610,6 +643,7 @@ int main(int argc, char **argv)
 			     test_sparse_far_metadata);
 	g_test_add_data_func("/qcow2/hostile/sparse-far-metadata/c64k", GUINT_TO_POINTER(65536),
 			     test_sparse_far_metadata);
+	g_test_add_func("/qcow2/hostile/dirty-rebuild-copied", test_dirty_rebuild_copied);
 	g_test_add_func("/qcow2/hostile/backing-errors", test_backing_errors);
 	g_test_add_func("/qcow2/hostile/backing-not-a-file", test_backing_not_a_file);
 	g_test_add_func("/qcow2/hostile/backing-chains", test_backing_chains);
