@@ -406,6 +406,58 @@ static void mutate_snapshot(struct img *m, uint8_t *b, uint32_t *s)
 	}
 }
 
+/* Add one to the refcount of host cluster c, in the image's width. */
+static bool rc_bump(const struct img *m, uint8_t *b, uint64_t c)
+{
+	unsigned bits = 1u << m->order;
+	uint64_t rbe = m->cs * 8 / bits, rb, bit, v = 0;
+
+	if (bits < 2 || c / rbe >= (uint64_t)m->rt_clusters * m->cs / 8)
+		return false;
+	rb = be64(b + m->rt_off + 8 * (c / rbe));
+	bit = (c % rbe) * bits;
+	if (!rb || rb + m->cs > m->len)
+		return false;
+	if (bits < 8) {
+		v = (b[rb + bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
+		if (v + 1 >= 1u << bits)
+			return false;
+		b[rb + bit / 8] += 1u << (bit % 8);
+		return true;
+	}
+	/* big-endian, bits / 8 bytes: add one at the last byte with carry */
+	for (int k = bits / 8 - 1; k >= 0; k--)
+		if (++b[rb + bit / 8 + k])
+			return true;
+	return false;
+}
+
+/*
+ * What QEMU leaves after a snapshot is deleted badly, and what it still
+ * calls consistent (a leak): a cluster or L2 table with refcount 2 and no
+ * COPIED flag.  A write must copy it, not write in place.
+ */
+static void share_cluster(const struct img *m, uint8_t *b, uint32_t *s)
+{
+	uint64_t p, e;
+
+	if (rnd(s) % 2 && m->l2e->len) {
+		p = pick(m->l2e, rnd(s));
+		e = be64(b + p);
+		if (!(e & 1ull << 63) || (e & 1ull << 62))
+			return;
+		if (rc_bump(m, b, (e & 0x00fffffffffffe00ull) >> m->cb))
+			put64(b + p, e & ~(1ull << 63));
+	} else {
+		p = m->l1_off + 8ull * (rnd(s) % m->l1_size);
+		e = be64(b + p);
+		if (!(e & 1ull << 63))
+			return;
+		if (rc_bump(m, b, (e & 0x00fffffffffffe00ull) >> m->cb))
+			put64(b + p, e & ~(1ull << 63));
+	}
+}
+
 /*
  * None (one run in six: the requests alone, checked against QEMU) to four
  * changes; returns the (possibly shorter) length.
@@ -417,7 +469,7 @@ static gsize mutate(struct img *m, uint8_t *b, gsize len, uint32_t *s)
 	for (unsigned k = 0; k < n; k++) {
 		uint64_t p;
 
-		switch (rnd(s) % 14) {
+		switch (rnd(s) % 16) {
 		case 0:
 		case 1:
 			mutate_header(m, b, s);
@@ -481,9 +533,12 @@ static gsize mutate(struct img *m, uint8_t *b, gsize len, uint32_t *s)
 			p = (rnd(s) % 4 + 1) * m->cs;
 			len = len > 2 * p ? len - p : len / 2;
 			break;
-		default:
+		case 13:
 			/* dirty bit: writable opens rebuild the refcounts */
 			b[79] |= 1;
+			break;
+		default:
+			share_cluster(m, b, s);
 			break;
 		}
 	}
