@@ -1,11 +1,12 @@
 /*
  * Structure-aware fuzzing of qcow2 images: a corpus of images qemu-img
  * made (backing file, zlib and zstd compressed clusters, extended L2,
- * internal snapshots, the dirty bit, 512-byte and 2 MiB clusters, 1- to
- * 64-bit refcounts) is parsed, and each iteration changes a few header
- * fields, header extensions, L1/L2/refcount entries, compressed
- * descriptors, snapshot entries or the backing name to values that point
- * at metadata, past the file, off alignment or to extremes.  The image is
+ * internal snapshots, the dirty bit, preallocated metadata, 512-byte and
+ * 2 MiB clusters, 1- to 64-bit refcounts, version 2) is parsed, and each
+ * iteration changes a few header fields, header extensions, L1/L2/refcount
+ * entries, compressed descriptors, snapshot entries or the backing name to
+ * values that point at metadata, past the file, off alignment or to
+ * extremes, shares clusters or moves tables far into a sparse file.  The image is
  * then opened and read, written, discarded, zeroed and flushed through the
  * block API.  Whatever the image, nothing may crash or hang; when qemu-img
  * check finds the mutated image consistent, every request must succeed,
@@ -43,7 +44,7 @@ struct img {
 };
 
 static char *corpus_dir;
-static struct img corpus[12];
+static struct img corpus[16];
 static unsigned ncorpus;
 static bool verbose;
 
@@ -237,6 +238,17 @@ static void corpus_init(void)
 		   "qemu-img create -q -f qcow2 -o refcount_bits=8,cluster_size=16k r8.qcow2 6M && "
 		   QIO "-c 'write -P 0x41 0 100k' -c 'write -P 0x42 5M 16k' "
 		   "-c 'write -c -P 0x43 1M 16k' r8.qcow2 >/dev/null");
+	corpus_add("prealloc.qcow2", false,
+		   "qemu-img create -q -f qcow2 -o preallocation=metadata,cluster_size=4096 "
+		   "prealloc.qcow2 2M && "
+		   QIO "-c 'write -P 0x61 0 8k' -c 'write -z 64k 16k' -c 'write -P 0x62 1M 4k' "
+		   "prealloc.qcow2 >/dev/null");
+	/* a refcount table of 64 blocks of 32 KiB each: writes past 2 MiB grow it */
+	corpus_add("c512r64.qcow2", false,
+		   "qemu-img create -q -f qcow2 -o cluster_size=512,refcount_bits=64 "
+		   "c512r64.qcow2 4M && "
+		   QIO "-c 'write -P 0x71 0 600k' -c 'write -z 700k 8k' -c 'write -P 0x72 1M 100k' "
+		   "c512r64.qcow2 >/dev/null");
 	corpus_add("v2.qcow2", true,
 		   "qemu-img create -q -f qcow2 -o compat=0.10 v2.qcow2 2M && "
 		   QIO "-c 'write -P 0x51 0 70k' v2.qcow2 >/dev/null");

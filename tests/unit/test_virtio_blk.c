@@ -1056,13 +1056,14 @@ static void test_fuzz_requests(void)
  * of the disk and of uint64 (sector + length overflowing), lengths that
  * are not a multiple of a sector, data split over descriptors; discard
  * and write-zeroes with 0 to 60000 segments, with huge, zero-length,
- * overlapping or unknown-flag ranges; GET_ID into buffers of 1 to 29 bytes (status included); unknown
- * types; and bursts of requests cut short by a device reset.  Each status
- * is the one the request deserves, the used length is exact, no byte of
- * guest RAM outside the request's writable buffers changes (also after a
- * reset returned), reads return what the model holds, and the image ends
- * consistent and equal to the model.  VIREO_VBLK_FUZZ_ITERS and
- * VIREO_VBLK_FUZZ_SEED run longer campaigns.
+ * overlapping or unknown-flag ranges; GET_ID into buffers of 1 to 29
+ * bytes (status included); unknown types; and bursts of requests cut
+ * short by a device reset.  Each status is the one the request deserves,
+ * the used length is exact, no byte of guest RAM outside the request's
+ * writable buffers changes (also after a reset returned), reads return
+ * what the model holds, and the image ends consistent and equal to the
+ * model.  VIREO_VBLK_FUZZ_ITERS and VIREO_VBLK_FUZZ_SEED run longer
+ * campaigns.
  */
 #define FZ_RAM	0x100000ull		/* the DATA(0) area the buffers live in */
 
