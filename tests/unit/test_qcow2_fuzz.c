@@ -48,29 +48,9 @@ static struct img corpus[16];
 static unsigned ncorpus;
 static bool verbose;
 
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return GUINT64_FROM_BE(v);
-}
-
 static uint32_t be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = GUINT64_TO_BE(v);
-	memcpy(p, &v, 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = GUINT32_TO_BE(v);
-	memcpy(p, &v, 4);
 }
 
 static void put16(uint8_t *p, uint16_t v)
@@ -97,13 +77,13 @@ static void parse(struct img *m)
 
 	m->cb = be32(h + 20);
 	m->cs = 1ull << m->cb;
-	m->size = be64(h + 24);
+	m->size = tb_get64(h + 24);
 	m->l1_size = be32(h + 36);
-	m->l1_off = be64(h + 40);
-	m->rt_off = be64(h + 48);
+	m->l1_off = tb_get64(h + 40);
+	m->rt_off = tb_get64(h + 48);
 	m->rt_clusters = be32(h + 56);
 	m->nb_snap = be32(h + 60);
-	m->snap_off = be64(h + 64);
+	m->snap_off = tb_get64(h + 64);
 	m->order = be32(h + 96);
 	m->hlen = be32(h + 100);
 	l2n = m->cs / 8;
@@ -126,13 +106,13 @@ static void parse(struct img *m)
 		p += 8 + ((len + 7ull) & ~7ull);
 	}
 	for (uint32_t i = 0; i < m->l1_size; i++) {
-		uint64_t l2 = be64(h + m->l1_off + 8ull * i) & 0x00fffffffffffe00ull;
+		uint64_t l2 = tb_get64(h + m->l1_off + 8ull * i) & 0x00fffffffffffe00ull;
 
 		if (!l2 || l2 + m->cs > m->len)
 			continue;
 		add64(m->meta, l2);
 		for (uint64_t j = 0; j < l2n; j++) {
-			uint64_t e = be64(h + l2 + 8 * j);
+			uint64_t e = tb_get64(h + l2 + 8 * j);
 
 			if (!e)
 				continue;
@@ -143,7 +123,7 @@ static void parse(struct img *m)
 		}
 	}
 	for (uint64_t i = 0; i < (uint64_t)m->rt_clusters * m->cs / 8; i++) {
-		uint64_t rb = be64(h + m->rt_off + 8 * i);
+		uint64_t rb = tb_get64(h + m->rt_off + 8 * i);
 
 		if (rb && rb + m->cs <= m->len) {
 			add64(m->rbs, rb);
@@ -156,7 +136,7 @@ static void parse(struct img *m)
 		add64(m->meta, m->snap_off);
 		for (uint32_t i = 0; i < m->nb_snap && p + 40 <= m->len; i++) {
 			add64(m->snap, p);
-			add64(m->meta, be64(h + p));
+			add64(m->meta, tb_get64(h + p));
 			p += 40 + be32(h + p + 36) + (h[p + 12] << 8 | h[p + 13]) +
 			     (h[p + 14] << 8 | h[p + 15]);
 			p = (p + 7) & ~7ull;
@@ -333,9 +313,9 @@ static void mutate_header(struct img *m, uint8_t *b, uint32_t *s)
 	if (f[i].off == 36 || f[i].off == 56 || f[i].off == 60)
 		v = rnd(s) % 2 ? v : rnd(s) % 5 + (f[i].off == 36 ? m->l1_size : 0);
 	if (f[i].width == 8)
-		put64(b + f[i].off, v);
+		tb_put64(b + f[i].off, v);
 	else if (f[i].width == 4)
-		put32(b + f[i].off, v);
+		tb_put32(b + f[i].off, v);
 	else
 		b[f[i].off] = v;
 }
@@ -351,17 +331,17 @@ static void mutate_ext(struct img *m, uint8_t *b, uint32_t *s)
 		return;
 	switch (rnd(s) % 3) {
 	case 0:
-		put32(b + p, types[rnd(s) % G_N_ELEMENTS(types)]);
+		tb_put32(b + p, types[rnd(s) % G_N_ELEMENTS(types)]);
 		break;
 	case 1:
-		put32(b + p + 4, rnd(s) % 2 ? rnd(s) % 64 : (uint32_t)interesting(m, s));
+		tb_put32(b + p + 4, rnd(s) % 2 ? rnd(s) % 64 : (uint32_t)interesting(m, s));
 		break;
 	default:
 		/* a new extension where the list ended, its data random */
-		put32(b + p, types[rnd(s) % G_N_ELEMENTS(types)]);
-		put32(b + p + 4, rnd(s) % 48);
+		tb_put32(b + p, types[rnd(s) % G_N_ELEMENTS(types)]);
+		tb_put32(b + p + 4, rnd(s) % 48);
 		for (unsigned k = 8; k < 56 && p + k + 8 <= m->cs; k += 8)
-			put64(b + p + k, rnd(s) % 2 ? interesting(m, s) : 0);
+			tb_put64(b + p + k, rnd(s) % 2 ? interesting(m, s) : 0);
 		break;
 	}
 }
@@ -377,18 +357,18 @@ static void mutate_backing(struct img *m, uint8_t *b, uint32_t *s)
 		off = m->hlen + 256;
 	memset(b + off, 0, 64);
 	memcpy(b + off, n, strlen(n));
-	put64(b + 8, rnd(s) % 4 ? off : interesting(m, s));
-	put32(b + 16, rnd(s) % 4 ? strlen(n) : (uint32_t)interesting(m, s));
+	tb_put64(b + 8, rnd(s) % 4 ? off : interesting(m, s));
+	tb_put32(b + 16, rnd(s) % 4 ? strlen(n) : (uint32_t)interesting(m, s));
 	if (rnd(s) % 2) {
 		/* and a backing format extension saying what it is */
 		const char *f = rnd(s) % 2 ? "raw" : "qcow2";
 
-		put32(b + m->hlen, 0xe2792aca);
-		put32(b + m->hlen + 4, strlen(f));
+		tb_put32(b + m->hlen, 0xe2792aca);
+		tb_put32(b + m->hlen + 4, strlen(f));
 		memset(b + m->hlen + 8, 0, 8);
 		memcpy(b + m->hlen + 8, f, strlen(f));
-		put32(b + m->hlen + 16, 0);
-		put32(b + m->hlen + 20, 0);
+		tb_put32(b + m->hlen + 16, 0);
+		tb_put32(b + m->hlen + 20, 0);
 	}
 }
 
@@ -397,23 +377,23 @@ static void mutate_snapshot(struct img *m, uint8_t *b, uint32_t *s)
 	uint64_t p;
 
 	if (!m->snap->len) {
-		put32(b + 60, 1 + rnd(s) % 3);
-		put64(b + 64, interesting(m, s));
+		tb_put32(b + 60, 1 + rnd(s) % 3);
+		tb_put64(b + 64, interesting(m, s));
 		return;
 	}
 	p = pick(m->snap, rnd(s));
 	switch (rnd(s) % 4) {
 	case 0:
-		put64(b + p, interesting(m, s));
+		tb_put64(b + p, interesting(m, s));
 		break;
 	case 1:
-		put32(b + p + 8, rnd(s) % 2 ? 0xffffffff : rnd(s) % 4096);
+		tb_put32(b + p + 8, rnd(s) % 2 ? 0xffffffff : rnd(s) % 4096);
 		break;
 	case 2:
 		put16(b + p + 12 + 2 * (rnd(s) % 2), rnd(s));
 		break;
 	default:
-		put32(b + p + 36, rnd(s) % 2 ? 0xffffffff : rnd(s) % 1024);
+		tb_put32(b + p + 36, rnd(s) % 2 ? 0xffffffff : rnd(s) % 1024);
 		break;
 	}
 }
@@ -426,7 +406,7 @@ static bool rc_bump(const struct img *m, uint8_t *b, uint64_t c)
 
 	if (bits < 2 || c / rbe >= (uint64_t)m->rt_clusters * m->cs / 8)
 		return false;
-	rb = be64(b + m->rt_off + 8 * (c / rbe));
+	rb = tb_get64(b + m->rt_off + 8 * (c / rbe));
 	bit = (c % rbe) * bits;
 	if (!rb || rb + m->cs > m->len)
 		return false;
@@ -455,18 +435,18 @@ static void share_cluster(const struct img *m, uint8_t *b, uint32_t *s)
 
 	if (rnd(s) % 2 && m->l2e->len) {
 		p = pick(m->l2e, rnd(s));
-		e = be64(b + p);
+		e = tb_get64(b + p);
 		if (!(e & 1ull << 63) || (e & 1ull << 62))
 			return;
 		if (rc_bump(m, b, (e & 0x00fffffffffffe00ull) >> m->cb))
-			put64(b + p, e & ~(1ull << 63));
+			tb_put64(b + p, e & ~(1ull << 63));
 	} else {
 		p = m->l1_off + 8ull * (rnd(s) % m->l1_size);
-		e = be64(b + p);
+		e = tb_get64(b + p);
 		if (!(e & 1ull << 63))
 			return;
 		if (rc_bump(m, b, (e & 0x00fffffffffffe00ull) >> m->cb))
-			put64(b + p, e & ~(1ull << 63));
+			tb_put64(b + p, e & ~(1ull << 63));
 	}
 }
 
@@ -490,24 +470,24 @@ static gsize mutate(struct img *m, uint8_t *b, gsize len, uint32_t *s)
 			mutate_ext(m, b, s);
 			break;
 		case 3:
-			put64(b + m->l1_off + 8ull * (rnd(s) % m->l1_size), interesting(m, s));
+			tb_put64(b + m->l1_off + 8ull * (rnd(s) % m->l1_size), interesting(m, s));
 			break;
 		case 4:
 		case 5:
 			if (!m->l2e->len)
 				break;
 			p = pick(m->l2e, rnd(s));
-			put64(b + p, rnd(s) % 3 ? interesting(m, s) :
-				     be64(b + p) ^ 1ull << (rnd(s) % 64));
+			tb_put64(b + p, rnd(s) % 3 ? interesting(m, s) :
+				     tb_get64(b + p) ^ 1ull << (rnd(s) % 64));
 			break;
 		case 6:
 			if (m->comp->len)
-				put64(b + pick(m->comp, rnd(s)), compressed_desc(m, s));
+				tb_put64(b + pick(m->comp, rnd(s)), compressed_desc(m, s));
 			else if (m->l2e->len)
-				put64(b + pick(m->l2e, rnd(s)), compressed_desc(m, s));
+				tb_put64(b + pick(m->l2e, rnd(s)), compressed_desc(m, s));
 			break;
 		case 7:
-			put64(b + m->rt_off + 8 * (rnd(s) % (m->rbs->len + 1)), interesting(m, s));
+			tb_put64(b + m->rt_off + 8 * (rnd(s) % (m->rbs->len + 1)), interesting(m, s));
 			break;
 		case 8:
 			if (m->rbs->len) {
@@ -790,22 +770,22 @@ static bool relocate_far(const struct img *m, const uint8_t *b, const char *path
 
 	if (what == 0 && m->l2e->len) {
 		ptr = m->l1_off;	/* the first L2 table */
-		from = be64(b + ptr) & 0x00fffffffffffe00ull;
-		put64(v, far | 1ull << 63);
+		from = tb_get64(b + ptr) & 0x00fffffffffffe00ull;
+		tb_put64(v, far | 1ull << 63);
 	} else if (what == 1 && m->rbs->len) {
 		ptr = m->rt_off;
-		from = be64(b + ptr);
-		put64(v, far);
+		from = tb_get64(b + ptr);
+		tb_put64(v, far);
 	} else if (what == 2) {
 		ptr = 40;
 		from = m->l1_off;
 		n = MAX(8ull * m->l1_size, 8);
-		put64(v, far);
+		tb_put64(v, far);
 	} else {
 		ptr = 48;
 		from = m->rt_off;
 		n = (uint64_t)m->rt_clusters * m->cs;
-		put64(v, far);
+		tb_put64(v, far);
 	}
 	if (!from || from > m->len || n > m->len - from)
 		return false;
@@ -849,9 +829,9 @@ static void fuzz_one(uint32_t seed, struct stats *st)
 		cmp = false;	/* qemu-img check takes a count per cluster of the file */
 	/* QEMU's view first, when the image is consistent and small enough */
 	/* (QEMU rounds the size down to a sector: no model for odd sizes) */
-	if (cmp && be64(b + 24) && be64(b + 24) <= MAXSIZE && be64(b + 24) % 512 == 0 &&
+	if (cmp && tb_get64(b + 24) && tb_get64(b + 24) <= MAXSIZE && tb_get64(b + 24) % 512 == 0 &&
 	    consistent(p) &&
-	    !model_load(p, &md, be64(b + 24)))
+	    !model_load(p, &md, tb_get64(b + 24)))
 		model_free(&md);
 	bk = blk_open(&cfg, err, sizeof(err));
 	if (!bk) {

@@ -25,26 +25,6 @@ struct base {
 
 static struct base base;
 
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return GUINT64_FROM_BE(v);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = GUINT64_TO_BE(v);
-	memcpy(p, &v, 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = GUINT32_TO_BE(v);
-	memcpy(p, &v, 4);
-}
-
 static bool base_init(void)
 {
 	if (base.img)
@@ -58,11 +38,11 @@ static bool base_init(void)
 			      "-c 'write -z 2M 4k' %s && qemu-io -c 'write -c -P 0x77 3M 4k' %s",
 			      CS, base.path, base.path, base.path), ==, 0);
 	g_assert_true(g_file_get_contents(base.path, (char **)&base.img, &base.len, NULL));
-	base.l1_off = get64(base.img + 40);
+	base.l1_off = tb_get64(base.img + 40);
 	base.l1_size = GUINT32_FROM_BE(*(uint32_t *)(base.img + 36));
-	base.rt_off = get64(base.img + 48);
-	base.l2_off = get64(base.img + base.l1_off) & 0x00fffffffffffe00ull;
-	base.rb_off = get64(base.img + base.rt_off);
+	base.rt_off = tb_get64(base.img + 48);
+	base.l2_off = tb_get64(base.img + base.l1_off) & 0x00fffffffffffe00ull;
+	base.rb_off = tb_get64(base.img + base.rt_off);
 	g_assert_cmpuint(base.l2_off, !=, 0);
 	g_assert_cmpuint(base.rb_off, !=, 0);
 	return true;
@@ -106,32 +86,32 @@ static void expect_refused(void (*mutate)(uint8_t *img), bool ro, const char *wa
 }
 
 static void m_magic(uint8_t *i) { i[0] = 'X'; }
-static void m_version(uint8_t *i) { put32(i + 4, 4); }
-static void m_cbits(uint8_t *i) { put32(i + 20, 30); }
-static void m_l1_far(uint8_t *i) { put64(i + 40, 1ull << 40); }
-static void m_l1_huge(uint8_t *i) { put32(i + 36, 0x10000000); }
-static void m_l1_small(uint8_t *i) { put32(i + 36, 0); }
-static void m_rt_misaligned(uint8_t *i) { put64(i + 48, base.rt_off + 8); }
-static void m_rt_zero(uint8_t *i) { put32(i + 56, 0); }
-static void m_rt_on_header(uint8_t *i) { put64(i + 48, 0); }
+static void m_version(uint8_t *i) { tb_put32(i + 4, 4); }
+static void m_cbits(uint8_t *i) { tb_put32(i + 20, 30); }
+static void m_l1_far(uint8_t *i) { tb_put64(i + 40, 1ull << 40); }
+static void m_l1_huge(uint8_t *i) { tb_put32(i + 36, 0x10000000); }
+static void m_l1_small(uint8_t *i) { tb_put32(i + 36, 0); }
+static void m_rt_misaligned(uint8_t *i) { tb_put64(i + 48, base.rt_off + 8); }
+static void m_rt_zero(uint8_t *i) { tb_put32(i + 56, 0); }
+static void m_rt_on_header(uint8_t *i) { tb_put64(i + 48, 0); }
 static void m_incompat(uint8_t *i) { i[79] |= 1 << 5; }
 static void m_corrupt(uint8_t *i) { i[79] |= 1 << 1; }
 static void m_dirty(uint8_t *i) { i[79] |= 1 << 0; }
-static void m_refbits(uint8_t *i) { put32(i + 96, 7); }
-static void m_hlen(uint8_t *i) { put32(i + 100, CS * 2); }
-static void m_crypt(uint8_t *i) { put32(i + 32, 1); }
+static void m_refbits(uint8_t *i) { tb_put32(i + 96, 7); }
+static void m_hlen(uint8_t *i) { tb_put32(i + 100, CS * 2); }
+static void m_crypt(uint8_t *i) { tb_put32(i + 32, 1); }
 static void m_ctype(uint8_t *i) { i[104] = 1; }
-static void m_l2_far(uint8_t *i) { put64(i + base.l1_off, (1ull << 40) | (1ull << 63)); }
-static void m_l2_misaligned(uint8_t *i) { put64(i + base.l1_off, base.l2_off + 512); }
-static void m_l2_on_rt(uint8_t *i) { put64(i + base.l1_off, base.rt_off | (1ull << 63)); }
-static void m_rb_on_l1(uint8_t *i) { put64(i + base.rt_off, base.l1_off); }
-static void m_rb_far(uint8_t *i) { put64(i + base.rt_off, 1ull << 45); }
-static void m_backing_far(uint8_t *i) { put64(i + 8, CS - 4); put32(i + 16, 100); }
+static void m_l2_far(uint8_t *i) { tb_put64(i + base.l1_off, (1ull << 40) | (1ull << 63)); }
+static void m_l2_misaligned(uint8_t *i) { tb_put64(i + base.l1_off, base.l2_off + 512); }
+static void m_l2_on_rt(uint8_t *i) { tb_put64(i + base.l1_off, base.rt_off | (1ull << 63)); }
+static void m_rb_on_l1(uint8_t *i) { tb_put64(i + base.rt_off, base.l1_off); }
+static void m_rb_far(uint8_t *i) { tb_put64(i + base.rt_off, 1ull << 45); }
+static void m_backing_far(uint8_t *i) { tb_put64(i + 8, CS - 4); tb_put32(i + 16, 100); }
 static void m_ext_long(uint8_t *i)
 {
 	/* a header extension (right after the 112-byte header) running off */
-	put32(i + 112, 0x12345678);
-	put32(i + 116, CS);
+	tb_put32(i + 112, 0x12345678);
+	tb_put32(i + 116, CS);
 }
 
 static void test_refused(void)
@@ -216,7 +196,7 @@ static void test_bad_l2_entries(void)
 
 		if (k == 1)
 			e = (1ull << 63) | base.rt_off;
-		put64(img + base.l2_off, e);		/* guest cluster 0 */
+		tb_put64(img + base.l2_off, e);		/* guest cluster 0 */
 		p = write_variant(img, base.len);
 		b = open_variant(p, false, err, sizeof(err));
 		g_assert_nonnull(b);
@@ -253,14 +233,14 @@ static void test_compressed_spanning_metadata(void)
 		return;
 	}
 	img = g_memdup2(base.img, base.len);
-	l2b = get64(img + base.l1_off + 8) & 0x00fffffffffffe00ull;	/* for 2M-4M */
+	l2b = tb_get64(img + base.l1_off + 8) & 0x00fffffffffffe00ull;	/* for 2M-4M */
 	g_assert_cmpuint(l2b, >, base.l2_off);
 	g_assert_cmpuint(l2b + CS, <, base.len);
 	/* from 512 bytes before it into the cluster after it, inside the file */
 	nb = MIN(16, (base.len - l2b + 1024) / 512);
 	g_assert_cmpuint(nb, >, 1 + CS / 512);
 	e = 1ull << 62 | (nb - 1) << (62 - (12 - 8)) | (l2b - 512);
-	put64(img + base.l2_off, e);
+	tb_put64(img + base.l2_off, e);
 	p = write_variant(img, base.len);
 	b = open_variant(p, false, err, sizeof(err));
 	g_assert_nonnull(b);
@@ -290,10 +270,10 @@ static void test_dirty_rebuild_copied(void)
 		return;
 	}
 	img = g_memdup2(base.img, base.len);
-	e = get64(img + base.l2_off);			/* guest cluster 0 */
+	e = tb_get64(img + base.l2_off);			/* guest cluster 0 */
 	g_assert_true(e & 1ull << 63);
 	host = e & 0x00fffffffffffe00ull;
-	put64(img + base.l2_off, e & ~(1ull << 63));
+	tb_put64(img + base.l2_off, e & ~(1ull << 63));
 	img[base.rb_off + 2 * (host / CS) + 1]++;	/* 16-bit refcount 1 -> 2 */
 	m_dirty(img);
 	p = write_variant(img, base.len);
@@ -343,7 +323,7 @@ static void test_sparse_far_metadata(gconstpointer data)
 			      "qemu-io -c 'write -P 0x3c 0 4k' %s", cs, p, p), ==, 0);
 	fd = open(p, O_RDWR);
 	g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
-	l1 = get64(hdr + 40);
+	l1 = tb_get64(hdr + 40);
 	g_assert_cmpint(pread(fd, &e, 8, l1), ==, 8);
 	e = GUINT64_FROM_BE(e) & 0x00fffffffffffe00ull;
 	g_assert_cmpint(pread(fd, l2, cs, e), ==, cs);
@@ -351,7 +331,7 @@ static void test_sparse_far_metadata(gconstpointer data)
 		g_test_skip("the file system holds no sparse file this long");
 		goto out;
 	}
-	put64((uint8_t *)&e, far | 1ull << 63);
+	tb_put64((uint8_t *)&e, far | 1ull << 63);
 	g_assert_cmpint(pwrite(fd, &e, 8, l1), ==, 8);
 	rss = max_rss_kib();
 	b = open_variant(p, true, err, sizeof(err));
@@ -543,20 +523,20 @@ static void mutate(uint8_t *img, uint32_t seed)
 		case 0:
 			idx = rnd(&s) % G_N_ELEMENTS(fields);
 			if (fields[idx].width == 8)
-				put64(img + fields[idx].off, v);
+				tb_put64(img + fields[idx].off, v);
 			else
-				put32(img + fields[idx].off, v);
+				tb_put32(img + fields[idx].off, v);
 			break;
 		case 1:
-			put64(img + base.l1_off + 8 * (rnd(&s) % base.l1_size), v);
+			tb_put64(img + base.l1_off + 8 * (rnd(&s) % base.l1_size), v);
 			break;
 		case 2:	/* the L2 entries that map data */
 			idx = rnd(&s) % 20;
 			idx = idx < 16 ? idx : 256 + idx;
-			put64(img + base.l2_off + 8 * (idx % (CS / 8)), v);
+			tb_put64(img + base.l2_off + 8 * (idx % (CS / 8)), v);
 			break;
 		case 3:
-			put64(img + base.rt_off + 8 * (rnd(&s) % 4), v);
+			tb_put64(img + base.rt_off + 8 * (rnd(&s) % 4), v);
 			break;
 		case 4:	/* 16-bit refcounts */
 			idx = rnd(&s) % 64;
