@@ -6,6 +6,7 @@
  * indirect descriptors, and with each malformed chain (NEEDS_RESET, and the
  * device comes back after a reset).
  */
+#include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -37,6 +38,9 @@ struct bt {
 	const char *fmt;
 };
 
+/* Called on the new image before the drive opens it (a test that edits it). */
+static void (*bt_prepare)(const char *img);
+
 /* Image of fmt; drive d0 with drive_opts; device with dev_opts. */
 static bool bt_init(struct bt *t, const char *fmt, const char *drive_opts, const char *dev_opts,
 		    unsigned smp, bool fds)
@@ -64,6 +68,8 @@ static bool bt_init(struct bt *t, const char *fmt, const char *drive_opts, const
 		g_assert_cmpint(ftruncate(fileno(f), DISK), ==, 0);
 		fclose(f);
 	}
+	if (bt_prepare)
+		bt_prepare(t->img);
 	vh_machine_init(&t->h, smp, fds);
 	opt = g_strdup_printf("file=%s,format=%s,if=none,id=d0%s%s", t->img, fmt,
 			      drive_opts ? "," : "", drive_opts ? drive_opts : "");
@@ -1367,6 +1373,84 @@ static void test_fuzz_model(gconstpointer fmt)
 	g_rand_free(f.g);
 }
 
+static uint64_t be64_at(int fd, uint64_t off)
+{
+	uint64_t v = 0;
+
+	g_assert_cmpint(pread(fd, &v, 8, off), ==, 8);
+	return GUINT64_FROM_BE(v);
+}
+
+/* Guest cluster 0 of the qcow2 image maps 1 TiB past the end of the file. */
+static void corrupt_cluster0(const char *img)
+{
+	char *cmd = g_strdup_printf("qemu-io -f qcow2 -c 'write -P 7 0 64k' %s >/dev/null", img);
+	uint64_t l2, e = GUINT64_TO_BE(1ull << 63 | 1ull << 40);
+	int fd;
+
+	g_assert_cmpint(system(cmd), ==, 0);
+	g_free(cmd);
+	fd = open(img, O_RDWR);
+	g_assert_cmpint(fd, >=, 0);
+	l2 = be64_at(fd, be64_at(fd, 40)) & 0x00fffffffffffe00ull;
+	g_assert_cmpint(pwrite(fd, &e, 8, l2), ==, 8);
+	close(fd);
+}
+
+/*
+ * A hostile image under werror=stop,rerror=stop: requests that meet its
+ * bad L2 entry (and every one after, the image being marked corrupt)
+ * park; a device reset drops them, and the device serves the driver
+ * again (GET_ID, which touches no disk).  Nothing completes into the
+ * rings after the reset, and nothing leaks (ASan).
+ */
+static void test_corrupt_image_parked_reset(void)
+{
+	struct vh_buf b = { DATA(0), 4096, true };
+	uint32_t id, len, used;
+	struct bt t;
+	bool ok;
+
+	bt_prepare = corrupt_cluster0;
+	ok = bt_init(&t, "qcow2", "werror=stop,rerror=stop", "num-queues=1,serial=hostile", 1,
+		     true);
+	bt_prepare = NULL;
+	if (!ok)
+		return;
+	for (unsigned round = 0; round < 3; round++) {
+		bt_up(&t, base_features, 1);
+		submit(&t, 0, VIRTIO_BLK_T_IN, 0, &b, 1, false);
+		submit(&t, 0, VIRTIO_BLK_T_IN, 2048, &b, 1, false);
+		b.write = false;
+		submit(&t, 0, VIRTIO_BLK_T_OUT, 4096, &b, 1, false);
+		b.write = true;
+		vh_kick(&t.d, 0);
+		/* parked, not completed: the VM would be stopped */
+		for (unsigned i = 0; i < 10000 && __atomic_load_n(&t.h.m.drives->io_status,
+								  __ATOMIC_ACQUIRE) != BLK_IOSTATUS_FAILED; i++)
+			g_usleep(1000);
+		g_assert_cmpuint(__atomic_load_n(&t.h.m.drives->io_status, __ATOMIC_ACQUIRE), ==,
+				 BLK_IOSTATUS_FAILED);
+		g_usleep(20000);
+		g_assert_false(vh_used_get(&t.d.ring[0], &id, &len));
+		vh_common_write(&t.d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+		g_assert_cmpuint(vh_status(&t.d), ==, 0);
+		g_usleep(2000);
+		g_assert_false(vh_used_get(&t.d.ring[0], &id, &len));
+	}
+	bt_up(&t, base_features, 1);
+	g_assert_cmpuint(req(&t, 0, VIRTIO_BLK_T_GET_ID, 0, &b, 1, false, &used), ==,
+			 VIRTIO_BLK_S_OK);
+	g_assert_cmpuint(used, ==, 21);
+	g_assert_cmpint(memcmp(gp(&t, DATA(0), 8), "hostile", 8), ==, 0);
+	/* the image is marked corrupt: no bt_finish, whose qemu-img check would fail */
+	vh_machine_destroy(&t.h);
+	g_unlink(t.img);
+	g_rmdir(t.dir);
+	g_free(t.img);
+	g_free(t.dir);
+}
+
 /*
  * A held load (quiesce, load, resume) into a device whose driver reset it
  * after it had run: the load starts the device as the stream says, the
@@ -1438,6 +1522,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/fuzz", test_fuzz_requests);
 	g_test_add_data_func("/virtio-blk/fuzz-model/qcow2", "qcow2", test_fuzz_model);
 	g_test_add_data_func("/virtio-blk/fuzz-model/raw", "raw", test_fuzz_model);
+	g_test_add_func("/virtio-blk/corrupt-image-parked-reset", test_corrupt_image_parked_reset);
 	g_test_add_func("/virtio-blk/load-into-reset", test_load_into_reset);
 	return g_test_run();
 }
