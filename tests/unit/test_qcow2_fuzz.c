@@ -871,7 +871,7 @@ out:
 static void test_structured(void)
 {
 	const char *e = g_getenv("VIREO_QCOW2_FUZZ_ITERS");
-	unsigned iters = e ? strtoul(e, NULL, 0) : 150;
+	unsigned iters = e ? strtoul(e, NULL, 0) : 100;
 	uint32_t seed0 = g_getenv("VIREO_QCOW2_FUZZ_SEED") ?
 			 strtoul(g_getenv("VIREO_QCOW2_FUZZ_SEED"), NULL, 0) : 1;
 	struct stats st = { 0 };
