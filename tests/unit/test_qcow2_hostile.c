@@ -1,8 +1,11 @@
 /*
  * Hostile qcow2 images: header fields and table entries that point outside
  * the file or into metadata are refused with a message naming the problem;
- * a few hundred deterministic mutations of a valid image either fail to
- * open with a message or run I/O without crashing.
+ * so are backing chains that loop or run too deep and backing files that
+ * are not files; tables far into a sparse file cost no memory in
+ * proportion; a few hundred deterministic mutations of a valid image
+ * either fail to open with a message or run I/O without crashing
+ * (test_qcow2_fuzz.c goes further).
  */
 #include <errno.h>
 #include <fcntl.h>
