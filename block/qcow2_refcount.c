@@ -165,13 +165,19 @@ bool qcow2_is_meta(struct qcow2 *s, uint64_t cluster)
 	return s->meta_far && g_tree_lookup(s->meta_far, GSIZE_TO_POINTER(cluster));
 }
 
-/* The flat bitmap grown to cover cluster last, or the tree for it. */
-static int meta_grow(struct qcow2 *s, uint64_t last)
+/*
+ * Room to mark clusters [first, last]: the bitmap grown over the part
+ * below QCOW2_META_FLAT_BITS, the tree for the part above.  So the tree
+ * only ever holds clusters past the bitmap's limit, and growing the
+ * bitmap never hides one of them.
+ */
+static int meta_grow(struct qcow2 *s, uint64_t first, uint64_t last)
 {
-	uint64_t bits = BLK_MIN(BLK_MAX(last + 1, s->meta_bits * 2), QCOW2_META_FLAT_BITS);
+	uint64_t flat_last = BLK_MIN(last, QCOW2_META_FLAT_BITS - 1);
+	uint64_t bits = BLK_MIN(BLK_MAX(flat_last + 1, s->meta_bits * 2), QCOW2_META_FLAT_BITS);
 	uint8_t *m;
 
-	if (last >= s->meta_bits && last < QCOW2_META_FLAT_BITS) {
+	if (first < QCOW2_META_FLAT_BITS && flat_last >= s->meta_bits) {
 		m = realloc(s->meta, (bits + 7) / 8);
 		if (!m)
 			return -ENOMEM;
@@ -179,7 +185,7 @@ static int meta_grow(struct qcow2 *s, uint64_t last)
 		s->meta = m;
 		s->meta_bits = (bits + 7) / 8 * 8;
 	}
-	if (last >= s->meta_bits && !s->meta_far)
+	if (last >= QCOW2_META_FLAT_BITS && !s->meta_far)
 		s->meta_far = g_tree_new(cmp_cluster);
 	return 0;
 }
@@ -190,7 +196,7 @@ int qcow2_mark_meta(struct qcow2 *s, uint64_t off, uint64_t len, bool set)
 	uint64_t first = off >> s->cluster_bits;
 	uint64_t last = (off + len - 1) >> s->cluster_bits;
 
-	if (set && meta_grow(s, last) < 0)
+	if (set && meta_grow(s, first, last) < 0)
 		return -ENOMEM;
 	for (uint64_t c = first; c <= last; c++) {
 		if (set && qcow2_is_meta(s, c))

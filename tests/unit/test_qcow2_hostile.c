@@ -289,6 +289,69 @@ static void test_dirty_rebuild_copied(void)
 	g_free(img);
 }
 
+/*
+ * Metadata clusters are kept in a bitmap up to cluster 2^27 and in a tree
+ * past it.  A refcount table straddling that limit (512-byte clusters: at
+ * 64 GiB) with an L2 table just below it: an L2 entry pointing into the
+ * refcount table must still be found overlapping metadata, however the
+ * bitmap grew in between.
+ */
+static void test_meta_map_boundary(void)
+{
+	const uint64_t lim = 1ull << 27, cs = 512;
+	uint8_t hdr[512], blk[512], v[8], buf[512];
+	uint64_t rt, l1, l2;
+	char *dir, *p, err[512];
+	struct blk_queue *q;
+	struct blk *b;
+	int fd;
+
+	if (!tb_have_qemu_img()) {
+		g_test_skip("qemu-img not installed");
+		return;
+	}
+	dir = tb_tmpdir();
+	p = g_build_filename(dir, "edge.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=512 %s 1M && "
+			      "qemu-io -c 'write -P 0x5e 0 4k' %s", p, p), ==, 0);
+	fd = open(p, O_RDWR);
+	g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
+	rt = tb_get64(hdr + 48);
+	l1 = tb_get64(hdr + 40);
+	g_assert_cmpint(pread(fd, v, 8, l1), ==, 8);
+	l2 = tb_get64(v) & 0x00fffffffffffe00ull;
+	/* the refcount table, 2 clusters, at clusters lim - 1 and lim */
+	g_assert_cmpint(pread(fd, blk, cs, rt), ==, cs);
+	if (pwrite(fd, blk, cs, (lim - 1) * cs) != (ssize_t)cs) {
+		g_test_skip("the file system holds no 64 GiB sparse file");
+		goto out;
+	}
+	memset(blk, 0, cs);
+	g_assert_cmpint(pwrite(fd, blk, cs, lim * cs), ==, cs);
+	tb_put64(hdr + 48, (lim - 1) * cs);
+	tb_put32(hdr + 56, 2);
+	g_assert_cmpint(pwrite(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
+	/* the L2 table at cluster lim - 2; guest cluster 1 maps the refcount table */
+	g_assert_cmpint(pread(fd, blk, cs, l2), ==, cs);
+	tb_put64(blk + 8, 1ull << 63 | (lim - 1) * cs);
+	g_assert_cmpint(pwrite(fd, blk, cs, (lim - 2) * cs), ==, cs);
+	tb_put64(v, 1ull << 63 | (lim - 2) * cs);
+	g_assert_cmpint(pwrite(fd, v, 8, l1), ==, 8);
+	b = open_variant(p, true, err, sizeof(err));
+	g_assert_nonnull(b);
+	q = blk_queue_new(b, err, sizeof(err));
+	memset(blk, 0x5e, sizeof(blk));
+	g_assert_cmpint(tb_pread(q, 2 * cs, buf, cs), ==, cs);	/* still fine */
+	g_assert_cmpmem(buf, cs, blk, cs);
+	g_assert_cmpint(tb_pread(q, cs, buf, cs), ==, -EIO);
+	blk_queue_free(q);
+	blk_close(b);
+out:
+	close(fd);
+	g_free(p);
+	tb_rmdir(dir);
+}
+
 static long max_rss_kib(void)
 {
 	struct rusage ru;
@@ -627,6 +690,7 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/qcow2/hostile/sparse-far-metadata/c64k", GUINT_TO_POINTER(65536),
 			     test_sparse_far_metadata);
 	g_test_add_func("/qcow2/hostile/dirty-rebuild-copied", test_dirty_rebuild_copied);
+	g_test_add_func("/qcow2/hostile/meta-map-boundary", test_meta_map_boundary);
 	g_test_add_func("/qcow2/hostile/backing-errors", test_backing_errors);
 	g_test_add_func("/qcow2/hostile/backing-not-a-file", test_backing_not_a_file);
 	g_test_add_func("/qcow2/hostile/backing-chains", test_backing_chains);
