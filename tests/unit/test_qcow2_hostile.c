@@ -290,6 +290,23 @@ static void test_dirty_rebuild_copied(void)
 }
 
 /*
+ * A 1 MiB image of cs-byte clusters with 4 KiB of pattern at 0, in a new
+ * directory; returns a read-write descriptor of it.
+ */
+static int small_image(unsigned cs, int pattern, char **dir, char **path)
+{
+	int fd;
+
+	*dir = tb_tmpdir();
+	*path = g_build_filename(*dir, "small.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=%u %s 1M && "
+			      "qemu-io -c 'write -P %d 0 4k' %s", cs, *path, pattern, *path), ==, 0);
+	fd = open(*path, O_RDWR);
+	g_assert_cmpint(fd, >=, 0);
+	return fd;
+}
+
+/*
  * Metadata clusters are kept in a bitmap up to cluster 2^27 and in a tree
  * past it.  A refcount table straddling that limit (512-byte clusters: at
  * 64 GiB) with an L2 table just below it: an L2 entry pointing into the
@@ -310,11 +327,7 @@ static void test_meta_map_boundary(void)
 		g_test_skip("qemu-img not installed");
 		return;
 	}
-	dir = tb_tmpdir();
-	p = g_build_filename(dir, "edge.qcow2", NULL);
-	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=512 %s 1M && "
-			      "qemu-io -c 'write -P 0x5e 0 4k' %s", p, p), ==, 0);
-	fd = open(p, O_RDWR);
+	fd = small_image(cs, 0x5e, &dir, &p);
 	g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
 	rt = tb_get64(hdr + 48);
 	l1 = tb_get64(hdr + 40);
@@ -383,11 +396,7 @@ static void test_sparse_far_metadata(gconstpointer data)
 		g_test_skip("qemu-img not installed");
 		return;
 	}
-	dir = tb_tmpdir();
-	p = g_build_filename(dir, "far.qcow2", NULL);
-	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=%u %s 1M && "
-			      "qemu-io -c 'write -P 0x3c 0 4k' %s", cs, p, p), ==, 0);
-	fd = open(p, O_RDWR);
+	fd = small_image(cs, 0x3c, &dir, &p);
 	g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
 	l1 = tb_get64(hdr + 40);
 	g_assert_cmpint(pread(fd, &e, 8, l1), ==, 8);
