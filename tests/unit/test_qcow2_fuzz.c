@@ -909,7 +909,13 @@ static void fuzz_one(uint32_t seed, struct stats *st)
 	if (cmp && vsize && vsize <= MAXSIZE && vsize % 512 == 0 && consistent(p) &&
 	    !data_overlaps_meta(b, len) && !model_load(p, &md, vsize))
 		model_free(&md);
+	/* sometimes as a migration destination does: peek, then activate */
+	cfg.inactive = rnd(&s) % 8 == 0;
 	bk = blk_open(&cfg, err, sizeof(err));
+	if (bk && cfg.inactive && blk_activate(bk, err, sizeof(err)) < 0) {
+		blk_close(bk);
+		bk = NULL;
+	}
 	if (!bk) {
 		/* refused, with a message naming the file (or the backing file) */
 		if (!strstr(err, corpus_dir) && !strstr(err, "could not open '"))
