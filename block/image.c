@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blk-int.h"
@@ -138,6 +139,35 @@ static int image_unlock(struct bimg *bs)
 	return ret;
 }
 
+/*
+ * Only a regular file or a block device holds an image (QEMU's file and
+ * host_device drivers): a directory, FIFO, socket or character device
+ * named by a user or by a backing file name is refused, not read.
+ */
+static int check_file_type(int fd, const char *file, char *err, size_t errlen)
+{
+	struct stat st;
+	int fl;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "could not open '%s': %s", file, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		snprintf(err, errlen, "could not open '%s': not a regular file or block device "
+			 "(%s)", file, S_ISDIR(st.st_mode) ? "a directory" :
+			 S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" :
+			 "a character device");
+		return -EINVAL;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "could not open '%s': %s", file, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 static void bimg_free(struct bimg *bs)
 {
 	if (bs->dfd >= 0)
@@ -226,11 +256,14 @@ struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cach
 	bs->inactive = inactive;
 	if (cache == BLK_CACHE_WRITETHROUGH || cache == BLK_CACHE_DIRECTSYNC)
 		flags |= O_DSYNC;
-	bs->fd = open(file, flags);
+	/* Non-blocking first: a FIFO named by an image must not hang the open. */
+	bs->fd = open(file, flags | O_NONBLOCK);
 	if (bs->fd < 0) {
 		snprintf(err, errlen, "could not open '%s': %s", file, strerror(errno));
 		goto fail;
 	}
+	if (check_file_type(bs->fd, file, err, errlen) < 0)
+		goto fail;
 	if (!inactive && image_lock(bs, err, errlen) < 0)
 		goto fail;
 	if (cache == BLK_CACHE_NONE || cache == BLK_CACHE_DIRECTSYNC) {

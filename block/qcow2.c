@@ -86,6 +86,8 @@ static void qcow2_free_state(struct qcow2 *s)
 	free(s->l1);
 	free(s->rt);
 	free(s->meta);
+	if (s->meta_far)
+		g_tree_destroy(s->meta_far);
 	free(s->pending);
 	free(s);
 }

@@ -44,6 +44,8 @@
 #define QCOW2_MAX_L1_BYTES	(32u << 20)
 #define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
 #define QCOW2_MAX_PENDING_FREES	4096
+#define QCOW2_MAX_REBUILD_BYTES	(256ull << 20)	/* refcount rebuild: counts + blocks */
+#define QCOW2_META_FLAT_BITS	(1ull << 27)	/* 16 MiB of bitmap at most */
 
 struct qcache_ent {
 	uint64_t off;		/* host offset of the table, 0 when unused */
@@ -109,8 +111,15 @@ struct qcow2 {
 	uint64_t epoch;
 	uint64_t inflight[2];
 
-	uint8_t *meta;			/* bitmap: clusters holding metadata */
+	/*
+	 * Clusters holding metadata: a bitmap for the first
+	 * QCOW2_META_FLAT_BITS clusters, a tree (cluster -> 1) past them, so
+	 * that a table placed far into a sparse file costs one node, not a
+	 * bitmap as large as the file.
+	 */
+	uint8_t *meta;
 	uint64_t meta_bits;
+	GTree *meta_far;
 
 	bool corrupt;			/* found bad metadata: every request fails */
 

@@ -76,14 +76,21 @@ static int check_compressed(struct qcow2 *s, uint64_t off, uint64_t e)
 
 	compressed_range(s, e, &coff, &csize);
 	/* The sector count rounds up: the last cluster may end early. */
-	if (coff >= s->file_end || coff + csize > s->file_end + 512 ||
-	    qcow2_is_meta(s, coff >> s->cluster_bits) ||
-	    qcow2_is_meta(s, (coff + csize - 1) >> s->cluster_bits))
-		return qcow2_corruption(s, "compressed cluster for guest offset %#llx at %#llx "
-					"(%llu bytes) is outside the file or overlaps metadata",
-					(unsigned long long)off, (unsigned long long)coff,
-					(unsigned long long)csize);
+	if (coff >= s->file_end || coff + csize > s->file_end + 512)
+		goto bad;
+	/*
+	 * Up to two clusters of data starting mid-cluster span three: each
+	 * one is read, and loses a reference when the entry is freed.
+	 */
+	for (uint64_t c = coff >> s->cluster_bits; c <= (coff + csize - 1) >> s->cluster_bits; c++)
+		if (qcow2_is_meta(s, c))
+			goto bad;
 	return 0;
+bad:
+	return qcow2_corruption(s, "compressed cluster for guest offset %#llx at %#llx "
+				"(%llu bytes) is outside the file or overlaps metadata",
+				(unsigned long long)off, (unsigned long long)coff,
+				(unsigned long long)csize);
 }
 
 static int inflate_zlib(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)

@@ -151,9 +151,43 @@ void qcow2_l2_dirty(struct qcow2 *s, uint64_t off)
 	cache_dirty(&s->l2c, off);
 }
 
+static gint cmp_cluster(gconstpointer a, gconstpointer b)
+{
+	uint64_t x = GPOINTER_TO_SIZE(a), y = GPOINTER_TO_SIZE(b);
+
+	return x < y ? -1 : x > y;
+}
+
 bool qcow2_is_meta(struct qcow2 *s, uint64_t cluster)
 {
-	return cluster < s->meta_bits && (s->meta[cluster / 8] & (1u << (cluster % 8)));
+	if (cluster < s->meta_bits)
+		return s->meta[cluster / 8] & (1u << (cluster % 8));
+	return s->meta_far && g_tree_lookup(s->meta_far, GSIZE_TO_POINTER(cluster));
+}
+
+/*
+ * Room to mark clusters [first, last]: the bitmap grown over the part
+ * below QCOW2_META_FLAT_BITS, the tree for the part above.  So the tree
+ * only ever holds clusters past the bitmap's limit, and growing the
+ * bitmap never hides one of them.
+ */
+static int meta_grow(struct qcow2 *s, uint64_t first, uint64_t last)
+{
+	uint64_t flat_last = BLK_MIN(last, QCOW2_META_FLAT_BITS - 1);
+	uint64_t bits = BLK_MIN(BLK_MAX(flat_last + 1, s->meta_bits * 2), QCOW2_META_FLAT_BITS);
+	uint8_t *m;
+
+	if (first < QCOW2_META_FLAT_BITS && flat_last >= s->meta_bits) {
+		m = realloc(s->meta, (bits + 7) / 8);
+		if (!m)
+			return -ENOMEM;
+		memset(m + (s->meta_bits + 7) / 8, 0, (bits + 7) / 8 - (s->meta_bits + 7) / 8);
+		s->meta = m;
+		s->meta_bits = (bits + 7) / 8 * 8;
+	}
+	if (last >= QCOW2_META_FLAT_BITS && !s->meta_far)
+		s->meta_far = g_tree_new(cmp_cluster);
+	return 0;
 }
 
 /* Mark (or clear) clusters as metadata; -EEXIST if one already was. */
@@ -162,23 +196,20 @@ int qcow2_mark_meta(struct qcow2 *s, uint64_t off, uint64_t len, bool set)
 	uint64_t first = off >> s->cluster_bits;
 	uint64_t last = (off + len - 1) >> s->cluster_bits;
 
-	if (set && last >= s->meta_bits) {
-		uint64_t bits = BLK_MAX(last + 1, s->meta_bits * 2);
-		uint8_t *m = realloc(s->meta, (bits + 7) / 8);
-
-		if (!m)
-			return -ENOMEM;
-		memset(m + (s->meta_bits + 7) / 8, 0, (bits + 7) / 8 - (s->meta_bits + 7) / 8);
-		s->meta = m;
-		s->meta_bits = (bits + 7) / 8 * 8;
-	}
+	if (set && meta_grow(s, first, last) < 0)
+		return -ENOMEM;
 	for (uint64_t c = first; c <= last; c++) {
-		if (set) {
-			if (qcow2_is_meta(s, c))
-				return -EEXIST;
-			s->meta[c / 8] |= 1u << (c % 8);
-		} else if (c < s->meta_bits) {
-			s->meta[c / 8] &= ~(1u << (c % 8));
+		if (set && qcow2_is_meta(s, c))
+			return -EEXIST;
+		if (c < s->meta_bits) {
+			if (set)
+				s->meta[c / 8] |= 1u << (c % 8);
+			else
+				s->meta[c / 8] &= ~(1u << (c % 8));
+		} else if (set) {
+			g_tree_insert(s->meta_far, GSIZE_TO_POINTER(c), GSIZE_TO_POINTER(1));
+		} else if (s->meta_far) {
+			g_tree_remove(s->meta_far, GSIZE_TO_POINTER(c));
 		}
 	}
 	return 0;

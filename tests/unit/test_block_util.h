@@ -85,6 +85,27 @@ static inline int64_t tb_zeroes(struct blk_queue *q, uint64_t off, uint64_t len,
 	return ret < 0 ? ret : tb_wait(q, &w);
 }
 
+/* Big-endian fields of an image file, for tests that edit one. */
+static inline uint64_t tb_get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return GUINT64_FROM_BE(v);
+}
+
+static inline void tb_put64(uint8_t *p, uint64_t v)
+{
+	v = GUINT64_TO_BE(v);
+	memcpy(p, &v, 8);
+}
+
+static inline void tb_put32(uint8_t *p, uint32_t v)
+{
+	v = GUINT32_TO_BE(v);
+	memcpy(p, &v, 4);
+}
+
 /* Run a shell command; returns its exit status, output in *out if given. */
 static inline int tb_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline int tb_sh(char **out, const char *fmt, ...)
