@@ -314,23 +314,28 @@ static void test_poll_idle(void)
  * Polling with kicks suppressed: once the window has grown (each sleep
  * shorter than poll-max-ns doubles it), a request published right after a
  * completion is served without a kick, and the device's avail_event says
- * that none is wanted (2.7.10: the driver has already passed it).
+ * that none is wanted (2.7.10: the driver has already passed it).  The
+ * driver below kicks when avail_event asks, as Linux does: an I/O thread
+ * that the host keeps off a CPU for longer than its window (seen at load
+ * 12 on 2 CPUs) arms notifications and rightly wants one.  Without polling
+ * every request wants a kick; the test allows 2 in 10.
  */
 static void test_poll_no_kick(void)
 {
 	struct vh_buf b = { DATA(0), 4096, true };
 	struct vh_ring *r;
+	unsigned kicks = 0;
 	struct bt t;
 
 	if (!bt_init(&t, "raw", NULL, "num-queues=1,poll-max-ns=1000000000", 1, true))
 		return;
 	bt_up(&t, base_features | 1ull << VIRTIO_F_EVENT_IDX, 1);
 	r = &t.d.ring[0];
-	/* 50 ms between requests: the window doubles past 4 us * 2^14 = 67 ms,
+	/* 100 ms between requests: the window doubles past 4 us * 2^15 = 134 ms,
 	 * far longer than the driver below takes to publish the next one. */
 	for (unsigned i = 0; i < 20; i++) {
 		g_assert_cmpuint(rw(&t, 0, false, i, DATA(0), 4096), ==, VIRTIO_BLK_S_OK);
-		g_usleep(50000);
+		g_usleep(100000);
 	}
 	for (unsigned i = 0; i < 10; i++) {
 		uint16_t old = r->avail_idx, ev, head;
@@ -338,12 +343,16 @@ static void test_poll_no_kick(void)
 
 		head = submit(&t, 0, VIRTIO_BLK_T_IN, i, &b, 1, false);
 		ev = vh_get_avail_event(r);
-		/* Not within (old, new]: a Linux driver would not kick. */
-		g_assert_cmpuint((uint16_t)(r->avail_idx - ev - 1), >=, (uint16_t)(r->avail_idx - old));
+		/* Within (old, new]: a Linux driver kicks. */
+		if ((uint16_t)(r->avail_idx - ev - 1) < (uint16_t)(r->avail_idx - old)) {
+			kicks++;
+			vh_kick(&t.d, 0);
+		}
 		g_assert_true(vh_wait_used(&t.d, 0, &id, &len));
 		g_assert_cmpuint(id, ==, head);
 		g_assert_cmpuint(status_of(&t, 0, head), ==, VIRTIO_BLK_S_OK);
 	}
+	g_assert_cmpuint(kicks, <=, 2);
 	g_free(bt_finish(&t));
 }
 
