@@ -1,8 +1,8 @@
 /*
  * Decoding of the implemented SSE/SSE2 instructions and x87 control
  * instructions into helper micro-ops (sse.c, sse_fp.c).  The mandatory
- * prefix (none, 66, f3, f2) selects the instruction; MMX forms (no
- * prefix on the integer opcodes) are not implemented.  x87 opcodes go to
+ * prefix (none, 66, f3, f2) selects the instruction; the MMX forms (no
+ * prefix on the integer opcodes) run on mm0-7 (mmx.c).  x87 opcodes go to
  * tcg_x87 (x87.c), which raises #NM when CR0.EM or CR0.TS is set.
  */
 #include "accel/tcg/decode.h"
