@@ -293,16 +293,30 @@ static void test_dirty_rebuild_copied(void)
  * A 1 MiB image of cs-byte clusters with 4 KiB of pattern at 0, in a new
  * directory; returns a read-write descriptor of it.
  */
-static int small_image(unsigned cs, int pattern, char **dir, char **path)
+/*
+ * A 1 MiB qcow2 of cs-byte clusters whose first 4 KiB hold pattern, open
+ * read-write; its header in hdr[512] and the host offset of its one L2
+ * table in *l2.  -1 (the test skipped) without qemu-img.
+ */
+static int small_image(unsigned cs, int pattern, char **dir, char **path, uint8_t *hdr,
+		       uint64_t *l2)
 {
+	uint8_t e[8];
 	int fd;
 
+	if (!tb_have_qemu_img()) {
+		g_test_skip("qemu-img not installed");
+		return -1;
+	}
 	*dir = tb_tmpdir();
 	*path = g_build_filename(*dir, "small.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=%u %s 1M && "
 			      "qemu-io -c 'write -P %d 0 4k' %s", cs, *path, pattern, *path), ==, 0);
 	fd = open(*path, O_RDWR);
 	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(pread(fd, hdr, 512, 0), ==, 512);
+	g_assert_cmpint(pread(fd, e, 8, tb_get64(hdr + 40)), ==, 8);
+	*l2 = tb_get64(e) & 0x00fffffffffffe00ull;
 	return fd;
 }
 
@@ -323,16 +337,11 @@ static void test_meta_map_boundary(void)
 	struct blk *b;
 	int fd;
 
-	if (!tb_have_qemu_img()) {
-		g_test_skip("qemu-img not installed");
+	fd = small_image(cs, 0x5e, &dir, &p, hdr, &l2);
+	if (fd < 0)
 		return;
-	}
-	fd = small_image(cs, 0x5e, &dir, &p);
-	g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
 	rt = tb_get64(hdr + 48);
 	l1 = tb_get64(hdr + 40);
-	g_assert_cmpint(pread(fd, v, 8, l1), ==, 8);
-	l2 = tb_get64(v) & 0x00fffffffffffe00ull;
 	/* the refcount table, 2 clusters, at clusters lim - 1 and lim */
 	g_assert_cmpint(pread(fd, blk, cs, rt), ==, cs);
 	if (pwrite(fd, blk, cs, (lim - 1) * cs) != (ssize_t)cs) {
@@ -392,15 +401,12 @@ static void test_sparse_far_metadata(gconstpointer data)
 	long rss;
 	int fd;
 
-	if (!tb_have_qemu_img()) {
-		g_test_skip("qemu-img not installed");
+	fd = small_image(cs, 0x3c, &dir, &p, hdr, &e);
+	if (fd < 0) {
+		g_free(l2);
 		return;
 	}
-	fd = small_image(cs, 0x3c, &dir, &p);
-	g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
 	l1 = tb_get64(hdr + 40);
-	g_assert_cmpint(pread(fd, &e, 8, l1), ==, 8);
-	e = GUINT64_FROM_BE(e) & 0x00fffffffffffe00ull;
 	g_assert_cmpint(pread(fd, l2, cs, e), ==, cs);
 	if (pwrite(fd, l2, cs, far) != cs) {
 		g_test_skip("the file system holds no sparse file this long");
