@@ -13,8 +13,9 @@
  * maker, so the shared ring is kept aside and comes back at unwatch, once
  * everything submitted on the own ring has completed.
  * CQEs of watches carry an odd user_data (eio pointers are aligned):
- * (index << 1) | 1, URING_UD_INTERNAL for a POLL_REMOVE's own answer, or
- * URING_UD_SIGNAL for an eventfd write that failed (uring_signal).
+ * (index << 1) | 1 for the poll, URING_UD_REMOVE(index) for the answer to
+ * its POLL_REMOVE, or URING_UD_SIGNAL for an eventfd write that failed
+ * (uring_signal).
  */
 #include <errno.h>
 #include <liburing.h>
@@ -28,13 +29,14 @@
 
 #define URING_ENTRIES 256
 #define URING_MAX_WATCH 8
-#define URING_UD_INTERNAL UINT64_MAX
+#define URING_UD_WATCH(i) (((uint64_t)(i) << 1) | 1)
+#define URING_UD_REMOVE(i) URING_UD_WATCH(URING_MAX_WATCH + (i))
 #define URING_UD_SIGNAL (UINT64_MAX - 2)
 
 struct uring_watch {
 	int fd;
 	bool armed;		/* a multishot poll is in the kernel */
-	bool removing;		/* its POLL_REMOVE was queued */
+	bool removing;		/* its POLL_REMOVE is queued or was taken */
 };
 
 struct uring_state {
@@ -194,8 +196,19 @@ static void uring_watch_cqe(struct uring_state *u, const struct io_uring_cqe *cq
 	/* A signal answers only when it failed; a full counter wakes anyway. */
 	if (cqe->user_data == URING_UD_SIGNAL && cqe->res != -EAGAIN)
 		log_once("io_uring: eventfd write failed: %s", strerror(-cqe->res));
-	if (cqe->user_data == URING_UD_INTERNAL || cqe->user_data == URING_UD_SIGNAL ||
-	    i >= u->nwatch)
+	if (cqe->user_data == URING_UD_SIGNAL)
+		return;
+	if (i >= URING_MAX_WATCH && i - URING_MAX_WATCH < u->nwatch) {
+		/*
+		 * -EALREADY: the poll was busy posting a wakeup and stays
+		 * armed; unwatch asks again.  Else the poll ends with its own
+		 * CQE (or already did: -ENOENT).
+		 */
+		if (cqe->res == -EALREADY)
+			u->watch[i - URING_MAX_WATCH].removing = false;
+		return;
+	}
+	if (i >= u->nwatch)
 		return;
 	w = &u->watch[i];
 	if (cqe->res > 0)
@@ -310,7 +323,7 @@ static void uring_arm(struct uring_state *u)
 			return;
 		/* Multishot: a CQE for every write, the counter never read. */
 		io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
-		io_uring_sqe_set_data64(sqe, ((uint64_t)i << 1) | 1);
+		io_uring_sqe_set_data64(sqe, URING_UD_WATCH(i));
 		w->armed = true;
 	}
 }
@@ -373,8 +386,8 @@ static int uring_unwatch(void *state)
 		sqe = uring_own_sqe(u);
 		if (!sqe)
 			continue;
-		io_uring_prep_poll_remove(sqe, ((uint64_t)i << 1) | 1);
-		io_uring_sqe_set_data64(sqe, URING_UD_INTERNAL);
+		io_uring_prep_poll_remove(sqe, URING_UD_WATCH(i));
+		io_uring_sqe_set_data64(sqe, URING_UD_REMOVE(i));
 		w->removing = true;
 	}
 	if (armed)
