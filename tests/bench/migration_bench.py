@@ -36,7 +36,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,17 +46,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from tests.integration.qmp import QMP  # noqa: E402
-from tests.integration.vireotest import DEBUG_EXIT, VIREO, guest, kvm_available  # noqa: E402
+from tests.integration.vireotest import DEBUG_EXIT, VIREO, free_port, guest, kvm_available  # noqa: E402
 
 QEMU = shutil.which("qemu-system-x86_64")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 COUNTER = ("counter.mb.elf", None, b"count ")

@@ -11,16 +11,7 @@ import unittest
 from tests.integration.migtest import (assert_handed_over, check_counter, counter_vm, enable_events,
                                        last_count, migration_events, wait_count,
                                        wait_migration)
-from tests.integration.vireotest import requires_kvm
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from tests.integration.vireotest import free_port, requires_kvm
 
 
 @requires_kvm

@@ -17,18 +17,10 @@ import unittest
 
 from tests.integration.migtest import (assert_handed_over, check_counter, counter_vm, last_count, wait_count,
                                        wait_migration)
-from tests.integration.vireotest import (EXIT_PASS, Vm, guest, linux_guest, machine_args,
+from tests.integration.vireotest import (EXIT_PASS, Vm, free_port, guest, linux_guest, machine_args,
                                          requires_kvm)
 
 RAM = 128 << 20
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def tcg_vm(incoming=None, **kw):

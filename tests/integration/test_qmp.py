@@ -12,7 +12,8 @@ import time
 import unittest
 
 from tests.integration.qmp import QMP
-from tests.integration.vireotest import Vm, guest, machine_args, requires_kvm, vireo_binary
+from tests.integration.vireotest import (Vm, free_port, guest, machine_args, requires_kvm,
+                                         vireo_binary)
 
 
 def counter_vm(extra=(), smp=1, **kw):
@@ -216,10 +217,7 @@ class Lifecycle(unittest.TestCase):
     def test_several_monitors(self):
         tmp = tempfile.mkdtemp(prefix="vireo-mon-")
         p2 = os.path.join(tmp, "mon2.sock")
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port()
         extra = ["-chardev", "socket,id=mon2,path=%s,server=on,wait=off" % p2,
                  "-mon", "chardev=mon2,mode=control",
                  "-qmp", "tcp:127.0.0.1:%d,server=on,wait=off" % port]

@@ -6,9 +6,11 @@ background, collects its serial output and waits for patterns in it; with
 qmp=True it also gets a QMP socket, and Vm.qmp() connects to it (qmp.py).
 """
 import os
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -117,6 +119,31 @@ def _run(binary, args, timeout, full_env, cwd, creds):
             " ".join(args), timeout,
             Result(None, out.decode(errors="replace"), err.decode(errors="replace"))))
     return Result(p.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on, for vireo to bind.
+
+    Not from the kernel's ephemeral range (bind to port 0): any process's
+    outgoing connection may take such a port before vireo binds it.  A
+    random port below that range is taken only by another test doing the
+    same.
+    """
+    lo = 20000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            hi = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        hi = 32768
+    for _ in range(100):
+        port = random.randrange(lo, max(hi, lo + 1000))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port in %d-%d" % (lo, hi))
 
 
 class Vm:
