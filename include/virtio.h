@@ -16,6 +16,7 @@
 #ifndef VIREO_VIRTIO_H
 #define VIREO_VIRTIO_H
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -207,6 +208,24 @@ bool virtq_enable_notify(struct virtq *vq);
 
 /* The device cannot use a popped chain: break the queue (NEEDS_RESET). */
 void virtq_fail(struct virtq *vq);
+
+/*
+ * Migration of the requests a device holds for cont (werror/rerror=stop):
+ * one field "parked" per queue, the ring heads in order, those still to
+ * replay (loaded from a stream, not read again yet) then those parked.
+ * parked holds the device's requests, each with its struct virtq_elem at
+ * elem_off.
+ */
+void virtq_save_held(struct vmstate_out *o, const uint16_t *replay, unsigned nr_replay,
+		     const GQueue *parked, size_t elem_off);
+/*
+ * Read one queue's "parked" field into *heads (g_free'd by the caller;
+ * NULL when empty) and *nr, refused (naming queue qname) unless it fits
+ * vq: at most vq->size heads, each in range and only once, none for a
+ * queue that is off.
+ */
+int virtq_load_held(struct vmstate_in *in, const struct virtq *vq, const char *qname,
+		    uint16_t **heads, unsigned *nr);
 
 /* Copy between a buffer and an iovec array, starting off bytes in. */
 size_t virtio_iov_to_buf(const struct iovec *iov, unsigned cnt, size_t off, void *buf,

@@ -982,18 +982,9 @@ static int vblk_save(struct virtio_dev *vd, struct vmstate_out *o)
 {
 	struct virtio_blk *b = container_of(vd, struct virtio_blk, vd);
 
-	for (unsigned i = 0; i < b->nr_queues; i++) {
-		struct vblk_queue *q = &b->q[i];
-		unsigned n = q->nr_replay;
-		uint16_t *heads = g_new(uint16_t, n + g_queue_get_length(&q->parked) + 1);
-
-		if (n)
-			memcpy(heads, q->replay, n * sizeof(*heads));
-		for (GList *l = q->parked.head; l; l = l->next)
-			heads[n++] = ((struct vblk_req *)l->data)->elem.head;
-		vmstate_put(o, "parked", heads, n * sizeof(*heads));
-		g_free(heads);
-	}
+	for (unsigned i = 0; i < b->nr_queues; i++)
+		virtq_save_held(o, b->q[i].replay, b->q[i].nr_replay, &b->q[i].parked,
+				offsetof(struct vblk_req, elem));
 	/* Why they wait, for query-block on the destination (version 3). */
 	vmstate_put_u8(o, "io-status", __atomic_load_n(&b->drive->io_status, __ATOMIC_ACQUIRE));
 	return 0;
@@ -1009,33 +1000,10 @@ static int vblk_load(struct virtio_dev *vd, struct vmstate_in *in)
 
 	/* Every queue's list is checked before any replaces what the queue had. */
 	for (unsigned i = 0; i < b->nr_queues && !ret; i++) {
-		struct vblk_queue *q = &b->q[i];
-		g_autofree uint8_t *seen = NULL;
-		const void *p;
-		uint32_t len;
-		unsigned n;
+		char qname[32];
 
-		if ((ret = vmstate_get_var(in, "parked", &p, &len)))
-			break;
-		n = len / sizeof(uint16_t);
-		if (len % sizeof(uint16_t) || n > q->vq->size || (n && !q->vq->enabled)) {
-			ret = vmstate_fail(in, "queue %u: %u bytes of parked requests for a "
-					   "queue of %u entries%s", i, len, q->vq->size,
-					   q->vq->enabled ? "" : " that is off");
-			break;
-		}
-		if (!n)
-			continue;
-		heads[i] = g_memdup2(p, len);
-		nr[i] = n;
-		seen = g_malloc0(q->vq->size);
-		for (unsigned k = 0; k < n && !ret; k++) {
-			uint16_t h = heads[i][k];
-
-			if (h >= q->vq->size || seen[h]++)
-				ret = vmstate_fail(in, "queue %u: parked head %u is out of range "
-						   "or twice", i, h);
-		}
+		snprintf(qname, sizeof(qname), "queue %u", i);
+		ret = virtq_load_held(in, b->q[i].vq, qname, &heads[i], &nr[i]);
 	}
 	if (!ret && in->version >= 3 && !(ret = vmstate_get_u8(in, "io-status", &st)) &&
 	    st > BLK_IOSTATUS_NOSPACE)

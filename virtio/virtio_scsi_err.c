@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "block.h"
@@ -221,18 +222,9 @@ void vscsi_parked_drop(struct virtio_scsi *s)
 /* Section version 4 and later; the threads are quiesced. */
 void vscsi_parked_save(struct virtio_scsi *s, struct vmstate_out *o)
 {
-	for (unsigned i = 1; i <= s->nr_req_queues; i++) {
-		struct vscsi_queue *q = &s->q[i];
-		unsigned n = q->nr_replay;
-		uint16_t *heads = g_new(uint16_t, n + g_queue_get_length(&q->parked) + 1);
-
-		if (n)
-			memcpy(heads, q->replay, n * sizeof(*heads));
-		for (GList *l = q->parked.head; l; l = l->next)
-			heads[n++] = ((struct vscsi_req *)l->data)->elem.head;
-		vmstate_put(o, "parked", heads, n * sizeof(*heads));
-		g_free(heads);
-	}
+	for (unsigned i = 1; i <= s->nr_req_queues; i++)
+		virtq_save_held(o, s->q[i].replay, s->q[i].nr_replay, &s->q[i].parked,
+				offsetof(struct vscsi_req, elem));
 }
 
 /*
@@ -248,25 +240,10 @@ int vscsi_parked_load(struct virtio_scsi *s, struct vmstate_in *in)
 	int ret = 0;
 
 	for (unsigned i = 1; i <= s->nr_req_queues && !ret; i++) {
-		struct virtq *vq = s->q[i].vq;
-		g_autofree uint8_t *seen = g_malloc0(vq->size ? vq->size : 1);
-		const void *p;
-		uint32_t len;
+		char qname[32];
 
-		if ((ret = vmstate_get_var(in, "parked", &p, &len)))
-			break;
-		nr[i] = len / sizeof(uint16_t);
-		if (len % sizeof(uint16_t) || nr[i] > vq->size || (nr[i] && !vq->enabled)) {
-			ret = vmstate_fail(in, "request queue %u: %u bytes of parked requests for a "
-					   "queue of %u entries%s", i - 1, len, vq->size,
-					   vq->enabled ? "" : " that is off");
-			break;
-		}
-		heads[i] = g_memdup2(p, len);
-		for (unsigned k = 0; k < nr[i] && !ret; k++)
-			if (heads[i][k] >= vq->size || seen[heads[i][k]]++)
-				ret = vmstate_fail(in, "request queue %u: parked head %u is out of "
-						   "range or twice", i - 1, heads[i][k]);
+		snprintf(qname, sizeof(qname), "request queue %u", i - 1);
+		ret = virtq_load_held(in, s->q[i].vq, qname, &heads[i], &nr[i]);
 		total += nr[i];
 	}
 	if (ret) {

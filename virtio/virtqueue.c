@@ -17,6 +17,7 @@
 #include "log.h"
 #include "memory.h"
 #include "virtio.h"
+#include "vmstate.h"
 
 int virtq_init(struct virtq *vq, struct virtio_dev *vd, unsigned index, uint16_t max_size)
 {
@@ -413,6 +414,54 @@ size_t virtio_iov_from_buf(const struct iovec *iov, unsigned cnt, size_t off,
 		off = 0;
 	}
 	return done;
+}
+
+void virtq_save_held(struct vmstate_out *o, const uint16_t *replay, unsigned nr_replay,
+		     const GQueue *parked, size_t elem_off)
+{
+	uint16_t *heads = g_new(uint16_t, nr_replay + g_queue_get_length((GQueue *)parked) + 1);
+	unsigned n = nr_replay;
+
+	if (n)
+		memcpy(heads, replay, n * sizeof(*heads));
+	for (GList *l = parked->head; l; l = l->next)
+		heads[n++] = ((const struct virtq_elem *)((const char *)l->data + elem_off))->head;
+	vmstate_put(o, "parked", heads, n * sizeof(*heads));
+	g_free(heads);
+}
+
+int virtq_load_held(struct vmstate_in *in, const struct virtq *vq, const char *qname,
+		    uint16_t **heads, unsigned *nr)
+{
+	g_autofree uint8_t *seen = NULL;
+	const void *p;
+	uint32_t len;
+	unsigned n;
+	int ret;
+
+	*heads = NULL;
+	*nr = 0;
+	if ((ret = vmstate_get_var(in, "parked", &p, &len)))
+		return ret;
+	n = len / sizeof(uint16_t);
+	if (len % sizeof(uint16_t) || n > vq->size || (n && !vq->enabled))
+		return vmstate_fail(in, "%s: %u bytes of parked requests for a queue of %u "
+				    "entries%s", qname, len, vq->size,
+				    vq->enabled ? "" : " that is off");
+	if (!n)
+		return 0;
+	seen = g_malloc0(vq->size);
+	for (unsigned k = 0; k < n; k++) {
+		uint16_t h;
+
+		memcpy(&h, (const uint8_t *)p + k * sizeof(h), sizeof(h));
+		if (h >= vq->size || seen[h]++)
+			return vmstate_fail(in, "%s: parked head %u is out of range or twice",
+					    qname, h);
+	}
+	*heads = g_memdup2(p, len);
+	*nr = n;
+	return 0;
 }
 
 uint8_t virtio_dev_status(const struct virtio_dev *vd)
