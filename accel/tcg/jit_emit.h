@@ -1,7 +1,7 @@
 /*
  * The x86-64 instruction emitter of the code generator (jit_x86.c, and
- * jit_mem.c for guest memory accesses).  Private to accel/tcg/; only
- * included on x86-64 hosts.
+ * jit_mem.c for guest memory accesses).  Private to accel/tcg/; the code
+ * it emits runs on x86-64 hosts only.
  *
  * Generated code keeps struct tcg_cpu in rbx (see jit_x86.c); these
  * helpers encode the few instruction forms it needs.

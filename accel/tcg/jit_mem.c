@@ -32,7 +32,8 @@
 
 #if defined(__x86_64__)
 
-#define TLB_FIELD(f)	(int32_t)(offsetof(struct tcg_cpu, tlb) + offsetof(struct tlb_entry, f))
+#define TLB_FIELD(f)	\
+	(int32_t)(offsetof(struct tcg_cpu, tlb) + offsetof(struct tlb_entry, f))
 #define VM_FIELD(f)	(int32_t)offsetof(struct tcg_vm, f)
 
 _Static_assert(sizeof(struct tlb_entry) == 32, "the TLB index is scaled by shl 5");
@@ -56,9 +57,9 @@ static void gen_mmu_call(struct emit *e, const struct uop *u)
 
 /*
  * The inline TLB lookup of a 64-bit access.  On a hit it goes on with
- * rsi = the host address, rcx = c + the entry's offset from c->tlb,
- * rax = the offset in the page; every other case branches to a miss[]
- * label.  Returns the number of labels.
+ * rsi = the host address, rax = the offset in the page and rcx = c +
+ * the slot * 32, so that [rcx + TLB_FIELD(f)] is the entry's field f;
+ * every other case branches to a miss[] label.  Returns their number.
  */
 static unsigned gen_tlb_hit(struct emit *e, const struct uop *u, uint8_t **miss)
 {
@@ -99,7 +100,7 @@ static unsigned gen_tlb_hit(struct emit *e, const struct uop *u, uint8_t **miss)
 	e8(e, 0x0f); e8(e, 0x94); e8(e, 0xc2);			/* sete dl */
 	e8(e, 0xc1); e8(e, 0xe2); e8(e, 1);			/* shl edx, 1 */
 	if (u->op == U_ST) {
-		e8(e, 0x83); e8(e, 0xca); e8(e, TLB_W | TLB_D);	/* or edx, */
+		e8(e, 0x83); e8(e, 0xca); e8(e, TLB_W | TLB_D);	/* or edx, W | D */
 	}
 	e8(e, 0x0f); e8(e, 0xb6);				/* movzx esi, [perm] */
 	mem_at(e, RSI, RCX, TLB_FIELD(perm));
