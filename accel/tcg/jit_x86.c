@@ -13,8 +13,9 @@
  *
  * Inline: the moves, register accesses, plain arithmetic, the ALU ops
  * other than adc/sbb with their lazy-flag stores exactly as interp.c's
- * alu() does them, inc/dec and imul whose flags are dead, and every block
- * exit.  The rest is a call.
+ * alu() does them, inc/dec and imul whose flags are dead, every block
+ * exit, and in 64-bit code the loads and stores that hit the TLB
+ * (jit_mem.c).  The rest is a call.
  *
  * The buffer is W^X: one memfd mapped twice, written through a read-write
  * view and executed through a read-execute one.
@@ -29,12 +30,14 @@
 #include <unistd.h>
 
 #include "accel/tcg/interp.h"
+#include "accel/tcg/jit_emit.h"
 
 #if defined(__x86_64__)
 
 #define JIT_SIZE	(64u << 20)
-/* Bytes a micro-op's code may take at most (the longest is about 80). */
-#define JIT_UOP_MAX	128
+/* Bytes a micro-op's code may take at most (the longest, a 64-bit
+ * store, about 300). */
+#define JIT_UOP_MAX	384
 #define JIT_FIXED	64	/* prologue, the end of a cut block */
 
 struct tcg_jit {
@@ -93,150 +96,6 @@ bool tcg_jit_room(const struct tcg_jit *j, unsigned nr_uops)
 {
 	return j->used + JIT_FIXED + (size_t)nr_uops * JIT_UOP_MAX <= JIT_SIZE;
 }
-
-/* ---- the emitter ---- */
-
-enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8 };
-
-struct emit {
-	uint8_t *p;
-};
-
-#define OFF_T(i)	(int32_t)(offsetof(struct tcg_cpu, t) + 8 * (i))
-#define OFF_GPR(i)	(int32_t)(offsetof(struct tcg_cpu, gpr) + 8 * (i))
-#define OFF(f)		(int32_t)offsetof(struct tcg_cpu, f)
-
-static void e8(struct emit *e, uint8_t b)
-{
-	*e->p++ = b;
-}
-
-static void e32(struct emit *e, uint32_t v)
-{
-	memcpy(e->p, &v, 4);
-	e->p += 4;
-}
-
-static void e64(struct emit *e, uint64_t v)
-{
-	memcpy(e->p, &v, 8);
-	e->p += 8;
-}
-
-/* ModRM for [rbx + disp32] with register field reg. */
-static void mem_rbx(struct emit *e, unsigned reg, int32_t off)
-{
-	e8(e, 0x80 | (reg & 7) << 3 | RBX);
-	e32(e, (uint32_t)off);
-}
-
-/* mov reg, [rbx + off] (64 bits) */
-static void ld(struct emit *e, unsigned reg, int32_t off)
-{
-	e8(e, 0x48 | (reg >= 8 ? 4 : 0));
-	e8(e, 0x8b);
-	mem_rbx(e, reg, off);
-}
-
-/* mov [rbx + off], reg (64 bits) */
-static void st(struct emit *e, int32_t off, unsigned reg)
-{
-	e8(e, 0x48 | (reg >= 8 ? 4 : 0));
-	e8(e, 0x89);
-	mem_rbx(e, reg, off);
-}
-
-/* mov reg, imm (reg < 8), in the shortest form. */
-static void movi(struct emit *e, unsigned reg, uint64_t imm)
-{
-	if (imm <= 0xffffffffull) {
-		e8(e, 0xb8 + reg);
-		e32(e, (uint32_t)imm);
-	} else if ((int64_t)imm == (int32_t)imm) {
-		e8(e, 0x48);
-		e8(e, 0xc7);
-		e8(e, 0xc0 + reg);
-		e32(e, (uint32_t)imm);
-	} else {
-		e8(e, 0x48);
-		e8(e, 0xb8 + reg);
-		e64(e, imm);
-	}
-}
-
-/* mov dword [rbx + off], imm32 */
-static void st32i(struct emit *e, int32_t off, uint32_t imm)
-{
-	e8(e, 0xc7);
-	mem_rbx(e, 0, off);
-	e32(e, imm);
-}
-
-/* mov qword [rbx + off], imm (via rax when it does not sign-extend). */
-static void st64i(struct emit *e, int32_t off, uint64_t imm)
-{
-	if ((int64_t)imm == (int32_t)imm) {
-		e8(e, 0x48);
-		e8(e, 0xc7);
-		mem_rbx(e, 0, off);
-		e32(e, (uint32_t)imm);
-		return;
-	}
-	movi(e, RAX, imm);
-	st(e, off, RAX);
-}
-
-/* reg (rax..rbx) truncated to 8 << size bits: tcg_sized. */
-static void zext(struct emit *e, unsigned reg, unsigned size)
-{
-	switch (size) {
-	case 0: e8(e, 0x0f); e8(e, 0xb6); e8(e, 0xc0 | reg << 3 | reg); break;
-	case 1: e8(e, 0x0f); e8(e, 0xb7); e8(e, 0xc0 | reg << 3 | reg); break;
-	case 2: e8(e, 0x89); e8(e, 0xc0 | reg << 3 | reg); break;
-	}
-}
-
-/* 64-bit op dst, src for the "op r/m64, r64" opcodes. */
-enum { OP_ADD = 0x01, OP_OR = 0x09, OP_AND = 0x21, OP_SUB = 0x29, OP_XOR = 0x31,
-       OP_MOV = 0x89, OP_TEST = 0x85 };
-
-static void alu_rr(struct emit *e, uint8_t op, unsigned dst, unsigned src)
-{
-	e8(e, 0x48);
-	e8(e, op);
-	e8(e, 0xc0 | src << 3 | dst);
-}
-
-static void call(struct emit *e, const void *fn)
-{
-	movi(e, RAX, (uintptr_t)fn);
-	e8(e, 0xff);
-	e8(e, 0xd0);
-}
-
-/* return code from the generated function */
-static void ret(struct emit *e, int code)
-{
-	e8(e, 0xb8);
-	e32(e, (uint32_t)code);
-	e8(e, 0x5b);		/* pop rbx */
-	e8(e, 0xc3);
-}
-
-/* A short forward branch (jcc rel8, opcode op) to be patched by land. */
-static uint8_t *skip(struct emit *e, uint8_t op)
-{
-	e8(e, op);
-	e8(e, 0);
-	return e->p - 1;
-}
-
-static void land(struct emit *e, uint8_t *at)
-{
-	*at = (uint8_t)(e->p - (at + 1));
-}
-
-enum { JZ = 0x74, JNZ = 0x75 };
 
 /* rip = imm; return code */
 static void leave_to(struct emit *e, uint64_t rip, int code)
@@ -468,10 +327,12 @@ static bool gen_jcc_known(struct emit *e, const struct uop *u, int cc)
 }
 
 /*
- * Code for u.  *cc tracks the cc_op that the inline flag writes of this
- * block left (-1: unknown, after anything that may change it).
+ * Code for u (cs64: the block is 64-bit code).  *cc tracks the cc_op
+ * that the inline flag writes of this block left (-1: unknown, after
+ * anything that may change it).
  */
-static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, int *cc)
+static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, bool cs64,
+		    int *cc)
 {
 	uint8_t *s;
 	int known = *cc;
@@ -579,18 +440,8 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, int *cc
 		*cc = (u->aux & UF_NOFLAGS) ? known : u->x ? CC_DEC : CC_INC;
 		return;
 	case U_LD: case U_ST:
-		/* the soft-MMU directly: tcg_load/tcg_store(c, seg, T[a], bytes[, T[b]]) */
-		alu_rr(e, OP_MOV, RDI, RBX);
-		movi(e, RSI, u->x);
-		ld(e, RDX, OFF_T(u->a));
-		movi(e, RCX, 1u << u->size);
-		if (u->op == U_ST) {
-			ld(e, R8, OFF_T(u->b));
-			call(e, tcg_store);
-		} else {
-			call(e, tcg_load);
-			st(e, OFF_T(u->d), RAX);
-		}
+		*cc = known;	/* the soft-MMU leaves the flags alone */
+		tcg_jit_gen_mem(e, u, cs64);
 		return;
 	case U_SHIFT:
 		if (gen_rot(e, u))
@@ -662,7 +513,7 @@ void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb)
 	e8(&e, 0x53);		/* push rbx */
 	alu_rr(&e, OP_MOV, RBX, RDI);
 	for (unsigned i = 0; i < tb->nr_uops; i++)
-		gen_uop(&e, &tb->uops[i], emask, &cc);
+		gen_uop(&e, &tb->uops[i], emask, tb->flags & TBF_CS64, &cc);
 	/* Cut short (every block ends in a jump otherwise): go on after
 	 * the last instruction. */
 	ld(&e, RAX, OFF(insn_next));

@@ -32,8 +32,6 @@
 #define PF_RSVD	8
 #define PF_I	16
 
-#define TLB_D	0x10	/* the leaf's dirty bit is set */
-
 void tcg_tlb_flush(struct tcg_cpu *c, bool global)
 {
 	c->tlb_gen++;		/* a mapping may change: stop chaining */

@@ -199,6 +199,7 @@ struct tlb_entry {
 #define TLB_U		0x02	/* user accessible */
 #define TLB_X		0x04	/* executable */
 #define TLB_G		0x08	/* global */
+#define TLB_D		0x10	/* the leaf's dirty bit is set */
 #define TLB_SIZE	256
 
 /* Access kinds for the soft-MMU. */

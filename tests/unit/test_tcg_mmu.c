@@ -475,6 +475,197 @@ static void test_dirty_log(void)
 	tm_free(t);
 }
 
+/*
+ * Generated code does TLB hits of 64-bit loads and stores inline
+ * (jit_mem.c); each test below makes one case that must leave that path
+ * hit the TLB entry first, so that a wrong inline check shows.  They run
+ * with the interpreter too, which must agree.
+ */
+
+/* Accesses that cross from a page whose entry is cached into another
+ * frame, and into a page that is not present. */
+static void test_tlb_hit_page_cross(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	setup64(t, ".code64\n"
+		"movq $0, 0x110800; movq $0, 0x111800\n"	/* entries with W and D */
+		"mov 0x110ffc, %rbx\n"
+		"mov $0x1122334455667788, %rcx; mov %rcx, 0x110ffe\n"
+		"mov 0x111ffc, %rdx\n"				/* 0x112000 absent */
+		"hlt\n");
+	tm_wr(t, PT + 0x110 * 8, 0x120000 | P | W, 8);		/* frames apart */
+	tm_wr(t, PT + 0x111 * 8, 0x130000 | P | W, 8);
+	tm_wr(t, PT + 0x112 * 8, 0, 8);
+	tm_wr(t, 0x120ffc, 0xaabbccdd, 4);
+	tm_wr(t, 0x130000, 0x11223344, 4);
+	tm_wr(t, 0x130ffc, 0x55667788, 4);
+	tm_wr(t, 0x112000, 0x99aabbcc, 4);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x11223344aabbccddull);
+	g_assert_cmphex(tm_rd(t, 0x120ffe, 2), ==, 0x7788);
+	g_assert_cmphex(tm_rd(t, 0x130000, 8) & 0xffffffffffffull, ==, 0x112233445566ull);
+	g_assert_cmphex(tm_rd(t, 0x121000, 8), ==, 0);		/* the next frame */
+	g_assert_cmphex(c->gpr[R_RDX], ==, 0x99aabbcc55667788ull);
+	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
+	g_assert_cmphex(log_at(t, 0, 0), ==, 0);
+	g_assert_cmphex(log_at(t, 0, 1), ==, 0x112000);
+	tm_free(t);
+}
+
+/*
+ * Stores through a writable entry into a page of translated code: into
+ * another block (f), which must be translated again, and, after the
+ * page's code mark is gone, into the next instruction of the running
+ * block, which must stop before it.
+ */
+static void test_tlb_hit_smc(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	setup64(t, ".code64\n"
+		"movb $0, 0x1f00\n"		/* the code page's entry gets W and D */
+		"call f\n"
+		"mov %eax, %ebx\n"
+		"movl $2, f+1(%rip)\n"
+		"call f\n"
+		"mov %eax, %ecx\n"
+		"movb $0, 0x1f00\n"		/* drops the page's code mark */
+		"movl $3, 2f+1(%rip)\n"
+		"2: mov $1, %edx\n"
+		"hlt\n"
+		"f: mov $1, %eax\n"
+		"ret\n");
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 1);
+	g_assert_cmphex(c->gpr[R_RCX], ==, 2);
+	g_assert_cmphex(c->gpr[R_RDX], ==, 3);
+	tm_free(t);
+}
+
+/*
+ * What an entry filled by a read does not grant: the first store must
+ * walk to set the dirty bit, a store to a read-only page faults (CR0.WP);
+ * and a mov to CR3 drops the entries of a remapped page.
+ */
+static void test_tlb_hit_perms_cr3(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	setup64(t, ".code64\n"
+		"mov 0x102000, %rsi\n"
+		"movq $5, 0x102008\n"
+		"movq $6, 0x102010\n"
+		"mov 0x104000, %rsi\n"
+		"movb $1, 0x104000\n"		/* read-only: #PF, the handler maps it */
+		"mov 0x100000, %rax\n"
+		"movq $0x101003, PT + 0x100 * 8\n"
+		"mov %cr3, %rdx; mov %rdx, %cr3\n"
+		"mov 0x100000, %rbx\n"
+		"hlt\n");
+	/* read-only but dirty, as a copy-on-write page may be: the read
+	 * gives the entry D but not W */
+	tm_wr(t, PT + 0x104 * 8, 0x104000 | P | D, 8);
+	tm_wr(t, 0x100000, 0x1111, 8);
+	tm_wr(t, 0x101000, 0x2222, 8);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(tm_rd(t, PT + 0x102 * 8, 8) & (A | D), ==, A | D);
+	g_assert_cmphex(tm_rd(t, 0x102008, 8), ==, 5);
+	g_assert_cmphex(tm_rd(t, 0x102010, 8), ==, 6);
+	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
+	g_assert_cmphex(log_at(t, 0, 0), ==, 3);
+	g_assert_cmphex(log_at(t, 0, 1), ==, 0x104000);
+	g_assert_cmphex(tm_rd(t, 0x104000, 1), ==, 1);
+	g_assert_cmphex(c->gpr[R_RAX], ==, 0x1111);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x2222);
+	tm_free(t);
+}
+
+/* A user read of a supervisor page whose entry a kernel read filled. */
+static void test_tlb_hit_user(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+
+	setup64(t, ".code64\n"
+		"mov 0x109000, %rax\n"
+		"pushq $0x2b\n"			/* ss */
+		"pushq $0x90000\n"		/* rsp */
+		"pushq $0x3202\n"		/* rflags: IOPL 3 for the out */
+		"pushq $0x33\n"			/* cs: 64-bit user code */
+		"pushq $0x108000\n"		/* rip */
+		"iretq\n");
+	tm_load_asm(t, 0x108000, ".code64\n"
+		"mov 0x109000, %rax\n"		/* #PF with U, then mapped for user */
+		"out %eax, $0xf4\n");
+	tm_wr(t, PT + 0x108 * 8, 0x108000 | P | U, 8);
+	tm_wr(t, 0x109000, 0xfeed, 8);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_KICK);
+	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
+	g_assert_cmphex(log_at(t, 0, 0), ==, 5);
+	g_assert_cmphex(log_at(t, 0, 1), ==, 0x109000);
+	g_assert_cmpuint(t->nr_out, ==, 1);
+	g_assert_cmphex(t->out[0], ==, 0xfeed);
+	tm_free(t);
+}
+
+/* Loads and stores through a cached entry of a page that is not RAM
+ * still reach the device. */
+static void test_tlb_hit_mmio(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+
+	setup64(t, ".code64\n"
+		"mov 0x20000008, %rax\n"
+		"mov 0x20000008, %rbx\n"
+		"movq $7, 0x20000010\n"
+		"movq $9, 0x20000010\n"
+		"hlt\n");
+	g_assert_cmpint(bus_register(&t->m.mmio, 0x20000000, 0x1000, &tm_port_ops, t, "dev"),
+			==, 0);
+	t->in_value = 0x5a5a;
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	g_assert_cmphex(c->gpr[R_RAX], ==, 0x5a5a);
+	g_assert_cmphex(c->gpr[R_RBX], ==, 0x5a5a);
+	g_assert_cmpuint(t->nr_out, ==, 2);
+	g_assert_cmphex(t->out[0], ==, 7);
+	g_assert_cmphex(t->out[1], ==, 9);
+	tm_free(t);
+}
+
+/* A store through a cached entry after a sync is logged again. */
+static void test_tlb_hit_dirty_log(void)
+{
+	struct tvm *t = tm_new(16 << 20, 1, false);
+	struct tcg_cpu *c = t->c[0];
+	unsigned long bitmap[(16 << 20) / 4096 / (8 * sizeof(long))];
+	const struct ram_region *r = &t->m.mem.r[0];
+	size_t w = 8 * sizeof(long);
+
+	tm_load_asm(t, 0x1000, ".code64\n"
+		"movq $1, 0x300000\n"
+		"hlt\n"
+		"movq $2, 0x300008\n"
+		"hlt\n");
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tcg_accel_ops.dirty_log_start(&t->m), ==, 0);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	memset(bitmap, 0, sizeof(bitmap));
+	g_assert_cmpint(tcg_accel_ops.dirty_log_sync(&t->m, r, bitmap), ==, 0);
+	g_assert_true(bitmap[0x300 / w] & (1ul << (0x300 % w)));
+	c->halted = false;
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	memset(bitmap, 0, sizeof(bitmap));
+	g_assert_cmpint(tcg_accel_ops.dirty_log_sync(&t->m, r, bitmap), ==, 0);
+	g_assert_true(bitmap[0x300 / w] & (1ul << (0x300 % w)));
+	g_assert_cmphex(tm_rd(t, 0x300008, 8), ==, 2);
+	g_assert_cmpint(tcg_accel_ops.dirty_log_stop(&t->m), ==, 0);
+	tm_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -486,5 +677,11 @@ int main(int argc, char **argv)
 	g_test_add_func("/tcg/mmu/paging32", test_paging32);
 	g_test_add_func("/tcg/mmu/pae", test_paging_pae);
 	g_test_add_func("/tcg/mmu/dirty-log", test_dirty_log);
+	tm_add_both("/tcg/mmu", "tlb-hit/page-cross", test_tlb_hit_page_cross);
+	tm_add_both("/tcg/mmu", "tlb-hit/smc", test_tlb_hit_smc);
+	tm_add_both("/tcg/mmu", "tlb-hit/perms-cr3", test_tlb_hit_perms_cr3);
+	tm_add_both("/tcg/mmu", "tlb-hit/user", test_tlb_hit_user);
+	tm_add_both("/tcg/mmu", "tlb-hit/mmio", test_tlb_hit_mmio);
+	tm_add_both("/tcg/mmu", "tlb-hit/dirty-log", test_tlb_hit_dirty_log);
 	return g_test_run();
 }
