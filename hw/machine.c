@@ -17,6 +17,7 @@
 #include "accel/accel.h"
 #include "log.h"
 #include "machine.h"
+#include "tsan.h"
 #include "vcpu.h"
 
 /* ---- -device types ---- */
@@ -126,8 +127,11 @@ static void machine_post(struct machine *m, enum machine_request req, int status
 	pthread_mutex_unlock(&m->lock);
 	if (current_vcpu && current_vcpu->m == m)
 		current_vcpu->posted_request = true;
-	if (first && m->on_request)
+	if (first && m->on_request) {
+		tsan_ignore_begin();	/* glib's source for it: see tsan.h */
 		g_main_context_invoke(m->ctx, m->on_request, m);
+		tsan_ignore_end();
+	}
 }
 
 bool machine_request_pending(struct machine *m)
@@ -179,6 +183,7 @@ static gboolean machine_io_error_main(gpointer opaque)
 {
 	struct io_error_post *p = opaque;
 
+	tsan_acquire(p);
 	for (struct machine_listener *l = p->m->listeners; l; l = l->next)
 		if (l->io_error)
 			l->io_error(l->opaque, &p->e);
@@ -191,6 +196,7 @@ static void io_error_post_free(gpointer opaque)
 {
 	struct io_error_post *p = opaque;
 
+	tsan_acquire(p);
 	g_free(p->device);
 	g_free(p);
 }
@@ -203,10 +209,13 @@ void machine_report_io_error(struct machine *m, const struct machine_io_error *e
 	p->e = *e;
 	p->device = g_strdup(e->device);
 	p->e.device = p->device;
+	tsan_release(p);
 	/* From a device thread this queues an idle source on the main loop;
 	 * if the main loop is gone the source is freed, unrun, with ctx. */
+	tsan_ignore_begin();
 	g_main_context_invoke_full(m->ctx, G_PRIORITY_DEFAULT, machine_io_error_main, p,
 				   io_error_post_free);
+	tsan_ignore_end();
 }
 
 /* A tray movement on its way to the main thread. */
@@ -220,6 +229,7 @@ static gboolean machine_tray_main(gpointer opaque)
 {
 	struct tray_post *p = opaque;
 
+	tsan_acquire(p);
 	for (struct machine_listener *l = p->m->listeners; l; l = l->next)
 		if (l->tray_moved)
 			l->tray_moved(l->opaque, &p->e);
@@ -230,6 +240,7 @@ static void tray_post_free(gpointer opaque)
 {
 	struct tray_post *p = opaque;
 
+	tsan_acquire(p);
 	g_free(p->device);
 	g_free(p->id);
 	g_free(p);
@@ -238,7 +249,7 @@ static void tray_post_free(gpointer opaque)
 void machine_report_tray_moved(struct machine *m, const struct machine_tray_event *e)
 {
 	struct tray_post *p = g_new0(struct tray_post, 1);
-	GSource *src = g_idle_source_new();
+	GSource *src;
 
 	p->m = m;
 	p->e.tray_open = e->tray_open;
@@ -246,16 +257,20 @@ void machine_report_tray_moved(struct machine *m, const struct machine_tray_even
 	p->id = g_strdup(e->id);
 	p->e.device = p->device;
 	p->e.id = p->id;
+	tsan_release(p);
 	/*
 	 * Queued also on the main thread: sources of one priority run in the
 	 * order they were attached, so the listeners hear the moves in the
 	 * order they were reported, whichever thread reported them.  A
 	 * source still queued when ctx goes is freed unrun.
 	 */
+	tsan_ignore_begin();
+	src = g_idle_source_new();
 	g_source_set_priority(src, G_PRIORITY_DEFAULT);
 	g_source_set_callback(src, machine_tray_main, p, tray_post_free);
 	g_source_attach(src, m->ctx);
 	g_source_unref(src);
+	tsan_ignore_end();
 }
 
 void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason)
