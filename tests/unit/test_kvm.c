@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -268,6 +269,20 @@ static void test_pio_mmio(void)
 	rig_destroy(&r);
 }
 
+/* Whether host thread tid of this process is called name. */
+static bool vcpu_thread_named(pid_t tid, const char *name)
+{
+	char path[64], *comm = NULL;
+	bool same;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+	if (!g_file_get_contents(path, &comm, NULL, NULL))
+		return false;
+	same = strcmp(g_strstrip(comm), name) == 0;
+	g_free(comm);
+	return same;
+}
+
 static void test_pause_resume(void)
 {
 	/* mov dx,0x511; out dx,al; loop: inc word [0x2000]; jmp loop */
@@ -283,6 +298,9 @@ static void test_pause_resume(void)
 	rig_init(&r, code, sizeof(code));
 	counter = (volatile uint16_t *)(r.m.mem.base + 0x2000);
 	g_assert_cmpint(vcpu_start(r.v, true), ==, 0);
+	/* query-cpus-fast may ask at once: the thread is named and known. */
+	g_assert_cmpint(r.v->tid, >, 0);
+	g_assert_true(vcpu_thread_named(r.v->tid, "CPU 0/KVM"));
 	g_usleep(50000);
 	g_assert_false(r.done);				/* started paused */
 	g_assert_cmpint(vcpu_get_state(r.v), ==, VCPU_PAUSED);
