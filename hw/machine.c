@@ -121,7 +121,8 @@ static void machine_post(struct machine *m, enum machine_request req, int status
 	/* An error always wins; otherwise the first request is the one served. */
 	first = m->request == MACHINE_REQ_NONE || req == MACHINE_REQ_ERROR;
 	if (first) {
-		m->request = req;
+		/* Atomic: vCPU threads poll it unlocked (machine_request_pending). */
+		__atomic_store_n(&m->request, req, __ATOMIC_RELEASE);
 		m->exit_status = status;
 	}
 	pthread_mutex_unlock(&m->lock);
