@@ -173,6 +173,28 @@ void machine_request_error(struct machine *m, const char *fmt, ...)
 	machine_post(m, MACHINE_REQ_ERROR, 1);
 }
 
+/*
+ * Run fn(p) on the main loop, later, also when called on the main thread:
+ * sources of one priority run in the order they were attached, so the
+ * listeners hear the events in the order they were reported, whichever
+ * thread reported them (and a QMP command's event follows its reply).  A
+ * source still queued when ctx goes is freed unrun, with free_p.
+ */
+static void machine_defer(struct machine *m, GSourceFunc fn, void *p, GDestroyNotify free_p)
+{
+	GSource *src;
+
+	/* fn and free_p start with tsan_acquire(p): see tsan.h. */
+	tsan_release(p);
+	tsan_ignore_begin();
+	src = g_idle_source_new();
+	g_source_set_priority(src, G_PRIORITY_DEFAULT);
+	g_source_set_callback(src, fn, p, free_p);
+	g_source_attach(src, m->ctx);
+	g_source_unref(src);
+	tsan_ignore_end();
+}
+
 /* A device's I/O error on its way to the main thread. */
 struct io_error_post {
 	struct machine *m;
@@ -210,13 +232,7 @@ void machine_report_io_error(struct machine *m, const struct machine_io_error *e
 	p->e = *e;
 	p->device = g_strdup(e->device);
 	p->e.device = p->device;
-	tsan_release(p);
-	/* From a device thread this queues an idle source on the main loop;
-	 * if the main loop is gone the source is freed, unrun, with ctx. */
-	tsan_ignore_begin();
-	g_main_context_invoke_full(m->ctx, G_PRIORITY_DEFAULT, machine_io_error_main, p,
-				   io_error_post_free);
-	tsan_ignore_end();
+	machine_defer(m, machine_io_error_main, p, io_error_post_free);
 }
 
 /* A tray movement on its way to the main thread. */
@@ -250,7 +266,6 @@ static void tray_post_free(gpointer opaque)
 void machine_report_tray_moved(struct machine *m, const struct machine_tray_event *e)
 {
 	struct tray_post *p = g_new0(struct tray_post, 1);
-	GSource *src;
 
 	p->m = m;
 	p->e.tray_open = e->tray_open;
@@ -258,20 +273,7 @@ void machine_report_tray_moved(struct machine *m, const struct machine_tray_even
 	p->id = g_strdup(e->id);
 	p->e.device = p->device;
 	p->e.id = p->id;
-	tsan_release(p);
-	/*
-	 * Queued also on the main thread: sources of one priority run in the
-	 * order they were attached, so the listeners hear the moves in the
-	 * order they were reported, whichever thread reported them.  A
-	 * source still queued when ctx goes is freed unrun.
-	 */
-	tsan_ignore_begin();
-	src = g_idle_source_new();
-	g_source_set_priority(src, G_PRIORITY_DEFAULT);
-	g_source_set_callback(src, machine_tray_main, p, tray_post_free);
-	g_source_attach(src, m->ctx);
-	g_source_unref(src);
-	tsan_ignore_end();
+	machine_defer(m, machine_tray_main, p, tray_post_free);
 }
 
 void machine_set_runstate(struct machine *m, enum machine_runstate s, const char *reason)

@@ -199,7 +199,8 @@ void machine_request_error(struct machine *m, const char *fmt, ...)
  * tells the listeners (the monitor emits BLOCK_IO_ERROR) and then, for
  * MACHINE_IO_STOP, pauses a running VM with reason "io-error" (a STOP
  * event).  Unlike the requests above this does not end the VM, and vCPUs
- * keep running until the main thread pauses them.
+ * keep running until the main thread pauses them.  Like tray moves below,
+ * the listeners hear of it on the main loop, later, in report order.
  */
 void machine_report_io_error(struct machine *m, const struct machine_io_error *e);
 /*
