@@ -521,10 +521,11 @@ static void *outgoing_thread(void *opaque)
 		ret = wait_ack(mig, &s);
 out:
 	update_info(mig, &s, &r);
-	mig->info.multifd_bytes = mapped.multifd_bytes + mig->mf.bytes;
 	ram_save_cleanup(m, &r);
 	mapped_ram_cleanup(&mapped);
 	pthread_mutex_lock(&mig->lock);
+	/* Under the lock: query-migrate copies info under it meanwhile. */
+	mig->info.multifd_bytes = mapped.multifd_bytes + mig->mf.bytes;
 	if (ret) {
 		char c;
 
@@ -651,7 +652,8 @@ void migration_cancel(struct machine *m)
 		 */
 		mig->status = mig->info.status = MIG_CANCELLING;
 		emit_event(&e);
-		mig->cancel = true;
+		/* Atomic: the stream polls it without the lock (mig_flush). */
+		__atomic_store_n(&mig->cancel, true, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&mig->cond);
 		/* Unblock a send or the wait for the acknowledgement. */
 		if (mig->fd >= 0)
