@@ -17,6 +17,7 @@
 #include "accel/accel.h"
 #include "log.h"
 #include "machine.h"
+#include "tsan.h"
 #include "vcpu.h"
 
 /* ---- -device types ---- */
@@ -120,14 +121,18 @@ static void machine_post(struct machine *m, enum machine_request req, int status
 	/* An error always wins; otherwise the first request is the one served. */
 	first = m->request == MACHINE_REQ_NONE || req == MACHINE_REQ_ERROR;
 	if (first) {
-		m->request = req;
+		/* Atomic: vCPU threads poll it unlocked (machine_request_pending). */
+		__atomic_store_n(&m->request, req, __ATOMIC_RELEASE);
 		m->exit_status = status;
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (current_vcpu && current_vcpu->m == m)
 		current_vcpu->posted_request = true;
-	if (first && m->on_request)
+	if (first && m->on_request) {
+		tsan_ignore_begin();	/* glib's source for it: see tsan.h */
 		g_main_context_invoke(m->ctx, m->on_request, m);
+		tsan_ignore_end();
+	}
 }
 
 bool machine_request_pending(struct machine *m)
@@ -177,12 +182,17 @@ void machine_request_error(struct machine *m, const char *fmt, ...)
  */
 static void machine_defer(struct machine *m, GSourceFunc fn, void *p, GDestroyNotify free_p)
 {
-	GSource *src = g_idle_source_new();
+	GSource *src;
 
+	/* fn and free_p start with tsan_acquire(p): see tsan.h. */
+	tsan_release(p);
+	tsan_ignore_begin();
+	src = g_idle_source_new();
 	g_source_set_priority(src, G_PRIORITY_DEFAULT);
 	g_source_set_callback(src, fn, p, free_p);
 	g_source_attach(src, m->ctx);
 	g_source_unref(src);
+	tsan_ignore_end();
 }
 
 /* A device's I/O error on its way to the main thread. */
@@ -196,6 +206,7 @@ static gboolean machine_io_error_main(gpointer opaque)
 {
 	struct io_error_post *p = opaque;
 
+	tsan_acquire(p);
 	for (struct machine_listener *l = p->m->listeners; l; l = l->next)
 		if (l->io_error)
 			l->io_error(l->opaque, &p->e);
@@ -208,6 +219,7 @@ static void io_error_post_free(gpointer opaque)
 {
 	struct io_error_post *p = opaque;
 
+	tsan_acquire(p);
 	g_free(p->device);
 	g_free(p);
 }
@@ -234,6 +246,7 @@ static gboolean machine_tray_main(gpointer opaque)
 {
 	struct tray_post *p = opaque;
 
+	tsan_acquire(p);
 	for (struct machine_listener *l = p->m->listeners; l; l = l->next)
 		if (l->tray_moved)
 			l->tray_moved(l->opaque, &p->e);
@@ -244,6 +257,7 @@ static void tray_post_free(gpointer opaque)
 {
 	struct tray_post *p = opaque;
 
+	tsan_acquire(p);
 	g_free(p->device);
 	g_free(p->id);
 	g_free(p);

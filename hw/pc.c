@@ -146,7 +146,8 @@ static gboolean pc_handle_request(gpointer opaque)
 	pthread_mutex_lock(&m->lock);
 	req = m->request;
 	status = m->exit_status;
-	m->request = MACHINE_REQ_NONE;
+	/* Atomic: vCPU threads poll it unlocked (machine_request_pending). */
+	__atomic_store_n(&m->request, MACHINE_REQ_NONE, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&m->lock);
 
 	switch (req) {

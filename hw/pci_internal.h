@@ -110,6 +110,12 @@ void pci_remap_all(struct pci_host *h);
  * and function-mask bits and delivers what became unmasked.
  */
 void pci_msix_config_write(struct pci_device *d);
+/*
+ * Set the function-wide enable and mask; d->lock held.  enabled is also
+ * read without the lock (virtio-pci's notify path picks MSI-X or INTx by
+ * it from its I/O threads), so it is stored atomically.
+ */
+void pci_msix_set_control(struct pci_msix *x, bool enabled, bool masked);
 /* Device reset: every vector masked, nothing pending, MSI-X off.  d->lock held. */
 void pci_msix_reset(struct pci_device *d);
 /* Free the table and PBA. */

@@ -107,6 +107,12 @@ int pci_msix_init(struct pci_device *d, unsigned nr, uint8_t bar, uint32_t table
 	return 0;
 }
 
+void pci_msix_set_control(struct pci_msix *x, bool enabled, bool masked)
+{
+	__atomic_store_n(&x->enabled, enabled, __ATOMIC_RELEASE);
+	x->masked = masked;
+}
+
 void pci_msix_free(struct pci_device *d)
 {
 	g_free(d->msix.table);
@@ -114,7 +120,7 @@ void pci_msix_free(struct pci_device *d)
 	d->msix.table = NULL;
 	d->msix.pba = NULL;
 	d->msix.nr = 0;
-	d->msix.enabled = false;
+	pci_msix_set_control(&d->msix, false, false);
 }
 
 void pci_msix_reset(struct pci_device *d)
@@ -126,7 +132,7 @@ void pci_msix_reset(struct pci_device *d)
 	memset(x->pba, 0, pba_bytes(x->nr));
 	for (unsigned v = 0; v < x->nr; v++)
 		x->table[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_CTRL] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
-	x->enabled = x->masked = false;
+	pci_msix_set_control(x, false, false);
 	if (was_enabled && x->vector_changed)
 		for (unsigned v = 0; v < x->nr; v++)
 			x->vector_changed(d, v);
@@ -141,8 +147,7 @@ void pci_msix_config_write(struct pci_device *d)
 
 	if (enabled == x->enabled && masked == x->masked)
 		return;
-	x->enabled = enabled;
-	x->masked = masked;
+	pci_msix_set_control(x, enabled, masked);
 	for (unsigned v = 0; v < x->nr; v++) {
 		if (x->vector_changed)
 			x->vector_changed(d, v);

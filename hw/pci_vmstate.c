@@ -85,8 +85,8 @@ int pci_device_load(struct pci_device *d, struct vmstate_in *in)
 
 		memcpy(x->table, table, tlen);
 		memcpy(x->pba, pba, plen);
-		x->enabled = ctrl & PCI_MSIX_FLAGS_ENABLE;
-		x->masked = ctrl & PCI_MSIX_FLAGS_MASKALL;
+		pci_msix_set_control(x, ctrl & PCI_MSIX_FLAGS_ENABLE,
+				     ctrl & PCI_MSIX_FLAGS_MASKALL);
 		for (unsigned v = 0; v < x->nr && x->vector_changed; v++)
 			x->vector_changed(d, v);
 	}

@@ -159,7 +159,7 @@ struct machine {
 	GSourceFunc on_request;
 
 	pthread_mutex_t lock;		/* guards the fields below */
-	enum machine_request request;
+	enum machine_request request;	/* also read unlocked: stored atomically */
 	enum machine_runstate runstate;
 	/*
 	 * Why a machine that is not running stopped (a string constant:

@@ -31,7 +31,7 @@ struct vcpu {
 	void *accel_state;		/* the accelerator's per-vCPU data */
 
 	pthread_t thread;
-	pid_t tid;			/* host thread id, for query-cpus-fast */
+	pid_t tid;			/* host thread id, set before vcpu_start returns */
 	bool thread_started;
 
 	pthread_mutex_t lock;
@@ -55,7 +55,10 @@ extern __thread struct vcpu *current_vcpu;
 
 struct vcpu *vcpu_create(struct machine *m, unsigned index, char *err, size_t errlen);
 void vcpu_destroy(struct vcpu *v);
-/* Start the host thread; it runs the guest at once unless paused is set. */
+/*
+ * Start the host thread; it runs the guest at once unless paused is set.
+ * On return the thread exists under its name and tid is its host id.
+ */
 int vcpu_start(struct vcpu *v, bool paused);
 void vcpu_pause(struct vcpu *v);
 void vcpu_resume(struct vcpu *v);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "machine.h"
 #include "migration/migration_int.h"
+#include "tsan.h"
 
 struct in_result {
 	struct migration *mig;
@@ -29,9 +30,12 @@ struct in_result {
 static gboolean incoming_done(gpointer opaque)
 {
 	struct in_result *res = opaque;
-	struct migration *mig = res->mig;
-	struct machine *m = mig->m;
+	struct migration *mig;
+	struct machine *m;
 
+	tsan_acquire(res);
+	mig = res->mig;
+	m = mig->m;
 	if (mig->in_thread_running) {
 		pthread_join(mig->in_thread, NULL);
 		mig->in_thread_running = false;
@@ -97,7 +101,10 @@ static void *incoming_thread(void *opaque)
 		snprintf(res->msg, sizeof(res->msg),
 			 "the source went away before it heard that the stream loaded");
 	}
+	tsan_release(res);
+	tsan_ignore_begin();
 	g_main_context_invoke_full(mig->m->ctx, G_PRIORITY_DEFAULT, incoming_done, res, g_free);
+	tsan_ignore_end();
 	return NULL;
 }
 

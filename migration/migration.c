@@ -25,6 +25,7 @@
 #include "machine.h"
 #include "migration/migration_int.h"
 #include "monitor.h"
+#include "tsan.h"
 #include "vcpu.h"
 
 /* Extra pre-copy passes, once the rest fits downtime-limit, while each shrinks it. */
@@ -94,10 +95,14 @@ struct mig_event {
 static gboolean emit_event(gpointer opaque)
 {
 	struct mig_event *e = opaque;
-	struct migration *mig = e->m->migration;
-	JsonObject *o = json_object_new();
-	JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+	struct migration *mig;
+	JsonObject *o;
+	JsonNode *n;
 
+	tsan_acquire(e);
+	mig = e->m->migration;
+	o = json_object_new();
+	n = json_node_new(JSON_NODE_OBJECT);
 	if (mig && mig->caps[MIG_CAP_EVENTS]) {
 		json_object_set_string_member(o, "status", migration_status_name(e->status));
 		json_node_take_object(n, o);
@@ -120,7 +125,10 @@ void migration_set_status(struct migration *mig, enum mig_status s)
 	pthread_mutex_unlock(&mig->lock);
 	e->m = mig->m;
 	e->status = s;
+	tsan_release(e);
+	tsan_ignore_begin();
 	g_main_context_invoke_full(mig->m->ctx, G_PRIORITY_DEFAULT, emit_event, e, g_free);
+	tsan_ignore_end();
 }
 
 /* ---- outgoing ---- */
@@ -473,7 +481,9 @@ static void *outgoing_thread(void *opaque)
 			goto out;
 	}
 
+	tsan_ignore_begin();	/* glib's source for it: see tsan.h */
 	g_main_context_invoke(m->ctx, stop_vm, mig);
+	tsan_ignore_end();
 	if (!wait_main(mig, &mig->stopped)) {
 		ret = mig_stream_fail(&s, -ECANCELED, "migration cancelled");
 		goto out;
@@ -511,10 +521,11 @@ static void *outgoing_thread(void *opaque)
 		ret = wait_ack(mig, &s);
 out:
 	update_info(mig, &s, &r);
-	mig->info.multifd_bytes = mapped.multifd_bytes + mig->mf.bytes;
 	ram_save_cleanup(m, &r);
 	mapped_ram_cleanup(&mapped);
 	pthread_mutex_lock(&mig->lock);
+	/* Under the lock: query-migrate copies info under it meanwhile. */
+	mig->info.multifd_bytes = mapped.multifd_bytes + mig->mf.bytes;
 	if (ret) {
 		char c;
 
@@ -535,8 +546,11 @@ out:
 	if (ret) {
 		if (end == MIG_FAILED)
 			log_error("migration failed: %s", mig->info.error);
-		if (mig->stopped)
+		if (mig->stopped) {
+			tsan_ignore_begin();	/* glib's source for it: see tsan.h */
 			g_main_context_invoke(m->ctx, resume_vm, mig);
+			tsan_ignore_end();
+		}
 	}
 	pthread_mutex_lock(&mig->lock);
 	close(mig->fd);
@@ -638,7 +652,8 @@ void migration_cancel(struct machine *m)
 		 */
 		mig->status = mig->info.status = MIG_CANCELLING;
 		emit_event(&e);
-		mig->cancel = true;
+		/* Atomic: the stream polls it without the lock (mig_flush). */
+		__atomic_store_n(&mig->cancel, true, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&mig->cond);
 		/* Unblock a send or the wait for the acknowledgement. */
 		if (mig->fd >= 0)

@@ -11,6 +11,7 @@
 #include "accel/accel.h"
 #include "machine.h"
 #include "migration/migration_int.h"
+#include "tsan.h"
 
 #define LONG_BITS (8 * sizeof(unsigned long))
 
@@ -24,7 +25,9 @@ static size_t bitmap_words(const struct ram_region *r)
 	return (region_pages(r) + LONG_BITS - 1) / LONG_BITS;
 }
 
-bool ram_page_is_zero(const uint8_t *p)
+/* Guest RAM the guest and its devices may be writing meanwhile (pre-copy
+ * sends such a page again): see TSAN_GUEST_ACCESS in tsan.h. */
+TSAN_GUEST_ACCESS bool ram_page_is_zero(const uint8_t *p)
 {
 	const uint64_t *q = (const uint64_t *)p;
 

@@ -121,11 +121,13 @@ static void *vcpu_thread(void *opaque)
 	char name[16];
 
 	current_vcpu = v;
-	v->tid = syscall(SYS_gettid);
 	snprintf(name, sizeof(name), "CPU %u/%s", v->index, m->accel->thread_suffix);
 	pthread_setname_np(pthread_self(), name);
 
 	pthread_mutex_lock(&v->lock);
+	/* vcpu_start waits for this: see there. */
+	v->tid = syscall(SYS_gettid);
+	pthread_cond_broadcast(&v->cond);
 	for (;;) {
 		struct accel_exit e;
 		int ret;
@@ -184,6 +186,15 @@ int vcpu_start(struct vcpu *v, bool paused)
 	if (ret)
 		return -ret;
 	v->thread_started = true;
+	/*
+	 * Return once the thread has said who it is (and is named): the main
+	 * loop reads tid unlocked for query-cpus-fast, which libvirt sends
+	 * right after start to pin the vCPU threads.
+	 */
+	pthread_mutex_lock(&v->lock);
+	while (!v->tid)
+		pthread_cond_wait(&v->cond, &v->lock);
+	pthread_mutex_unlock(&v->lock);
 	return 0;
 }
 
@@ -230,6 +241,7 @@ void vcpu_stop(struct vcpu *v)
 	vcpu_set_target(v, VCPU_STOPPED);
 	pthread_join(v->thread, NULL);
 	v->thread_started = false;
+	v->tid = 0;
 }
 
 enum vcpu_state vcpu_get_state(struct vcpu *v)

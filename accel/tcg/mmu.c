@@ -14,6 +14,7 @@
 #include "accel/tcg/tcg.h"
 #include "log.h"
 #include "machine.h"
+#include "tsan.h"
 
 #define PTE_P	(1ull << 0)
 #define PTE_W	(1ull << 1)
@@ -296,7 +297,7 @@ void tcg_mark_written(struct tcg_cpu *c, uint64_t phys, unsigned bytes)
  * RAM accesses by size: a memcpy of a constant size is one host move, a
  * variable one is a library call (5% of a Linux boot with host code).
  */
-static uint64_t ld_ram(const uint8_t *p, unsigned bytes)
+static TSAN_GUEST_ACCESS uint64_t ld_ram(const uint8_t *p, unsigned bytes)
 {
 	uint8_t b;
 	uint16_t w;
@@ -313,7 +314,7 @@ static uint64_t ld_ram(const uint8_t *p, unsigned bytes)
 	return q;
 }
 
-static void st_ram(uint8_t *p, unsigned bytes, uint64_t v)
+static TSAN_GUEST_ACCESS void st_ram(uint8_t *p, unsigned bytes, uint64_t v)
 {
 	uint8_t b = v;
 	uint16_t w = v;

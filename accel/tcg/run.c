@@ -233,7 +233,8 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 				return 0;
 			}
 			/* A masked interrupt does not end hlt; an NMI does. */
-			if (c->irq_hint && !(c->rflags & F_IF)) {
+			if (__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) &&
+			    !(c->rflags & F_IF)) {
 				pthread_mutex_lock(&c->lock);
 				c->irq_hint = false;
 				pthread_mutex_unlock(&c->lock);

@@ -227,7 +227,7 @@ void tcg_write_cr(struct tcg_cpu *c, int cr, uint64_t v)
 			tcg_raise(c, EXC_GP, 0);
 		if (tcg_irqchip(c)) {
 			irqchip_set_cr8(tcg_irqchip(c), c->index, v);
-			c->irq_hint = true;
+			__atomic_store_n(&c->irq_hint, true, __ATOMIC_RELEASE);
 		}
 		break;
 	}

@@ -26,7 +26,11 @@
 
 /*
  * What the irqchip asks of vCPU index (any thread, the timer thread too):
- * done under cpus_lock, so the vCPU cannot be freed meanwhile.
+ * done under cpus_lock, so the vCPU cannot be freed meanwhile.  c->lock
+ * orders the flags with sleep_until_event's wait; the vCPU thread also
+ * reads them between blocks without it (tcg_tb_next) and sets or clears
+ * irq_hint itself, so each is stored atomically, and only when raised: a
+ * read-modify-write here could put back a hint the vCPU just set.
  */
 static void wake_cpu(struct tcg_vm *vm, unsigned index, bool irq, bool init, int sipi)
 {
@@ -36,10 +40,12 @@ static void wake_cpu(struct tcg_vm *vm, unsigned index, bool irq, bool init, int
 	c = index < vm->nr_cpus ? vm->cpus[index] : NULL;
 	if (c) {
 		pthread_mutex_lock(&c->lock);
-		c->irq_hint |= irq;
-		c->init_req |= init;
+		if (irq)
+			__atomic_store_n(&c->irq_hint, true, __ATOMIC_RELEASE);
+		if (init)
+			__atomic_store_n(&c->init_req, true, __ATOMIC_RELEASE);
 		if (sipi >= 0)
-			c->sipi_vector = sipi;
+			__atomic_store_n(&c->sipi_vector, sipi, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->lock);
 	}
@@ -355,7 +361,8 @@ static void tcg_vcpu_kick(struct vcpu *v)
 	struct tcg_cpu *c = v->accel_state;
 
 	pthread_mutex_lock(&c->lock);
-	c->kick = true;
+	/* Atomic: the vCPU thread polls it between blocks without the lock. */
+	__atomic_store_n(&c->kick, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
@@ -409,7 +416,7 @@ static int tcg_vcpu_set_state(struct vcpu *v, const struct cpu_state *s)
 	}
 	c->wait_sipi = false;
 	c->halted = false;
-	c->irq_hint = true;
+	__atomic_store_n(&c->irq_hint, true, __ATOMIC_RELEASE);
 	return 0;
 }
 

@@ -10,9 +10,12 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "accel/accel.h"
@@ -26,8 +29,9 @@
 struct rig {
 	struct machine m;
 	struct vcpu *v;
-	GMutex lock;
-	GCond cond;
+	/* pthread's, not glib's: TSan sees these (docs/sanitizers.md). */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* on CLOCK_MONOTONIC */
 	bool done;
 	uint8_t pio_log[64];
 	unsigned pio_n;
@@ -44,14 +48,14 @@ static void port_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 {
 	struct rig *r = opaque;
 
-	g_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->lock);
 	if (off == 1) {
 		r->done = true;
-		g_cond_broadcast(&r->cond);
+		pthread_cond_broadcast(&r->cond);
 	} else if (r->pio_n < sizeof(r->pio_log)) {
 		r->pio_log[r->pio_n++] = val;
 	}
-	g_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->lock);
 }
 
 static const struct bus_ops port_ops = { port_read, port_write };
@@ -101,11 +105,15 @@ static void rig_init_ring(struct rig *r, const uint8_t *code, size_t len, const 
 {
 	char err[256];
 	struct cpu_state s;
+	pthread_condattr_t ca;
 
 	memset(r, 0, sizeof(*r));
 	r->m.cfg.accel = accel;
-	g_mutex_init(&r->lock);
-	g_cond_init(&r->cond);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	r->m.cfg.smp = 1;
 	r->m.cfg.ram_size = 16 << 20;
 	r->m.ctx = g_main_context_new();
@@ -137,12 +145,24 @@ static void rig_init(struct rig *r, const uint8_t *code, size_t len)
 
 static void rig_wait_done(struct rig *r)
 {
-	gint64 end = g_get_monotonic_time() + 10 * G_TIME_SPAN_SECOND;
+	struct timespec end;
 
-	g_mutex_lock(&r->lock);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += 10;
+	pthread_mutex_lock(&r->lock);
 	while (!r->done)
-		g_assert_true(g_cond_wait_until(&r->cond, &r->lock, end));
-	g_mutex_unlock(&r->lock);
+		g_assert_cmpint(pthread_cond_timedwait(&r->cond, &r->lock, &end), !=, ETIMEDOUT);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static bool rig_done(struct rig *r)
+{
+	bool done;
+
+	pthread_mutex_lock(&r->lock);
+	done = r->done;
+	pthread_mutex_unlock(&r->lock);
+	return done;
 }
 
 static void rig_destroy(struct rig *r)
@@ -153,6 +173,8 @@ static void rig_destroy(struct rig *r)
 	bus_destroy(&r->m.pio);
 	bus_destroy(&r->m.mmio);
 	g_main_context_unref(r->m.ctx);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
 }
 
 /*
@@ -268,6 +290,20 @@ static void test_pio_mmio(void)
 	rig_destroy(&r);
 }
 
+/* Whether host thread tid of this process is called name. */
+static bool vcpu_thread_named(pid_t tid, const char *name)
+{
+	char path[64], *comm = NULL;
+	bool same;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+	if (!g_file_get_contents(path, &comm, NULL, NULL))
+		return false;
+	same = strcmp(g_strstrip(comm), name) == 0;
+	g_free(comm);
+	return same;
+}
+
 static void test_pause_resume(void)
 {
 	/* mov dx,0x511; out dx,al; loop: inc word [0x2000]; jmp loop */
@@ -283,8 +319,11 @@ static void test_pause_resume(void)
 	rig_init(&r, code, sizeof(code));
 	counter = (volatile uint16_t *)(r.m.mem.base + 0x2000);
 	g_assert_cmpint(vcpu_start(r.v, true), ==, 0);
+	/* query-cpus-fast may ask at once: the thread is named and known. */
+	g_assert_cmpint(r.v->tid, >, 0);
+	g_assert_true(vcpu_thread_named(r.v->tid, "CPU 0/KVM"));
 	g_usleep(50000);
-	g_assert_false(r.done);				/* started paused */
+	g_assert_false(rig_done(&r));			/* started paused */
 	g_assert_cmpint(vcpu_get_state(r.v), ==, VCPU_PAUSED);
 	vcpu_resume(r.v);
 	rig_wait_done(&r);

@@ -380,13 +380,16 @@ static void test_locked_two_threads(void)
 		"dec %ecx\n"
 		"jnz 1b\n"
 		"hlt\n");
+	/* Both set up before either runs: tm_long64 rewrites the page tables
+	 * they share, which a running vCPU walks (and sets A/D bits in). */
 	for (unsigned i = 0; i < 2; i++) {
 		tm_long64(t, i, 0x1000);
 		t->c[i]->gpr[R_RSP] = 0x80000 - i * 0x1000;
 		r[i].t = t;
 		r[i].i = i;
-		pthread_create(&th[i], NULL, race_thread, &r[i]);
 	}
+	for (unsigned i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, race_thread, &r[i]);
 	for (unsigned i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
 		g_assert_cmpint(r[i].reason, ==, ACCEL_EXIT_HALT);

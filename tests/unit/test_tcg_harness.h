@@ -45,14 +45,23 @@ static uint64_t tm_port_read(void *opaque, uint64_t off, unsigned size)
 	return t->in_value;
 }
 
-/* A write to the test port records the value and kicks the writer, so a
- * test can stop the guest where it wants even when hlt would sleep. */
+/*
+ * A write to the test port records the value and kicks the writer, so a
+ * test can stop the guest where it wants even when hlt would sleep.
+ * Several vCPU threads may write at once while the test thread polls
+ * nr_out: each writer reserves its slot atomically.  out[] itself is
+ * read only after the vCPU threads are joined.
+ */
 static void tm_port_write(void *opaque, uint64_t off, unsigned size, uint64_t v)
 {
 	struct tvm *t = opaque;
+	unsigned n = __atomic_load_n(&t->nr_out, __ATOMIC_RELAXED);
 
-	if (t->nr_out < 64)
-		t->out[t->nr_out++] = v;
+	while (n < 64 && !__atomic_compare_exchange_n(&t->nr_out, &n, n + 1, false,
+						      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		;
+	if (n < 64)
+		t->out[n] = v;
 	if (off == 0 && current_vcpu)
 		tcg_accel_ops.vcpu_kick(current_vcpu);
 }

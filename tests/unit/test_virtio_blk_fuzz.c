@@ -79,10 +79,16 @@ static bool fz_range_ok(uint64_t sector, uint64_t bytes)
 static uint8_t fz_run(struct fz *f, uint32_t type, uint64_t sector, struct vh_buf *b, unsigned n,
 		      uint32_t *used)
 {
-	uint16_t head = submit(&f->t, 0, type, sector, b, n, g_rand_boolean(f->g));
+	uint16_t head;
 	uint32_t id;
 
+	/*
+	 * The snapshot comes first: once submit() publishes the request the
+	 * I/O thread may already be writing the buffers.  submit() itself
+	 * writes nothing in DATA(0) (headers, statuses and tables are apart).
+	 */
 	memcpy(f->before, gp(&f->t, DATA(0), FZ_RAM), FZ_RAM);
+	head = submit(&f->t, 0, type, sector, b, n, g_rand_boolean(f->g));
 	vh_kick(&f->t.d, 0);
 	g_assert_true(vh_wait_used(&f->t.d, 0, &id, used));
 	g_assert_cmpuint(id, ==, head);

@@ -159,7 +159,7 @@ static void test_rerror_stop(void)
 
 	we_repair(&t);
 	machine_resume(&t.h.m);
-	g_assert_cmpint(t.h.m.drives->io_status, ==, BLK_IOSTATUS_OK);
+	g_assert_cmpint(we_io_status(&t), ==, BLK_IOSTATUS_OK);
 	expect_used(&t, rd, VIRTIO_BLK_S_OK);
 	g_assert_true(memcmp(gp(&t, DATA + 4096 * rd, 4096), want_old, 4096) == 0);
 	expect_used(&t, wr, VIRTIO_BLK_S_OK);
@@ -187,7 +187,7 @@ static void test_rerror_stop_twice(void)
 	we_wait_errors(&t, 2);
 	g_assert_cmpint(t.last.action, ==, MACHINE_IO_STOP);
 	g_assert_cmpint(t.h.m.runstate, ==, RUNSTATE_PAUSED);
-	g_assert_cmpint(t.h.m.drives->io_status, ==, BLK_IOSTATUS_FAILED);
+	g_assert_cmpint(we_io_status(&t), ==, BLK_IOSTATUS_FAILED);
 	we_repair(&t);
 	machine_resume(&t.h.m);
 	expect_used(&t, rd, VIRTIO_BLK_S_OK);

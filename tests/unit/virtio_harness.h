@@ -144,7 +144,8 @@ struct vmstate_out;
  * quiesces and saves its virtio-pci section; hb gets a copy of a's guest
  * RAM and its device loads the section; b becomes
  * the driver's view of it on hb.  hold: quiesce hb's device around the
- * load (one a test started itself; a real destination's never ran).
+ * RAM copy and the load (one a test started itself; a real destination's
+ * never ran).
  * edit, when given, may change the saved bytes first (a hostile stream).
  * Returns the load's result, err says why.
  */
