@@ -222,11 +222,13 @@ class Lifecycle(unittest.TestCase):
                  "-mon", "chardev=mon2,mode=control",
                  "-qmp", "tcp:127.0.0.1:%d,server=on,wait=off" % port]
         with counter_vm(extra=extra) as vm:
-            clients = [vm.qmp(), QMP(p2), QMP(addr=("127.0.0.1", port))]
-            clients[1].ok("stop")
+            # TCP first, while vireo may not listen yet: the client retries
+            # a refused connection as it waits for a missing socket file.
+            clients = [QMP(addr=("127.0.0.1", port)), vm.qmp(), QMP(p2)]
+            clients[2].ok("stop")
             for q in clients:
                 q.event("STOP")
-            clients[2].cmd("quit")
+            clients[0].cmd("quit")
             for q in clients:
                 q.event("SHUTDOWN")
                 q.close()
