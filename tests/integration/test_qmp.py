@@ -207,8 +207,11 @@ class Lifecycle(unittest.TestCase):
 
     def test_guest_exit_reported(self):
         # The guest leaves through isa-debug-exit: SHUTDOWN reaches the client first.
-        with Vm(machine_args(guest("counter.mb.elf"), append="steps=3"), qmp=True) as vm:
+        # It starts paused (-S), so that it cannot leave before the client connects.
+        with Vm(machine_args(guest("counter.mb.elf"), append="steps=3", extra=["-S"]),
+                qmp=True) as vm:
             q = vm.qmp()
+            q.ok("cont")
             self.assertEqual(vm.wait(), 33)
             e = q.event("SHUTDOWN")
             self.assertTrue(e["data"]["guest"])
