@@ -494,9 +494,16 @@ static int vh_migrate(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b,
 	g_assert_cmpint(sa->save(sa->opaque, &o), ==, 0);
 	if (edit)
 		edit(&o);
-	memcpy(vh_ptr(&hb->m.mem, 0, VH_RAM), vh_ptr(&a->h->m.mem, 0, VH_RAM), VH_RAM);
+	/*
+	 * A held destination stops serving before its RAM becomes a's, as a
+	 * real one (whose RAM is the loader's alone) never served: an I/O
+	 * thread of b's own driver setup that ran late (its first look at
+	 * the rings, seen under ASan) popped a's parked requests from the
+	 * copy and completed them before the load.
+	 */
 	if (hold)
 		g_assert_cmpint(sb->quiesce(sb->opaque), ==, 0);
+	memcpy(vh_ptr(&hb->m.mem, 0, VH_RAM), vh_ptr(&a->h->m.mem, 0, VH_RAM), VH_RAM);
 	in.buf = o.buf;
 	in.len = o.len;
 	in.version = sa->version;
