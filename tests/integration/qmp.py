@@ -13,16 +13,12 @@ class QMPError(Exception):
 class QMP:
     def __init__(self, path=None, addr=None, timeout=10, negotiate=True):
         deadline = time.monotonic() + timeout
+        # Until vireo listens: its socket file is missing, or it refuses.
         while True:
             try:
-                if path is not None:
-                    self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    self.sock.connect(path)
-                else:
-                    self.sock = socket.create_connection(addr)
+                self.sock = self._connect(path, addr)
                 break
             except (FileNotFoundError, ConnectionRefusedError):
-                self.sock.close()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
@@ -34,6 +30,19 @@ class QMP:
             r = self.cmd("qmp_capabilities")
             if r != {"return": {}}:
                 raise QMPError("negotiation failed: %r" % r)
+
+    @staticmethod
+    def _connect(path, addr):
+        """A connected socket; one that failed to connect is closed."""
+        if path is None:
+            return socket.create_connection(addr)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def send_raw(self, data):
         self.sock.sendall(data)

@@ -207,8 +207,11 @@ class Lifecycle(unittest.TestCase):
 
     def test_guest_exit_reported(self):
         # The guest leaves through isa-debug-exit: SHUTDOWN reaches the client first.
-        with Vm(machine_args(guest("counter.mb.elf"), append="steps=3"), qmp=True) as vm:
+        # It starts paused (-S), so that it cannot leave before the client connects.
+        with Vm(machine_args(guest("counter.mb.elf"), append="steps=3", extra=["-S"]),
+                qmp=True) as vm:
             q = vm.qmp()
+            q.ok("cont")
             self.assertEqual(vm.wait(), 33)
             e = q.event("SHUTDOWN")
             self.assertTrue(e["data"]["guest"])
@@ -222,11 +225,13 @@ class Lifecycle(unittest.TestCase):
                  "-mon", "chardev=mon2,mode=control",
                  "-qmp", "tcp:127.0.0.1:%d,server=on,wait=off" % port]
         with counter_vm(extra=extra) as vm:
-            clients = [vm.qmp(), QMP(p2), QMP(addr=("127.0.0.1", port))]
-            clients[1].ok("stop")
+            # TCP first, while vireo may not listen yet: the client retries
+            # a refused connection as it waits for a missing socket file.
+            clients = [QMP(addr=("127.0.0.1", port)), vm.qmp(), QMP(p2)]
+            clients[2].ok("stop")
             for q in clients:
                 q.event("STOP")
-            clients[2].cmd("quit")
+            clients[0].cmd("quit")
             for q in clients:
                 q.event("SHUTDOWN")
                 q.close()

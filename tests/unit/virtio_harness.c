@@ -505,7 +505,13 @@ static int vh_migrate(struct vh_dev *a, struct vh_machine *hb, struct vh_dev *b,
 	g_assert_cmpint(sa->save(sa->opaque, &o), ==, 0);
 	if (edit)
 		edit(&o);
-	/* Held before the RAM changes: nothing of b's may walk rings meanwhile. */
+	/*
+	 * A held destination stops serving before its RAM becomes a's, as a
+	 * real one (whose RAM is the loader's alone) never served: an I/O
+	 * thread of b's own driver setup that ran late (its first look at
+	 * the rings, seen under ASan) popped a's parked requests from the
+	 * copy and completed them before the load.
+	 */
 	if (hold)
 		g_assert_cmpint(sb->quiesce(sb->opaque), ==, 0);
 	vh_ram_load(hb, a->h);
