@@ -66,25 +66,48 @@ void daemonize_done(int status)
 	report_fd = -1;
 }
 
+/*
+ * Open path and lock it.  The lock is ours only if path still names the
+ * file locked: a vireo that exits unlinks its pidfile and then lets go of
+ * the lock, so one that opened the old file in between would lock a file
+ * nobody can see, and a third could then create and lock a new one.
+ */
+static int pidfile_lock(const char *path, char *err, size_t errlen)
+{
+	for (unsigned tries = 0; tries < 100; tries++) {
+		struct stat locked, named;
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+		if (fd < 0) {
+			snprintf(err, errlen, "-pidfile %s: %s", path, strerror(errno));
+			return -errno;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			snprintf(err, errlen, "-pidfile %s: held by another running process", path);
+			close(fd);
+			return -EEXIST;
+		}
+		if (!fstat(fd, &locked) && !stat(path, &named) && locked.st_dev == named.st_dev &&
+		    locked.st_ino == named.st_ino)
+			return fd;
+		close(fd);	/* unlinked or replaced meanwhile: take the new one */
+	}
+	snprintf(err, errlen, "-pidfile %s: keeps being removed or replaced", path);
+	return -EAGAIN;
+}
+
 int pidfile_create(const char *path, char *err, size_t errlen)
 {
 	char buf[32];
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = pidfile_lock(path, err, errlen);
 
-	if (fd < 0) {
-		snprintf(err, errlen, "-pidfile %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		snprintf(err, errlen, "-pidfile %s: held by another running process", path);
-		close(fd);
-		return -EEXIST;
-	}
+	if (fd < 0)
+		return fd;
 	snprintf(buf, sizeof(buf), "%d\n", getpid());
 	if (ftruncate(fd, 0) || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf)) {
 		snprintf(err, errlen, "-pidfile %s: %s", path, strerror(errno));
+		unlink(path);	/* still locked: the name is ours */
 		close(fd);
-		unlink(path);
 		return -EIO;
 	}
 	pidfile_fd = fd;
