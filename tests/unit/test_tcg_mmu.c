@@ -20,6 +20,19 @@
 #define D 0x40ull
 #define NX (1ull << 63)
 
+/*
+ * iretq to user code at 0x108000, stack at 0x90000 (SS 0x2b), with code
+ * segment cs (0x33: 64-bit, 0x23: 32-bit) and rflags (0x3202: IOPL 3,
+ * for port I/O).
+ */
+#define TO_USER(cs, rflags)						\
+	"pushq $0x2b\n"							\
+	"pushq $0x90000\n"						\
+	"pushq $" #rflags "\n"						\
+	"pushq $" #cs "\n"						\
+	"pushq $0x108000\n"						\
+	"iretq\n"
+
 /* Page tables: 0-2 MiB in 4 KiB pages (supervisor read/write), the rest
  * of the first GiB in 2 MiB pages. */
 static void map4(struct tvm *t)
@@ -164,12 +177,7 @@ static void test_user_mode64(void)
 
 	setup64(t, ".code64\n"
 		"mov $0x2b, %eax; mov %eax, %ds\n"
-		"pushq $0x2b\n"			/* ss */
-		"pushq $0x90000\n"		/* rsp */
-		"pushq $0x202\n"		/* rflags */
-		"pushq $0x33\n"			/* cs: 64-bit user code */
-		"pushq $0x108000\n"		/* rip */
-		"iretq\n");
+		TO_USER(0x33, 0x202));
 	gate64(t, 14, 0x2000, 0, 1);		/* #PF on IST1 */
 	gate64(t, 0x80, 0x3000, 3, 0);
 	tm_load_asm(t, 0x3000, ".code64\n"
@@ -243,12 +251,7 @@ static void test_user_fetch_after_kernel(void)
 		"mov $0x109000, %rax\n"
 		"call *%rax\n"
 		"mov $0x2b, %eax; mov %eax, %ds\n"
-		"pushq $0x2b\n"		/* ss */
-		"pushq $0x90000\n"		/* rsp */
-		"pushq $0x202\n"		/* rflags */
-		"pushq $0x33\n"		/* cs: 64-bit user code */
-		"pushq $0x108000\n"		/* rip */
-		"iretq\n");
+		TO_USER(0x33, 0x202));
 	gate64(t, 0x80, 0x3000, 3, 0);
 	tm_load_asm(t, 0x3000, ".code64\nhlt\n");
 	tm_load_asm(t, 0x108000, ".code64\n"
@@ -277,12 +280,7 @@ static void test_compat_mode(void)
 
 	setup64(t, ".code64\n"
 		"mov $0x2b, %eax; mov %eax, %ds; mov %eax, %es\n"
-		"pushq $0x2b\n"
-		"pushq $0x90000\n"
-		"pushq $0x202\n"
-		"pushq $0x23\n"			/* 32-bit user code */
-		"pushq $0x108000\n"
-		"iretq\n");
+		TO_USER(0x23, 0x202));
 	gate64(t, 0x80, 0x3000, 3, 0);
 	tm_load_asm(t, 0x3000, ".code64\n"
 		"mov 8(%rsp), %r13\n"			/* CS */
@@ -591,12 +589,7 @@ static void test_tlb_hit_user(void)
 
 	setup64(t, ".code64\n"
 		"mov 0x109000, %rax\n"
-		"pushq $0x2b\n"			/* ss */
-		"pushq $0x90000\n"		/* rsp */
-		"pushq $0x3202\n"		/* rflags: IOPL 3 for the out */
-		"pushq $0x33\n"			/* cs: 64-bit user code */
-		"pushq $0x108000\n"		/* rip */
-		"iretq\n");
+		TO_USER(0x33, 0x3202));
 	tm_load_asm(t, 0x108000, ".code64\n"
 		"mov 0x109000, %rax\n"		/* #PF with U, then mapped for user */
 		"out %eax, $0xf4\n");
