@@ -116,6 +116,14 @@ static uint64_t log_at(struct tvm *t, unsigned k, unsigned field)
 	return tm_rd(t, LOG + 8 + k * 24 + field * 8, 8);
 }
 
+/* The handler logged exactly one #PF: error code err at CR2 addr. */
+static void assert_one_pf(struct tvm *t, uint64_t err, uint64_t addr)
+{
+	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
+	g_assert_cmphex(log_at(t, 0, 0), ==, err);
+	g_assert_cmphex(log_at(t, 0, 1), ==, addr);
+}
+
 static void test_pf_codes64(void)
 {
 	struct tvm *t = tm_new(16 << 20, 1, false);
@@ -220,9 +228,7 @@ static void test_user_mode64(void)
 	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
 
 	/* #PF from user mode: U set, handler on IST1 */
-	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
-	g_assert_cmphex(log_at(t, 0, 0), ==, 5);
-	g_assert_cmphex(log_at(t, 0, 1), ==, 0x109000);
+	assert_one_pf(t, 5, 0x109000);
 	g_assert_cmphex(log_at(t, 0, 2), ==, 0x60000 - 6 * 8 - 16);
 	g_assert_cmphex(c->gpr[R_RBX], ==, 0xfeed);
 	/* int $0x80: RSP0, user CS and RSP in the frame */
@@ -506,9 +512,7 @@ static void test_tlb_hit_page_cross(void)
 	g_assert_cmphex(tm_rd(t, 0x130000, 8) & 0xffffffffffffull, ==, 0x112233445566ull);
 	g_assert_cmphex(tm_rd(t, 0x121000, 8), ==, 0);		/* the next frame */
 	g_assert_cmphex(c->gpr[R_RDX], ==, 0x99aabbcc55667788ull);
-	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
-	g_assert_cmphex(log_at(t, 0, 0), ==, 0);
-	g_assert_cmphex(log_at(t, 0, 1), ==, 0x112000);
+	assert_one_pf(t, 0, 0x112000);
 	tm_free(t);
 }
 
@@ -573,9 +577,7 @@ static void test_tlb_hit_perms_cr3(void)
 	g_assert_cmphex(tm_rd(t, PT + 0x102 * 8, 8) & (A | D), ==, A | D);
 	g_assert_cmphex(tm_rd(t, 0x102008, 8), ==, 5);
 	g_assert_cmphex(tm_rd(t, 0x102010, 8), ==, 6);
-	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
-	g_assert_cmphex(log_at(t, 0, 0), ==, 3);
-	g_assert_cmphex(log_at(t, 0, 1), ==, 0x104000);
+	assert_one_pf(t, 3, 0x104000);
 	g_assert_cmphex(tm_rd(t, 0x104000, 1), ==, 1);
 	g_assert_cmphex(c->gpr[R_RAX], ==, 0x1111);
 	g_assert_cmphex(c->gpr[R_RBX], ==, 0x2222);
@@ -596,9 +598,7 @@ static void test_tlb_hit_user(void)
 	tm_wr(t, PT + 0x108 * 8, 0x108000 | P | U, 8);
 	tm_wr(t, 0x109000, 0xfeed, 8);
 	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_KICK);
-	g_assert_cmpuint(tm_rd(t, LOG, 8), ==, 1);
-	g_assert_cmphex(log_at(t, 0, 0), ==, 5);
-	g_assert_cmphex(log_at(t, 0, 1), ==, 0x109000);
+	assert_one_pf(t, 5, 0x109000);
 	g_assert_cmpuint(t->nr_out, ==, 1);
 	g_assert_cmphex(t->out[0], ==, 0xfeed);
 	tm_free(t);
