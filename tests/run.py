@@ -5,16 +5,49 @@ Unit tests are GTest binaries in BUILD/tests/unit (run with --tap);
 integration tests are Python unittest modules in tests/integration.  The
 last line is "N passed, N failed, N skipped", as CI expects.
 
-    python3 tests/run.py [--build DIR] [-k SUBSTRING]
+    python3 tests/run.py [--build DIR] [-k SUBSTRING] [--timeout S]
+
+Tests start vireo (and QEMU, fio, ...) in sessions of their own, so that a
+test can kill a VM with its children; a test module that times out or is
+killed would leave them running.  Every process a run starts inherits
+VIREO_TEST_RUN=<token> in its environment; after each test file, and when
+the run itself is ended by SIGTERM, SIGINT or SIGHUP, whatever still
+carries the token is killed and named.
 """
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_VAR = "VIREO_TEST_RUN"
+
+
+def kill_strays(token, what):
+    """SIGKILL every process whose environment holds RUN_VAR=token."""
+    mark = ("%s=%s" % (RUN_VAR, token)).encode()
+    killed = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            with open("/proc/%s/comm" % pid) as f:
+                comm = f.read().strip()
+        except OSError:
+            continue		# gone, or not ours to read
+        if mark in env:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append("%s %s" % (pid, comm))
+            except ProcessLookupError:
+                pass
+    if killed:
+        print("     killed %d process(es) left by %s: %s" % (len(killed), what, ", ".join(killed)))
 
 
 def run_unit(path, counts, timeout):
@@ -50,11 +83,19 @@ def run_unit(path, counts, timeout):
 
 
 def run_integration(path, counts, timeout):
-    mod = os.path.splitext(os.path.relpath(path, ROOT))[0].replace("/", ".")
+    rel = os.path.relpath(path, ROOT)
+    env = dict(os.environ)
+    if rel.startswith(".."):
+        # A module from --dir: imported by its own name, from its folder.
+        mod = os.path.splitext(os.path.basename(path))[0]
+        env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(path), ROOT])
+    else:
+        mod = os.path.splitext(rel)[0].replace("/", ".")
     t0 = time.time()
     try:
         p = subprocess.run([sys.executable, "-m", "unittest", "-v", mod],
-                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+                           capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                           env=env)
         out = p.stdout + p.stderr
     except subprocess.TimeoutExpired as e:
         err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
@@ -93,11 +134,29 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("-k", default="", help="only tests whose file name contains this")
-    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--timeout", type=int, default=900,
+                    help="seconds a test file may run before it is killed")
+    ap.add_argument("--dir", default=os.path.join(ROOT, "tests", "integration"),
+                    help="where the integration modules are (the runner's own test)")
     a = ap.parse_args()
     build = os.path.abspath(os.path.join(ROOT, a.build))
     os.environ["VIREO_BUILD"] = build
+    token = "%d.%d" % (os.getpid(), time.time_ns())
+    os.environ[RUN_VAR] = token
 
+    def ended(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, ended)
+    try:
+        return run_all(a, build, token)
+    finally:
+        # On a signal, subprocess.run has killed the test file's process.
+        kill_strays(token, "the run")
+
+
+def run_all(a, build, token):
     total = [0, 0, 0]
     unit_dir = os.path.join(build, "tests", "unit")
     # One binary per tests/unit/test_*.c: a binary whose source is gone (a
@@ -106,16 +165,18 @@ def main():
     units = sorted(os.path.join(unit_dir, f[:-2]) for f in os.listdir(src_dir)
                    if f.startswith("test_") and f.endswith(".c")
                    and os.path.exists(os.path.join(unit_dir, f[:-2])))
-    integ_dir = os.path.join(ROOT, "tests", "integration")
+    integ_dir = os.path.abspath(a.dir)
     integs = sorted(os.path.join(integ_dir, f) for f in os.listdir(integ_dir)
                     if f.startswith("test_") and f.endswith(".py"))
     for path in units:
         if a.k in os.path.basename(path):
             r = run_unit(path, total, a.timeout)
+            kill_strays(token, os.path.basename(path))
             total = [x + y for x, y in zip(total, r)]
     for path in integs:
         if a.k in os.path.basename(path):
             r = run_integration(path, total, a.timeout)
+            kill_strays(token, os.path.basename(path))
             total = [x + y for x, y in zip(total, r)]
     print("%d passed, %d failed, %d skipped" % tuple(total))
     return 1 if total[1] else 0
