@@ -143,8 +143,16 @@ JsonNode *qmp_change_medium(struct machine *m, struct qmp_client *c, JsonObject 
 
 	if (!id)
 		return NULL;
+	/*
+	 * Only a scsi-cd takes a medium, and the guest cannot write to a CD.
+	 * Opened for writing, the disc would hold the image's write lock for
+	 * nothing: qemu-img and other VMs could not use it, and a migration
+	 * destination could not take it over at the switch-over.
+	 */
 	if (!strcmp(mode, "read-write")) {
-		cfg.readonly = false;
+		qmp_set_error(err, QMP_ERR_GENERIC, "read-only-mode read-write: device '%s' is "
+			      "a CD-ROM, its medium can only be opened read-only", id ? id : "");
+		return NULL;
 	} else if (strcmp(mode, "read-only") && strcmp(mode, "retain")) {
 		qmp_set_error(err, QMP_ERR_GENERIC,
 			      "Parameter 'read-only-mode' does not accept value '%s'", mode);

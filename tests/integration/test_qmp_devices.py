@@ -67,6 +67,16 @@ class HotplugAndMedia(unittest.TestCase):
         e = q.cmd("blockdev-change-medium", {"id": "cd1", "filename": self.iso2,
                                              "read-only-mode": "sometimes"})["error"]
         self.assertIn("read-only-mode", e["desc"])
+        # A CD is never written: a read-write disc would hold the write lock.
+        e = q.cmd("blockdev-change-medium", {"id": "cd1", "filename": self.iso2,
+                                             "read-only-mode": "read-write"})["error"]
+        self.assertIn("read-only", e["desc"])
+        self.assertIn("cd1", e["desc"])
+        subprocess.run(["qemu-img", "info", "-U", self.iso2], check=True, capture_output=True)
+        q.ok("blockdev-change-medium", {"id": "cd1", "filename": self.iso2,
+                                        "read-only-mode": "read-only"})
+        # Not write-locked: another writer (qemu-img without -U) may open it.
+        subprocess.run(["qemu-img", "info", self.iso2], check=True, capture_output=True)
         e = q.cmd("blockdev-change-medium",
                   {"id": "cd1", "filename": os.path.join(self.dir, "missing.iso")})["error"]
         self.assertIn("missing.iso", e["desc"])
