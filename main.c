@@ -26,6 +26,8 @@ static void usage(void)
 	       "  -accel kvm|tcg|xen[:...]   accelerators to try, in order (default kvm:tcg);\n"
 	       "                             kvm,dirty-ring-size=N: KVM dirty ring for migration\n"
 	       "  -enable-kvm                same as -accel kvm\n"
+	       "  -machine [q35][,accel=A][,dump-guest-core=on|off][,mem-merge=on|off]  (-machine help)\n"
+	       "  -cpu host|max[,+F|-F...][,migratable=on|off][,kvm=on|off]  CPU model (-cpu help)\n"
 	       "  -m SIZE                    guest RAM (default 128M; suffixes K M G T)\n"
 	       "  -smp N[,cpus=N,sockets=S,cores=C,threads=T]  vCPUs (default 1)\n"
 	       "  -kernel FILE               bzImage, PVH ELF or multiboot kernel\n"
@@ -134,6 +136,8 @@ struct cmdline {
 	GPtrArray *devices, *drives, *qmp, *chardevs;
 	unsigned nr_serial;
 	bool nodefaults, daemonize;
+	bool accel_set;			/* -accel or -enable-kvm given */
+	char *machine_accel;		/* -machine accel= */
 	const char *pidfile;
 	const char *incoming;
 };
@@ -205,6 +209,63 @@ out:
 	return ret;
 }
 
+/*
+ * -machine: vireo has one board, a Q35-style PCI Express host (the host
+ * bridge answers as the Q35 MCH, ECAM at 0xE0000000) with no firmware,
+ * named as QEMU names Q35.  The properties management tools pass are
+ * taken when vireo does what they ask, and refused when it cannot.
+ */
+static bool machine_type_ok(const char *type)
+{
+	return !strcmp(type, "q35") || g_str_has_prefix(type, "pc-q35-");
+}
+
+static int parse_machine(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	static const char *const irqchip_words[] = { "on", "split", "off", NULL };
+	static const char *const auto_words[] = { "off", "auto", "on", NULL };
+	struct opts *o = opts_parse("-machine", arg, "type", err, errlen);
+	const char *type, *accel;
+	bool dump, merge, usb, graphics;
+	int irqchip, vmport, smm, ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	type = opts_get(o, "type");
+	accel = opts_get(o, "accel");
+	if (opts_get_bool(o, "dump-guest-core", true, &dump, err, errlen) ||
+	    opts_get_bool(o, "mem-merge", true, &merge, err, errlen) ||
+	    opts_get_bool(o, "usb", false, &usb, err, errlen) ||
+	    opts_get_bool(o, "graphics", false, &graphics, err, errlen) ||
+	    (irqchip = opts_get_enum(o, "kernel-irqchip", irqchip_words, 0, err, errlen)) < 0 ||
+	    (vmport = opts_get_enum(o, "vmport", auto_words, 0, err, errlen)) < 0 ||
+	    (smm = opts_get_enum(o, "smm", auto_words, 0, err, errlen)) < 0 ||
+	    opts_check_all_used(o, err, errlen))
+		goto out;
+	if (type && !machine_type_ok(type)) {
+		snprintf(err, errlen, "-machine %s: unknown machine type '%s'; vireo has one "
+			 "board, 'q35' (also 'pc-q35-*'; -machine help)", arg, type);
+	} else if (usb || graphics || vmport == 2 || smm == 2) {
+		snprintf(err, errlen, "-machine %s: vireo's board has no %s", arg,
+			 usb ? "USB controller (usb=off)" : graphics ? "display (graphics=off)" :
+			 vmport == 2 ? "VMware port (vmport=off)" : "SMM (smm=off)");
+	} else if (irqchip) {
+		snprintf(err, errlen, "-machine %s: under KVM the interrupt controllers are "
+			 "always in the kernel (kernel-irqchip=on)", arg);
+	} else {
+		if (accel) {
+			g_free(c->machine_accel);
+			c->machine_accel = g_strdup(accel);
+		}
+		c->cfg.no_dump_guest_core = !dump;
+		c->cfg.no_mem_merge = !merge;
+		ret = 0;
+	}
+out:
+	opts_free(o);
+	return ret;
+}
+
 static int parse_name(struct cmdline *c, const char *arg, char *err, size_t errlen)
 {
 	struct opts *o = opts_parse("-name", arg, "guest", err, errlen);
@@ -259,8 +320,27 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 		} else if (!strcmp(opt, "-accel")) {
 			TAKES_ARG();
 			c->cfg.accel = arg;
+			c->accel_set = true;
 		} else if (!strcmp(opt, "-enable-kvm")) {
 			c->cfg.accel = "kvm";
+			c->accel_set = true;
+		} else if (!strcmp(opt, "-machine") || !strcmp(opt, "-M")) {
+			TAKES_ARG();
+			if (!strcmp(arg, "help")) {
+				printf("Machine types:\n  q35   the vireo board: PCI Express host, "
+				       "no firmware (alias pc-q35-*)\n");
+				return 1;
+			}
+			if (parse_machine(c, arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-cpu")) {
+			TAKES_ARG();
+			if (!strcmp(arg, "help")) {
+				cpu_model_print_help();
+				return 1;
+			}
+			if (cpu_model_parse(arg, &c->cfg.cpu, err, errlen))
+				return -1;
 		} else if (!strcmp(opt, "-m")) {
 			TAKES_ARG();
 			if (parse_mem(arg, &c->cfg.ram_size, err, errlen))
@@ -366,6 +446,14 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 		}
 #undef TAKES_ARG
 	}
+	if (c->machine_accel) {
+		if (c->accel_set) {
+			snprintf(err, errlen, "-machine accel=%s: -accel (or -enable-kvm) and "
+				 "-machine accel= cannot both be given", c->machine_accel);
+			return -1;
+		}
+		c->cfg.accel = c->machine_accel;
+	}
 	if (!c->cfg.kernel) {
 		snprintf(err, errlen, "no -kernel given: vireo boots a kernel directly, without firmware");
 		return -1;
@@ -458,5 +546,6 @@ out_args:
 	g_ptr_array_free(c.drives, TRUE);
 	g_ptr_array_free(c.qmp, TRUE);
 	g_ptr_array_free(c.chardevs, TRUE);
+	g_free(c.machine_accel);
 	return status;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "accel/accel.h"
 #include "acpi.h"
@@ -207,6 +208,15 @@ int machine_init(struct machine *m, const struct machine_config *cfg, char *err,
 	ret = guest_mem_init(&m->mem, cfg->ram_size, cfg->mem_path, cfg->mem_prealloc, err, errlen);
 	if (ret)
 		return ret;
+	/*
+	 * -machine dump-guest-core=off keeps guest RAM out of a core dump of
+	 * vireo (the guest's secrets, and gigabytes); mem-merge=off takes it
+	 * out of KSM, which guest_mem_init offers anonymous RAM to.
+	 */
+	if (cfg->no_dump_guest_core && madvise(m->mem.base, m->mem.map_size, MADV_DONTDUMP))
+		log_warn("-machine dump-guest-core=off: madvise: %s", strerror(errno));
+	if (cfg->no_mem_merge && !cfg->mem_path)
+		madvise(m->mem.base, m->mem.map_size, MADV_UNMERGEABLE);	/* no KSM: moot */
 	m->accel = accel_select(cfg->accel, err, errlen);
 	if (!m->accel)
 		return -ENODEV;

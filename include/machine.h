@@ -17,6 +17,7 @@
 
 #include "bus.h"
 #include "cpu.h"
+#include "cpu_model.h"
 #include "memory.h"
 #include "options.h"
 
@@ -46,6 +47,9 @@ struct machine_config {
 	const char *uuid;		/* -uuid, or NULL */
 	const char *serial[4];		/* -serial per COM port; NULL: none */
 	unsigned log_mask;		/* -d: LOG_* items of log.h */
+	struct cpu_model cpu;		/* -cpu; zero: max, migratable */
+	bool no_dump_guest_core;	/* -machine dump-guest-core=off */
+	bool no_mem_merge;		/* -machine mem-merge=off */
 };
 
 /* A device that wants to hear of reset and teardown embeds one of these. */

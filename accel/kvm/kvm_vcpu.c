@@ -77,13 +77,36 @@ static void kvm_topology_leaf(struct kvm_cpuid_entry2 *e, uint32_t leaf, uint32_
 	}
 }
 
+/* cpu_model_check's view of a CPUID table about to be set. */
+static void kvm_cpuid_lookup(void *opaque, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	const struct kvm_cpuid2 *c = opaque;
+
+	r[0] = r[1] = r[2] = r[3] = 0;
+	for (unsigned i = 0; i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if (e->function == leaf &&
+		    (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == sub)) {
+			r[0] = e->eax;
+			r[1] = e->ebx;
+			r[2] = e->ecx;
+			r[3] = e->edx;
+			return;
+		}
+	}
+}
+
 /*
- * KVM's supported CPUID with this vCPU's identity and the -smp topology:
- * one socket of N cores, one thread each, APIC ID = vCPU index.
+ * KVM's supported CPUID with this vCPU's identity and the -smp topology
+ * (one socket of N cores, one thread each, APIC ID = vCPU index), less
+ * what -cpu turned off.  A feature -cpu requires that KVM lacks is an
+ * error (-ENOTSUP, message in err).
  */
-static int kvm_set_cpuid(struct vcpu *v)
+static int kvm_set_cpuid(struct vcpu *v, char *err, size_t errlen)
 {
 	struct kvm_vm *k = vm_of(v);
+	const struct cpu_model *cm = &v->m->cfg.cpu;
 	unsigned n = v->m->cfg.smp;
 	unsigned core_bits = bits_for(n);
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (k->cpuid->nent + 6) *
@@ -93,7 +116,10 @@ static int kvm_set_cpuid(struct vcpu *v)
 
 	for (unsigned i = 0; i < k->cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 e = k->cpuid->entries[i];
+		uint32_t r[4];
 
+		if (cpu_model_hides_leaf(cm, e.function))
+			continue;
 		switch (e.function) {
 		case 1:
 			e.ebx = (e.ebx & 0x0000ffff) | (v->apic_id << 24) |
@@ -118,6 +144,15 @@ static int kvm_set_cpuid(struct vcpu *v)
 			has_1f = true;
 			continue;
 		}
+		r[0] = e.eax;
+		r[1] = e.ebx;
+		r[2] = e.ecx;
+		r[3] = e.edx;
+		cpu_model_filter(cm, e.function, e.index, r);
+		e.eax = r[0];
+		e.ebx = r[1];
+		e.ecx = r[2];
+		e.edx = r[3];
 		c->entries[c->nent++] = e;
 	}
 	for (uint32_t sub = 0; sub < 3; sub++) {
@@ -126,7 +161,12 @@ static int kvm_set_cpuid(struct vcpu *v)
 			kvm_topology_leaf(&c->entries[c->nent++], 0x1f, sub, v->apic_id, n,
 					  core_bits);
 	}
-	ret = ioctl(kv(v)->fd, KVM_SET_CPUID2, c) ? -errno : 0;
+	ret = cpu_model_check(cm, "KVM on this host", kvm_cpuid_lookup, c, err, errlen);
+	if (!ret && ioctl(kv(v)->fd, KVM_SET_CPUID2, c)) {
+		ret = -errno;
+		snprintf(err, errlen, "kvm: vCPU %u: KVM_SET_CPUID2: %s", v->index,
+			 strerror(errno));
+	}
 	free(c);
 	return ret;
 }
@@ -176,11 +216,9 @@ int kvm_vcpu_init(struct vcpu *v, char *err, size_t errlen)
 			 strerror(-ret));
 		goto fail;
 	}
-	ret = kvm_set_cpuid(v);
-	if (ret) {
-		snprintf(err, errlen, "kvm: vCPU %u: KVM_SET_CPUID2: %s", v->index, strerror(-ret));
+	ret = kvm_set_cpuid(v, err, errlen);
+	if (ret)
 		goto fail;
-	}
 	if (ioctl(c->fd, KVM_GET_LAPIC, &c->lapic0)) {
 		snprintf(err, errlen, "kvm: vCPU %u: KVM_GET_LAPIC: %s", v->index, strerror(errno));
 		ret = -errno;

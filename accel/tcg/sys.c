@@ -376,7 +376,6 @@ void tcg_cpuid(struct tcg_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		r[3] = CPUID_1_EDX | (tcg_irqchip(c) ? CPUID_1_EDX_APIC : 0);
 		break;
 	case 7:
-		(void)sub;
 		break;
 	case 0x80000000:
 		r[0] = 0x80000008;
@@ -392,4 +391,6 @@ void tcg_cpuid(struct tcg_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		r[0] = 0x3028;		/* 48 linear, 40 physical address bits */
 		break;
 	}
+	if (c->m)
+		cpu_model_filter(&c->m->cfg.cpu, leaf, sub, r);	/* -cpu max,-F */
 }

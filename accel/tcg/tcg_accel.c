@@ -137,6 +137,12 @@ static int tcg_vm_init(struct machine *m, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	vm->m = m;
+	if (m->cfg.cpu.host) {
+		free(vm);
+		snprintf(err, errlen, "tcg: -cpu host needs KVM; -cpu max is the translator's "
+			 "full model");
+		return -ENOTSUP;
+	}
 	if (tcg_parse_props(vm, m->cfg.accel, err, errlen)) {
 		free(vm);
 		return -EINVAL;
@@ -257,6 +263,13 @@ static int tcg_dirty_log_stop(struct machine *m)
 	return 0;
 }
 
+static void tcg_vcpu_destroy(struct vcpu *v);
+
+static void tcg_cpuid_lookup(void *opaque, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	tcg_cpuid(opaque, leaf, sub, r);
+}
+
 static int tcg_vcpu_init(struct vcpu *v, char *err, size_t errlen)
 {
 	struct tcg_cpu *c = calloc(1, sizeof(*c));
@@ -290,7 +303,12 @@ static int tcg_vcpu_init(struct vcpu *v, char *err, size_t errlen)
 	tcg_tlb_flush(c, true);
 	v->accel_state = c;
 	tcg_cpus_set(c->vm, c->index, NULL, c);
-	return 0;
+	/* Features -cpu requires: what tcg_cpuid offers (every vCPU alike). */
+	ret = v->index ? 0 : cpu_model_check(&v->m->cfg.cpu, "the translator (TCG)",
+					     tcg_cpuid_lookup, c, err, errlen);
+	if (ret)
+		tcg_vcpu_destroy(v);
+	return ret;
 }
 
 static void tcg_vcpu_destroy(struct vcpu *v)

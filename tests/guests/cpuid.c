@@ -1,7 +1,8 @@
 /*
  * What CPUID tells the guest about itself: the topology that -smp set
  * (leaf 1 logical count and APIC ID, leaf 4 cores per package, leaf 0xB
- * levels) and the hypervisor leaves.  One line each, for a test to check.
+ * levels), the hypervisor leaves, and the raw feature words that -cpu
+ * can change.  One line each, for a test to check.
  */
 #include "rt/rt.h"
 
@@ -33,6 +34,20 @@ void guest_main(struct bootinfo *bi)
 			printf("cpuid.b level=%u type=%u count=%u shift=%u x2apic_id=%u\n", sub,
 			       (r[2] >> 8) & 0xff, r[1] & 0xffff, r[0] & 0x1f, r[3]);
 		}
+	}
+	/* The feature words -cpu can change, raw. */
+	cpuid(1, 0, r);
+	printf("cpuid.raw 1 ecx=%x edx=%x\n", r[2], r[3]);
+	if (max >= 7) {
+		cpuid(7, 0, r);
+		printf("cpuid.raw 7 ebx=%x ecx=%x edx=%x\n", r[1], r[2], r[3]);
+	}
+	cpuid(0x80000000, 0, r);
+	if (r[0] >= 0x80000007) {
+		cpuid(0x80000001, 0, r);
+		printf("cpuid.raw 80000001 ecx=%x edx=%x\n", r[2], r[3]);
+		cpuid(0x80000007, 0, r);
+		printf("cpuid.raw 80000007 edx=%x\n", r[3]);
 	}
 	cpuid(0x40000000, 0, r);
 	sig[0] = r[1];

@@ -1,0 +1,164 @@
+"""-cpu and -machine as QEMU spells them: what the guest's CPUID shows,
+what happens to guest RAM, and the errors for what vireo cannot do.
+
+The cpuid guest prints the raw feature words ("cpuid.raw LEAF reg=hex").
+Under TCG the words are exactly the translator's; under KVM they are
+KVM's supported set as this host's KVM presents it.
+"""
+import fcntl
+import os
+import re
+import struct
+import time
+import unittest
+
+from tests.integration.vireotest import (EXIT_PASS, Vm, guest, machine_args, requires_kvm,
+                                         run_vireo)
+
+X1_NX = 1 << 20			# CPUID.80000001H:EDX
+X1_LAHF = 1 << 0		# CPUID.80000001H:ECX
+L1_SSE42 = 1 << 20		# CPUID.1:ECX
+L1_X2APIC = 1 << 21		# CPUID.1:ECX
+X7_INVTSC = 1 << 8		# CPUID.80000007H:EDX
+
+
+def words(out):
+    """{(leaf, reg): value} from the cpuid guest's raw lines."""
+    w = {}
+    for leaf, regs in re.findall(r"^cpuid\.raw (\w+) (.*)$", out, re.M):
+        for reg, val in re.findall(r"(\w+)=([0-9a-f]+)", regs):
+            w[(int(leaf, 16), reg)] = int(val, 16)
+    return w
+
+
+def kvm_supported(leaf, reg):
+    """A register of KVM_GET_SUPPORTED_CPUID's entry for leaf (subleaf 0)."""
+    n = 256
+    buf = bytearray(struct.pack("II", n, 0) + bytes(40 * n))
+    fd = os.open("/dev/kvm", os.O_RDWR)
+    try:
+        fcntl.ioctl(fd, 0xc008ae05, buf)	# KVM_GET_SUPPORTED_CPUID
+    finally:
+        os.close(fd)
+    for i in range(struct.unpack_from("I", buf)[0]):
+        f, idx, _, *r = struct.unpack_from("7I", buf, 8 + 40 * i)
+        if f == leaf and idx == 0:
+            return r["abcd".index(reg[1])]
+    return 0
+
+
+class Cpu(unittest.TestCase):
+    def cpuid(self, accel, *extra):
+        r = run_vireo(machine_args(guest("cpuid.mb.elf"), accel=accel, extra=extra) +
+                      ["-serial", "stdio"], timeout=60)
+        self.assertEqual(r.status, EXIT_PASS, r)
+        return r.stdout
+
+    def refused(self, *args):
+        r = run_vireo(list(args) + ["-nographic", "-kernel", guest("cpuid.mb.elf")],
+                      timeout=30)
+        self.assertEqual(r.status, 1, r)
+        return r.stderr
+
+    def test_tcg_features_off(self):
+        base = words(self.cpuid("tcg"))
+        self.assertTrue(base[(1, "ecx")] & L1_SSE42, base)
+        self.assertTrue(base[(0x80000001, "edx")] & X1_NX, base)
+        off = words(self.cpuid("tcg", "-cpu", "max,-sse4.2,nx=off"))
+        self.assertEqual(off[(1, "ecx")], base[(1, "ecx")] & ~L1_SSE42)
+        self.assertEqual(off[(0x80000001, "edx")], base[(0x80000001, "edx")] & ~X1_NX)
+        # Turned off, then on again: the last word wins, as in QEMU.
+        again = words(self.cpuid("tcg", "-cpu", "max,-sse4.2,+sse4.2"))
+        self.assertEqual(again[(1, "ecx")], base[(1, "ecx")])
+
+    def test_tcg_refusals(self):
+        self.assertIn("-cpu host needs KVM", self.refused("-accel", "tcg", "-cpu", "host"))
+        err = self.refused("-accel", "tcg", "-cpu", "max,+svm,+sse2,+avx512f")
+        self.assertIn("the translator (TCG) cannot offer the guest: svm, avx512f", err)
+        self.assertIn("unknown CPU model 'Skylake-Server'",
+                      self.refused("-cpu", "Skylake-Server"))
+        self.assertIn("unknown feature or property 'avx9'", self.refused("-cpu", "max,+avx9"))
+        self.assertIn("avx2=maybe: expected on or off", self.refused("-cpu", "max,avx2=maybe"))
+
+    @requires_kvm
+    def test_kvm_features(self):
+        base = words(self.cpuid("kvm"))
+        # QEMU's migratable=on (the default) hides the invariant TSC.
+        self.assertFalse(base[(0x80000007, "edx")] & X7_INVTSC, base)
+        kept = words(self.cpuid("kvm", "-cpu", "host,migratable=off"))
+        self.assertEqual(kept[(0x80000007, "edx")] & X7_INVTSC,
+                         kvm_supported(0x80000007, "edx") & X7_INVTSC)
+        off = words(self.cpuid("kvm", "-cpu", "host,-nx,lahf_lm=off,-x2apic"))
+        self.assertEqual(off[(0x80000001, "edx")], base[(0x80000001, "edx")] & ~X1_NX)
+        self.assertEqual(off[(0x80000001, "ecx")], base[(0x80000001, "ecx")] & ~X1_LAHF)
+        self.assertEqual(off[(1, "ecx")], base[(1, "ecx")] & ~L1_X2APIC)
+        self.assertIn("cpuid.hv signature=KVMKVMKVM", self.cpuid("kvm", "-cpu", "max"))
+        self.assertIn("cpuid.hv signature=\n", self.cpuid("kvm", "-cpu", "host,kvm=off"))
+
+    @requires_kvm
+    def test_kvm_requires(self):
+        have = kvm_supported(0x80000001, "edx")
+        if have & X1_NX:
+            self.cpuid("kvm", "-cpu", "host,+nx,enforce")
+        # SVM and VMX at once: no host's KVM offers both.
+        err = self.refused("-accel", "kvm", "-cpu", "host,+svm,+vmx")
+        self.assertRegex(err, r"KVM on this host cannot offer the guest: (svm|vmx)")
+
+
+class Machine(unittest.TestCase):
+    def refused(self, *args):
+        r = run_vireo(list(args) + ["-nographic", "-kernel", guest("cpuid.mb.elf")],
+                      timeout=30)
+        self.assertEqual(r.status, 1, r)
+        return r.stderr
+
+    def vmflags(self, vm, size):
+        """VmFlags of the mapping of guest RAM (the one mapping of that size)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open("/proc/%d/smaps" % vm.pid) as f:
+                smaps = f.read()
+            for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps):
+                m = re.match(r"([0-9a-f]+)-([0-9a-f]+) ", block)
+                if m and int(m[2], 16) - int(m[1], 16) == size:
+                    return re.search(r"^VmFlags: (.*)$", block, re.M)[1].split()
+            time.sleep(0.1)		# still starting
+        self.fail("no mapping of %d bytes in vireo" % size)
+
+    def test_machine_options_reach_guest_ram(self):
+        """dump-guest-core=off and mem-merge=off are madvise flags on guest RAM."""
+        size = 96 << 20
+        # -S: the guest stays put while the test reads the process's maps.
+        args = ["-S", "-m", "96M", "-kernel", guest("spin.mb.elf")]
+        ksm = os.path.isdir("/sys/kernel/mm/ksm")
+        with Vm(["-machine", "q35,accel=tcg"] + args) as vm:
+            flags = self.vmflags(vm, size)
+            self.assertNotIn("dd", flags)
+            self.assertEqual("mg" in flags, ksm, flags)
+        with Vm(["-machine", "pc-q35-7.2,accel=tcg,dump-guest-core=off,mem-merge=off,"
+                 "usb=off,vmport=off,smm=off,graphics=off,kernel-irqchip=on"] + args) as vm:
+            flags = self.vmflags(vm, size)
+            self.assertIn("dd", flags)
+            self.assertNotIn("mg", flags)
+
+    def test_machine_refusals(self):
+        self.assertIn("unknown machine type 'pc'", self.refused("-M", "pc"))
+        self.assertIn("no USB controller", self.refused("-machine", "q35,usb=on"))
+        self.assertIn("kernel-irqchip=on", self.refused("-machine", "kernel-irqchip=split"))
+        self.assertIn("unknown option 'memory-backend'",
+                      self.refused("-machine", "q35,memory-backend=pc.ram"))
+        self.assertIn("cannot both be given",
+                      self.refused("-machine", "accel=kvm", "-accel", "tcg"))
+
+    def test_help(self):
+        r = run_vireo(["-machine", "help"])
+        self.assertEqual(r.status, 0, r)
+        self.assertIn("q35", r.stdout)
+        r = run_vireo(["-cpu", "help"])
+        self.assertEqual(r.status, 0, r)
+        self.assertIn("sse4.2", r.stdout)
+        self.assertIn("migratable", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
