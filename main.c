@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "block.h"
 #include "daemon.h"
@@ -28,6 +30,11 @@ static void usage(void)
 	       "  -enable-kvm                same as -accel kvm\n"
 	       "  -machine [q35][,accel=A][,dump-guest-core=on|off][,mem-merge=on|off]  (-machine help)\n"
 	       "  -cpu host|max[,+F|-F...][,migratable=on|off][,kvm=on|off]  CPU model (-cpu help)\n"
+	       "  -rtc base=utc|localtime|DATE  where the guest's clock starts\n"
+	       "  -overcommit mem-lock=on|off  lock all memory (guest RAM too) in host RAM\n"
+	       "  -msg timestamp=on|off      time-stamp vireo's messages\n"
+	       "  -boot ..., -no-user-config, -no-hpet, -global kvm-pit.lost_tick_policy=delay\n"
+	       "                             accepted as QEMU's, no effect (docs/cmdline.md)\n"
 	       "  -m SIZE                    guest RAM (default 128M; suffixes K M G T)\n"
 	       "  -smp N[,cpus=N,sockets=S,cores=C,threads=T]  vCPUs (default 1)\n"
 	       "  -kernel FILE               bzImage, PVH ELF or multiboot kernel\n"
@@ -137,6 +144,7 @@ struct cmdline {
 	unsigned nr_serial;
 	bool nodefaults, daemonize;
 	bool accel_set;			/* -accel or -enable-kvm given */
+	bool mem_lock;			/* -overcommit mem-lock=on */
 	char *machine_accel;		/* -machine accel= */
 	const char *pidfile;
 	const char *incoming;
@@ -266,6 +274,121 @@ out:
 	return ret;
 }
 
+/*
+ * -rtc base=utc|localtime|DATE,clock=host,driftfix=none: where the guest's
+ * RTC starts.  DATE is "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS", in UTC, and
+ * the clock runs on from it.
+ */
+static int parse_rtc(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	static const char *const clock_words[] = { "host", NULL };
+	static const char *const drift_words[] = { "none", NULL };
+	struct opts *o = opts_parse("-rtc", arg, "base", err, errlen);
+	const int64_t limit = 100ll * 366 * 86400;	/* seconds: about 100 years */
+	const char *base;
+	time_t now = time(NULL);
+	int64_t offset = 0;
+	int ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	base = opts_get(o, "base");
+	if (opts_get_enum(o, "clock", clock_words, 0, err, errlen) < 0 ||
+	    opts_get_enum(o, "driftfix", drift_words, 0, err, errlen) < 0 ||
+	    opts_check_all_used(o, err, errlen))
+		goto out;
+	if (!base || !strcmp(base, "utc")) {
+		offset = 0;
+	} else if (!strcmp(base, "localtime")) {
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		offset = tm.tm_gmtoff;
+	} else {
+		struct tm tm = { 0 };
+		const char *end = strptime(base, "%Y-%m-%dT%H:%M:%S", &tm);
+
+		if (!end || *end) {
+			memset(&tm, 0, sizeof(tm));
+			end = strptime(base, "%Y-%m-%d", &tm);
+		}
+		if (!end || *end) {
+			snprintf(err, errlen, "-rtc base=%s: expected utc, localtime, YYYY-MM-DD or "
+				 "YYYY-MM-DDTHH:MM:SS", base);
+			goto out;
+		}
+		offset = (int64_t)timegm(&tm) - now;
+		if (offset < -limit || offset > limit) {
+			snprintf(err, errlen, "-rtc base=%s: more than 100 years from now", base);
+			goto out;
+		}
+	}
+	c->cfg.rtc_offset_ns = offset * 1000000000ll;
+	ret = 0;
+out:
+	opts_free(o);
+	return ret;
+}
+
+/* -overcommit mem-lock=on|off,cpu-pm=off */
+static int parse_overcommit(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-overcommit", arg, NULL, err, errlen);
+	bool cpu_pm;
+	int ret;
+
+	if (!o)
+		return -EINVAL;
+	ret = opts_get_bool(o, "mem-lock", false, &c->mem_lock, err, errlen);
+	if (!ret)
+		ret = opts_get_bool(o, "cpu-pm", false, &cpu_pm, err, errlen);
+	if (!ret)
+		ret = opts_check_all_used(o, err, errlen);
+	if (!ret && cpu_pm) {
+		snprintf(err, errlen, "-overcommit %s: cpu-pm=on (guest-owned idle states) is "
+			 "not supported", arg);
+		ret = -EINVAL;
+	}
+	opts_free(o);
+	return ret;
+}
+
+/* -msg timestamp=on|off */
+static int parse_msg(const char *arg, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-msg", arg, NULL, err, errlen);
+	int ret;
+
+	if (!o)
+		return -EINVAL;
+	ret = opts_get_bool(o, "timestamp", false, &log_timestamps, err, errlen);
+	if (!ret)
+		ret = opts_check_all_used(o, err, errlen);
+	opts_free(o);
+	return ret;
+}
+
+/*
+ * -boot: firmware's boot order and menu.  vireo has no firmware and
+ * always boots -kernel, as QEMU does when given -kernel, so the keys are
+ * checked and have no effect.
+ */
+static int parse_boot(const char *arg, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "order", "once", "menu", "splash", "splash-time",
+					    "reboot-timeout", "strict" };
+	struct opts *o = opts_parse("-boot", arg, "order", err, errlen);
+	int ret;
+
+	if (!o)
+		return -EINVAL;
+	for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+		opts_get(o, keys[i]);
+	ret = opts_check_all_used(o, err, errlen);
+	opts_free(o);
+	return ret;
+}
+
 static int parse_name(struct cmdline *c, const char *arg, char *err, size_t errlen)
 {
 	struct opts *o = opts_parse("-name", arg, "guest", err, errlen);
@@ -333,6 +456,32 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 			}
 			if (parse_machine(c, arg, err, errlen))
 				return -1;
+		} else if (!strcmp(opt, "-rtc")) {
+			TAKES_ARG();
+			if (parse_rtc(c, arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-overcommit")) {
+			TAKES_ARG();
+			if (parse_overcommit(c, arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-msg")) {
+			TAKES_ARG();
+			if (parse_msg(arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-boot")) {
+			TAKES_ARG();
+			if (parse_boot(arg, err, errlen))
+				return -1;
+		} else if (!strcmp(opt, "-global")) {
+			TAKES_ARG();
+			/* libvirt's default for KVM guests, and KVM's own PIT behaviour. */
+			if (strcmp(arg, "kvm-pit.lost_tick_policy=delay")) {
+				snprintf(err, errlen, "-global %s: vireo takes only "
+					 "kvm-pit.lost_tick_policy=delay (what its PIT does)", arg);
+				return -1;
+			}
+		} else if (!strcmp(opt, "-no-user-config") || !strcmp(opt, "-no-hpet")) {
+			/* vireo reads no configuration files, and its board has no HPET. */
 		} else if (!strcmp(opt, "-cpu")) {
 			TAKES_ARG();
 			if (!strcmp(arg, "help")) {
@@ -499,6 +648,16 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		daemonize_done(1);
 		goto out_args;
+	}
+	/*
+	 * After the fork of -daemonize (a child inherits no locks), before
+	 * guest RAM is mapped: MCL_FUTURE locks it as it is faulted in.
+	 */
+	if (c.mem_lock && mlockall(MCL_CURRENT | MCL_FUTURE)) {
+		log_error("-overcommit mem-lock=on: cannot lock memory: %s (is RLIMIT_MEMLOCK, "
+			  "ulimit -l, large enough?)", strerror(errno));
+		daemonize_done(1);
+		goto out;
 	}
 
 	if (machine_init(&m, &c.cfg, err, sizeof(err)))

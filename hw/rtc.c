@@ -2,8 +2,9 @@
  * MC146818 RTC and CMOS RAM at ports 0x70 (index, bit 7 masks NMI) and
  * 0x71 (data).
  *
- * The guest's wall clock is the host's CLOCK_REALTIME plus an offset (zero
- * until the guest sets the time), in UTC as QEMU's default -rtc base=utc.
+ * The guest's wall clock is the host's CLOCK_REALTIME plus an offset: the
+ * one -rtc base= gives (zero for QEMU's default base=utc, the host's
+ * offset from UTC for localtime) until the guest sets the time.
  * The time registers are computed from it on every read, so they never
  * drift; while register B's SET bit is on they hold what the guest wrote,
  * and clearing SET starts the clock from them.
@@ -536,6 +537,7 @@ int rtc_create(struct machine *m, char *err, size_t errlen)
 	s->cmos[RTC_REG_A] = REG_A_DV_RUN | 0x06;	/* 1024 Hz, as a BIOS sets it */
 	s->cmos[RTC_REG_B] = REG_B_24H;
 	s->cmos[RTC_REG_D] = REG_D_VRT;
+	s->offset_ns = m->cfg.rtc_offset_ns;	/* -rtc base= */
 	s->last_sec = floor_div(guest_ns(s), NS);
 	s->next_periodic = clock_ns(CLOCK_MONOTONIC) + periodic_ns(s);
 	cmos_set_memory(s);

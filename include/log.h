@@ -23,6 +23,8 @@ void vlog(const char *level, const char *fmt, ...) __attribute__((format(printf,
 
 /* Program name used as prefix ("vireo"). */
 extern const char *log_prog;
+/* -msg timestamp=on: messages start with the UTC time, as QEMU's. */
+extern bool log_timestamps;
 
 /*
  * QEMU's debug log: -d ITEM[,ITEM...] selects what is logged (a mask of

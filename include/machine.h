@@ -50,6 +50,7 @@ struct machine_config {
 	struct cpu_model cpu;		/* -cpu; zero: max, migratable */
 	bool no_dump_guest_core;	/* -machine dump-guest-core=off */
 	bool no_mem_merge;		/* -machine mem-merge=off */
+	int64_t rtc_offset_ns;		/* -rtc base=: guest wall clock - host UTC */
 };
 
 /* A device that wants to hear of reset and teardown embeds one of these. */

@@ -7,10 +7,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
 const char *log_prog = "vireo";
+bool log_timestamps;
 
 /* -D: the process's one debug log, as QEMU has one. */
 static FILE *log_file;
@@ -20,11 +22,23 @@ void vlog(const char *level, const char *fmt, ...)
 	char line[1024];
 	va_list ap;
 
+	char stamp[80] = "";
+
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (log_timestamps) {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec / 1000);
+	}
 	/* One write per line, so lines of different threads do not interleave. */
-	fprintf(stderr, "%s: %s: %s\n", log_prog, level, line);
+	fprintf(stderr, "%s%s: %s: %s\n", stamp, log_prog, level, line);
 }
 
 static const struct {

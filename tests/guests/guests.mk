@@ -8,7 +8,7 @@
 GUEST_DIR  := tests/guests
 GUEST_OUT  := $(BUILD)/tests/guests
 GUESTS32   := hello smp timer memmap pciscan ioloop counter power virtioblk cpuid dirty \
-	randseq spin fault
+	randseq spin fault rtcdate
 GUESTS64   := hello memmap pciscan
 
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding \

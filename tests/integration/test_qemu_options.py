@@ -1,13 +1,17 @@
-"""-cpu and -machine as QEMU spells them: what the guest's CPUID shows,
-what happens to guest RAM, and the errors for what vireo cannot do.
+"""QEMU's options that vireo takes as QEMU spells them: -cpu, -machine,
+-rtc, -overcommit, -msg and the ones accepted without effect.  What the
+guest's CPUID and RTC show, what happens to guest RAM, and the errors for
+what vireo cannot do.
 
 The cpuid guest prints the raw feature words ("cpuid.raw LEAF reg=hex").
 Under TCG the words are exactly the translator's; under KVM they are
 KVM's supported set as this host's KVM presents it.
 """
+import datetime
 import fcntl
 import os
 import re
+import resource
 import struct
 import time
 import unittest
@@ -158,6 +162,80 @@ class Machine(unittest.TestCase):
         self.assertEqual(r.status, 0, r)
         self.assertIn("sse4.2", r.stdout)
         self.assertIn("migratable", r.stdout)
+
+
+class Others(unittest.TestCase):
+    def rtc(self, *extra, env=None):
+        """The guest's RTC reading, and the host's UTC time just before it."""
+        before = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        r = run_vireo(machine_args(guest("rtcdate.mb.elf"), accel="tcg", extra=extra) +
+                      ["-serial", "stdio"], env=env, timeout=60)
+        self.assertEqual(r.status, EXIT_PASS, r)
+        m = re.search(r"^rtc (\S+ \S+)$", r.stdout, re.M)
+        return datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S"), before
+
+    def assertNear(self, got, want):
+        self.assertLess(abs((got - want).total_seconds()), 20, (got, want))
+
+    def test_rtc_base(self):
+        got, now = self.rtc()
+        self.assertNear(got, now)
+        got, now = self.rtc("-rtc", "base=utc,clock=host,driftfix=none")
+        self.assertNear(got, now)
+        got, _ = self.rtc("-rtc", "base=2006-06-17T16:01:21")
+        self.assertNear(got, datetime.datetime(2006, 6, 17, 16, 1, 21))
+        got, _ = self.rtc("-rtc", "2031-01-02")
+        self.assertNear(got, datetime.datetime(2031, 1, 2))
+        # localtime: the host's offset from UTC, here the TZ vireo runs in.
+        got, now = self.rtc("-rtc", "base=localtime", env={"TZ": "XXX-05:30"})
+        self.assertNear(got, now + datetime.timedelta(hours=5, minutes=30))
+
+    def refused(self, *args):
+        r = run_vireo(list(args) + ["-nographic", "-kernel", guest("rtcdate.mb.elf")],
+                      timeout=30)
+        self.assertEqual(r.status, 1, r)
+        return r.stderr
+
+    def test_refusals(self):
+        self.assertIn("clock='vm'", self.refused("-rtc", "base=utc,clock=vm"))
+        self.assertIn("driftfix='slew'", self.refused("-rtc", "driftfix=slew"))
+        self.assertIn("expected utc, localtime", self.refused("-rtc", "base=yesterday"))
+        self.assertIn("more than 100 years", self.refused("-rtc", "base=1800-01-01"))
+        self.assertIn("cpu-pm=on", self.refused("-overcommit", "cpu-pm=on"))
+        self.assertIn("unknown option 'foo'", self.refused("-boot", "foo=1"))
+        self.assertIn("kvm-pit.lost_tick_policy=delay", self.refused("-global", "x.y=1"))
+
+    def test_msg_timestamp(self):
+        err = self.refused("-msg", "timestamp=on", "-m", "1")
+        self.assertRegex(err, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z vireo: error: -m 1")
+        self.assertRegex(self.refused("-m", "1"), r"^vireo: error: -m 1")
+
+    def test_accepted_without_effect(self):
+        r = run_vireo(machine_args(guest("rtcdate.mb.elf"), accel="tcg", extra=[
+            "-boot", "order=c,menu=off,strict=on", "-no-user-config", "-no-hpet",
+            "-global", "kvm-pit.lost_tick_policy=delay", "-msg", "timestamp=off"]) +
+            ["-serial", "stdio"], timeout=60)
+        self.assertEqual(r.status, EXIT_PASS, r)
+
+    def test_mem_lock(self):
+        size = 64 << 20
+        soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        if os.geteuid() != 0 and soft != resource.RLIM_INFINITY and soft < 2 * size:
+            self.skipTest("RLIMIT_MEMLOCK (%d) too small to lock a guest, and not root" % soft)
+        with Vm(["-S", "-accel", "tcg", "-m", "64M", "-overcommit", "mem-lock=on",
+                 "-kernel", guest("rtcdate.mb.elf")]) as vm:
+            deadline = time.monotonic() + 30
+            while True:
+                with open("/proc/%d/status" % vm.pid) as f:
+                    locked = int(re.search(r"^VmLck:\s+(\d+) kB", f.read(), re.M)[1]) << 10
+                if locked >= size or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertGreaterEqual(locked, size)
+        with Vm(["-S", "-accel", "tcg", "-m", "64M", "-kernel", guest("rtcdate.mb.elf")]) as vm:
+            time.sleep(0.5)
+            with open("/proc/%d/status" % vm.pid) as f:
+                self.assertRegex(f.read(), r"VmLck:\s+0 kB")
 
 
 if __name__ == "__main__":
