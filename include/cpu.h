@@ -71,7 +71,13 @@ struct cpu_state {
 
 /* The state of an x86 CPU after RESET / INIT (SDM vol. 3, 10.1.1). */
 void cpu_state_reset(struct cpu_state *s);
-/* Flat 32-bit protected mode, paging off: PVH and multiboot entry. */
+/*
+ * The next two set only the registers of their mode; the rest (MSRs,
+ * APIC base, general registers) stays as it was, so start from
+ * cpu_state_reset.
+ *
+ * Flat 32-bit protected mode, paging off: PVH and multiboot entry.
+ */
 void cpu_state_flat32(struct cpu_state *s);
 /*
  * 64-bit long mode with the given page-table root (cr3) and a GDT at

@@ -152,6 +152,7 @@ static void mf_vm_init(struct mf_vm *vm, const char *dir, const char *tag, bool 
 	mf_add(vm, false, "scsi-hd,drive=hd,scsi-id=0,lun=0,id=hd0");
 	mf_add(vm, false, "scsi-cd,drive=cd,scsi-id=0,lun=1,id=cd0");
 	/* The BSP in long mode, the AP as after power-on (waiting for SIPI). */
+	cpu_state_reset(&s);
 	cpu_state_long64(&s, 0x10000, 0x9000);
 	s.rip = 0x100000;
 	g_assert_cmpint(m->accel->vcpu_reset(m->vcpus[0], &s), ==, 0);
