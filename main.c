@@ -537,7 +537,16 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 				device_types_print();
 				return 1;
 			}
-			g_ptr_array_add(c->devices, (gpointer)arg);
+			if (arg[0] == '{') {
+				/* -device {"driver": ..., ...}: libvirt's spelling since QEMU 6. */
+				char *o = opts_from_json("-device", arg, "driver", err, errlen);
+
+				if (!o)
+					return -1;
+				g_ptr_array_add(c->devices, o);
+			} else {
+				g_ptr_array_add(c->devices, g_strdup(arg));
+			}
 		} else if (!strcmp(opt, "-drive")) {
 			TAKES_ARG();
 			g_ptr_array_add(c->drives, (gpointer)arg);
@@ -629,7 +638,7 @@ int main(int argc, char **argv)
 
 	/* A reader gone from a pipe or socket is an error to handle, not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
-	c.devices = g_ptr_array_new();
+	c.devices = g_ptr_array_new_with_free_func(g_free);
 	c.drives = g_ptr_array_new();
 	c.qmp = g_ptr_array_new();
 	c.chardevs = g_ptr_array_new_with_free_func(g_free);

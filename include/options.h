@@ -41,6 +41,18 @@ int opts_get_enum(struct opts *o, const char *key, const char *const *words, int
 /* -EINVAL naming the first option nobody asked for. */
 int opts_check_all_used(struct opts *o, char *err, size_t errlen);
 
+/*
+ * A JSON object as an option string, as QEMU takes "-device {...}" and
+ * QMP's device_add: the member named first leads ("driver"), the others
+ * follow as key=value (strings, integers, on|off for booleans; commas
+ * doubled).  NULL with err naming the parameter otherwise.
+ */
+typedef struct _JsonObject JsonObject;
+char *opts_from_json_object(JsonObject *obj, const char *first, char *err, size_t errlen);
+/* The same from JSON text; err names group ("-device") and the text. */
+char *opts_from_json(const char *group, const char *json, const char *first, char *err,
+		     size_t errlen);
+
 /* "128M", "2G", "512" (MiB when default_suffix is 'M'). */
 int parse_size(const char *s, char default_suffix, uint64_t *out);
 

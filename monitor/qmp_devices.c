@@ -11,51 +11,6 @@
 #include "monitor/qmp_int.h"
 #include "scsi.h"
 
-/*
- * QMP's arguments as a -device option string: "driver,key=value,...",
- * with commas in values doubled as the option syntax wants.
- */
-static char *device_optstr(JsonObject *args, struct qmp_error *err)
-{
-	GString *s = g_string_new(json_object_get_string_member(args, "driver"));
-	GList *members = json_object_get_members(args);
-
-	for (GList *l = members; l; l = l->next) {
-		const char *key = l->data;
-		JsonNode *v = json_object_get_member(args, key);
-		char *text = NULL;
-
-		if (!strcmp(key, "driver"))
-			continue;
-		if (JSON_NODE_TYPE(v) == JSON_NODE_VALUE) {
-			GType t = json_node_get_value_type(v);
-
-			if (t == G_TYPE_STRING)
-				text = g_strdup(json_node_get_string(v));
-			else if (t == G_TYPE_INT64)
-				text = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(v));
-			else if (t == G_TYPE_BOOLEAN)
-				text = g_strdup(json_node_get_boolean(v) ? "on" : "off");
-		}
-		if (!text) {
-			qmp_set_error(err, QMP_ERR_GENERIC,
-				      "Parameter '%s' expects a string, number or boolean", key);
-			g_list_free(members);
-			g_string_free(s, TRUE);
-			return NULL;
-		}
-		g_string_append_printf(s, ",%s=", key);
-		for (const char *p = text; *p; p++) {
-			if (*p == ',')
-				g_string_append_c(s, ',');
-			g_string_append_c(s, *p);
-		}
-		g_free(text);
-	}
-	g_list_free(members);
-	return g_string_free(s, FALSE);
-}
-
 JsonNode *qmp_device_add(struct machine *m, struct qmp_client *c, JsonObject *args,
 				struct qmp_error *err)
 {
@@ -73,9 +28,11 @@ JsonNode *qmp_device_add(struct machine *m, struct qmp_client *c, JsonObject *ar
 		qmp_set_error(err, QMP_ERR_GENERIC, "Device '%s' cannot be hot-plugged", driver);
 		return NULL;
 	}
-	opts = device_optstr(args, err);
-	if (!opts)
+	opts = opts_from_json_object(args, "driver", msg, sizeof(msg));
+	if (!opts) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
 		return NULL;
+	}
 	ret = machine_add_device(m, opts, msg, sizeof(msg));
 	g_free(opts);
 	if (ret) {

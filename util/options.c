@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-glib/json-glib.h>
+
 #include "options.h"
 
 /* Copy one element up to an unescaped ',' (",," is a literal comma). */
@@ -214,4 +216,86 @@ int opts_check_all_used(struct opts *o, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+/* A JSON value as option text: strings as they are, numbers, on|off. */
+static char *json_value_text(JsonNode *v)
+{
+	GType t;
+
+	if (JSON_NODE_TYPE(v) != JSON_NODE_VALUE)
+		return NULL;
+	t = json_node_get_value_type(v);
+	if (t == G_TYPE_STRING)
+		return g_strdup(json_node_get_string(v));
+	if (t == G_TYPE_INT64)
+		return g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(v));
+	if (t == G_TYPE_BOOLEAN)
+		return g_strdup(json_node_get_boolean(v) ? "on" : "off");
+	return NULL;
+}
+
+char *opts_from_json_object(JsonObject *obj, const char *first, char *err, size_t errlen)
+{
+	GString *s = g_string_new(NULL);
+	GList *members = json_object_get_members(obj);
+	char *text = NULL;
+	bool ok = true;
+
+	if (!json_object_has_member(obj, first) ||
+	    !(text = json_value_text(json_object_get_member(obj, first)))) {
+		snprintf(err, errlen, "Parameter '%s' is missing", first);
+		ok = false;
+	} else {
+		g_string_append(s, text);
+		g_free(text);
+	}
+	for (GList *l = members; ok && l; l = l->next) {
+		const char *key = l->data;
+
+		if (!strcmp(key, first))
+			continue;
+		text = json_value_text(json_object_get_member(obj, key));
+		if (!text) {
+			snprintf(err, errlen, "Parameter '%s' expects a string, number or boolean",
+				 key);
+			ok = false;
+			break;
+		}
+		g_string_append_printf(s, ",%s=", key);
+		for (const char *p = text; *p; p++) {
+			if (*p == ',')
+				g_string_append_c(s, ',');	/* ",," is a literal comma */
+			g_string_append_c(s, *p);
+		}
+		g_free(text);
+	}
+	g_list_free(members);
+	if (!ok) {
+		g_string_free(s, TRUE);
+		return NULL;
+	}
+	return g_string_free(s, FALSE);
+}
+
+char *opts_from_json(const char *group, const char *json, const char *first, char *err,
+		     size_t errlen)
+{
+	JsonParser *p = json_parser_new();
+	GError *gerr = NULL;
+	JsonNode *root;
+	char *out = NULL, msg[256] = "";
+
+	if (!json_parser_load_from_data(p, json, -1, &gerr)) {
+		snprintf(err, errlen, "%s %s: not valid JSON: %s", group, json, gerr->message);
+		g_error_free(gerr);
+	} else if (!(root = json_parser_get_root(p)) || !JSON_NODE_HOLDS_OBJECT(root)) {
+		snprintf(err, errlen, "%s %s: a JSON argument must be an object", group, json);
+	} else {
+		out = opts_from_json_object(json_node_get_object(root), first, msg, sizeof(msg));
+		if (!out)
+			snprintf(err, errlen, "%s %s: %s", group, json, msg);
+	}
+	g_object_unref(p);
+	return out;
 }

@@ -217,6 +217,18 @@ class Others(unittest.TestCase):
             ["-serial", "stdio"], timeout=60)
         self.assertEqual(r.status, EXIT_PASS, r)
 
+    def test_json_device(self):
+        """-device {...}: libvirt's spelling since QEMU 6."""
+        args = machine_args(guest("hello.mb.elf"), accel="tcg")
+        i = args.index("isa-debug-exit,iobase=0xf4,iosize=4")
+        args[i] = '{"driver": "isa-debug-exit", "iobase": 244, "iosize": 4}'
+        r = run_vireo(args + ["-serial", "stdio"], timeout=60)
+        self.assertEqual(r.status, EXIT_PASS, r)
+        self.assertIn("expects a string, number or boolean",
+                      self.refused("-device", '{"driver": "isa-debug-exit", "iobase": [1]}'))
+        self.assertIn("not valid JSON", self.refused("-device", '{"driver":'))
+        self.assertIn("Parameter 'driver' is missing", self.refused("-device", '{"iobase": 1}'))
+
     def test_mem_lock(self):
         size = 64 << 20
         soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
