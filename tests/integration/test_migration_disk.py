@@ -270,6 +270,10 @@ class SharedStorage(unittest.TestCase):
         args = self.args("sectors=%d" % SECTORS)
         with Vm(args + ["-S"], serial="file", qmp=True) as src, \
                 Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
+            # The destination's monitor greets once its main loop runs,
+            # after it listens for the stream.
+            with dst.qmp():
+                pass
             with src.qmp() as qs:
                 qs.ok("migrate-set-capabilities", {"capabilities": [
                     {"capability": "pause-before-switchover", "state": True}]})
@@ -294,6 +298,8 @@ class SharedStorage(unittest.TestCase):
         with Vm(args, serial="file", qmp=True) as src, \
                 Vm(args + ["-incoming", "unix:" + self.sock], serial="file", qmp=True) as dst:
             src.wait_for("virtio-blk: wrote and read back", 60)
+            with dst.qmp():
+                pass		# listening for the stream, as above
             with src.qmp() as qs:
                 qs.ok("migrate-set-capabilities", {"capabilities": [
                     {"capability": "pause-before-switchover", "state": True}]})
