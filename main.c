@@ -18,9 +18,10 @@
 #include "machine.h"
 #include "migration.h"
 #include "monitor.h"
+#include "smbios.h"
+#include "version.h"
 #include "virtio.h"
 
-#define VIREO_VERSION "0.1.0"
 
 static void usage(void)
 {
@@ -31,6 +32,7 @@ static void usage(void)
 	       "  -machine [q35][,accel=A][,dump-guest-core=on|off][,mem-merge=on|off]  (-machine help)\n"
 	       "  -cpu host|max[,+F|-F...][,migratable=on|off][,kvm=on|off]  CPU model (-cpu help)\n"
 	       "  -rtc base=utc|localtime|DATE  where the guest's clock starts\n"
+	       "  -smbios type=0|1|2|3|11,KEY=VALUE...  SMBIOS fields (serial, uuid, OEM strings)\n"
 	       "  -overcommit mem-lock=on|off  lock all memory (guest RAM too) in host RAM\n"
 	       "  -msg timestamp=on|off      time-stamp vireo's messages\n"
 	       "  -boot ..., -no-user-config, -no-hpet, -global kvm-pit.lost_tick_policy=delay\n"
@@ -456,6 +458,10 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 			}
 			if (parse_machine(c, arg, err, errlen))
 				return -1;
+		} else if (!strcmp(opt, "-smbios")) {
+			TAKES_ARG();
+			if (smbios_parse(&c->cfg.smbios, arg, err, errlen))
+				return -1;
 		} else if (!strcmp(opt, "-rtc")) {
 			TAKES_ARG();
 			if (parse_rtc(c, arg, err, errlen))
@@ -715,5 +721,6 @@ out_args:
 	g_ptr_array_free(c.qmp, TRUE);
 	g_ptr_array_free(c.chardevs, TRUE);
 	g_free(c.machine_accel);
+	smbios_config_free(c.cfg.smbios);
 	return status;
 }

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "machine.h"
 #include "pci.h"
+#include "smbios.h"
 #include "vcpu.h"
 
 /* ---- the memory map ---- */
@@ -55,6 +56,8 @@ static int machine_load(struct machine *m, char *err, size_t errlen)
 	int ret;
 
 	ret = acpi_build(m, err, errlen);
+	if (!ret)
+		ret = smbios_build(m, err, errlen);
 	if (ret)
 		return ret;
 	ret = boot_load(m, &bsp, err, errlen);

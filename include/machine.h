@@ -30,6 +30,7 @@ struct monitor;
 struct machine;
 struct vmstate_section;
 struct migration;
+struct smbios_config;
 
 #define MACHINE_MAX_VCPUS 255	/* xAPIC IDs, no interrupt remapping */
 
@@ -51,6 +52,7 @@ struct machine_config {
 	bool no_dump_guest_core;	/* -machine dump-guest-core=off */
 	bool no_mem_merge;		/* -machine mem-merge=off */
 	int64_t rtc_offset_ns;		/* -rtc base=: guest wall clock - host UTC */
+	struct smbios_config *smbios;	/* -smbios, see smbios.h; NULL: defaults */
 };
 
 /* A device that wants to hear of reset and teardown embeds one of these. */

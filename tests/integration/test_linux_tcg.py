@@ -45,6 +45,30 @@ class LinuxOnTcg(unittest.TestCase):
         for bad in ("Call Trace", "unchecked MSR access", "WARNING:", "BUG:"):
             self.assertNotIn(bad, out)
 
+    def test_smbios(self):
+        """The guest's DMI data is what -uuid and -smbios say: what
+        cloud-init (serial ds=...) and systemd (OEM credentials) read."""
+        fields = ("bios_vendor", "sys_vendor", "product_name", "product_serial",
+                  "product_uuid", "chassis_serial", "chassis_asset_tag", "board_vendor")
+        out = self.boot("cd /sys/class/dmi/id && for f in %s; do echo \"dmi $f=$(cat $f)\"; "
+                        "done; cat /sys/firmware/dmi/entries/11-0/raw | tr '\\0' '|'; echo"
+                        % " ".join(fields),
+                        extra=["-uuid", "12345678-9abc-def0-1122-334455667788",
+                               "-smbios", "type=1,serial=ds=nocloud,,s=http://10.0.0.1/",
+                               "-smbios", "type=3,serial=CH-1,asset=A-7",
+                               "-smbios", "type=11,value=io.systemd.credential:foo=bar",
+                               "-smbios", "type=11,value=second"])
+        dmi = dict(re.findall(r"(?m)^dmi (\w+)=(.*?)\r?$", out))
+        self.assertEqual(dmi, {
+            "bios_vendor": "vireo", "sys_vendor": "vireo",
+            "product_name": "vireo virtual machine (q35)",
+            "product_serial": "ds=nocloud,s=http://10.0.0.1/",
+            "product_uuid": "12345678-9abc-def0-1122-334455667788",
+            "chassis_serial": "CH-1", "chassis_asset_tag": "A-7", "board_vendor": "vireo"})
+        # Type 11: type, length 5, handle 0x0b00 (NUL shown as |), 2
+        # strings, then the set, each string and the set NUL-terminated.
+        self.assertIn("\x0b\x05|\x0b\x02io.systemd.credential:foo=bar|second||", out)
+
     def test_disks_and_cdrom(self):
         if not shutil.which("qemu-img") or not shutil.which("genisoimage"):
             self.skipTest("needs qemu-img (qemu-utils) and genisoimage")

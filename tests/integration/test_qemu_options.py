@@ -204,6 +204,11 @@ class Others(unittest.TestCase):
         self.assertIn("cpu-pm=on", self.refused("-overcommit", "cpu-pm=on"))
         self.assertIn("unknown option 'foo'", self.refused("-boot", "foo=1"))
         self.assertIn("kvm-pit.lost_tick_policy=delay", self.refused("-global", "x.y=1"))
+        self.assertIn("type 4 is not supported", self.refused("-smbios", "type=4,serial=x"))
+        self.assertIn("type 1 has no field 'colour'", self.refused("-smbios", "type=1,colour=red"))
+        self.assertIn("uuid=1234 is not a UUID", self.refused("-smbios", "type=1,uuid=1234"))
+        self.assertIn("type= is required", self.refused("-smbios", "serial=x"))
+        self.assertIn("from a file are not supported", self.refused("-smbios", "file=/x.bin"))
 
     def test_msg_timestamp(self):
         err = self.refused("-msg", "timestamp=on", "-m", "1")
