@@ -67,30 +67,63 @@ static void usage(void)
 	       "See docs/cmdline.md for every option.\n");
 }
 
-static int parse_smp(const char *arg, unsigned *out, char *err, size_t errlen)
+static bool is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/*
+ * -smp [cpus=]N,sockets=S,cores=C,threads=T,maxcpus=M.  With none of
+ * S, C, T: one socket of N cores.  Otherwise, as QEMU: threads default
+ * to 1, cores to what the sockets leave (or 1), sockets to the rest.
+ */
+static int parse_smp(const char *arg, unsigned *out, struct cpu_topology *topo, char *err,
+		     size_t errlen)
 {
 	struct opts *o = opts_parse("-smp", arg, "cpus", err, errlen);
-	uint64_t cpus, sockets, cores, threads, maxcpus;
+	uint64_t cpus, s, c, t, maxcpus;
 	int ret = -EINVAL;
 
 	if (!o)
 		return -EINVAL;
 	if (opts_get_uint(o, "cpus", 0, &cpus, err, errlen) ||
-	    opts_get_uint(o, "sockets", 1, &sockets, err, errlen) ||
-	    opts_get_uint(o, "cores", 1, &cores, err, errlen) ||
-	    opts_get_uint(o, "threads", 1, &threads, err, errlen) ||
+	    opts_get_uint(o, "sockets", 0, &s, err, errlen) ||
+	    opts_get_uint(o, "cores", 0, &c, err, errlen) ||
+	    opts_get_uint(o, "threads", 0, &t, err, errlen) ||
 	    opts_get_uint(o, "maxcpus", 0, &maxcpus, err, errlen) ||
 	    opts_check_all_used(o, err, errlen))
 		goto out;
 	if (!cpus)
-		cpus = sockets * cores * threads;
-	if (cpus < 1 || cpus > MACHINE_MAX_VCPUS || (maxcpus && maxcpus < cpus)) {
+		cpus = maxcpus ? maxcpus : (s ? s : 1) * (c ? c : 1) * (t ? t : 1);
+	if (!s && !c && !t) {
+		s = t = 1;
+		c = cpus;
+	} else {
+		t = t ? t : 1;
+		if (s && !c)
+			c = cpus / (s * t) ? cpus / (s * t) : 1;
+		c = c ? c : 1;
+		s = s ? s : (cpus / (c * t) ? cpus / (c * t) : 1);
+	}
+	if (cpus < 1 || cpus > MACHINE_MAX_VCPUS) {
 		snprintf(err, errlen, "-smp %s: vireo supports 1 to %u vCPUs", arg,
 			 MACHINE_MAX_VCPUS);
-		goto out;
+	} else if (maxcpus && maxcpus != cpus) {
+		snprintf(err, errlen, "-smp %s: maxcpus must be the vCPU count: vireo does not "
+			 "hot-plug vCPUs", arg);
+	} else if (s * c * t != cpus) {
+		snprintf(err, errlen, "-smp %s: sockets (%llu) x cores (%llu) x threads (%llu) "
+			 "is not %llu vCPUs", arg, (unsigned long long)s, (unsigned long long)c,
+			 (unsigned long long)t, (unsigned long long)cpus);
+	} else if ((!is_pow2(t) && (s > 1 || c > 1)) || (s > 1 && !is_pow2(c))) {
+		/* APIC IDs are the vCPU indexes: each level's field must be whole bits. */
+		snprintf(err, errlen, "-smp %s: threads, and with more than one socket cores too, "
+			 "must be powers of two", arg);
+	} else {
+		*out = cpus;
+		*topo = (struct cpu_topology){ .sockets = s, .cores = c, .threads = t };
+		ret = 0;
 	}
-	*out = cpus;
-	ret = 0;
 out:
 	opts_free(o);
 	return ret;
@@ -502,7 +535,7 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 				return -1;
 		} else if (!strcmp(opt, "-smp")) {
 			TAKES_ARG();
-			if (parse_smp(arg, &c->cfg.smp, err, errlen))
+			if (parse_smp(arg, &c->cfg.smp, &c->cfg.topo, err, errlen))
 				return -1;
 		} else if (!strcmp(opt, "-kernel")) {
 			TAKES_ARG();

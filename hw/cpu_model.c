@@ -238,3 +238,53 @@ int cpu_model_check(const struct cpu_model *cm, const char *accel, cpu_model_cpu
 	g_string_free(missing, TRUE);
 	return ret;
 }
+
+static unsigned bits_for(unsigned n)
+{
+	unsigned b = 0;
+
+	while ((1u << b) < n)
+		b++;
+	return b;
+}
+
+unsigned cpu_topology_thread_bits(const struct cpu_topology *t)
+{
+	return bits_for(t->threads);
+}
+
+unsigned cpu_topology_core_bits(const struct cpu_topology *t)
+{
+	return bits_for(t->cores);
+}
+
+unsigned cpu_topology_package_span(const struct cpu_topology *t)
+{
+	unsigned span = 1u << (cpu_topology_thread_bits(t) + cpu_topology_core_bits(t));
+
+	return span > 255 ? 255 : span;
+}
+
+/*
+ * Subleaf 0 is the SMT level, 1 the core level (its shift reaches the
+ * package ID), 2 the terminator with only its number in ECX; EDX is the
+ * x2APIC ID in every subleaf (Intel SDM vol. 2A, CPUID leaf 0BH).
+ */
+void cpu_topology_leaf(const struct cpu_topology *t, uint32_t apic_id, uint32_t sub,
+		       uint32_t r[4])
+{
+	unsigned tb = cpu_topology_thread_bits(t);
+
+	r[0] = r[1] = 0;
+	r[2] = sub & 0xff;
+	r[3] = apic_id;
+	if (sub == 0) {
+		r[0] = tb;
+		r[1] = t->threads;
+		r[2] |= 1u << 8;
+	} else if (sub == 1) {
+		r[0] = tb + cpu_topology_core_bits(t);
+		r[1] = t->cores * t->threads;
+		r[2] |= 2u << 8;
+	}
+}

@@ -208,6 +208,14 @@ int machine_init(struct machine *m, const struct machine_config *cfg, char *err,
 			 MACHINE_MAX_VCPUS);
 		return -EINVAL;
 	}
+	if (!m->cfg.topo.sockets)
+		m->cfg.topo = (struct cpu_topology){ .sockets = 1, .cores = cfg->smp, .threads = 1 };
+	if (m->cfg.topo.sockets * m->cfg.topo.cores * m->cfg.topo.threads != cfg->smp) {
+		snprintf(err, errlen, "-smp %u: sockets=%u, cores=%u, threads=%u do not make %u "
+			 "vCPUs", cfg->smp, m->cfg.topo.sockets, m->cfg.topo.cores,
+			 m->cfg.topo.threads, cfg->smp);
+		return -EINVAL;
+	}
 	ret = guest_mem_init(&m->mem, cfg->ram_size, cfg->mem_path, cfg->mem_prealloc, err, errlen);
 	if (ret)
 		return ret;

@@ -44,6 +44,26 @@ struct cpu_model {
 };
 
 /*
+ * -smp sockets=S,cores=C,threads=T.  APIC IDs are the vCPU indexes, so the
+ * topology's fields of an APIC ID (thread, core, package) must line up
+ * with them: threads, and with several sockets cores too, are powers of
+ * two (the -smp parser checks).  machine_init fills a zeroed one in as
+ * one socket of smp cores, one thread each.
+ */
+struct cpu_topology {
+	unsigned sockets, cores, threads;
+};
+
+/* APIC ID bits of the thread level and of the core level. */
+unsigned cpu_topology_thread_bits(const struct cpu_topology *t);
+unsigned cpu_topology_core_bits(const struct cpu_topology *t);
+/* Logical processors a package's APIC IDs span (CPUID.1:EBX[23:16]). */
+unsigned cpu_topology_package_span(const struct cpu_topology *t);
+/* CPUID leaf 0xB (or 0x1F) subleaf sub of the vCPU with that APIC ID. */
+void cpu_topology_leaf(const struct cpu_topology *t, uint32_t apic_id, uint32_t sub,
+		       uint32_t r[4]);
+
+/*
  * A zeroed struct cpu_model is the model without -cpu: max, migratable,
  * the KVM leaves shown, no feature changed.
  */

@@ -37,6 +37,7 @@ struct smbios_config;
 struct machine_config {
 	uint64_t ram_size;
 	unsigned smp;
+	struct cpu_topology topo;	/* -smp sockets,cores,threads */
 	const char *accel;		/* "kvm:tcg" */
 	const char *kernel, *initrd, *append;
 	const char *mem_path;

@@ -41,40 +41,23 @@ static void kvm_kick_handler(int sig)
 	(void)sig;
 }
 
-static unsigned bits_for(unsigned n)
-{
-	unsigned b = 0;
-
-	while ((1u << b) < n)
-		b++;
-	return b;
-}
-
 /*
- * The extended topology leaves (0xB, and 0x1F where the host has it), made
+ * An extended topology leaf (0xB, or 0x1F where the host has it), made
  * here rather than edited: KVM's supported list may carry only some of
- * their subleaves.  Subleaf 0 is the SMT level (one thread per core),
- * subleaf 1 the core level, subleaf 2 the terminator.
+ * their subleaves.
  */
-static void kvm_topology_leaf(struct kvm_cpuid_entry2 *e, uint32_t leaf, uint32_t sub,
-			      uint32_t apic_id, unsigned n, unsigned core_bits)
+static void kvm_topology_leaf(struct kvm_cpuid_entry2 *e, const struct cpu_topology *t,
+			      uint32_t leaf, uint32_t sub, uint32_t apic_id)
 {
+	uint32_t r[4];
+
+	cpu_topology_leaf(t, apic_id, sub, r);
 	*e = (struct kvm_cpuid_entry2){
 		.function = leaf,
 		.index = sub,
 		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
-		.edx = apic_id,
+		.eax = r[0], .ebx = r[1], .ecx = r[2], .edx = r[3],
 	};
-	if (sub == 0) {
-		e->ebx = 1;
-		e->ecx = 1u << 8;
-	} else if (sub == 1) {
-		e->eax = core_bits;
-		e->ebx = n;
-		e->ecx = 2u << 8 | 1;
-	} else {
-		e->ecx = sub;
-	}
 }
 
 /* cpu_model_check's view of a CPUID table about to be set. */
@@ -99,16 +82,16 @@ static void kvm_cpuid_lookup(void *opaque, uint32_t leaf, uint32_t sub, uint32_t
 
 /*
  * KVM's supported CPUID with this vCPU's identity and the -smp topology
- * (one socket of N cores, one thread each, APIC ID = vCPU index), less
- * what -cpu turned off.  A feature -cpu requires that KVM lacks is an
- * error (-ENOTSUP, message in err).
+ * (APIC ID = vCPU index), less what -cpu turned off.  A feature -cpu
+ * requires that KVM lacks is an error (-ENOTSUP, message in err).
  */
 static int kvm_set_cpuid(struct vcpu *v, char *err, size_t errlen)
 {
 	struct kvm_vm *k = vm_of(v);
 	const struct cpu_model *cm = &v->m->cfg.cpu;
-	unsigned n = v->m->cfg.smp;
-	unsigned core_bits = bits_for(n);
+	const struct cpu_topology *t = &v->m->cfg.topo;
+	unsigned span = cpu_topology_package_span(t);
+	unsigned tb = cpu_topology_thread_bits(t), cb = cpu_topology_core_bits(t);
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (k->cpuid->nent + 6) *
 				      sizeof(k->cpuid->entries[0]));
 	bool has_1f = false;
@@ -122,21 +105,21 @@ static int kvm_set_cpuid(struct vcpu *v, char *err, size_t errlen)
 			continue;
 		switch (e.function) {
 		case 1:
-			e.ebx = (e.ebx & 0x0000ffff) | (v->apic_id << 24) |
-				((n > 255 ? 255 : (1u << core_bits)) << 16);
+			e.ebx = (e.ebx & 0x0000ffff) | (v->apic_id << 24) | (span << 16);
 			e.ecx |= 1u << 31;		/* hypervisor present */
-			if (n > 1)
+			if (span > 1)
 				e.edx |= 1u << 28;	/* HTT: more than one logical CPU */
 			else
 				e.edx &= ~(1u << 28);
 			break;
 		case 4:
-			/* Cores per package - 1 in EAX[31:26]; one thread shares L1/L2. */
-			e.eax = (e.eax & 0x03ffffff) | ((((1u << core_bits) - 1) & 0x3f) << 26);
-			if (((e.eax >> 5) & 7) == 3)	/* L3 is shared by all cores */
-				e.eax = (e.eax & ~(0xfffu << 14)) | (((1u << core_bits) - 1) << 14);
-			else
-				e.eax &= ~(0xfffu << 14);
+			/*
+			 * Cores per package - 1 in EAX[31:26]; the threads of a
+			 * core share L1 and L2, the whole package shares L3.
+			 */
+			e.eax = (e.eax & 0x03ffffff) | ((((1u << cb) - 1) & 0x3f) << 26);
+			e.eax &= ~(0xfffu << 14);
+			e.eax |= (((e.eax >> 5) & 7) == 3 ? span - 1 : (1u << tb) - 1) << 14;
 			break;
 		case 0xb:
 			continue;
@@ -156,10 +139,9 @@ static int kvm_set_cpuid(struct vcpu *v, char *err, size_t errlen)
 		c->entries[c->nent++] = e;
 	}
 	for (uint32_t sub = 0; sub < 3; sub++) {
-		kvm_topology_leaf(&c->entries[c->nent++], 0xb, sub, v->apic_id, n, core_bits);
+		kvm_topology_leaf(&c->entries[c->nent++], t, 0xb, sub, v->apic_id);
 		if (has_1f)
-			kvm_topology_leaf(&c->entries[c->nent++], 0x1f, sub, v->apic_id, n,
-					  core_bits);
+			kvm_topology_leaf(&c->entries[c->nent++], t, 0x1f, sub, v->apic_id);
 	}
 	ret = cpu_model_check(cm, "KVM on this host", kvm_cpuid_lookup, c, err, errlen);
 	if (!ret && ioctl(kv(v)->fd, KVM_SET_CPUID2, c)) {

@@ -345,6 +345,7 @@ int tcg_wrmsr(struct tcg_cpu *c, uint32_t msr, uint64_t v)
 		     (1u << 26))	/* FPU PSE TSC MSR PAE CX8 SEP MTRR PGE CMOV PAT \
 				 * CLFSH MMX FXSR SSE SSE2 */
 #define CPUID_1_EDX_APIC (1u << 9)
+#define CPUID_1_EDX_HTT (1u << 28)	/* more than one logical processor a package */
 #define CPUID_1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | \
 		     (1u << 23) | (1u << 31))	/* SSE3 SSSE3 CX16 SSE4.1 SSE4.2 POPCNT hv */
 #define CPUID_X1_EDX ((1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29))
@@ -359,23 +360,30 @@ static void brand(uint32_t r[4], unsigned part)
 
 void tcg_cpuid(struct tcg_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
+	static const struct cpu_topology one = { 1, 1, 1 };
+	const struct cpu_topology *topo = c->m && c->m->cfg.topo.sockets ? &c->m->cfg.topo : &one;
 	uint32_t apic_id = c->v ? c->v->apic_id : c->index;
+	unsigned span = cpu_topology_package_span(topo);
 
 	r[0] = r[1] = r[2] = r[3] = 0;
 	switch (leaf) {
 	case 0:
-		r[0] = 7;
+		r[0] = 0xb;
 		memcpy(&r[1], "Genu", 4);
 		memcpy(&r[3], "ineI", 4);
 		memcpy(&r[2], "ntel", 4);
 		break;
 	case 1:
 		r[0] = 0x000606f1;	/* family 6 */
-		r[1] = (apic_id << 24) | (1u << 16) | (8u << 8);
+		r[1] = (apic_id << 24) | (span << 16) | (8u << 8);
 		r[2] = CPUID_1_ECX;
-		r[3] = CPUID_1_EDX | (tcg_irqchip(c) ? CPUID_1_EDX_APIC : 0);
+		r[3] = CPUID_1_EDX | (tcg_irqchip(c) ? CPUID_1_EDX_APIC : 0) |
+		       (span > 1 ? CPUID_1_EDX_HTT : 0);
 		break;
 	case 7:
+		break;
+	case 0xb:
+		cpu_topology_leaf(topo, apic_id, sub, r);	/* the -smp topology */
 		break;
 	case 0x80000000:
 		r[0] = 0x80000008;

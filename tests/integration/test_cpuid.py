@@ -1,4 +1,5 @@
-"""CPUID as a KVM guest sees it: the -smp topology in leaves 1, 4 and 0xB,
+"""CPUID as a KVM guest sees it: the -smp topology (one socket of N cores,
+or the sockets, cores and threads given) in leaves 1, 4 and 0xB,
 the hypervisor bit and KVM's signature."""
 import re
 import unittest
@@ -25,6 +26,13 @@ class Cpuid(unittest.TestCase):
             self.assertIn("cpuid.b level=0 type=1 count=1 shift=0", out)
             self.assertIn("cpuid.b level=1 type=2 count=%d shift=%d" %
                           (smp, (pow2 - 1).bit_length()), out)
+
+    def test_sockets_cores_threads(self):
+        out = self.cpuid("8,sockets=2,cores=2,threads=2")
+        self.assertIn("cpuid.1 apic_id=0 logical=4 htt=1", out)
+        self.assertIn("cpuid.4 cores=2", out)
+        self.assertIn("cpuid.b level=0 type=1 count=2 shift=1", out)
+        self.assertIn("cpuid.b level=1 type=2 count=4 shift=2", out)
 
     def test_hypervisor_signature(self):
         self.assertIn("cpuid.hv signature=KVMKVMKVM", self.cpuid(1))

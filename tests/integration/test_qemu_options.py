@@ -75,6 +75,18 @@ class Cpu(unittest.TestCase):
         again = words(self.cpuid("tcg", "-cpu", "max,-sse4.2,+sse4.2"))
         self.assertEqual(again[(1, "ecx")], base[(1, "ecx")])
 
+    def test_tcg_topology(self):
+        out = self.cpuid("tcg", "-smp", "8,sockets=2,cores=2,threads=2")
+        self.assertIn("cpuid.1 apic_id=0 logical=4 htt=1", out)
+        self.assertIn("cpuid.b level=0 type=1 count=2 shift=1", out)
+        self.assertIn("cpuid.b level=1 type=2 count=4 shift=2", out)
+        out = self.cpuid("tcg", "-smp", "3")	# one socket of 3 cores
+        self.assertIn("cpuid.1 apic_id=0 logical=4 htt=1", out)
+        self.assertIn("cpuid.b level=1 type=2 count=3 shift=2", out)
+        self.assertIn("must be powers of two", self.refused("-smp", "6,sockets=2,cores=3"))
+        self.assertIn("does not hot-plug vCPUs", self.refused("-smp", "4,maxcpus=8"))
+        self.assertIn("is not 4 vCPUs", self.refused("-smp", "4,sockets=3"))
+
     def test_tcg_refusals(self):
         self.assertIn("-cpu host needs KVM", self.refused("-accel", "tcg", "-cpu", "host"))
         err = self.refused("-accel", "tcg", "-cpu", "max,+svm,+sse2,+avx512f")
