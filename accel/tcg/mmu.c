@@ -324,6 +324,7 @@ static TSAN_GUEST_ACCESS void st_ram(uint8_t *p, unsigned bytes, uint64_t v)
 	case 1: memcpy(p, &b, 1); break;
 	case 2: memcpy(p, &w, 2); break;
 	case 4: memcpy(p, &l, 4); break;
+	case 8: memcpy(p, &v, 8); break;
 	default: memcpy(p, &v, bytes); break;
 	}
 }
