@@ -127,6 +127,11 @@ struct fmt_ops {
 			    struct bmap *m);
 	void (*io_done)(struct bimg *bs, unsigned epoch);
 	int (*flush_meta)(struct bimg *bs);
+	/*
+	 * Grow the virtual size to size (> bs->size) on disk; the caller sets
+	 * bs->size after.  err says why not, without the file name.
+	 */
+	int (*resize)(struct bimg *bs, uint64_t size, char *err, size_t errlen);
 };
 
 extern const struct fmt_ops fmt_raw, fmt_qcow2;

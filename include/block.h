@@ -81,6 +81,17 @@ int blk_activate(struct blk *b, char *err, size_t errlen);
 bool blk_is_active(const struct blk *b);
 uint64_t blk_size(const struct blk *b);
 bool blk_is_readonly(const struct blk *b);
+/*
+ * Grow the virtual size to size bytes (QMP block_resize): raw files grow
+ * with ftruncate, a raw block device only "grows" to the size it already
+ * has, qcow2 grows its L1 table as needed, crash-safe (docs/images.md).
+ * Main thread, with no request in flight and none submitted meanwhile
+ * (the device using the image quiesced: drive_resize does that).  0 for
+ * the same size.  Refused, with err set: a size not a multiple of 512
+ * (-EINVAL), smaller (-ENOTSUP: vireo never shrinks), a read-only
+ * (-EACCES) or inactive (-EPERM) image.
+ */
+int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);
 void blk_get_info(const struct blk *b, struct blk_info *out);
 
