@@ -176,6 +176,13 @@ struct drive {
 	 * thread reads and clears it, so both use __atomic accesses.
 	 */
 	int io_status;
+	/*
+	 * Set by the device that claimed the drive, cleared when it lets go
+	 * (main thread): grow the image with blk_resize while the device's
+	 * I/O threads are quiesced, then tell the guest of the new size.
+	 */
+	int (*resize)(struct drive *d, uint64_t size, char *err, size_t errlen);
+	void *resize_opaque;
 	struct drive *next;
 };
 
@@ -193,6 +200,12 @@ struct drive *drive_find(struct machine *m, const char *id);
  * Flushes, discards and write-zeroes count as writes, as in QEMU.
  */
 enum blk_error_policy drive_error_action(const struct drive *d, bool write, int error);
+/*
+ * block_resize of one drive (main thread): through its device's resize
+ * hook when a device uses it, else blk_resize alone.  Errors as
+ * blk_resize; -ENOMEDIUM for a drive without an image (an ejected CD).
+ */
+int drive_resize(struct drive *d, uint64_t size, char *err, size_t errlen);
 /* query-block shows io-status only for a drive whose errors can stop the VM. */
 bool drive_can_stop(const struct drive *d);
 /* Flush and close every drive of the machine (at exit). */
