@@ -17,24 +17,6 @@
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
 
-#define SKIP_WITHOUT_QEMU_IMG() do {					\
-	if (!tb_have_qemu_img()) {					\
-		g_test_skip("qemu-img/qemu-io (qemu-utils) not installed");	\
-		return;							\
-	}								\
-} while (0)
-
-static void expect_fill(struct blk_queue *q, uint64_t off, uint64_t len, int pat)
-{
-	uint8_t *buf = g_malloc(len), *want = g_malloc(len);
-
-	memset(want, pat, len);
-	g_assert_cmpint(tb_pread(q, off, buf, len), ==, (int64_t)len);
-	g_assert_cmpmem(buf, len, want, len);
-	g_free(buf);
-	g_free(want);
-}
-
 static void write_fill(struct blk_queue *q, uint64_t off, uint64_t len, int pat)
 {
 	uint8_t *buf = g_malloc(len);
@@ -106,10 +88,10 @@ static void grow_and_check(const char *img, const char *fmt, uint64_t old, uint6
 	g_assert_cmpint(resize(b, new), ==, 0);
 	g_assert_cmpuint(blk_size(b), ==, new);
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_fill(q, 0, 64 * KiB, 0x5a);
-	expect_fill(q, old - 4 * KiB, 4 * KiB, 0x5a);
-	expect_fill(q, old, 64 * KiB, 0);
-	expect_fill(q, new - 64 * KiB, 64 * KiB, 0);
+	tb_expect_fill(q, 0, 64 * KiB, 0x5a);
+	tb_expect_fill(q, old - 4 * KiB, 4 * KiB, 0x5a);
+	tb_expect_fill(q, old, 64 * KiB, 0);
+	tb_expect_fill(q, new - 64 * KiB, 64 * KiB, 0);
 	write_fill(q, new - 8 * KiB, 8 * KiB, 0xc3);
 	write_fill(q, old, 4 * KiB, 0x3c);
 	g_assert_cmpint(tb_flush(q), ==, 0);
@@ -128,8 +110,8 @@ static void grow_and_check(const char *img, const char *fmt, uint64_t old, uint6
 	g_assert_nonnull(b);
 	g_assert_cmpuint(blk_size(b), ==, new);
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_fill(q, new - 8 * KiB, 8 * KiB, 0xc3);
-	expect_fill(q, old - 4 * KiB, 4 * KiB, 0x5a);
+	tb_expect_fill(q, new - 8 * KiB, 8 * KiB, 0xc3);
+	tb_expect_fill(q, old - 4 * KiB, 4 * KiB, 0x5a);
 	blk_queue_free(q);
 	blk_close(b);
 }
@@ -138,7 +120,7 @@ static void test_raw(void)
 {
 	char *dir, *img;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "r.raw", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f raw %s 4M", img), ==, 0);
@@ -152,7 +134,7 @@ static void test_qcow2_header_only(void)
 {
 	char *dir, *img;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "q.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 8M", img), ==, 0);
@@ -171,7 +153,7 @@ static void test_qcow2_l1_grows(void)
 	char *dir, *img;
 	char *out = NULL;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "s.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=512 %s 2M",
@@ -199,7 +181,7 @@ static void test_qcow2_backing(void)
 	struct blk_queue *q;
 	struct blk *b;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	base = g_build_filename(dir, "base.raw", NULL);
 	img = g_build_filename(dir, "top.qcow2", NULL);
@@ -210,15 +192,15 @@ static void test_qcow2_backing(void)
 	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
 	g_assert_nonnull(b);
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_fill(q, 8 * MiB - 4 * KiB, 4 * KiB, 0x77);
+	tb_expect_fill(q, 8 * MiB - 4 * KiB, 4 * KiB, 0x77);
 	blk_queue_free(q);
 	/* Not cluster-aligned: the partial cluster is copied and zeroed too. */
 	g_assert_cmpint(resize(b, 24 * MiB), ==, 0);
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_fill(q, 0, 4 * KiB, 0x77);
-	expect_fill(q, 8 * MiB - 4 * KiB, 4 * KiB, 0x77);
-	expect_fill(q, 8 * MiB, 8 * MiB, 0);
-	expect_fill(q, 16 * MiB, 8 * MiB, 0);
+	tb_expect_fill(q, 0, 4 * KiB, 0x77);
+	tb_expect_fill(q, 8 * MiB - 4 * KiB, 4 * KiB, 0x77);
+	tb_expect_fill(q, 8 * MiB, 8 * MiB, 0);
+	tb_expect_fill(q, 16 * MiB, 8 * MiB, 0);
 	write_fill(q, 20 * MiB, 4 * KiB, 0x42);
 	g_assert_cmpint(tb_flush(q), ==, 0);
 	blk_queue_free(q);
@@ -239,7 +221,7 @@ static void test_qcow2_small_backing(void)
 	struct blk_queue *q;
 	struct blk *b;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	base = g_build_filename(dir, "base.qcow2", NULL);
 	img = g_build_filename(dir, "top.qcow2", NULL);
@@ -251,13 +233,13 @@ static void test_qcow2_small_backing(void)
 	g_assert_nonnull(b);
 	g_assert_cmpint(resize(b, 64 * MiB), ==, 0);
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_fill(q, 0, 1 * MiB, 0x66);
-	expect_fill(q, 1 * MiB, 3 * MiB, 0);
-	expect_fill(q, 60 * MiB, 4 * MiB, 0);
+	tb_expect_fill(q, 0, 1 * MiB, 0x66);
+	tb_expect_fill(q, 1 * MiB, 3 * MiB, 0);
+	tb_expect_fill(q, 60 * MiB, 4 * MiB, 0);
 	/* A write straddling the backing file's end copies what is below. */
 	write_fill(q, 1 * MiB - 512, 1024, 0x99);
-	expect_fill(q, 1 * MiB - 64 * KiB, 64 * KiB - 512, 0x66);
-	expect_fill(q, 1 * MiB + 512, 64 * KiB, 0);
+	tb_expect_fill(q, 1 * MiB - 64 * KiB, 64 * KiB - 512, 0x66);
+	tb_expect_fill(q, 1 * MiB + 512, 64 * KiB, 0);
 	blk_queue_free(q);
 	g_assert_cmpint(blk_close(b), ==, 0);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s", img), ==, 0);
@@ -272,7 +254,7 @@ static void test_refusals(void)
 	const char *fmts[] = { "raw", "qcow2" };
 	char *dir, *raw, *qc, err[512];
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	raw = g_build_filename(dir, "r.raw", NULL);
 	qc = g_build_filename(dir, "q.qcow2", NULL);
@@ -312,7 +294,7 @@ static void test_inactive(void)
 	char err[512];
 	struct blk *b;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "q.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 4M", img), ==, 0);
@@ -354,7 +336,7 @@ static void test_crash(void)
 {
 	char *dir, *img;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "c.qcow2", NULL);
 	for (int round = 0; round < 12; round++) {
