@@ -310,6 +310,41 @@ static void test_inactive(void)
 	tb_rmdir(dir);
 }
 
+/*
+ * A raw block device (a loop device here): its owner grows it; block_resize
+ * then only takes the size it has.  Skipped where loop devices cannot be
+ * set up (no root, no loop driver).
+ */
+static void test_block_device(void)
+{
+	char *dir = tb_tmpdir(), *file = g_build_filename(dir, "backing", NULL);
+	char *out = NULL, *dev, err[512];
+	struct blk *b;
+
+	if (tb_sh(&out, "truncate -s 4M %s && losetup -f --show %s", file, file)) {
+		g_test_skip("no loop device here (needs root and the loop driver)");
+		goto out;
+	}
+	dev = g_strstrip(out);
+	b = tb_open(dev, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
+	g_assert_nonnull(b);
+	g_assert_cmpint(blk_resize(b, 8 * MiB, err, sizeof(err)), ==, -ENOTSUP);
+	g_assert_nonnull(strstr(err, "a block device cannot be resized here; it has 4194304 bytes"));
+	g_assert_cmpuint(blk_size(b), ==, 4 * MiB);
+	/* The owner grows the device; then vireo follows. */
+	g_assert_cmpint(tb_sh(NULL, "truncate -s 8M %s && losetup -c %s", file, dev), ==, 0);
+	g_assert_cmpint(resize(b, 8 * MiB), ==, 0);
+	g_assert_cmpuint(blk_size(b), ==, 8 * MiB);
+	g_assert_cmpint(blk_resize(b, 12 * MiB, err, sizeof(err)), ==, -ENOTSUP);
+	g_assert_cmpuint(blk_size(b), ==, 8 * MiB);
+	blk_close(b);
+	tb_sh(NULL, "losetup -d %s", dev);
+out:
+	g_free(out);
+	g_free(file);
+	tb_rmdir(dir);
+}
+
 #define CRASH_STEP (2 * MiB)	/* 64 more L1 entries of 512-byte clusters: a new table */
 
 /* Child: grow by CRASH_STEP again and again, saying which size comes next. */
@@ -393,6 +428,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/block/resize/qcow2-backing-smaller", test_qcow2_small_backing);
 	g_test_add_func("/block/resize/refusals", test_refusals);
 	g_test_add_func("/block/resize/inactive", test_inactive);
+	g_test_add_func("/block/resize/block-device", test_block_device);
 	g_test_add_func("/block/resize/crash", test_crash);
 	return g_test_run();
 }
