@@ -266,7 +266,9 @@ static int64_t resize_wait(struct blk_queue *q, int ret, int64_t *res)
 
 /*
  * A backing file bigger than the old size would show through the new
- * range: make it read as zeroes (zero clusters), as QEMU does, and flush.
+ * range: make it read as zeroes (zero clusters, partial clusters copied),
+ * as QEMU does, and flush.  bs->size is the new size already; the image's
+ * header still records the old one.
  */
 static int resize_hide_backing(struct blk *b, uint64_t old, char *err, size_t errlen)
 {
@@ -274,8 +276,6 @@ static int resize_hide_backing(struct blk *b, uint64_t old, char *err, size_t er
 	struct blk_queue *q;
 	int64_t res = 1, ret;
 
-	if (!bs->backing || bs->backing->size <= old)
-		return 0;
 	q = blk_queue_new(b, err, errlen);
 	if (!q)
 		return -ENOMEM;
@@ -301,6 +301,7 @@ int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen)
 	struct bimg *bs = b->top;
 	char why[256] = "";
 	uint64_t old;
+	bool hide;
 	int ret;
 
 	if (blk_inactive(b)) {
@@ -324,19 +325,31 @@ int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen)
 			 (unsigned long long)bs->size, (unsigned long long)size);
 		return -ENOTSUP;
 	}
-	if (!bs->fmt->resize) {
-		snprintf(err, errlen, "'%s': the %s format cannot be resized", b->file,
-			 bs->fmt->name);
-		return -ENOTSUP;
-	}
-	ret = bs->fmt->resize(bs, size, why, sizeof(why));
+	/*
+	 * Over a bigger backing file the header takes the new size only once
+	 * the grown range reads as zeroes on disk: a crash in between leaves
+	 * the old size, never the backing file's bytes in the new range.
+	 */
+	old = bs->size;
+	hide = bs->backing && bs->backing->size > old;
+	ret = bs->fmt->resize(bs, size, !hide, why, sizeof(why));
+	if (ret < 0)
+		goto fail;
+	__atomic_store_n(&bs->size, size, __ATOMIC_RELEASE);
+	if (!hide)
+		return 0;
+	ret = resize_hide_backing(b, old, err, errlen);
 	if (ret < 0) {
-		snprintf(err, errlen, "Could not resize '%s': %s", b->file, why);
+		__atomic_store_n(&bs->size, old, __ATOMIC_RELEASE);
 		return ret;
 	}
-	old = bs->size;
-	__atomic_store_n(&bs->size, size, __ATOMIC_RELEASE);
-	return resize_hide_backing(b, old, err, errlen);
+	ret = bs->fmt->resize(bs, size, true, why, sizeof(why));
+	if (!ret)
+		return 0;
+	__atomic_store_n(&bs->size, old, __ATOMIC_RELEASE);
+fail:
+	snprintf(err, errlen, "Could not resize '%s': %s", b->file, why);
+	return ret;
 }
 
 bool blk_is_readonly(const struct blk *b)

@@ -175,7 +175,7 @@ void qcow2_rbc_reset(struct qcow2 *s);
 int qcow2_rebuild_refcounts(struct qcow2 *s, char *err, size_t errlen);
 
 /* qcow2_resize.c */
-int qcow2_resize(struct bimg *bs, uint64_t size, char *err, size_t errlen);
+int qcow2_resize(struct bimg *bs, uint64_t size, bool publish, char *err, size_t errlen);
 
 /* qcow2_cluster.c */
 extern const struct fmt_ops fmt_qcow2;

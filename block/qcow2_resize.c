@@ -9,7 +9,9 @@
  * crypt_method, which is 0).  A crash before that write leaves the old
  * image with the new table's clusters leaked; after it, the new image with
  * the old table's clusters leaked until the deferred free reaches the disk.
- * Both are images qemu-img check accepts.
+ * Both are images qemu-img check accepts.  Over a bigger backing file the
+ * table grows first with the old size kept (publish false), and the size
+ * is written once the grown range reads as zeroes (block/blk.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,7 +46,8 @@ static int write_header(struct qcow2 *s, uint64_t size, uint32_t l1_size, uint64
 }
 
 /* A new L1 table of l1_size entries: the old entries, zeroes after them. */
-static int grow_l1(struct qcow2 *s, uint64_t size, uint32_t l1_size, char *err, size_t errlen)
+static int grow_l1(struct qcow2 *s, uint64_t hdr_size, uint32_t l1_size, char *err,
+		   size_t errlen)
 {
 	uint64_t cs = s->cluster_size, bytes = (uint64_t)l1_size * 8;
 	uint64_t n = (bytes + cs - 1) / cs, off, old_off = s->l1_offset;
@@ -92,7 +95,7 @@ static int grow_l1(struct qcow2 *s, uint64_t size, uint32_t l1_size, char *err, 
 	if (!ret)
 		ret = qcow2_sync(s);
 	if (!ret)
-		ret = write_header(s, size, l1_size, off);
+		ret = write_header(s, hdr_size, l1_size, off);
 	if (ret < 0)
 		goto fail_unmark;
 	/* The header names the new table: the old one is garbage from here on. */
@@ -121,11 +124,12 @@ fail_io:
 	return ret;
 }
 
-int qcow2_resize(struct bimg *bs, uint64_t size, char *err, size_t errlen)
+int qcow2_resize(struct bimg *bs, uint64_t size, bool publish, char *err, size_t errlen)
 {
 	struct qcow2 *s = bs->priv;
 	uint64_t reach = s->l2_entries << s->cluster_bits;	/* guest bytes per L1 entry */
 	uint64_t need = (size + reach - 1) / reach;
+	uint64_t hdr_size = publish ? size : bs->size;
 	int ret;
 
 	if (need * 8 > QCOW2_MAX_L1_BYTES) {
@@ -139,7 +143,9 @@ int qcow2_resize(struct bimg *bs, uint64_t size, char *err, size_t errlen)
 		snprintf(err, errlen, "the image is marked corrupt");
 		ret = -EIO;
 	} else if (need > s->l1_size) {
-		ret = grow_l1(s, size, need, err, errlen);
+		ret = grow_l1(s, hdr_size, need, err, errlen);
+	} else if (!publish) {
+		ret = 0;	/* room enough, and nothing to record yet */
 	} else {
 		ret = write_header(s, size, s->l1_size, s->l1_offset);
 		if (ret < 0)

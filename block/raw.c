@@ -75,9 +75,10 @@ static int raw_flush_meta(struct bimg *bs)
  * A file grows with ftruncate (sparse: the new range reads as zeroes).  A
  * block device cannot be grown from here: its size is what its owner made
  * it, so only a size it already has is accepted (the device was grown
- * first, as with QEMU's host_device).
+ * first, as with QEMU's host_device).  A raw image has no backing file,
+ * so the size is always published.
  */
-static int raw_resize(struct bimg *bs, uint64_t size, char *err, size_t errlen)
+static int raw_resize(struct bimg *bs, uint64_t size, bool publish, char *err, size_t errlen)
 {
 	struct stat st;
 	off_t end;
