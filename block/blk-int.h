@@ -127,6 +127,14 @@ struct fmt_ops {
 			    struct bmap *m);
 	void (*io_done)(struct bimg *bs, unsigned epoch);
 	int (*flush_meta)(struct bimg *bs);
+	/*
+	 * Grow the virtual size to size (> bs->size) on disk; the caller sets
+	 * bs->size after.  !publish: make room for size bytes (qcow2: the L1
+	 * table) but keep the size the image records, so the caller can make
+	 * the grown range read as it should first, then call again with
+	 * publish.  err says why not, without the file name.
+	 */
+	int (*resize)(struct bimg *bs, uint64_t size, bool publish, char *err, size_t errlen);
 };
 
 extern const struct fmt_ops fmt_raw, fmt_qcow2;

@@ -38,6 +38,17 @@ struct drive *drive_find(struct machine *m, const char *id)
 	return NULL;
 }
 
+int drive_resize(struct drive *d, uint64_t size, char *err, size_t errlen)
+{
+	if (!d->blk) {
+		snprintf(err, errlen, "Device '%s' has no medium", d->id);
+		return -ENOMEDIUM;
+	}
+	if (d->resize)
+		return d->resize(d, size, err, errlen);
+	return blk_resize(d->blk, size, err, errlen);
+}
+
 static void drive_free(struct drive *d)
 {
 	free(d->id);

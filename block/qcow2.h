@@ -158,6 +158,8 @@ void qcow2_l2_dirty(struct qcow2 *s, uint64_t off);
 bool qcow2_is_meta(struct qcow2 *s, uint64_t cluster);
 int qcow2_mark_meta(struct qcow2 *s, uint64_t off, uint64_t len, bool set);
 int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *off);
+/* n contiguous clusters with refcount 1; -EFBIG past half a refcount block's range. */
+int qcow2_alloc_run(struct qcow2 *s, uint64_t n, uint64_t *off);
 int qcow2_free_deferred(struct qcow2 *s, uint64_t off, uint64_t len);
 int qcow2_meta_flush(struct qcow2 *s);
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
@@ -171,6 +173,9 @@ void qcow2_rbc_reset(struct qcow2 *s);
 
 /* qcow2_repair.c */
 int qcow2_rebuild_refcounts(struct qcow2 *s, char *err, size_t errlen);
+
+/* qcow2_resize.c */
+int qcow2_resize(struct bimg *bs, uint64_t size, bool publish, char *err, size_t errlen);
 
 /* qcow2_cluster.c */
 extern const struct fmt_ops fmt_qcow2;

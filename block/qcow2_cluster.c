@@ -619,4 +619,5 @@ const struct fmt_ops fmt_qcow2 = {
 	.write_zeroes = qcow2_write_zeroes,
 	.io_done = qcow2_io_done,
 	.flush_meta = qcow2_flush_meta,
+	.resize = qcow2_resize,
 };

@@ -503,6 +503,58 @@ int qcow2_alloc_cluster(struct qcow2 *s, uint64_t *off)
 	}
 }
 
+/*
+ * n contiguous clusters with refcount 1 (a table that must be in one
+ * piece).  A candidate run restarts past any cluster that is in use; a
+ * missing refcount block is made first, in its own range, which may break
+ * the run too.  Each restart moves the start or adds a refcount structure,
+ * so this ends; a run longer than a refcount block's range could never
+ * fit next to the block that counts it, so it is refused.
+ */
+int qcow2_alloc_run(struct qcow2 *s, uint64_t n, uint64_t *off)
+{
+	uint64_t c = s->free_hint, k = 0;
+	int ret;
+
+	if (n == 0 || n > s->rb_entries / 2)
+		return -EFBIG;
+	while (k < n) {
+		uint64_t cl = c + k, r = cl / s->rb_entries, rc;
+		uint8_t *blk;
+
+		if (r >= s->rt_size) {
+			ret = grow_reftable(s);
+		} else if (!s->rt[r]) {
+			ret = new_refblock(s, r, cl);
+		} else {
+			ret = rb_get(s, r, &blk);
+			if (ret < 0)
+				return ret;
+			rc = rc_read(s, blk, cl % s->rb_entries);
+			if (rc || qcow2_is_meta(s, cl)) {
+				c = cl + 1;
+				k = 0;
+			} else {
+				k++;
+			}
+			continue;
+		}
+		if (ret < 0)
+			return ret;
+		k = 0;		/* the new structure may sit inside the run */
+	}
+	for (k = 0; k < n; k++) {
+		uint64_t rc;
+
+		ret = update_refcount(s, c + k, 1, &rc);
+		if (ret < 0)
+			return ret;
+	}
+	grow_end(s, c + n);
+	*off = c << s->cluster_bits;
+	return 0;
+}
+
 int qcow2_free_deferred(struct qcow2 *s, uint64_t off, uint64_t len)
 {
 	if (s->npending == s->pending_cap) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blk-int.h"
@@ -70,6 +71,44 @@ static int raw_flush_meta(struct bimg *bs)
 	return 0;
 }
 
+/*
+ * A file grows with ftruncate (sparse: the new range reads as zeroes).  A
+ * block device cannot be grown from here: its size is what its owner made
+ * it, so only a size it already has is accepted (the device was grown
+ * first, as with QEMU's host_device).  A raw image has no backing file,
+ * so the size is always published.
+ */
+static int raw_resize(struct bimg *bs, uint64_t size, bool publish, char *err, size_t errlen)
+{
+	struct stat st;
+	off_t end;
+
+	if (fstat(bs->fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat the file: %s", strerror(errno));
+		return -errno;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		end = lseek(bs->fd, 0, SEEK_END);
+		if (end < 0) {
+			snprintf(err, errlen, "cannot find the device's size: %s", strerror(errno));
+			return -errno;
+		}
+		if ((uint64_t)end != size) {
+			snprintf(err, errlen, "a block device cannot be resized here; it has %lld "
+				 "bytes (grow the device first, then resize to its size)",
+				 (long long)end);
+			return -ENOTSUP;
+		}
+		return 0;
+	}
+	/* Grown by someone else already: nothing past size is cut off. */
+	if ((uint64_t)st.st_size < size && ftruncate(bs->fd, size) < 0) {
+		snprintf(err, errlen, "cannot grow the file: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 const struct fmt_ops fmt_raw = {
 	.name = "raw",
 	.open = raw_open,
@@ -79,4 +118,5 @@ const struct fmt_ops fmt_raw = {
 	.discard = raw_map,
 	.write_zeroes = raw_write_zeroes,
 	.flush_meta = raw_flush_meta,
+	.resize = raw_resize,
 };

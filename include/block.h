@@ -81,6 +81,17 @@ int blk_activate(struct blk *b, char *err, size_t errlen);
 bool blk_is_active(const struct blk *b);
 uint64_t blk_size(const struct blk *b);
 bool blk_is_readonly(const struct blk *b);
+/*
+ * Grow the virtual size to size bytes (QMP block_resize): raw files grow
+ * with ftruncate, a raw block device only "grows" to the size it already
+ * has, qcow2 grows its L1 table as needed, crash-safe (docs/images.md).
+ * Main thread, with no request in flight and none submitted meanwhile
+ * (the device using the image quiesced: drive_resize does that).  0 for
+ * the same size.  Refused, with err set: a size not a multiple of 512
+ * (-EINVAL), smaller (-ENOTSUP: vireo never shrinks), a read-only
+ * (-EACCES) or inactive (-EPERM) image.
+ */
+int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);
 void blk_get_info(const struct blk *b, struct blk_info *out);
 
@@ -165,6 +176,13 @@ struct drive {
 	 * thread reads and clears it, so both use __atomic accesses.
 	 */
 	int io_status;
+	/*
+	 * Set by the device that claimed the drive, cleared when it lets go
+	 * (main thread): grow the image with blk_resize while the device's
+	 * I/O threads are quiesced, then tell the guest of the new size.
+	 */
+	int (*resize)(struct drive *d, uint64_t size, char *err, size_t errlen);
+	void *resize_opaque;
 	struct drive *next;
 };
 
@@ -182,6 +200,12 @@ struct drive *drive_find(struct machine *m, const char *id);
  * Flushes, discards and write-zeroes count as writes, as in QEMU.
  */
 enum blk_error_policy drive_error_action(const struct drive *d, bool write, int error);
+/*
+ * block_resize of one drive (main thread): through its device's resize
+ * hook when a device uses it, else blk_resize alone.  Errors as
+ * blk_resize; -ENOMEDIUM for a drive without an image (an ejected CD).
+ */
+int drive_resize(struct drive *d, uint64_t size, char *err, size_t errlen);
 /* query-block shows io-status only for a drive whose errors can stop the VM. */
 bool drive_can_stop(const struct drive *d);
 /* Flush and close every drive of the machine (at exit). */

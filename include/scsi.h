@@ -132,6 +132,7 @@ enum scsi_ua {
 	SCSI_UA_NEXUS_LOSS = 1 << 2,	/* 29/07 */
 	SCSI_UA_MEDIUM_CHANGED = 1 << 3, /* 28/00 */
 	SCSI_UA_REPORTED_LUNS = 1 << 4,	/* 3F/0E */
+	SCSI_UA_CAPACITY_CHANGED = 1 << 5, /* 2A/09 */
 };
 
 struct scsi_lun;
@@ -191,6 +192,12 @@ enum scsi_lun_type scsi_lun_type(const struct scsi_lun *l);
 struct blk *scsi_lun_blk(const struct scsi_lun *l);
 /* Pending unit attention conditions (SCSI_UA_* bits). */
 void scsi_lun_set_ua(struct scsi_lun *l, unsigned ua);
+/*
+ * The medium grew (block_resize): READ CAPACITY reports its size from now
+ * on and CAPACITY DATA HAS CHANGED is the next unit attention.  No
+ * request of the LUN may be in flight.
+ */
+void scsi_lun_capacity_changed(struct scsi_lun *l);
 /*
  * Logical unit reset (SAM-5 6.3.3): the medium lock goes, the mode
  * parameters return to their defaults and ua is reported next.

@@ -1,7 +1,7 @@
 /*
  * human-monitor-command: the few text commands management stacks still
  * send through QMP ("info status", "info mtree", "info blockstats",
- * "info registers").
+ * "info registers", "block_resize").
  */
 #include <glib.h>
 #include <string.h>
@@ -98,6 +98,21 @@ static void info_status(struct machine *m, GString *out)
 		g_string_append_printf(out, "VM status: paused (%s)\r\n", st);
 }
 
+/* As QEMU's HMP: nothing on success, "Error: ..." otherwise. */
+static void hmp_block_resize(struct machine *m, const char *id, const char *size_arg,
+			     GString *out)
+{
+	char err[512];
+	int64_t size;
+
+	if (hmp_parse_size(size_arg, &size) < 0) {
+		g_string_append_printf(out, "Error: invalid size '%s'\r\n", size_arg);
+		return;
+	}
+	if (qmp_block_resize_drive(m, id, NULL, size, err, sizeof(err)) < 0)
+		g_string_append_printf(out, "Error: %s\r\n", err);
+}
+
 char *hmp_run(struct machine *m, const char *line, int cpu)
 {
 	GString *out = g_string_new(NULL);
@@ -120,6 +135,8 @@ char *hmp_run(struct machine *m, const char *line, int cpu)
 		info_blockstats(m, out);
 	else if (n == 2 && !strcmp(w[0], "info") && !strcmp(w[1], "registers"))
 		info_registers(m, cpu >= 0 && (unsigned)cpu < m->nr_vcpus ? cpu : 0, out);
+	else if (n == 3 && !strcmp(w[0], "block_resize"))
+		hmp_block_resize(m, w[1], w[2], out);
 	else if (n >= 1)
 		g_string_append_printf(out, "unknown command: '%s'\r\n", line);
 	g_strfreev(w);

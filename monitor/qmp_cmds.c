@@ -491,6 +491,8 @@ static const struct qmp_command commands[] = {
 	  { { "id", QMP_STR, true }, { "device", QMP_STR, true }, { "filename", QMP_STR },
 	    { "format", QMP_STR, true }, { "read-only-mode", QMP_STR, true },
 	    { "force", QMP_BOOL, true } }, .changes_devices = true },
+	{ "block_resize", qmp_block_resize,
+	  { { "device", QMP_STR, true }, { "node-name", QMP_STR, true }, { "size", QMP_INT } } },
 };
 
 static const char *const events[] = {

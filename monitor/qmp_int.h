@@ -64,6 +64,17 @@ QMP_HANDLER(qmp_device_del);
 QMP_HANDLER(qmp_eject);
 QMP_HANDLER(qmp_change_medium);
 
+/*
+ * block_resize (qmp_block.c): find the drive by device or node-name
+ * (exactly one), refuse during a migration, grow it (drive_resize).
+ * err holds QEMU's wording where it has one.
+ */
+QMP_HANDLER(qmp_block_resize);
+int qmp_block_resize_drive(struct machine *m, const char *device, const char *node,
+			   int64_t size, char *err, size_t errlen);
+/* HMP's size argument: bytes or a k/M/G/T suffix (QEMU's 'o'). */
+int hmp_parse_size(const char *s, int64_t *out);
+
 /* human-monitor-command's text commands (hmp.c). */
 /* cpu: the vCPU for per-CPU commands (QMP's cpu-index), -1 for the first. */
 char *hmp_run(struct machine *m, const char *line, int cpu);

@@ -1035,6 +1035,42 @@ static const struct virtio_dev_ops vblk_ops = {
 	.load = vblk_load,
 };
 
+/*
+ * block_resize (main thread).  The I/O threads stop first, their requests
+ * in flight completed, so that no range check or mapping runs while the
+ * image grows; they start again after.  vp.lock keeps a guest's reset or
+ * DRIVER_OK from starting or stopping them meanwhile, as for a migration.
+ * Then the guest hears of it (5.2.4, 4.1.4.3): the capacity in config
+ * space, a new config_generation (read under vp.lock too), and the
+ * configuration change interrupt once the driver is up.  Linux's
+ * virtio_blk rereads the capacity and logs "new size".
+ */
+static int vblk_resize(struct drive *d, uint64_t size, char *err, size_t errlen)
+{
+	struct virtio_blk *b = d->resize_opaque;
+	bool running;
+	uint64_t cap;
+	int ret;
+
+	pthread_mutex_lock(&b->vp.lock);
+	running = b->vp.started && !b->vp.held;
+	if (running)
+		vblk_quiesce(&b->vd);
+	ret = blk_resize(b->blk, size, err, errlen);
+	cap = blk_size(b->blk) & ~(uint64_t)(b->lbs - 1);
+	if (!ret && cap != b->capacity) {
+		b->capacity = cap;
+		b->cfg.capacity = cap / 512;
+		__atomic_add_fetch(&b->vd.config_generation, 1, __ATOMIC_RELEASE);
+		if (virtio_dev_status(&b->vd) & VIRTIO_STATUS_DRIVER_OK)
+			b->vd.notify(&b->vd, -1);
+	}
+	if (running && vblk_start(&b->vd) < 0)
+		virtio_dev_set_needs_reset(&b->vd);
+	pthread_mutex_unlock(&b->vp.lock);
+	return ret;
+}
+
 /* ---- creation ---- */
 
 struct vblk_params {
@@ -1099,6 +1135,10 @@ static void vblk_free(struct virtio_blk *b)
 	}
 	g_free(b->w);
 	machine_remove_listener(b->m, &b->ml);
+	if (b->drive && b->drive->resize_opaque == b) {
+		b->drive->resize = NULL;
+		b->drive->resize_opaque = NULL;
+	}
 	if (b->drive)
 		b->drive->claimed = false;
 	g_free(b->q);
@@ -1218,6 +1258,8 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 	}
 	vblk_fill_config(b, p);
 	drv->claimed = true;
+	drv->resize = vblk_resize;
+	drv->resize_opaque = b;
 	ret = virtio_pci_init(&b->vp, m, &b->vd, PCI_CLASS_STORAGE_SCSI, p->slot, err, errlen);
 	if (ret < 0)
 		goto fail;

@@ -207,6 +207,7 @@ static const struct { unsigned bit, asc; } scsi_ua_order[] = {
 	{ SCSI_UA_LUN_RESET, ASC_LUN_RESET },
 	{ SCSI_UA_NEXUS_LOSS, ASC_NEXUS_LOSS },
 	{ SCSI_UA_MEDIUM_CHANGED, ASC_MEDIUM_CHANGED },
+	{ SCSI_UA_CAPACITY_CHANGED, ASC_CAPACITY_CHANGED },
 	{ SCSI_UA_REPORTED_LUNS, ASC_REPORTED_LUNS_CHANGED },
 };
 
@@ -235,6 +236,16 @@ void scsi_lun_set_ua(struct scsi_lun *l, unsigned ua)
 		__atomic_and_fetch(&l->ua, ~(SCSI_UA_POWER_ON | SCSI_UA_LUN_RESET | SCSI_UA_NEXUS_LOSS),
 				   __ATOMIC_RELAXED);
 	__atomic_or_fetch(&l->ua, ua, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&l->lock);
+}
+
+void scsi_lun_capacity_changed(struct scsi_lun *l)
+{
+	pthread_mutex_lock(&l->lock);
+	if (l->blk) {
+		l->nb = blk_size(l->blk) / l->bs;
+		__atomic_or_fetch(&l->ua, SCSI_UA_CAPACITY_CHANGED, __ATOMIC_RELAXED);
+	}
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -571,7 +582,8 @@ int scsi_lun_change_medium(struct scsi_lun *l, struct blk *blk, bool force, stru
 /* ---- migration ---- */
 
 #define SCSI_UA_ALL	(SCSI_UA_POWER_ON | SCSI_UA_LUN_RESET | SCSI_UA_NEXUS_LOSS | \
-			 SCSI_UA_MEDIUM_CHANGED | SCSI_UA_REPORTED_LUNS)
+			 SCSI_UA_MEDIUM_CHANGED | SCSI_UA_REPORTED_LUNS | \
+			 SCSI_UA_CAPACITY_CHANGED)
 
 void scsi_lun_save(struct scsi_lun *l, struct vmstate_out *o)
 {

@@ -60,12 +60,18 @@ static bool vscsi_decode_lun(const uint8_t *l, unsigned *target, unsigned *lun)
 	return true;
 }
 
+/*
+ * An event's LUN, in the encoding REPORT LUNS uses (as QEMU does): flat
+ * space (0x40) only from LUN 256 on.  Linux reads bytes 2-3 as the LUN
+ * number itself, so 0x40 on a LUN below 256 names a LUN that does not
+ * exist: it would not rescan the unit, or add a wrong one on hot-plug.
+ */
 static void vscsi_encode_lun(uint8_t *l, unsigned target, unsigned lun)
 {
 	memset(l, 0, 8);
 	l[0] = 1;
 	l[1] = target;
-	l[2] = 0x40 | (lun >> 8);
+	l[2] = lun < 256 ? 0 : 0x40 | lun >> 8;
 	l[3] = lun;
 }
 

@@ -46,6 +46,10 @@ static void vscsi_dev_release(struct vscsi_dev *d)
 	/* Its parked commands will meet no unit: nothing waits on the drive. */
 	if (policy)
 		__atomic_store_n(&policy->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
+	if (d->drive && d->drive->resize_opaque == d) {
+		d->drive->resize = NULL;
+		d->drive->resize_opaque = NULL;
+	}
 	if (d->drive)
 		d->drive->claimed = false;
 	if (d->own_blk)
@@ -101,7 +105,8 @@ static void vscsi_fill_config(struct virtio_scsi *s)
 	s->vd.config = (uint8_t *)c;
 	s->vd.config_len = sizeof(*c);
 	s->vd.host_features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_INDIRECT_DESC |
-			      1ull << VIRTIO_F_EVENT_IDX | 1ull << VIRTIO_SCSI_F_HOTPLUG;
+			      1ull << VIRTIO_F_EVENT_IDX | 1ull << VIRTIO_SCSI_F_HOTPLUG |
+			      1ull << VIRTIO_SCSI_F_CHANGE;
 }
 
 static int vscsi_parse_slot(const char *a, int *slot, char *err, size_t errlen)
@@ -332,6 +337,8 @@ static void vscsi_tray_moved(void *opaque, bool open)
 	machine_report_tray_moved(u->s->m, &e);
 }
 
+static int vscsi_resize(struct drive *d, uint64_t size, char *err, size_t errlen);
+
 static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_type type,
 			     const char *tname, bool passthrough, char *err, size_t errlen)
 {
@@ -450,6 +457,11 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 	}
 	if (drv)
 		drv->claimed = true;
+	/* A disk's image may grow (block_resize); a CD or a host device may not. */
+	if (drv && type == SCSI_LUN_DISK && !passthrough) {
+		drv->resize = vscsi_resize;
+		drv->resize_opaque = u;
+	}
 	pthread_mutex_lock(&s->lock);
 	u->next = s->devs;
 	s->devs = u;
@@ -668,6 +680,47 @@ int virtio_scsi_change_medium(struct machine *m, const char *id, const struct bl
 		snprintf(err, errlen, "device '%s' is locked; eject it first", id);
 	}
 	return ret;
+}
+
+/* A parameter change event's reason: CAPACITY DATA HAS CHANGED, ASC | ASCQ << 8. */
+#define VSCSI_CAPACITY_CHANGED	(0x2a | 0x09 << 8)
+
+struct vscsi_grow {
+	struct vscsi_dev *u;
+	uint64_t size;
+	char *err;
+	size_t errlen;
+};
+
+/*
+ * With the queue threads stopped: grow the image, then the LUN reports
+ * the new READ CAPACITY and CAPACITY DATA HAS CHANGED, and a driver that
+ * negotiated VIRTIO_SCSI_F_CHANGE gets a parameter change event with that
+ * sense (reason: ASC | ASCQ << 8), on which Linux rescans the unit.
+ */
+static int vscsi_do_resize(struct virtio_scsi *s, void *arg)
+{
+	struct vscsi_grow *g = arg;
+	struct vscsi_dev *u = g->u;
+	uint64_t old = blk_size(u->drive->blk);
+	int ret = blk_resize(u->drive->blk, g->size, g->err, g->errlen);
+
+	if (ret < 0 || blk_size(u->drive->blk) == old)
+		return ret;
+	scsi_lun_capacity_changed(u->sl);
+	pthread_mutex_lock(&s->lock);
+	if (s->running && virtio_has_feature(&s->vd, VIRTIO_SCSI_F_CHANGE))
+		vscsi_event_locked(s, VIRTIO_SCSI_T_PARAM_CHANGE, u->target, u->lun,
+				   VSCSI_CAPACITY_CHANGED);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int vscsi_resize(struct drive *d, uint64_t size, char *err, size_t errlen)
+{
+	struct vscsi_grow g = { d->resize_opaque, size, err, errlen };
+
+	return vscsi_quiesced(g.u->s, vscsi_do_resize, &g);
 }
 
 /* ---- what query-block shows ---- */

@@ -143,6 +143,26 @@ static inline bool tb_have_qemu_img(void)
 	return ok;
 }
 
+/* In a test function: skip it (and return) without qemu-img and qemu-io. */
+#define TB_SKIP_WITHOUT_QEMU_IMG() do {					\
+	if (!tb_have_qemu_img()) {					\
+		g_test_skip("qemu-img/qemu-io (qemu-utils) not installed");	\
+		return;							\
+	}								\
+} while (0)
+
+/* len bytes at off read back as the byte pat. */
+static inline void tb_expect_fill(struct blk_queue *q, uint64_t off, uint64_t len, int pat)
+{
+	uint8_t *buf = g_malloc(len), *want = g_malloc(len);
+
+	memset(want, pat, len);
+	g_assert_cmpint(tb_pread(q, off, buf, len), ==, (int64_t)len);
+	g_assert_cmpmem(buf, len, want, len);
+	g_free(buf);
+	g_free(want);
+}
+
 /* A fresh directory on a disk file system (O_DIRECT works there). */
 static inline char *tb_tmpdir(void)
 {

@@ -23,24 +23,6 @@ static enum blk_cache cache_for(enum blk_aio aio)
 	return aio == BLK_AIO_NATIVE ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK;
 }
 
-#define SKIP_WITHOUT_QEMU_IMG() do {					\
-	if (!tb_have_qemu_img()) {					\
-		g_test_skip("qemu-img/qemu-io (qemu-utils) not installed");	\
-		return;							\
-	}								\
-} while (0)
-
-static void expect_pattern(struct blk_queue *q, uint64_t off, uint64_t len, int pat)
-{
-	uint8_t *buf = g_malloc(len), *want = g_malloc(len);
-
-	memset(want, pat, len);
-	g_assert_cmpint(tb_pread(q, off, buf, len), ==, (int64_t)len);
-	g_assert_cmpmem(buf, len, want, len);
-	g_free(buf);
-	g_free(want);
-}
-
 static void test_read_qemu_image(gconstpointer data)
 {
 	enum blk_aio aio = engines[GPOINTER_TO_INT(data)];
@@ -48,7 +30,7 @@ static void test_read_qemu_image(gconstpointer data)
 	struct blk_queue *q;
 	struct blk *b;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "a.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 64M && "
@@ -60,14 +42,14 @@ static void test_read_qemu_image(gconstpointer data)
 	g_assert_cmpuint(blk_size(b), ==, 64 * MiB);
 	q = blk_queue_new(b, err, sizeof(err));
 	g_assert_nonnull(q);
-	expect_pattern(q, 0, 64 * KiB, 0xab);
-	expect_pattern(q, 64 * KiB, 64 * KiB, 0);
-	expect_pattern(q, 1052672, 8 * KiB, 0xcd);
-	expect_pattern(q, 1052672 - 4096, 4096, 0);
-	expect_pattern(q, 32 * MiB, 64 * KiB, 0x11);
-	expect_pattern(q, 33619968, 64 * KiB, 0);	/* zero cluster */
-	expect_pattern(q, 33619968 + 64 * KiB, 512 * KiB, 0x11);
-	expect_pattern(q, 64 * MiB - 4096, 4096, 0);
+	tb_expect_fill(q, 0, 64 * KiB, 0xab);
+	tb_expect_fill(q, 64 * KiB, 64 * KiB, 0);
+	tb_expect_fill(q, 1052672, 8 * KiB, 0xcd);
+	tb_expect_fill(q, 1052672 - 4096, 4096, 0);
+	tb_expect_fill(q, 32 * MiB, 64 * KiB, 0x11);
+	tb_expect_fill(q, 33619968, 64 * KiB, 0);	/* zero cluster */
+	tb_expect_fill(q, 33619968 + 64 * KiB, 512 * KiB, 0x11);
+	tb_expect_fill(q, 64 * MiB - 4096, 4096, 0);
 	blk_queue_free(q);
 	blk_close(b);
 	/* probing finds qcow2 without format= */
@@ -87,7 +69,7 @@ static void test_backing_chain(void)
 	struct blk_queue *q, *mq;
 	struct blk *b, *m;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	g_assert_cmpint(tb_sh(NULL, "cd %s && qemu-img create -q -f raw base.raw 8M && "
 			      "qemu-io -f raw -c 'write -P 0x01 0 1M' base.raw && "
@@ -117,14 +99,14 @@ static void test_backing_chain(void)
 		g_assert_cmpint(info.backing_depth, ==, 3);
 	}
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_pattern(q, 0, 4 * KiB, 0);		/* zero in low */
-	expect_pattern(q, 4 * KiB, 60 * KiB, 0x01);	/* from base */
-	expect_pattern(q, 64 * KiB, 64 * KiB, 0x02);	/* from mid */
-	expect_pattern(q, 128 * KiB, 64 * KiB, 0x03);	/* from low */
-	expect_pattern(q, 192 * KiB, 4 * KiB, 0x04);	/* top */
-	expect_pattern(q, 196 * KiB, 60 * KiB, 0x01);
-	expect_pattern(q, 8 * MiB - 4096, 4 * KiB, 0);	/* past the raw base */
-	expect_pattern(q, 8 * MiB, 4 * MiB, 0);
+	tb_expect_fill(q, 0, 4 * KiB, 0);		/* zero in low */
+	tb_expect_fill(q, 4 * KiB, 60 * KiB, 0x01);	/* from base */
+	tb_expect_fill(q, 64 * KiB, 64 * KiB, 0x02);	/* from mid */
+	tb_expect_fill(q, 128 * KiB, 64 * KiB, 0x03);	/* from low */
+	tb_expect_fill(q, 192 * KiB, 4 * KiB, 0x04);	/* top */
+	tb_expect_fill(q, 196 * KiB, 60 * KiB, 0x01);
+	tb_expect_fill(q, 8 * MiB - 4096, 4 * KiB, 0);	/* past the raw base */
+	tb_expect_fill(q, 8 * MiB, 4 * MiB, 0);
 
 	/* Partial writes copy the rest of the cluster up from the chain. */
 	m = tb_open(mirror, "raw", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
@@ -145,8 +127,8 @@ static void test_backing_chain(void)
 	g_assert_cmpint(tb_zeroes(mq, 700 * KiB, 1000, false), ==, 0);
 	g_assert_cmpint(tb_discard(q, 640 * KiB, 64 * KiB), ==, 0);
 	g_assert_cmpint(tb_zeroes(mq, 640 * KiB, 64 * KiB, false), ==, 0);
-	expect_pattern(q, 512 * KiB, 192 * KiB, 0);
-	expect_pattern(q, 64 * KiB, 512, 0x02);
+	tb_expect_fill(q, 512 * KiB, 192 * KiB, 0);
+	tb_expect_fill(q, 64 * KiB, 512, 0x02);
 	g_assert_cmpint(tb_pread(q, 64 * KiB + 512, buf + 64 * KiB, 4096), ==, 4096);
 	g_assert_cmpmem(buf + 64 * KiB, 4096, buf, 4096);
 	g_assert_cmpint(tb_flush(q), ==, 0);
@@ -174,7 +156,7 @@ static void test_compressed(gconstpointer data)
 	struct blk *b, *m;
 	gsize rawlen;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	g_assert_cmpint(tb_sh(NULL, "cd %s && qemu-img create -q -f qcow2 src.qcow2 4M && "
 			      "qemu-io -c 'write -P 0xab 0 64k' -c 'write -P 0x5a 100k 300k' "
@@ -304,7 +286,7 @@ static void test_write_check_compare(gconstpointer data)
 	struct blk_queue *q, *mq;
 	struct blk *b, *m;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "w.qcow2", NULL);
 	mirror = g_build_filename(dir, "w.raw", NULL);
@@ -406,7 +388,7 @@ static void test_concurrent_queues(void)
 	struct blk *b;
 	uint8_t *got = g_malloc(4 * MiB);
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "c.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o cluster_size=4096 %s 8M", img), ==, 0);
@@ -447,7 +429,7 @@ static void test_free_waits_for_inflight(void)
 	struct blk_queue *q;
 	struct blk *b;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "f.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 4M", img), ==, 0);
@@ -500,7 +482,7 @@ static void test_dirty_rebuilt(void)
 	struct blk *b;
 	FILE *f;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "lazy.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 -o lazy_refcounts=on %s 8M && "
@@ -513,7 +495,7 @@ static void test_dirty_rebuilt(void)
 	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, true);
 	g_assert_nonnull(b);
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_pattern(q, 1 * MiB - 4096, 4096, 0x11);
+	tb_expect_fill(q, 1 * MiB - 4096, 4096, 0x11);
 	blk_queue_free(q);
 	blk_close(b);
 	/* read-only changed nothing */
@@ -523,9 +505,9 @@ static void test_dirty_rebuilt(void)
 	b = tb_open(img, "qcow2", BLK_AIO_THREADS, BLK_CACHE_WRITEBACK, false);
 	g_assert_nonnull(b);
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_pattern(q, 0, 1 * MiB, 0x11);
-	expect_pattern(q, 2 * MiB, 64 * KiB, 0x22);
-	expect_pattern(q, 4 * MiB, 64 * KiB, 0x33);
+	tb_expect_fill(q, 0, 1 * MiB, 0x11);
+	tb_expect_fill(q, 2 * MiB, 64 * KiB, 0x22);
+	tb_expect_fill(q, 4 * MiB, 64 * KiB, 0x33);
 	memset(buf, 0x44, sizeof(buf));
 	g_assert_cmpint(tb_pwrite(q, 6 * MiB, buf, sizeof(buf)), ==, 4096);
 	g_assert_cmpint(tb_pwrite(q, 4 * MiB, buf, sizeof(buf)), ==, 4096);
@@ -563,7 +545,7 @@ static void test_create_variants(void)
 	};
 	char *dir;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	for (size_t i = 0; i < G_N_ELEMENTS(v); i++) {
 		char *img = g_strdup_printf("%s/v%zu.qcow2", dir, i), err[512];
@@ -583,12 +565,12 @@ static void test_create_variants(void)
 		} else {
 			g_assert_nonnull(b);
 			q = blk_queue_new(b, err, sizeof(err));
-			expect_pattern(q, 64 * KiB, 64 * KiB, 0x42);
+			tb_expect_fill(q, 64 * KiB, 64 * KiB, 0x42);
 			memset(buf, 0x17, sizeof(buf));
 			g_assert_cmpint(tb_pwrite(q, 64 * KiB + 4096, buf, 8192), ==, 8192);
 			g_assert_cmpint(tb_pwrite(q, 5 * MiB + 100, buf, 8192), ==, 8192);
-			expect_pattern(q, 64 * KiB, 4096, 0x42);
-			expect_pattern(q, 64 * KiB + 4096, 8192, 0x17);
+			tb_expect_fill(q, 64 * KiB, 4096, 0x42);
+			tb_expect_fill(q, 64 * KiB + 4096, 8192, 0x17);
 			blk_queue_free(q);
 			g_assert_cmpint(blk_close(b), ==, 0);
 			g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s && qemu-io -c "
@@ -600,7 +582,7 @@ static void test_create_variants(void)
 		g_assert_true(v[i].ro_ok ? b != NULL : b == NULL);
 		if (b) {
 			q = blk_queue_new(b, err, sizeof(err));
-			expect_pattern(q, 128 * KiB - 4096, 4096, 0x42);
+			tb_expect_fill(q, 128 * KiB - 4096, 4096, 0x42);
 			blk_queue_free(q);
 			blk_close(b);
 		}
@@ -617,7 +599,7 @@ static void test_snapshots_readonly(void)
 	struct blk_queue *q;
 	struct blk *b;
 
-	SKIP_WITHOUT_QEMU_IMG();
+	TB_SKIP_WITHOUT_QEMU_IMG();
 	dir = tb_tmpdir();
 	img = g_build_filename(dir, "s.qcow2", NULL);
 	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 4M && "
@@ -631,8 +613,8 @@ static void test_snapshots_readonly(void)
 	b = blk_open(&cfg, err, sizeof(err));
 	g_assert_nonnull(b);
 	q = blk_queue_new(b, err, sizeof(err));
-	expect_pattern(q, 0, 4096, 0x02);
-	expect_pattern(q, 4096, 60 * KiB, 0x01);
+	tb_expect_fill(q, 0, 4096, 0x02);
+	tb_expect_fill(q, 4096, 60 * KiB, 0x01);
 	blk_queue_free(q);
 	blk_close(b);
 	g_free(img);
