@@ -24,6 +24,7 @@
 #include "log.h"
 #include "machine.h"
 #include "memory.h"
+#include "options.h"
 #include "pci.h"
 #include "pci_internal.h"
 
@@ -301,6 +302,41 @@ unsigned pci_add_capability(struct pci_device *d, uint8_t id, unsigned len)
 	d->config[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
 	d->next_cap = off + len;
 	return off;
+}
+
+int pci_parse_location(struct opts *o, const char *type, int *slot, char *err, size_t errlen)
+{
+	const char *bus = opts_get(o, "bus"), *addr = opts_get(o, "addr");
+	unsigned long s, fn = 0;
+	char *end;
+
+	*slot = -1;
+	if (bus && strcmp(bus, "pcie.0") && strcmp(bus, "pci.0")) {
+		snprintf(err, errlen, "%s: bus=%s: the only bus is the root bus, pcie.0", type, bus);
+		return -EINVAL;
+	}
+	if (!addr)
+		return 0;
+	s = strtoul(addr, &end, 16);
+	if (end != addr && *end == '.') {
+		const char *f = end + 1;
+
+		fn = strtoul(f, &end, 16);
+		if (end == f)
+			end = (char *)addr;	/* "5." */
+	}
+	if (end == addr || *end || !g_ascii_isxdigit(addr[0]) || s >= PCI_MAX_SLOTS) {
+		snprintf(err, errlen, "%s: addr=%s: expected SLOT[.FUNCTION] in hex, slot 0 to "
+			 "0x%x", type, addr, PCI_MAX_SLOTS - 1);
+		return -EINVAL;
+	}
+	if (fn) {
+		snprintf(err, errlen, "%s: addr=%s: only function 0 (devices are single-function)",
+			 type, addr);
+		return -EINVAL;
+	}
+	*slot = s;
+	return 0;
 }
 
 int pci_device_register(struct machine *m, struct pci_device *d, int slot, char *err,

@@ -108,6 +108,15 @@ void pci_host_destroy(struct machine *m);
  * Fill in identity and class before calling.  slot < 0 takes the first free
  * slot.  Assigns BAR addresses, the INTx line, and enables decoding.
  */
+/*
+ * A -device's place: bus= (the root bus, "pcie.0" as QEMU names Q35's, or
+ * "pci.0") and addr= ("SLOT[.FUNCTION]", hex as in QEMU: "0x5", "0a.0";
+ * function 0 only).  *slot stays -1 (first free) without addr.  Errors
+ * name type and the value.
+ */
+struct opts;
+int pci_parse_location(struct opts *o, const char *type, int *slot, char *err, size_t errlen);
+
 void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, uint16_t device,
 		     uint32_t class_code, uint8_t revision);
 int pci_device_register(struct machine *m, struct pci_device *d, int slot, char *err, size_t errlen);

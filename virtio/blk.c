@@ -1288,7 +1288,7 @@ static bool vblk_is_block_size(uint64_t v)
 static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errlen)
 {
 	struct vblk_params p = { .slot = -1 };
-	const char *drive_id, *bus;
+	const char *drive_id;
 	uint64_t bootindex;
 	struct drive *drv;
 	int ret;
@@ -1297,7 +1297,6 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 	p.id = opts_get(o, "id");
 	p.serial = opts_get(o, "serial");
 	drive_id = opts_get(o, "drive");
-	bus = opts_get(o, "bus");
 	if ((ret = opts_get_uint(o, "num-queues", vblk_default_queues(m), &p.num_queues,
 				 err, errlen)) < 0 ||
 	    (ret = opts_get_uint(o, "queue-size", VBLK_QUEUE_SIZE, &p.queue_size, err, errlen)) < 0 ||
@@ -1313,25 +1312,11 @@ static int vblk_create(struct machine *m, struct opts *o, char *err, size_t errl
 	 * firmware boot order it sets has nothing to act on. */
 	if ((ret = opts_get_uint(o, "bootindex", 0, &bootindex, err, errlen)) < 0)
 		return ret;
-	if (opts_get(o, "addr")) {
-		const char *a = opts_get(o, "addr");
-		char *end;
-		unsigned long slot = strtoul(a, &end, 0);
-
-		if (end == a || (*end && strcmp(end, ".0")) || slot >= PCI_MAX_SLOTS) {
-			snprintf(err, errlen, "virtio-blk-pci: addr=%s: expected a slot number", a);
-			return -EINVAL;
-		}
-		p.slot = slot;
-	}
-	if ((ret = opts_check_all_used(o, err, errlen)) < 0)
+	if ((ret = pci_parse_location(o, "virtio-blk-pci", &p.slot, err, errlen)) < 0 ||
+	    (ret = opts_check_all_used(o, err, errlen)) < 0)
 		return ret;
 	if (!drive_id) {
 		snprintf(err, errlen, "virtio-blk-pci: drive property not set");
-		return -EINVAL;
-	}
-	if (bus && strcmp(bus, "pci.0")) {
-		snprintf(err, errlen, "virtio-blk-pci: bus=%s: only pci.0 exists", bus);
 		return -EINVAL;
 	}
 	if (!p.num_queues || p.num_queues > VIRTIO_PCI_MAX_QUEUES) {

@@ -109,42 +109,21 @@ static void vscsi_fill_config(struct virtio_scsi *s)
 			      1ull << VIRTIO_SCSI_F_CHANGE;
 }
 
-static int vscsi_parse_slot(const char *a, int *slot, char *err, size_t errlen)
-{
-	char *end;
-	unsigned long v = strtoul(a, &end, 0);
-
-	if (end == a || (*end && strcmp(end, ".0")) || v >= PCI_MAX_SLOTS) {
-		snprintf(err, errlen, "%s: addr=%s: expected a slot number", vscsi_type, a);
-		return -EINVAL;
-	}
-	*slot = v;
-	return 0;
-}
-
 static int vscsi_create(struct machine *m, struct opts *o, char *err, size_t errlen)
 {
 	uint64_t nq, qsize, smp = m->cfg.smp ? m->cfg.smp : 1;
-	const char *id, *bus, *addr;
+	const char *id;
 	struct virtio_scsi *s;
-	int slot = -1, ret;
+	int slot, ret;
 
 	opts_get(o, "driver");
 	id = opts_get(o, "id");
-	bus = opts_get(o, "bus");
-	addr = opts_get(o, "addr");
 	if ((ret = opts_get_uint(o, "num_queues", MIN(smp, VIRTIO_PCI_MAX_QUEUES - 2u), &nq,
 				 err, errlen)) < 0 ||
-	    (ret = opts_get_uint(o, "virtqueue_size", VSCSI_QUEUE_SIZE, &qsize, err, errlen)) < 0)
+	    (ret = opts_get_uint(o, "virtqueue_size", VSCSI_QUEUE_SIZE, &qsize, err, errlen)) < 0 ||
+	    (ret = pci_parse_location(o, vscsi_type, &slot, err, errlen)) < 0 ||
+	    (ret = opts_check_all_used(o, err, errlen)) < 0)
 		return ret;
-	if (addr && (ret = vscsi_parse_slot(addr, &slot, err, errlen)) < 0)
-		return ret;
-	if ((ret = opts_check_all_used(o, err, errlen)) < 0)
-		return ret;
-	if (bus && strcmp(bus, "pci.0")) {
-		snprintf(err, errlen, "%s: bus=%s: only pci.0 exists", vscsi_type, bus);
-		return -EINVAL;
-	}
 	if (!nq || nq > VIRTIO_PCI_MAX_QUEUES - 2) {
 		snprintf(err, errlen, "%s: num_queues=%" PRIu64 ": must be 1 to %u", vscsi_type, nq,
 			 VIRTIO_PCI_MAX_QUEUES - 2);

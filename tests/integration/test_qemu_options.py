@@ -12,7 +12,9 @@ import fcntl
 import os
 import re
 import resource
+import shutil
 import struct
+import tempfile
 import time
 import unittest
 
@@ -233,6 +235,36 @@ class Others(unittest.TestCase):
             "-global", "kvm-pit.lost_tick_policy=delay", "-msg", "timestamp=off"]) +
             ["-serial", "stdio"], timeout=60)
         self.assertEqual(r.status, EXIT_PASS, r)
+
+    def test_pci_location(self):
+        """bus= and addr= as QEMU takes them for Q35: pcie.0, hex slots."""
+        disk = os.path.join(self.tmp(), "d.raw")
+        with open(disk, "wb") as f:
+            f.truncate(1 << 20)
+        base = ["-drive", "file=%s,format=raw,if=none,id=d0" % disk]
+        for dev in ("virtio-blk-pci,drive=d0,bus=pcie.0,addr=0x10",
+                    "virtio-blk-pci,drive=d0,bus=pci.0,addr=10.0",
+                    '{"driver": "virtio-scsi-pci", "bus": "pcie.0", "addr": "0x1f"}'):
+            r = run_vireo(machine_args(guest("pciscan.mb.elf"), accel="tcg",
+                                       extra=base + ["-device", dev]) + ["-serial", "stdio"],
+                          timeout=60)
+            self.assertEqual(r.status, EXIT_PASS, r)
+            # the guest's scan prints bus:slot.function in hex
+            self.assertRegex(r.stdout, r"pci 00:%s\.0 vendor=1af4" %
+                             ("1f" if "scsi" in dev else "10"), r)
+        self.assertIn("the only bus is the root bus, pcie.0",
+                      self.refused(*base, "-device", "virtio-blk-pci,drive=d0,bus=pci.1"))
+        self.assertIn("only function 0",
+                      self.refused(*base, "-device", "virtio-blk-pci,drive=d0,addr=0x5.0x1"))
+        self.assertIn("expected SLOT[.FUNCTION] in hex",
+                      self.refused(*base, "-device", "virtio-blk-pci,drive=d0,addr=0x20"))
+        self.assertIn("expected SLOT[.FUNCTION] in hex",
+                      self.refused(*base, "-device", "virtio-scsi-pci,addr=five"))
+
+    def tmp(self):
+        d = tempfile.mkdtemp(prefix="vireo-opts-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
 
     def test_json_device(self):
         """-device {...}: libvirt's spelling since QEMU 6."""
