@@ -18,6 +18,7 @@
 
 #include <glib.h>
 
+#include "le.h"
 #include "machine.h"
 #include "options.h"
 #include "smbios.h"
@@ -212,16 +213,12 @@ static void end(struct table *t)
 	t->count++;
 }
 
-static void put16(uint8_t *p, uint16_t v)
+/* The strings of the keys (NULL-terminated) of a type into s[], in order. */
+static void fields(struct table *t, const struct machine *m, unsigned type,
+		   const char *const *names, uint8_t *s)
 {
-	p[0] = v;
-	p[1] = v >> 8;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, v);
-	put16(p + 2, v >> 16);
+	for (unsigned i = 0; names[i]; i++)
+		s[i] = str(t, field(m, type, names[i]));
 }
 
 static void build_structures(struct machine *m, struct table *t)
@@ -232,12 +229,10 @@ static void build_structures(struct machine *m, struct table *t)
 
 	/* Type 0, BIOS: characteristics "not supported", a virtual machine. */
 	p = begin(t, 0, 0x18, 0x0000);
-	s[0] = str(t, field(m, 0, "vendor"));
-	s[1] = str(t, field(m, 0, "version"));
-	s[2] = str(t, field(m, 0, "date"));
+	fields(t, m, 0, (const char *const[]){ "vendor", "version", "date", NULL }, s);
 	p[4] = s[0];
 	p[5] = s[1];
-	put16(p + 6, 0xE800);		/* starting segment */
+	put_le16(p + 6, 0xE800);		/* starting segment */
 	p[8] = s[2];
 	p[9] = 0;			/* ROM size: 64 KiB */
 	p[0x0A] = 0x08;			/* characteristics not supported */
@@ -247,12 +242,8 @@ static void build_structures(struct machine *m, struct table *t)
 
 	/* Type 1, system: the UUID of -uuid (or type=1,uuid=), zero without. */
 	p = begin(t, 1, 0x1B, 0x0100);
-	s[0] = str(t, field(m, 1, "manufacturer"));
-	s[1] = str(t, field(m, 1, "product"));
-	s[2] = str(t, field(m, 1, "version"));
-	s[3] = str(t, field(m, 1, "serial"));
-	s[4] = str(t, field(m, 1, "sku"));
-	s[5] = str(t, field(m, 1, "family"));
+	fields(t, m, 1, (const char *const[]){ "manufacturer", "product", "version", "serial",
+						"sku", "family", NULL }, s);
 	memcpy(p + 4, s, 4);
 	if (uuid)
 		uuid_bytes(uuid, p + 8);
@@ -263,26 +254,19 @@ static void build_structures(struct machine *m, struct table *t)
 
 	/* Type 2, baseboard, in the chassis below. */
 	p = begin(t, 2, 0x0F, 0x0200);
-	s[0] = str(t, field(m, 2, "manufacturer"));
-	s[1] = str(t, field(m, 2, "product"));
-	s[2] = str(t, field(m, 2, "version"));
-	s[3] = str(t, field(m, 2, "serial"));
-	s[4] = str(t, field(m, 2, "asset"));
-	s[5] = str(t, field(m, 2, "location"));
+	fields(t, m, 2, (const char *const[]){ "manufacturer", "product", "version", "serial",
+						"asset", "location", NULL }, s);
 	memcpy(p + 4, s, 5);
 	p[9] = 0x01;			/* a hosting board */
 	p[0x0A] = s[5];
-	put16(p + 0x0B, 0x0300);
+	put_le16(p + 0x0B, 0x0300);
 	p[0x0D] = 0x0A;			/* motherboard */
 	end(t);
 
 	/* Type 3, chassis: "other", states safe. */
 	p = begin(t, 3, 0x16, 0x0300);
-	s[0] = str(t, field(m, 3, "manufacturer"));
-	s[1] = str(t, field(m, 3, "version"));
-	s[2] = str(t, field(m, 3, "serial"));
-	s[3] = str(t, field(m, 3, "asset"));
-	s[4] = str(t, field(m, 3, "sku"));
+	fields(t, m, 3, (const char *const[]){ "manufacturer", "version", "serial", "asset",
+						"sku", NULL }, s);
 	p[4] = s[0];
 	p[5] = 0x01;
 	p[6] = s[1];
@@ -336,18 +320,18 @@ int smbios_build(struct machine *m, char *err, size_t errlen)
 	ep3[6] = sizeof(ep3);
 	ep3[7] = 3;			/* SMBIOS 3.0 */
 	ep3[0x0A] = 1;			/* entry point revision */
-	put32(ep3 + 0x0C, t.buf->len);
-	put32(ep3 + 0x10, SMBIOS_TABLE);	/* the high half of the address is 0 */
+	put_le32(ep3 + 0x0C, t.buf->len);
+	put_le32(ep3 + 0x10, SMBIOS_TABLE);	/* the high half of the address is 0 */
 	ep3[5] = checksum(ep3, sizeof(ep3));
 
 	ep2[5] = sizeof(ep2);
 	ep2[6] = 2;			/* SMBIOS 2.8 */
 	ep2[7] = 8;
-	put16(ep2 + 8, t.max_struct);
+	put_le16(ep2 + 8, t.max_struct);
 	memcpy(ep2 + 0x10, "_DMI_", 5);
-	put16(ep2 + 0x16, t.buf->len);
-	put32(ep2 + 0x18, SMBIOS_TABLE);
-	put16(ep2 + 0x1C, t.count);
+	put_le16(ep2 + 0x16, t.buf->len);
+	put_le32(ep2 + 0x18, SMBIOS_TABLE);
+	put_le16(ep2 + 0x1C, t.count);
 	ep2[0x1E] = 0x28;
 	ep2[0x15] = checksum(ep2 + 0x10, 0x0F);
 	ep2[4] = checksum(ep2, sizeof(ep2));

@@ -12,21 +12,10 @@
 #include <unistd.h>
 
 #include "accel/accel.h"
+#include "le.h"
 #include "log.h"
 #include "machine.h"
 #include "virtio-pci.h"
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = v;
-	p[1] = v >> 8;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	put_le16(p, v);
-	put_le16(p + 2, v >> 16);
-}
 
 static void vp_signal(int fd)
 {

@@ -53,18 +53,22 @@ def kvm_supported(leaf, reg):
     return 0
 
 
-class Cpu(unittest.TestCase):
+class Options(unittest.TestCase):
+    def refused(self, *args):
+        """vireo's error output for a command line it must refuse."""
+        r = run_vireo(list(args) + ["-nographic", "-kernel", guest("cpuid.mb.elf")],
+                      timeout=30)
+        self.assertEqual(r.status, 1, r)
+        return r.stderr
+
+
+class Cpu(Options):
     def cpuid(self, accel, *extra):
         r = run_vireo(machine_args(guest("cpuid.mb.elf"), accel=accel, extra=extra) +
                       ["-serial", "stdio"], timeout=60)
         self.assertEqual(r.status, EXIT_PASS, r)
         return r.stdout
 
-    def refused(self, *args):
-        r = run_vireo(list(args) + ["-nographic", "-kernel", guest("cpuid.mb.elf")],
-                      timeout=30)
-        self.assertEqual(r.status, 1, r)
-        return r.stderr
 
     def test_tcg_features_off(self):
         base = words(self.cpuid("tcg"))
@@ -123,12 +127,7 @@ class Cpu(unittest.TestCase):
         self.assertRegex(err, r"KVM on this host cannot offer the guest: (svm|vmx)")
 
 
-class Machine(unittest.TestCase):
-    def refused(self, *args):
-        r = run_vireo(list(args) + ["-nographic", "-kernel", guest("cpuid.mb.elf")],
-                      timeout=30)
-        self.assertEqual(r.status, 1, r)
-        return r.stderr
+class Machine(Options):
 
     def vmflags(self, vm, size):
         """VmFlags of the mapping of guest RAM (the one mapping of that size)."""
@@ -178,7 +177,7 @@ class Machine(unittest.TestCase):
         self.assertIn("migratable", r.stdout)
 
 
-class Others(unittest.TestCase):
+class Others(Options):
     def rtc(self, *extra, env=None):
         """The guest's RTC reading, and the host's UTC time just before it."""
         before = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
@@ -204,11 +203,6 @@ class Others(unittest.TestCase):
         got, now = self.rtc("-rtc", "base=localtime", env={"TZ": "XXX-05:30"})
         self.assertNear(got, now + datetime.timedelta(hours=5, minutes=30))
 
-    def refused(self, *args):
-        r = run_vireo(list(args) + ["-nographic", "-kernel", guest("rtcdate.mb.elf")],
-                      timeout=30)
-        self.assertEqual(r.status, 1, r)
-        return r.stderr
 
     def test_refusals(self):
         self.assertIn("clock='vm'", self.refused("-rtc", "base=utc,clock=vm"))
