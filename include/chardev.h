@@ -1,6 +1,6 @@
 /*
  * Character backends for serial ports and monitors: -serial stdio,
- * file:PATH, unix:PATH,server=on,wait=off, none; -chardev socket,id=...
+ * file:PATH, unix:PATH,server=on,wait=off, pty, none; -chardev socket,id=...
  * Input is read on the machine's main loop and handed to the frontend.
  */
 #ifndef VIREO_CHARDEV_H
@@ -30,5 +30,7 @@ void chardev_set_frontend(struct chardev *c, const struct chardev_frontend *fe);
 /* Never blocks the caller for long: output to a slow or gone peer is dropped. */
 void chardev_write(struct chardev *c, const void *buf, size_t len);
 void chardev_close(struct chardev *c);
+/* -serial pty: the name of the terminal's other side (/dev/pts/N); else NULL. */
+const char *chardev_pty_name(const struct chardev *c);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * Character backends for -serial: stdio, file:PATH, unix:PATH,server=on,
- * wait=off, null/none.  See chardev.h.
+ * wait=off, pty, null/none.  See chardev.h.
  *
  * Threads: chardev_write runs on vCPU threads (from a UART register write),
  * everything else on the main loop (c->ctx).  Output goes to a non-blocking
@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,7 +34,7 @@
 #define CHR_OUTBUF_MAX	(64 * 1024)	/* bytes kept for a slow peer */
 #define CHR_ESCAPE	0x01		/* Ctrl-A, as QEMU's mux */
 
-enum chardev_kind { CHR_NULL, CHR_STDIO, CHR_FILE, CHR_UNIX };
+enum chardev_kind { CHR_NULL, CHR_STDIO, CHR_FILE, CHR_UNIX, CHR_PTY };
 
 struct chardev {
 	enum chardev_kind kind;
@@ -53,8 +54,10 @@ struct chardev {
 	GSource *in_src;
 	int listen_fd;
 	GSource *listen_src;
-	char *path;			/* unix socket to unlink at close */
+	char *path;			/* unix socket to unlink at close; pty: its name */
 	bool escape;			/* stdio: Ctrl-A seen */
+	int pty_fd;			/* pty: the master side, -1 otherwise */
+	GSource *pty_timer;		/* pty: looks for a client while there is none */
 };
 
 /*
@@ -255,6 +258,7 @@ static void stdio_input(struct chardev *c, const uint8_t *buf, size_t len)
 }
 
 static void unix_client_gone(struct chardev *c);
+static void pty_client_gone(struct chardev *c);
 
 static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
 {
@@ -269,6 +273,8 @@ static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
 		/* EOF or error: no more input, the VM goes on. */
 		if (c->kind == CHR_UNIX) {
 			unix_client_gone(c);
+		} else if (c->kind == CHR_PTY) {
+			pty_client_gone(c);
 		} else {
 			g_source_unref(c->in_src);
 			c->in_src = NULL;
@@ -398,6 +404,85 @@ out:
 	return ret;
 }
 
+/*
+ * pty: the guest's port on a pseudo-terminal, as QEMU's -serial pty, for
+ * screen, minicom or virsh console on the name it logs.  While no one has
+ * the other side open the master reads EIO and polls POLLHUP: output is
+ * dropped then, as for a unix socket without a client, and a timer looks
+ * for a client every 200 ms.
+ */
+static gboolean pty_look(gpointer opaque)
+{
+	struct chardev *c = opaque;
+	struct pollfd p = { .fd = c->pty_fd, .events = POLLIN };
+
+	if (poll(&p, 1, 0) < 0 || (p.revents & POLLHUP))
+		return G_SOURCE_CONTINUE;
+	pthread_mutex_lock(&c->lock);
+	c->out_fd = c->pty_fd;
+	pthread_mutex_unlock(&c->lock);
+	in_watch(c, c->pty_fd);
+	g_source_unref(c->pty_timer);
+	c->pty_timer = NULL;
+	return G_SOURCE_REMOVE;
+}
+
+static void pty_wait_client(struct chardev *c)
+{
+	c->pty_timer = g_timeout_source_new(200);
+	g_source_set_callback(c->pty_timer, pty_look, c, NULL);
+	g_source_attach(c->pty_timer, c->ctx);
+}
+
+/* Called from the input callback, which then returns REMOVE. */
+static void pty_client_gone(struct chardev *c)
+{
+	pthread_mutex_lock(&c->lock);
+	out_stop_watch_locked(c);
+	g_byte_array_set_size(c->outbuf, 0);
+	c->out_fd = -1;
+	pthread_mutex_unlock(&c->lock);
+	g_source_unref(c->in_src);
+	c->in_src = NULL;
+	c->in_fd = -1;
+	pty_wait_client(c);
+}
+
+static int open_pty(struct chardev *c, char *err, size_t errlen)
+{
+	char name[64];
+	struct termios t;
+	int slave;
+
+	c->pty_fd = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (c->pty_fd < 0 || grantpt(c->pty_fd) || unlockpt(c->pty_fd) ||
+	    ptsname_r(c->pty_fd, name, sizeof(name))) {
+		snprintf(err, errlen, "-serial pty: cannot make a pseudo-terminal: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	/* Raw, so the guest's bytes pass as they are (no echo, no CR/LF games). */
+	slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0 || tcgetattr(slave, &t)) {
+		snprintf(err, errlen, "-serial pty: %s: %s", name, strerror(errno));
+		if (slave >= 0)
+			close(slave);
+		return -EIO;
+	}
+	cfmakeraw(&t);
+	tcsetattr(slave, TCSANOW, &t);
+	close(slave);
+	c->path = g_strdup(name);
+	log_info("-serial pty: char device redirected to %s", name);
+	pty_wait_client(c);
+	return 0;
+}
+
+const char *chardev_pty_name(const struct chardev *c)
+{
+	return c->kind == CHR_PTY ? c->path : NULL;
+}
+
 static int open_stdio(struct chardev *c, char *err, size_t errlen)
 {
 	struct stat st = { 0 };
@@ -462,7 +547,7 @@ struct chardev *chardev_open(const char *spec, GMainContext *ctx, char *err, siz
 	c->ctx = g_main_context_ref(ctx);
 	pthread_mutex_init(&c->lock, NULL);
 	c->outbuf = g_byte_array_new();
-	c->out_fd = c->in_fd = c->listen_fd = -1;
+	c->out_fd = c->in_fd = c->listen_fd = c->pty_fd = -1;
 
 	if (!strcmp(spec, "null") || !strcmp(spec, "none")) {
 		c->kind = CHR_NULL;
@@ -476,9 +561,12 @@ struct chardev *chardev_open(const char *spec, GMainContext *ctx, char *err, siz
 	} else if (!strncmp(spec, "unix:", 5)) {
 		c->kind = CHR_UNIX;
 		ret = open_unix(c, spec + 5, err, errlen);
+	} else if (!strcmp(spec, "pty")) {
+		c->kind = CHR_PTY;
+		ret = open_pty(c, err, errlen);
 	} else {
 		snprintf(err, errlen, "-serial %s: unknown backend (expected stdio, "
-			 "file:PATH, unix:PATH,server=on,wait=off, null or none)", spec);
+			 "file:PATH, unix:PATH,server=on,wait=off, pty, null or none)", spec);
 		ret = -EINVAL;
 	}
 	if (ret) {
@@ -502,12 +590,16 @@ void chardev_close(struct chardev *c)
 {
 	if (!c)
 		return;
+	if (c->pty_timer) {
+		g_source_destroy(c->pty_timer);
+		g_source_unref(c->pty_timer);
+	}
 	pthread_mutex_lock(&c->lock);
 	out_stop_watch_locked(c);
 	/* Give a terminal or a file what is still buffered, without waiting. */
 	if (c->out_fd >= 0)
 		out_flush_locked(c);
-	if (c->out_fd >= 0 && c->out_fd != c->in_fd)
+	if (c->out_fd >= 0 && c->out_fd != c->in_fd && c->out_fd != c->pty_fd)
 		close(c->out_fd);
 	c->out_fd = -1;
 	pthread_mutex_unlock(&c->lock);
@@ -515,15 +607,17 @@ void chardev_close(struct chardev *c)
 		g_source_destroy(c->in_src);
 		g_source_unref(c->in_src);
 	}
-	if (c->in_fd > STDERR_FILENO)
+	if (c->in_fd > STDERR_FILENO && c->in_fd != c->pty_fd)
 		close(c->in_fd);
+	if (c->pty_fd >= 0)
+		close(c->pty_fd);
 	if (c->listen_src) {
 		g_source_destroy(c->listen_src);
 		g_source_unref(c->listen_src);
 	}
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
-	if (c->path)
+	if (c->path && c->kind == CHR_UNIX)
 		unlink(c->path);
 	if (c->kind == CHR_STDIO) {
 		stdio_restore_tty();

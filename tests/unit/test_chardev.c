@@ -1,4 +1,4 @@
-/* Character backends: file output, unix socket server, stdio escape, bad specs. */
+/* Character backends: file output, unix socket server, pty, stdio escape, bad specs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -146,6 +146,73 @@ static void test_unix(void)
 	/* The socket file goes with the backend. */
 	g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
 	g_rmdir(dir);
+	g_byte_array_unref(s.in);
+	g_main_context_unref(ctx);
+}
+
+/* Read from fd until want bytes came, iterating ctx meanwhile; 10 s at most. */
+static void read_exactly(GMainContext *ctx, int fd, char *buf, size_t want)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < 1000 && got < want; i++) {
+		ssize_t n = read(fd, buf + got, want - got);
+
+		if (n > 0)
+			got += n;
+		else
+			g_usleep(10000);
+		while (g_main_context_iteration(ctx, FALSE))
+			;
+	}
+	g_assert_cmpuint(got, ==, want);
+}
+
+/*
+ * -serial pty: output without a client is dropped; a client that opens
+ * the terminal gets the guest's output and sends it input, raw; after it
+ * closes, the next client is served.
+ */
+static void test_pty(void)
+{
+	GMainContext *ctx = g_main_context_new();
+	struct sink s = { .in = g_byte_array_new() };
+	struct chardev_frontend fe = { .receive = sink_receive, .opaque = &s };
+	struct want w = { &s, 4 };
+	char err[256] = "", buf[16];
+	struct chardev *c;
+	const char *name;
+
+	c = chardev_open("pty", ctx, err, sizeof(err));
+	g_assert_nonnull(c);
+	chardev_set_frontend(c, &fe);
+	name = chardev_pty_name(c);
+	g_assert_nonnull(name);
+	g_assert_true(g_str_has_prefix(name, "/dev/pts/"));
+	chardev_write(c, "lost", 4);
+
+	for (int round = 0; round < 2; round++) {
+		int fd = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+		struct termios t;
+
+		g_assert_cmpint(fd, >=, 0);
+		/* Raw: no echo of the input, no CR added to the output. */
+		g_assert_cmpint(tcgetattr(fd, &t), ==, 0);
+		g_assert_false(t.c_lflag & (ECHO | ICANON));
+		g_assert_false(t.c_oflag & OPOST);
+		g_assert_cmpint(write(fd, "in\r\n", 4), ==, 4);
+		spin_until(ctx, sink_has, &w);
+		g_assert_cmpmem(s.in->data + round * 4, 4, "in\r\n", 4);
+		chardev_write(c, "out\n", 4);
+		read_exactly(ctx, fd, buf, 4);
+		g_assert_cmpmem(buf, 4, "out\n", 4);
+		close(fd);
+		/* The backend sees the client go (EIO) and waits for the next. */
+		for (int i = 0; i < 50; i++)
+			g_main_context_iteration(ctx, FALSE);
+		w.len += 4;
+	}
+	chardev_close(c);
 	g_byte_array_unref(s.in);
 	g_main_context_unref(ctx);
 }
@@ -342,6 +409,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/chardev/file", test_file);
 	g_test_add_func("/chardev/unix", test_unix);
 	g_test_add_func("/chardev/unix-slow-peer", test_unix_slow_peer);
+	g_test_add_func("/chardev/pty", test_pty);
 	g_test_add_func("/chardev/stdio-escape", test_stdio_escape);
 	g_test_add_func("/chardev/stdio-tty", test_stdio_tty);
 	g_test_add_func("/chardev/bad-specs", test_bad_specs);
