@@ -497,6 +497,25 @@ static void uart_destroy(struct device *d)
 	free(u);
 }
 
+void uart_for_each_chardev(struct machine *m,
+			   void (*fn)(void *opaque, const char *label, const char *filename),
+			   void *opaque)
+{
+	/* m->devices is newest first: COM1 comes out last, so walk by index. */
+	for (unsigned i = 0; i < 4; i++) {
+		for (struct device *d = m->devices; d; d = d->next) {
+			struct uart *u = (struct uart *)d;
+			char *name;
+
+			if (strcmp(d->type, "isa-serial") || u->index != i)
+				continue;
+			name = chardev_describe(u->chr);
+			fn(opaque, u->name, name);
+			g_free(name);
+		}
+	}
+}
+
 int uart_create(struct machine *m, unsigned index, const char *spec, char *err, size_t errlen)
 {
 	struct chardev_frontend fe = { .receive = uart_receive, .quit = uart_quit };

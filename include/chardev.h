@@ -32,5 +32,10 @@ void chardev_write(struct chardev *c, const void *buf, size_t len);
 void chardev_close(struct chardev *c);
 /* -serial pty: the name of the terminal's other side (/dev/pts/N); else NULL. */
 const char *chardev_pty_name(const struct chardev *c);
+/*
+ * The backend as QMP query-chardev's "filename" names it: "stdio",
+ * "file:PATH", "unix:PATH,server=on", "pty:/dev/pts/N", "null".
+ */
+char *chardev_describe(const struct chardev *c);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "accel/accel.h"
 #include "block.h"
+#include "board.h"
 #include "machine.h"
 #include "migration.h"
 #include "monitor.h"
@@ -102,6 +103,28 @@ static JsonNode *cmd_query_name(struct machine *m, struct qmp_client *c, JsonObj
 
 	if (m->cfg.name)
 		json_object_set_string_member(o, "name", m->cfg.name);
+	return n;
+}
+
+static void chardev_entry(void *opaque, const char *label, const char *filename)
+{
+	JsonObject *o = json_object_new();
+
+	json_object_set_string_member(o, "label", label);
+	json_object_set_string_member(o, "filename", filename);
+	json_object_set_boolean_member(o, "frontend-open", true);
+	json_array_add_object_element(opaque, o);
+}
+
+/* The serial ports' backends: where -serial pty put the console, for one. */
+static JsonNode *cmd_query_chardev(struct machine *m, struct qmp_client *c, JsonObject *args,
+				   struct qmp_error *err)
+{
+	JsonArray *a = json_array_new();
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+
+	uart_for_each_chardev(m, chardev_entry, a);
+	json_node_take_array(n, a);
 	return n;
 }
 
@@ -449,6 +472,7 @@ static const struct qmp_command commands[] = {
 	{ "query-status", cmd_query_status },
 	{ "query-name", cmd_query_name },
 	{ "query-uuid", cmd_query_uuid },
+	{ "query-chardev", cmd_query_chardev },
 	{ "query-kvm", cmd_query_kvm },
 	{ "query-commands", cmd_query_commands },
 	{ "query-qmp-schema", cmd_query_qmp_schema },

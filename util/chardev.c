@@ -483,6 +483,22 @@ const char *chardev_pty_name(const struct chardev *c)
 	return c->kind == CHR_PTY ? c->path : NULL;
 }
 
+char *chardev_describe(const struct chardev *c)
+{
+	switch (c->kind) {
+	case CHR_STDIO:
+		return g_strdup("stdio");
+	case CHR_FILE:
+		return g_strdup(c->spec);
+	case CHR_UNIX:
+		return g_strdup_printf("unix:%s,server=on", c->path);
+	case CHR_PTY:
+		return g_strdup_printf("pty:%s", c->path);
+	default:
+		return g_strdup("null");
+	}
+}
+
 static int open_stdio(struct chardev *c, char *err, size_t errlen)
 {
 	struct stat st = { 0 };

@@ -260,6 +260,36 @@ class Others(Options):
         self.addCleanup(shutil.rmtree, d, True)
         return d
 
+    def test_serial_pty(self):
+        """-serial pty: the terminal QMP query-chardev names carries the
+        guest's console; the other ports are listed too."""
+        out = os.path.join(self.tmp(), "com2.txt")
+        # The counter guest prints a line per step, so output flows from
+        # whenever vireo notices the client (it drops what comes before).
+        with Vm(machine_args(guest("counter.mb.elf"), accel="tcg",
+                             extra=["-S", "-serial", "pty", "-serial", "file:" + out]),
+                qmp=True) as vm, vm.qmp() as q:
+            chardevs = q.ok("query-chardev")
+            pty = chardevs[0]["filename"]
+            self.assertRegex(pty, r"^pty:/dev/pts/\d+$")
+            self.assertEqual(chardevs, [
+                {"label": "serial0", "filename": pty, "frontend-open": True},
+                {"label": "serial1", "filename": "file:" + out, "frontend-open": True},
+                {"label": "serial2", "filename": "stdio", "frontend-open": True}])
+            self.assertIn("char device redirected to " + pty[4:], vm.stderr())
+            fd = os.open(pty[4:], os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+            try:
+                q.ok("cont")
+                got, deadline = b"", time.monotonic() + 60
+                while not re.search(rb"count \d+ ", got) and time.monotonic() < deadline:
+                    try:
+                        got += os.read(fd, 4096)
+                    except BlockingIOError:
+                        time.sleep(0.05)
+                self.assertRegex(got, rb"count \d+ ")
+            finally:
+                os.close(fd)
+
     def test_json_device(self):
         """-device {...}: libvirt's spelling since QEMU 6."""
         args = machine_args(guest("hello.mb.elf"), accel="tcg")
