@@ -35,7 +35,8 @@ static void usage(void)
 	       "  -smbios type=0|1|2|3|11,KEY=VALUE...  SMBIOS fields (serial, uuid, OEM strings)\n"
 	       "  -overcommit mem-lock=on|off  lock all memory (guest RAM too) in host RAM\n"
 	       "  -msg timestamp=on|off      time-stamp vireo's messages\n"
-	       "  -boot ..., -no-user-config, -no-hpet, -global kvm-pit.lost_tick_policy=delay\n"
+	       "  -boot ..., -no-user-config, -no-hpet, -net none, -nic none,\n"
+	       "  -global kvm-pit.lost_tick_policy=delay\n"
 	       "                             accepted as QEMU's, no effect (docs/cmdline.md)\n"
 	       "  -m SIZE                    guest RAM (default 128M; suffixes K M G T)\n"
 	       "  -smp N[,cpus=N,sockets=S,cores=C,threads=T]  vCPUs (default 1)\n"
@@ -517,6 +518,14 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 			if (strcmp(arg, "kvm-pit.lost_tick_policy=delay")) {
 				snprintf(err, errlen, "-global %s: vireo takes only "
 					 "kvm-pit.lost_tick_policy=delay (what its PIT does)", arg);
+				return -1;
+			}
+		} else if (!strcmp(opt, "-net") || !strcmp(opt, "-nic")) {
+			TAKES_ARG();
+			/* Scripts say "no network" this way; vireo has no network devices. */
+			if (strcmp(arg, "none")) {
+				snprintf(err, errlen, "%s %s: vireo has no network devices (%s none is "
+					 "accepted)", argv[i - 1], arg, argv[i - 1]);
 				return -1;
 			}
 		} else if (!strcmp(opt, "-no-user-config") || !strcmp(opt, "-no-hpet")) {

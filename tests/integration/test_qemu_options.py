@@ -212,6 +212,7 @@ class Others(Options):
         self.assertIn("cpu-pm=on", self.refused("-overcommit", "cpu-pm=on"))
         self.assertIn("unknown option 'foo'", self.refused("-boot", "foo=1"))
         self.assertIn("kvm-pit.lost_tick_policy=delay", self.refused("-global", "x.y=1"))
+        self.assertIn("-nic user: vireo has no network devices", self.refused("-nic", "user"))
         self.assertIn("type 4 is not supported", self.refused("-smbios", "type=4,serial=x"))
         self.assertIn("type 1 has no field 'colour'", self.refused("-smbios", "type=1,colour=red"))
         self.assertIn("uuid=1234 is not a UUID", self.refused("-smbios", "type=1,uuid=1234"))
@@ -226,7 +227,8 @@ class Others(Options):
     def test_accepted_without_effect(self):
         r = run_vireo(machine_args(guest("rtcdate.mb.elf"), accel="tcg", extra=[
             "-boot", "order=c,menu=off,strict=on", "-no-user-config", "-no-hpet",
-            "-global", "kvm-pit.lost_tick_policy=delay", "-msg", "timestamp=off"]) +
+            "-global", "kvm-pit.lost_tick_policy=delay", "-msg", "timestamp=off",
+            "-net", "none", "-nic", "none"]) +
             ["-serial", "stdio"], timeout=60)
         self.assertEqual(r.status, EXIT_PASS, r)
 
