@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "block.h"
+#include "cmdline.h"
 #include "daemon.h"
 #include "log.h"
 #include "machine.h"
@@ -68,92 +69,6 @@ static void usage(void)
 	       "See docs/cmdline.md for every option.\n");
 }
 
-static bool is_pow2(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-/*
- * -smp [cpus=]N,sockets=S,cores=C,threads=T,maxcpus=M.  With none of
- * S, C, T: one socket of N cores.  Otherwise, as QEMU: threads default
- * to 1, cores to what the sockets leave (or 1), sockets to the rest.
- */
-static int parse_smp(const char *arg, unsigned *out, struct cpu_topology *topo, char *err,
-		     size_t errlen)
-{
-	struct opts *o = opts_parse("-smp", arg, "cpus", err, errlen);
-	uint64_t cpus, s, c, t, maxcpus;
-	int ret = -EINVAL;
-
-	if (!o)
-		return -EINVAL;
-	if (opts_get_uint(o, "cpus", 0, &cpus, err, errlen) ||
-	    opts_get_uint(o, "sockets", 0, &s, err, errlen) ||
-	    opts_get_uint(o, "cores", 0, &c, err, errlen) ||
-	    opts_get_uint(o, "threads", 0, &t, err, errlen) ||
-	    opts_get_uint(o, "maxcpus", 0, &maxcpus, err, errlen) ||
-	    opts_check_all_used(o, err, errlen))
-		goto out;
-	if (!cpus)
-		cpus = maxcpus ? maxcpus : (s ? s : 1) * (c ? c : 1) * (t ? t : 1);
-	if (!s && !c && !t) {
-		s = t = 1;
-		c = cpus;
-	} else {
-		t = t ? t : 1;
-		if (s && !c)
-			c = cpus / (s * t) ? cpus / (s * t) : 1;
-		c = c ? c : 1;
-		s = s ? s : (cpus / (c * t) ? cpus / (c * t) : 1);
-	}
-	if (cpus < 1 || cpus > MACHINE_MAX_VCPUS) {
-		snprintf(err, errlen, "-smp %s: vireo supports 1 to %u vCPUs", arg,
-			 MACHINE_MAX_VCPUS);
-	} else if (maxcpus && maxcpus != cpus) {
-		snprintf(err, errlen, "-smp %s: maxcpus must be the vCPU count: vireo does not "
-			 "hot-plug vCPUs", arg);
-	} else if (s * c * t != cpus) {
-		snprintf(err, errlen, "-smp %s: sockets (%llu) x cores (%llu) x threads (%llu) "
-			 "is not %llu vCPUs", arg, (unsigned long long)s, (unsigned long long)c,
-			 (unsigned long long)t, (unsigned long long)cpus);
-	} else if ((!is_pow2(t) && (s > 1 || c > 1)) || (s > 1 && !is_pow2(c))) {
-		/* APIC IDs are the vCPU indexes: each level's field must be whole bits. */
-		snprintf(err, errlen, "-smp %s: threads, and with more than one socket cores too, "
-			 "must be powers of two", arg);
-	} else {
-		*out = cpus;
-		*topo = (struct cpu_topology){ .sockets = s, .cores = c, .threads = t };
-		ret = 0;
-	}
-out:
-	opts_free(o);
-	return ret;
-}
-
-static int parse_mem(const char *arg, uint64_t *out, char *err, size_t errlen)
-{
-	struct opts *o = opts_parse("-m", arg, "size", err, errlen);
-	const char *size;
-	int ret = -EINVAL;
-
-	if (!o)
-		return -EINVAL;
-	size = opts_get(o, "size");
-	if (!size || parse_size(size, 'M', out) || *out == 0) {
-		snprintf(err, errlen, "-m %s: not a memory size (examples: 512M, 4G)", arg);
-		goto out;
-	}
-	if (*out < (2 << 20) || *out % 4096) {
-		snprintf(err, errlen, "-m %s: guest RAM must be a multiple of 4 KiB of at least 2 MiB",
-			 arg);
-		goto out;
-	}
-	ret = opts_check_all_used(o, err, errlen);
-out:
-	opts_free(o);
-	return ret;
-}
-
 static gboolean on_signal(gpointer opaque)
 {
 	/* SIGINT/SIGTERM: stop the guest and exit 0; disks are flushed on the way out. */
@@ -186,11 +101,16 @@ struct cmdline {
 	const char *incoming;
 };
 
-/* -chardev socket,id=ID,... for -mon: remember it as a QMP socket spec. */
+/*
+ * -chardev BACKEND,id=ID,...: remembered as the spec -serial and -qmp take
+ * ("unix:PATH,server=on,wait=off", "pty", ...), for -mon chardev=ID,
+ * -serial chardev:ID and -device isa-serial,chardev=ID to name.
+ */
 static int add_chardev(struct cmdline *c, const char *arg, char *err, size_t errlen)
 {
 	struct opts *o = opts_parse("-chardev", arg, "backend", err, errlen);
 	const char *backend, *id, *path, *host, *port, *server, *wait;
+	char *spec = NULL;
 	int ret = -EINVAL;
 
 	if (!o)
@@ -202,23 +122,101 @@ static int add_chardev(struct cmdline *c, const char *arg, char *err, size_t err
 	port = opts_get(o, "port");
 	server = opts_get(o, "server");
 	wait = opts_get(o, "wait");
-	if (!backend || strcmp(backend, "socket")) {
-		snprintf(err, errlen, "-chardev %s: vireo supports only socket chardevs (for -mon)",
-			 arg);
-	} else if (!id) {
+	if (opts_check_all_used(o, err, errlen))
+		goto out;
+	if (!id) {
 		snprintf(err, errlen, "-chardev %s: id= is required", arg);
-	} else if (!path == !port) {
-		snprintf(err, errlen, "-chardev %s: give path= or host=,port=", arg);
-	} else if (!opts_check_all_used(o, err, errlen)) {
+	} else if (!backend) {
+		snprintf(err, errlen, "-chardev %s: no backend", arg);
+	} else if (!strcmp(backend, "socket")) {
+		if (!path == !port)
+			snprintf(err, errlen, "-chardev %s: give path= or host=,port=", arg);
+		else if (path)
+			spec = g_strdup_printf("unix:%s,server=%s,wait=%s", path,
+					       server ? server : "off", wait ? wait : "on");
+		else
+			spec = g_strdup_printf("tcp:%s:%s,server=%s,wait=%s", host ? host : "",
+					       port, server ? server : "off", wait ? wait : "on");
+	} else if (!strcmp(backend, "file") && path && !host && !port && !server && !wait) {
+		spec = g_strdup_printf("file:%s", path);
+	} else if ((!strcmp(backend, "pty") || !strcmp(backend, "stdio") ||
+		    !strcmp(backend, "null")) && !path && !host && !port && !server && !wait) {
+		spec = g_strdup(backend);
+	} else {
+		snprintf(err, errlen, "-chardev %s: expected socket (path= or host=,port=), "
+			 "file (path=), pty, stdio or null", arg);
+	}
+	if (spec) {
 		g_ptr_array_add(c->chardevs, g_strdup(id));
-		g_ptr_array_add(c->chardevs, path ?
-				g_strdup_printf("unix:%s,server=%s,wait=%s", path,
-						server ? server : "off", wait ? wait : "on") :
-				g_strdup_printf("tcp:%s:%s,server=%s,wait=%s", host ? host : "",
-						port, server ? server : "off", wait ? wait : "on"));
+		g_ptr_array_add(c->chardevs, spec);
 		ret = 0;
 	}
+out:
 	opts_free(o);
+	return ret;
+}
+
+/* The spec of -chardev id=ID, or NULL. */
+static const char *chardev_spec(struct cmdline *c, const char *id)
+{
+	for (unsigned i = 0; id && i < c->chardevs->len; i += 2)
+		if (!strcmp(c->chardevs->pdata[i], id))
+			return c->chardevs->pdata[i + 1];
+	return NULL;
+}
+
+/*
+ * -device isa-serial,chardev=ID[,index=N][,id=...], libvirt's way to give
+ * a port its backend: the port is COM(N+1), or the next one free.
+ */
+static int add_isa_serial(struct cmdline *c, const char *optstr, char *err, size_t errlen)
+{
+	struct opts *o = opts_parse("-device", optstr, "driver", err, errlen);
+	const char *spec;
+	uint64_t index;
+	int ret = -EINVAL;
+
+	if (!o)
+		return -EINVAL;
+	opts_get(o, "driver");
+	opts_get(o, "id");
+	spec = chardev_spec(c, opts_get(o, "chardev"));
+	if (opts_get_uint(o, "index", c->nr_serial, &index, err, errlen) ||
+	    opts_check_all_used(o, err, errlen))
+		goto out;
+	if (!spec) {
+		snprintf(err, errlen, "-device %s: chardev= must name a -chardev given before it",
+			 optstr);
+	} else if (index >= 4 || c->cfg.serial[index]) {
+		snprintf(err, errlen, "-device %s: COM%llu is %s", optstr,
+			 (unsigned long long)index + 1, index >= 4 ? "not there (index 0 to 3)" :
+			 "taken already");
+	} else {
+		c->cfg.serial[index] = spec;
+		c->nr_serial = MAX(c->nr_serial, (unsigned)index + 1);
+		ret = 0;
+	}
+out:
+	opts_free(o);
+	return ret;
+}
+
+static int add_device(struct cmdline *c, const char *arg, char *err, size_t errlen)
+{
+	/* -device {"driver": ..., ...}: libvirt's spelling since QEMU 6. */
+	char *o = arg[0] == '{' ? opts_from_json("-device", arg, "driver", err, errlen) :
+				  g_strdup(arg);
+	int ret = 0;
+
+	if (!o)
+		return -EINVAL;
+	/* A serial port is the board's, with its backend named by chardev=. */
+	if (!strcmp(o, "isa-serial") || g_str_has_prefix(o, "isa-serial,")) {
+		ret = add_isa_serial(c, o, err, errlen);
+		g_free(o);
+	} else {
+		g_ptr_array_add(c->devices, o);
+	}
 	return ret;
 }
 
@@ -239,188 +237,17 @@ static int add_mon(struct cmdline *c, const char *arg, char *err, size_t errlen)
 		snprintf(err, errlen, "-mon %s: only mode=control (QMP) is supported", arg);
 		goto out;
 	}
-	for (unsigned i = 0; id && i < c->chardevs->len; i += 2) {
-		if (!strcmp(c->chardevs->pdata[i], id)) {
-			g_ptr_array_add(c->qmp, c->chardevs->pdata[i + 1]);
-			ret = 0;
-			goto out;
-		}
-	}
-	snprintf(err, errlen, "-mon %s: no -chardev with id '%s' (give -chardev first)", arg,
-		 id ? id : "");
-out:
-	opts_free(o);
-	return ret;
-}
-
-/*
- * -machine: vireo has one board, a Q35-style PCI Express host (the host
- * bridge answers as the Q35 MCH, ECAM at 0xE0000000) with no firmware,
- * named as QEMU names Q35.  The properties management tools pass are
- * taken when vireo does what they ask, and refused when it cannot.
- */
-static bool machine_type_ok(const char *type)
-{
-	return !strcmp(type, "q35") || g_str_has_prefix(type, "pc-q35-");
-}
-
-static int parse_machine(struct cmdline *c, const char *arg, char *err, size_t errlen)
-{
-	static const char *const irqchip_words[] = { "on", "split", "off", NULL };
-	static const char *const auto_words[] = { "off", "auto", "on", NULL };
-	struct opts *o = opts_parse("-machine", arg, "type", err, errlen);
-	const char *type, *accel;
-	bool dump, merge, usb, graphics;
-	int irqchip, vmport, smm, ret = -EINVAL;
-
-	if (!o)
-		return -EINVAL;
-	type = opts_get(o, "type");
-	accel = opts_get(o, "accel");
-	if (opts_get_bool(o, "dump-guest-core", true, &dump, err, errlen) ||
-	    opts_get_bool(o, "mem-merge", true, &merge, err, errlen) ||
-	    opts_get_bool(o, "usb", false, &usb, err, errlen) ||
-	    opts_get_bool(o, "graphics", false, &graphics, err, errlen) ||
-	    (irqchip = opts_get_enum(o, "kernel-irqchip", irqchip_words, 0, err, errlen)) < 0 ||
-	    (vmport = opts_get_enum(o, "vmport", auto_words, 0, err, errlen)) < 0 ||
-	    (smm = opts_get_enum(o, "smm", auto_words, 0, err, errlen)) < 0 ||
-	    opts_check_all_used(o, err, errlen))
-		goto out;
-	if (type && !machine_type_ok(type)) {
-		snprintf(err, errlen, "-machine %s: unknown machine type '%s'; vireo has one "
-			 "board, 'q35' (also 'pc-q35-*'; -machine help)", arg, type);
-	} else if (usb || graphics || vmport == 2 || smm == 2) {
-		snprintf(err, errlen, "-machine %s: vireo's board has no %s", arg,
-			 usb ? "USB controller (usb=off)" : graphics ? "display (graphics=off)" :
-			 vmport == 2 ? "VMware port (vmport=off)" : "SMM (smm=off)");
-	} else if (irqchip) {
-		snprintf(err, errlen, "-machine %s: under KVM the interrupt controllers are "
-			 "always in the kernel (kernel-irqchip=on)", arg);
+	if (!chardev_spec(c, id)) {
+		snprintf(err, errlen, "-mon %s: no -chardev with id '%s' (give -chardev first)",
+			 arg, id ? id : "");
+	} else if (strncmp(chardev_spec(c, id), "unix:", 5) &&
+		   strncmp(chardev_spec(c, id), "tcp:", 4)) {
+		snprintf(err, errlen, "-mon %s: QMP is served on a socket chardev only", arg);
 	} else {
-		if (accel) {
-			g_free(c->machine_accel);
-			c->machine_accel = g_strdup(accel);
-		}
-		c->cfg.no_dump_guest_core = !dump;
-		c->cfg.no_mem_merge = !merge;
+		g_ptr_array_add(c->qmp, (gpointer)chardev_spec(c, id));
 		ret = 0;
 	}
 out:
-	opts_free(o);
-	return ret;
-}
-
-/*
- * -rtc base=utc|localtime|DATE,clock=host,driftfix=none: where the guest's
- * RTC starts.  DATE is "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS", in UTC, and
- * the clock runs on from it.
- */
-static int parse_rtc(struct cmdline *c, const char *arg, char *err, size_t errlen)
-{
-	static const char *const clock_words[] = { "host", NULL };
-	static const char *const drift_words[] = { "none", NULL };
-	struct opts *o = opts_parse("-rtc", arg, "base", err, errlen);
-	const int64_t limit = 100ll * 366 * 86400;	/* seconds: about 100 years */
-	const char *base;
-	time_t now = time(NULL);
-	int64_t offset = 0;
-	int ret = -EINVAL;
-
-	if (!o)
-		return -EINVAL;
-	base = opts_get(o, "base");
-	if (opts_get_enum(o, "clock", clock_words, 0, err, errlen) < 0 ||
-	    opts_get_enum(o, "driftfix", drift_words, 0, err, errlen) < 0 ||
-	    opts_check_all_used(o, err, errlen))
-		goto out;
-	if (!base || !strcmp(base, "utc")) {
-		offset = 0;
-	} else if (!strcmp(base, "localtime")) {
-		struct tm tm;
-
-		localtime_r(&now, &tm);
-		offset = tm.tm_gmtoff;
-	} else {
-		struct tm tm = { 0 };
-		const char *end = strptime(base, "%Y-%m-%dT%H:%M:%S", &tm);
-
-		if (!end || *end) {
-			memset(&tm, 0, sizeof(tm));
-			end = strptime(base, "%Y-%m-%d", &tm);
-		}
-		if (!end || *end) {
-			snprintf(err, errlen, "-rtc base=%s: expected utc, localtime, YYYY-MM-DD or "
-				 "YYYY-MM-DDTHH:MM:SS", base);
-			goto out;
-		}
-		offset = (int64_t)timegm(&tm) - now;
-		if (offset < -limit || offset > limit) {
-			snprintf(err, errlen, "-rtc base=%s: more than 100 years from now", base);
-			goto out;
-		}
-	}
-	c->cfg.rtc_offset_ns = offset * 1000000000ll;
-	ret = 0;
-out:
-	opts_free(o);
-	return ret;
-}
-
-/* -overcommit mem-lock=on|off,cpu-pm=off */
-static int parse_overcommit(struct cmdline *c, const char *arg, char *err, size_t errlen)
-{
-	struct opts *o = opts_parse("-overcommit", arg, NULL, err, errlen);
-	bool cpu_pm;
-	int ret;
-
-	if (!o)
-		return -EINVAL;
-	ret = opts_get_bool(o, "mem-lock", false, &c->mem_lock, err, errlen);
-	if (!ret)
-		ret = opts_get_bool(o, "cpu-pm", false, &cpu_pm, err, errlen);
-	if (!ret)
-		ret = opts_check_all_used(o, err, errlen);
-	if (!ret && cpu_pm) {
-		snprintf(err, errlen, "-overcommit %s: cpu-pm=on (guest-owned idle states) is "
-			 "not supported", arg);
-		ret = -EINVAL;
-	}
-	opts_free(o);
-	return ret;
-}
-
-/* -msg timestamp=on|off */
-static int parse_msg(const char *arg, char *err, size_t errlen)
-{
-	struct opts *o = opts_parse("-msg", arg, NULL, err, errlen);
-	int ret;
-
-	if (!o)
-		return -EINVAL;
-	ret = opts_get_bool(o, "timestamp", false, &log_timestamps, err, errlen);
-	if (!ret)
-		ret = opts_check_all_used(o, err, errlen);
-	opts_free(o);
-	return ret;
-}
-
-/*
- * -boot: firmware's boot order and menu.  vireo has no firmware and
- * always boots -kernel, as QEMU does when given -kernel, so the keys are
- * checked and have no effect.
- */
-static int parse_boot(const char *arg, char *err, size_t errlen)
-{
-	static const char *const keys[] = { "order", "once", "menu", "splash", "splash-time",
-					    "reboot-timeout", "strict" };
-	struct opts *o = opts_parse("-boot", arg, "order", err, errlen);
-	int ret;
-
-	if (!o)
-		return -EINVAL;
-	for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
-		opts_get(o, keys[i]);
-	ret = opts_check_all_used(o, err, errlen);
 	opts_free(o);
 	return ret;
 }
@@ -490,7 +317,7 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 				       "no firmware (alias pc-q35-*)\n");
 				return 1;
 			}
-			if (parse_machine(c, arg, err, errlen))
+			if (cmdline_machine(arg, &c->cfg, &c->machine_accel, err, errlen))
 				return -1;
 		} else if (!strcmp(opt, "-smbios")) {
 			TAKES_ARG();
@@ -498,19 +325,19 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 				return -1;
 		} else if (!strcmp(opt, "-rtc")) {
 			TAKES_ARG();
-			if (parse_rtc(c, arg, err, errlen))
+			if (cmdline_rtc(arg, &c->cfg.rtc_offset_ns, err, errlen))
 				return -1;
 		} else if (!strcmp(opt, "-overcommit")) {
 			TAKES_ARG();
-			if (parse_overcommit(c, arg, err, errlen))
+			if (cmdline_overcommit(arg, &c->mem_lock, err, errlen))
 				return -1;
 		} else if (!strcmp(opt, "-msg")) {
 			TAKES_ARG();
-			if (parse_msg(arg, err, errlen))
+			if (cmdline_msg(arg, err, errlen))
 				return -1;
 		} else if (!strcmp(opt, "-boot")) {
 			TAKES_ARG();
-			if (parse_boot(arg, err, errlen))
+			if (cmdline_boot(arg, err, errlen))
 				return -1;
 		} else if (!strcmp(opt, "-global")) {
 			TAKES_ARG();
@@ -540,11 +367,11 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 				return -1;
 		} else if (!strcmp(opt, "-m")) {
 			TAKES_ARG();
-			if (parse_mem(arg, &c->cfg.ram_size, err, errlen))
+			if (cmdline_mem(arg, &c->cfg.ram_size, err, errlen))
 				return -1;
 		} else if (!strcmp(opt, "-smp")) {
 			TAKES_ARG();
-			if (parse_smp(arg, &c->cfg.smp, &c->cfg.topo, err, errlen))
+			if (cmdline_smp(arg, &c->cfg.smp, &c->cfg.topo, err, errlen))
 				return -1;
 		} else if (!strcmp(opt, "-kernel")) {
 			TAKES_ARG();
@@ -566,7 +393,14 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 				snprintf(err, errlen, "-serial %s: at most 4 serial ports", arg);
 				return -1;
 			}
-			c->cfg.serial[c->nr_serial++] = strcmp(arg, "none") ? arg : NULL;
+			if (g_str_has_prefix(arg, "chardev:") && !chardev_spec(c, arg + 8)) {
+				snprintf(err, errlen, "-serial %s: no -chardev with id '%s' (give "
+					 "-chardev first)", arg, arg + 8);
+				return -1;
+			}
+			c->cfg.serial[c->nr_serial++] = g_str_has_prefix(arg, "chardev:") ?
+							chardev_spec(c, arg + 8) :
+							strcmp(arg, "none") ? arg : NULL;
 		} else if (!strcmp(opt, "-nographic")) {
 			/* Serial on stdio is already the default. */
 		} else if (!strcmp(opt, "-display")) {
@@ -585,16 +419,8 @@ static int parse_args(int argc, char **argv, struct cmdline *c, char *err, size_
 				device_types_print();
 				return 1;
 			}
-			if (arg[0] == '{') {
-				/* -device {"driver": ..., ...}: libvirt's spelling since QEMU 6. */
-				char *o = opts_from_json("-device", arg, "driver", err, errlen);
-
-				if (!o)
-					return -1;
-				g_ptr_array_add(c->devices, o);
-			} else {
-				g_ptr_array_add(c->devices, g_strdup(arg));
-			}
+			if (add_device(c, arg, err, errlen))
+				return -1;
 		} else if (!strcmp(opt, "-drive")) {
 			TAKES_ARG();
 			g_ptr_array_add(c->drives, (gpointer)arg);

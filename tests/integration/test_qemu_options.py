@@ -292,6 +292,33 @@ class Others(Options):
             finally:
                 os.close(fd)
 
+    def test_chardev_serial(self):
+        """libvirt's spelling of a serial port: -chardev and -device
+        isa-serial,chardev=; and QEMU's -serial chardev:ID."""
+        for i, how in enumerate((["-device", "isa-serial,chardev=c1,id=serial0,index=0"],
+                                 ["-device", '{"driver": "isa-serial", "chardev": "c1"}'],
+                                 ["-serial", "chardev:c1"])):
+            out = os.path.join(self.tmp(), "com1.txt")
+            args = machine_args(guest("hello.mb.elf"), accel="tcg",
+                                extra=["-nodefaults", "-chardev", "file,id=c1,path=" + out] + how)
+            r = run_vireo(args, timeout=60)
+            self.assertEqual(r.status, EXIT_PASS, (how, r))
+            with open(out) as f:
+                self.assertIn("Hello from vireo guest", f.read(), how)
+        pre = ["-chardev", "pty,id=p1"]
+        self.assertIn("chardev= must name a -chardev",
+                      self.refused(*pre, "-device", "isa-serial,chardev=nope"))
+        self.assertIn("COM5 is not there",
+                      self.refused(*pre, "-device", "isa-serial,chardev=p1,index=4"))
+        self.assertIn("COM1 is taken already",
+                      self.refused(*pre, "-serial", "null", "-device", "isa-serial,chardev=p1,index=0"))
+        self.assertIn("no -chardev with id 'p2'", self.refused(*pre, "-serial", "chardev:p2"))
+        self.assertIn("QMP is served on a socket chardev only",
+                      self.refused(*pre, "-mon", "chardev=p1,mode=control"))
+        self.assertIn("expected socket", self.refused("-chardev", "spice,id=x"))
+        self.assertIn("expected socket", self.refused("-chardev", "file,id=x"))
+        self.assertIn("id= is required", self.refused("-chardev", "pty"))
+
     def test_json_device(self):
         """-device {...}: libvirt's spelling since QEMU 6."""
         args = machine_args(guest("hello.mb.elf"), accel="tcg")
