@@ -27,25 +27,36 @@ RUN_VAR = "VIREO_TEST_RUN"
 
 
 def kill_strays(token, what):
-    """SIGKILL every process whose environment holds RUN_VAR=token."""
+    """SIGKILL every process whose environment holds RUN_VAR=token.
+
+    A process caught between fork and exec (one its dying parent was just
+    starting) may show no environment for a moment, so the scan runs again
+    until one finds nothing, at least twice.
+    """
     mark = ("%s=%s" % (RUN_VAR, token)).encode()
     killed = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/environ" % pid, "rb") as f:
-                env = f.read().split(b"\0")
-            with open("/proc/%s/comm" % pid) as f:
-                comm = f.read().strip()
-        except OSError:
-            continue		# gone, or not ours to read
-        if mark in env:
+    for rnd in range(10):
+        found = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
             try:
-                os.kill(int(pid), signal.SIGKILL)
-                killed.append("%s %s" % (pid, comm))
-            except ProcessLookupError:
-                pass
+                with open("/proc/%s/environ" % pid, "rb") as f:
+                    env = f.read().split(b"\0")
+                with open("/proc/%s/comm" % pid) as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue		# gone, or not ours to read
+            if mark in env:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append("%s %s" % (pid, comm))
+                    found = True
+                except ProcessLookupError:
+                    pass
+        if rnd and not found:
+            break
+        time.sleep(0.05)
     if killed:
         print("     killed %d process(es) left by %s: %s" % (len(killed), what, ", ".join(killed)))
 
@@ -150,10 +161,13 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, ended)
     try:
-        return run_all(a, build, token)
+        total = run_all(a, build, token)
     finally:
         # On a signal, subprocess.run has killed the test file's process.
         kill_strays(token, "the run")
+    # Last, as CI reads it.
+    print("%d passed, %d failed, %d skipped" % tuple(total))
+    return 1 if total[1] else 0
 
 
 def run_all(a, build, token):
@@ -178,8 +192,7 @@ def run_all(a, build, token):
             r = run_integration(path, total, a.timeout)
             kill_strays(token, os.path.basename(path))
             total = [x + y for x, y in zip(total, r)]
-    print("%d passed, %d failed, %d skipped" % tuple(total))
-    return 1 if total[1] else 0
+    return total
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ class RunnerTest(unittest.TestCase):
         return self.leftover
 
     def test_timeout_kills_what_the_module_left(self):
-        runner = self.start_runner("--timeout", "3")
+        # Long enough for the module to start its process on a busy host.
+        runner = self.start_runner("--timeout", "8")
         out, _ = runner.communicate(timeout=120)
         pid = self.leaver_pid()
         self.assertIn("TIMEOUT", out)
