@@ -155,15 +155,24 @@ struct bimg {
 	bool inactive;
 	bool probed;		/* format guessed, not given (raw: guard block 0) */
 	enum blk_cache cache;
+	enum blk_locking locking;
 	int depth;		/* 0 for the top image */
 	struct bimg *backing;
 	char *backing_name;	/* set by the format's open */
 	char *backing_fmt;
 };
 
-struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cache,
-		       bool readonly, bool discard_unmap, bool inactive, int depth,
-		       char **chain, char *err, size_t errlen);
+/* How bimg_open opens an image; a backing file gets the chain's cache and locking. */
+struct bimg_opts {
+	enum blk_cache cache;
+	bool readonly;
+	bool discard_unmap;
+	bool inactive;
+	enum blk_locking locking;
+};
+
+struct bimg *bimg_open(const char *file, const char *format, const struct bimg_opts *o,
+		       int depth, char **chain, char *err, size_t errlen);
 int bimg_close(struct bimg *bs);
 /* Write back, forget the metadata, unlock (the top image of a chain). */
 int bimg_inactivate(struct bimg *bs);

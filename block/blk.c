@@ -171,8 +171,10 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "block: out of memory");
 		return NULL;
 	}
-	b->top = bimg_open(cfg->file, cfg->format, cfg->cache, cfg->readonly,
-			   cfg->discard_unmap, cfg->inactive, 0, NULL, err, errlen);
+	b->top = bimg_open(cfg->file, cfg->format, &(struct bimg_opts){
+				   .cache = cfg->cache, .readonly = cfg->readonly,
+				   .discard_unmap = cfg->discard_unmap, .inactive = cfg->inactive,
+				   .locking = cfg->locking }, 0, NULL, err, errlen);
 	if (!b->top) {
 		free(b);
 		return NULL;

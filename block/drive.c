@@ -24,6 +24,8 @@ static const char *const discard_words[] = { "ignore", "unmap", "off", "on", NUL
 /* In enum blk_error_policy order; reads cannot take "enospc", as in QEMU. */
 static const char *const werror_words[] = { "report", "ignore", "stop", "enospc", NULL };
 static const char *const rerror_words[] = { "report", "ignore", "stop", NULL };
+/* In enum blk_locking order. */
+static const char *const locking_words[] = { "auto", "on", "off", NULL };
 
 static const enum blk_cache cache_values[] = { BLK_CACHE_WRITEBACK, BLK_CACHE_NONE,
 					       BLK_CACHE_WRITETHROUGH, BLK_CACHE_DIRECTSYNC,
@@ -74,7 +76,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	struct opts *o = opts_parse("-drive", optstr, "file", err, errlen);
 	const char *file, *id;
 	struct drive *d = NULL, **tail;
-	int iface, fmt = -1, cache, aio, discard, werror, rerror, media, ret = -EINVAL;
+	int iface, fmt = -1, cache, aio, discard, werror, rerror, media, locking, ret = -EINVAL;
 	bool ro;
 
 	if (!o)
@@ -106,6 +108,9 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 		goto out;
 	media = opts_get_enum(o, "media", media_words, 0, err, errlen);
 	if (media < 0)
+		goto out;
+	locking = opts_get_enum(o, "file.locking", locking_words, BLK_LOCK_AUTO, err, errlen);
+	if (locking < 0)
 		goto out;
 	/* A CD is read-only, as QEMU makes a media=cdrom drive. */
 	if (opts_get_bool(o, "readonly", media == 1, &ro, err, errlen) < 0)
@@ -144,6 +149,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	d->cfg.aio = aio_values[aio];
 	d->cfg.readonly = ro;
 	d->cfg.discard_unmap = discard == 1 || discard == 3;
+	d->cfg.locking = locking;
 	d->cfg.inactive = m->incoming;
 	d->werror = werror;
 	d->rerror = rerror;

@@ -85,11 +85,18 @@ static int image_lock(struct bimg *bs, char *err, size_t errlen)
 	unsigned shared = PERM_READ | PERM_WRITE_UNCHANGED;
 	int ret = 0;
 
+	if (bs->locking == BLK_LOCK_OFF)
+		return 0;
 	for (int i = 0; i < 4 && !ret; i++) {
 		if (perm & (1u << i))
 			ret = lock_byte(bs->fd, F_OFD_SETLK, F_RDLCK, LOCK_PERM_BASE + i, NULL);
 		if (!ret && !(shared & (1u << i)))
 			ret = lock_byte(bs->fd, F_OFD_SETLK, F_RDLCK, LOCK_SHARED_BASE + i, NULL);
+	}
+	if ((ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) && bs->locking == BLK_LOCK_ON) {
+		snprintf(err, errlen, "could not lock '%s': the file system has no OFD locks "
+			 "(file.locking=on)", bs->filename);
+		return ret;
 	}
 	if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) {
 		/* QEMU's locking=auto: no OFD locks on this file system, no locking */
@@ -128,6 +135,8 @@ static int image_unlock(struct bimg *bs)
 {
 	int ret = 0;
 
+	if (bs->locking == BLK_LOCK_OFF)
+		return 0;
 	for (int i = 0; i < 4 && !ret; i++) {
 		ret = lock_byte(bs->fd, F_OFD_SETLK, F_UNLCK, LOCK_PERM_BASE + i, NULL);
 		if (!ret)
@@ -190,8 +199,9 @@ static int open_backing(struct bimg *bs, char **chain, char *err, size_t errlen)
 	for (int i = 0; i <= bs->depth; i++)
 		sub[i] = chain[i];
 	/* Never written, so both processes of a migration may hold it. */
-	bs->backing = bimg_open(path, bs->backing_fmt, bs->cache, true, false, false,
-				bs->depth + 1, sub, err, errlen);
+	bs->backing = bimg_open(path, bs->backing_fmt, &(struct bimg_opts){
+					.cache = bs->cache, .readonly = true,
+					.locking = bs->locking }, bs->depth + 1, sub, err, errlen);
 	free(path);
 	return bs->backing ? 0 : -EINVAL;
 }
@@ -214,10 +224,11 @@ static int fmt_peek(struct bimg *bs, char *err, size_t errlen)
 	return ret;
 }
 
-struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cache,
-		       bool readonly, bool discard_unmap, bool inactive, int depth,
-		       char **chain, char *err, size_t errlen)
+struct bimg *bimg_open(const char *file, const char *format, const struct bimg_opts *o,
+		       int depth, char **chain, char *err, size_t errlen)
 {
+	enum blk_cache cache = o->cache;
+	bool readonly = o->readonly, inactive = o->inactive;
 	int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	char *top_chain[BLK_MAX_BACKING_DEPTH + 1];
 	char real[PATH_MAX];
@@ -250,8 +261,9 @@ struct bimg *bimg_open(const char *file, const char *format, enum blk_cache cach
 	bs->fd = bs->dfd = -1;
 	bs->filename = strdup(file);
 	bs->readonly = readonly;
-	bs->discard_unmap = discard_unmap;
+	bs->discard_unmap = o->discard_unmap;
 	bs->cache = cache;
+	bs->locking = o->locking;
 	bs->depth = depth;
 	bs->inactive = inactive;
 	if (cache == BLK_CACHE_WRITETHROUGH || cache == BLK_CACHE_DIRECTSYNC)

@@ -22,6 +22,13 @@ struct opts;
 enum blk_cache { BLK_CACHE_WRITEBACK, BLK_CACHE_NONE, BLK_CACHE_WRITETHROUGH,
 		 BLK_CACHE_DIRECTSYNC, BLK_CACHE_UNSAFE };
 enum blk_aio { BLK_AIO_IO_URING, BLK_AIO_NATIVE, BLK_AIO_THREADS };
+/*
+ * -drive file.locking=: auto (the default) takes QEMU's image locks where
+ * the file system has OFD locks and goes without them elsewhere; on
+ * refuses such a file system; off neither takes nor checks them (shared
+ * storage whose users coordinate some other way).
+ */
+enum blk_locking { BLK_LOCK_AUTO, BLK_LOCK_ON, BLK_LOCK_OFF };
 
 struct blk_config {
 	const char *file;
@@ -30,6 +37,7 @@ struct blk_config {
 	enum blk_aio aio;
 	bool readonly;
 	bool discard_unmap;		/* discard=unmap (default ignore) */
+	enum blk_locking locking;	/* file.locking= */
 	/*
 	 * Open without the image locks and without keeping any metadata:
 	 * another process (a migration source) still writes the image.

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from tests.integration.vireotest import (EXIT_PASS, guest, machine_args,
+from tests.integration.vireotest import (EXIT_PASS, Vm, guest, machine_args,
                                          requires_kvm, run_vireo)
 
 
@@ -84,3 +84,48 @@ class DriveOnCommandLine(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(have_qemu_img(), "qemu-img (qemu-utils) not installed")
+class Locking(unittest.TestCase):
+    """file.locking=: QEMU's image locks, taken unless it is off."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vireo-lock-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.disk = os.path.join(self.dir, "d.raw")
+        with open(self.disk, "wb") as f:
+            f.truncate(1 << 20)
+
+    def qemu_io_write(self):
+        return subprocess.run(["qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 512", self.disk],
+                              capture_output=True, text=True)
+
+    def test_locking(self):
+        for mode, locked in (("", True), (",file.locking=auto", True),
+                             (",file.locking=on", True), (",file.locking=off", False)):
+            drive = "file=%s,format=raw,if=virtio%s" % (self.disk, mode)
+            with Vm(["-S", "-accel", "tcg", "-kernel", guest("hello.mb.elf"),
+                     "-drive", drive], qmp=True) as vm, vm.qmp() as q:
+                q.ok("query-status")		# up, the drive open
+                r = self.qemu_io_write()
+                if locked:
+                    self.assertNotEqual(r.returncode, 0, (mode, r.stdout))
+                    self.assertIn('Failed to get "write" lock', r.stderr, mode)
+                else:
+                    self.assertEqual(r.returncode, 0, (mode, r.stderr))
+                # A second vireo on the image: refused while it is locked.
+                r = run_vireo(machine_args(guest("hello.mb.elf"), accel="tcg",
+                                           extra=["-drive", drive]) + ["-serial", "stdio"],
+                              timeout=60)
+                if locked:
+                    self.assertEqual(r.status, 1, (mode, r))
+                    self.assertIn("is another process using the image?", r.stderr)
+                else:
+                    self.assertEqual(r.status, EXIT_PASS, (mode, r))
+
+    def test_bad_value(self):
+        r = run_vireo(machine_args(guest("hello.mb.elf"), accel="tcg", extra=[
+            "-drive", "file=%s,format=raw,file.locking=maybe" % self.disk]))
+        self.assertEqual(r.status, 1, r)
+        self.assertIn("file.locking='maybe' is not one of: auto, on, off", r.stderr)
