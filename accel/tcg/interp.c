@@ -5,6 +5,7 @@
  */
 #include "accel/tcg/interp.h"
 #include "machine.h"
+#include "tsan.h"
 
 /* Per operand size: the bits a write replaces (32-bit writes clear the
  * upper half, 8- and 16-bit ones merge). */
@@ -33,7 +34,7 @@ static uint64_t ld_reg(struct tcg_cpu *c, unsigned r, unsigned size)
 
 /* Locked read-modify-write: a host atomic on the guest page when the
  * operand is in RAM within one page, else the machine's atomic lock. */
-static uint64_t ld_locked(struct tcg_cpu *c, const struct uop *u)
+static TSAN_GUEST_ACCESS uint64_t ld_locked(struct tcg_cpu *c, const struct uop *u)
 {
 	unsigned bytes = 1u << u->size;
 	uint8_t *p = tcg_lock_hva(c, u->x, c->t[u->a], bytes);
@@ -52,8 +53,11 @@ static uint64_t ld_locked(struct tcg_cpu *c, const struct uop *u)
 	return tcg_load(c, u->x, c->t[u->a], bytes);
 }
 
-/* Returns false if memory changed since ld_locked: restart. */
-static bool st_cond(struct tcg_cpu *c, const struct uop *u)
+/*
+ * Returns false if memory changed since ld_locked: restart.  Both are the
+ * guest's own atomics on its RAM (TSAN_GUEST_ACCESS: see tsan.h).
+ */
+static TSAN_GUEST_ACCESS bool st_cond(struct tcg_cpu *c, const struct uop *u)
 {
 	uint8_t *p = c->locked_hva;
 	uint64_t old = c->t[u->d], nv = c->t[u->b];
