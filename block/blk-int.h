@@ -139,6 +139,10 @@ struct fmt_ops {
 
 extern const struct fmt_ops fmt_raw, fmt_qcow2;
 
+/* Write a new, empty qcow2 v3 image over backing into fd (-drive snapshot=on). */
+int qcow2_create_overlay(int fd, uint64_t size, const char *backing, const char *backing_fmt,
+			 char *err, size_t errlen);
+
 struct bimg {
 	const struct fmt_ops *fmt;
 	void *priv;

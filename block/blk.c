@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <poll.h>
 #include <stdio.h>
@@ -190,6 +191,52 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	blk_queue_free(q);
+	return b;
+}
+
+struct blk *blk_open_snapshot(const struct blk_config *cfg, char *err, size_t errlen)
+{
+	struct blk_config base = *cfg, top = *cfg;
+	const char *dir = getenv("TMPDIR");
+	char *path = NULL, real[PATH_MAX];
+	struct blk_info info;
+	struct blk *b;
+	int fd, ret;
+
+	/* The image as it is: its size and format, and nothing written to it. */
+	base.readonly = true;
+	b = blk_open(&base, err, errlen);
+	if (!b)
+		return NULL;
+	blk_get_info(b, &info);
+	top.format = "qcow2";
+	top.readonly = false;
+	if (!realpath(cfg->file, real)) {
+		snprintf(err, errlen, "snapshot=on: '%s': %s", cfg->file, strerror(errno));
+		blk_close(b);
+		return NULL;
+	}
+	if (asprintf(&path, "%s/vireo-snapshot-XXXXXX", dir && *dir ? dir : "/var/tmp") < 0) {
+		snprintf(err, errlen, "snapshot=on: out of memory");
+		blk_close(b);
+		return NULL;
+	}
+	fd = mkostemp(path, O_CLOEXEC);
+	ret = fd < 0 ? -errno : qcow2_create_overlay(fd, info.size, real, info.format, err, errlen);
+	blk_close(b);
+	if (fd < 0)
+		snprintf(err, errlen, "snapshot=on: cannot make a temporary file in %s: %s",
+			 dir && *dir ? dir : "/var/tmp", strerror(-ret));
+	else
+		close(fd);
+	b = NULL;
+	if (!ret) {
+		top.file = path;
+		b = blk_open(&top, err, errlen);
+	}
+	if (fd >= 0)
+		unlink(path);
+	free(path);
 	return b;
 }
 

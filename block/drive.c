@@ -77,7 +77,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	const char *file, *id;
 	struct drive *d = NULL, **tail;
 	int iface, fmt = -1, cache, aio, discard, werror, rerror, media, locking, ret = -EINVAL;
-	bool ro;
+	bool ro, snapshot;
 
 	if (!o)
 		return -EINVAL;
@@ -113,7 +113,8 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	if (locking < 0)
 		goto out;
 	/* A CD is read-only, as QEMU makes a media=cdrom drive. */
-	if (opts_get_bool(o, "readonly", media == 1, &ro, err, errlen) < 0)
+	if (opts_get_bool(o, "readonly", media == 1, &ro, err, errlen) < 0 ||
+	    opts_get_bool(o, "snapshot", false, &snapshot, err, errlen) < 0)
 		goto out;
 	if (opts_check_all_used(o, err, errlen) < 0)
 		goto out;
@@ -121,6 +122,15 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 		snprintf(err, errlen, media == 1 ?
 			 "-drive: file= is required (for an empty CD tray, give the scsi-cd no drive=)" :
 			 "-drive: file= is required");
+		goto out;
+	}
+	/*
+	 * The overlay lives in a deleted file on this host: neither a migration
+	 * nor the destination of one can have the guest's writes.
+	 */
+	if (snapshot && m->incoming) {
+		snprintf(err, errlen, "-drive %s: snapshot=on cannot take an incoming migration",
+			 file);
 		goto out;
 	}
 	if (id && drive_find(m, id)) {
@@ -154,7 +164,9 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	d->werror = werror;
 	d->rerror = rerror;
 	d->io_status = BLK_IOSTATUS_OK;
-	d->blk = blk_open(&d->cfg, err, errlen);
+	d->snapshot = snapshot && !ro;		/* read-only: nothing to keep away */
+	d->blk = d->snapshot ? blk_open_snapshot(&d->cfg, err, errlen) :
+			       blk_open(&d->cfg, err, errlen);
 	if (!d->blk) {
 		drive_free(d);
 		goto out;

@@ -46,6 +46,13 @@ struct blk_config {
 	bool inactive;
 };
 
+/*
+ * -drive snapshot=on: cfg's image, read-only, under a new qcow2 overlay in
+ * $TMPDIR (else /var/tmp) that takes the writes and is deleted at once
+ * (it lives on through its open file, and is gone when vireo exits).
+ */
+struct blk *blk_open_snapshot(const struct blk_config *cfg, char *err, size_t errlen);
+
 /* Per-operation statistics for query-blockstats. */
 enum blk_op { BLK_OP_READ, BLK_OP_WRITE, BLK_OP_FLUSH, BLK_OP_DISCARD, BLK_OP_NR };
 struct blk_stats {
@@ -177,6 +184,7 @@ struct drive {
 	struct blk_config cfg;
 	struct blk *blk;
 	bool claimed;			/* a device uses it */
+	bool snapshot;			/* snapshot=on: writes go to a temporary overlay */
 	enum blk_error_policy werror;	/* default BLK_ERR_ENOSPC */
 	enum blk_error_policy rerror;	/* default BLK_ERR_REPORT */
 	/*

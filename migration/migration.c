@@ -596,6 +596,13 @@ int migration_start(struct machine *m, const char *uri, char *err, size_t errlen
 		snprintf(err, errlen, "multifd needs tcp:, unix: or (with mapped-ram) file:");
 		return -ENOTSUP;
 	}
+	for (struct drive *d = m->drives; d; d = d->next) {
+		if (d->snapshot) {
+			snprintf(err, errlen, "drive %s has snapshot=on: its writes are in a "
+				 "temporary file of this host, which a migration cannot take", d->id);
+			return -ENOTSUP;
+		}
+	}
 	ret = mig_register_accel_sections(m, mig);
 	if (ret) {
 		snprintf(err, errlen, "the %s accelerator cannot migrate its state", m->accel->name);

@@ -129,3 +129,26 @@ class Locking(unittest.TestCase):
             "-drive", "file=%s,format=raw,file.locking=maybe" % self.disk]))
         self.assertEqual(r.status, 1, r)
         self.assertIn("file.locking='maybe' is not one of: auto, on, off", r.stderr)
+
+
+class Snapshot(unittest.TestCase):
+    """snapshot=on keeps the guest's writes in a file of this host alone."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vireo-snap-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.disk = os.path.join(self.dir, "d.raw")
+        with open(self.disk, "wb") as f:
+            f.truncate(1 << 20)
+
+    def test_no_migration(self):
+        drive = "file=%s,format=raw,if=virtio,id=d0,snapshot=on" % self.disk
+        with Vm(["-S", "-accel", "tcg", "-kernel", guest("hello.mb.elf"),
+                 "-drive", drive], qmp=True) as vm, vm.qmp() as q:
+            e = q.cmd("migrate", {"uri": "unix:" + os.path.join(self.dir, "m.sock")})["error"]
+            self.assertIn("drive d0 has snapshot=on", e["desc"])
+            self.assertEqual(q.ok("query-migrate"), {})
+        r = run_vireo(machine_args(guest("hello.mb.elf"), accel="tcg", extra=[
+            "-drive", drive, "-incoming", "defer"]))
+        self.assertEqual(r.status, 1, r)
+        self.assertIn("snapshot=on cannot take an incoming migration", r.stderr)

@@ -25,13 +25,13 @@ class VirtioBlkGuest(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="vireo-vblk-")
         self.addCleanup(shutil.rmtree, self.dir, True)
 
-    def run_guest(self, image, fmt, accel, append="", device_opts=""):
+    def run_guest(self, image, fmt, accel, append="", device_opts="", drive_opts="", env=None):
         args = machine_args(guest("virtioblk.mb.elf"), accel=accel,
                             append="sectors=%d %s" % (SECTORS, append)) + [
-            "-drive", "file=%s,format=%s,if=none,id=d0" % (image, fmt),
+            "-drive", "file=%s,format=%s,if=none,id=d0%s" % (image, fmt, drive_opts),
             "-device", "virtio-blk-pci,drive=d0,serial=VIREO-SN-1" + device_opts,
             "-serial", "stdio"]
-        r = run_vireo(args, timeout=120)
+        r = run_vireo(args, timeout=120, env=env)
         self.assertEqual(r.status, EXIT_PASS, r)
         self.assertIn("wrote and read back %d sectors, serial 'VIREO-SN-1', irqs 5" % SECTORS,
                       r.stdout)
@@ -50,6 +50,19 @@ class VirtioBlkGuest(unittest.TestCase):
 
     def accels(self):
         return (["kvm"] if kvm_available() else []) + ["tcg"]
+
+    def test_snapshot_on(self):
+        """snapshot=on: the guest reads back what it wrote, the image is
+        untouched, and nothing is left in $TMPDIR."""
+        tmp = os.path.join(self.dir, "tmp")
+        os.mkdir(tmp)
+        for accel in self.accels():
+            with self.subTest(accel=accel):
+                img = self.raw_image()
+                self.run_guest(img, "raw", accel, drive_opts=",snapshot=on", env={"TMPDIR": tmp})
+                with open(img, "rb") as f:
+                    self.assertEqual(f.read(), bytes(4 << 20))
+                self.assertEqual(os.listdir(tmp), [])
 
     def test_raw(self):
         for accel in self.accels():
