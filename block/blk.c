@@ -25,6 +25,7 @@ struct blk {
 	char *file;
 	enum blk_aio aio;
 	bool discard_unmap;
+	enum blk_detect_zeroes detect_zeroes;
 	int nqueues;
 	/* query-blockstats counters, updated atomically by every queue */
 	struct blk_stats stats;
@@ -183,6 +184,7 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 	b->file = strdup(cfg->file);
 	b->aio = cfg->aio;
 	b->discard_unmap = cfg->discard_unmap;
+	b->detect_zeroes = cfg->detect_zeroes;
 	/* An engine the host lacks fails here, naming the drive, not later. */
 	q = blk_queue_new(b, qerr, sizeof(qerr));
 	if (!q) {
@@ -826,9 +828,35 @@ int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int i
 	return submit_rw(q, BLK_OP_READ, off, iov, iovcnt, cb, opaque);
 }
 
+static int write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
+			bool as_write, blk_cb *cb, void *opaque);
+
+/* detect-zeroes: the byte count of iov when it is all zeroes, else 0. */
+static uint64_t iov_zero_len(const struct iovec *iov, int iovcnt)
+{
+	uint64_t len = 0;
+
+	for (int i = 0; i < iovcnt; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t n = iov[i].iov_len;
+
+		/* The first byte rules out most data at once. */
+		if (n && (p[0] || memcmp(p, p + 1, n - 1)))
+			return 0;
+		len += n;
+	}
+	return len;
+}
+
 int blk_pwritev(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
 		blk_cb *cb, void *opaque)
 {
+	uint64_t zlen;
+
+	if (q->b->detect_zeroes != BLK_DZ_OFF && off % 512 == 0 &&
+	    (zlen = iov_zero_len(iov, iovcnt)) && zlen % 512 == 0)
+		return write_zeroes(q, off, zlen, q->b->detect_zeroes == BLK_DZ_UNMAP, true,
+				    cb, opaque);
 	return submit_rw(q, BLK_OP_WRITE, off, iov, iovcnt, cb, opaque);
 }
 
@@ -890,6 +918,13 @@ int blk_discard(struct blk_queue *q, uint64_t off, uint64_t len, blk_cb *cb, voi
 int blk_write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
 		     blk_cb *cb, void *opaque)
 {
+	return write_zeroes(q, off, len, may_unmap, false, cb, opaque);
+}
+
+/* as_write: a detected zero write, which answers with its byte count. */
+static int write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
+			bool as_write, blk_cb *cb, void *opaque)
+{
 	struct bimg *bs = q->b->top;
 	struct breq *r;
 	int ret = check_range(q->b, off, len, true);
@@ -899,7 +934,7 @@ int blk_write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_u
 	r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
 	if (!r)
 		return -ENOMEM;
-	r->zeroes = true;
+	r->zeroes = !as_write;
 	/* Unmapping is allowed only where the drive has discard=unmap. */
 	may_unmap = may_unmap && q->b->discard_unmap;
 	while (len) {

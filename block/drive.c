@@ -24,8 +24,9 @@ static const char *const discard_words[] = { "ignore", "unmap", "off", "on", NUL
 /* In enum blk_error_policy order; reads cannot take "enospc", as in QEMU. */
 static const char *const werror_words[] = { "report", "ignore", "stop", "enospc", NULL };
 static const char *const rerror_words[] = { "report", "ignore", "stop", NULL };
-/* In enum blk_locking order. */
+/* In enum blk_locking and enum blk_detect_zeroes order. */
 static const char *const locking_words[] = { "auto", "on", "off", NULL };
+static const char *const dz_words[] = { "off", "on", "unmap", NULL };
 
 static const enum blk_cache cache_values[] = { BLK_CACHE_WRITEBACK, BLK_CACHE_NONE,
 					       BLK_CACHE_WRITETHROUGH, BLK_CACHE_DIRECTSYNC,
@@ -76,7 +77,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	struct opts *o = opts_parse("-drive", optstr, "file", err, errlen);
 	const char *file, *id;
 	struct drive *d = NULL, **tail;
-	int iface, fmt = -1, cache, aio, discard, werror, rerror, media, locking, ret = -EINVAL;
+	int iface, fmt = -1, cache, aio, discard, werror, rerror, media, locking, dz, ret = -EINVAL;
 	bool ro, snapshot;
 
 	if (!o)
@@ -111,6 +112,9 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 		goto out;
 	locking = opts_get_enum(o, "file.locking", locking_words, BLK_LOCK_AUTO, err, errlen);
 	if (locking < 0)
+		goto out;
+	dz = opts_get_enum(o, "detect-zeroes", dz_words, BLK_DZ_OFF, err, errlen);
+	if (dz < 0)
 		goto out;
 	/* A CD is read-only, as QEMU makes a media=cdrom drive. */
 	if (opts_get_bool(o, "readonly", media == 1, &ro, err, errlen) < 0 ||
@@ -160,6 +164,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	d->cfg.readonly = ro;
 	d->cfg.discard_unmap = discard == 1 || discard == 3;
 	d->cfg.locking = locking;
+	d->cfg.detect_zeroes = dz;
 	d->cfg.inactive = m->incoming;
 	d->werror = werror;
 	d->rerror = rerror;

@@ -29,6 +29,12 @@ enum blk_aio { BLK_AIO_IO_URING, BLK_AIO_NATIVE, BLK_AIO_THREADS };
  * storage whose users coordinate some other way).
  */
 enum blk_locking { BLK_LOCK_AUTO, BLK_LOCK_ON, BLK_LOCK_OFF };
+/*
+ * -drive detect-zeroes=: a write whose data is all zeroes becomes a write
+ * of zeroes (qcow2 zero clusters, a fallocate on raw); with unmap (and
+ * discard=unmap) the space is given back as well.
+ */
+enum blk_detect_zeroes { BLK_DZ_OFF, BLK_DZ_ON, BLK_DZ_UNMAP };
 
 struct blk_config {
 	const char *file;
@@ -38,6 +44,7 @@ struct blk_config {
 	bool readonly;
 	bool discard_unmap;		/* discard=unmap (default ignore) */
 	enum blk_locking locking;	/* file.locking= */
+	enum blk_detect_zeroes detect_zeroes;
 	/*
 	 * Open without the image locks and without keeping any metadata:
 	 * another process (a migration source) still writes the image.
