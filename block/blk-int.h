@@ -21,6 +21,22 @@
 #define BLK_MAX_BACKING_DEPTH 64
 #define BLK_DIO_ALIGN 4096
 
+/* ---- the drive (blk.c), whole-drive operations (blk_drive.c) ---- */
+
+struct blk {
+	struct bimg *top;
+	char *file;
+	enum blk_aio aio;
+	bool discard_unmap;
+	enum blk_detect_zeroes detect_zeroes;
+	int nqueues;
+	/* query-blockstats counters, updated atomically by every queue */
+	struct blk_stats stats;
+};
+
+/* Handed over to a migration destination: no I/O, no metadata. */
+bool blk_inactive(const struct blk *b);
+
 /* ---- engines ---- */
 
 enum eio_op { EIO_READ, EIO_WRITE, EIO_FSYNC, EIO_FALLOCATE };

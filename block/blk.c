@@ -20,16 +20,6 @@
 #include "block.h"
 #include "log.h"
 
-struct blk {
-	struct bimg *top;
-	char *file;
-	enum blk_aio aio;
-	bool discard_unmap;
-	enum blk_detect_zeroes detect_zeroes;
-	int nqueues;
-	/* query-blockstats counters, updated atomically by every queue */
-	struct blk_stats stats;
-};
 
 struct breq {
 	struct blk_queue *q;
@@ -196,52 +186,6 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 	return b;
 }
 
-struct blk *blk_open_snapshot(const struct blk_config *cfg, char *err, size_t errlen)
-{
-	struct blk_config base = *cfg, top = *cfg;
-	const char *dir = getenv("TMPDIR");
-	char *path = NULL, real[PATH_MAX];
-	struct blk_info info;
-	struct blk *b;
-	int fd, ret;
-
-	/* The image as it is: its size and format, and nothing written to it. */
-	base.readonly = true;
-	b = blk_open(&base, err, errlen);
-	if (!b)
-		return NULL;
-	blk_get_info(b, &info);
-	top.format = "qcow2";
-	top.readonly = false;
-	if (!realpath(cfg->file, real)) {
-		snprintf(err, errlen, "snapshot=on: '%s': %s", cfg->file, strerror(errno));
-		blk_close(b);
-		return NULL;
-	}
-	if (asprintf(&path, "%s/vireo-snapshot-XXXXXX", dir && *dir ? dir : "/var/tmp") < 0) {
-		snprintf(err, errlen, "snapshot=on: out of memory");
-		blk_close(b);
-		return NULL;
-	}
-	fd = mkostemp(path, O_CLOEXEC);
-	ret = fd < 0 ? -errno : qcow2_create_overlay(fd, info.size, real, info.format, err, errlen);
-	blk_close(b);
-	if (fd < 0)
-		snprintf(err, errlen, "snapshot=on: cannot make a temporary file in %s: %s",
-			 dir && *dir ? dir : "/var/tmp", strerror(-ret));
-	else
-		close(fd);
-	b = NULL;
-	if (!ret) {
-		top.file = path;
-		b = blk_open(&top, err, errlen);
-	}
-	if (fd >= 0)
-		unlink(path);
-	free(path);
-	return b;
-}
-
 int blk_close(struct blk *b)
 {
 	int ret;
@@ -262,7 +206,7 @@ int blk_close(struct blk *b)
  * The inactive flag is read by device threads (requests) and changed by
  * the main thread while the VM is stopped and the devices quiesced.
  */
-static bool blk_inactive(const struct blk *b)
+bool blk_inactive(const struct blk *b)
 {
 	return __atomic_load_n(&b->top->inactive, __ATOMIC_ACQUIRE);
 }
@@ -294,113 +238,6 @@ bool blk_is_active(const struct blk *b)
 uint64_t blk_size(const struct blk *b)
 {
 	return b->top->size;
-}
-
-static void resize_cb(void *opaque, int64_t ret)
-{
-	*(int64_t *)opaque = ret;
-}
-
-/* Run one request to its end on the caller's thread. */
-static int64_t resize_wait(struct blk_queue *q, int ret, int64_t *res)
-{
-	if (ret < 0)
-		return ret;
-	while (*res == 1) {
-		struct pollfd p = { .fd = blk_queue_fd(q), .events = POLLIN };
-
-		poll(&p, 1, 1000);
-		blk_queue_poll(q);
-	}
-	return *res;
-}
-
-/*
- * A backing file bigger than the old size would show through the new
- * range: make it read as zeroes (zero clusters, partial clusters copied),
- * as QEMU does, and flush.  bs->size is the new size already; the image's
- * header still records the old one.
- */
-static int resize_hide_backing(struct blk *b, uint64_t old, char *err, size_t errlen)
-{
-	struct bimg *bs = b->top;
-	struct blk_queue *q;
-	int64_t res = 1, ret;
-
-	q = blk_queue_new(b, err, errlen);
-	if (!q)
-		return -ENOMEM;
-	ret = resize_wait(q, blk_write_zeroes(q, old, BLK_MIN(bs->size, bs->backing->size) - old,
-					      false, resize_cb, &res), &res);
-	res = 1;
-	if (ret >= 0)
-		ret = resize_wait(q, blk_flush(q, resize_cb, &res), &res);
-	blk_queue_free(q);
-	if (ret < 0)
-		snprintf(err, errlen, "Could not zero the grown range of '%s' over its bigger "
-			 "backing file: %s", b->file, strerror((int)-ret));
-	return ret < 0 ? ret : 0;
-}
-
-/*
- * Growing (block_resize).  Refusals carry QEMU's wording where it has
- * one.  The size field is read by the device threads' range checks
- * without a lock: the caller has them quiesced (block.h).
- */
-int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen)
-{
-	struct bimg *bs = b->top;
-	char why[256] = "";
-	uint64_t old;
-	bool hide;
-	int ret;
-
-	if (blk_inactive(b)) {
-		snprintf(err, errlen, "Block node is inactive: the image was handed over to a "
-			 "migration destination");
-		return -EPERM;
-	}
-	if (bs->readonly) {
-		snprintf(err, errlen, "Block node is read-only");
-		return -EACCES;
-	}
-	if (size % 512) {
-		snprintf(err, errlen, "The new size must be a multiple of 512");
-		return -EINVAL;
-	}
-	if (size == bs->size)
-		return 0;
-	if (size < bs->size) {
-		snprintf(err, errlen, "Shrinking is not supported: '%s' has %llu bytes, more "
-			 "than %llu (shrinking would cut off the guest's data)", b->file,
-			 (unsigned long long)bs->size, (unsigned long long)size);
-		return -ENOTSUP;
-	}
-	/*
-	 * Over a bigger backing file the header takes the new size only once
-	 * the grown range reads as zeroes on disk: a crash in between leaves
-	 * the old size, never the backing file's bytes in the new range.
-	 */
-	old = bs->size;
-	hide = bs->backing && bs->backing->size > old;
-	ret = bs->fmt->resize(bs, size, !hide, why, sizeof(why));
-	if (ret < 0)
-		goto fail;
-	__atomic_store_n(&bs->size, size, __ATOMIC_RELEASE);
-	if (!hide)
-		return 0;
-	ret = resize_hide_backing(b, old, err, errlen);
-	if (ret < 0) {
-		__atomic_store_n(&bs->size, old, __ATOMIC_RELEASE);
-		return ret;
-	}
-	ret = bs->fmt->resize(bs, size, true, why, sizeof(why));
-	if (!ret)
-		return 0;
-	__atomic_store_n(&bs->size, old, __ATOMIC_RELEASE);
-fail:
-	snprintf(err, errlen, "Could not resize '%s': %s", b->file, why);
-	return ret;
 }
 
 bool blk_is_readonly(const struct blk *b)

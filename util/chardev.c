@@ -323,8 +323,12 @@ static gboolean unix_accept(gint fd, GIOCondition cond, gpointer opaque)
 	return G_SOURCE_REMOVE;
 }
 
-/* Called from the client's input callback, which then returns REMOVE. */
-static void unix_client_gone(struct chardev *c)
+/*
+ * A socket or pty client left: what it did not take is dropped, output
+ * goes nowhere and input stops until the next.  From the client's input
+ * callback, which then returns REMOVE.
+ */
+static void peer_gone(struct chardev *c)
 {
 	pthread_mutex_lock(&c->lock);
 	out_stop_watch_locked(c);
@@ -333,6 +337,11 @@ static void unix_client_gone(struct chardev *c)
 	pthread_mutex_unlock(&c->lock);
 	g_source_unref(c->in_src);
 	c->in_src = NULL;
+}
+
+static void unix_client_gone(struct chardev *c)
+{
+	peer_gone(c);
 	close(c->in_fd);
 	c->in_fd = -1;
 	unix_listen_watch(c);
@@ -434,17 +443,10 @@ static void pty_wait_client(struct chardev *c)
 	g_source_attach(c->pty_timer, c->ctx);
 }
 
-/* Called from the input callback, which then returns REMOVE. */
 static void pty_client_gone(struct chardev *c)
 {
-	pthread_mutex_lock(&c->lock);
-	out_stop_watch_locked(c);
-	g_byte_array_set_size(c->outbuf, 0);
-	c->out_fd = -1;
-	pthread_mutex_unlock(&c->lock);
-	g_source_unref(c->in_src);
-	c->in_src = NULL;
-	c->in_fd = -1;
+	peer_gone(c);
+	c->in_fd = -1;		/* the master stays open for the next client */
 	pty_wait_client(c);
 }
 
