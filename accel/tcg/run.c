@@ -76,7 +76,14 @@ static void check_interrupts(struct tcg_cpu *c)
 	struct irqchip *ic = tcg_irqchip(c);
 	int vec;
 
-	if (!ic || c->shadow)
+	if (!ic) {
+		/* Nothing to ask (a test machine): a hint left from reset
+		 * would stop every chain. */
+		if (__atomic_load_n(&c->irq_hint, __ATOMIC_RELAXED))
+			__atomic_store_n(&c->irq_hint, false, __ATOMIC_RELAXED);
+		return;
+	}
+	if (c->shadow)
 		return;
 	if (!__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) &&
 	    !(c->irq_masked && (c->rflags & F_IF)))
