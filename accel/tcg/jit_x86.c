@@ -38,7 +38,7 @@
 /* Bytes a micro-op's code may take at most (the longest, a 64-bit
  * store, about 300). */
 #define JIT_UOP_MAX	384
-#define JIT_FIXED	64	/* prologue, the end of a cut block */
+#define JIT_FIXED	160	/* prologue, chained entry, end of a cut block */
 
 struct tcg_jit {
 	uint8_t *w, *x;		/* the two views of the buffer */
@@ -97,11 +97,88 @@ bool tcg_jit_room(const struct tcg_jit *j, unsigned nr_uops)
 	return j->used + JIT_FIXED + (size_t)nr_uops * JIT_UOP_MAX <= JIT_SIZE;
 }
 
-/* rip = imm; return code */
+/* rip = imm; return code (-1: an exit that is never linked) */
 static void leave_to(struct emit *e, uint64_t rip, int code)
 {
 	st64i(e, OFF(rip), rip);
 	ret(e, code);
+}
+
+/* Return exit code >= 0, saying which block took it (tcg_jit_run). */
+static void gen_ret(struct emit *e, const struct tb *tb, int code)
+{
+	movi(e, RAX, (uintptr_t)tb);
+	st(e, OFF(jit_last), RAX);
+	ret(e, code);
+}
+
+/*
+ * A direct jump (exit 0) or taken branch (exit 1) to target: rip =
+ * target, then straight into the block linked to this exit when
+ * tcg_tb_next and tb_chained would chain to it, else return.  What they
+ * look at, here:
+ *
+ * - pending events, a TLB flush since the chain began: chain_stop;
+ * - a store into code since the link was made: link_gen == code_gen;
+ * - a linked block, still cached, for this target (several branches
+ *   share exit 1): link[code], invalid, eip;
+ * - the fetch's CS limit check outside 64-bit code;
+ * - the mode and CS base: equal to this block's, which it was entered
+ *   with (tb_link links only such blocks, and whatever changes the mode
+ *   or CS ends a block by exit -1);
+ * - single-step: a TF block is never left this way.
+ *
+ * The linked block's host_chain does what enter_tb does.  The frame
+ * (the one push of rbx) stays: the last block of the chain returns.
+ */
+static void gen_goto(struct emit *e, const struct tb *tb, uint64_t target, int code)
+{
+	uint8_t *out[6];
+	unsigned n = 0, k;
+
+	st64i(e, OFF(rip), target);
+	if (!tb->cacheable || (tb->flags & TBF_TF)) {
+		gen_ret(e, tb, code);
+		return;
+	}
+	e8(e, 0x83); mem_rbx(e, 7, OFF(chain_stop)); e8(e, 0);	/* cmp dword, 0 */
+	out[n++] = skip32(e, X_NE);
+	ld(e, RAX, OFF(vm));
+	e8(e, 0x48); e8(e, 0x8b);				/* mov rax, [code_gen] */
+	mem_at(e, RAX, RAX, (int32_t)offsetof(struct tcg_vm, code_gen));
+	movi(e, RCX, (uintptr_t)tb);
+	e8(e, 0x48); e8(e, 0x3b);				/* cmp rax, [link_gen] */
+	mem_at(e, RAX, RCX, (int32_t)offsetof(struct tb, link_gen));
+	out[n++] = skip32(e, X_NE);
+	e8(e, 0x48); e8(e, 0x8b);				/* mov rcx, [link[code]] */
+	mem_at(e, RCX, RCX, (int32_t)(offsetof(struct tb, link) + code * sizeof(tb->link[0])));
+	alu_rr(e, OP_TEST, RCX, RCX);
+	out[n++] = skip32(e, X_E);
+	e8(e, 0x80);						/* cmp byte [invalid], 0 */
+	mem_at(e, 7, RCX, (int32_t)offsetof(struct tb, invalid));
+	e8(e, 0);
+	out[n++] = skip32(e, X_NE);
+	if ((int64_t)target == (int32_t)target) {
+		e8(e, 0x48); e8(e, 0x81);			/* cmp qword [eip], imm32 */
+		mem_at(e, 7, RCX, (int32_t)offsetof(struct tb, eip));
+		e32(e, (uint32_t)target);
+	} else {
+		movi(e, RDX, target);
+		e8(e, 0x48); e8(e, 0x3b);			/* cmp rdx, [eip] */
+		mem_at(e, RDX, RCX, (int32_t)offsetof(struct tb, eip));
+	}
+	out[n++] = skip32(e, X_NE);
+	if (!(tb->flags & TBF_CS64)) {
+		e8(e, 0x81);					/* cmp dword [CS limit], target */
+		mem_rbx(e, 7, OFF(seg[S_CS].limit));
+		e32(e, (uint32_t)target);
+		out[n++] = skip32(e, X_B);
+	}
+	e8(e, 0xff);						/* jmp [host_chain] */
+	mem_at(e, 4, RCX, (int32_t)offsetof(struct tb, host_chain));
+	for (k = 0; k < n; k++)
+		land32(e, out[k]);
+	gen_ret(e, tb, code);
 }
 
 /* The micro-op through the interpreter's code; stop if it says so. */
@@ -236,13 +313,14 @@ static bool gen_rot(struct emit *e, const struct uop *u)
 	return true;
 }
 
-/* if (taken) leave through exit 1; rax holds the tested value */
-static void gen_branch(struct emit *e, const struct uop *u, uint8_t skip_op)
+/* if (taken) leave through exit 1; skip_op (JZ, JNZ) skips the exit */
+static void gen_branch(struct emit *e, const struct tb *tb, const struct uop *u,
+		       uint8_t skip_op)
 {
-	uint8_t *s = skip(e, skip_op);
+	uint8_t *s = skip32(e, skip_op & 0xf);	/* the jcc's condition code */
 
-	leave_to(e, u->imm, 1);
-	land(e, s);
+	gen_goto(e, tb, u->imm, 1);
+	land32(e, s);
 }
 
 /*
@@ -305,7 +383,7 @@ static bool gen_incdec(struct emit *e, const struct uop *u, int cc)
  * inline: interp.c's jcc_taken without the call.  Returns false if the
  * lazy state is not known here.
  */
-static bool gen_jcc_known(struct emit *e, const struct uop *u, int cc)
+static bool gen_jcc_known(struct emit *e, const struct tb *tb, const struct uop *u, int cc)
 {
 	bool ne = u->x & 1;
 
@@ -322,18 +400,18 @@ static bool gen_jcc_known(struct emit *e, const struct uop *u, int cc)
 	} else {
 		return false;
 	}
-	gen_branch(e, u, ne ? JZ : JNZ);
+	gen_branch(e, tb, u, ne ? JZ : JNZ);
 	return true;
 }
 
 /*
- * Code for u (cs64: the block is 64-bit code).  *cc tracks the cc_op
- * that the inline flag writes of this block left (-1: unknown, after
- * anything that may change it).
+ * Code for u of tb.  *cc tracks the cc_op that the inline flag writes of
+ * this block left (-1: unknown, after anything that may change it).
  */
-static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, bool cs64,
-		    int *cc)
+static void gen_uop(struct emit *e, const struct tb *tb, const struct uop *u,
+		    uint64_t emask, int *cc)
 {
+	bool cs64 = tb->flags & TBF_CS64;
 	uint8_t *s;
 	int known = *cc;
 
@@ -472,14 +550,14 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, bool cs
 	case U_JMP:
 		ld(e, RAX, OFF_T(u->a));
 		st(e, OFF(rip), RAX);
-		ret(e, 2);
+		gen_ret(e, tb, 2);
 		return;
 	case U_JMPI:
-		leave_to(e, u->imm, 0);
+		gen_goto(e, tb, u->imm, 0);
 		return;
 	case U_JCC:
 		*cc = known;	/* a branch not taken changes nothing */
-		if (gen_jcc_known(e, u, known))
+		if (gen_jcc_known(e, tb, u, known))
 			return;
 		alu_rr(e, OP_MOV, RDI, RBX);
 		e8(e, 0xbe);	/* mov esi, cc */
@@ -487,20 +565,20 @@ static void gen_uop(struct emit *e, const struct uop *u, uint64_t emask, bool cs
 		call(e, tcg_uop_cond);
 		e8(e, 0x84);	/* test al, al */
 		e8(e, 0xc0);
-		gen_branch(e, u, JZ);
+		gen_branch(e, tb, u, JZ);
 		return;
 	case U_JNZ: case U_JZ:
 		*cc = known;
 		ld(e, RAX, OFF_T(u->a));
 		zext(e, RAX, u->size);
 		alu_rr(e, OP_TEST, RAX, RAX);
-		gen_branch(e, u, u->op == U_JNZ ? JZ : JNZ);
+		gen_branch(e, tb, u, u->op == U_JNZ ? JZ : JNZ);
 		return;
 	}
 	gen_call(e, u);
 }
 
-void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb)
+void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb, void **chain)
 {
 	struct emit e = { j->w + j->used };
 	uint64_t emask = (tb->flags & TBF_CS64) ? ~0ull :
@@ -512,8 +590,18 @@ void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb)
 		return NULL;
 	e8(&e, 0x53);		/* push rbx */
 	alu_rr(&e, OP_MOV, RBX, RDI);
+	/* A direct jump from another block enters here: what enter_tb
+	 * does, which the run loop has done already for the entry above. */
+	*chain = j->x + (e.p - j->w);
+	e8(&e, 0xc6); mem_rbx(&e, 0, OFF(shadow)); e8(&e, 0);	/* mov byte, 0 */
+	e8(&e, 0x48); e8(&e, 0x81);				/* and qword, ~RF */
+	mem_rbx(&e, 4, OFF(rflags));
+	e32(&e, ~(uint32_t)F_RF);
+	st64i(&e, OFF(cur_phys), tb->phys);
+	st64i(&e, OFF(cur_end), tb->phys + tb->size);
+	e8(&e, 0xc6); mem_rbx(&e, 0, OFF(brk)); e8(&e, 0);
 	for (unsigned i = 0; i < tb->nr_uops; i++)
-		gen_uop(&e, &tb->uops[i], emask, tb->flags & TBF_CS64, &cc);
+		gen_uop(&e, tb, &tb->uops[i], emask, &cc);
 	/* Cut short (every block ends in a jump otherwise): go on after
 	 * the last instruction. */
 	ld(&e, RAX, OFF(insn_next));
@@ -532,7 +620,8 @@ void tcg_jit_run(struct tcg_cpu *c, struct tb *tb)
 			c->chain_from = NULL;	/* not an exit that may be linked */
 			return;
 		}
-		tb = tcg_tb_next(c, tb, exit);
+		/* not tb if it jumped on to other blocks by itself */
+		tb = tcg_tb_next(c, c->jit_last, exit);
 		if (!tb)
 			return;
 		if (!tb->host) {
@@ -563,7 +652,7 @@ bool tcg_jit_room(const struct tcg_jit *j, unsigned nr_uops)
 	return false;
 }
 
-void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb)
+void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb, void **chain)
 {
 	return NULL;
 }

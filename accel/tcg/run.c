@@ -129,6 +129,9 @@ void tcg_after_io(struct tcg_cpu *c)
 	if (__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) ||
 	    __atomic_load_n(&c->kick, __ATOMIC_ACQUIRE))
 		c->brk = true;
+	/* The access may be the last of its block: no direct jump either. */
+	if (c->brk)
+		__atomic_store_n(&c->chain_stop, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -149,6 +152,17 @@ static void enter_tb(struct tcg_cpu *c, const struct tb *tb)
 
 static struct tb *tb_chained(struct tcg_cpu *c);
 
+/* Anything the run loop must see before the next block. */
+static inline bool event_pending(struct tcg_cpu *c)
+{
+	return c->exit_req || c->trace || c->shutdown ||
+	       __atomic_load_n(&c->kick, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&c->irq_hint, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&c->init_req, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&c->sipi_vector, __ATOMIC_RELAXED) >= 0 ||
+	       (c->irq_masked && (c->rflags & F_IF));
+}
+
 /*
  * Called by the interpreter when tb left through exit (tcg_interp's
  * codes): the block to run next without returning, or NULL.  A chain
@@ -161,12 +175,9 @@ struct tb *tcg_tb_next(struct tcg_cpu *c, struct tb *tb, int exit)
 
 	c->chain_from = exit >= 0 && tb->cacheable ? tb : NULL;
 	c->chain_exit = exit;
-	if (!c->chain_from || (tb->flags & TBF_TF) || c->exit_req || c->trace ||
-	    c->shutdown || __atomic_load_n(&c->kick, __ATOMIC_RELAXED) ||
-	    __atomic_load_n(&c->irq_hint, __ATOMIC_RELAXED) ||
-	    __atomic_load_n(&c->init_req, __ATOMIC_RELAXED) ||
-	    __atomic_load_n(&c->sipi_vector, __ATOMIC_RELAXED) >= 0 ||
-	    (c->irq_masked && (c->rflags & F_IF)))
+	/* A set chain_stop always ends here, so the run loop clears it. */
+	if (!c->chain_from || (tb->flags & TBF_TF) ||
+	    __atomic_load_n(&c->chain_stop, __ATOMIC_RELAXED) || event_pending(c))
 		return NULL;
 	c->insn_eip = c->rip;
 	tcg_update_mode(c);
@@ -208,6 +219,10 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		c->jc_epoch++;
 	}
 	for (;;) {
+		/* Before the flags are read: an event posted meanwhile sets
+		 * it again (seq_cst on both sides, see wake_cpu). */
+		if (__atomic_load_n(&c->chain_stop, __ATOMIC_RELAXED))
+			__atomic_store_n(&c->chain_stop, 0, __ATOMIC_SEQ_CST);
 		if (c->shutdown) {
 			c->shutdown = false;
 			ex->reason = ACCEL_EXIT_SHUTDOWN;
@@ -255,6 +270,10 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 				c->seg[S_CS].selector, (unsigned long long)c->rip);
 		tcg_update_mode(c);
 		tb = tcg_tb_find(c);
+		/* An interrupt held back by a shadow, or one more pending
+		 * behind the one just delivered: tcg_tb_next must see it. */
+		if (event_pending(c))
+			__atomic_store_n(&c->chain_stop, 1, __ATOMIC_RELAXED);
 		run_tb(c, tb);
 		if (c->exit_req) {
 			/* The access is done; like a PIO exit after which the
@@ -358,7 +377,7 @@ static struct tb *tb_commit(struct tcg_cpu *c, unsigned h)
 	tb->invalid = false;
 	memset(tb->link, 0, sizeof(tb->link));
 	tb->link_gen = 0;
-	tb->host = c->jit ? tcg_jit_gen(c->jit, tb) : NULL;
+	tb->host = c->jit ? tcg_jit_gen(c->jit, tb, &tb->host_chain) : NULL;
 	tb->next = c->tb_hash[h];
 	c->tb_hash[h] = tb;
 	return tb;
@@ -395,6 +414,16 @@ static void tb_link(struct tcg_cpu *c, struct tb *tb, uint64_t gen)
 
 	if (!from || !tb->cacheable || (from->phys ^ tb->phys) >> 12 ||
 	    ((from->cs_base + from->eip) ^ (tb->cs_base + tb->eip)) >> 12)
+		return;
+	/*
+	 * Generated code follows a link without looking at the mode or CS
+	 * (jit_x86.c): every change of either ends its block by an exit
+	 * that is never linked, so a chain keeps the mode and CS base of
+	 * its first block, which a lookup checked.  Host code jumps only
+	 * to host code, and never while tracing.
+	 */
+	if (tb->flags != from->flags || tb->cs_base != from->cs_base ||
+	    (from->host && !tb->host) || c->trace)
 		return;
 	if (from->link_gen != gen) {
 		memset(from->link, 0, sizeof(from->link));
