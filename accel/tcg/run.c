@@ -151,6 +151,7 @@ static void enter_tb(struct tcg_cpu *c, const struct tb *tb)
 }
 
 static struct tb *tb_chained(struct tcg_cpu *c);
+static struct tb *jc_find(struct tcg_cpu *c);
 
 /* Anything the run loop must see before the next block. */
 static inline bool event_pending(struct tcg_cpu *c)
@@ -184,6 +185,8 @@ struct tb *tcg_tb_next(struct tcg_cpu *c, struct tb *tb, int exit)
 	if (c->tb_flags & TBF_TF)
 		return NULL;
 	next = tb_chained(c);
+	if (!next)
+		next = jc_find(c);
 	if (next)
 		enter_tb(c, next);
 	return next;
@@ -472,6 +475,23 @@ static struct tb *jc_lookup(struct tcg_cpu *c)
 	return tb;
 }
 
+/*
+ * The jump cache's block for c->rip, linked to the exit just taken.
+ * Also called from tcg_tb_next: a call or return to another page goes
+ * on without the run loop when nothing is pending (which is all the
+ * loop would look at before the same lookup).
+ */
+static struct tb *jc_find(struct tcg_cpu *c)
+{
+	struct tb *tb = jc_lookup(c);
+
+	if (tb) {
+		c->chain_tlb_gen = c->tlb_gen;
+		tb_link(c, tb, jc_slot(c)->code_gen);
+	}
+	return tb;
+}
+
 static void jc_insert(struct tcg_cpu *c, struct tb *tb, uint64_t gen)
 {
 	struct tb_jc *e = jc_slot(c);
@@ -498,12 +518,9 @@ struct tb *tcg_tb_find(struct tcg_cpu *c)
 	tb = tb_chained(c);
 	if (tb)
 		return tb;
-	tb = jc_lookup(c);
-	if (tb) {
-		c->chain_tlb_gen = c->tlb_gen;
-		tb_link(c, tb, jc_slot(c)->code_gen);
+	tb = jc_find(c);
+	if (tb)
 		return tb;
-	}
 	lin = tcg_lin(c, S_CS, c->rip, 1, ACC_X);
 	if (tcg_translate(c, lin, ACC_X, c->cpl == 3, &phys, &err))
 		tcg_raise_pf(c, lin, err);
