@@ -313,6 +313,37 @@ static bool gen_rot(struct emit *e, const struct uop *u)
 	return true;
 }
 
+/*
+ * shl/sal/shr/sar whose flags are dead (UF_NOFLAGS), by a constant or a
+ * register: the host's shift of the same operand size gives what
+ * tcg_exec_shift does for every count, as both mask it to 5 bits (6 for
+ * 64-bit operands) and shift in zeroes or copies of the sign past the
+ * width.  Returns false if u is not such a shift.
+ */
+static bool gen_shift(struct emit *e, const struct uop *u)
+{
+	static const uint8_t digit[8] = {	/* ModRM reg field of C0/C1/D2/D3 */
+		[SH_SHL] = 4, [SH_SAL] = 4, [SH_SHR] = 5, [SH_SAR] = 7,
+	};
+	bool imm = u->aux & UF_BIMM;
+
+	if (!(u->aux & UF_NOFLAGS) || !digit[u->x & 7])
+		return false;
+	ld(e, RAX, OFF_T(u->a));
+	if (!imm)
+		ld(e, RCX, OFF_T(u->b));
+	if (u->size == 1)
+		e8(e, 0x66);
+	if (u->size == 3)
+		e8(e, 0x48);
+	e8(e, (imm ? 0xc0 : 0xd2) | (u->size ? 1 : 0));	/* shift al/ax/eax/rax */
+	e8(e, 0xc0 | digit[u->x & 7] << 3);
+	if (imm)
+		e8(e, (uint8_t)u->imm);
+	put_t(e, u, RAX, true);
+	return true;
+}
+
 /* if (taken) leave through exit 1; skip_op (JZ, JNZ) skips the exit */
 static void gen_branch(struct emit *e, const struct tb *tb, const struct uop *u,
 		       uint8_t skip_op)
@@ -522,7 +553,9 @@ static void gen_uop(struct emit *e, const struct tb *tb, const struct uop *u,
 		tcg_jit_gen_mem(e, u, cs64);
 		return;
 	case U_SHIFT:
-		if (gen_rot(e, u))
+		if (gen_shift(e, u))
+			*cc = known;	/* UF_NOFLAGS: they are not written */
+		else if (gen_rot(e, u))
 			*cc = (u->aux & UF_NOFLAGS) ? known : CC_EFLAGS;
 		else
 			gen_direct(e, u, tcg_exec_shift);
