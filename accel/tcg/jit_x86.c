@@ -320,11 +320,13 @@ static bool gen_rot(struct emit *e, const struct uop *u)
  * 64-bit operands) and shift in zeroes or copies of the sign past the
  * width.  Returns false if u is not such a shift.
  */
+static const uint8_t shift_digit[8] = {	/* ModRM reg field of C0/C1/D2/D3 */
+	[SH_SHL] = 4, [SH_SAL] = 4, [SH_SHR] = 5, [SH_SAR] = 7,
+};
+
 static bool gen_shift(struct emit *e, const struct uop *u)
 {
-	static const uint8_t digit[8] = {	/* ModRM reg field of C0/C1/D2/D3 */
-		[SH_SHL] = 4, [SH_SAL] = 4, [SH_SHR] = 5, [SH_SAR] = 7,
-	};
+	const uint8_t *digit = shift_digit;
 	bool imm = u->aux & UF_BIMM;
 
 	if (!(u->aux & UF_NOFLAGS) || !digit[u->x & 7])
@@ -341,6 +343,50 @@ static bool gen_shift(struct emit *e, const struct uop *u)
 	if (imm)
 		e8(e, (uint8_t)u->imm);
 	put_t(e, u, RAX, true);
+	return true;
+}
+
+/*
+ * shl/sal/shr/sar by a constant count 1 <= n < width whose flags are
+ * read: the host's shift sets CF, PF, ZF and SF as tcg_exec_shift
+ * defines them (the SDM defines them for such counts); OF as
+ * tcg_exec_shift makes it: the host's for n = 1 (msb(r) ^ CF for shl,
+ * msb(a) for shr, 0 for sar), for larger counts msb(r) ^ CF after shl
+ * and 0 otherwise; AF 0.  Stored as tcg_set_flags does with the full
+ * mask (CC_EFLAGS).  Returns false if u is not such a shift.
+ */
+static bool gen_shift_flags(struct emit *e, const struct uop *u)
+{
+	unsigned w = tcg_bits(u->size), n = u->imm & (u->size == 3 ? 0x3f : 0x1f);
+	uint32_t keep = F_CF | F_PF | F_ZF | F_SF;
+
+	if (!(u->aux & UF_BIMM) || !shift_digit[u->x & 7] || !n || n >= w)
+		return false;
+	ld(e, RAX, OFF_T(u->a));
+	if (u->size == 1)
+		e8(e, 0x66);
+	if (u->size == 3)
+		e8(e, 0x48);
+	e8(e, u->size ? 0xc1 : 0xc0);
+	e8(e, 0xc0 | shift_digit[u->x & 7] << 3);
+	e8(e, n);
+	e8(e, 0x9c);						/* pushfq */
+	e8(e, 0x59);						/* pop rcx */
+	if (n == 1)
+		keep |= F_OF;
+	e8(e, 0x81); e8(e, 0xe1); e32(e, keep);			/* and ecx, keep */
+	put_t(e, u, RAX, true);
+	if (n > 1 && (u->x == SH_SHL || u->x == SH_SAL)) {
+		/* OF = msb(r) ^ CF */
+		alu_rr(e, OP_MOV, RDX, RAX);
+		e8(e, 0x48); e8(e, 0xc1); e8(e, 0xea); e8(e, w - 1);	/* shr rdx, msb */
+		alu_rr(e, OP_XOR, RDX, RCX);
+		e8(e, 0x83); e8(e, 0xe2); e8(e, 1);			/* and edx, 1 */
+		e8(e, 0xc1); e8(e, 0xe2); e8(e, 11);			/* shl edx, 11 */
+		e8(e, 0x09); e8(e, 0xd1);				/* or ecx, edx */
+	}
+	st32i(e, OFF(cc_op), CC_EFLAGS);
+	st(e, OFF(cc_res), RCX);
 	return true;
 }
 
@@ -555,6 +601,8 @@ static void gen_uop(struct emit *e, const struct tb *tb, const struct uop *u,
 	case U_SHIFT:
 		if (gen_shift(e, u))
 			*cc = known;	/* UF_NOFLAGS: they are not written */
+		else if (gen_shift_flags(e, u))
+			*cc = CC_EFLAGS;
 		else if (gen_rot(e, u))
 			*cc = (u->aux & UF_NOFLAGS) ? known : CC_EFLAGS;
 		else
