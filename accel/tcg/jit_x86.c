@@ -13,9 +13,10 @@
  *
  * Inline: the moves, register accesses, plain arithmetic, the ALU ops
  * other than adc/sbb with their lazy-flag stores exactly as interp.c's
- * alu() does them, inc/dec and imul whose flags are dead, every block
- * exit, and in 64-bit code the loads and stores that hit the TLB
- * (jit_mem.c).  The rest is a call.
+ * alu() does them, inc/dec and imul whose flags are dead, rotates and
+ * shifts in the common forms, every block exit (with the jump to a
+ * linked block), and in 64-bit code the loads and stores that hit the
+ * TLB (jit_mem.c).  The rest is a call.
  *
  * The buffer is W^X: one memfd mapped twice, written through a read-write
  * view and executed through a read-execute one.
