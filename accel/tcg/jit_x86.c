@@ -483,6 +483,46 @@ static bool gen_jcc_known(struct emit *e, const struct tb *tb, const struct uop 
 }
 
 /*
+ * Any other jcc: tcg_uop_cond decides, except after a sub or cmp (the
+ * lazy state CC_SUB, known here or tested at run time) for the
+ * conditions that are a compare of its operands: cc_a and cc_b are
+ * zero-extended to the operand size, so CF is cc_a < cc_b and ZF
+ * cc_a == cc_b (cpu.c's arith_flags), and b, ae, e, ne, be and a are
+ * the host's conditions of the same number after cmp cc_a, cc_b.
+ */
+static void gen_jcc_sub(struct emit *e, const struct tb *tb, const struct uop *u, int cc)
+{
+	uint8_t *slow = NULL, *test = NULL;
+	bool cmp = u->x >= CC_B && u->x <= CC_A && (cc == CC_SUB || cc < 0);
+
+	if (cmp && cc < 0) {
+		e8(e, 0x83); mem_rbx(e, 7, OFF(cc_op)); e8(e, CC_SUB);	/* cmp dword */
+		slow = skip32(e, X_NE);
+	}
+	if (cmp) {
+		ld(e, RAX, OFF(cc_a));
+		e8(e, 0x48); e8(e, 0x3b);				/* cmp rax, [cc_b] */
+		mem_rbx(e, RAX, OFF(cc_b));
+		if (!slow) {
+			gen_branch(e, tb, u, 0x70 | (u->x ^ 1));	/* skip if not */
+			return;
+		}
+		e8(e, 0x0f); e8(e, 0x90 | u->x); e8(e, 0xc0);		/* setcc al */
+		test = skip32(e, -1);
+		land32(e, slow);
+	}
+	alu_rr(e, OP_MOV, RDI, RBX);
+	e8(e, 0xbe);	/* mov esi, cc */
+	e32(e, u->x);
+	call(e, tcg_uop_cond);
+	if (test)
+		land32(e, test);
+	e8(e, 0x84);	/* test al, al */
+	e8(e, 0xc0);
+	gen_branch(e, tb, u, JZ);
+}
+
+/*
  * Code for u of tb.  *cc tracks the cc_op that the inline flag writes of
  * this block left (-1: unknown, after anything that may change it).
  */
@@ -641,13 +681,7 @@ static void gen_uop(struct emit *e, const struct tb *tb, const struct uop *u,
 		*cc = known;	/* a branch not taken changes nothing */
 		if (gen_jcc_known(e, tb, u, known))
 			return;
-		alu_rr(e, OP_MOV, RDI, RBX);
-		e8(e, 0xbe);	/* mov esi, cc */
-		e32(e, u->x);
-		call(e, tcg_uop_cond);
-		e8(e, 0x84);	/* test al, al */
-		e8(e, 0xc0);
-		gen_branch(e, tb, u, JZ);
+		gen_jcc_sub(e, tb, u, known);
 		return;
 	case U_JNZ: case U_JZ:
 		*cc = known;

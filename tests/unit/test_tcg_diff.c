@@ -130,6 +130,14 @@ static const struct tmpl tmpls[] = {
 	{ "shl %cl, %edx; add %ebx, %esi" }, { "sar %cl, %eax; add %ebx, %esi" },
 	{ "shr %cl, %rdx; add %ebx, %esi" }, { "sal %cl, %r9; add %ebx, %esi" },
 	{ "imul %rbx, %rax; test %ecx, %ecx; jz 1f; inc %rsi; 1: js 2f; inc %rdi; 2:" },
+	/* the flags of a compare from the block before (generated code
+	 * tests the lazy state at run time) */
+	{ "cmp %ebx, %eax; jmp 1f; 1: jb 2f; inc %rcx; 2: jbe 3f; inc %rdx; 3: ja 4f; inc %rsi; 4: jae 5f; inc %rdi; 5:" },
+	{ "cmp %bl, %al; jmp 1f; 1: jb 2f; inc %rcx; 2: jne 3f; inc %rdx; 3: ja 4f; inc %rsi; 4: je 5f; inc %rdi; 5:" },
+	{ "sub %bx, %ax; jmp 1f; 1: jae 2f; inc %rcx; 2: jbe 3f; inc %rdx; 3: jl 4f; inc %rsi; 4:" },
+	{ "cmp %rbx, %rax; jmp 1f; 1: jb 2f; inc %rcx; 2: ja 3f; inc %rdx; 3: jge 4f; inc %rsi; 4:" },
+	{ "add %ebx, %eax; jmp 1f; 1: jb 2f; inc %rcx; 2: jbe 3f; inc %rdx; 3: jne 4f; inc %rsi; 4:" },
+	{ "cmp %ebx, %eax; jb 1f; inc %rcx; 1: jae 2f; inc %rdx; 2: jbe 3f; inc %rsi; 3: ja 4f; inc %rdi; 4:" },
 	{ "and %ebx, %eax; jle 1f; inc %rsi; 1: jl 2f; inc %rdi; 2: jbe 3f; inc %rdx; 3:" },
 	{ "or %bl, %al; jo 1f; inc %rsi; 1: jb 2f; inc %rdi; 2: jp 3f; inc %rdx; 3:" },
 	{ "mov %bl, %cl; xor %ch, %ch; jrcxz 1f; inc %rax; 1:" },
