@@ -702,6 +702,7 @@ void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb, void **chain)
 	void *entry = j->x + j->used;
 	int cc = -1;
 
+	*chain = NULL;
 	if (!tcg_jit_room(j, tb->nr_uops))
 		return NULL;
 	e8(&e, 0x53);		/* push rbx */
@@ -770,6 +771,7 @@ bool tcg_jit_room(const struct tcg_jit *j, unsigned nr_uops)
 
 void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb, void **chain)
 {
+	*chain = NULL;
 	return NULL;
 }
 
