@@ -276,6 +276,7 @@ void tcg_do_interrupt(struct tcg_cpu *c, int vec, bool has_err, uint32_t err,
 	else if (c->rflags & F_VM) {
 		log_once("tcg: virtual-8086 mode is not implemented");
 		c->shutdown = true;
+		__atomic_store_n(&c->chain_stop, 1, __ATOMIC_RELAXED);
 	} else
 		prot_mode_int(c, vec, has_err, err, kind, ret_ip);
 	c->delivering = -1;

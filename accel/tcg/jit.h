@@ -24,8 +24,11 @@ void tcg_jit_destroy(struct tcg_jit *j);
 void tcg_jit_reset(struct tcg_jit *j);
 /* Whether host code for a block of nr_uops micro-ops fits. */
 bool tcg_jit_room(const struct tcg_jit *j, unsigned nr_uops);
-/* Host code for tb (which must stay where it is), or NULL if it does not fit. */
-void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb);
+/*
+ * Host code for tb (which must stay where it is), or NULL if it does not
+ * fit; *chain is where a direct jump from another block's code enters it.
+ */
+void *tcg_jit_gen(struct tcg_jit *j, const struct tb *tb, void **chain);
 /* Run tb's host code and the blocks chained after it (tcg_interp's contract). */
 void tcg_jit_run(struct tcg_cpu *c, struct tb *tb);
 

@@ -164,7 +164,7 @@ static inline void land(struct emit *e, uint8_t *at)
 enum { JAE = 0x73, JZ = 0x74, JNZ = 0x75 };
 
 /* Condition codes of jcc (the low nibble of its opcode). */
-enum { X_NC = 0x3, X_E = 0x4, X_NE = 0x5, X_A = 0x7 };
+enum { X_B = 0x2, X_NC = 0x3, X_E = 0x4, X_NE = 0x5, X_A = 0x7 };
 
 /*
  * A forward branch with a 32-bit displacement, to be patched by land32:

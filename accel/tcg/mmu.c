@@ -36,6 +36,7 @@
 void tcg_tlb_flush(struct tcg_cpu *c, bool global)
 {
 	c->tlb_gen++;		/* a mapping may change: stop chaining */
+	__atomic_store_n(&c->chain_stop, 1, __ATOMIC_RELAXED);
 	for (unsigned k = 0; k < TLB_SIZE; k++)
 		if (global || !(c->tlb[k].perm & TLB_G))
 			c->tlb[k].vpn = ~0ull;
@@ -48,6 +49,7 @@ void tcg_tlb_flush_page(struct tcg_cpu *c, uint64_t lin)
 	uint64_t vpn = lin >> 12;
 
 	c->tlb_gen++;
+	__atomic_store_n(&c->chain_stop, 1, __ATOMIC_RELAXED);
 	for (unsigned k = 0; k < TLB_SIZE; k++) {
 		struct tlb_entry *e = &c->tlb[k];
 

@@ -76,7 +76,14 @@ static void check_interrupts(struct tcg_cpu *c)
 	struct irqchip *ic = tcg_irqchip(c);
 	int vec;
 
-	if (!ic || c->shadow)
+	if (!ic) {
+		/* Nothing to ask (a test machine): a hint left from reset
+		 * would stop every chain. */
+		if (__atomic_load_n(&c->irq_hint, __ATOMIC_RELAXED))
+			__atomic_store_n(&c->irq_hint, false, __ATOMIC_RELAXED);
+		return;
+	}
+	if (c->shadow)
 		return;
 	if (!__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) &&
 	    !(c->irq_masked && (c->rflags & F_IF)))
@@ -122,6 +129,9 @@ void tcg_after_io(struct tcg_cpu *c)
 	if (__atomic_load_n(&c->irq_hint, __ATOMIC_ACQUIRE) ||
 	    __atomic_load_n(&c->kick, __ATOMIC_ACQUIRE))
 		c->brk = true;
+	/* The access may be the last of its block: no direct jump either. */
+	if (c->brk)
+		__atomic_store_n(&c->chain_stop, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -141,6 +151,18 @@ static void enter_tb(struct tcg_cpu *c, const struct tb *tb)
 }
 
 static struct tb *tb_chained(struct tcg_cpu *c);
+static struct tb *jc_find(struct tcg_cpu *c);
+
+/* Anything the run loop must see before the next block. */
+static inline bool event_pending(struct tcg_cpu *c)
+{
+	return c->exit_req || c->trace || c->shutdown ||
+	       __atomic_load_n(&c->kick, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&c->irq_hint, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&c->init_req, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&c->sipi_vector, __ATOMIC_RELAXED) >= 0 ||
+	       (c->irq_masked && (c->rflags & F_IF));
+}
 
 /*
  * Called by the interpreter when tb left through exit (tcg_interp's
@@ -154,18 +176,17 @@ struct tb *tcg_tb_next(struct tcg_cpu *c, struct tb *tb, int exit)
 
 	c->chain_from = exit >= 0 && tb->cacheable ? tb : NULL;
 	c->chain_exit = exit;
-	if (!c->chain_from || (tb->flags & TBF_TF) || c->exit_req || c->trace ||
-	    c->shutdown || __atomic_load_n(&c->kick, __ATOMIC_RELAXED) ||
-	    __atomic_load_n(&c->irq_hint, __ATOMIC_RELAXED) ||
-	    __atomic_load_n(&c->init_req, __ATOMIC_RELAXED) ||
-	    __atomic_load_n(&c->sipi_vector, __ATOMIC_RELAXED) >= 0 ||
-	    (c->irq_masked && (c->rflags & F_IF)))
+	/* A set chain_stop always ends here, so the run loop clears it. */
+	if (!c->chain_from || (tb->flags & TBF_TF) ||
+	    __atomic_load_n(&c->chain_stop, __ATOMIC_RELAXED) || event_pending(c))
 		return NULL;
 	c->insn_eip = c->rip;
 	tcg_update_mode(c);
 	if (c->tb_flags & TBF_TF)
 		return NULL;
 	next = tb_chained(c);
+	if (!next)
+		next = jc_find(c);
 	if (next)
 		enter_tb(c, next);
 	return next;
@@ -201,6 +222,10 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 		c->jc_epoch++;
 	}
 	for (;;) {
+		/* Before the flags are read: an event posted meanwhile sets
+		 * it again (seq_cst on both sides, see wake_cpu). */
+		if (__atomic_load_n(&c->chain_stop, __ATOMIC_RELAXED))
+			__atomic_store_n(&c->chain_stop, 0, __ATOMIC_SEQ_CST);
 		if (c->shutdown) {
 			c->shutdown = false;
 			ex->reason = ACCEL_EXIT_SHUTDOWN;
@@ -248,6 +273,10 @@ int tcg_run_loop(struct tcg_cpu *c, struct accel_exit *ex)
 				c->seg[S_CS].selector, (unsigned long long)c->rip);
 		tcg_update_mode(c);
 		tb = tcg_tb_find(c);
+		/* An interrupt held back by a shadow, or one more pending
+		 * behind the one just delivered: tcg_tb_next must see it. */
+		if (event_pending(c))
+			__atomic_store_n(&c->chain_stop, 1, __ATOMIC_RELAXED);
 		run_tb(c, tb);
 		if (c->exit_req) {
 			/* The access is done; like a PIO exit after which the
@@ -351,7 +380,7 @@ static struct tb *tb_commit(struct tcg_cpu *c, unsigned h)
 	tb->invalid = false;
 	memset(tb->link, 0, sizeof(tb->link));
 	tb->link_gen = 0;
-	tb->host = c->jit ? tcg_jit_gen(c->jit, tb) : NULL;
+	tb->host = c->jit ? tcg_jit_gen(c->jit, tb, &tb->host_chain) : NULL;
 	tb->next = c->tb_hash[h];
 	c->tb_hash[h] = tb;
 	return tb;
@@ -388,6 +417,16 @@ static void tb_link(struct tcg_cpu *c, struct tb *tb, uint64_t gen)
 
 	if (!from || !tb->cacheable || (from->phys ^ tb->phys) >> 12 ||
 	    ((from->cs_base + from->eip) ^ (tb->cs_base + tb->eip)) >> 12)
+		return;
+	/*
+	 * Generated code follows a link without looking at the mode or CS
+	 * (jit_x86.c): every change of either ends its block by an exit
+	 * that is never linked, so a chain keeps the mode and CS base of
+	 * its first block, which a lookup checked.  Host code jumps only
+	 * to host code, and never while tracing.
+	 */
+	if (tb->flags != from->flags || tb->cs_base != from->cs_base ||
+	    (from->host && !tb->host) || c->trace)
 		return;
 	if (from->link_gen != gen) {
 		memset(from->link, 0, sizeof(from->link));
@@ -436,6 +475,23 @@ static struct tb *jc_lookup(struct tcg_cpu *c)
 	return tb;
 }
 
+/*
+ * The jump cache's block for c->rip, linked to the exit just taken.
+ * Also called from tcg_tb_next: a call or return to another page goes
+ * on without the run loop when nothing is pending (which is all the
+ * loop would look at before the same lookup).
+ */
+static struct tb *jc_find(struct tcg_cpu *c)
+{
+	struct tb *tb = jc_lookup(c);
+
+	if (tb) {
+		c->chain_tlb_gen = c->tlb_gen;
+		tb_link(c, tb, jc_slot(c)->code_gen);
+	}
+	return tb;
+}
+
 static void jc_insert(struct tcg_cpu *c, struct tb *tb, uint64_t gen)
 {
 	struct tb_jc *e = jc_slot(c);
@@ -462,12 +518,9 @@ struct tb *tcg_tb_find(struct tcg_cpu *c)
 	tb = tb_chained(c);
 	if (tb)
 		return tb;
-	tb = jc_lookup(c);
-	if (tb) {
-		c->chain_tlb_gen = c->tlb_gen;
-		tb_link(c, tb, jc_slot(c)->code_gen);
+	tb = jc_find(c);
+	if (tb)
 		return tb;
-	}
 	lin = tcg_lin(c, S_CS, c->rip, 1, ACC_X);
 	if (tcg_translate(c, lin, ACC_X, c->cpl == 3, &phys, &err))
 		tcg_raise_pf(c, lin, err);

@@ -175,6 +175,7 @@ struct tb {
 	uint8_t *code;		/* copy of the guest bytes, checked on lookup */
 	struct uop *uops;
 	void *host;		/* host code (jit.h), or NULL: interpret */
+	void *host_chain;	/* where a direct jump from another block enters it */
 };
 
 /*
@@ -247,6 +248,18 @@ struct tcg_cpu {
 	bool irq_masked;		/* irq_hint seen while IF was 0 */
 	struct tb *chain_from;		/* block that just ran, if it may chain */
 	int chain_exit;			/* its exit taken (tcg_interp's result) */
+	/*
+	 * Nonzero: generated code may not jump from block to block by
+	 * itself (jit_x86.c) and returns to tcg_tb_next.  Set by everything
+	 * that ends a chain and does not end the block it happens in: a
+	 * kick, interrupt, INIT or SIPI from another thread (after their
+	 * own flag), a device access that posted a request or made an
+	 * interrupt pending, a TLB flush, and by the run loop when it
+	 * starts a block with an event still pending; cleared only at the
+	 * top of the run loop, which looks at all of them.
+	 */
+	uint32_t chain_stop;
+	struct tb *jit_last;		/* block whose host code returned */
 	uint64_t tlb_gen;		/* counts TLB flushes */
 	uint64_t chain_tlb_gen;		/* tlb_gen when the chain began */
 	bool halted;

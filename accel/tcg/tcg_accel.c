@@ -46,6 +46,9 @@ static void wake_cpu(struct tcg_vm *vm, unsigned index, bool irq, bool init, int
 			__atomic_store_n(&c->init_req, true, __ATOMIC_RELEASE);
 		if (sipi >= 0)
 			__atomic_store_n(&c->sipi_vector, sipi, __ATOMIC_RELEASE);
+		/* After the flag: generated code jumping from block to block
+		 * looks at this word alone (tcg.h). */
+		__atomic_store_n(&c->chain_stop, 1, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->lock);
 	}
@@ -381,6 +384,7 @@ static void tcg_vcpu_kick(struct vcpu *v)
 	pthread_mutex_lock(&c->lock);
 	/* Atomic: the vCPU thread polls it between blocks without the lock. */
 	__atomic_store_n(&c->kick, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->chain_stop, 1, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }

@@ -690,6 +690,61 @@ static void test_jcc_in_block(void)
 	tm_free(t);
 }
 
+/*
+ * Shifts by a constant whose flags are read: generated code (which does
+ * them inline) and the interpreter leave the same RFLAGS, including the
+ * flags the SDM leaves undefined (OF of multi-bit shifts), for each
+ * operand size and counts from 1 to width - 1.
+ */
+static void run_shifts(const char *src, bool jit, uint64_t *out, unsigned n)
+{
+	struct tvm *t;
+
+	tm_jit = jit;
+	t = tm_new(16 << 20, 1, false);
+	tm_jit = true;
+	tm_load_asm(t, 0x1000, src);
+	tm_long64(t, 0, 0x1000);
+	g_assert_cmpint(tm_run(t, 0), ==, ACCEL_EXIT_HALT);
+	for (unsigned k = 0; k < n; k++)
+		out[k] = tm_rd(t, 0x8000 + 8 * k, 8);
+	tm_free(t);
+}
+
+static void test_shift_flags(void)
+{
+	static const char *const ops[] = { "shl", "shr", "sar" };
+	static const char *const regs[] = { "%dl", "%dx", "%edx", "%rdx" };
+	static const char sfx[] = "bwlq";
+	static const uint64_t vals[] = { 0x8123456789abcdefull, 0x40000000c0004080ull };
+	GString *src = g_string_new(".code64\nmov $0x8000, %edi\n");
+	uint64_t jit[512], interp[512];
+	unsigned n = 0;
+
+	for (unsigned sz = 0; sz < 4; sz++) {
+		unsigned w = 8u << sz, counts[] = { 1, 2, w / 2 + 1, w - 1 };
+
+		for (unsigned o = 0; o < 3; o++)
+			for (unsigned k = 0; k < 4; k++)
+				for (unsigned v = 0; v < 2; v++) {
+					g_string_append_printf(src,
+						"mov $0x%llx, %%rdx\n%s%c $%u, %s\n"
+						"pushfq\npop %%rax\nmov %%rax, (%%rdi)\n"
+						"mov %%rdx, 8(%%rdi)\nadd $16, %%rdi\n",
+						(unsigned long long)vals[v], ops[o], sfx[sz],
+						counts[k], regs[sz]);
+					n += 2;
+				}
+	}
+	g_string_append(src, "hlt\n");
+	g_assert_cmpuint(n, <=, 512);
+	run_shifts(src->str, true, jit, n);
+	run_shifts(src->str, false, interp, n);
+	for (unsigned k = 0; k < n; k++)
+		g_assert_cmphex(jit[k], ==, interp[k]);
+	g_string_free(src, true);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -712,5 +767,6 @@ int main(int argc, char **argv)
 	tm_add_both("/tcg", "flat32/legacy", test_legacy32);
 	tm_add_both("/tcg", "flat32/exec-mmio", test_exec_mmio);
 	tm_add_both("/tcg", "excp/single-step", test_single_step);
+	g_test_add_func("/tcg/jit-vs-interp/shift-flags", test_shift_flags);
 	return g_test_run();
 }

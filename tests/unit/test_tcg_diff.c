@@ -117,7 +117,27 @@ static const struct tmpl tmpls[] = {
 	{ "add %esi, %edi; rcl $3, %eax; add %ebx, %ecx" },
 	{ "sub %esi, %edi; rcr $1, %al; sub %bl, %cl" },
 	{ "add %ebx, %eax; shl $0, %ecx" }, { "add %ebx, %eax; shl %cl, %edx", F_OF | F_AF, FIX_SHIFT8 },
+	/* shifts whose flags the next instruction overwrites (inline in
+	 * generated code), counts past the operand width included */
+	{ "shl $3, %al; add %ebx, %esi" }, { "shl $9, %bl; sub %eax, %esi" },
+	{ "shr $5, %dx; add %ebx, %esi" }, { "shr $17, %di; xor %eax, %esi" },
+	{ "sar $7, %cl; add %ebx, %esi" }, { "sar $20, %al; and %ebx, %esi" },
+	{ "shl $31, %eax; add %ebx, %esi" }, { "shr $1, %ebx; or %eax, %esi" },
+	{ "sar $13, %edx; add %ebx, %esi" }, { "shl $33, %rdx; add %ebx, %esi" },
+	{ "shr $63, %rax; sub %ebx, %esi" }, { "sar $40, %r8; add %ebx, %esi" },
+	{ "shl %cl, %al; add %ebx, %esi" }, { "shr %cl, %bx; add %ebx, %esi" },
+	{ "sar %cl, %dl; add %ebx, %esi" }, { "sar %cl, %di; xor %eax, %esi" },
+	{ "shl %cl, %edx; add %ebx, %esi" }, { "sar %cl, %eax; add %ebx, %esi" },
+	{ "shr %cl, %rdx; add %ebx, %esi" }, { "sal %cl, %r9; add %ebx, %esi" },
 	{ "imul %rbx, %rax; test %ecx, %ecx; jz 1f; inc %rsi; 1: js 2f; inc %rdi; 2:" },
+	/* the flags of a compare from the block before (generated code
+	 * tests the lazy state at run time) */
+	{ "cmp %ebx, %eax; jmp 1f; 1: jb 2f; inc %rcx; 2: jbe 3f; inc %rdx; 3: ja 4f; inc %rsi; 4: jae 5f; inc %rdi; 5:" },
+	{ "cmp %bl, %al; jmp 1f; 1: jb 2f; inc %rcx; 2: jne 3f; inc %rdx; 3: ja 4f; inc %rsi; 4: je 5f; inc %rdi; 5:" },
+	{ "sub %bx, %ax; jmp 1f; 1: jae 2f; inc %rcx; 2: jbe 3f; inc %rdx; 3: jl 4f; inc %rsi; 4:" },
+	{ "cmp %rbx, %rax; jmp 1f; 1: jb 2f; inc %rcx; 2: ja 3f; inc %rdx; 3: jge 4f; inc %rsi; 4:" },
+	{ "add %ebx, %eax; jmp 1f; 1: jb 2f; inc %rcx; 2: jbe 3f; inc %rdx; 3: jne 4f; inc %rsi; 4:" },
+	{ "cmp %ebx, %eax; jb 1f; inc %rcx; 1: jae 2f; inc %rdx; 2: jbe 3f; inc %rsi; 3: ja 4f; inc %rdi; 4:" },
 	{ "and %ebx, %eax; jle 1f; inc %rsi; 1: jl 2f; inc %rdi; 2: jbe 3f; inc %rdx; 3:" },
 	{ "or %bl, %al; jo 1f; inc %rsi; 1: jb 2f; inc %rdi; 2: jp 3f; inc %rdx; 3:" },
 	{ "mov %bl, %cl; xor %ch, %ch; jrcxz 1f; inc %rax; 1:" },
