@@ -15,28 +15,6 @@
 
 #define FLAG	0x5000		/* the guest spins until this is nonzero */
 
-struct runner {
-	struct tvm *t;
-	unsigned i;
-	int reason;
-	pthread_t th;
-};
-
-static void *runner_thread(void *opaque)
-{
-	struct runner *r = opaque;
-
-	r->reason = tm_run(r->t, r->i);
-	return NULL;
-}
-
-static void runner_start(struct runner *r, struct tvm *t, unsigned i)
-{
-	r->t = t;
-	r->i = i;
-	g_assert_cmpint(pthread_create(&r->th, NULL, runner_thread, r), ==, 0);
-}
-
 /* Wait (bounded) until the guest has written n values to the test ports. */
 static bool wait_outputs(struct tvm *t, unsigned n)
 {

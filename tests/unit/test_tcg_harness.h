@@ -9,6 +9,7 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,29 @@ static inline void tm_real(struct tvm *t, unsigned i, uint16_t cs, uint16_t ip)
 	s.rip = ip;
 	s.gpr[R_RSP] = 0x7000;
 	g_assert_cmpint(tcg_accel_ops.vcpu_reset(&t->v[i], &s), ==, 0);
+}
+
+/* vCPU i of t running (tm_run) on a thread of its own, for tests of cross-thread events. */
+struct runner {
+	struct tvm *t;
+	unsigned i;
+	int reason;
+	pthread_t th;
+};
+
+static inline void *runner_thread(void *opaque)
+{
+	struct runner *r = opaque;
+
+	r->reason = tm_run(r->t, r->i);
+	return NULL;
+}
+
+static inline void runner_start(struct runner *r, struct tvm *t, unsigned i)
+{
+	r->t = t;
+	r->i = i;
+	g_assert_cmpint(pthread_create(&r->th, NULL, runner_thread, r), ==, 0);
 }
 
 #endif
