@@ -109,7 +109,7 @@ struct cmdline {
 static int add_chardev(struct cmdline *c, const char *arg, char *err, size_t errlen)
 {
 	struct opts *o = opts_parse("-chardev", arg, "backend", err, errlen);
-	const char *backend, *id, *path, *host, *port, *server, *wait;
+	const char *backend, *id, *path, *host, *port, *server, *wait, *fd;
 	char *spec = NULL;
 	int ret = -EINVAL;
 
@@ -122,6 +122,7 @@ static int add_chardev(struct cmdline *c, const char *arg, char *err, size_t err
 	port = opts_get(o, "port");
 	server = opts_get(o, "server");
 	wait = opts_get(o, "wait");
+	fd = opts_get(o, "fd");
 	if (opts_check_all_used(o, err, errlen))
 		goto out;
 	if (!id) {
@@ -129,18 +130,23 @@ static int add_chardev(struct cmdline *c, const char *arg, char *err, size_t err
 	} else if (!backend) {
 		snprintf(err, errlen, "-chardev %s: no backend", arg);
 	} else if (!strcmp(backend, "socket")) {
-		if (!path == !port)
-			snprintf(err, errlen, "-chardev %s: give path= or host=,port=", arg);
+		if ((path != NULL) + (port != NULL) + (fd != NULL) != 1)
+			snprintf(err, errlen, "-chardev %s: give path=, host=,port= or fd=", arg);
+		else if (fd)
+			/* A socket the parent left listening (libvirt): QMP only. */
+			spec = g_strdup_printf("fd:%s,server=%s,wait=%s", fd,
+					       server ? server : "off", wait ? wait : "on");
 		else if (path)
 			spec = g_strdup_printf("unix:%s,server=%s,wait=%s", path,
 					       server ? server : "off", wait ? wait : "on");
 		else
 			spec = g_strdup_printf("tcp:%s:%s,server=%s,wait=%s", host ? host : "",
 					       port, server ? server : "off", wait ? wait : "on");
-	} else if (!strcmp(backend, "file") && path && !host && !port && !server && !wait) {
+	} else if (!strcmp(backend, "file") && path && !host && !port && !server && !wait && !fd) {
 		spec = g_strdup_printf("file:%s", path);
 	} else if ((!strcmp(backend, "pty") || !strcmp(backend, "stdio") ||
-		    !strcmp(backend, "null")) && !path && !host && !port && !server && !wait) {
+		    !strcmp(backend, "null")) && !path && !host && !port && !server && !wait &&
+		   !fd) {
 		spec = g_strdup(backend);
 	} else {
 		snprintf(err, errlen, "-chardev %s: expected socket (path= or host=,port=), "
@@ -241,7 +247,8 @@ static int add_mon(struct cmdline *c, const char *arg, char *err, size_t errlen)
 		snprintf(err, errlen, "-mon %s: no -chardev with id '%s' (give -chardev first)",
 			 arg, id ? id : "");
 	} else if (strncmp(chardev_spec(c, id), "unix:", 5) &&
-		   strncmp(chardev_spec(c, id), "tcp:", 4)) {
+		   strncmp(chardev_spec(c, id), "tcp:", 4) &&
+		   strncmp(chardev_spec(c, id), "fd:", 3)) {
 		snprintf(err, errlen, "-mon %s: QMP is served on a socket chardev only", arg);
 	} else {
 		g_ptr_array_add(c->qmp, (gpointer)chardev_spec(c, id));

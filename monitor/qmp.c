@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <glib-unix.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -666,6 +667,40 @@ static int listen_unix(const char *path, char **unlink_path, char *err, size_t e
 	return fd;
 }
 
+/*
+ * fd:N, a socket the parent process made and left listening (libvirt's
+ * -chardev socket,fd=N): taken as it is, after checking that it is one.
+ */
+static int listen_inherited(const char *num, char *err, size_t errlen)
+{
+	int fd, listening = 0, type = 0;
+	socklen_t len = sizeof(int);
+	char *end;
+	long v = strtol(num, &end, 10);
+
+	if (end == num || *end || v < 3 || v > INT_MAX) {
+		snprintf(err, errlen, "fd=%s: expected the number of an inherited descriptor", num);
+		return -EINVAL;
+	}
+	fd = v;
+	if (fcntl(fd, F_GETFD) < 0) {
+		snprintf(err, errlen, "fd=%d: not an open descriptor", fd);
+		return -EBADF;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || !listening ||
+	    type != SOCK_STREAM) {
+		snprintf(err, errlen, "fd=%d: not a listening stream socket", fd);
+		return -EINVAL;
+	}
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "fd=%d: %s", fd, strerror(errno));
+		return -errno;
+	}
+	return fd;
+}
+
 static int listen_tcp(const char *hostport, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
@@ -744,8 +779,10 @@ int monitor_add_qmp(struct machine *m, const char *spec, char *err, size_t errle
 		fd = listen_unix(addr + 5, &unlink_path, err, errlen);
 	else if (addr && !strncmp(addr, "tcp:", 4))
 		fd = listen_tcp(addr + 4, err, errlen);
+	else if (addr && !strncmp(addr, "fd:", 3))
+		fd = listen_inherited(addr + 3, err, errlen);
 	else
-		snprintf(err, errlen, "-qmp %s: expected unix:PATH or tcp:HOST:PORT", spec);
+		snprintf(err, errlen, "-qmp %s: expected unix:PATH, tcp:HOST:PORT or fd:N", spec);
 	if (fd < 0)
 		goto out;
 	l = g_new0(struct qmp_listener, 1);

@@ -13,12 +13,14 @@ import os
 import re
 import resource
 import shutil
+import socket
 import struct
 import subprocess
 import tempfile
 import time
 import unittest
 
+from tests.integration.qmp import QMP
 from tests.integration.vireotest import (EXIT_PASS, Vm, guest, machine_args, requires_kvm,
                                          run_vireo, vireo_binary)
 
@@ -319,6 +321,46 @@ class Others(Options):
         self.assertIn("expected socket", self.refused("-chardev", "spice,id=x"))
         self.assertIn("expected socket", self.refused("-chardev", "file,id=x"))
         self.assertIn("id= is required", self.refused("-chardev", "pty"))
+
+    def test_monitor_on_inherited_socket(self):
+        """-chardev socket,fd=N: the listening socket libvirt makes and
+        passes down serves QMP."""
+        path = os.path.join(self.tmp(), "mon.sock")
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lsock.bind(path)
+        lsock.listen(1)
+        fd = lsock.fileno()
+        args = machine_args(guest("hello.mb.elf"), accel="tcg",
+                            extra=["-S", "-chardev", "socket,id=mon,fd=%d,server=on,wait=off" % fd,
+                                   "-mon", "chardev=mon,mode=control"])
+        p = subprocess.Popen([vireo_binary()] + args, pass_fds=[fd], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        lsock.close()		# vireo has its own copy
+        try:
+            with QMP(path) as q:
+                self.assertEqual(q.ok("query-status")["status"], "prelaunch")
+                q.ok("quit")
+            self.assertEqual(p.wait(30), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        with open(os.path.join(self.tmp(), "f"), "w") as f:
+            self.assertIn("fd=%d: not a listening stream socket" % f.fileno(),
+                          self.refused_fds([f.fileno()], "-chardev",
+                                           "socket,id=m,fd=%d,server=on,wait=off" % f.fileno(),
+                                           "-mon", "chardev=m"))
+        self.assertIn("fd=99: not an open descriptor",
+                      self.refused("-chardev", "socket,id=m,fd=99,server=on,wait=off",
+                                   "-mon", "chardev=m"))
+        self.assertIn("give path=, host=,port= or fd=",
+                      self.refused("-chardev", "socket,id=m,fd=5,path=/x"))
+
+    def refused_fds(self, fds, *args):
+        p = subprocess.run([vireo_binary()] + list(args) + ["-kernel", guest("hello.mb.elf")],
+                           pass_fds=fds, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        return p.stderr
 
     def test_json_device(self):
         """-device {...}: libvirt's spelling since QEMU 6."""
