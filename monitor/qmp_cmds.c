@@ -151,6 +151,52 @@ static JsonNode *cmd_query_kvm(struct machine *m, struct qmp_client *c, JsonObje
 	return n;
 }
 
+/* The one board, as QEMU describes its machine types. */
+static JsonNode *cmd_query_machines(struct machine *m, struct qmp_client *c, JsonObject *args,
+				    struct qmp_error *err)
+{
+	JsonArray *a = json_array_new();
+	JsonObject *o = json_object_new();
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+
+	json_object_set_string_member(o, "name", "q35");
+	json_object_set_boolean_member(o, "is-default", true);
+	json_object_set_int_member(o, "cpu-max", MACHINE_MAX_VCPUS);
+	json_object_set_boolean_member(o, "hotpluggable-cpus", false);
+	json_object_set_boolean_member(o, "numa-mem-supported", false);
+	json_object_set_boolean_member(o, "deprecated", false);
+	json_object_set_string_member(o, "default-cpu-type", "max-x86_64-cpu");
+	json_object_set_boolean_member(o, "acpi", true);
+	json_array_add_object_element(a, o);
+	json_node_take_array(n, a);
+	return n;
+}
+
+/* -cpu's models: "host" only where KVM runs the guest, as in QEMU. */
+static JsonNode *cmd_query_cpu_definitions(struct machine *m, struct qmp_client *c,
+					   JsonObject *args, struct qmp_error *err)
+{
+	static const char *const names[] = { "max", "host" };
+	JsonArray *a = json_array_new();
+	JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+
+	for (unsigned i = 0; i < (m->accel == &kvm_accel_ops ? 2u : 1u); i++) {
+		JsonObject *o = json_object_new();
+		char *type = g_strdup_printf("%s-x86_64-cpu", names[i]);
+
+		json_object_set_string_member(o, "name", names[i]);
+		json_object_set_string_member(o, "typename", type);
+		json_object_set_boolean_member(o, "static", false);
+		json_object_set_boolean_member(o, "migration-safe", false);
+		json_object_set_boolean_member(o, "deprecated", false);
+		json_object_set_array_member(o, "unavailable-features", json_array_new());
+		json_array_add_object_element(a, o);
+		g_free(type);
+	}
+	json_node_take_array(n, a);
+	return n;
+}
+
 static JsonNode *cmd_query_commands(struct machine *m, struct qmp_client *c, JsonObject *args,
 				    struct qmp_error *err)
 {
@@ -474,6 +520,8 @@ static const struct qmp_command commands[] = {
 	{ "query-uuid", cmd_query_uuid },
 	{ "query-chardev", cmd_query_chardev },
 	{ "query-kvm", cmd_query_kvm },
+	{ "query-machines", cmd_query_machines },
+	{ "query-cpu-definitions", cmd_query_cpu_definitions },
 	{ "query-commands", cmd_query_commands },
 	{ "query-qmp-schema", cmd_query_qmp_schema },
 	{ "query-cpus-fast", cmd_query_cpus_fast },

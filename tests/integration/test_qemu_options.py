@@ -121,6 +121,13 @@ class Cpu(Options):
         self.assertIn("cpuid.hv signature=\n", self.cpuid("kvm", "-cpu", "host,kvm=off"))
 
     @requires_kvm
+    def test_kvm_cpu_definitions(self):
+        with Vm(["-S", "-accel", "kvm", "-kernel", guest("hello.mb.elf")], qmp=True) as vm, \
+                vm.qmp() as q:
+            self.assertEqual(sorted(d["name"] for d in q.ok("query-cpu-definitions")),
+                             ["host", "max"])
+
+    @requires_kvm
     def test_kvm_requires(self):
         have = kvm_supported(0x80000001, "edx")
         if have & X1_NX:
@@ -160,6 +167,16 @@ class Machine(Options):
             flags = self.vmflags(vm, size)
             self.assertIn("dd", flags)
             self.assertNotIn("mg", flags)
+
+    def test_qmp_describes_them(self):
+        """query-machines and query-cpu-definitions: what -machine and -cpu take."""
+        with Vm(["-S", "-accel", "tcg", "-kernel", guest("hello.mb.elf")], qmp=True) as vm, \
+                vm.qmp() as q:
+            machines = q.ok("query-machines")
+            self.assertEqual([(m["name"], m["is-default"], m["cpu-max"]) for m in machines],
+                             [("q35", True, 255)])
+            # Under TCG there is no "host" model, as in QEMU.
+            self.assertEqual([d["name"] for d in q.ok("query-cpu-definitions")], ["max"])
 
     def test_machine_refusals(self):
         self.assertIn("unknown machine type 'pc'", self.refused("-M", "pc"))
