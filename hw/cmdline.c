@@ -42,6 +42,12 @@ int cmdline_smp(const char *arg, unsigned *out, struct cpu_topology *topo, char 
 	    opts_get_uint(o, "maxcpus", 0, &maxcpus, err, errlen) ||
 	    opts_check_all_used(o, err, errlen))
 		goto out;
+	/* Given, a level must have something in it (as QEMU); left out, it is computed. */
+	if ((opts_get(o, "sockets") && !s) || (opts_get(o, "cores") && !c) ||
+	    (opts_get(o, "threads") && !t)) {
+		snprintf(err, errlen, "-smp %s: sockets, cores and threads must be at least 1", arg);
+		goto out;
+	}
 	if (!cpus)
 		cpus = maxcpus ? maxcpus : (s ? s : 1) * (c ? c : 1) * (t ? t : 1);
 	if (!s && !c && !t) {

@@ -95,6 +95,7 @@ class Cpu(Options):
         self.assertIn("must be powers of two", self.refused("-smp", "6,sockets=2,cores=3"))
         self.assertIn("does not hot-plug vCPUs", self.refused("-smp", "4,maxcpus=8"))
         self.assertIn("is not 4 vCPUs", self.refused("-smp", "4,sockets=3"))
+        self.assertIn("must be at least 1", self.refused("-smp", "4,threads=0"))
 
     def test_tcg_refusals(self):
         self.assertIn("-cpu host needs KVM", self.refused("-accel", "tcg", "-cpu", "host"))
