@@ -395,8 +395,8 @@ class Others(Options):
     def test_mem_lock(self):
         size = 64 << 20
         ldd = subprocess.run(["ldd", vireo_binary()], capture_output=True, text=True).stdout
-        if "libasan" in ldd:
-            self.skipTest("an ASan build: ASan's mlockall() does nothing")
+        if "libasan" in ldd or "libtsan" in ldd:
+            self.skipTest("a sanitizer build: its mlockall() does nothing")
         soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
         if os.geteuid() != 0 and soft != resource.RLIM_INFINITY and soft < 2 * size:
             self.skipTest("RLIMIT_MEMLOCK (%d) too small to lock a guest, and not root" % soft)
