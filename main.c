@@ -46,7 +46,7 @@ static void usage(void)
 	       "  -append STRING             kernel command line\n"
 	       "  -mem-path DIR              back RAM with a file in DIR (hugetlbfs)\n"
 	       "  -mem-prealloc              allocate all RAM at start\n"
-	       "  -serial stdio|file:PATH|unix:PATH,server=on,wait=off|pty|none  (repeatable: COM1..COM4)\n"
+	       "  -serial stdio|file:PATH|unix:PATH|tcp:HOST:PORT,server=on,wait=off|pty|none  (COM1..4)\n"
 	       "  -nographic                 no display; serial on stdio (the default)\n"
 	       "  -display none              accepted for compatibility\n"
 	       "  -nodefaults                no default serial port\n"

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <glib-unix.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -34,7 +35,7 @@
 #define CHR_OUTBUF_MAX	(64 * 1024)	/* bytes kept for a slow peer */
 #define CHR_ESCAPE	0x01		/* Ctrl-A, as QEMU's mux */
 
-enum chardev_kind { CHR_NULL, CHR_STDIO, CHR_FILE, CHR_UNIX, CHR_PTY };
+enum chardev_kind { CHR_NULL, CHR_STDIO, CHR_FILE, CHR_UNIX, CHR_TCP, CHR_PTY };
 
 struct chardev {
 	enum chardev_kind kind;
@@ -54,7 +55,7 @@ struct chardev {
 	GSource *in_src;
 	int listen_fd;
 	GSource *listen_src;
-	char *path;			/* unix socket to unlink at close; pty: its name */
+	char *path;			/* unix socket to unlink at close; tcp, pty: the name */
 	bool escape;			/* stdio: Ctrl-A seen */
 	int pty_fd;			/* pty: the master side, -1 otherwise */
 	GSource *pty_timer;		/* pty: looks for a client while there is none */
@@ -257,7 +258,7 @@ static void stdio_input(struct chardev *c, const uint8_t *buf, size_t len)
 	deliver(c, out, n);
 }
 
-static void unix_client_gone(struct chardev *c);
+static void sock_client_gone(struct chardev *c);
 static void pty_client_gone(struct chardev *c);
 
 static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
@@ -271,8 +272,8 @@ static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
 		return G_SOURCE_CONTINUE;
 	if (n <= 0) {
 		/* EOF or error: no more input, the VM goes on. */
-		if (c->kind == CHR_UNIX) {
-			unix_client_gone(c);
+		if (c->kind == CHR_UNIX || c->kind == CHR_TCP) {
+			sock_client_gone(c);
 		} else if (c->kind == CHR_PTY) {
 			pty_client_gone(c);
 		} else {
@@ -296,17 +297,17 @@ static void in_watch(struct chardev *c, int fd)
 	g_source_attach(c->in_src, c->ctx);
 }
 
-static gboolean unix_accept(gint fd, GIOCondition cond, gpointer opaque);
+static gboolean sock_accept(gint fd, GIOCondition cond, gpointer opaque);
 
-static void unix_listen_watch(struct chardev *c)
+static void sock_listen_watch(struct chardev *c)
 {
 	c->listen_src = g_unix_fd_source_new(c->listen_fd, G_IO_IN);
-	g_source_set_callback(c->listen_src, G_SOURCE_FUNC(unix_accept), c, NULL);
+	g_source_set_callback(c->listen_src, G_SOURCE_FUNC(sock_accept), c, NULL);
 	g_source_attach(c->listen_src, c->ctx);
 }
 
 /* One client at a time: stop listening until it leaves. */
-static gboolean unix_accept(gint fd, GIOCondition cond, gpointer opaque)
+static gboolean sock_accept(gint fd, GIOCondition cond, gpointer opaque)
 {
 	struct chardev *c = opaque;
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -339,30 +340,94 @@ static void peer_gone(struct chardev *c)
 	c->in_src = NULL;
 }
 
-static void unix_client_gone(struct chardev *c)
+static void sock_client_gone(struct chardev *c)
 {
 	peer_gone(c);
 	close(c->in_fd);
 	c->in_fd = -1;
-	unix_listen_watch(c);
+	sock_listen_watch(c);
 }
 
-static int open_unix(struct chardev *c, const char *arg, char *err, size_t errlen)
+/* A listening TCP socket on "[HOST]:PORT" (all addresses without HOST). */
+static int listen_tcp(const char *hostport, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	char *host = g_strdup(hostport), *port = strrchr(host, ':');
+	struct addrinfo *res = NULL;
+	int fd = -1, one = 1, ret;
+
+	if (!port || !port[1]) {
+		snprintf(err, errlen, "expected HOST:PORT");
+		g_free(host);
+		return -EINVAL;
+	}
+	*port++ = 0;
+	ret = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+	if (ret) {
+		snprintf(err, errlen, "%s", gai_strerror(ret));
+		g_free(host);
+		return -EINVAL;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1)) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = ret;
+	}
+	freeaddrinfo(res);
+	g_free(host);
+	return fd;
+}
+
+/* A listening unix socket at path; c->path is set to remove it at close. */
+static int listen_unix(struct chardev *c, const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct opts *o;
-	const char *path;
-	bool server, wait, nowait;
 	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path longer than %zu bytes", sizeof(sa.sun_path) - 1);
+		return -EINVAL;
+	}
+	strcpy(sa.sun_path, path);
+	/* A stale socket of an earlier run; never remove anything else. */
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
+		unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1)) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot listen on '%s': %s", path, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	c->path = g_strdup(path);
+	return fd;
+}
+
+/*
+ * unix:PATH or tcp:[HOST]:PORT, server=on,wait=off: vireo listens and
+ * serves one client at a time.
+ */
+static int open_socket(struct chardev *c, const char *arg, char *err, size_t errlen)
+{
+	struct opts *o;
+	const char *addr;
+	bool server, wait, nowait;
 	int fd, ret = -EINVAL;
 	char oerr[200];
 
-	o = opts_parse("-serial", arg, "path", oerr, sizeof(oerr));
+	o = opts_parse("-serial", arg, "addr", oerr, sizeof(oerr));
 	if (!o) {
 		snprintf(err, errlen, "-serial %s: %s", c->spec, oerr);
 		return -EINVAL;
 	}
-	path = opts_get(o, "path");
+	addr = opts_get(o, "addr");
 	/*
 	 * "server" and "nowait" alone are QEMU's older spellings.  As in QEMU,
 	 * a server waits for its first client unless told not to.
@@ -374,8 +439,9 @@ static int open_unix(struct chardev *c, const char *arg, char *err, size_t errle
 		snprintf(err, errlen, "-serial %s: %s", c->spec, oerr);
 		goto out;
 	}
-	if (!path || !*path) {
-		snprintf(err, errlen, "-serial %s: no socket path", c->spec);
+	if (!addr || !*addr) {
+		snprintf(err, errlen, "-serial %s: no socket %s", c->spec,
+			 c->kind == CHR_UNIX ? "path" : "address");
 		goto out;
 	}
 	if (!server) {
@@ -386,27 +452,17 @@ static int open_unix(struct chardev *c, const char *arg, char *err, size_t errle
 		snprintf(err, errlen, "-serial %s: only wait=off is supported", c->spec);
 		goto out;
 	}
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "-serial %s: socket path longer than %zu bytes",
-			 c->spec, sizeof(sa.sun_path) - 1);
+	fd = c->kind == CHR_UNIX ? listen_unix(c, addr, oerr, sizeof(oerr)) :
+				   listen_tcp(addr, oerr, sizeof(oerr));
+	if (fd < 0) {
+		snprintf(err, errlen, "-serial %s: %s", c->spec, oerr);
+		ret = fd;
 		goto out;
 	}
-	strcpy(sa.sun_path, path);
-	/* A stale socket of an earlier run; never remove anything else. */
-	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
-		unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1)) {
-		ret = -errno;
-		snprintf(err, errlen, "-serial %s: cannot listen on '%s': %s", c->spec,
-			 path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		goto out;
-	}
+	if (c->kind == CHR_TCP)
+		c->path = g_strdup(addr);	/* for chardev_describe */
 	c->listen_fd = fd;
-	c->path = g_strdup(path);
-	unix_listen_watch(c);
+	sock_listen_watch(c);
 	ret = 0;
 out:
 	opts_free(o);
@@ -494,6 +550,8 @@ char *chardev_describe(const struct chardev *c)
 		return g_strdup(c->spec);
 	case CHR_UNIX:
 		return g_strdup_printf("unix:%s,server=on", c->path);
+	case CHR_TCP:
+		return g_strdup_printf("tcp:%s,server=on", c->path);
 	case CHR_PTY:
 		return g_strdup_printf("pty:%s", c->path);
 	default:
@@ -576,15 +634,16 @@ struct chardev *chardev_open(const char *spec, GMainContext *ctx, char *err, siz
 	} else if (!strncmp(spec, "file:", 5)) {
 		c->kind = CHR_FILE;
 		ret = open_file(c, spec + 5, err, errlen);
-	} else if (!strncmp(spec, "unix:", 5)) {
-		c->kind = CHR_UNIX;
-		ret = open_unix(c, spec + 5, err, errlen);
+	} else if (!strncmp(spec, "unix:", 5) || !strncmp(spec, "tcp:", 4)) {
+		c->kind = spec[0] == 'u' ? CHR_UNIX : CHR_TCP;
+		ret = open_socket(c, spec + (spec[0] == 'u' ? 5 : 4), err, errlen);
 	} else if (!strcmp(spec, "pty")) {
 		c->kind = CHR_PTY;
 		ret = open_pty(c, err, errlen);
 	} else {
 		snprintf(err, errlen, "-serial %s: unknown backend (expected stdio, "
-			 "file:PATH, unix:PATH,server=on,wait=off, pty, null or none)", spec);
+			 "file:PATH, unix:PATH,server=on,wait=off, tcp:[HOST]:PORT,server=on,wait=off, pty, "
+			 "null or none)", spec);
 		ret = -EINVAL;
 	}
 	if (ret) {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -146,6 +148,45 @@ static void test_unix(void)
 	/* The socket file goes with the backend. */
 	g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
 	g_rmdir(dir);
+	g_byte_array_unref(s.in);
+	g_main_context_unref(ctx);
+}
+
+/* -serial tcp:127.0.0.1:PORT,server=on,wait=off: as the unix socket, over TCP. */
+static void test_tcp(void)
+{
+	GMainContext *ctx = g_main_context_new();
+	struct sink s = { .in = g_byte_array_new() };
+	struct chardev_frontend fe = { .receive = sink_receive, .opaque = &s };
+	struct want w = { &s, 3 };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char err[256] = "", buf[16], *spec = NULL;
+	struct chardev *c = NULL;
+	int fd;
+
+	/* A free port below the ephemeral range; another test may take one first. */
+	for (int i = 0; i < 50 && !c; i++) {
+		unsigned port = 20000 + g_random_int_range(0, 12000);
+
+		g_free(spec);
+		spec = g_strdup_printf("tcp:127.0.0.1:%u,server=on,wait=off", port);
+		c = chardev_open(spec, ctx, err, sizeof(err));
+		sa.sin_port = htons(port);
+	}
+	g_assert_nonnull(c);
+	chardev_set_frontend(c, &fe);
+	chardev_write(c, "lost", 4);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	g_assert_cmpint(write(fd, "abc", 3), ==, 3);
+	spin_until(ctx, sink_has, &w);
+	g_assert_cmpmem(s.in->data, s.in->len, "abc", 3);
+	chardev_write(c, "out", 3);
+	g_assert_cmpint(recv(fd, buf, sizeof(buf), 0), ==, 3);
+	g_assert_cmpmem(buf, 3, "out", 3);
+	close(fd);
+	chardev_close(c);
+	g_free(spec);
 	g_byte_array_unref(s.in);
 	g_main_context_unref(ctx);
 }
@@ -380,7 +421,9 @@ static void expect_error(const char *spec, const char *needle)
 static void test_bad_specs(void)
 {
 	expect_error("bogus", "unknown backend");
-	expect_error("tcp:localhost:4444", "unknown backend");
+	expect_error("tcp:localhost:4444", "server=on");		/* a client: not supported */
+	expect_error("tcp:4444,server=on,wait=off", "expected HOST:PORT");
+	expect_error("tcp:no-such-host.invalid:4444,server=on,wait=off", "tcp:");
 	expect_error("file:/nonexistent-vireo-dir/out", "No such file");
 	expect_error("file:", "no file name");
 	expect_error("unix:/tmp/vireo-x.sock,server=on", "wait=off");
@@ -409,6 +452,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/chardev/file", test_file);
 	g_test_add_func("/chardev/unix", test_unix);
 	g_test_add_func("/chardev/unix-slow-peer", test_unix_slow_peer);
+	g_test_add_func("/chardev/tcp", test_tcp);
 	g_test_add_func("/chardev/pty", test_pty);
 	g_test_add_func("/chardev/stdio-escape", test_stdio_escape);
 	g_test_add_func("/chardev/stdio-tty", test_stdio_tty);
