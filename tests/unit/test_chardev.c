@@ -78,6 +78,26 @@ static int unix_connect(const char *path)
 	return fd;
 }
 
+/*
+ * One round with a connected client on fd: its bytes `in` reach the
+ * frontend (after what came before), and `out` written to the backend
+ * reaches it.
+ */
+static void client_round(GMainContext *ctx, struct chardev *c, struct want *w, int fd,
+			 const char *in, const char *out)
+{
+	size_t before = w->s->in->len, n = strlen(in), m = strlen(out);
+	char buf[16];
+
+	g_assert_cmpint(write(fd, in, n), ==, (ssize_t)n);
+	w->len = before + n;
+	spin_until(ctx, sink_has, w);
+	g_assert_cmpmem(w->s->in->data + before, w->s->in->len - before, in, n);
+	chardev_write(c, out, m);
+	g_assert_cmpint(recv(fd, buf, sizeof(buf), 0), ==, (ssize_t)m);
+	g_assert_cmpmem(buf, m, out, m);
+}
+
 static void test_file(void)
 {
 	g_autofree char *dir = g_dir_make_tmp("vireo-chr-XXXXXX", NULL);
@@ -112,7 +132,7 @@ static void test_unix(void)
 	struct sink s = { .in = g_byte_array_new() };
 	struct chardev_frontend fe = { .receive = sink_receive, .opaque = &s };
 	struct want w = { &s, 3 };
-	char err[256] = "", buf[16];
+	char err[256] = "";
 	struct chardev *c;
 	int fd;
 
@@ -124,25 +144,14 @@ static void test_unix(void)
 	chardev_write(c, "lost", 4);
 
 	fd = unix_connect(path);
-	g_assert_cmpint(write(fd, "abc", 3), ==, 3);
-	spin_until(ctx, sink_has, &w);
-	g_assert_cmpmem(s.in->data, s.in->len, "abc", 3);
-
-	chardev_write(c, "out", 3);
-	g_assert_cmpint(recv(fd, buf, sizeof(buf), 0), ==, 3);
-	g_assert_cmpmem(buf, 3, "out", 3);
+	client_round(ctx, c, &w, fd, "abc", "out");
 	close(fd);
 
 	/* The first client left: a second one is served. */
 	fd = unix_connect(path);
-	g_assert_cmpint(write(fd, "de", 2), ==, 2);
-	w.len = 5;
-	spin_until(ctx, sink_has, &w);
-	g_assert_cmpmem(s.in->data, s.in->len, "abcde", 5);
-	chardev_write(c, "2nd", 3);
-	g_assert_cmpint(recv(fd, buf, sizeof(buf), 0), ==, 3);
-	g_assert_cmpmem(buf, 3, "2nd", 3);
+	client_round(ctx, c, &w, fd, "de", "2nd");
 	close(fd);
+	g_assert_cmpmem(s.in->data, s.in->len, "abcde", 5);
 
 	chardev_close(c);
 	/* The socket file goes with the backend. */
@@ -160,7 +169,7 @@ static void test_tcp(void)
 	struct chardev_frontend fe = { .receive = sink_receive, .opaque = &s };
 	struct want w = { &s, 3 };
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	char err[256] = "", buf[16], *spec = NULL;
+	char err[256] = "", *spec = NULL;
 	struct chardev *c = NULL;
 	int fd;
 
@@ -178,12 +187,7 @@ static void test_tcp(void)
 	chardev_write(c, "lost", 4);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
-	g_assert_cmpint(write(fd, "abc", 3), ==, 3);
-	spin_until(ctx, sink_has, &w);
-	g_assert_cmpmem(s.in->data, s.in->len, "abc", 3);
-	chardev_write(c, "out", 3);
-	g_assert_cmpint(recv(fd, buf, sizeof(buf), 0), ==, 3);
-	g_assert_cmpmem(buf, 3, "out", 3);
+	client_round(ctx, c, &w, fd, "abc", "out");
 	close(fd);
 	chardev_close(c);
 	g_free(spec);
