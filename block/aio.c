@@ -5,6 +5,7 @@
  * synchronously and completes through the queue like any other request.
  */
 #include <errno.h>
+#include <poll.h>
 #include <libaio.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,8 @@ static int aio_start(struct aio_state *a, struct eio *io)
 		io_prep_preadv(p, io->fd, io->iov, io->iovcnt, io->off);
 	else if (io->op == EIO_WRITE)
 		io_prep_pwritev(p, io->fd, io->iov, io->iovcnt, io->off);
+	else if (io->op == EIO_POLL)
+		io_prep_poll(p, io->fd, POLLIN);	/* Linux 4.18 */
 	else
 		io_prep_fdsync(p, io->fd);
 	io_set_eventfd(p, a->efd);

@@ -21,6 +21,23 @@
 #define BLK_MAX_BACKING_DEPTH 64
 #define BLK_DIO_ALIGN 4096
 
+/* ---- I/O limits (throttle.c) ---- */
+
+struct throttle {
+	struct blk_throttle_limits lim;
+	double level[BLK_THR_NR];	/* units in each bucket */
+	double burst[BLK_THR_NR];	/* units in each burst bucket (max set) */
+	uint64_t t;			/* when they last drained, ns */
+};
+
+/* New limits, empty buckets. */
+void throttle_reset(struct throttle *t, const struct blk_throttle_limits *l, uint64_t now);
+/*
+ * A read or write of bytes at time now (ns): 0 when the buckets take it
+ * (and it is counted), else how many ns to wait before asking again.
+ */
+uint64_t throttle_admit(struct throttle *t, bool write, uint64_t bytes, uint64_t now);
+
 /* ---- the drive (blk.c), whole-drive operations (blk_drive.c) ---- */
 
 struct blk {
@@ -32,6 +49,13 @@ struct blk {
 	int nqueues;
 	/* query-blockstats counters, updated atomically by every queue */
 	struct blk_stats stats;
+	/*
+	 * I/O limits, shared by the queues; throttled is read without the
+	 * lock, so a drive without limits never takes it.
+	 */
+	pthread_mutex_t thr_lock;
+	bool throttled;
+	struct throttle thr;
 };
 
 /* Handed over to a migration destination: no I/O, no metadata. */
@@ -39,7 +63,8 @@ bool blk_inactive(const struct blk *b);
 
 /* ---- engines ---- */
 
-enum eio_op { EIO_READ, EIO_WRITE, EIO_FSYNC, EIO_FALLOCATE };
+/* EIO_POLL: wait until fd is readable (a queue's throttle timerfd). */
+enum eio_op { EIO_READ, EIO_WRITE, EIO_FSYNC, EIO_FALLOCATE, EIO_POLL };
 
 struct eio;
 typedef void eio_done_fn(struct eio *io, int64_t res);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,25 @@ struct bsub {
 	bool advisory;		/* discard: failure is not an error */
 };
 
+/*
+ * A read or write over the drive's I/O limits, waiting in its queue.  The
+ * vector is a copy (the caller's may be gone); the data stays where the
+ * caller put it until the callback, as for any request.
+ */
+struct bpark {
+	enum blk_op op;		/* BLK_OP_READ or BLK_OP_WRITE */
+	bool zeroes;		/* a write of zeroes: as_write, may_unmap apply */
+	bool as_write;
+	bool may_unmap;
+	uint64_t off;
+	uint64_t len;
+	struct iovec *iov;
+	int iovcnt;
+	blk_cb *cb;
+	void *opaque;
+	struct bpark *next;
+};
+
 struct blk_queue {
 	struct blk *b;
 	int efd;
@@ -73,6 +93,17 @@ struct blk_queue {
 	struct breq *req_cache;
 	struct eio *sub_cache;
 	unsigned nreq_cache, nsub_cache;
+	/*
+	 * I/O limits: the requests waiting for them, oldest first, and the
+	 * timer that wakes the queue when the first may go: a timerfd that
+	 * the engine polls (EIO_POLL), so every engine, watching or not,
+	 * wakes its thread for it as for a completion.
+	 */
+	bool unlimited;		/* blk_queue_limit(q, false) */
+	struct bpark *parked, *parked_tail;
+	int tfd;		/* -1 until a request first waits */
+	struct eio timer;
+	bool timer_armed;	/* timer is in the engine */
 };
 
 static struct breq *req_alloc(struct blk_queue *q)
@@ -172,6 +203,9 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	b->file = strdup(cfg->file);
+	pthread_mutex_init(&b->thr_lock, NULL);
+	throttle_reset(&b->thr, &cfg->throttle, now_ns());
+	b->throttled = blk_throttle_enabled(&cfg->throttle);
 	b->aio = cfg->aio;
 	b->discard_unmap = cfg->discard_unmap;
 	b->detect_zeroes = cfg->detect_zeroes;
@@ -197,6 +231,7 @@ int blk_close(struct blk *b)
 	ret = bimg_close(b->top);
 	if (ret < 0)
 		log_error("block: closing '%s': %s", b->file, strerror(-ret));
+	pthread_mutex_destroy(&b->thr_lock);
 	free(b->file);
 	free(b);
 	return ret;
@@ -274,6 +309,27 @@ void blk_get_info(const struct blk *b, struct blk_info *out)
 		out->backing_depth++;
 }
 
+int blk_set_throttle(struct blk *b, const struct blk_throttle_limits *l, char *err,
+		     size_t errlen)
+{
+	int ret = blk_throttle_check(l, false, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&b->thr_lock);
+	throttle_reset(&b->thr, l, now_ns());
+	__atomic_store_n(&b->throttled, blk_throttle_enabled(l), __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&b->thr_lock);
+	return 0;
+}
+
+void blk_get_throttle(struct blk *b, struct blk_throttle_limits *out)
+{
+	pthread_mutex_lock(&b->thr_lock);
+	*out = b->thr.lim;
+	pthread_mutex_unlock(&b->thr_lock);
+}
+
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen)
 {
 	struct blk_queue *q = calloc(1, sizeof(*q));
@@ -284,6 +340,7 @@ struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen)
 		return NULL;
 	}
 	q->b = b;
+	q->tfd = -1;
 	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (q->efd < 0) {
 		snprintf(err, errlen, "block: eventfd: %s", strerror(errno));
@@ -306,9 +363,10 @@ void blk_queue_free(struct blk_queue *q)
 {
 	if (!q)
 		return;
+	blk_queue_limit(q, false);
 	blk_queue_unwatch(q);
 	/* Requests still in flight would complete into freed memory. */
-	while (q->nreqs) {
+	while (q->nreqs || q->timer_armed) {
 		struct pollfd p = { .fd = q->efd, .events = POLLIN };
 
 		poll(&p, 1, 1000);
@@ -316,6 +374,8 @@ void blk_queue_free(struct blk_queue *q)
 	}
 	q->eng->fini(q->es);
 	queue_cache_free(q);
+	if (q->tfd >= 0)
+		close(q->tfd);
 	close(q->efd);
 	__atomic_sub_fetch(&q->b->nqueues, 1, __ATOMIC_RELAXED);
 	free(q);
@@ -635,21 +695,182 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 	return n;
 }
 
-/* The common path of blk_preadv and blk_pwritev. */
-static int submit_rw(struct blk_queue *q, enum blk_op op, uint64_t off,
-		     const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque)
-{
-	bool write = op == BLK_OP_WRITE;
-	size_t len = iov_total(iov, iovcnt);
-	struct breq *r;
-	int ret = check_range(q->b, off, len, write);
+/* ---- I/O limits: requests wait in their queue for the buckets ---- */
 
-	if (ret < 0)
-		return ret;
-	r = req_new(q, op, len, cb, opaque);
+static void throttle_timer_done(struct eio *io, int64_t res);
+
+/* Wake the queue in ns (at least 1) through its timer; -errno if it cannot. */
+static int throttle_arm(struct blk_queue *q, uint64_t ns)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = ns / 1000000000,
+						.tv_nsec = ns % 1000000000 } };
+	int ret;
+
+	if (q->tfd < 0) {
+		q->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (q->tfd < 0)
+			return -errno;
+	}
+	if (timerfd_settime(q->tfd, 0, &its, NULL) < 0)
+		return -errno;
+	if (q->timer_armed)
+		return 0;	/* the poll in the engine now waits for the new time */
+	q->timer = (struct eio){ .op = EIO_POLL, .fd = q->tfd, .done = throttle_timer_done };
+	q->timer_armed = true;
+	ret = q->eng->submit(q->es, &q->timer);
+	if (ret != 0) {
+		/* Could not start: its done says so, from the next poll. */
+		if (ret < 0)
+			q->timer.res = ret;
+		q->timer.next = NULL;
+		if (q->sync_tail)
+			q->sync_tail->next = &q->timer;
+		else
+			q->sync_done = &q->timer;
+		q->sync_tail = &q->timer;
+		signal_efd(q);
+	}
+	if (!q->plugged)
+		q->eng->kick(q->es);
+	return 0;
+}
+
+/* Requests that would have waited for a broken timer go now, and later ones too. */
+static void throttle_broken(struct blk_queue *q, int err)
+{
+	log_error("block: '%s': cannot time the I/O limits (%s): one of its queues ignores them",
+		  q->b->file, strerror(-err));
+	q->unlimited = true;
+}
+
+/*
+ * Whether a request must wait: others wait before it, or the limits do
+ * not take it now (the timer is then set for when they may).
+ */
+static bool throttle_hold(struct blk_queue *q, bool write, uint64_t bytes)
+{
+	struct blk *b = q->b;
+	uint64_t wait;
+	int ret;
+
+	if (q->unlimited)
+		return false;
+	if (q->parked)
+		return true;
+	if (!__atomic_load_n(&b->throttled, __ATOMIC_RELAXED))
+		return false;
+	pthread_mutex_lock(&b->thr_lock);
+	wait = throttle_admit(&b->thr, write, bytes, q->plugged ? q->now : now_ns());
+	pthread_mutex_unlock(&b->thr_lock);
+	if (!wait)
+		return false;
+	ret = throttle_arm(q, wait);
+	if (ret < 0) {
+		throttle_broken(q, ret);
+		return false;
+	}
+	return true;
+}
+
+static int park(struct blk_queue *q, const struct bpark *tmpl, const struct iovec *iov)
+{
+	struct bpark *p = malloc(sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	*p = *tmpl;
+	p->iov = NULL;
+	if (iov) {
+		p->iov = malloc(sizeof(*iov) * tmpl->iovcnt);
+		if (!p->iov) {
+			free(p);
+			return -ENOMEM;
+		}
+		memcpy(p->iov, iov, sizeof(*iov) * tmpl->iovcnt);
+	}
+	p->next = NULL;
+	if (q->parked_tail)
+		q->parked_tail->next = p;
+	else
+		q->parked = p;
+	q->parked_tail = p;
+	return 0;
+}
+
+static int start_rw(struct blk_queue *q, enum blk_op op, uint64_t off, uint64_t len,
+		    const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque);
+static int start_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
+			bool as_write, blk_cb *cb, void *opaque);
+
+/* From poll: submit what the limits take now, oldest first; time the rest. */
+static void throttle_release(struct blk_queue *q)
+{
+	while (q->parked) {
+		struct bpark *p = q->parked;
+		uint64_t wait = 0;
+		int ret;
+
+		if (!q->unlimited && __atomic_load_n(&q->b->throttled, __ATOMIC_RELAXED)) {
+			pthread_mutex_lock(&q->b->thr_lock);
+			wait = throttle_admit(&q->b->thr, p->op == BLK_OP_WRITE, p->len, q->now);
+			pthread_mutex_unlock(&q->b->thr_lock);
+		}
+		if (wait) {
+			ret = throttle_arm(q, wait);
+			if (!ret)
+				return;
+			throttle_broken(q, ret);
+		}
+		q->parked = p->next;
+		if (!q->parked)
+			q->parked_tail = NULL;
+		ret = p->zeroes ? start_zeroes(q, p->off, p->len, p->may_unmap, p->as_write,
+					       p->cb, p->opaque) :
+				  start_rw(q, p->op, p->off, p->len, p->iov, p->iovcnt, p->cb,
+					   p->opaque);
+		if (ret < 0)
+			p->cb(p->opaque, ret);	/* the submission was answered 0 */
+		free(p->iov);
+		free(p);
+	}
+}
+
+static void throttle_timer_done(struct eio *io, int64_t res)
+{
+	struct blk_queue *q = (struct blk_queue *)((char *)io - offsetof(struct blk_queue, timer));
+	uint64_t n;
+
+	q->timer_armed = false;
+	if (res < 0)
+		throttle_broken(q, res);
+	if (read(q->tfd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: set off early by blk_queue_limit */
+	}
+	throttle_release(q);
+}
+
+void blk_queue_limit(struct blk_queue *q, bool on)
+{
+	static const struct itimerspec now = { .it_value = { .tv_nsec = 1 } };
+
+	q->unlimited = !on;
+	/* What waits goes from the next poll, which the timer brings at once. */
+	if (!on && q->timer_armed && timerfd_settime(q->tfd, 0, &now, NULL) < 0)
+		log_error("block: '%s': timerfd_settime: %s", q->b->file, strerror(errno));
+}
+
+/* ---- submission ---- */
+
+/* The common path of blk_preadv and blk_pwritev, past the limits. */
+static int start_rw(struct blk_queue *q, enum blk_op op, uint64_t off, uint64_t len,
+		    const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque)
+{
+	struct breq *r = req_new(q, op, len, cb, opaque);
+	int ret;
+
 	if (!r)
 		return -ENOMEM;
-	if (write)
+	if (op == BLK_OP_WRITE)
 		ret = do_write(r, q->b->top, off, len, iov, iovcnt, 0);
 	else
 		ret = do_read(r, q->b->top, off, len, iov, iovcnt, 0);
@@ -657,6 +878,21 @@ static int submit_rw(struct blk_queue *q, enum blk_op op, uint64_t off,
 		req_fail(r, ret);
 	req_submitted(r);
 	return 0;
+}
+
+static int submit_rw(struct blk_queue *q, enum blk_op op, uint64_t off,
+		     const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque)
+{
+	size_t len = iov_total(iov, iovcnt);
+	int ret = check_range(q->b, off, len, op == BLK_OP_WRITE);
+
+	if (ret < 0)
+		return ret;
+	if (throttle_hold(q, op == BLK_OP_WRITE, len))
+		return park(q, &(struct bpark){ .op = op, .off = off, .len = len,
+						.iovcnt = iovcnt, .cb = cb, .opaque = opaque },
+			    iov);
+	return start_rw(q, op, off, len, iov, iovcnt, cb, opaque);
 }
 
 int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
@@ -762,13 +998,25 @@ int blk_write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_u
 static int write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
 			bool as_write, blk_cb *cb, void *opaque)
 {
-	struct bimg *bs = q->b->top;
-	struct breq *r;
 	int ret = check_range(q->b, off, len, true);
 
 	if (ret < 0)
 		return ret;
-	r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
+	if (throttle_hold(q, true, len))
+		return park(q, &(struct bpark){ .op = BLK_OP_WRITE, .zeroes = true,
+						.as_write = as_write, .may_unmap = may_unmap,
+						.off = off, .len = len, .cb = cb, .opaque = opaque },
+			    NULL);
+	return start_zeroes(q, off, len, may_unmap, as_write, cb, opaque);
+}
+
+static int start_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
+			bool as_write, blk_cb *cb, void *opaque)
+{
+	struct bimg *bs = q->b->top;
+	struct breq *r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
+	int ret = 0;
+
 	if (!r)
 		return -ENOMEM;
 	r->zeroes = !as_write;

@@ -95,6 +95,7 @@ static int resize_hide_backing(struct blk *b, uint64_t old, char *err, size_t er
 	q = blk_queue_new(b, err, errlen);
 	if (!q)
 		return -ENOMEM;
+	blk_queue_limit(q, false);	/* vireo's own work, not the guest's I/O */
 	ret = resize_wait(q, blk_write_zeroes(q, old, BLK_MIN(bs->size, bs->backing->size) - old,
 					      false, resize_cb, &res), &res);
 	res = 1;

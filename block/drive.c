@@ -72,12 +72,45 @@ static char *auto_id(struct machine *m, const char *iface)
 	}
 }
 
+/* throttling.*: the limits, checked; throttle groups are not there. */
+static int drive_throttle_opts(struct opts *o, struct blk_throttle_limits *l, char *err,
+			       size_t errlen)
+{
+	char key[64], msg[256];
+	int ret;
+
+	for (int i = 0; i < BLK_THR_NR; i++) {
+		const char *name = blk_throttle_name(i, true);
+
+		if (opts_get_uint(o, name, 0, &l->avg[i], err, errlen) < 0)
+			return -EINVAL;
+		snprintf(key, sizeof(key), "%s-max", name);
+		if (opts_get_uint(o, key, 0, &l->max[i], err, errlen) < 0)
+			return -EINVAL;
+		snprintf(key, sizeof(key), "%s-max-length", name);
+		if (opts_get_uint(o, key, 0, &l->max_len[i], err, errlen) < 0)
+			return -EINVAL;
+	}
+	if (opts_get_uint(o, "throttling.iops-size", 0, &l->iops_size, err, errlen) < 0)
+		return -EINVAL;
+	if (opts_get(o, "throttling.group")) {
+		snprintf(err, errlen, "-drive: throttling.group: throttle groups are not "
+			 "supported; each drive has limits of its own");
+		return -EINVAL;
+	}
+	ret = blk_throttle_check(l, true, msg, sizeof(msg));
+	if (ret < 0)
+		snprintf(err, errlen, "-drive: %s", msg);
+	return ret;
+}
+
 int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 {
 	struct opts *o = opts_parse("-drive", optstr, "file", err, errlen);
 	const char *file, *id;
 	struct drive *d = NULL, **tail;
 	int iface, fmt = -1, cache, aio, discard, werror, rerror, media, locking, dz, ret = -EINVAL;
+	struct blk_throttle_limits limits = { 0 };
 	bool ro, snapshot;
 
 	if (!o)
@@ -115,6 +148,8 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 		goto out;
 	dz = opts_get_enum(o, "detect-zeroes", dz_words, BLK_DZ_OFF, err, errlen);
 	if (dz < 0)
+		goto out;
+	if (drive_throttle_opts(o, &limits, err, errlen) < 0)
 		goto out;
 	/* A CD is read-only, as QEMU makes a media=cdrom drive. */
 	if (opts_get_bool(o, "readonly", media == 1, &ro, err, errlen) < 0 ||
@@ -165,6 +200,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	d->cfg.discard_unmap = discard == 1 || discard == 3;
 	d->cfg.locking = locking;
 	d->cfg.detect_zeroes = dz;
+	d->cfg.throttle = limits;
 	d->cfg.inactive = m->incoming;
 	d->werror = werror;
 	d->rerror = rerror;

@@ -158,6 +158,9 @@ static void uring_prep(struct uring_state *u, struct io_uring_sqe *sqe, struct e
 	case EIO_FALLOCATE:
 		io_uring_prep_fallocate(sqe, io->fd, io->mode, io->off, io->len);
 		break;
+	case EIO_POLL:
+		io_uring_prep_poll_add(sqe, io->fd, POLLIN);
+		break;
 	}
 	io_uring_sqe_set_data(sqe, io);
 	u->inflight++;

@@ -5,6 +5,7 @@
  * what it cannot do asynchronously.
  */
 #include <errno.h>
+#include <poll.h>
 #include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -80,6 +81,14 @@ int64_t eio_run_sync(struct eio *io)
 		return fdatasync(io->fd) < 0 ? -errno : 0;
 	case EIO_FALLOCATE:
 		return fallocate(io->fd, io->mode, io->off, io->len) < 0 ? -errno : 0;
+	case EIO_POLL: {
+		struct pollfd p = { .fd = io->fd, .events = POLLIN };
+		int n;
+
+		while ((n = poll(&p, 1, -1)) < 0 && errno == EINTR)
+			;
+		return n < 0 ? -errno : p.revents;
+	}
 	}
 	return -EINVAL;
 }

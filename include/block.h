@@ -36,6 +36,39 @@ enum blk_locking { BLK_LOCK_AUTO, BLK_LOCK_ON, BLK_LOCK_OFF };
  */
 enum blk_detect_zeroes { BLK_DZ_OFF, BLK_DZ_ON, BLK_DZ_UNMAP };
 
+/*
+ * I/O limits (-drive throttling.*, QMP block_set_io_throttle), QEMU's
+ * leaky buckets: a bucket fills with the bytes or operations of each
+ * request it admits and drains at avg per second; a request waits while
+ * its bucket holds more than avg/10, or, with a burst rate max, more than
+ * max * max_len (the guest may run at max for max_len seconds, then at
+ * avg).  Reads count in the total and read buckets, writes in the total
+ * and write ones.  Flushes and discards are never limited.
+ */
+enum blk_thr { BLK_THR_BPS_TOTAL, BLK_THR_BPS_READ, BLK_THR_BPS_WRITE,
+	       BLK_THR_IOPS_TOTAL, BLK_THR_IOPS_READ, BLK_THR_IOPS_WRITE, BLK_THR_NR };
+/* Largest accepted rate or burst, as QEMU's. */
+#define BLK_THR_VALUE_MAX 1000000000000000ull
+struct blk_throttle_limits {
+	uint64_t avg[BLK_THR_NR];	/* per second; 0: no limit */
+	uint64_t max[BLK_THR_NR];	/* burst rate per second; 0: bursts of avg/10 */
+	uint64_t max_len[BLK_THR_NR];	/* seconds a burst may last; 0 means 1 */
+	uint64_t iops_size;		/* a request of n * iops_size bytes is n operations */
+};
+/*
+ * Whether l can be set; err names the first bad field in QMP's spelling
+ * (bps_rd_max) or, with drive_opts, -drive's (throttling.bps-read-max).
+ */
+int blk_throttle_check(const struct blk_throttle_limits *l, bool drive_opts, char *err,
+		       size_t errlen);
+/*
+ * Bucket i's name in QMP (bps_rd) or -drive (throttling.bps-read); its
+ * burst rate and length add _max and _max_length, or -max and -max-length.
+ */
+const char *blk_throttle_name(enum blk_thr i, bool drive_opts);
+/* Any limit set. */
+bool blk_throttle_enabled(const struct blk_throttle_limits *l);
+
 struct blk_config {
 	const char *file;
 	const char *format;		/* "raw", "qcow2", or NULL to probe */
@@ -45,6 +78,7 @@ struct blk_config {
 	bool discard_unmap;		/* discard=unmap (default ignore) */
 	enum blk_locking locking;	/* file.locking= */
 	enum blk_detect_zeroes detect_zeroes;
+	struct blk_throttle_limits throttle;
 	/*
 	 * Open without the image locks and without keeping any metadata:
 	 * another process (a migration source) still writes the image.
@@ -116,6 +150,14 @@ bool blk_is_readonly(const struct blk *b);
 int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);
 void blk_get_info(const struct blk *b, struct blk_info *out);
+/*
+ * New I/O limits (any thread), checked by blk_throttle_check first.  The
+ * buckets start empty.  Requests already waiting are looked at again
+ * when their wait ends.
+ */
+int blk_set_throttle(struct blk *b, const struct blk_throttle_limits *l, char *err,
+		     size_t errlen);
+void blk_get_throttle(struct blk *b, struct blk_throttle_limits *out);
 
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen);
 /* Waits for the requests still in flight, running their callbacks, first. */
@@ -161,6 +203,17 @@ int blk_queue_signal(struct blk_queue *q, int fd);
  * while it pops a batch of guest requests, and calls blk_queue_push to
  * send what it has so far before it goes on popping.
  */
+/*
+ * Reads and writes over the drive's I/O limits wait in their queue, in
+ * order, and are submitted from blk_queue_poll when the buckets allow:
+ * the queue's fd (or blk_queue_wait) wakes for that as for a completion.
+ * blk_queue_limit(q, false) exempts the queue's requests from the limits
+ * and submits what waits at once: a device does so while it stops (reset,
+ * migration: it must not wait the limits out) and turns them on again
+ * when it starts; the block layer's own work runs without them.  On by
+ * default; blk_queue_free submits what waits.
+ */
+void blk_queue_limit(struct blk_queue *q, bool on);
 void blk_queue_plug(struct blk_queue *q);
 void blk_queue_unplug(struct blk_queue *q);
 void blk_queue_push(struct blk_queue *q);

@@ -60,6 +60,68 @@ JsonNode *qmp_block_resize(struct machine *m, struct qmp_client *c, JsonObject *
 	return qmp_new_object(NULL);
 }
 
+/*
+ * block_set_io_throttle: new I/O limits for a drive (libvirt's <iotune>,
+ * virsh blkdeviotune).  The six rates are required, as in QEMU; zero
+ * everywhere lifts the limits.
+ */
+JsonNode *qmp_block_set_io_throttle(struct machine *m, struct qmp_client *c, JsonObject *args,
+				    struct qmp_error *err)
+{
+	struct blk_throttle_limits l = { 0 };
+	const char *device;
+	struct drive *d;
+	char key[48], msg[512];
+
+	if (json_object_has_member(args, "group")) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "group: throttle groups are not supported; "
+			      "each drive has limits of its own");
+		return NULL;
+	}
+	if (!json_object_has_member(args, "device")) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "Name the drive with 'device' (its -drive "
+			      "id); 'id' (a device's id) is not supported");
+		return NULL;
+	}
+	device = json_object_get_string_member(args, "device");
+	for (int i = 0; i <= BLK_THR_NR; i++) {
+		const char *name = i < BLK_THR_NR ? blk_throttle_name(i, false) : "iops_size";
+		const char *field[] = { "", "_max", "_max_length" };
+
+		for (int f = 0; f < (i < BLK_THR_NR ? 3 : 1); f++) {
+			uint64_t *out = i == BLK_THR_NR ? &l.iops_size :
+					f == 0 ? &l.avg[i] : f == 1 ? &l.max[i] : &l.max_len[i];
+			int64_t v;
+
+			snprintf(key, sizeof(key), "%s%s", name, field[f]);
+			if (!json_object_has_member(args, key))
+				continue;
+			v = json_object_get_int_member(args, key);
+			if (v < 0) {
+				qmp_set_error(err, QMP_ERR_GENERIC, "%s must be between 0 and %llu",
+					      key, BLK_THR_VALUE_MAX);
+				return NULL;
+			}
+			*out = v;
+		}
+	}
+	d = drive_find(m, device);
+	if (!d) {
+		qmp_set_error(err, QMP_ERR_DEVICE_NOT_FOUND, "Device '%s' not found", device);
+		return NULL;
+	}
+	if (!d->blk) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "Device '%s' has no medium", device);
+		return NULL;
+	}
+	if (blk_set_throttle(d->blk, &l, msg, sizeof(msg)) < 0) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
+		return NULL;
+	}
+	d->cfg.throttle = l;
+	return qmp_new_object(NULL);
+}
+
 /* HMP's size argument: bytes, or a number with a k/M/G/T suffix (powers of 1024). */
 int hmp_parse_size(const char *s, int64_t *out)
 {

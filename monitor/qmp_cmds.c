@@ -302,6 +302,28 @@ static const char *io_status_name(const struct drive *d)
 	return "ok";
 }
 
+/* The I/O limits as QEMU lists them: the rates always, bursts while limited. */
+static void block_info_throttle(JsonObject *img, struct blk *b)
+{
+	struct blk_throttle_limits l;
+	char key[48];
+
+	blk_get_throttle(b, &l);
+	for (int i = 0; i < BLK_THR_NR; i++) {
+		const char *name = blk_throttle_name(i, false);
+
+		json_object_set_int_member(img, name, l.avg[i]);
+		if (!blk_throttle_enabled(&l))
+			continue;
+		snprintf(key, sizeof(key), "%s_max", name);
+		json_object_set_int_member(img, key, l.max[i]);
+		snprintf(key, sizeof(key), "%s_max_length", name);
+		json_object_set_int_member(img, key, l.max_len[i] ? l.max_len[i] : 1);
+	}
+	if (blk_throttle_enabled(&l))
+		json_object_set_int_member(img, "iops_size", l.iops_size);
+}
+
 /*
  * A drive as its image is: the format the open found (probed when -drive
  * had no format=).  A drive whose image a CD unit ejected and that the
@@ -325,6 +347,7 @@ static JsonObject *block_info(struct drive *d)
 	json_object_set_string_member(img, "drv", bi.format);
 	json_object_set_boolean_member(img, "ro", bi.readonly);
 	json_object_set_int_member(img, "image-size", bi.size);
+	block_info_throttle(img, d->blk);
 	json_object_set_object_member(o, "inserted", img);
 	return o;
 }
@@ -565,6 +588,17 @@ static const struct qmp_command commands[] = {
 	    { "force", QMP_BOOL, true } }, .changes_devices = true },
 	{ "block_resize", qmp_block_resize,
 	  { { "device", QMP_STR, true }, { "node-name", QMP_STR, true }, { "size", QMP_INT } } },
+	{ "block_set_io_throttle", qmp_block_set_io_throttle,
+	  { { "device", QMP_STR, true }, { "id", QMP_STR, true },
+	    { "bps", QMP_INT }, { "bps_rd", QMP_INT }, { "bps_wr", QMP_INT },
+	    { "iops", QMP_INT }, { "iops_rd", QMP_INT }, { "iops_wr", QMP_INT },
+	    { "bps_max", QMP_INT, true }, { "bps_rd_max", QMP_INT, true },
+	    { "bps_wr_max", QMP_INT, true }, { "iops_max", QMP_INT, true },
+	    { "iops_rd_max", QMP_INT, true }, { "iops_wr_max", QMP_INT, true },
+	    { "bps_max_length", QMP_INT, true }, { "bps_rd_max_length", QMP_INT, true },
+	    { "bps_wr_max_length", QMP_INT, true }, { "iops_max_length", QMP_INT, true },
+	    { "iops_rd_max_length", QMP_INT, true }, { "iops_wr_max_length", QMP_INT, true },
+	    { "iops_size", QMP_INT, true }, { "group", QMP_STR, true } } },
 };
 
 static const char *const events[] = {

@@ -28,7 +28,7 @@ struct qmp_arg {
 	bool optional;
 };
 
-#define QMP_MAX_ARGS 8
+#define QMP_MAX_ARGS 24
 
 struct qmp_command {
 	const char *name;
@@ -70,6 +70,8 @@ QMP_HANDLER(qmp_change_medium);
  * err holds QEMU's wording where it has one.
  */
 QMP_HANDLER(qmp_block_resize);
+/* block_set_io_throttle (qmp_block.c): the drive's I/O limits. */
+QMP_HANDLER(qmp_block_set_io_throttle);
 int qmp_block_resize_drive(struct machine *m, const char *device, const char *node,
 			   int64_t size, char *err, size_t errlen);
 /* HMP's size argument: bytes or a k/M/G/T suffix (QEMU's 'o'). */

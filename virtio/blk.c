@@ -598,6 +598,13 @@ static unsigned vblk_worker_inflight(struct vblk_worker *w)
 #define VBLK_EV_STOP	UINT64_MAX
 #define VBLK_EV_WAKE	(UINT64_MAX - 1)
 
+/* The drive's I/O limits apply while the thread serves, not while it stops. */
+static void vblk_worker_limit(struct vblk_worker *w, bool on)
+{
+	for (unsigned i = w->first; i < w->first + w->count; i++)
+		blk_queue_limit(w->dev->q[i].bq, on);
+}
+
 static int vblk_worker_watch(struct vblk_worker *w, int ep)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = VBLK_EV_STOP };
@@ -811,6 +818,7 @@ static int vblk_thread_ring(struct vblk_worker *w)
 			/* The counter must not stop the next thread at once. */
 			vblk_drain_fd(w->stop_fd);
 			stopping = w->stopping = true;
+			vblk_worker_limit(w, false);
 		}
 		if (fired & VBLK_RING_WAKE)
 			vblk_worker_wake(w, stopping);
@@ -830,6 +838,7 @@ static void *vblk_thread(void *opaque)
 	bool stopping = false;
 	int ep, ret;
 
+	vblk_worker_limit(w, true);
 	if (vblk_thread_ring(w) != -EOPNOTSUPP)
 		return NULL;
 	ep = epoll_create1(EPOLL_CLOEXEC);
@@ -877,6 +886,7 @@ static void *vblk_thread(void *opaque)
 			if (ev[i].data.u64 == VBLK_EV_STOP) {
 				vblk_drain_fd(w->stop_fd);
 				stopping = w->stopping = true;
+				vblk_worker_limit(w, false);
 				continue;
 			}
 			if (ev[i].data.u64 == VBLK_EV_WAKE) {

@@ -601,6 +601,17 @@ static void vscsi_ep_add(struct vscsi_queue *q, int fd, uint64_t tag)
 		log_error("virtio-scsi: epoll_ctl: %s", strerror(errno));
 }
 
+/* The drives' I/O limits apply while the thread serves, not while it stops. */
+static void vscsi_queue_limit(struct vscsi_queue *q, bool on)
+{
+	GHashTableIter it;
+	gpointer key, bq;
+
+	g_hash_table_iter_init(&it, q->bqs);
+	while (g_hash_table_iter_next(&it, &key, &bq))
+		blk_queue_limit(bq, on);
+}
+
 static void *vscsi_thread(void *opaque)
 {
 	struct vscsi_queue *q = opaque;
@@ -616,6 +627,7 @@ static void *vscsi_thread(void *opaque)
 	else
 		vscsi_ep_add(q, q->wake_fd, EP_WAKE);
 	q->stopping = false;
+	vscsi_queue_limit(q, true);
 	/* A resume or an abort while no thread ran, then kicks from before. */
 	if (!q->ctrl)
 		vscsi_parked_run(q);
@@ -639,6 +651,7 @@ static void *vscsi_thread(void *opaque)
 				vscsi_drain_fd(q->stop_fd);
 				stopping = true;
 				__atomic_store_n(&q->stopping, true, __ATOMIC_RELEASE);
+				vscsi_queue_limit(q, false);
 			} else if (tag == EP_WAKE) {
 				vscsi_drain_fd(q->wake_fd);
 				if (!stopping) {

@@ -609,6 +609,75 @@ static void test_reset_inflight(void)
 	g_free(bt_finish(&t));
 }
 
+/*
+ * -drive throttling.iops-total: the device's requests wait for the limits
+ * in the block layer, under the I/O thread's ring loop and its epoll loop
+ * (dev_opts); a reset with requests waiting does not wait the limits out.
+ */
+static void throttled(const char *dev_opts)
+{
+	enum { N = 30 };
+	struct blk_throttle_limits slow = { .avg[BLK_THR_IOPS_TOTAL] = 1 };
+	struct bt t;
+	gint64 t0;
+	guint8 *disk;
+
+	if (!bt_init(&t, "raw", "throttling.iops-total=100", dev_opts, 1, true))
+		return;
+	bt_up(&t, base_features, 2);
+	t0 = g_get_monotonic_time();
+	for (unsigned i = 0; i < N; i++) {
+		struct vh_buf b = { DATA(0) + i * 4096, 4096, false };
+
+		fill(gp(&t, b.gpa, 4096), 4096, i);
+		submit(&t, 0, VIRTIO_BLK_T_OUT, i * 8, &b, 1, false);
+	}
+	vh_kick(&t.d, 0);
+	for (unsigned i = 0; i < N; i++) {
+		uint32_t id, len;
+
+		g_assert_true(vh_wait_used(&t.d, 0, &id, &len));
+		g_assert_cmpuint(status_of(&t, 0, id), ==, VIRTIO_BLK_S_OK);
+	}
+	/* 11 at once (100/10 over the empty bucket, and one), then 10 ms each. */
+	g_assert_cmpint(g_get_monotonic_time() - t0, >=, 180000);
+
+	/* At 1 a second, 10 reads would take 9 s more than the first. */
+	g_assert_cmpint(blk_set_throttle(drive_find(&t.h.m, "d0")->blk, &slow, NULL, 0), ==, 0);
+	for (unsigned i = 0; i < 10; i++) {
+		struct vh_buf b = { DATA(1) + i * 4096, 4096, true };
+
+		submit(&t, 1, VIRTIO_BLK_T_IN, i * 8, &b, 1, false);
+	}
+	vh_kick(&t.d, 1);
+	t0 = g_get_monotonic_time();
+	vh_common_write(&t.d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	g_assert_cmpuint(vh_status(&t.d), ==, 0);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 3 * G_USEC_PER_SEC);
+	g_assert_cmpint(blk_set_throttle(drive_find(&t.h.m, "d0")->blk,
+					 &(struct blk_throttle_limits){ 0 }, NULL, 0), ==, 0);
+	bt_up(&t, base_features, 2);
+	g_assert_cmpuint(rw(&t, 1, false, 0, DATA(1), 4096), ==, VIRTIO_BLK_S_OK);
+	disk = bt_finish(&t);
+	for (unsigned i = 0; i < N; i++) {
+		guint8 want[4096];
+
+		fill(want, sizeof(want), i);
+		g_assert_cmpmem(disk + i * 4096, 4096, want, 4096);
+	}
+	g_free(disk);
+}
+
+static void test_throttle_ring(void)
+{
+	throttled("num-queues=2");
+}
+
+static void test_throttle_epoll(void)
+{
+	throttled("num-queues=2,iothread-per-queue=off");
+}
+
 /* ---- malformed chains: NEEDS_RESET, a config interrupt, and recovery ---- */
 
 static void expect_needs_reset(struct bt *t, unsigned q)
@@ -923,6 +992,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/io-thread/ring", test_io_thread_ring);
 	g_test_add_func("/virtio-blk/io-thread/epoll", test_io_thread_epoll);
 	g_test_add_func("/virtio-blk/reset-inflight", test_reset_inflight);
+	g_test_add_func("/virtio-blk/throttle/ring", test_throttle_ring);
+	g_test_add_func("/virtio-blk/throttle/epoll", test_throttle_epoll);
 	g_test_add_func("/virtio-blk/poll-idle", test_poll_idle);
 	g_test_add_func("/virtio-blk/poll-no-kick", test_poll_no_kick);
 	g_test_add_func("/virtio-blk/multiqueue/poll", test_multiqueue_poll);

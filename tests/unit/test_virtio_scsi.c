@@ -277,6 +277,53 @@ static void requests(const char *fmt)
 	g_free(img);
 }
 
+/*
+ * A drive's I/O limits hold a scsi-hd's reads in the block layer; a reset
+ * with reads waiting does not wait the limits out (the I/O thread sends
+ * them at once as it stops).
+ */
+static void test_throttle(void)
+{
+	enum { N = 20 };
+	struct blk_throttle_limits slow = { .avg[BLK_THR_IOPS_TOTAL] = 1 };
+	uint32_t id, len;
+	struct st t;
+	gint64 t0;
+
+	st_init(&t, 1, true);
+	st_drive(&t, "d0", st_image(&t, "disk.img", "raw", DISK), "raw",
+		 "throttling.iops-total=50");
+	st_device(&t, "scsi-hd,drive=d0,bus=scsi0.0,scsi-id=1,lun=0");
+	st_find(&t);
+	st_up(&t);
+	st_clear_ua(&t, 1, 0);
+	/* 6 at once (50/10 over the empty bucket, and one), then 20 ms each. */
+	t0 = g_get_monotonic_time();
+	for (unsigned i = 0; i < N; i++)
+		st_submit(&t, 0, 1, 0, i, CDB(SCSI_READ_10, 0, B4(i * 8), 0, B2(8), 0), 10, 0, 0,
+			  DATA(0) + i * 4096, 4096, false);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+	for (unsigned i = 0; i < N; i++) {
+		g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ, &id, &len));
+		g_assert_cmpuint(st_result(&t, 0, id), ==, VIRTIO_SCSI_S_OK);
+		g_assert_cmpuint(t.resp.status, ==, 0);
+	}
+	g_assert_cmpint(g_get_monotonic_time() - t0, >=, 270000);
+
+	/* At 1 a second, 8 reads would take 7 s more than the first. */
+	g_assert_cmpint(blk_set_throttle(drive_find(&t.h.m, "d0")->blk, &slow, NULL, 0), ==, 0);
+	for (unsigned i = 0; i < 8; i++)
+		st_submit(&t, 0, 1, 0, i, CDB(SCSI_READ_10, 0, B4(i * 8), 0, B2(8), 0), 10, 0, 0,
+			  DATA(0) + i * 4096, 4096, false);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+	g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ, &id, &len));
+	t0 = g_get_monotonic_time();
+	vh_common_write(&t.d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	g_assert_cmpuint(vh_status(&t.d), ==, 0);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 3 * G_USEC_PER_SEC);
+	st_fini(&t);
+}
+
 static void test_requests_raw(void)
 {
 	requests("raw");
@@ -961,6 +1008,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-scsi/requests-qcow2", test_requests_qcow2);
 	g_test_add_func("/virtio-scsi/1024-luns", test_many_luns);
 	g_test_add_func("/virtio-scsi/tmf", test_tmf);
+	g_test_add_func("/virtio-scsi/throttle", test_throttle);
 	g_test_add_func("/virtio-scsi/hotplug", test_hotplug);
 	g_test_add_func("/virtio-scsi/cdrom", test_cdrom);
 	g_test_add_func("/virtio-scsi/cdb-size", test_cdb_size);

@@ -1,0 +1,128 @@
+"""I/O limits as libvirt sets them: -drive throttling.* at start, QMP
+block_set_io_throttle (virsh blkdeviotune) at run time, both shown by
+query-block; every bad value is refused with the option's name and
+changes nothing; and a guest's I/O really waits (the bare-metal virtio-blk
+guest, under KVM and TCG, run with and without a bandwidth limit)."""
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+from tests.integration.migtest import counter_vm
+from tests.integration.vireotest import (EXIT_PASS, guest, image, kvm_available,
+                                         machine_args, run_vireo)
+
+MiB = 1 << 20
+RATES = ("bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr")
+
+
+def limits(**kw):
+    args = {r: 0 for r in RATES}
+    args.update(kw)
+    return args
+
+
+class Throttle(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vireo-throttle-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.raw = image(os.path.join(self.dir, "disk.raw"), size=4 * MiB)
+        self.accel = "kvm" if kvm_available() else "tcg"
+
+    def inserted(self, q, dev):
+        for b in q.ok("query-block"):
+            if b["device"] == dev:
+                return b["inserted"]
+        self.fail("no drive %s" % dev)
+
+    def test_drive_and_qmp(self):
+        extra = ["-drive", "file=%s,format=raw,if=none,id=d0,throttling.iops-total=200,"
+                 "throttling.iops-total-max=400,throttling.iops-total-max-length=5,"
+                 "throttling.bps-read=%d,throttling.iops-size=8192" % (self.raw, 4 * MiB),
+                 "-device", "virtio-blk-pci,drive=d0"]
+        with counter_vm(extra=extra, accel=self.accel) as vm, vm.qmp() as q:
+            i = self.inserted(q, "d0")
+            self.assertEqual((i["iops"], i["iops_max"], i["iops_max_length"]), (200, 400, 5))
+            self.assertEqual((i["bps_rd"], i["bps"], i["bps_wr"]), (4 * MiB, 0, 0))
+            self.assertEqual((i["bps_rd_max"], i["bps_rd_max_length"], i["iops_size"]),
+                             (0, 1, 8192))
+
+            q.ok("block_set_io_throttle", dict(limits(bps_wr=MiB, iops_rd=50),
+                                               device="d0", iops_rd_max=100))
+            i = self.inserted(q, "d0")
+            self.assertEqual((i["bps_wr"], i["iops_rd"], i["iops_rd_max"], i["iops"]),
+                             (MiB, 50, 100, 0))
+
+            refused = [
+                (limits(bps=1, bps_rd=1), "bps_rd cannot be used together with bps"),
+                (dict(limits(iops=10), iops_max=5), "iops_max (5) cannot be lower than iops"),
+                (dict(limits(), bps_wr_max=5), "bps_wr_max requires bps_wr"),
+                (dict(limits(iops=10, iops_max=20), iops_max_length=-1),
+                 "iops_max_length must be between 0 and"),
+                (dict(limits(iops=10), iops_max_length=3), "iops_max_length requires iops_max"),
+                (limits(bps=10 ** 16), "must be at most 1000000000000000"),
+                (dict(limits(), group="g0"), "throttle groups are not supported"),
+            ]
+            for args, want in refused:
+                with self.subTest(args=args):
+                    e = q.cmd("block_set_io_throttle", dict(args, device="d0"))["error"]
+                    self.assertIn(want, e["desc"])
+            e = q.cmd("block_set_io_throttle", dict(limits(), device="nope"))["error"]
+            self.assertEqual(e["class"], "DeviceNotFound")
+            e = q.cmd("block_set_io_throttle", {"device": "d0", "bps": 1})["error"]
+            self.assertIn("bps_rd", e["desc"])		# the rates are all required
+            e = q.cmd("block_set_io_throttle", dict(limits(), id="virtio-disk0"))["error"]
+            self.assertIn("'device'", e["desc"])
+            # Nothing changed, and zero everywhere lifts the limits.
+            i = self.inserted(q, "d0")
+            self.assertEqual((i["bps_wr"], i["iops_rd"]), (MiB, 50))
+            q.ok("block_set_io_throttle", dict(limits(), device="d0"))
+            i = self.inserted(q, "d0")
+            self.assertEqual([i[r] for r in RATES], [0] * 6)
+            self.assertNotIn("iops_size", i)
+            q.ok("quit")
+            vm.wait(30)
+
+    def test_bad_drive_options(self):
+        cases = [
+            ("throttling.bps-total=1,throttling.bps-read=1",
+             "throttling.bps-read cannot be used together with throttling.bps-total"),
+            ("throttling.iops-write=5,throttling.iops-write-max=1",
+             "throttling.iops-write-max (1) cannot be lower than throttling.iops-write (5)"),
+            ("throttling.iops-total=lots", "throttling.iops-total='lots' is not a number"),
+            ("throttling.bps-total-max-length=2", "throttling.bps-total-max-length requires"),
+            ("throttling.group=g0", "throttling.group: throttle groups are not supported"),
+            ("throttling.bps-totl=5", "throttling.bps-totl"),
+        ]
+        for opts, want in cases:
+            with self.subTest(opts=opts):
+                args = machine_args(guest("hello.mb.elf"), accel=self.accel) + [
+                    "-drive", "file=%s,format=raw,if=virtio,%s" % (self.raw, opts)]
+                r = run_vireo(args, timeout=30)
+                self.assertNotEqual(r.status, 0, r)
+                self.assertIn(want, r.stderr)
+
+    def timed_guest(self, accel, drive_opts):
+        args = machine_args(guest("virtioblk.mb.elf"), accel=accel, append="sectors=64") + [
+            "-drive", "file=%s,format=raw,if=none,id=d0%s" % (self.raw, drive_opts),
+            "-device", "virtio-blk-pci,drive=d0", "-serial", "stdio"]
+        t0 = time.monotonic()
+        r = run_vireo(args, timeout=120)
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, EXIT_PASS, r)
+        self.assertIn("wrote and read back 64 sectors", r.stdout)
+        return took
+
+    def test_guest_waits(self):
+        """The guest writes 32 KiB, then reads them back: at 8 KiB/s the
+        read waits about 4 s for the write to drain from the bucket."""
+        for accel in (["kvm"] if kvm_available() else []) + ["tcg"]:
+            with self.subTest(accel=accel):
+                free = self.timed_guest(accel, "")
+                limited = self.timed_guest(accel, ",throttling.bps-total=8192")
+                self.assertGreater(limited - free, 3.0, (free, limited))
+
+
+if __name__ == "__main__":
+    unittest.main()
