@@ -27,8 +27,9 @@
  * FILE (default build/bench/vblk-bench.raw, 1024 MiB) is created and
  * filled with data on first use (fully written, so reads hit the disk, not
  * unwritten extents); it must not be on tmpfs, which has no O_DIRECT.  A
- * block device is used as it is: a loop device over a file on /dev/shm is
- * a disk that never throttles, so the rows show the VMM's own overhead.
+ * block device is used as it is: zram, or a loop device over a file on
+ * /dev/shm, is a disk that never throttles, so the rows show the VMM's own
+ * overhead (docs/benchmarks.md has the recipes).
  * --qcow2 also converts it to FILE.qcow2 (qemu-img convert, every cluster
  * allocated) and adds rows for vireo on the qcow2 image next to fio on the
  * raw file: informative, the formats differ.
