@@ -1,7 +1,8 @@
 /*
  * Operations on a whole drive rather than on its requests: opening one
- * with snapshot=on (a temporary overlay takes the writes) and growing one
- * (block_resize).  The data path is in blk.c.
+ * with snapshot=on (a temporary overlay takes the writes), growing one
+ * (block_resize) and putting a new overlay on top of a running one
+ * (blockdev-snapshot-sync).  The data path is in blk.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 
 #include "blk-int.h"
 #include "block.h"
+#include "log.h"
 
 struct blk *blk_open_snapshot(const struct blk_config *cfg, char *err, size_t errlen)
 {
@@ -166,5 +168,73 @@ int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen)
 	__atomic_store_n(&bs->size, old, __ATOMIC_RELEASE);
 fail:
 	snprintf(err, errlen, "Could not resize '%s': %s", b->file, why);
+	return ret;
+}
+
+/*
+ * The old top goes inactive (metadata written back, locks released) so
+ * that the new chain can open it again, read-only, by its name in the
+ * overlay; if that fails it is activated again and the drive goes on as
+ * before.
+ */
+int blk_snapshot(struct blk *b, const char *file, char *err, size_t errlen)
+{
+	struct bimg *old = b->top, *top;
+	char real[PATH_MAX], why[256] = "";
+	int fd, ret;
+
+	if (blk_inactive(b)) {
+		snprintf(err, errlen, "Block node is inactive: the image was handed over to a "
+			 "migration destination");
+		return -EPERM;
+	}
+	if (old->readonly) {
+		snprintf(err, errlen, "Block node is read-only");
+		return -EACCES;
+	}
+	if (!realpath(old->filename, real)) {
+		ret = -errno;
+		snprintf(err, errlen, "'%s': %s", old->filename, strerror(-ret));
+		return ret;
+	}
+	/* Never over an existing file: it may be someone's image. */
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "Could not create '%s': %s", file, strerror(-ret));
+		return ret;
+	}
+	ret = qcow2_create_overlay(fd, old->size, real, old->fmt->name, why, sizeof(why));
+	if (!ret && fsync(fd) < 0) {
+		ret = -errno;
+		snprintf(why, sizeof(why), "%s", strerror(-ret));
+	}
+	close(fd);
+	if (ret < 0) {
+		snprintf(err, errlen, "Could not create '%s': %s", file, why);
+		goto out;
+	}
+	ret = bimg_inactivate(old);
+	if (ret < 0) {
+		snprintf(err, errlen, "Could not write back '%s': %s", b->file, strerror(-ret));
+		goto reactivate;
+	}
+	top = bimg_open(file, "qcow2", &(struct bimg_opts){
+				.cache = old->cache, .discard_unmap = old->discard_unmap,
+				.locking = old->locking }, 0, NULL, err, errlen);
+	if (!top) {
+		ret = -EIO;
+		goto reactivate;
+	}
+	bimg_close(old);
+	b->top = top;
+	free(b->file);
+	b->file = strdup(file);
+	return 0;
+reactivate:
+	if (old->inactive && bimg_activate(old, why, sizeof(why)) < 0)
+		log_error("block: '%s' stays inactive after a failed snapshot: %s", b->file, why);
+out:
+	unlink(file);
 	return ret;
 }

@@ -41,15 +41,31 @@ struct drive *drive_find(struct machine *m, const char *id)
 	return NULL;
 }
 
+struct drive_resize_args {
+	uint64_t size;
+	char *err;
+	size_t errlen;
+};
+
+static int drive_do_resize(struct drive *d, void *arg)
+{
+	struct drive_resize_args *a = arg;
+
+	return blk_resize(d->blk, a->size, a->err, a->errlen);
+}
+
 int drive_resize(struct drive *d, uint64_t size, char *err, size_t errlen)
 {
+	struct drive_resize_args a = { size, err, errlen };
+
 	if (!d->blk) {
 		snprintf(err, errlen, "Device '%s' has no medium", d->id);
 		return -ENOMEDIUM;
 	}
-	if (d->resize)
-		return d->resize(d, size, err, errlen);
-	return blk_resize(d->blk, size, err, errlen);
+	/* A drive no device uses has no I/O to stop. */
+	if (d->quiesced)
+		return d->quiesced(d, drive_do_resize, &a);
+	return drive_do_resize(d, &a);
 }
 
 static void drive_free(struct drive *d)
@@ -219,6 +235,61 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 out:
 	opts_free(o);
 	return ret;
+}
+
+struct drive_snapshot_args {
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+static int drive_do_snapshot(struct drive *d, void *arg)
+{
+	struct drive_snapshot_args *a = arg;
+
+	return blk_snapshot(d->blk, a->file, a->err, a->errlen);
+}
+
+int drive_snapshot(struct drive *d, const char *file, char *err, size_t errlen)
+{
+	struct drive_snapshot_args a = { file, err, errlen };
+	char *name, *fmt;
+	int ret;
+
+	if (!d->blk) {
+		snprintf(err, errlen, "Device '%s' has no medium", d->id);
+		return -ENOMEDIUM;
+	}
+	if (d->snapshot) {
+		snprintf(err, errlen, "Drive '%s' has snapshot=on: its writes are in a temporary "
+			 "overlay that is gone when vireo exits, no image to build on", d->id);
+		return -ENOTSUP;
+	}
+	if (d->claimed && !d->quiesced) {
+		snprintf(err, errlen, "Drive '%s' is used by a device that cannot take a "
+			 "snapshot (a CD or a passthrough unit)", d->id);
+		return -ENOTSUP;
+	}
+	name = strdup(file);
+	fmt = strdup("qcow2");
+	if (!name || !fmt) {
+		free(name);
+		free(fmt);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = d->quiesced ? d->quiesced(d, drive_do_snapshot, &a) : drive_do_snapshot(d, &a);
+	if (ret < 0) {
+		free(name);
+		free(fmt);
+		return ret;
+	}
+	/* A reopen (a migration handover) and query-block use the new image. */
+	free((char *)d->cfg.file);
+	free((char *)d->cfg.format);
+	d->cfg.file = name;
+	d->cfg.format = fmt;
+	return 0;
 }
 
 enum blk_error_policy drive_error_action(const struct drive *d, bool write, int error)

@@ -148,6 +148,15 @@ bool blk_is_readonly(const struct blk *b);
  * (-EACCES) or inactive (-EPERM) image.
  */
 int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen);
+/*
+ * External snapshot (QMP blockdev-snapshot-sync): create file, a new
+ * qcow2 image backed by the current top image (by its absolute path and
+ * format), and make it the top, so that writes go there and the old top
+ * is only read from then on.  Main thread, no request in flight (the
+ * device quiesced: drive_snapshot does that).  file must not exist.  On
+ * failure the drive is as it was and file is gone.
+ */
+int blk_snapshot(struct blk *b, const char *file, char *err, size_t errlen);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);
 void blk_get_info(const struct blk *b, struct blk_info *out);
 /*
@@ -254,11 +263,13 @@ struct drive {
 	int io_status;
 	/*
 	 * Set by the device that claimed the drive, cleared when it lets go
-	 * (main thread): grow the image with blk_resize while the device's
-	 * I/O threads are quiesced, then tell the guest of the new size.
+	 * (main thread): run fn(d, arg) while the device's I/O threads are
+	 * quiesced (no request in flight, none submitted meanwhile), then
+	 * tell the guest of what fn changed (a new size).  block_resize and
+	 * snapshots go through it (drive_quiesced).
 	 */
-	int (*resize)(struct drive *d, uint64_t size, char *err, size_t errlen);
-	void *resize_opaque;
+	int (*quiesced)(struct drive *d, int (*fn)(struct drive *d, void *arg), void *arg);
+	void *quiesced_opaque;
 	struct drive *next;
 };
 
@@ -277,11 +288,18 @@ struct drive *drive_find(struct machine *m, const char *id);
  */
 enum blk_error_policy drive_error_action(const struct drive *d, bool write, int error);
 /*
- * block_resize of one drive (main thread): through its device's resize
- * hook when a device uses it, else blk_resize alone.  Errors as
- * blk_resize; -ENOMEDIUM for a drive without an image (an ejected CD).
+ * block_resize of one drive (main thread): blk_resize with the device
+ * quiesced, which then tells the guest.  Errors as blk_resize;
+ * -ENOMEDIUM for a drive without an image (an ejected CD).
  */
 int drive_resize(struct drive *d, uint64_t size, char *err, size_t errlen);
+/*
+ * blk_snapshot of one drive with its device quiesced (main thread); the
+ * drive's file is the new image from then on.  Refused for a drive
+ * without an image, with snapshot=on, or whose device cannot quiesce for
+ * it (a CD, a passthrough unit).
+ */
+int drive_snapshot(struct drive *d, const char *file, char *err, size_t errlen);
 /* query-block shows io-status only for a drive whose errors can stop the VM. */
 bool drive_can_stop(const struct drive *d);
 /* Flush and close every drive of the machine (at exit). */

@@ -1,7 +1,9 @@
 /*
- * block_resize (QMP, and HMP through human-monitor-command): grow a
- * drive's image while the VM runs and tell the guest, as cloud hosts do
- * with virsh blockresize.  vireo never shrinks (docs/qmp.md).
+ * Commands on a drive's image while the VM runs: block_resize (QMP, and
+ * HMP through human-monitor-command) grows it and tells the guest, as
+ * cloud hosts do with virsh blockresize (vireo never shrinks, see
+ * docs/qmp.md); blockdev-snapshot-sync puts a new qcow2 overlay on top;
+ * block_set_io_throttle sets its I/O limits.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,15 +15,20 @@
 #include "migration.h"
 #include "monitor/qmp_int.h"
 
-int qmp_block_resize_drive(struct machine *m, const char *device, const char *node,
-			   int64_t size, char *err, size_t errlen)
+/*
+ * The drive named by device or node-name (exactly one), and not while a
+ * migration carries the devices: the destination would not learn of the
+ * change, and may own the image already.  cmd names the command.
+ */
+static struct drive *qmp_changed_drive(struct machine *m, const char *cmd, const char *device,
+				       const char *node, char *err, size_t errlen)
 {
 	struct drive *d = NULL;
 	char why[200];
 
 	if (device && node) {
 		snprintf(err, errlen, "Only one of device and node-name may be given");
-		return -EINVAL;
+		return NULL;
 	}
 	/* A drive's only node is named by its id (query-blockstats' node-name). */
 	if (device || node)
@@ -29,31 +36,85 @@ int qmp_block_resize_drive(struct machine *m, const char *device, const char *no
 	if (!d) {
 		snprintf(err, errlen, "Cannot find device='%s' nor node-name='%s'",
 			 device ? device : "", node ? node : "");
-		return -ENODEV;
+		return NULL;
 	}
+	if (migration_locks_devices(m, why, sizeof(why))) {
+		snprintf(err, errlen, "%s not allowed while migrating: %s", cmd, why);
+		return NULL;
+	}
+	return d;
+}
+
+static const char *opt_string(JsonObject *args, const char *name)
+{
+	return json_object_has_member(args, name) ? json_object_get_string_member(args, name) :
+						    NULL;
+}
+
+int qmp_block_resize_drive(struct machine *m, const char *device, const char *node,
+			   int64_t size, char *err, size_t errlen)
+{
+	struct drive *d;
+
 	if (size < 0) {
 		snprintf(err, errlen, "Parameter 'size' expects a >0 size");
 		return -EINVAL;
 	}
-	/* The destination would not learn of it, and may own the image already. */
-	if (migration_locks_devices(m, why, sizeof(why))) {
-		snprintf(err, errlen, "block_resize not allowed while migrating: %s", why);
-		return -EBUSY;
-	}
+	d = qmp_changed_drive(m, "block_resize", device, node, err, errlen);
+	if (!d)
+		return -ENODEV;
 	return drive_resize(d, size, err, errlen);
 }
 
 JsonNode *qmp_block_resize(struct machine *m, struct qmp_client *c, JsonObject *args,
 			   struct qmp_error *err)
 {
-	const char *device = json_object_has_member(args, "device") ?
-			     json_object_get_string_member(args, "device") : NULL;
-	const char *node = json_object_has_member(args, "node-name") ?
-			   json_object_get_string_member(args, "node-name") : NULL;
 	char msg[512];
 
-	if (qmp_block_resize_drive(m, device, node, json_object_get_int_member(args, "size"),
-				   msg, sizeof(msg)) < 0) {
+	if (qmp_block_resize_drive(m, opt_string(args, "device"), opt_string(args, "node-name"),
+				   json_object_get_int_member(args, "size"), msg, sizeof(msg)) < 0) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
+		return NULL;
+	}
+	return qmp_new_object(NULL);
+}
+
+/*
+ * blockdev-snapshot-sync: the guest's writes go to a new qcow2 image from
+ * now on, over the image they went to, which is then only read (a backup
+ * can copy it while the VM runs).  vireo creates the file (mode
+ * absolute-paths, QEMU's default), never over an existing one.
+ */
+JsonNode *qmp_blockdev_snapshot_sync(struct machine *m, struct qmp_client *c, JsonObject *args,
+				     struct qmp_error *err)
+{
+	const char *file = json_object_get_string_member(args, "snapshot-file");
+	const char *format = opt_string(args, "format"), *mode = opt_string(args, "mode");
+	struct drive *d;
+	char msg[512];
+
+	if (format && strcmp(format, "qcow2")) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "format: only qcow2 overlays are supported, "
+			      "not '%s'", format);
+		return NULL;
+	}
+	if (mode && strcmp(mode, "absolute-paths")) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "mode: only absolute-paths (vireo creates "
+			      "the image) is supported, not '%s'", mode);
+		return NULL;
+	}
+	if (json_object_has_member(args, "snapshot-node-name")) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "snapshot-node-name: a drive's only node is "
+			      "named by the drive's id");
+		return NULL;
+	}
+	if (!*file) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "snapshot-file is empty");
+		return NULL;
+	}
+	d = qmp_changed_drive(m, "blockdev-snapshot-sync", opt_string(args, "device"),
+			      opt_string(args, "node-name"), msg, sizeof(msg));
+	if (!d || drive_snapshot(d, file, msg, sizeof(msg)) < 0) {
 		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
 		return NULL;
 	}

@@ -1046,18 +1046,18 @@ static const struct virtio_dev_ops vblk_ops = {
 };
 
 /*
- * block_resize (main thread).  The I/O threads stop first, their requests
- * in flight completed, so that no range check or mapping runs while the
- * image grows; they start again after.  vp.lock keeps a guest's reset or
- * DRIVER_OK from starting or stopping them meanwhile, as for a migration.
- * Then the guest hears of it (5.2.4, 4.1.4.3): the capacity in config
- * space, a new config_generation (read under vp.lock too), and the
- * configuration change interrupt once the driver is up.  Linux's
- * virtio_blk rereads the capacity and logs "new size".
+ * block_resize, snapshots (main thread).  The I/O threads stop first,
+ * their requests in flight completed, so that no range check or mapping
+ * runs while fn changes the image; they start again after.  vp.lock keeps
+ * a guest's reset or DRIVER_OK from starting or stopping them meanwhile,
+ * as for a migration.  A new size reaches the guest (5.2.4, 4.1.4.3): the
+ * capacity in config space, a new config_generation (read under vp.lock
+ * too), and the configuration change interrupt once the driver is up.
+ * Linux's virtio_blk rereads the capacity and logs "new size".
  */
-static int vblk_resize(struct drive *d, uint64_t size, char *err, size_t errlen)
+static int vblk_quiesced(struct drive *d, int (*fn)(struct drive *d, void *arg), void *arg)
 {
-	struct virtio_blk *b = d->resize_opaque;
+	struct virtio_blk *b = d->quiesced_opaque;
 	bool running;
 	uint64_t cap;
 	int ret;
@@ -1066,7 +1066,7 @@ static int vblk_resize(struct drive *d, uint64_t size, char *err, size_t errlen)
 	running = b->vp.started && !b->vp.held;
 	if (running)
 		vblk_quiesce(&b->vd);
-	ret = blk_resize(b->blk, size, err, errlen);
+	ret = fn(d, arg);
 	cap = blk_size(b->blk) & ~(uint64_t)(b->lbs - 1);
 	if (!ret && cap != b->capacity) {
 		b->capacity = cap;
@@ -1145,9 +1145,9 @@ static void vblk_free(struct virtio_blk *b)
 	}
 	g_free(b->w);
 	machine_remove_listener(b->m, &b->ml);
-	if (b->drive && b->drive->resize_opaque == b) {
-		b->drive->resize = NULL;
-		b->drive->resize_opaque = NULL;
+	if (b->drive && b->drive->quiesced_opaque == b) {
+		b->drive->quiesced = NULL;
+		b->drive->quiesced_opaque = NULL;
 	}
 	if (b->drive)
 		b->drive->claimed = false;
@@ -1268,8 +1268,8 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 	}
 	vblk_fill_config(b, p);
 	drv->claimed = true;
-	drv->resize = vblk_resize;
-	drv->resize_opaque = b;
+	drv->quiesced = vblk_quiesced;
+	drv->quiesced_opaque = b;
 	ret = virtio_pci_init(&b->vp, m, &b->vd, PCI_CLASS_STORAGE_SCSI, p->slot, err, errlen);
 	if (ret < 0)
 		goto fail;

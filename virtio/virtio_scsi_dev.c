@@ -46,9 +46,9 @@ static void vscsi_dev_release(struct vscsi_dev *d)
 	/* Its parked commands will meet no unit: nothing waits on the drive. */
 	if (policy)
 		__atomic_store_n(&policy->io_status, BLK_IOSTATUS_OK, __ATOMIC_RELEASE);
-	if (d->drive && d->drive->resize_opaque == d) {
-		d->drive->resize = NULL;
-		d->drive->resize_opaque = NULL;
+	if (d->drive && d->drive->quiesced_opaque == d) {
+		d->drive->quiesced = NULL;
+		d->drive->quiesced_opaque = NULL;
 	}
 	if (d->drive)
 		d->drive->claimed = false;
@@ -316,7 +316,8 @@ static void vscsi_tray_moved(void *opaque, bool open)
 	machine_report_tray_moved(u->s->m, &e);
 }
 
-static int vscsi_resize(struct drive *d, uint64_t size, char *err, size_t errlen);
+static int vscsi_drive_quiesced(struct drive *d, int (*fn)(struct drive *d, void *arg),
+				void *arg);
 
 static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_type type,
 			     const char *tname, bool passthrough, char *err, size_t errlen)
@@ -436,10 +437,13 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 	}
 	if (drv)
 		drv->claimed = true;
-	/* A disk's image may grow (block_resize); a CD or a host device may not. */
+	/*
+	 * A disk's image may change under it (block_resize, a snapshot); a
+	 * CD's or a host device's may not.
+	 */
 	if (drv && type == SCSI_LUN_DISK && !passthrough) {
-		drv->resize = vscsi_resize;
-		drv->resize_opaque = u;
+		drv->quiesced = vscsi_drive_quiesced;
+		drv->quiesced_opaque = u;
 	}
 	pthread_mutex_lock(&s->lock);
 	u->next = s->devs;
@@ -664,25 +668,25 @@ int virtio_scsi_change_medium(struct machine *m, const char *id, const struct bl
 /* A parameter change event's reason: CAPACITY DATA HAS CHANGED, ASC | ASCQ << 8. */
 #define VSCSI_CAPACITY_CHANGED	(0x2a | 0x09 << 8)
 
-struct vscsi_grow {
+struct vscsi_change {
 	struct vscsi_dev *u;
-	uint64_t size;
-	char *err;
-	size_t errlen;
+	int (*fn)(struct drive *d, void *arg);
+	void *arg;
 };
 
 /*
- * With the queue threads stopped: grow the image, then the LUN reports
- * the new READ CAPACITY and CAPACITY DATA HAS CHANGED, and a driver that
- * negotiated VIRTIO_SCSI_F_CHANGE gets a parameter change event with that
- * sense (reason: ASC | ASCQ << 8), on which Linux rescans the unit.
+ * With the queue threads stopped: change the image (block_resize, a
+ * snapshot); a new size makes the LUN report the new READ CAPACITY and
+ * CAPACITY DATA HAS CHANGED, and a driver that negotiated
+ * VIRTIO_SCSI_F_CHANGE gets a parameter change event with that sense
+ * (reason: ASC | ASCQ << 8), on which Linux rescans the unit.
  */
-static int vscsi_do_resize(struct virtio_scsi *s, void *arg)
+static int vscsi_do_change(struct virtio_scsi *s, void *arg)
 {
-	struct vscsi_grow *g = arg;
-	struct vscsi_dev *u = g->u;
+	struct vscsi_change *c = arg;
+	struct vscsi_dev *u = c->u;
 	uint64_t old = blk_size(u->drive->blk);
-	int ret = blk_resize(u->drive->blk, g->size, g->err, g->errlen);
+	int ret = c->fn(u->drive, c->arg);
 
 	if (ret < 0 || blk_size(u->drive->blk) == old)
 		return ret;
@@ -695,11 +699,12 @@ static int vscsi_do_resize(struct virtio_scsi *s, void *arg)
 	return 0;
 }
 
-static int vscsi_resize(struct drive *d, uint64_t size, char *err, size_t errlen)
+static int vscsi_drive_quiesced(struct drive *d, int (*fn)(struct drive *d, void *arg),
+				void *arg)
 {
-	struct vscsi_grow g = { d->resize_opaque, size, err, errlen };
+	struct vscsi_change c = { d->quiesced_opaque, fn, arg };
 
-	return vscsi_quiesced(g.u->s, vscsi_do_resize, &g);
+	return vscsi_quiesced(c.u->s, vscsi_do_change, &c);
 }
 
 /* ---- what query-block shows ---- */

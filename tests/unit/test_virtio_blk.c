@@ -678,6 +678,84 @@ static void test_throttle_epoll(void)
 	throttled("num-queues=2,iothread-per-queue=off");
 }
 
+/*
+ * blockdev-snapshot-sync under a running device: writes from then on go
+ * to the new qcow2 overlay, reads see both, the base keeps what it had
+ * (the image bt_finish reads back), and qemu-img agrees on the chain.
+ */
+static void test_live_snapshot(void)
+{
+	enum { N = 16 };
+	struct bt t;
+	char err[256], *ovl, *cmd, *out = NULL;
+	guint8 *disk, want[4096];
+
+	if (!g_find_program_in_path("qemu-img")) {
+		g_test_skip("qemu-img is not installed");
+		return;
+	}
+	if (!bt_init(&t, "raw", "cache=none", "num-queues=2", 1, true))
+		return;
+	bt_up(&t, base_features, 2);
+	ovl = g_build_filename(t.dir, "ovl.qcow2", NULL);
+	for (unsigned i = 0; i < N; i++) {
+		fill(gp(&t, DATA(0), 4096), 4096, i);
+		g_assert_cmpuint(rw(&t, i % 2, true, i * 8, DATA(0), 4096), ==, VIRTIO_BLK_S_OK);
+	}
+	g_assert_cmpint(drive_snapshot(drive_find(&t.h.m, "d0"), ovl, err, sizeof(err)), ==, 0);
+	/* The odd blocks again, with other data, into the overlay. */
+	for (unsigned i = 1; i < N; i += 2) {
+		fill(gp(&t, DATA(0), 4096), 4096, 100 + i);
+		g_assert_cmpuint(rw(&t, 0, true, i * 8, DATA(0), 4096), ==, VIRTIO_BLK_S_OK);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		g_assert_cmpuint(rw(&t, 1, false, i * 8, DATA(1), 4096), ==, VIRTIO_BLK_S_OK);
+		fill(want, sizeof(want), i % 2 ? 100 + i : i);
+		g_assert_cmpmem(gp(&t, DATA(1), 4096), 4096, want, 4096);
+	}
+	/* An existing file is never overwritten; the drive goes on as it was. */
+	g_assert_cmpint(drive_snapshot(drive_find(&t.h.m, "d0"), ovl, err, sizeof(err)), <, 0);
+	g_assert_nonnull(strstr(err, "Could not create"));
+	g_assert_cmpuint(rw(&t, 0, false, 8, DATA(1), 4096), ==, VIRTIO_BLK_S_OK);
+	fill(want, sizeof(want), 101);
+	g_assert_cmpmem(gp(&t, DATA(1), 4096), 4096, want, 4096);
+	g_assert_cmpstr(drive_find(&t.h.m, "d0")->cfg.file, ==, ovl);
+
+	vh_machine_destroy(&t.h);
+	cmd = g_strdup_printf("sh -c 'qemu-img check -q %s && qemu-img info --output=json %s'",
+			      ovl, ovl);
+	g_assert_true(g_spawn_command_line_sync(cmd, &out, NULL, NULL, NULL));
+	g_assert_nonnull(strstr(out, t.img));		/* the backing file, by its path */
+	g_assert_nonnull(strstr(out, "\"backing-filename-format\": \"raw\""));
+	g_free(out);
+	g_free(cmd);
+	cmd = g_strdup_printf("qemu-img convert -O raw %s %s/all.raw", ovl, t.dir);
+	g_assert_true(g_spawn_command_line_sync(cmd, NULL, NULL, NULL, NULL));
+	g_free(cmd);
+	out = g_build_filename(t.dir, "all.raw", NULL);
+	g_assert_true(g_file_get_contents(out, (gchar **)&disk, NULL, NULL));
+	for (unsigned i = 0; i < N; i++) {
+		fill(want, sizeof(want), i % 2 ? 100 + i : i);
+		g_assert_cmpmem(disk + i * 4096, 4096, want, 4096);
+	}
+	g_free(disk);
+	g_unlink(out);
+	g_free(out);
+	g_unlink(ovl);
+	g_free(ovl);
+	/* The base has the data from before the snapshot only. */
+	g_assert_true(g_file_get_contents(t.img, (gchar **)&disk, NULL, NULL));
+	for (unsigned i = 0; i < N; i++) {
+		fill(want, sizeof(want), i);
+		g_assert_cmpmem(disk + i * 4096, 4096, want, 4096);
+	}
+	g_free(disk);
+	g_unlink(t.img);
+	g_rmdir(t.dir);
+	g_free(t.img);
+	g_free(t.dir);
+}
+
 /* ---- malformed chains: NEEDS_RESET, a config interrupt, and recovery ---- */
 
 static void expect_needs_reset(struct bt *t, unsigned q)
@@ -992,6 +1070,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virtio-blk/io-thread/ring", test_io_thread_ring);
 	g_test_add_func("/virtio-blk/io-thread/epoll", test_io_thread_epoll);
 	g_test_add_func("/virtio-blk/reset-inflight", test_reset_inflight);
+	g_test_add_func("/virtio-blk/live-snapshot", test_live_snapshot);
 	g_test_add_func("/virtio-blk/throttle/ring", test_throttle_ring);
 	g_test_add_func("/virtio-blk/throttle/epoll", test_throttle_epoll);
 	g_test_add_func("/virtio-blk/poll-idle", test_poll_idle);
