@@ -88,26 +88,44 @@ static char *auto_id(struct machine *m, const char *iface)
 	}
 }
 
+/*
+ * One limit: its throttling.* key, or QEMU's older spelling of it (the
+ * QMP name: bps_rd, iops_max, iops_size), which old scripts still use.
+ */
+static int drive_limit(struct opts *o, const char *key, const char *legacy, uint64_t *out,
+		       char *err, size_t errlen)
+{
+	if (legacy && opts_get(o, key) && opts_get(o, legacy)) {
+		snprintf(err, errlen, "-drive: %s and %s are the same limit; give one", key,
+			 legacy);
+		return -EINVAL;
+	}
+	if (legacy && opts_get(o, legacy))
+		key = legacy;
+	return opts_get_uint(o, key, 0, out, err, errlen);
+}
+
 /* throttling.*: the limits, checked; throttle groups are not there. */
 static int drive_throttle_opts(struct opts *o, struct blk_throttle_limits *l, char *err,
 			       size_t errlen)
 {
-	char key[64], msg[256];
+	char key[64], legacy[64], msg[256];
 	int ret;
 
 	for (int i = 0; i < BLK_THR_NR; i++) {
 		const char *name = blk_throttle_name(i, true);
 
-		if (opts_get_uint(o, name, 0, &l->avg[i], err, errlen) < 0)
+		if (drive_limit(o, name, blk_throttle_name(i, false), &l->avg[i], err, errlen) < 0)
 			return -EINVAL;
 		snprintf(key, sizeof(key), "%s-max", name);
-		if (opts_get_uint(o, key, 0, &l->max[i], err, errlen) < 0)
+		snprintf(legacy, sizeof(legacy), "%s_max", blk_throttle_name(i, false));
+		if (drive_limit(o, key, legacy, &l->max[i], err, errlen) < 0)
 			return -EINVAL;
 		snprintf(key, sizeof(key), "%s-max-length", name);
-		if (opts_get_uint(o, key, 0, &l->max_len[i], err, errlen) < 0)
+		if (drive_limit(o, key, NULL, &l->max_len[i], err, errlen) < 0)
 			return -EINVAL;
 	}
-	if (opts_get_uint(o, "throttling.iops-size", 0, &l->iops_size, err, errlen) < 0)
+	if (drive_limit(o, "throttling.iops-size", "iops_size", &l->iops_size, err, errlen) < 0)
 		return -EINVAL;
 	if (opts_get(o, "throttling.group")) {
 		snprintf(err, errlen, "-drive: throttling.group: throttle groups are not "

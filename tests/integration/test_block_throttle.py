@@ -84,6 +84,17 @@ class Throttle(unittest.TestCase):
             q.ok("quit")
             vm.wait(30)
 
+    def test_legacy_names(self):
+        """QEMU's older -drive spellings, which old scripts still use."""
+        extra = ["-drive", "file=%s,format=raw,if=virtio,id=d0,bps_wr=%d,iops_rd=30,"
+                 "iops_rd_max=60,iops_size=4096" % (self.raw, 2 * MiB)]
+        with counter_vm(extra=extra, accel=self.accel) as vm, vm.qmp() as q:
+            i = self.inserted(q, "d0")
+            self.assertEqual((i["bps_wr"], i["iops_rd"], i["iops_rd_max"], i["iops_size"]),
+                             (2 * MiB, 30, 60, 4096))
+            q.ok("quit")
+            vm.wait(30)
+
     def test_bad_drive_options(self):
         cases = [
             ("throttling.bps-total=1,throttling.bps-read=1",
@@ -94,6 +105,8 @@ class Throttle(unittest.TestCase):
             ("throttling.bps-total-max-length=2", "throttling.bps-total-max-length requires"),
             ("throttling.group=g0", "throttling.group: throttle groups are not supported"),
             ("throttling.bps-totl=5", "throttling.bps-totl"),
+            ("throttling.iops-total=5,iops=6",
+             "throttling.iops-total and iops are the same limit"),
         ]
         for opts, want in cases:
             with self.subTest(opts=opts):
