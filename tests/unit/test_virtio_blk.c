@@ -687,13 +687,14 @@ static void test_live_snapshot(void)
 {
 	enum { N = 16 };
 	struct bt t;
-	char err[256], *ovl, *cmd, *out = NULL;
+	char err[256], *ovl, *cmd, *out = g_find_program_in_path("qemu-img");
 	guint8 *disk, want[4096];
 
-	if (!g_find_program_in_path("qemu-img")) {
+	if (!out) {
 		g_test_skip("qemu-img is not installed");
 		return;
 	}
+	g_clear_pointer(&out, g_free);
 	if (!bt_init(&t, "raw", "cache=none", "num-queues=2", 1, true))
 		return;
 	bt_up(&t, base_features, 2);

@@ -289,10 +289,12 @@ static void test_throttle(void)
 	uint32_t id, len;
 	struct st t;
 	gint64 t0;
+	char *img;
 
 	st_init(&t, 1, true);
-	st_drive(&t, "d0", st_image(&t, "disk.img", "raw", DISK), "raw",
-		 "throttling.iops-total=50");
+	img = st_image(&t, "disk.img", "raw", DISK);
+	st_drive(&t, "d0", img, "raw", "throttling.iops-total=50");
+	g_free(img);
 	st_device(&t, "scsi-hd,drive=d0,bus=scsi0.0,scsi-id=1,lun=0");
 	st_find(&t);
 	st_up(&t);
