@@ -137,8 +137,9 @@ uint64_t throttle_admit(struct throttle *t, bool write, uint64_t bytes, uint64_t
 	throttle_drain(t, now);
 	for (int k = 0; k < 4; k++)
 		wait = fmax(wait, throttle_bucket_wait(t, buckets[k]));
+	/* A year at most: a 4 GiB request at 1 byte/s must not overflow. */
 	if (wait > 0)
-		return BLK_MAX((uint64_t)ceil(wait * 1e9), 1);
+		return BLK_MAX((uint64_t)ceil(fmin(wait, 365 * 86400.0) * 1e9), 1);
 	if (t->lim.iops_size && bytes > t->lim.iops_size)
 		ops = (double)bytes / t->lim.iops_size;
 	for (int k = 0; k < 4; k++) {
