@@ -38,6 +38,24 @@ void throttle_reset(struct throttle *t, const struct blk_throttle_limits *l, uin
  */
 uint64_t throttle_admit(struct throttle *t, bool write, uint64_t bytes, uint64_t now);
 
+/*
+ * The buckets of one drive, or of the drives of one throttling.group,
+ * shared by their queues.  throttled is read without the lock, so that
+ * a drive without limits never takes it.
+ */
+struct blk_tgroup {
+	char *name;		/* throttling.group=, or NULL: one drive's own */
+	int refs;		/* drives in it; changed on the main thread */
+	pthread_mutex_t lock;
+	bool throttled;
+	struct throttle thr;
+};
+
+struct blk_tgroup *tgroup_new(const struct blk_throttle_limits *l, uint64_t now);
+void tgroup_put(struct blk_tgroup *g);
+/* throttle_admit under the group's lock; 0 at once without limits. */
+uint64_t tgroup_admit(struct blk_tgroup *g, bool write, uint64_t bytes, uint64_t now);
+
 /* ---- the drive (blk.c), whole-drive operations (blk_drive.c) ---- */
 
 struct blk {
@@ -49,13 +67,7 @@ struct blk {
 	int nqueues;
 	/* query-blockstats counters, updated atomically by every queue */
 	struct blk_stats stats;
-	/*
-	 * I/O limits, shared by the queues; throttled is read without the
-	 * lock, so a drive without limits never takes it.
-	 */
-	pthread_mutex_t thr_lock;
-	bool throttled;
-	struct throttle thr;
+	struct blk_tgroup *tg;	/* I/O limits, the drive's own or its group's */
 };
 
 /* Handed over to a migration destination: no I/O, no metadata. */

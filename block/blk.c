@@ -203,9 +203,12 @@ struct blk *blk_open(const struct blk_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	b->file = strdup(cfg->file);
-	pthread_mutex_init(&b->thr_lock, NULL);
-	throttle_reset(&b->thr, &cfg->throttle, now_ns());
-	b->throttled = blk_throttle_enabled(&cfg->throttle);
+	b->tg = tgroup_new(&cfg->throttle, now_ns());
+	if (!b->tg) {
+		snprintf(err, errlen, "block: out of memory");
+		blk_close(b);
+		return NULL;
+	}
 	b->aio = cfg->aio;
 	b->discard_unmap = cfg->discard_unmap;
 	b->detect_zeroes = cfg->detect_zeroes;
@@ -231,7 +234,7 @@ int blk_close(struct blk *b)
 	ret = bimg_close(b->top);
 	if (ret < 0)
 		log_error("block: closing '%s': %s", b->file, strerror(-ret));
-	pthread_mutex_destroy(&b->thr_lock);
+	tgroup_put(b->tg);
 	free(b->file);
 	free(b);
 	return ret;
@@ -316,18 +319,41 @@ int blk_set_throttle(struct blk *b, const struct blk_throttle_limits *l, char *e
 
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&b->thr_lock);
-	throttle_reset(&b->thr, l, now_ns());
-	__atomic_store_n(&b->throttled, blk_throttle_enabled(l), __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&b->thr_lock);
+	pthread_mutex_lock(&b->tg->lock);
+	throttle_reset(&b->tg->thr, l, now_ns());
+	__atomic_store_n(&b->tg->throttled, blk_throttle_enabled(l), __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&b->tg->lock);
 	return 0;
 }
 
 void blk_get_throttle(struct blk *b, struct blk_throttle_limits *out)
 {
-	pthread_mutex_lock(&b->thr_lock);
-	*out = b->thr.lim;
-	pthread_mutex_unlock(&b->thr_lock);
+	pthread_mutex_lock(&b->tg->lock);
+	*out = b->tg->thr.lim;
+	pthread_mutex_unlock(&b->tg->lock);
+}
+
+const char *blk_throttle_group(const struct blk *b)
+{
+	return b->tg->name;
+}
+
+int blk_name_throttle_group(struct blk *b, const char *name)
+{
+	char *copy = strdup(name);
+
+	if (!copy)
+		return -ENOMEM;
+	free(b->tg->name);
+	b->tg->name = copy;
+	return 0;
+}
+
+void blk_share_throttle(struct blk *b, struct blk *from)
+{
+	tgroup_put(b->tg);
+	b->tg = from->tg;
+	b->tg->refs++;
 }
 
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen)
@@ -749,7 +775,6 @@ static void throttle_broken(struct blk_queue *q, int err)
  */
 static bool throttle_hold(struct blk_queue *q, bool write, uint64_t bytes)
 {
-	struct blk *b = q->b;
 	uint64_t wait;
 	int ret;
 
@@ -757,11 +782,7 @@ static bool throttle_hold(struct blk_queue *q, bool write, uint64_t bytes)
 		return false;
 	if (q->parked)
 		return true;
-	if (!__atomic_load_n(&b->throttled, __ATOMIC_RELAXED))
-		return false;
-	pthread_mutex_lock(&b->thr_lock);
-	wait = throttle_admit(&b->thr, write, bytes, q->plugged ? q->now : now_ns());
-	pthread_mutex_unlock(&b->thr_lock);
+	wait = tgroup_admit(q->b->tg, write, bytes, q->plugged ? q->now : now_ns());
 	if (!wait)
 		return false;
 	ret = throttle_arm(q, wait);
@@ -807,14 +828,10 @@ static void throttle_release(struct blk_queue *q)
 {
 	while (q->parked) {
 		struct bpark *p = q->parked;
-		uint64_t wait = 0;
+		uint64_t wait = q->unlimited ? 0 :
+				tgroup_admit(q->b->tg, p->op == BLK_OP_WRITE, p->len, q->now);
 		int ret;
 
-		if (!q->unlimited && __atomic_load_n(&q->b->throttled, __ATOMIC_RELAXED)) {
-			pthread_mutex_lock(&q->b->thr_lock);
-			wait = throttle_admit(&q->b->thr, p->op == BLK_OP_WRITE, p->len, q->now);
-			pthread_mutex_unlock(&q->b->thr_lock);
-		}
 		if (wait) {
 			ret = throttle_arm(q, wait);
 			if (!ret)

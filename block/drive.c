@@ -105,7 +105,7 @@ static int drive_limit(struct opts *o, const char *key, const char *legacy, uint
 	return opts_get_uint(o, key, 0, out, err, errlen);
 }
 
-/* throttling.*: the limits, checked; throttle groups are not there. */
+/* throttling.*: the limits, checked. */
 static int drive_throttle_opts(struct opts *o, struct blk_throttle_limits *l, char *err,
 			       size_t errlen)
 {
@@ -127,21 +127,52 @@ static int drive_throttle_opts(struct opts *o, struct blk_throttle_limits *l, ch
 	}
 	if (drive_limit(o, "throttling.iops-size", "iops_size", &l->iops_size, err, errlen) < 0)
 		return -EINVAL;
-	if (opts_get(o, "throttling.group")) {
-		snprintf(err, errlen, "-drive: throttling.group: throttle groups are not "
-			 "supported; each drive has limits of its own");
-		return -EINVAL;
-	}
 	ret = blk_throttle_check(l, true, msg, sizeof(msg));
 	if (ret < 0)
 		snprintf(err, errlen, "-drive: %s", msg);
 	return ret;
 }
 
+/*
+ * throttling.group=NAME: the first drive to name a group gives it its
+ * limits; the others join it with the same limits or none.
+ */
+static int drive_throttle_group(struct machine *m, struct drive *d, const char *group,
+				char *err, size_t errlen)
+{
+	struct blk_throttle_limits have;
+
+	if (!*group) {
+		snprintf(err, errlen, "-drive: throttling.group is empty");
+		return -EINVAL;
+	}
+	for (struct drive *o = m->drives; o; o = o->next) {
+		const char *name = o->blk ? blk_throttle_group(o->blk) : NULL;
+
+		if (!name || strcmp(name, group))
+			continue;
+		blk_get_throttle(o->blk, &have);
+		if (blk_throttle_enabled(&d->cfg.throttle) &&
+		    memcmp(&have, &d->cfg.throttle, sizeof(have))) {
+			snprintf(err, errlen, "-drive: throttling.group=%s has other limits (set by "
+				 "drive '%s'): give the same, or none", group, o->id);
+			return -EINVAL;
+		}
+		blk_share_throttle(d->blk, o->blk);
+		d->cfg.throttle = have;
+		return 0;
+	}
+	if (blk_name_throttle_group(d->blk, group) < 0) {
+		snprintf(err, errlen, "-drive: out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 {
 	struct opts *o = opts_parse("-drive", optstr, "file", err, errlen);
-	const char *file, *id;
+	const char *file, *id, *group;
 	struct drive *d = NULL, **tail;
 	int iface, fmt = -1, cache, aio, discard, werror, rerror, media, locking, dz, ret = -EINVAL;
 	struct blk_throttle_limits limits = { 0 };
@@ -185,6 +216,7 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 		goto out;
 	if (drive_throttle_opts(o, &limits, err, errlen) < 0)
 		goto out;
+	group = opts_get(o, "throttling.group");
 	/* A CD is read-only, as QEMU makes a media=cdrom drive. */
 	if (opts_get_bool(o, "readonly", media == 1, &ro, err, errlen) < 0 ||
 	    opts_get_bool(o, "snapshot", false, &snapshot, err, errlen) < 0)
@@ -243,6 +275,11 @@ int drive_add(struct machine *m, const char *optstr, char *err, size_t errlen)
 	d->blk = d->snapshot ? blk_open_snapshot(&d->cfg, err, errlen) :
 			       blk_open(&d->cfg, err, errlen);
 	if (!d->blk) {
+		drive_free(d);
+		goto out;
+	}
+	if (group && drive_throttle_group(m, d, group, err, errlen) < 0) {
+		blk_close(d->blk);
 		drive_free(d);
 		goto out;
 	}

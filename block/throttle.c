@@ -1,12 +1,14 @@
 /*
  * I/O limits: the leaky buckets behind -drive throttling.* and QMP
- * block_set_io_throttle (block.h says what the limits mean).  This file
- * is the arithmetic only, with the time passed in; blk.c makes requests
- * wait in their queue and wakes the queue when they may go.
+ * block_set_io_throttle (block.h says what the limits mean), and the
+ * groups of drives that share them.  The arithmetic takes the time as an
+ * argument; blk.c makes requests wait in their queue and wakes the queue
+ * when they may go.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blk-int.h"
@@ -152,4 +154,38 @@ uint64_t throttle_admit(struct throttle *t, bool write, uint64_t bytes, uint64_t
 			t->burst[i] += units;
 	}
 	return 0;
+}
+
+struct blk_tgroup *tgroup_new(const struct blk_throttle_limits *l, uint64_t now)
+{
+	struct blk_tgroup *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->refs = 1;
+	pthread_mutex_init(&g->lock, NULL);
+	throttle_reset(&g->thr, l, now);
+	g->throttled = blk_throttle_enabled(l);
+	return g;
+}
+
+void tgroup_put(struct blk_tgroup *g)
+{
+	if (!g || --g->refs)
+		return;
+	pthread_mutex_destroy(&g->lock);
+	free(g->name);
+	free(g);
+}
+
+uint64_t tgroup_admit(struct blk_tgroup *g, bool write, uint64_t bytes, uint64_t now)
+{
+	uint64_t wait;
+
+	if (!__atomic_load_n(&g->throttled, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&g->lock);
+	wait = throttle_admit(&g->thr, write, bytes, now);
+	pthread_mutex_unlock(&g->lock);
+	return wait;
 }

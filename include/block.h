@@ -167,6 +167,16 @@ void blk_get_info(const struct blk *b, struct blk_info *out);
 int blk_set_throttle(struct blk *b, const struct blk_throttle_limits *l, char *err,
 		     size_t errlen);
 void blk_get_throttle(struct blk *b, struct blk_throttle_limits *out);
+/*
+ * Throttle groups (-drive throttling.group=NAME): drives that share one
+ * set of buckets, so that their limits hold for all of them together.
+ * blk_throttle_group is b's group's name (NULL: b's limits are its own);
+ * blk_name_throttle_group names b's group; blk_share_throttle puts b in
+ * from's group, leaving its own.  Main thread, before b has queues.
+ */
+const char *blk_throttle_group(const struct blk *b);
+int blk_name_throttle_group(struct blk *b, const char *name);
+void blk_share_throttle(struct blk *b, struct blk *from);
 
 struct blk_queue *blk_queue_new(struct blk *b, char *err, size_t errlen);
 /* Waits for the requests still in flight, running their callbacks, first. */

@@ -130,15 +130,10 @@ JsonNode *qmp_block_set_io_throttle(struct machine *m, struct qmp_client *c, Jso
 				    struct qmp_error *err)
 {
 	struct blk_throttle_limits l = { 0 };
-	const char *device;
+	const char *device, *group;
 	struct drive *d;
 	char key[48], msg[512];
 
-	if (json_object_has_member(args, "group")) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "group: throttle groups are not supported; "
-			      "each drive has limits of its own");
-		return NULL;
-	}
 	if (!json_object_has_member(args, "device")) {
 		qmp_set_error(err, QMP_ERR_GENERIC, "Name the drive with 'device' (its -drive "
 			      "id); 'id' (a device's id) is not supported");
@@ -175,10 +170,25 @@ JsonNode *qmp_block_set_io_throttle(struct machine *m, struct qmp_client *c, Jso
 		qmp_set_error(err, QMP_ERR_GENERIC, "Device '%s' has no medium", device);
 		return NULL;
 	}
+	/* The limits are the group's; a drive stays in the group -drive gave it. */
+	group = opt_string(args, "group");
+	if (group && g_strcmp0(group, blk_throttle_group(d->blk))) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "group: drive '%s' is in %s%s%s; moving a "
+			      "drive between throttle groups is not supported", device,
+			      blk_throttle_group(d->blk) ? "throttle group '" : "no throttle group",
+			      blk_throttle_group(d->blk) ? blk_throttle_group(d->blk) : "",
+			      blk_throttle_group(d->blk) ? "'" : "");
+		return NULL;
+	}
 	if (blk_set_throttle(d->blk, &l, msg, sizeof(msg)) < 0) {
 		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
 		return NULL;
 	}
+	/* Every drive of the group has the new limits. */
+	for (struct drive *o = m->drives; o; o = o->next)
+		if (o->blk && blk_throttle_group(d->blk) &&
+		    !g_strcmp0(blk_throttle_group(o->blk), blk_throttle_group(d->blk)))
+			o->cfg.throttle = l;
 	d->cfg.throttle = l;
 	return qmp_new_object(NULL);
 }

@@ -322,6 +322,8 @@ static void block_info_throttle(JsonObject *img, struct blk *b)
 	}
 	if (blk_throttle_enabled(&l))
 		json_object_set_int_member(img, "iops_size", l.iops_size);
+	if (blk_throttle_group(b))
+		json_object_set_string_member(img, "group", blk_throttle_group(b));
 }
 
 /*

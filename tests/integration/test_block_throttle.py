@@ -62,7 +62,8 @@ class Throttle(unittest.TestCase):
                  "iops_max_length must be between 0 and"),
                 (dict(limits(iops=10), iops_max_length=3), "iops_max_length requires iops_max"),
                 (limits(bps=10 ** 16), "must be at most 1000000000000000"),
-                (dict(limits(), group="g0"), "throttle groups are not supported"),
+                (dict(limits(), group="g0"),
+                 "drive 'd0' is in no throttle group; moving a drive between throttle"),
             ]
             for args, want in refused:
                 with self.subTest(args=args):
@@ -95,6 +96,36 @@ class Throttle(unittest.TestCase):
             q.ok("quit")
             vm.wait(30)
 
+    def test_group(self):
+        """Drives of one throttling.group share its limits: the first gives
+        them, the next joins with none or the same, block_set_io_throttle on
+        either changes both, and a drive with other limits is refused."""
+        other = image(os.path.join(self.dir, "other.raw"), size=MiB)
+        extra = ["-drive", "file=%s,format=raw,if=virtio,id=d0,throttling.group=tenant1,"
+                 "throttling.iops-total=100" % self.raw,
+                 "-drive", "file=%s,format=raw,if=virtio,id=d1,throttling.group=tenant1" % other]
+        with counter_vm(extra=extra, accel=self.accel) as vm, vm.qmp() as q:
+            for dev in ("d0", "d1"):
+                i = self.inserted(q, dev)
+                self.assertEqual((i["iops"], i["group"]), (100, "tenant1"))
+            q.ok("block_set_io_throttle", dict(limits(iops=300), device="d1", group="tenant1"))
+            self.assertEqual(self.inserted(q, "d0")["iops"], 300)
+            q.ok("block_set_io_throttle", dict(limits(bps=MiB), device="d0"))
+            self.assertEqual((self.inserted(q, "d1")["bps"], self.inserted(q, "d1")["iops"]),
+                             (MiB, 0))
+            e = q.cmd("block_set_io_throttle", dict(limits(), device="d0", group="t2"))["error"]
+            self.assertIn("drive 'd0' is in throttle group 'tenant1'", e["desc"])
+            q.ok("quit")
+            vm.wait(30)
+        args = machine_args(guest("hello.mb.elf"), accel=self.accel) + [
+            "-drive", "file=%s,format=raw,if=virtio,throttling.group=g,throttling.bps-total=5"
+            % self.raw,
+            "-drive", "file=%s,format=raw,if=virtio,throttling.group=g,throttling.bps-total=6"
+            % other]
+        r = run_vireo(args, timeout=30)
+        self.assertNotEqual(r.status, 0, r)
+        self.assertIn("throttling.group=g has other limits (set by drive 'virtio0')", r.stderr)
+
     def test_bad_drive_options(self):
         cases = [
             ("throttling.bps-total=1,throttling.bps-read=1",
@@ -103,7 +134,7 @@ class Throttle(unittest.TestCase):
              "throttling.iops-write-max (1) cannot be lower than throttling.iops-write (5)"),
             ("throttling.iops-total=lots", "throttling.iops-total='lots' is not a number"),
             ("throttling.bps-total-max-length=2", "throttling.bps-total-max-length requires"),
-            ("throttling.group=g0", "throttling.group: throttle groups are not supported"),
+            ("throttling.group=", "throttling.group is empty"),
             ("throttling.bps-totl=5", "throttling.bps-totl"),
             ("throttling.iops-total=5,iops=6",
              "throttling.iops-total and iops are the same limit"),
