@@ -349,6 +349,10 @@ static JsonObject *block_info(struct drive *d)
 	json_object_set_string_member(img, "drv", bi.format);
 	json_object_set_boolean_member(img, "ro", bi.readonly);
 	json_object_set_int_member(img, "image-size", bi.size);
+	/* The chain below, as QEMU lists it: what a snapshot put under the top. */
+	if (bi.backing_file)
+		json_object_set_string_member(img, "backing_file", bi.backing_file);
+	json_object_set_int_member(img, "backing_file_depth", bi.backing_depth);
 	block_info_throttle(img, d->blk);
 	json_object_set_object_member(o, "inserted", img);
 	return o;

@@ -44,6 +44,10 @@ class BlockSnapshot(unittest.TestCase):
         return {b["device"]: b["inserted"]["file"] for b in q.ok("query-block")
                 if "inserted" in b}
 
+    def chain(self, q, dev):
+        i = [b["inserted"] for b in q.ok("query-block") if b["device"] == dev][0]
+        return i.get("backing_file"), i["backing_file_depth"]
+
     def test_snapshot(self):
         extra = ["-drive", "file=%s,format=raw,if=virtio,id=d0" % self.raw,
                  "-device", "virtio-scsi-pci,id=scsi0",
@@ -62,6 +66,9 @@ class BlockSnapshot(unittest.TestCase):
             files = self.files(q)
             self.assertEqual((files["d0"], files["d1"]),
                              (self.path("s0.qcow2"), self.path("s1.qcow2")))
+            self.assertEqual(self.chain(q, "d0"), (self.raw, 1))
+            self.assertEqual(self.chain(q, "d1"), (self.qcow2, 1))
+            self.assertEqual(self.chain(q, "d2"), (None, 0))
 
             refused = [
                 ({"device": "d0", "snapshot-file": self.path("s1.qcow2")},
@@ -90,6 +97,7 @@ class BlockSnapshot(unittest.TestCase):
             self.assertEqual(self.files(q), files)
             # A snapshot of the snapshot: a chain of three.
             q.ok("blockdev-snapshot-sync", {"device": "d0", "snapshot-file": self.path("t0.qcow2")})
+            self.assertEqual(self.chain(q, "d0"), (self.path("s0.qcow2"), 2))
             self.assertTrue(q.ok("query-status")["running"])
             wait_count(vm, 6)
             q.ok("quit")
