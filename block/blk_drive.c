@@ -171,38 +171,53 @@ fail:
 	return ret;
 }
 
+struct blk_snapshot {
+	struct blk *b;
+	struct bimg *top;	/* the new chain, over the old top (inactive) */
+	char *file;
+};
+
 /*
  * The old top goes inactive (metadata written back, locks released) so
  * that the new chain can open it again, read-only, by its name in the
- * overlay; if that fails it is activated again and the drive goes on as
- * before.
+ * new image; an abort closes that chain first, whose read locks would
+ * keep the old top from being taken back for writing.
  */
-int blk_snapshot(struct blk *b, const char *file, char *err, size_t errlen)
+struct blk_snapshot *blk_snapshot_prepare(struct blk *b, const char *file, char *err,
+					  size_t errlen)
 {
-	struct bimg *old = b->top, *top;
+	struct bimg *old = b->top;
+	struct blk_snapshot *s;
 	char real[PATH_MAX], why[256] = "";
 	int fd, ret;
 
 	if (blk_inactive(b)) {
 		snprintf(err, errlen, "Block node is inactive: the image was handed over to a "
 			 "migration destination");
-		return -EPERM;
+		return NULL;
 	}
 	if (old->readonly) {
 		snprintf(err, errlen, "Block node is read-only");
-		return -EACCES;
+		return NULL;
 	}
 	if (!realpath(old->filename, real)) {
-		ret = -errno;
-		snprintf(err, errlen, "'%s': %s", old->filename, strerror(-ret));
-		return ret;
+		snprintf(err, errlen, "'%s': %s", old->filename, strerror(errno));
+		return NULL;
 	}
+	s = calloc(1, sizeof(*s));
+	if (s)
+		s->file = strdup(file);
+	if (!s || !s->file) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->b = b;
 	/* Never over an existing file: it may be someone's image. */
 	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "Could not create '%s': %s", file, strerror(-ret));
-		return ret;
+		snprintf(err, errlen, "Could not create '%s': %s", file, strerror(errno));
+		goto free;
 	}
 	ret = qcow2_create_overlay(fd, old->size, real, old->fmt->name, why, sizeof(why));
 	if (!ret && fsync(fd) < 0) {
@@ -212,29 +227,49 @@ int blk_snapshot(struct blk *b, const char *file, char *err, size_t errlen)
 	close(fd);
 	if (ret < 0) {
 		snprintf(err, errlen, "Could not create '%s': %s", file, why);
-		goto out;
+		goto unlink;
 	}
 	ret = bimg_inactivate(old);
 	if (ret < 0) {
 		snprintf(err, errlen, "Could not write back '%s': %s", b->file, strerror(-ret));
 		goto reactivate;
 	}
-	top = bimg_open(file, "qcow2", &(struct bimg_opts){
-				.cache = old->cache, .discard_unmap = old->discard_unmap,
-				.locking = old->locking }, 0, NULL, err, errlen);
-	if (!top) {
-		ret = -EIO;
-		goto reactivate;
-	}
-	bimg_close(old);
-	b->top = top;
-	free(b->file);
-	b->file = strdup(file);
-	return 0;
+	s->top = bimg_open(file, "qcow2", &(struct bimg_opts){
+				   .cache = old->cache, .discard_unmap = old->discard_unmap,
+				   .locking = old->locking }, 0, NULL, err, errlen);
+	if (s->top)
+		return s;
 reactivate:
 	if (old->inactive && bimg_activate(old, why, sizeof(why)) < 0)
 		log_error("block: '%s' stays inactive after a failed snapshot: %s", b->file, why);
-out:
+unlink:
 	unlink(file);
-	return ret;
+free:
+	free(s->file);
+	free(s);
+	return NULL;
+}
+
+void blk_snapshot_commit(struct blk_snapshot *s)
+{
+	struct blk *b = s->b;
+
+	bimg_close(b->top);	/* inactive: only its handles */
+	b->top = s->top;
+	free(b->file);
+	b->file = s->file;
+	free(s);
+}
+
+void blk_snapshot_abort(struct blk_snapshot *s)
+{
+	char why[256];
+
+	bimg_close(s->top);
+	if (bimg_activate(s->b->top, why, sizeof(why)) < 0)
+		log_error("block: '%s' stays inactive after a failed snapshot: %s", s->b->file,
+			  why);
+	unlink(s->file);
+	free(s->file);
+	free(s);
 }

@@ -292,59 +292,110 @@ out:
 	return ret;
 }
 
-struct drive_snapshot_args {
-	const char *file;
+/*
+ * A snapshot over several drives: each device quiesced in turn (once per
+ * quiesce_key), nested, so that at the innermost all are; there every
+ * image is prepared, and committed only when all were.
+ */
+struct drive_snapshot_set {
+	struct drive *const *d;
+	const char *const *file;
+	unsigned n, next;
 	char *err;
 	size_t errlen;
 };
 
-static int drive_do_snapshot(struct drive *d, void *arg)
+static int drive_snapshot_all(struct drive *unused, void *arg)
 {
-	struct drive_snapshot_args *a = arg;
+	struct drive_snapshot_set *c = arg;
+	struct blk_snapshot **s;
+	unsigned i;
 
-	return blk_snapshot(d->blk, a->file, a->err, a->errlen);
-}
+	while (c->next < c->n) {
+		struct drive *d = c->d[c->next++];
+		bool seen = false;
 
-int drive_snapshot(struct drive *d, const char *file, char *err, size_t errlen)
-{
-	struct drive_snapshot_args a = { file, err, errlen };
-	char *name, *fmt;
-	int ret;
-
-	if (!d->blk) {
-		snprintf(err, errlen, "Device '%s' has no medium", d->id);
-		return -ENOMEDIUM;
+		for (i = 0; i + 1 < c->next; i++)
+			seen |= c->d[i]->quiesced && c->d[i]->quiesce_key == d->quiesce_key;
+		if (d->quiesced && !seen)
+			return d->quiesced(d, drive_snapshot_all, c);
 	}
-	if (d->snapshot) {
-		snprintf(err, errlen, "Drive '%s' has snapshot=on: its writes are in a temporary "
-			 "overlay that is gone when vireo exits, no image to build on", d->id);
-		return -ENOTSUP;
-	}
-	if (d->claimed && !d->quiesced) {
-		snprintf(err, errlen, "Drive '%s' is used by a device that cannot take a "
-			 "snapshot (a CD or a passthrough unit)", d->id);
-		return -ENOTSUP;
-	}
-	name = strdup(file);
-	fmt = strdup("qcow2");
-	if (!name || !fmt) {
-		free(name);
-		free(fmt);
-		snprintf(err, errlen, "out of memory");
+	s = calloc(c->n, sizeof(*s));
+	if (!s) {
+		snprintf(c->err, c->errlen, "out of memory");
 		return -ENOMEM;
 	}
-	ret = d->quiesced ? d->quiesced(d, drive_do_snapshot, &a) : drive_do_snapshot(d, &a);
-	if (ret < 0) {
-		free(name);
-		free(fmt);
-		return ret;
+	for (i = 0; i < c->n; i++) {
+		s[i] = blk_snapshot_prepare(c->d[i]->blk, c->file[i], c->err, c->errlen);
+		if (!s[i])
+			break;
 	}
-	/* A reopen (a migration handover) and query-block use the new image. */
-	free((char *)d->cfg.file);
-	free((char *)d->cfg.format);
-	d->cfg.file = name;
-	d->cfg.format = fmt;
+	if (i < c->n) {
+		while (i--)
+			blk_snapshot_abort(s[i]);
+		free(s);
+		return -EIO;
+	}
+	for (i = 0; i < c->n; i++)
+		blk_snapshot_commit(s[i]);
+	free(s);
 	return 0;
+}
+
+static int drive_snapshot_check(struct drive *const *d, unsigned i, char *err, size_t errlen)
+{
+	for (unsigned j = 0; j < i; j++) {
+		if (d[j] == d[i]) {
+			snprintf(err, errlen, "Drive '%s' is named twice", d[i]->id);
+			return -EINVAL;
+		}
+	}
+	if (!d[i]->blk) {
+		snprintf(err, errlen, "Device '%s' has no medium", d[i]->id);
+		return -ENOMEDIUM;
+	}
+	if (d[i]->snapshot) {
+		snprintf(err, errlen, "Drive '%s' has snapshot=on: its writes are in a temporary "
+			 "overlay that is gone when vireo exits, no image to build on", d[i]->id);
+		return -ENOTSUP;
+	}
+	if (d[i]->claimed && !d[i]->quiesced) {
+		snprintf(err, errlen, "Drive '%s' is used by a device that cannot take a "
+			 "snapshot (a CD or a passthrough unit)", d[i]->id);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+int drive_snapshot(struct drive *const *d, const char *const *file, unsigned n, char *err,
+		   size_t errlen)
+{
+	struct drive_snapshot_set c = { d, file, n, 0, err, errlen };
+	char **name = calloc(n, sizeof(*name));
+	int ret = name ? 0 : -ENOMEM;
+
+	for (unsigned i = 0; i < n && !ret; i++) {
+		ret = drive_snapshot_check(d, i, err, errlen);
+		if (!ret && !(name[i] = strdup(file[i])))
+			ret = -ENOMEM;
+	}
+	if (ret == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	if (!ret)
+		ret = drive_snapshot_all(NULL, &c);
+	for (unsigned i = 0; i < n && name; i++) {
+		if (ret) {
+			free(name[i]);
+			continue;
+		}
+		/* A reopen (a migration handover) and query-block use the new image. */
+		free((char *)d[i]->cfg.file);
+		free((char *)d[i]->cfg.format);
+		d[i]->cfg.file = name[i];
+		d[i]->cfg.format = strdup("qcow2");
+	}
+	free(name);
+	return ret;
 }
 
 enum blk_error_policy drive_error_action(const struct drive *d, bool write, int error)

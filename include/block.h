@@ -149,14 +149,21 @@ bool blk_is_readonly(const struct blk *b);
  */
 int blk_resize(struct blk *b, uint64_t size, char *err, size_t errlen);
 /*
- * External snapshot (QMP blockdev-snapshot-sync): create file, a new
- * qcow2 image backed by the current top image (by its absolute path and
- * format), and make it the top, so that writes go there and the old top
- * is only read from then on.  Main thread, no request in flight (the
- * device quiesced: drive_snapshot does that).  file must not exist.  On
- * failure the drive is as it was and file is gone.
+ * External snapshot (QMP blockdev-snapshot-sync), in two steps so that a
+ * transaction over several drives is all or nothing.  Prepare creates
+ * file (which must not exist), a new qcow2 image backed by the current
+ * top image (by its absolute path and format), and opens it over the top;
+ * then exactly one of commit (the new image becomes the top: writes go
+ * there, the old top is only read from then on) or abort (the drive as
+ * it was, file gone).  Main thread, no request in flight (the device
+ * quiesced: drive_snapshot does that).  Prepare fails (NULL, err set)
+ * with the drive as it was and no file.
  */
-int blk_snapshot(struct blk *b, const char *file, char *err, size_t errlen);
+struct blk_snapshot;
+struct blk_snapshot *blk_snapshot_prepare(struct blk *b, const char *file, char *err,
+					  size_t errlen);
+void blk_snapshot_commit(struct blk_snapshot *s);
+void blk_snapshot_abort(struct blk_snapshot *s);
 void blk_get_stats(const struct blk *b, struct blk_stats *out);
 void blk_get_info(const struct blk *b, struct blk_info *out);
 /*
@@ -280,6 +287,8 @@ struct drive {
 	 */
 	int (*quiesced)(struct drive *d, int (*fn)(struct drive *d, void *arg), void *arg);
 	void *quiesced_opaque;
+	/* What the hook stops (a controller's drives share it): quiesce it once. */
+	const void *quiesce_key;
 	struct drive *next;
 };
 
@@ -304,12 +313,14 @@ enum blk_error_policy drive_error_action(const struct drive *d, bool write, int 
  */
 int drive_resize(struct drive *d, uint64_t size, char *err, size_t errlen);
 /*
- * blk_snapshot of one drive with its device quiesced (main thread); the
- * drive's file is the new image from then on.  Refused for a drive
- * without an image, with snapshot=on, or whose device cannot quiesce for
- * it (a CD, a passthrough unit).
+ * Snapshots of n drives, file[i] over d[i], all or none (blockdev-
+ * snapshot-sync, and a transaction of them), with all their devices
+ * quiesced at once (main thread); each drive's file is its new image from
+ * then on.  Refused for a drive twice, without an image, with snapshot=on,
+ * or whose device cannot quiesce for it (a CD, a passthrough unit).
  */
-int drive_snapshot(struct drive *d, const char *file, char *err, size_t errlen);
+int drive_snapshot(struct drive *const *d, const char *const *file, unsigned n, char *err,
+		   size_t errlen);
 /* query-block shows io-status only for a drive whose errors can stop the VM. */
 bool drive_can_stop(const struct drive *d);
 /* Flush and close every drive of the machine (at exit). */

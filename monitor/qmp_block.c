@@ -80,41 +80,147 @@ JsonNode *qmp_block_resize(struct machine *m, struct qmp_client *c, JsonObject *
 }
 
 /*
+ * One blockdev-snapshot-sync's arguments (the command's, or a transaction
+ * action's data, whose members the dispatcher has not checked): the
+ * drive, and the file in *file.  vireo creates the file (mode
+ * absolute-paths, QEMU's default), never over an existing one.
+ */
+static struct drive *snapshot_args(struct machine *m, JsonObject *a, const char **file,
+				   char *err, size_t errlen)
+{
+	static const char *const names[] = { "device", "node-name", "snapshot-file",
+					      "snapshot-node-name", "format", "mode" };
+	g_autoptr(GList) members = json_object_get_members(a);
+	const char *format, *mode;
+
+	for (GList *l = members; l; l = l->next) {
+		JsonNode *v = json_object_get_member(a, l->data);
+		size_t k = 0;
+
+		while (k < G_N_ELEMENTS(names) && strcmp(names[k], l->data))
+			k++;
+		if (k == G_N_ELEMENTS(names)) {
+			snprintf(err, errlen, "Parameter '%s' is unexpected", (char *)l->data);
+			return NULL;
+		}
+		if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING) {
+			snprintf(err, errlen, "Invalid parameter type for '%s', expected: string",
+				 (char *)l->data);
+			return NULL;
+		}
+	}
+	*file = opt_string(a, "snapshot-file");
+	format = opt_string(a, "format");
+	mode = opt_string(a, "mode");
+	if (!*file || !**file) {
+		snprintf(err, errlen, "Parameter 'snapshot-file' is missing");
+		return NULL;
+	}
+	if (format && strcmp(format, "qcow2")) {
+		snprintf(err, errlen, "format: only qcow2 overlays are supported, not '%s'", format);
+		return NULL;
+	}
+	if (mode && strcmp(mode, "absolute-paths")) {
+		snprintf(err, errlen, "mode: only absolute-paths (vireo creates the image) is "
+			 "supported, not '%s'", mode);
+		return NULL;
+	}
+	if (json_object_has_member(a, "snapshot-node-name")) {
+		snprintf(err, errlen, "snapshot-node-name: a drive's only node is named by the "
+			 "drive's id");
+		return NULL;
+	}
+	return qmp_changed_drive(m, "blockdev-snapshot-sync", opt_string(a, "device"),
+				 opt_string(a, "node-name"), err, errlen);
+}
+
+/*
  * blockdev-snapshot-sync: the guest's writes go to a new qcow2 image from
  * now on, over the image they went to, which is then only read (a backup
- * can copy it while the VM runs).  vireo creates the file (mode
- * absolute-paths, QEMU's default), never over an existing one.
+ * can copy it while the VM runs).
  */
 JsonNode *qmp_blockdev_snapshot_sync(struct machine *m, struct qmp_client *c, JsonObject *args,
 				     struct qmp_error *err)
 {
-	const char *file = json_object_get_string_member(args, "snapshot-file");
-	const char *format = opt_string(args, "format"), *mode = opt_string(args, "mode");
+	const char *file;
 	struct drive *d;
 	char msg[512];
 
-	if (format && strcmp(format, "qcow2")) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "format: only qcow2 overlays are supported, "
-			      "not '%s'", format);
+	d = snapshot_args(m, args, &file, msg, sizeof(msg));
+	if (!d || drive_snapshot(&d, &file, 1, msg, sizeof(msg)) < 0) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
 		return NULL;
 	}
-	if (mode && strcmp(mode, "absolute-paths")) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "mode: only absolute-paths (vireo creates "
-			      "the image) is supported, not '%s'", mode);
+	return qmp_new_object(NULL);
+}
+
+/* At most this many actions in one transaction. */
+#define QMP_TRANSACTION_MAX 256
+
+/*
+ * transaction: blockdev-snapshot-sync actions over several drives, all or
+ * none, the devices quiesced together (libvirt's disk-only snapshot of a
+ * VM).  Other action types are refused.
+ */
+JsonNode *qmp_transaction(struct machine *m, struct qmp_client *c, JsonObject *args,
+			  struct qmp_error *err)
+{
+	JsonNode *an = json_object_get_member(args, "actions");
+	JsonArray *actions = JSON_NODE_HOLDS_ARRAY(an) ? json_node_get_array(an) : NULL;
+	g_autofree struct drive **d = NULL;
+	g_autofree const char **file = NULL;
+	unsigned n;
+	char msg[512];
+
+	if (!actions) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "Invalid parameter type for 'actions', "
+			      "expected: array");
 		return NULL;
 	}
-	if (json_object_has_member(args, "snapshot-node-name")) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "snapshot-node-name: a drive's only node is "
-			      "named by the drive's id");
+	if (json_object_has_member(args, "properties")) {
+		JsonNode *p = json_object_get_member(args, "properties");
+		JsonObject *po = JSON_NODE_HOLDS_OBJECT(p) ? json_node_get_object(p) : NULL;
+		const char *mode = po ? opt_string(po, "completion-mode") : NULL;
+
+		if (!po || json_object_get_size(po) > (mode ? 1u : 0u) ||
+		    (mode && strcmp(mode, "individual"))) {
+			qmp_set_error(err, QMP_ERR_GENERIC, "properties: only completion-mode "
+				      "'individual' is supported");
+			return NULL;
+		}
+	}
+	n = json_array_get_length(actions);
+	if (n > QMP_TRANSACTION_MAX) {
+		qmp_set_error(err, QMP_ERR_GENERIC, "at most %d actions in a transaction",
+			      QMP_TRANSACTION_MAX);
 		return NULL;
 	}
-	if (!*file) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "snapshot-file is empty");
-		return NULL;
+	d = g_new0(struct drive *, n + 1);
+	file = g_new0(const char *, n + 1);
+	for (unsigned i = 0; i < n; i++) {
+		JsonNode *a = json_array_get_element(actions, i);
+		JsonObject *ao = JSON_NODE_HOLDS_OBJECT(a) ? json_node_get_object(a) : NULL;
+		const char *type = ao ? opt_string(ao, "type") : NULL;
+		JsonNode *data = ao ? json_object_get_member(ao, "data") : NULL;
+
+		if (!type || !data || !JSON_NODE_HOLDS_OBJECT(data)) {
+			qmp_set_error(err, QMP_ERR_GENERIC, "action %u: needs 'type' and an "
+				      "object 'data'", i);
+			return NULL;
+		}
+		if (strcmp(type, "blockdev-snapshot-sync")) {
+			qmp_set_error(err, QMP_ERR_GENERIC, "action %u: type '%s' is not "
+				      "supported in a transaction (only blockdev-snapshot-sync)",
+				      i, type);
+			return NULL;
+		}
+		d[i] = snapshot_args(m, json_node_get_object(data), &file[i], msg, sizeof(msg));
+		if (!d[i]) {
+			qmp_set_error(err, QMP_ERR_GENERIC, "action %u: %s", i, msg);
+			return NULL;
+		}
 	}
-	d = qmp_changed_drive(m, "blockdev-snapshot-sync", opt_string(args, "device"),
-			      opt_string(args, "node-name"), msg, sizeof(msg));
-	if (!d || drive_snapshot(d, file, msg, sizeof(msg)) < 0) {
+	if (n && drive_snapshot(d, file, n, msg, sizeof(msg)) < 0) {
 		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
 		return NULL;
 	}

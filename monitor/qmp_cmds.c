@@ -598,6 +598,8 @@ static const struct qmp_command commands[] = {
 	  { { "device", QMP_STR, true }, { "node-name", QMP_STR, true },
 	    { "snapshot-file", QMP_STR }, { "snapshot-node-name", QMP_STR, true },
 	    { "format", QMP_STR, true }, { "mode", QMP_STR, true } } },
+	{ "transaction", qmp_transaction,
+	  { { "actions", QMP_ANY }, { "properties", QMP_ANY, true } } },
 	{ "block_set_io_throttle", qmp_block_set_io_throttle,
 	  { { "device", QMP_STR, true }, { "id", QMP_STR, true },
 	    { "bps", QMP_INT }, { "bps_rd", QMP_INT }, { "bps_wr", QMP_INT },

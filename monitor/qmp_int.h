@@ -70,8 +70,12 @@ QMP_HANDLER(qmp_change_medium);
  * err holds QEMU's wording where it has one.
  */
 QMP_HANDLER(qmp_block_resize);
-/* blockdev-snapshot-sync (qmp_block.c): a new qcow2 overlay on top of a drive. */
+/*
+ * blockdev-snapshot-sync (qmp_block.c): a new qcow2 overlay on top of a
+ * drive; transaction: several of them, all or none.
+ */
 QMP_HANDLER(qmp_blockdev_snapshot_sync);
+QMP_HANDLER(qmp_transaction);
 /* block_set_io_throttle (qmp_block.c): the drive's I/O limits. */
 QMP_HANDLER(qmp_block_set_io_throttle);
 int qmp_block_resize_drive(struct machine *m, const char *device, const char *node,

@@ -1148,6 +1148,7 @@ static void vblk_free(struct virtio_blk *b)
 	if (b->drive && b->drive->quiesced_opaque == b) {
 		b->drive->quiesced = NULL;
 		b->drive->quiesced_opaque = NULL;
+		b->drive->quiesce_key = NULL;
 	}
 	if (b->drive)
 		b->drive->claimed = false;
@@ -1270,6 +1271,7 @@ static int vblk_new(struct machine *m, struct drive *drv, const struct vblk_para
 	drv->claimed = true;
 	drv->quiesced = vblk_quiesced;
 	drv->quiesced_opaque = b;
+	drv->quiesce_key = b;
 	ret = virtio_pci_init(&b->vp, m, &b->vd, PCI_CLASS_STORAGE_SCSI, p->slot, err, errlen);
 	if (ret < 0)
 		goto fail;

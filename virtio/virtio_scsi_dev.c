@@ -49,6 +49,7 @@ static void vscsi_dev_release(struct vscsi_dev *d)
 	if (d->drive && d->drive->quiesced_opaque == d) {
 		d->drive->quiesced = NULL;
 		d->drive->quiesced_opaque = NULL;
+		d->drive->quiesce_key = NULL;
 	}
 	if (d->drive)
 		d->drive->claimed = false;
@@ -444,6 +445,7 @@ static int vscsi_unit_create(struct machine *m, struct opts *o, enum scsi_lun_ty
 	if (drv && type == SCSI_LUN_DISK && !passthrough) {
 		drv->quiesced = vscsi_drive_quiesced;
 		drv->quiesced_opaque = u;
+		drv->quiesce_key = s;
 	}
 	pthread_mutex_lock(&s->lock);
 	u->next = s->devs;

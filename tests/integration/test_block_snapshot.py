@@ -120,6 +120,67 @@ class BlockSnapshot(unittest.TestCase):
         r = subprocess.run(["qemu-img", "compare", "-q", self.path("t0.qcow2"), self.raw])
         self.assertEqual(r.returncode, 0)
 
+    def test_transaction(self):
+        """Snapshots of three drives (two on one SCSI controller, which
+        quiesces once) all at once; a transaction with one bad action
+        changes no drive and leaves no file."""
+        d4 = image(self.path("d4.raw"), size=MiB)
+        extra = ["-drive", "file=%s,format=raw,if=virtio,id=d0" % self.raw,
+                 "-device", "virtio-scsi-pci,id=scsi0",
+                 "-drive", "file=%s,format=qcow2,if=none,id=d1" % self.qcow2,
+                 "-device", "scsi-hd,drive=d1,bus=scsi0.0,scsi-id=1",
+                 "-drive", "file=%s,format=raw,if=none,id=d4" % d4,
+                 "-device", "scsi-hd,drive=d4,bus=scsi0.0,scsi-id=4"]
+
+        def snap(dev, name):
+            return {"type": "blockdev-snapshot-sync",
+                    "data": {"device": dev, "snapshot-file": self.path(name)}}
+
+        with counter_vm(extra=extra, accel=self.accel) as vm, vm.qmp() as q:
+            wait_count(vm, 3)
+            self.assertEqual(q.ok("transaction", {"actions": []}), {})
+            q.ok("transaction", {"actions": [snap("d0", "a0"), snap("d1", "a1"), snap("d4", "a4")],
+                                 "properties": {"completion-mode": "individual"}})
+            want = {"d0": self.path("a0"), "d1": self.path("a1"), "d4": self.path("a4")}
+            self.assertEqual(self.files(q), want)
+
+            refused = [
+                ([snap("d0", "b0"), snap("d1", "a1")], "Could not create '%s'" % self.path("a1")),
+                ([snap("d0", "b0"), snap("d0", "b1")], "Drive 'd0' is named twice"),
+                ([snap("d0", "b0"), {"type": "drive-backup", "data": {}}],
+                 "action 1: type 'drive-backup' is not supported"),
+                ([{"type": "blockdev-snapshot-sync",
+                   "data": {"device": "d0", "snapshot-file": self.path("b0"), "x": "1"}}],
+                 "action 0: Parameter 'x' is unexpected"),
+                ([{"type": "blockdev-snapshot-sync", "data": {"device": "d0"}}],
+                 "action 0: Parameter 'snapshot-file' is missing"),
+                ([snap("nope", "b0")], "action 0: Cannot find device='nope'"),
+                ([5], "action 0: needs 'type'"),
+            ]
+            for actions, want_err in refused:
+                with self.subTest(actions=actions):
+                    e = q.cmd("transaction", {"actions": actions})["error"]
+                    self.assertIn(want_err, e["desc"])
+            e = q.cmd("transaction", {"actions": [snap("d0", "b0")],
+                                      "properties": {"completion-mode": "grouped"}})["error"]
+            self.assertIn("completion-mode", e["desc"])
+            e = q.cmd("transaction", {"actions": {}})["error"]
+            self.assertIn("expected: array", e["desc"])
+            self.assertEqual(self.files(q), want)
+            self.assertFalse(os.path.exists(self.path("b0")))
+            self.assertFalse(os.path.exists(self.path("b1")))
+            self.assertTrue(q.ok("query-status")["running"])
+            wait_count(vm, 6)
+            q.ok("quit")
+            vm.wait(30)
+        for name, base, fmt in (("a0", self.raw, "raw"), ("a1", self.qcow2, "qcow2"),
+                                ("a4", d4, "raw")):
+            info = self.info(self.path(name))
+            self.assertEqual((info["backing-filename"], info["backing-filename-format"]),
+                             (base, fmt))
+            self.assertEqual(subprocess.run(["qemu-img", "check", "-q", self.path(name)])
+                             .returncode, 0)
+
 
 if __name__ == "__main__":
     unittest.main()

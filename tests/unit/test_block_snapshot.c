@@ -110,10 +110,73 @@ static void test_writes_stay_in_overlay(void)
 	tb_rmdir(dir);
 }
 
+/*
+ * blockdev-snapshot-sync's two steps: an aborted snapshot gives the drive
+ * back its image, writable (its locks and metadata taken back), and
+ * leaves no file; a committed one sends writes to the new image only.
+ */
+static void test_live_abort_commit(void)
+{
+	char *dir, *img, *ovl;
+	uint8_t buf[4096], back[4096];
+	struct blk_snapshot *s;
+	struct blk_queue *q;
+	struct blk *b;
+	char err[256];
+
+	TB_SKIP_WITHOUT_QEMU_IMG();
+	dir = tb_tmpdir();
+	img = g_build_filename(dir, "base.qcow2", NULL);
+	ovl = g_build_filename(dir, "ovl.qcow2", NULL);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img create -q -f qcow2 %s 1M", img), ==, 0);
+	b = tb_open(img, "qcow2", BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK, false);
+	q = blk_queue_new(b, err, sizeof(err));
+	tb_fill(buf, sizeof(buf), 1);
+	g_assert_cmpint(tb_pwrite(q, 0, buf, sizeof(buf)), ==, 4096);
+
+	s = blk_snapshot_prepare(b, ovl, err, sizeof(err));
+	g_assert_nonnull(s);
+	g_assert_true(g_file_test(ovl, G_FILE_TEST_EXISTS));
+	blk_snapshot_abort(s);
+	g_assert_false(g_file_test(ovl, G_FILE_TEST_EXISTS));
+	tb_fill(buf, sizeof(buf), 2);
+	g_assert_cmpint(tb_pwrite(q, 4096, buf, sizeof(buf)), ==, 4096);
+	/* Another process may not write the image: vireo holds it again. */
+	g_assert_cmpint(tb_sh(NULL, "qemu-io -c 'write 0 512' %s 2>/dev/null", img), !=, 0);
+
+	s = blk_snapshot_prepare(b, ovl, err, sizeof(err));
+	g_assert_nonnull(s);
+	blk_snapshot_commit(s);
+	tb_fill(buf, sizeof(buf), 3);
+	g_assert_cmpint(tb_pwrite(q, 0, buf, sizeof(buf)), ==, 4096);
+	g_assert_cmpint(tb_pread(q, 4096, back, sizeof(back)), ==, 4096);
+	tb_fill(buf, sizeof(buf), 2);
+	g_assert_cmpmem(back, sizeof(back), buf, sizeof(buf));
+	blk_queue_free(q);
+	g_assert_cmpint(blk_close(b), ==, 0);
+
+	/* The base has blocks 1 and 2; the overlay only the last write. */
+	g_assert_cmpint(tb_sh(NULL, "qemu-img check -q %s && qemu-img check -q %s", img, ovl),
+			==, 0);
+	b = tb_open(img, "qcow2", BLK_AIO_IO_URING, BLK_CACHE_WRITEBACK, true);
+	q = blk_queue_new(b, err, sizeof(err));
+	g_assert_cmpint(tb_pread(q, 0, back, sizeof(back)), ==, 4096);
+	tb_fill(buf, sizeof(buf), 1);
+	g_assert_cmpmem(back, sizeof(back), buf, sizeof(buf));
+	blk_queue_free(q);
+	blk_close(b);
+	g_assert_cmpint(tb_sh(NULL, "qemu-img map --output=json %s | grep '\"depth\": 0,' | "
+			      "grep -c '\"data\": true' | grep -qx 1", ovl), ==, 0);
+	g_free(img);
+	g_free(ovl);
+	tb_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/block/snapshot/overlay-is-qcow2", test_overlay_is_qcow2);
 	g_test_add_func("/block/snapshot/writes-stay-in-overlay", test_writes_stay_in_overlay);
+	g_test_add_func("/block/snapshot/live-abort-commit", test_live_abort_commit);
 	return g_test_run();
 }

@@ -688,6 +688,7 @@ static void test_live_snapshot(void)
 	enum { N = 16 };
 	struct bt t;
 	char err[256], *ovl, *cmd, *out = g_find_program_in_path("qemu-img");
+	struct drive *d0;
 	guint8 *disk, want[4096];
 
 	if (!out) {
@@ -698,12 +699,13 @@ static void test_live_snapshot(void)
 	if (!bt_init(&t, "raw", "cache=none", "num-queues=2", 1, true))
 		return;
 	bt_up(&t, base_features, 2);
+	d0 = drive_find(&t.h.m, "d0");
 	ovl = g_build_filename(t.dir, "ovl.qcow2", NULL);
 	for (unsigned i = 0; i < N; i++) {
 		fill(gp(&t, DATA(0), 4096), 4096, i);
 		g_assert_cmpuint(rw(&t, i % 2, true, i * 8, DATA(0), 4096), ==, VIRTIO_BLK_S_OK);
 	}
-	g_assert_cmpint(drive_snapshot(drive_find(&t.h.m, "d0"), ovl, err, sizeof(err)), ==, 0);
+	g_assert_cmpint(drive_snapshot(&d0, (const char *[]){ ovl }, 1, err, sizeof(err)), ==, 0);
 	/* The odd blocks again, with other data, into the overlay. */
 	for (unsigned i = 1; i < N; i += 2) {
 		fill(gp(&t, DATA(0), 4096), 4096, 100 + i);
@@ -715,12 +717,12 @@ static void test_live_snapshot(void)
 		g_assert_cmpmem(gp(&t, DATA(1), 4096), 4096, want, 4096);
 	}
 	/* An existing file is never overwritten; the drive goes on as it was. */
-	g_assert_cmpint(drive_snapshot(drive_find(&t.h.m, "d0"), ovl, err, sizeof(err)), <, 0);
+	g_assert_cmpint(drive_snapshot(&d0, (const char *[]){ ovl }, 1, err, sizeof(err)), <, 0);
 	g_assert_nonnull(strstr(err, "Could not create"));
 	g_assert_cmpuint(rw(&t, 0, false, 8, DATA(1), 4096), ==, VIRTIO_BLK_S_OK);
 	fill(want, sizeof(want), 101);
 	g_assert_cmpmem(gp(&t, DATA(1), 4096), 4096, want, 4096);
-	g_assert_cmpstr(drive_find(&t.h.m, "d0")->cfg.file, ==, ovl);
+	g_assert_cmpstr(d0->cfg.file, ==, ovl);
 
 	vh_machine_destroy(&t.h);
 	cmd = g_strdup_printf("sh -c 'qemu-img check -q %s && qemu-img info --output=json %s'",
