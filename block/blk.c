@@ -61,6 +61,7 @@ struct bpark {
 	bool zeroes;		/* a write of zeroes: as_write, may_unmap apply */
 	bool as_write;
 	bool may_unmap;
+	uint64_t t0;		/* when it came: its latency counts the wait */
 	uint64_t off;
 	uint64_t len;
 	struct iovec *iov;
@@ -458,6 +459,12 @@ static void req_fail(struct breq *r, int64_t err)
 		r->err = err;
 }
 
+/* The batch's clock while plugged, else the clock. */
+static uint64_t queue_now(struct blk_queue *q)
+{
+	return q->plugged ? q->now : now_ns();
+}
+
 static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
 			    blk_cb *cb, void *opaque)
 {
@@ -471,7 +478,7 @@ static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
 	r->opaque = opaque;
 	r->bytes = bytes;
 	r->refs = 1;
-	r->t0 = q->plugged ? q->now : now_ns();
+	r->t0 = queue_now(q);
 	q->nreqs++;
 	return r;
 }
@@ -818,10 +825,10 @@ static int park(struct blk_queue *q, const struct bpark *tmpl, const struct iove
 	return 0;
 }
 
-static int start_rw(struct blk_queue *q, enum blk_op op, uint64_t off, uint64_t len,
-		    const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque);
-static int start_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
-			bool as_write, blk_cb *cb, void *opaque);
+static int start_rw(struct blk_queue *q, uint64_t t0, enum blk_op op, uint64_t off,
+		    uint64_t len, const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque);
+static int start_zeroes(struct blk_queue *q, uint64_t t0, uint64_t off, uint64_t len,
+			bool may_unmap, bool as_write, blk_cb *cb, void *opaque);
 
 /* From poll: submit what the limits take now, oldest first; time the rest. */
 static void throttle_release(struct blk_queue *q)
@@ -841,10 +848,10 @@ static void throttle_release(struct blk_queue *q)
 		q->parked = p->next;
 		if (!q->parked)
 			q->parked_tail = NULL;
-		ret = p->zeroes ? start_zeroes(q, p->off, p->len, p->may_unmap, p->as_write,
-					       p->cb, p->opaque) :
-				  start_rw(q, p->op, p->off, p->len, p->iov, p->iovcnt, p->cb,
-					   p->opaque);
+		ret = p->zeroes ? start_zeroes(q, p->t0, p->off, p->len, p->may_unmap,
+					       p->as_write, p->cb, p->opaque) :
+				  start_rw(q, p->t0, p->op, p->off, p->len, p->iov, p->iovcnt,
+					   p->cb, p->opaque);
 		if (ret < 0)
 			p->cb(p->opaque, ret);	/* the submission was answered 0 */
 		free(p->iov);
@@ -878,15 +885,19 @@ void blk_queue_limit(struct blk_queue *q, bool on)
 
 /* ---- submission ---- */
 
-/* The common path of blk_preadv and blk_pwritev, past the limits. */
-static int start_rw(struct blk_queue *q, enum blk_op op, uint64_t off, uint64_t len,
-		    const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque)
+/*
+ * The common path of blk_preadv and blk_pwritev, past the limits; t0 is
+ * when the request came, which its latency counts from.
+ */
+static int start_rw(struct blk_queue *q, uint64_t t0, enum blk_op op, uint64_t off,
+		    uint64_t len, const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque)
 {
 	struct breq *r = req_new(q, op, len, cb, opaque);
 	int ret;
 
 	if (!r)
 		return -ENOMEM;
+	r->t0 = t0;
 	if (op == BLK_OP_WRITE)
 		ret = do_write(r, q->b->top, off, len, iov, iovcnt, 0);
 	else
@@ -906,10 +917,10 @@ static int submit_rw(struct blk_queue *q, enum blk_op op, uint64_t off,
 	if (ret < 0)
 		return ret;
 	if (throttle_hold(q, op == BLK_OP_WRITE, len))
-		return park(q, &(struct bpark){ .op = op, .off = off, .len = len,
-						.iovcnt = iovcnt, .cb = cb, .opaque = opaque },
-			    iov);
-	return start_rw(q, op, off, len, iov, iovcnt, cb, opaque);
+		return park(q, &(struct bpark){ .op = op, .t0 = queue_now(q), .off = off,
+						.len = len, .iovcnt = iovcnt, .cb = cb,
+						.opaque = opaque }, iov);
+	return start_rw(q, queue_now(q), op, off, len, iov, iovcnt, cb, opaque);
 }
 
 int blk_preadv(struct blk_queue *q, uint64_t off, const struct iovec *iov, int iovcnt,
@@ -1022,13 +1033,13 @@ static int write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool ma
 	if (throttle_hold(q, true, len))
 		return park(q, &(struct bpark){ .op = BLK_OP_WRITE, .zeroes = true,
 						.as_write = as_write, .may_unmap = may_unmap,
-						.off = off, .len = len, .cb = cb, .opaque = opaque },
-			    NULL);
-	return start_zeroes(q, off, len, may_unmap, as_write, cb, opaque);
+						.t0 = queue_now(q), .off = off, .len = len, .cb = cb,
+						.opaque = opaque }, NULL);
+	return start_zeroes(q, queue_now(q), off, len, may_unmap, as_write, cb, opaque);
 }
 
-static int start_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool may_unmap,
-			bool as_write, blk_cb *cb, void *opaque)
+static int start_zeroes(struct blk_queue *q, uint64_t t0, uint64_t off, uint64_t len,
+			bool may_unmap, bool as_write, blk_cb *cb, void *opaque)
 {
 	struct bimg *bs = q->b->top;
 	struct breq *r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
@@ -1036,6 +1047,7 @@ static int start_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool ma
 
 	if (!r)
 		return -ENOMEM;
+	r->t0 = t0;
 	r->zeroes = !as_write;
 	/* Unmapping is allowed only where the drive has discard=unmap. */
 	may_unmap = may_unmap && q->b->discard_unmap;
