@@ -3,7 +3,9 @@
  * send through QMP ("info status", "info mtree", "info blockstats",
  * "info registers", "block_resize").
  */
+#include <errno.h>
 #include <glib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "accel/accel.h"
@@ -113,6 +115,40 @@ static void hmp_block_resize(struct machine *m, const char *id, const char *size
 		g_string_append_printf(out, "Error: %s\r\n", err);
 }
 
+/* snapshot_blkdev DEVICE FILE [qcow2]: blockdev-snapshot-sync's HMP form. */
+static void hmp_snapshot_blkdev(struct machine *m, char **w, int n, GString *out)
+{
+	char err[512];
+
+	if (n == 4 && strcmp(w[3], "qcow2"))
+		g_string_append_printf(out, "Error: only qcow2 overlays are supported, not '%s'\r\n",
+				       w[3]);
+	else if (qmp_block_snapshot_drive(m, w[1], w[2], err, sizeof(err)) < 0)
+		g_string_append_printf(out, "Error: %s\r\n", err);
+}
+
+/* block_set_io_throttle DEVICE BPS BPS_RD BPS_WR IOPS IOPS_RD IOPS_WR, as QEMU's HMP. */
+static void hmp_block_set_io_throttle(struct machine *m, char **w, GString *out)
+{
+	struct blk_throttle_limits l = { 0 };
+	uint64_t *rate[] = { &l.avg[BLK_THR_BPS_TOTAL], &l.avg[BLK_THR_BPS_READ],
+			     &l.avg[BLK_THR_BPS_WRITE], &l.avg[BLK_THR_IOPS_TOTAL],
+			     &l.avg[BLK_THR_IOPS_READ], &l.avg[BLK_THR_IOPS_WRITE] };
+	char err[512], *end;
+
+	for (int i = 0; i < 6; i++) {
+		errno = 0;
+		*rate[i] = strtoull(w[2 + i], &end, 10);
+		if (errno || *end || w[2 + i][0] == '-') {
+			g_string_append_printf(out, "Error: invalid %s '%s'\r\n",
+					       blk_throttle_name(i, false), w[2 + i]);
+			return;
+		}
+	}
+	if (qmp_block_throttle_drive(m, w[1], &l, NULL, err, sizeof(err)) < 0)
+		g_string_append_printf(out, "Error: %s\r\n", err);
+}
+
 char *hmp_run(struct machine *m, const char *line, int cpu)
 {
 	GString *out = g_string_new(NULL);
@@ -137,6 +173,10 @@ char *hmp_run(struct machine *m, const char *line, int cpu)
 		info_registers(m, cpu >= 0 && (unsigned)cpu < m->nr_vcpus ? cpu : 0, out);
 	else if (n == 3 && !strcmp(w[0], "block_resize"))
 		hmp_block_resize(m, w[1], w[2], out);
+	else if ((n == 3 || n == 4) && !strcmp(w[0], "snapshot_blkdev"))
+		hmp_snapshot_blkdev(m, w, n, out);
+	else if (n == 8 && !strcmp(w[0], "block_set_io_throttle"))
+		hmp_block_set_io_throttle(m, w, out);
 	else if (n >= 1)
 		g_string_append_printf(out, "unknown command: '%s'\r\n", line);
 	g_strfreev(w);

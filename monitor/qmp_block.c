@@ -227,6 +227,50 @@ JsonNode *qmp_transaction(struct machine *m, struct qmp_client *c, JsonObject *a
 	return qmp_new_object(NULL);
 }
 
+int qmp_block_throttle_drive(struct machine *m, const char *device,
+			     const struct blk_throttle_limits *l, const char *group, char *err,
+			     size_t errlen)
+{
+	struct drive *d = drive_find(m, device);
+	const char *have;
+
+	if (!d) {
+		snprintf(err, errlen, "Device '%s' not found", device);
+		return -ENODEV;
+	}
+	if (!d->blk) {
+		snprintf(err, errlen, "Device '%s' has no medium", device);
+		return -ENOMEDIUM;
+	}
+	/* The limits are the group's; a drive stays in the group -drive gave it. */
+	have = blk_throttle_group(d->blk);
+	if (group && g_strcmp0(group, have)) {
+		snprintf(err, errlen, "group: drive '%s' is in %s%s%s; moving a drive between "
+			 "throttle groups is not supported", device,
+			 have ? "throttle group '" : "no throttle group", have ? have : "",
+			 have ? "'" : "");
+		return -EINVAL;
+	}
+	if (blk_set_throttle(d->blk, l, err, errlen) < 0)
+		return -EINVAL;
+	/* Every drive of the group has the new limits. */
+	for (struct drive *o = m->drives; o; o = o->next)
+		if (o->blk && have && !g_strcmp0(blk_throttle_group(o->blk), have))
+			o->cfg.throttle = *l;
+	d->cfg.throttle = *l;
+	return 0;
+}
+
+int qmp_block_snapshot_drive(struct machine *m, const char *device, const char *file,
+			     char *err, size_t errlen)
+{
+	struct drive *d = qmp_changed_drive(m, "snapshot_blkdev", device, NULL, err, errlen);
+
+	if (!d)
+		return -ENODEV;
+	return drive_snapshot(&d, &file, 1, err, errlen);
+}
+
 /*
  * block_set_io_throttle: new I/O limits for a drive (libvirt's <iotune>,
  * virsh blkdeviotune).  The six rates are required, as in QEMU; zero
@@ -236,9 +280,9 @@ JsonNode *qmp_block_set_io_throttle(struct machine *m, struct qmp_client *c, Jso
 				    struct qmp_error *err)
 {
 	struct blk_throttle_limits l = { 0 };
-	const char *device, *group;
-	struct drive *d;
+	const char *device;
 	char key[48], msg[512];
+	int ret;
 
 	if (!json_object_has_member(args, "device")) {
 		qmp_set_error(err, QMP_ERR_GENERIC, "Name the drive with 'device' (its -drive "
@@ -267,35 +311,12 @@ JsonNode *qmp_block_set_io_throttle(struct machine *m, struct qmp_client *c, Jso
 			*out = v;
 		}
 	}
-	d = drive_find(m, device);
-	if (!d) {
-		qmp_set_error(err, QMP_ERR_DEVICE_NOT_FOUND, "Device '%s' not found", device);
+	ret = qmp_block_throttle_drive(m, device, &l, opt_string(args, "group"), msg, sizeof(msg));
+	if (ret < 0) {
+		qmp_set_error(err, ret == -ENODEV ? QMP_ERR_DEVICE_NOT_FOUND : QMP_ERR_GENERIC, "%s",
+			      msg);
 		return NULL;
 	}
-	if (!d->blk) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "Device '%s' has no medium", device);
-		return NULL;
-	}
-	/* The limits are the group's; a drive stays in the group -drive gave it. */
-	group = opt_string(args, "group");
-	if (group && g_strcmp0(group, blk_throttle_group(d->blk))) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "group: drive '%s' is in %s%s%s; moving a "
-			      "drive between throttle groups is not supported", device,
-			      blk_throttle_group(d->blk) ? "throttle group '" : "no throttle group",
-			      blk_throttle_group(d->blk) ? blk_throttle_group(d->blk) : "",
-			      blk_throttle_group(d->blk) ? "'" : "");
-		return NULL;
-	}
-	if (blk_set_throttle(d->blk, &l, msg, sizeof(msg)) < 0) {
-		qmp_set_error(err, QMP_ERR_GENERIC, "%s", msg);
-		return NULL;
-	}
-	/* Every drive of the group has the new limits. */
-	for (struct drive *o = m->drives; o; o = o->next)
-		if (o->blk && blk_throttle_group(d->blk) &&
-		    !g_strcmp0(blk_throttle_group(o->blk), blk_throttle_group(d->blk)))
-			o->cfg.throttle = l;
-	d->cfg.throttle = l;
 	return qmp_new_object(NULL);
 }
 

@@ -78,6 +78,17 @@ QMP_HANDLER(qmp_blockdev_snapshot_sync);
 QMP_HANDLER(qmp_transaction);
 /* block_set_io_throttle (qmp_block.c): the drive's I/O limits. */
 QMP_HANDLER(qmp_block_set_io_throttle);
+/*
+ * The drive's (its group's) limits; -ENODEV for no such drive, other
+ * errors with err set.  For QMP and HMP's block_set_io_throttle.
+ */
+struct blk_throttle_limits;
+int qmp_block_throttle_drive(struct machine *m, const char *device,
+			     const struct blk_throttle_limits *l, const char *group, char *err,
+			     size_t errlen);
+/* HMP's snapshot_blkdev: one drive's blockdev-snapshot-sync. */
+int qmp_block_snapshot_drive(struct machine *m, const char *device, const char *file,
+			     char *err, size_t errlen);
 int qmp_block_resize_drive(struct machine *m, const char *device, const char *node,
 			   int64_t size, char *err, size_t errlen);
 /* HMP's size argument: bytes or a k/M/G/T suffix (QEMU's 'o'). */

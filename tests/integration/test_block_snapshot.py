@@ -95,9 +95,13 @@ class BlockSnapshot(unittest.TestCase):
                     self.assertIn(want, e["desc"])
             self.assertFalse(os.path.exists(self.path("x")))
             self.assertEqual(self.files(q), files)
-            # A snapshot of the snapshot: a chain of three.
-            q.ok("blockdev-snapshot-sync", {"device": "d0", "snapshot-file": self.path("t0.qcow2")})
+            # A snapshot of the snapshot, by HMP: a chain of three.
+            self.assertIn("Error: only qcow2",
+                          q.hmp("snapshot_blkdev d0 %s raw" % self.path("t0.qcow2")))
+            self.assertEqual(q.hmp("snapshot_blkdev d0 %s qcow2" % self.path("t0.qcow2")), "")
             self.assertEqual(self.chain(q, "d0"), (self.path("s0.qcow2"), 2))
+            self.assertIn("Error: Block node is read-only",
+                          q.hmp("snapshot_blkdev d2 %s" % self.path("x")))
             self.assertTrue(q.ok("query-status")["running"])
             wait_count(vm, 6)
             q.ok("quit")

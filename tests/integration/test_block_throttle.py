@@ -78,6 +78,16 @@ class Throttle(unittest.TestCase):
             # Nothing changed, and zero everywhere lifts the limits.
             i = self.inserted(q, "d0")
             self.assertEqual((i["bps_wr"], i["iops_rd"]), (MiB, 50))
+            # HMP's form: the six rates in QMP's order.
+            self.assertEqual(q.hmp("block_set_io_throttle d0 0 0 %d 0 70 0" % MiB), "")
+            i = self.inserted(q, "d0")
+            self.assertEqual((i["bps_wr"], i["iops_rd"], i["iops_rd_max"]), (MiB, 70, 0))
+            self.assertIn("Error: invalid iops '-1'",
+                          q.hmp("block_set_io_throttle d0 0 0 0 -1 0 0"))
+            self.assertIn("Error: bps_rd cannot be used together with bps",
+                          q.hmp("block_set_io_throttle d0 1 1 0 0 0 0"))
+            self.assertIn("Error: Device 'nope' not found",
+                          q.hmp("block_set_io_throttle nope 0 0 0 0 0 0"))
             q.ok("block_set_io_throttle", dict(limits(), device="d0"))
             i = self.inserted(q, "d0")
             self.assertEqual([i[r] for r in RATES], [0] * 6)
