@@ -542,25 +542,35 @@ static void sub_done(struct eio *io, int64_t res)
 	req_put(r);
 }
 
+/*
+ * Hand io to the engine; one that completed at once, or could not start,
+ * waits for the next poll with its result (true then).
+ */
+static bool queue_submit(struct blk_queue *q, struct eio *io)
+{
+	int ret = q->eng->submit(q->es, io);
+
+	if (ret == 0)
+		return false;
+	if (ret < 0)
+		io->res = ret;
+	io->next = NULL;
+	if (q->sync_tail)
+		q->sync_tail->next = io;
+	else
+		q->sync_done = io;
+	q->sync_tail = io;
+	return true;
+}
+
 static int sub_submit(struct breq *r, struct bsub *s)
 {
 	struct blk_queue *q = r->q;
-	int ret;
 
 	s->r = r;
 	s->io.done = sub_done;
 	r->refs++;
-	ret = q->eng->submit(q->es, &s->io);
-	if (ret != 0) {
-		if (ret < 0)
-			s->io.res = ret;
-		s->io.next = NULL;
-		if (q->sync_tail)
-			q->sync_tail->next = &s->io;
-		else
-			q->sync_done = &s->io;
-		q->sync_tail = &s->io;
-	}
+	queue_submit(q, &s->io);
 	return 0;
 }
 
@@ -737,7 +747,6 @@ static int throttle_arm(struct blk_queue *q, uint64_t ns)
 {
 	struct itimerspec its = { .it_value = { .tv_sec = ns / 1000000000,
 						.tv_nsec = ns % 1000000000 } };
-	int ret;
 
 	if (q->tfd < 0) {
 		q->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -750,19 +759,9 @@ static int throttle_arm(struct blk_queue *q, uint64_t ns)
 		return 0;	/* the poll in the engine now waits for the new time */
 	q->timer = (struct eio){ .op = EIO_POLL, .fd = q->tfd, .done = throttle_timer_done };
 	q->timer_armed = true;
-	ret = q->eng->submit(q->es, &q->timer);
-	if (ret != 0) {
-		/* Could not start: its done says so, from the next poll. */
-		if (ret < 0)
-			q->timer.res = ret;
-		q->timer.next = NULL;
-		if (q->sync_tail)
-			q->sync_tail->next = &q->timer;
-		else
-			q->sync_done = &q->timer;
-		q->sync_tail = &q->timer;
+	/* Could not start: its done says so, from the next poll. */
+	if (queue_submit(q, &q->timer))
 		signal_efd(q);
-	}
 	if (!q->plugged)
 		q->eng->kick(q->es);
 	return 0;

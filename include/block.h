@@ -179,7 +179,8 @@ void blk_get_throttle(struct blk *b, struct blk_throttle_limits *out);
  * set of buckets, so that their limits hold for all of them together.
  * blk_throttle_group is b's group's name (NULL: b's limits are its own);
  * blk_name_throttle_group names b's group; blk_share_throttle puts b in
- * from's group, leaving its own.  Main thread, before b has queues.
+ * from's group, leaving its own.  Main thread, with none of b's
+ * requests in flight (drive_add: before a device uses the drive).
  */
 const char *blk_throttle_group(const struct blk *b);
 int blk_name_throttle_group(struct blk *b, const char *name);

@@ -147,18 +147,22 @@ static void wait_count(struct blk_queue *q, struct counter *c, unsigned n)
 	}
 }
 
+/* A new 1 MiB raw file, opened with limit i at avg, and a queue on it in *q. */
 static struct blk *open_limited(const char *file, enum blk_aio aio, enum blk_thr i,
-				uint64_t avg)
+				uint64_t avg, struct blk_queue **q)
 {
 	struct blk_config cfg = { .file = file, .format = "raw", .aio = aio,
 				  .cache = BLK_CACHE_NONE };
 	char err[256] = "";
 	struct blk *b;
 
+	g_assert_cmpint(tb_sh(NULL, "truncate -s 1M %s", file), ==, 0);
 	cfg.throttle.avg[i] = avg;
 	b = blk_open(&cfg, err, sizeof(err));
 	if (!b)
 		g_error("blk_open: %s", err);
+	*q = blk_queue_new(b, err, sizeof(err));
+	g_assert_nonnull(*q);
 	return b;
 }
 
@@ -178,10 +182,7 @@ static void queue_case(enum blk_aio aio)
 	struct blk *b;
 	uint64_t t0;
 
-	g_assert_cmpint(tb_sh(NULL, "truncate -s 1M %s", img), ==, 0);
-	b = open_limited(img, aio, BLK_THR_IOPS_TOTAL, 50);
-	q = blk_queue_new(b, (char[64]){ 0 }, 64);
-	g_assert_nonnull(q);
+	b = open_limited(img, aio, BLK_THR_IOPS_TOTAL, 50, &q);
 	tb_fill(buf, 25 * 4096, 7);
 	t0 = mono_ns();
 	for (int i = 0; i < 25; i++) {
@@ -241,9 +242,7 @@ static void test_release(void)
 	struct blk *b;
 	uint64_t t0;
 
-	g_assert_cmpint(tb_sh(NULL, "truncate -s 1M %s", img), ==, 0);
-	b = open_limited(img, BLK_AIO_IO_URING, BLK_THR_IOPS_READ, 1);
-	q = blk_queue_new(b, (char[64]){ 0 }, 64);
+	b = open_limited(img, BLK_AIO_IO_URING, BLK_THR_IOPS_READ, 1, &q);
 	t0 = mono_ns();
 	for (int i = 0; i < 8; i++) {
 		struct iovec iov = { buf + i * 4096, 4096 };
@@ -289,15 +288,13 @@ static void test_group(void)
 
 	for (int k = 0; k < 2; k++) {
 		img[k] = g_strdup_printf("%s/t%d.raw", dir, k);
-		g_assert_cmpint(tb_sh(NULL, "truncate -s 1M %s", img[k]), ==, 0);
-		b[k] = open_limited(img[k], BLK_AIO_IO_URING, BLK_THR_IOPS_TOTAL, k ? 0 : 50);
+		b[k] = open_limited(img[k], BLK_AIO_IO_URING, BLK_THR_IOPS_TOTAL, k ? 0 : 50,
+				    &q[k]);
 	}
 	g_assert_null(blk_throttle_group(b[0]));
 	g_assert_cmpint(blk_name_throttle_group(b[0], "g"), ==, 0);
 	blk_share_throttle(b[1], b[0]);
 	g_assert_cmpstr(blk_throttle_group(b[1]), ==, "g");
-	for (int k = 0; k < 2; k++)
-		q[k] = blk_queue_new(b[k], (char[64]){ 0 }, 64);
 	t0 = mono_ns();
 	for (int i = 0; i < 15; i++) {
 		for (int k = 0; k < 2; k++) {
@@ -334,9 +331,7 @@ static void test_set(void)
 	uint64_t t0;
 	char err[256];
 
-	g_assert_cmpint(tb_sh(NULL, "truncate -s 1M %s", img), ==, 0);
-	b = open_limited(img, BLK_AIO_IO_URING, BLK_THR_BPS_TOTAL, 0);
-	q = blk_queue_new(b, (char[64]){ 0 }, 64);
+	b = open_limited(img, BLK_AIO_IO_URING, BLK_THR_BPS_TOTAL, 0, &q);
 	l.avg[BLK_THR_BPS_WRITE] = 40960;	/* ten 4 KiB writes a second */
 	g_assert_cmpint(blk_set_throttle(b, &l, err, sizeof(err)), ==, 0);
 	blk_get_throttle(b, &got);
