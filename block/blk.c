@@ -465,7 +465,8 @@ static uint64_t queue_now(struct blk_queue *q)
 	return q->plugged ? q->now : now_ns();
 }
 
-static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
+/* t0: when the request came, which its latency counts from. */
+static struct breq *req_new(struct blk_queue *q, uint64_t t0, enum blk_op op, uint64_t bytes,
 			    blk_cb *cb, void *opaque)
 {
 	struct breq *r = req_alloc(q);
@@ -478,7 +479,7 @@ static struct breq *req_new(struct blk_queue *q, enum blk_op op, uint64_t bytes,
 	r->opaque = opaque;
 	r->bytes = bytes;
 	r->refs = 1;
-	r->t0 = queue_now(q);
+	r->t0 = t0;
 	q->nreqs++;
 	return r;
 }
@@ -788,7 +789,10 @@ static bool throttle_hold(struct blk_queue *q, bool write, uint64_t bytes)
 		return false;
 	if (q->parked)
 		return true;
-	wait = tgroup_admit(q->b->tg, write, bytes, q->plugged ? q->now : now_ns());
+	/* Before the clock: a drive without limits pays nothing more. */
+	if (!__atomic_load_n(&q->b->tg->throttled, __ATOMIC_RELAXED))
+		return false;
+	wait = tgroup_admit(q->b->tg, write, bytes, queue_now(q));
 	if (!wait)
 		return false;
 	ret = throttle_arm(q, wait);
@@ -884,19 +888,15 @@ void blk_queue_limit(struct blk_queue *q, bool on)
 
 /* ---- submission ---- */
 
-/*
- * The common path of blk_preadv and blk_pwritev, past the limits; t0 is
- * when the request came, which its latency counts from.
- */
+/* The common path of blk_preadv and blk_pwritev, past the limits. */
 static int start_rw(struct blk_queue *q, uint64_t t0, enum blk_op op, uint64_t off,
 		    uint64_t len, const struct iovec *iov, int iovcnt, blk_cb *cb, void *opaque)
 {
-	struct breq *r = req_new(q, op, len, cb, opaque);
+	struct breq *r = req_new(q, t0, op, len, cb, opaque);
 	int ret;
 
 	if (!r)
 		return -ENOMEM;
-	r->t0 = t0;
 	if (op == BLK_OP_WRITE)
 		ret = do_write(r, q->b->top, off, len, iov, iovcnt, 0);
 	else
@@ -968,7 +968,7 @@ int blk_flush(struct blk_queue *q, blk_cb *cb, void *opaque)
 
 	if (blk_inactive(q->b))
 		return -EPERM;
-	r = req_new(q, BLK_OP_FLUSH, 0, cb, opaque);
+	r = req_new(q, queue_now(q), BLK_OP_FLUSH, 0, cb, opaque);
 	if (!r)
 		return -ENOMEM;
 	if (!bs->readonly) {
@@ -990,7 +990,7 @@ int blk_discard(struct blk_queue *q, uint64_t off, uint64_t len, blk_cb *cb, voi
 
 	if (ret < 0)
 		return ret;
-	r = req_new(q, BLK_OP_DISCARD, len, cb, opaque);
+	r = req_new(q, queue_now(q), BLK_OP_DISCARD, len, cb, opaque);
 	if (!r)
 		return -ENOMEM;
 	/* discard=ignore: the request succeeds and does nothing, as in QEMU. */
@@ -1041,12 +1041,11 @@ static int start_zeroes(struct blk_queue *q, uint64_t t0, uint64_t off, uint64_t
 			bool may_unmap, bool as_write, blk_cb *cb, void *opaque)
 {
 	struct bimg *bs = q->b->top;
-	struct breq *r = req_new(q, BLK_OP_WRITE, len, cb, opaque);
+	struct breq *r = req_new(q, t0, BLK_OP_WRITE, len, cb, opaque);
 	int ret = 0;
 
 	if (!r)
 		return -ENOMEM;
-	r->t0 = t0;
 	r->zeroes = !as_write;
 	/* Unmapping is allowed only where the drive has discard=unmap. */
 	may_unmap = may_unmap && q->b->discard_unmap;
