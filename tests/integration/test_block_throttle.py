@@ -170,12 +170,13 @@ class Throttle(unittest.TestCase):
 
     def test_guest_waits(self):
         """The guest writes 32 KiB, then reads them back: at 8 KiB/s the
-        read waits about 4 s for the write to drain from the bucket."""
+        read waits about 4 s for the write to drain from the bucket (2.5 s is
+        asked, for a loaded host)."""
         for accel in (["kvm"] if kvm_available() else []) + ["tcg"]:
             with self.subTest(accel=accel):
                 free = self.timed_guest(accel, "")
                 limited = self.timed_guest(accel, ",throttling.bps-total=8192")
-                self.assertGreater(limited - free, 3.0, (free, limited))
+                self.assertGreater(limited - free, 2.5, (free, limited))
 
 
 if __name__ == "__main__":

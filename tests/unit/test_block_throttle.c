@@ -252,7 +252,7 @@ static void test_release(void)
 	wait_count(q, &c, 1);
 	blk_queue_limit(q, false);
 	wait_count(q, &c, 8);
-	g_assert_cmpuint(mono_ns() - t0, <, 3 * NS);
+	g_assert_cmpuint(mono_ns() - t0, <, 5 * NS);
 	/* Writes are not limited by a read limit; limits back on. */
 	blk_queue_limit(q, true);
 	g_assert_cmpint(tb_pwrite(q, 0, buf, 4096), ==, 4096);
@@ -266,7 +266,7 @@ static void test_release(void)
 	}
 	blk_queue_free(q);
 	g_assert_cmpuint(c.done, ==, 8);
-	g_assert_cmpuint(mono_ns() - t0, <, 3 * NS);
+	g_assert_cmpuint(mono_ns() - t0, <, 5 * NS);
 	g_assert_cmpint(blk_close(b), ==, 0);
 	g_free(buf);
 	g_free(img);
