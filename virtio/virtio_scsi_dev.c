@@ -650,13 +650,17 @@ int virtio_scsi_change_medium(struct machine *m, const char *id, const struct bl
 			      char *err, size_t errlen)
 {
 	struct vscsi_medium c = { .force = false };
+	struct blk_config disc = *cfg;
 	struct virtio_scsi *s;
 	int ret;
 
 	c.u = vscsi_find_cd(m, id, &s, err, errlen);
 	if (!c.u)
 		return -ENODEV;
-	c.blk = blk_open(cfg, err, errlen);
+	/* The drive's I/O limits hold for every disc put in (not its group). */
+	if (c.u->drive)
+		disc.throttle = c.u->drive->cfg.throttle;
+	c.blk = blk_open(&disc, err, errlen);
 	if (!c.blk)
 		return -EIO;
 	ret = vscsi_quiesced(s, vscsi_do_medium, &c);

@@ -376,11 +376,55 @@ static void test_eject_closes(void)
 	g_free(iso2);
 }
 
+/*
+ * A drive's I/O limits hold for a disc put in by the monitor too: 12 reads
+ * at 20 IOPS, 3 at once (20/10 over the empty bucket, and one), take at
+ * least 0.45 s; without the limits they take milliseconds.
+ */
+static void test_new_disc_keeps_limits(void)
+{
+	struct blk_config bc = { .format = "raw", .readonly = true };
+	char err[256], *iso, *iso2;
+	uint32_t id, len;
+	struct st t;
+	gint64 t0;
+
+	st_init(&t, 1, true);
+	iso = st_image(&t, "a.iso", "raw", 2048 * 100);
+	iso2 = st_image(&t, "b.iso", "raw", 2048 * 100);
+	st_drive(&t, "cd", iso, "raw", "readonly=on,throttling.iops-total=20");
+	st_device(&t, "scsi-cd,drive=cd,id=cd0");
+	st_find(&t);
+	st_up(&t);
+	bc.file = iso2;
+	g_assert_cmpint(virtio_scsi_change_medium(&t.h.m, "cd0", &bc, err, sizeof(err)), ==, 0);
+	/* Power-on, then the medium change: each reported once. */
+	for (unsigned i = 0; i < 4 && (CMD(&t, 0, 0, 0, 0, 0, 0, SCSI_TEST_UNIT_READY, 0, 0, 0, 0,
+					   0) || t.resp.status); i++)
+		;
+	g_assert_cmpuint(t.resp.status, ==, 0);
+	t0 = g_get_monotonic_time();
+	for (unsigned i = 0; i < 12; i++)
+		st_submit(&t, 0, 0, 0, i, CDB(SCSI_READ_10, 0, B4(i), 0, B2(1), 0), 10, 0, 0,
+			  DATA(0) + i * 2048, 2048, false);
+	vh_kick(&t.d, VIRTIO_SCSI_VQ_REQ);
+	for (unsigned i = 0; i < 12; i++) {
+		g_assert_true(vh_wait_used(&t.d, VIRTIO_SCSI_VQ_REQ, &id, &len));
+		g_assert_cmpuint(st_result(&t, 0, id), ==, VIRTIO_SCSI_S_OK);
+		g_assert_cmpuint(t.resp.status, ==, 0);
+	}
+	g_assert_cmpint(g_get_monotonic_time() - t0, >=, 450000);
+	st_fini(&t);
+	g_free(iso);
+	g_free(iso2);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/virtio-scsi/media-info", test_media_info);
 	g_test_add_func("/virtio-scsi/tray-moved", test_tray_moved);
 	g_test_add_func("/virtio-scsi/eject-closes", test_eject_closes);
+	g_test_add_func("/virtio-scsi/new-disc-keeps-limits", test_new_disc_keeps_limits);
 	return g_test_run();
 }
